@@ -1,0 +1,93 @@
+// Package event holds the plain data that hostd's stages hand to each other.
+//
+// Data flows one way: auth → render → write → restart → report. Each stage
+// publishes what happened as one of the values below; the report side
+// (metrics, status) consumes them. The types carry names, times, states and
+// error text only, never a token or a secret, and this package imports nothing
+// of hostd so that no stage has to reach back up the chain.
+package event
+
+import "time"
+
+// Event is one of Auth, VaultRequest, Render or Restart.
+type Event interface{ event() }
+
+// Auth reports a login or token renewal attempt.
+type Auth struct {
+	Time    time.Time
+	Method  string // approle, cert or token_file
+	Renewal bool   // true for a renewal, false for a login
+	OK      bool
+	// TokenExpiry is when the current token stops working; zero when unknown
+	// or when the attempt failed.
+	TokenExpiry time.Time
+	Renewable   bool
+	Err         string // operator-readable; never contains a token
+}
+
+// VaultRequest reports one request the renderer made to Vault.
+type VaultRequest struct {
+	Time       time.Time
+	StatusCode int    // 0 when no answer arrived
+	Err        string // transport error, if any
+}
+
+// Render reports one attempt to render a template and write its destination.
+type Render struct {
+	Time     time.Time
+	Template string // the template's name: its destination path
+	Unit     string // the systemd unit fed by this template, if any
+	Changed  bool   // the destination's bytes changed on disk
+	Backup   string // where the previous content was kept, if Changed
+	Err      string // render or write error; the old file stays in place
+}
+
+// Restart reports the outcome of restarting a unit after its files changed.
+type Restart struct {
+	Time     time.Time
+	Unit     string
+	Result   string // done, failed, timeout, canceled, skipped, rolled_back, ...
+	Duration time.Duration
+	// ActiveState and SubState are read from systemd after the restart.
+	ActiveState string
+	SubState    string
+	RolledBack  bool
+	Err         string
+}
+
+// Pending reports that a unit has a restart scheduled.
+type Pending struct {
+	Time  time.Time
+	Unit  string
+	Due   time.Time // when the restart will run (after debounce, splay, window)
+	Cause string    // which templates changed
+}
+
+func (Auth) event()         {}
+func (VaultRequest) event() {}
+func (Render) event()       {}
+func (Restart) event()      {}
+func (Pending) event()      {}
+
+// Sink receives events. Implementations must not block for long and must be
+// safe for concurrent use.
+type Sink interface {
+	Publish(Event)
+}
+
+// Fanout publishes each event to every sink in order.
+type Fanout []Sink
+
+// Publish implements Sink.
+func (f Fanout) Publish(e Event) {
+	for _, s := range f {
+		s.Publish(e)
+	}
+}
+
+// Discard is a Sink that drops every event.
+var Discard Sink = discard{}
+
+type discard struct{}
+
+func (discard) Publish(Event) {}
