@@ -1,0 +1,262 @@
+// Package write owns putting one file on disk atomically: the destination
+// holds either its old bytes or its new bytes, never a partial file.
+//
+// It compares the new content with what is on disk, writes a temporary file in
+// the destination's directory, syncs it, sets mode and owner, renames it over
+// the destination and syncs the directory. It can keep the previous content as
+// a backup and put a backup back. It knows nothing of Vault, templates or
+// systemd, and it never logs: callers decide what to report.
+package write
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+)
+
+// DefaultPerms is the mode of a written file when Options.Perms is zero.
+const DefaultPerms os.FileMode = 0o600
+
+// Options says how the destination must look after a write.
+type Options struct {
+	// Perms is the destination's permission bits (0 means DefaultPerms).
+	// Only permission bits are accepted: no setuid, setgid or sticky bit.
+	Perms os.FileMode
+	// User and Group name the destination's owner, as a name or a numeric
+	// id. Empty leaves the owner as the process creates files.
+	User, Group string
+	// Backup keeps the destination's previous content as BackupPath(dest),
+	// with the previous mode and owner, whenever the content changes.
+	Backup bool
+}
+
+// Result says what a write did.
+type Result struct {
+	// Changed is true when the destination's bytes changed (a new file counts
+	// as changed). A mode- or owner-only fix is not a change.
+	Changed bool
+	// Backup is the path holding the previous content, when Changed, a
+	// previous file existed and Options.Backup was set.
+	Backup string
+}
+
+// BackupPath is where Write keeps the previous content of dest.
+func BackupPath(dest string) string { return dest + ".bak" }
+
+// meta is the mode and owner a file must end up with; -1 leaves an id as is.
+type meta struct {
+	mode     os.FileMode
+	uid, gid int
+}
+
+// Write makes dest hold content with the mode and owner opts asks for.
+//
+// When dest already has these bytes, mode and owner nothing is written. On any
+// error before the final rename, dest is untouched and no temporary file is
+// left behind. An error after the rename (syncing the directory) is returned
+// together with a Result that says what changed.
+func Write(dest string, content []byte, opts Options) (Result, error) {
+	want, err := wantedMeta(opts)
+	if err != nil {
+		return Result{}, fmt.Errorf("write %s: %w", dest, err)
+	}
+	old, oldMeta, err := readRegular(dest)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Result{}, fmt.Errorf("write %s: %w", dest, err)
+	}
+	exists := err == nil
+	sameBytes := exists && bytes.Equal(old, content)
+	if sameBytes && oldMeta.satisfies(want) {
+		return Result{}, nil
+	}
+
+	// Stage the new file first: a failure here (owner, mode, disk) must not
+	// touch dest or its backup.
+	tmp, err := stage(dest, content, want)
+	if err != nil {
+		return Result{}, fmt.Errorf("write %s: %w", dest, err)
+	}
+	var res Result
+	if exists && !sameBytes && opts.Backup {
+		bak := BackupPath(dest)
+		if err := replace(bak, old, oldMeta); err != nil {
+			os.Remove(tmp)
+			return Result{}, fmt.Errorf("write %s: keep previous content as %s: %w", dest, bak, err)
+		}
+		res.Backup = bak
+	}
+	if err := commit(tmp, dest); err != nil {
+		if errors.Is(err, errDirSync) {
+			return Result{Changed: !sameBytes, Backup: res.Backup}, fmt.Errorf("write %s: %w", dest, err)
+		}
+		return Result{}, fmt.Errorf("write %s: %w", dest, err)
+	}
+	res.Changed = !sameBytes
+	return res, nil
+}
+
+// Restore puts the content of backup back at dest, atomically, with the
+// backup's mode and owner. The backup file stays in place.
+func Restore(dest, backup string) error {
+	data, m, err := readRegular(backup)
+	if err != nil {
+		return fmt.Errorf("restore %s from %s: %w", dest, backup, err)
+	}
+	if err := replace(dest, data, m); err != nil {
+		return fmt.Errorf("restore %s from %s: %w", dest, backup, err)
+	}
+	return nil
+}
+
+// wantedMeta turns Options into the mode and ids to set.
+func wantedMeta(opts Options) (meta, error) {
+	m := meta{mode: opts.Perms, uid: -1, gid: -1}
+	if m.mode == 0 {
+		m.mode = DefaultPerms
+	}
+	if m.mode&^fs.ModePerm != 0 {
+		return meta{}, fmt.Errorf("perms %#o: only permission bits (0000-0777) are allowed", uint32(opts.Perms))
+	}
+	var err error
+	if opts.User != "" {
+		if m.uid, err = lookupUID(opts.User); err != nil {
+			return meta{}, err
+		}
+	}
+	if opts.Group != "" {
+		if m.gid, err = lookupGID(opts.Group); err != nil {
+			return meta{}, err
+		}
+	}
+	return m, nil
+}
+
+func lookupUID(name string) (int, error) {
+	if id, err := strconv.Atoi(name); err == nil && id >= 0 {
+		return id, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, fmt.Errorf("owner user %q: %w", name, err)
+	}
+	return strconv.Atoi(u.Uid)
+}
+
+func lookupGID(name string) (int, error) {
+	if id, err := strconv.Atoi(name); err == nil && id >= 0 {
+		return id, nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, fmt.Errorf("owner group %q: %w", name, err)
+	}
+	return strconv.Atoi(g.Gid)
+}
+
+// readRegular reads path and its mode and owner. A path that exists but is not
+// a regular file (a directory, a symlink, a device) is an error: replacing it
+// would silently change what the operator set up.
+func readRegular(path string) ([]byte, meta, error) {
+	info, err := os.Lstat(path)
+	if err != nil {
+		return nil, meta{}, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, meta{}, fmt.Errorf("%s is not a regular file (%s); point the destination at a plain file", path, info.Mode().Type())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, meta{}, err
+	}
+	m := meta{mode: info.Mode().Perm(), uid: -1, gid: -1}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		m.uid, m.gid = int(st.Uid), int(st.Gid)
+	}
+	return data, m, nil
+}
+
+// satisfies reports whether a file with meta have already looks as want asks.
+func (have meta) satisfies(want meta) bool {
+	return have.mode == want.mode &&
+		(want.uid < 0 || want.uid == have.uid) &&
+		(want.gid < 0 || want.gid == have.gid)
+}
+
+var errDirSync = errors.New("file replaced but its directory could not be synced")
+
+// replace atomically makes path hold content with mode and owner m.
+// On failure path is as it was and no temporary file is left.
+func replace(path string, content []byte, m meta) error {
+	tmp, err := stage(path, content, m)
+	if err != nil {
+		return err
+	}
+	return commit(tmp, path)
+}
+
+// stage writes content to a new temporary file beside path (created
+// exclusively, mode 0600 while it is written), syncs it and sets its owner and
+// mode. It returns the temporary file's name; on error nothing is left behind.
+func stage(path string, content []byte, m meta) (tmp string, err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("create temporary file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(content); err != nil {
+		return "", fmt.Errorf("write temporary file: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return "", fmt.Errorf("sync temporary file: %w", err)
+	}
+	if m.uid >= 0 || m.gid >= 0 {
+		if err := f.Chown(m.uid, m.gid); err != nil {
+			return "", fmt.Errorf("set owner %d:%d: %w", m.uid, m.gid, err)
+		}
+	}
+	// After chown: changing the owner may clear mode bits.
+	if err := f.Chmod(m.mode); err != nil {
+		return "", fmt.Errorf("set mode %#o: %w", uint32(m.mode), err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("close temporary file: %w", err)
+	}
+	return f.Name(), nil
+}
+
+// commit renames the staged file tmp over path and syncs the directory, so
+// the rename survives a crash. If the rename fails, tmp is removed.
+func commit(tmp, path string) error {
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("rename into place: %w", err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("%w: %w", errDirSync, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
