@@ -36,3 +36,33 @@ lint:
 
 clean:
 	rm -rf $(BIN) e2e-test.log
+
+## release: build for linux/amd64 and package, into $(DIST):
+##   vault-plugin-sigsci.tar.gz (the plugin binary alone), vault-plugin-sigsci,
+##   hostd's .deb and .rpm (nfpm, packaging/nfpm.yaml) and SHA256SUMS.
+DIST ?= dist
+RELEASE_VERSION ?= $(shell packaging/version.sh)
+RELEASE_LDFLAGS = -s -w -X main.version=$(RELEASE_VERSION)
+RELEASE_PLUGIN_PKG ?= ./cmd/vault-plugin-sigsci
+RELEASE_HOSTD_PKG ?= ./cmd/hostd
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+release_build = $(DIST)/.build
+
+.PHONY: release
+release:
+	@case "$(RELEASE_VERSION)" in [0-9]*.[0-9]*.[0-9]*) ;; *) echo "release: bad version '$(RELEASE_VERSION)'"; exit 1;; esac
+	@echo "release $(RELEASE_VERSION) into $(DIST)"
+	rm -rf $(release_build) && mkdir -p $(release_build)
+	GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(RELEASE_LDFLAGS)' \
+	  -o $(release_build)/vault-plugin-sigsci $(RELEASE_PLUGIN_PKG)
+	GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(RELEASE_LDFLAGS)' \
+	  -o $(release_build)/hostd $(RELEASE_HOSTD_PKG)
+	rm -f $(DIST)/vault-plugin-sigsci $(DIST)/vault-plugin-sigsci.tar.gz $(DIST)/hostd_*.deb $(DIST)/hostd-*.rpm $(DIST)/SHA256SUMS
+	cp $(release_build)/vault-plugin-sigsci $(DIST)/vault-plugin-sigsci
+	set -o pipefail; tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$(SOURCE_DATE_EPOCH) \
+	  -C $(release_build) -cf - vault-plugin-sigsci | gzip -n -9 > $(DIST)/vault-plugin-sigsci.tar.gz
+	HOSTD_BIN=$(abspath $(release_build)/hostd) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
+	  $(GO) -C packaging/nfpm run . -config ../nfpm.yaml -target $(abspath $(DIST)) -version $(RELEASE_VERSION)
+	cd $(DIST) && sha256sum vault-plugin-sigsci.tar.gz vault-plugin-sigsci hostd_*.deb hostd-*.rpm > SHA256SUMS
+	rm -rf $(release_build)
+	@cd $(DIST) && ls -l vault-plugin-sigsci.tar.gz vault-plugin-sigsci hostd_*.deb hostd-*.rpm SHA256SUMS

@@ -1,0 +1,53 @@
+# hostd configuration. The package installs this file once and never
+# overwrites it on upgrade: edit it in place.
+#
+# Check it with:   hostd validate -config /etc/hostd/hostd.hcl
+# Apply it with:   systemctl reload hostd    (or restart)
+
+vault {
+  address = "https://vault.example.com:8200"
+  # ca_cert = "/etc/hostd/vault-ca.pem"
+}
+
+# hostd logs in with AppRole. Put this host's role-id and secret-id in these
+# files, readable by the hostd user only (owner hostd, mode 0400); see
+# /usr/share/doc/hostd/vault/approle-example.sh.
+auto_auth {
+  method "approle" {
+    role_id_file   = "/etc/hostd/role-id"
+    secret_id_file = "/etc/hostd/secret-id"
+  }
+}
+
+template_config {
+  refresh_interval = "30s"
+  max_backoff      = "5m"
+}
+
+# Edit the role and the site on the "secret" line of the template.
+template {
+  source      = "/etc/hostd/templates/agent.ctmpl"
+  destination = "/etc/sigsci/agent.conf"
+  perms       = "0600"
+  unit        = "sigsci-agent.service"
+}
+
+# Restarts go over the system bus; the polkit rule installed with hostd lets
+# the hostd user restart sigsci-agent.service and nothing else.
+restart {
+  bus   = "system"
+  splay = "30s"
+}
+
+telemetry {
+  listen_address = "127.0.0.1:9464"
+}
+
+status {
+  socket_path = "/run/hostd/hostd.sock"
+}
+
+log {
+  level  = "info"
+  format = "text"
+}
