@@ -1,0 +1,109 @@
+package systemdtest_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
+)
+
+func TestManagerRunsAnInstalledUnit(t *testing.T) {
+	m := systemdtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	marker := filepath.Join(m.Dir(), "started")
+	unit := "[Service]\nExecStart=/bin/sh -c 'touch " + marker + " && exec sleep infinity'\n"
+	if err := m.InstallUnit(ctx, "marker.service", unit); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.StartUnit(ctx, "marker.service"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The same manager answers a real systemctl through Env().
+	out := systemctl(t, m, "show", "-p", "ActiveState", "-p", "SubState", "marker.service")
+	if !strings.Contains(out, "ActiveState=active") || !strings.Contains(out, "SubState=running") {
+		t.Fatalf("systemctl --user show: %s", out)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("unit ran but did not leave its marker: %v", err)
+	}
+}
+
+func TestInstallUnitReloadsTheDefinition(t *testing.T) {
+	m := systemdtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	if err := m.InstallUnit(ctx, "desc.service", "[Unit]\nDescription=first\n[Service]\nExecStart=/bin/sleep infinity\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.InstallUnit(ctx, "desc.service", "[Unit]\nDescription=second\n[Service]\nExecStart=/bin/sleep infinity\n"); err != nil {
+		t.Fatal(err)
+	}
+	if out := systemctl(t, m, "show", "-p", "Description", "desc.service"); strings.TrimSpace(out) != "Description=second" {
+		t.Fatalf("after a second InstallUnit the manager reports %q", out)
+	}
+}
+
+func TestStartUnitReportsAFailedJob(t *testing.T) {
+	m := systemdtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	if err := m.InstallUnit(ctx, "broken.service", "[Service]\nExecStartPre=/bin/false\nExecStart=/bin/sleep infinity\n"); err != nil {
+		t.Fatal(err)
+	}
+	err := m.StartUnit(ctx, "broken.service")
+	if err == nil || !strings.Contains(err.Error(), `"failed"`) {
+		t.Fatalf("StartUnit of a unit whose ExecStartPre fails: err = %v, want job result failed", err)
+	}
+}
+
+func TestStopEndsManagerAndItsUnits(t *testing.T) {
+	m := systemdtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	if err := m.InstallUnit(ctx, "sleeper.service", "[Service]\nExecStart=/bin/sleep infinity\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.StartUnit(ctx, "sleeper.service"); err != nil {
+		t.Fatal(err)
+	}
+	props := systemctl(t, m, "show", "-p", "MainPID", "--value", "sleeper.service")
+	unitPID := strings.TrimSpace(props)
+	if unitPID == "" || unitPID == "0" {
+		t.Fatalf("no main pid for a running unit: %q", props)
+	}
+
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range []string{unitPID, strconv.Itoa(m.PID())} {
+		if _, err := os.Stat("/proc/" + pid); err == nil {
+			t.Errorf("process %s still exists after Stop", pid)
+		}
+	}
+	if err := m.Stop(); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+}
+
+func systemctl(t *testing.T, m *systemdtest.Manager, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("systemctl", append([]string{"--user"}, args...)...)
+	cmd.Env = append(os.Environ(), m.Env()...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemctl --user %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
