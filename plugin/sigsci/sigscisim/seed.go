@@ -1,0 +1,157 @@
+package sigscisim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
+)
+
+// Seed is the simulator's starting state, loadable from JSON:
+//
+//	{"corps":[{"name":"acme","users":[{"email":"ops@acme.test","token":"t0k"}],
+//	           "sites":[{"name":"www","displayName":"WWW"}]}],
+//	 "faults":{"latency":"50ms","rateLimit":20}}
+type Seed struct {
+	Corps  []CorpSeed `json:"corps"`
+	Faults Faults     `json:"faults"`
+}
+
+// CorpSeed is one corp with its API users and sites. The same email may be a
+// user of several corps; its tokens are pooled.
+type CorpSeed struct {
+	Name  string     `json:"name"`
+	Users []UserSeed `json:"users"`
+	Sites []SiteSeed `json:"sites"`
+}
+
+// UserSeed is one API user and one of its access tokens.
+type UserSeed struct {
+	Email string `json:"email"`
+	Token string `json:"token"`
+}
+
+// SiteSeed is one site; it starts with one random primary key set.
+type SiteSeed struct {
+	Name        string `json:"name"`
+	DisplayName string `json:"displayName"`
+}
+
+// Faults are the injected misbehaviours, set in the Seed, with the Set*
+// methods, or over HTTP (see the package documentation).
+type Faults struct {
+	// Latency delays every API call before it is answered.
+	Latency Duration `json:"latency"`
+	// RateLimit is the number of API calls each user may make per second;
+	// 0 turns rate limiting off. Excess calls get 429 with Retry-After.
+	RateLimit int `json:"rateLimit"`
+	// RetryAfter is the Retry-After (seconds) sent with every 429; nil means 1.
+	RetryAfter *int `json:"retryAfter,omitempty"`
+	// FailNext API calls are answered with FailStatus (default 503).
+	FailNext   int `json:"failNext"`
+	FailStatus int `json:"failStatus"`
+	// DropNext API calls have their connection closed before being handled.
+	DropNext int `json:"dropNext"`
+	// DropNextAfterHandling API calls are carried out (a POST creates its
+	// set), then the connection is closed without an answer.
+	DropNextAfterHandling int `json:"dropNextAfterHandling"`
+}
+
+// Duration is a time.Duration written in JSON as a Go duration string ("250ms").
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string such as "250ms".
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string ("250ms", "1s") or a number of nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var n int64
+		if err := json.Unmarshal(b, &n); err != nil {
+			return fmt.Errorf("duration must be a string like \"250ms\": %w", err)
+		}
+		*d = Duration(n)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// LoadSeed reads and validates a JSON seed file.
+func LoadSeed(path string) (Seed, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Seed{}, fmt.Errorf("reading seed: %w", err)
+	}
+	var seed Seed
+	if err := json.Unmarshal(b, &seed); err != nil {
+		return Seed{}, fmt.Errorf("seed %s is not valid JSON: %w", path, err)
+	}
+	if err := seed.Validate(); err != nil {
+		return Seed{}, fmt.Errorf("seed %s: %w", path, err)
+	}
+	return seed, nil
+}
+
+// Validate checks names, duplicates and fault values.
+func (s Seed) Validate() error {
+	corps := map[string]bool{}
+	for _, c := range s.Corps {
+		if !sigsci.ValidName(c.Name) {
+			return fmt.Errorf("corp name %q is invalid (use a-z, 0-9, '_', '.', '-')", c.Name)
+		}
+		if corps[c.Name] {
+			return fmt.Errorf("corp %q appears twice", c.Name)
+		}
+		corps[c.Name] = true
+		if err := validateCorpSeed(c); err != nil {
+			return fmt.Errorf("corp %q: %w", c.Name, err)
+		}
+	}
+	return s.Faults.validate()
+}
+
+func validateCorpSeed(c CorpSeed) error {
+	for _, u := range c.Users {
+		if u.Email == "" || u.Token == "" {
+			return errors.New("a user needs an email and a token")
+		}
+	}
+	sites := map[string]bool{}
+	for _, site := range c.Sites {
+		if !sigsci.ValidName(site.Name) {
+			return fmt.Errorf("site name %q is invalid (use a-z, 0-9, '_', '.', '-')", site.Name)
+		}
+		if sites[site.Name] {
+			return fmt.Errorf("site %q appears twice", site.Name)
+		}
+		sites[site.Name] = true
+	}
+	return nil
+}
+
+func (f Faults) validate() error {
+	switch {
+	case f.Latency < 0:
+		return errors.New("latency must not be negative")
+	case f.RateLimit < 0:
+		return errors.New("rateLimit must not be negative")
+	case f.RetryAfter != nil && *f.RetryAfter < 0:
+		return errors.New("retryAfter must not be negative")
+	case f.FailNext < 0 || f.DropNext < 0 || f.DropNextAfterHandling < 0:
+		return errors.New("failNext, dropNext and dropNextAfterHandling must not be negative")
+	case f.FailStatus != 0 && (f.FailStatus < 400 || f.FailStatus > 599):
+		return fmt.Errorf("failStatus %d is not a 4xx or 5xx status", f.FailStatus)
+	}
+	return nil
+}
