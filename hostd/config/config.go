@@ -1,0 +1,152 @@
+// Package config owns hostd's configuration file: the HCL schema, the
+// defaults, and the validation that reports every mistake with its
+// file:line:col. It produces plain Go values for the other hostd packages and
+// must not start anything, talk to Vault or systemd, or read secret files.
+package config
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// Config is a validated hostd configuration with every default filled in.
+type Config struct {
+	Vault          Vault
+	AutoAuth       AutoAuth
+	TemplateConfig TemplateConfig
+	Templates      []Template
+	Restart        Restart
+	Telemetry      Telemetry
+	Status         Status
+	Log            Log
+	Path           string // file it came from
+
+	// Warnings are things that are allowed but probably not what the
+	// operator wants (TLS verification off, a template readable by everyone).
+	Warnings []Problem
+}
+
+// Vault says where Vault is and how to reach it over TLS.
+type Vault struct {
+	Address       string
+	CACert        string
+	CAPath        string
+	ClientCert    string
+	ClientKey     string
+	TLSServerName string
+	Namespace     string
+	TLSSkipVerify bool
+}
+
+// Auth methods hostd can log in with.
+const (
+	MethodAppRole   = "approle"
+	MethodCert      = "cert"
+	MethodTokenFile = "token_file"
+)
+
+// AutoAuth is the single login method hostd uses. Only the fields of Method
+// are set.
+type AutoAuth struct {
+	Method                         string // approle, cert or token_file
+	MountPath                      string // without leading or trailing slash; empty for token_file
+	RoleIDFile, SecretIDFile       string
+	RemoveSecretIDFileAfterReading bool
+	CertName                       string
+	TokenFile                      string
+}
+
+// TemplateConfig holds settings shared by every template.
+type TemplateConfig struct {
+	// RefreshInterval is how often secrets are re-read (jittered by the
+	// renderer); MaxBackoff caps every retry delay.
+	RefreshInterval, MaxBackoff time.Duration
+}
+
+// Template is one file hostd renders. Exactly one of Source and Contents is
+// set.
+type Template struct {
+	Source, Contents, Destination string
+	Perms                         os.FileMode
+	User, Group                   string
+	ErrorOnMissingKey, Backup     bool
+	Unit                          string // systemd unit restarted when Destination changes; may be empty
+}
+
+// Buses hostd can reach systemd on.
+const (
+	BusSystem = "system"
+	BusUser   = "user"
+)
+
+// Restart is the policy for restarting units whose files changed.
+type Restart struct {
+	Bus                                        string // system or user
+	Debounce, Splay, JobTimeout, ActiveTimeout time.Duration
+	Window                                     *Window // nil: restart at any time
+}
+
+// Telemetry configures the Prometheus endpoint.
+type Telemetry struct {
+	ListenAddress string // host:port; empty disables the endpoint
+}
+
+// Status configures the local status socket.
+type Status struct {
+	SocketPath string
+	SocketMode os.FileMode
+}
+
+// Log configures hostd's own logging.
+type Log struct {
+	Level  string // debug, info, warn or error
+	Format string // text or json
+}
+
+// Defaults for a WAF host.
+const (
+	DefaultRefreshInterval = 30 * time.Second
+	DefaultMaxBackoff      = 5 * time.Minute
+	DefaultPerms           = os.FileMode(0o600)
+	DefaultDebounce        = 2 * time.Second
+	DefaultSplay           = 30 * time.Second
+	DefaultJobTimeout      = 90 * time.Second
+	DefaultActiveTimeout   = 30 * time.Second
+	DefaultListenAddress   = "127.0.0.1:9464"
+	DefaultSocketPath      = "/run/hostd/hostd.sock"
+	DefaultSocketMode      = os.FileMode(0o600)
+	DefaultLogLevel        = "info"
+	DefaultLogFormat       = "text"
+	DefaultAppRoleMount    = "auth/approle"
+	DefaultCertMount       = "auth/cert"
+)
+
+// Load reads, parses and validates the configuration file at path. The error
+// is an *Error listing every problem when the file is readable.
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	return Parse(path, src)
+}
+
+// Parse parses and validates src, naming it filename in problems. A file
+// ending in .json is read as HCL's JSON syntax, anything else as native HCL.
+// Template source files are checked to be readable.
+func Parse(filename string, src []byte) (*Config, error) {
+	raw, diags := decodeFile(filename, src)
+	var cfg *Config
+	if raw != nil {
+		c := newConverter(diags)
+		cfg = c.config(raw)
+		diags = c.diags
+	}
+	if diags.HasErrors() {
+		return nil, &Error{Problems: problems(filename, diags, true)}
+	}
+	cfg.Path = filename
+	cfg.Warnings = problems(filename, diags, false)
+	return cfg, nil
+}

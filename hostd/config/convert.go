@@ -1,0 +1,483 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+)
+
+// converter turns the raw file into a Config, filling defaults and adding a
+// diagnostic for every problem it finds instead of stopping at the first.
+type converter struct {
+	diags hcl.Diagnostics
+	file  hcl.Range // the start of the file, for problems with no better place
+}
+
+func newConverter(diags hcl.Diagnostics) *converter {
+	return &converter{diags: diags}
+}
+
+func (c *converter) config(raw *rawFile) *Config {
+	c.file = raw.fileRange
+	cfg := &Config{}
+	cfg.Vault = c.vault(only(c, raw.Vault, "vault", func(b *rawVault) hcl.Range { return b.DefRange }))
+	cfg.AutoAuth = c.autoAuth(only(c, raw.AutoAuth, "auto_auth", func(b *rawAutoAuth) hcl.Range { return b.DefRange }), cfg.Vault)
+	cfg.TemplateConfig = c.templateConfig(only(c, raw.TemplateConfig, "template_config", func(b *rawTemplateConfig) hcl.Range { return b.DefRange }))
+	cfg.Templates = c.templates(raw.Templates)
+	cfg.Restart = c.restart(only(c, raw.Restart, "restart", func(b *rawRestart) hcl.Range { return b.DefRange }))
+	cfg.Telemetry = c.telemetry(only(c, raw.Telemetry, "telemetry", func(b *rawTelemetry) hcl.Range { return b.DefRange }))
+	cfg.Status = c.status(only(c, raw.Status, "status", func(b *rawStatus) hcl.Range { return b.DefRange }))
+	cfg.Log = c.log(only(c, raw.Log, "log", func(b *rawLog) hcl.Range { return b.DefRange }))
+	return cfg
+}
+
+// only returns the first of blocks that may appear once, reporting any
+// repeat; nil when there is none.
+func only[B any](c *converter, blocks []*B, name string, defRange func(*B) hcl.Range) *B {
+	if len(blocks) == 0 {
+		return nil
+	}
+	first := defRange(blocks[0]).Start.Line
+	for _, b := range blocks[1:] {
+		c.errorf(defRange(b), "Duplicate "+name+" block", "only one %s block is allowed; the first is at line %d", name, first)
+	}
+	return blocks[0]
+}
+
+func (c *converter) vault(r *rawVault) Vault {
+	if r == nil {
+		c.errorf(c.file, "Missing vault block", `hostd needs a vault block with the address of the Vault server, such as vault { address = "https://vault.example:8200" }`)
+		return Vault{}
+	}
+	v := Vault{
+		Address:       r.Address,
+		CACert:        r.CACert,
+		CAPath:        r.CAPath,
+		ClientCert:    r.ClientCert,
+		ClientKey:     r.ClientKey,
+		TLSServerName: r.TLSServerName,
+		Namespace:     r.Namespace,
+		TLSSkipVerify: r.TLSSkipVerify,
+	}
+	if c.required(r.AddressRange, r.DefRange, "vault", "address") {
+		c.vaultAddress(r.Address, r.AddressRange)
+	}
+	c.optionalPath(r.CACert, r.CACertRange, "ca_cert")
+	c.optionalPath(r.CAPath, r.CAPathRange, "ca_path")
+	c.optionalPath(r.ClientCert, r.ClientCertRange, "client_cert")
+	c.optionalPath(r.ClientKey, r.ClientKeyRange, "client_key")
+	switch {
+	case set(r.ClientCertRange) && !set(r.ClientKeyRange):
+		c.errorf(r.ClientCertRange, "Missing client_key", "client_cert is set but client_key is not; a client certificate needs its key")
+	case set(r.ClientKeyRange) && !set(r.ClientCertRange):
+		c.errorf(r.ClientKeyRange, "Missing client_cert", "client_key is set but client_cert is not; a client key needs its certificate")
+	}
+	if r.TLSSkipVerify {
+		c.warnf(r.TLSSkipVerifyRange, "TLS verification is off", "tls_skip_verify = true lets anyone between this host and Vault read the token and the agent keys; set ca_cert instead")
+	}
+	return v
+}
+
+func (c *converter) vaultAddress(addr string, rng hcl.Range) {
+	u, err := parseVaultURL(addr)
+	if err != nil {
+		c.errorf(rng, "Invalid vault address", `address must be an absolute http:// or https:// URL such as "https://vault.example:8200", got %q: %v`, redactURL(addr), err)
+		return
+	}
+	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		c.warnf(rng, "Vault address without TLS", "with http:// the Vault token and the agent keys cross the network unencrypted")
+	}
+}
+
+func (c *converter) autoAuth(r *rawAutoAuth, v Vault) AutoAuth {
+	if r == nil {
+		c.errorf(c.file, "Missing auto_auth block", `hostd needs an auto_auth block with one method: approle, cert or token_file`)
+		return AutoAuth{}
+	}
+	if len(r.Methods) == 0 {
+		c.errorf(r.DefRange, "Missing auth method", `auto_auth needs one method block, such as method "approle" { ... }; choose approle, cert or token_file`)
+		return AutoAuth{}
+	}
+	for _, extra := range r.Methods[1:] {
+		c.errorf(extra.DefRange, "More than one auth method", "auto_auth takes exactly one method block; the first is at line %d", r.Methods[0].DefRange.Start.Line)
+	}
+	m := r.Methods[0]
+	switch m.Type {
+	case MethodAppRole:
+		return c.appRole(m)
+	case MethodCert:
+		return c.cert(m, v)
+	case MethodTokenFile:
+		return c.tokenFile(m)
+	default:
+		c.errorf(m.TypeRange, "Unknown auth method", "method %q is not supported; choose approle, cert or token_file", m.Type)
+		return AutoAuth{}
+	}
+}
+
+func (c *converter) appRole(m *rawMethod) AutoAuth {
+	var r rawAppRole
+	c.diags = append(c.diags, gohcl.DecodeBody(m.Body, nil, &r)...)
+	a := AutoAuth{
+		Method:                         MethodAppRole,
+		MountPath:                      c.mountPath(r.MountPath, r.MountPathRange, DefaultAppRoleMount),
+		RoleIDFile:                     r.RoleIDFile,
+		SecretIDFile:                   r.SecretIDFile,
+		RemoveSecretIDFileAfterReading: r.RemoveSecretIDFileAfterReading,
+	}
+	if c.required(r.RoleIDFileRange, m.DefRange, `method "approle"`, "role_id_file") {
+		c.absPath(r.RoleIDFile, r.RoleIDFileRange, "role_id_file")
+	}
+	if c.required(r.SecretIDFileRange, m.DefRange, `method "approle"`, "secret_id_file") {
+		c.absPath(r.SecretIDFile, r.SecretIDFileRange, "secret_id_file")
+	}
+	return a
+}
+
+func (c *converter) cert(m *rawMethod, v Vault) AutoAuth {
+	var r rawCert
+	c.diags = append(c.diags, gohcl.DecodeBody(m.Body, nil, &r)...)
+	if v.ClientCert == "" || v.ClientKey == "" {
+		c.errorf(m.DefRange, "Cert login without a certificate", `method "cert" logs in with the TLS client certificate: set client_cert and client_key in the vault block`)
+	}
+	return AutoAuth{
+		Method:    MethodCert,
+		MountPath: c.mountPath(r.MountPath, r.MountPathRange, DefaultCertMount),
+		CertName:  r.Name,
+	}
+}
+
+func (c *converter) tokenFile(m *rawMethod) AutoAuth {
+	var r rawTokenFile
+	c.diags = append(c.diags, gohcl.DecodeBody(m.Body, nil, &r)...)
+	if c.required(r.PathRange, m.DefRange, `method "token_file"`, "path") {
+		c.absPath(r.Path, r.PathRange, "path")
+	}
+	return AutoAuth{Method: MethodTokenFile, TokenFile: r.Path}
+}
+
+func (c *converter) mountPath(value string, rng hcl.Range, def string) string {
+	if !c.usable(rng) {
+		return def
+	}
+	p := strings.Trim(value, "/")
+	if p == "" || strings.ContainsAny(p, " \t\n") || strings.Contains(p, "..") {
+		c.errorf(rng, "Invalid mount_path", "mount_path must name the auth mount, such as %q, got %q", def, value)
+		return def
+	}
+	return p
+}
+
+func (c *converter) templateConfig(r *rawTemplateConfig) TemplateConfig {
+	if r == nil {
+		r = &rawTemplateConfig{}
+	}
+	return TemplateConfig{
+		RefreshInterval: c.duration(r.RefreshInterval, r.RefreshIntervalRange, "refresh_interval", DefaultRefreshInterval, 5*time.Second, 24*time.Hour),
+		MaxBackoff:      c.duration(r.MaxBackoff, r.MaxBackoffRange, "max_backoff", DefaultMaxBackoff, time.Second, time.Hour),
+	}
+}
+
+func (c *converter) templates(raws []*rawTemplate) []Template {
+	if len(raws) == 0 {
+		c.warnf(c.file, "No template blocks", "hostd will only keep a Vault token alive; add a template block to render the agent's configuration")
+		return nil
+	}
+	out := make([]Template, 0, len(raws))
+	destinations := map[string]hcl.Range{}
+	for _, r := range raws {
+		t := c.template(r)
+		if t.Destination != "" {
+			key := filepath.Clean(t.Destination)
+			if first, dup := destinations[key]; dup {
+				c.errorf(r.DestinationRange, "Duplicate destination", "%s is already written by the template at line %d; each file must have one template", t.Destination, first.Start.Line)
+			} else {
+				destinations[key] = r.DestinationRange
+			}
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+func (c *converter) template(r *rawTemplate) Template {
+	t := Template{
+		Source:            r.Source,
+		Contents:          r.Contents,
+		User:              r.User,
+		Group:             r.Group,
+		ErrorOnMissingKey: boolOr(r.ErrorOnMissingKey, true),
+		Backup:            boolOr(r.Backup, true),
+	}
+	c.templateInput(r)
+	if c.required(r.DestinationRange, r.DefRange, "template", "destination") && c.absPath(r.Destination, r.DestinationRange, "destination") {
+		if strings.HasSuffix(r.Destination, "/") {
+			c.errorf(r.DestinationRange, "Invalid destination", "destination must be a file, not a directory, got %q", r.Destination)
+		} else {
+			t.Destination = r.Destination
+		}
+	}
+	t.Perms = c.mode(r.Perms, r.PermsRange, "perms", DefaultPerms)
+	if t.Perms&0o002 != 0 {
+		c.errorf(r.PermsRange, "World-writable template", "perms %#o would let any user change the rendered file; use 0600 or 0640", t.Perms)
+	} else if t.Perms&0o004 != 0 {
+		c.warnf(r.PermsRange, "World-readable template", "perms %#o let every user on the host read the rendered secrets; 0600 or 0640 is safer", t.Perms)
+	}
+	c.accountName(r.User, r.UserRange, "user")
+	c.accountName(r.Group, r.GroupRange, "group")
+	if c.usable(r.UnitRange) && c.unitName(r.Unit, r.UnitRange) {
+		t.Unit = r.Unit
+	}
+	if !t.Backup && t.Unit != "" {
+		c.warnf(r.BackupRange, "Rollback impossible", "with backup = false hostd cannot put the previous file back if %s fails to start with the new one", t.Unit)
+	}
+	return t
+}
+
+// templateInput checks that exactly one of source and contents is given and
+// that a source file can be read now.
+func (c *converter) templateInput(r *rawTemplate) {
+	hasSource, hasContents := set(r.SourceRange), set(r.ContentsRange)
+	switch {
+	case hasSource && hasContents:
+		c.errorf(r.ContentsRange, "Both source and contents", "a template takes either source (a file) or contents (inline text), not both")
+	case !hasSource && !hasContents:
+		c.errorf(r.DefRange, "Missing template input", "a template needs source (a template file) or contents (inline template text)")
+	case hasContents:
+		if c.usable(r.ContentsRange) && r.Contents == "" {
+			c.errorf(r.ContentsRange, "Empty contents", "contents is empty; hostd would write an empty file")
+		}
+	case hasSource:
+		if c.usable(r.SourceRange) && c.absPath(r.Source, r.SourceRange, "source") {
+			if err := checkReadableFile(r.Source); err != nil {
+				c.errorf(r.SourceRange, "Unreadable template source", "%v", err)
+			}
+		}
+	}
+}
+
+func (c *converter) restart(r *rawRestart) Restart {
+	if r == nil {
+		r = &rawRestart{}
+	}
+	return Restart{
+		Bus:           c.oneOf(r.Bus, r.BusRange, "bus", BusSystem, BusSystem, BusUser),
+		Debounce:      c.duration(r.Debounce, r.DebounceRange, "debounce", DefaultDebounce, 0, time.Hour),
+		Splay:         c.duration(r.Splay, r.SplayRange, "splay", DefaultSplay, 0, 24*time.Hour),
+		JobTimeout:    c.duration(r.JobTimeout, r.JobTimeoutRange, "job_timeout", DefaultJobTimeout, time.Second, time.Hour),
+		ActiveTimeout: c.duration(r.ActiveTimeout, r.ActiveTimeoutRange, "active_timeout", DefaultActiveTimeout, time.Second, time.Hour),
+		Window:        c.window(r.Window),
+	}
+}
+
+func (c *converter) window(r *rawWindow) *Window {
+	if r == nil {
+		return nil
+	}
+	var w Window
+	okStart, okEnd := false, false
+	if c.required(r.StartRange, r.DefRange, "maintenance_window", "start") {
+		w.Start, okStart = c.clock(r.Start, r.StartRange, "start")
+	}
+	if c.required(r.EndRange, r.DefRange, "maintenance_window", "end") {
+		w.End, okEnd = c.clock(r.End, r.EndRange, "end")
+	}
+	if okStart && okEnd && w.Start == w.End {
+		c.errorf(r.EndRange, "Empty maintenance window", "start and end are both %s; give a window such as start = \"02:00\", end = \"04:00\"", r.Start)
+	}
+	w.Location = time.Local
+	if c.usable(r.TimezoneRange) {
+		loc, err := loadLocation(r.Timezone)
+		if err != nil {
+			c.errorf(r.TimezoneRange, "Unknown timezone", `timezone must be an IANA name such as "UTC" or "Europe/Berlin", or "Local", got %q: %v`, r.Timezone, err)
+		} else {
+			w.Location = loc
+		}
+	}
+	return &w
+}
+
+func (c *converter) clock(value string, rng hcl.Range, name string) (time.Duration, bool) {
+	d, err := parseClock(value)
+	if err != nil {
+		c.errorf(rng, "Invalid time of day", `%s must be a 24-hour time HH:MM such as "02:00", got %q`, name, value)
+		return 0, false
+	}
+	return d, true
+}
+
+func (c *converter) telemetry(r *rawTelemetry) Telemetry {
+	if r == nil || !c.usable(r.ListenAddressRange) {
+		return Telemetry{ListenAddress: DefaultListenAddress}
+	}
+	if r.ListenAddress == "" {
+		return Telemetry{} // disabled on purpose
+	}
+	if err := checkListenAddress(r.ListenAddress); err != nil {
+		c.errorf(r.ListenAddressRange, "Invalid listen_address", `listen_address must be host:port such as "127.0.0.1:9464", or "" to turn metrics off, got %q: %v`, r.ListenAddress, err)
+		return Telemetry{ListenAddress: DefaultListenAddress}
+	}
+	return Telemetry{ListenAddress: r.ListenAddress}
+}
+
+func (c *converter) status(r *rawStatus) Status {
+	if r == nil {
+		r = &rawStatus{}
+	}
+	s := Status{SocketPath: DefaultSocketPath}
+	if c.usable(r.SocketPathRange) && c.absPath(r.SocketPath, r.SocketPathRange, "socket_path") {
+		if n := len(r.SocketPath); n > maxSocketPath {
+			c.errorf(r.SocketPathRange, "Socket path too long", "socket_path is %d bytes; a unix socket path can have at most %d", n, maxSocketPath)
+		} else {
+			s.SocketPath = r.SocketPath
+		}
+	}
+	s.SocketMode = c.mode(r.SocketMode, r.SocketModeRange, "socket_mode", DefaultSocketMode)
+	if s.SocketMode&0o002 != 0 {
+		c.warnf(r.SocketModeRange, "World-writable status socket", "socket_mode %#o lets every user on the host query hostd's status", s.SocketMode)
+	}
+	return s
+}
+
+func (c *converter) log(r *rawLog) Log {
+	if r == nil {
+		r = &rawLog{}
+	}
+	return Log{
+		Level:  c.oneOf(r.Level, r.LevelRange, "level", DefaultLogLevel, "debug", "info", "warn", "error"),
+		Format: c.oneOf(r.Format, r.FormatRange, "format", DefaultLogFormat, "text", "json"),
+	}
+}
+
+// --- small checks shared by the blocks above -----------------------------
+
+// required reports whether a required attribute was written and decoded; when
+// it was not written it adds a problem pointing at its block.
+func (c *converter) required(attr, block hcl.Range, blockName, attrName string) bool {
+	if !set(attr) {
+		c.errorf(block, "Missing "+attrName, "the %s block needs %s", blockName, attrName)
+		return false
+	}
+	return !c.failed(attr)
+}
+
+// usable reports whether an optional attribute was written and its value
+// decoded, so it is worth checking.
+func (c *converter) usable(attr hcl.Range) bool {
+	return set(attr) && !c.failed(attr)
+}
+
+func (c *converter) optionalPath(value string, rng hcl.Range, name string) {
+	if c.usable(rng) {
+		c.absPath(value, rng, name)
+	}
+}
+
+func (c *converter) absPath(value string, rng hcl.Range, name string) bool {
+	if !filepath.IsAbs(value) {
+		c.errorf(rng, "Path not absolute", "%s must be an absolute path such as /etc/hostd/..., got %q", name, value)
+		return false
+	}
+	return true
+}
+
+func (c *converter) duration(value string, rng hcl.Range, name string, def, lo, hi time.Duration) time.Duration {
+	if !c.usable(rng) {
+		return def
+	}
+	d, err := time.ParseDuration(value)
+	switch {
+	case err != nil:
+		c.errorf(rng, "Invalid duration", `%s must be a duration such as "30s", "5m" or "1h", got %q`, name, value)
+	case d < lo && lo == 0:
+		c.errorf(rng, "Negative duration", "%s must not be negative, got %s", name, value)
+	case d < lo:
+		c.errorf(rng, "Duration too short", "%s must be at least %s, got %s", name, shortDuration(lo), value)
+	case d > hi:
+		c.errorf(rng, "Duration too long", "%s must be at most %s, got %s", name, shortDuration(hi), value)
+	default:
+		return d
+	}
+	return def
+}
+
+func (c *converter) mode(value string, rng hcl.Range, name string, def os.FileMode) os.FileMode {
+	if !c.usable(rng) {
+		return def
+	}
+	m, err := parseMode(value)
+	if err != nil {
+		c.errorf(rng, "Invalid file mode", `%s must be an octal mode from "0000" to "0777" such as "0600", got %q`, name, value)
+		return def
+	}
+	return m
+}
+
+// oneOf returns value if it is one of allowed, def if it was not written.
+func (c *converter) oneOf(value string, rng hcl.Range, name, def string, allowed ...string) string {
+	if !c.usable(rng) {
+		return def
+	}
+	for _, a := range allowed {
+		if value == a {
+			return value
+		}
+	}
+	c.errorf(rng, "Invalid "+name, "%s must be one of %s, got %q", name, quoteList(allowed), value)
+	return def
+}
+
+func (c *converter) accountName(value string, rng hcl.Range, name string) {
+	if c.usable(rng) && (value == "" || strings.ContainsAny(value, " \t\n:/")) {
+		c.errorf(rng, "Invalid "+name, "%s must be a user or group name or a numeric id, got %q", name, value)
+	}
+}
+
+func (c *converter) unitName(value string, rng hcl.Range) bool {
+	if err := checkUnitName(value); err != nil {
+		c.errorf(rng, "Invalid unit", `unit must be a systemd unit name with its type, such as "sigsci-agent.service", got %q: %v`, value, err)
+		return false
+	}
+	return true
+}
+
+// failed reports whether an error was already reported inside rng (a value
+// of the wrong type, say), so the same attribute is not blamed twice.
+func (c *converter) failed(rng hcl.Range) bool {
+	for _, d := range c.diags {
+		if d.Severity == hcl.DiagError && d.Subject != nil && rng.Overlaps(*d.Subject) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *converter) errorf(rng hcl.Range, summary, format string, args ...any) {
+	c.add(hcl.DiagError, rng, summary, format, args...)
+}
+
+func (c *converter) warnf(rng hcl.Range, summary, format string, args ...any) {
+	c.add(hcl.DiagWarning, rng, summary, format, args...)
+}
+
+func (c *converter) add(sev hcl.DiagnosticSeverity, rng hcl.Range, summary, format string, args ...any) {
+	r := rng
+	c.diags = append(c.diags, &hcl.Diagnostic{
+		Severity: sev,
+		Summary:  summary,
+		Detail:   fmt.Sprintf(format, args...),
+		Subject:  &r,
+	})
+}
+
+func boolOr(b *bool, def bool) bool {
+	if b == nil {
+		return def
+	}
+	return *b
+}
