@@ -1,0 +1,416 @@
+// Package auth owns hostd's Vault token: it logs in (approle, cert or
+// token_file), keeps the token alive with vault/api's LifetimeWatcher, logs in
+// again when renewal fails, the token reaches its max TTL or Vault rejects it,
+// and backs off (capped, jittered) between failures.
+//
+// It publishes an event.Auth for every login and renewal attempt and hands the
+// current token out through Token(). It never writes the token anywhere: not
+// to a file, a log line, an event or an error. It knows nothing of templates,
+// files or systemd.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+)
+
+// Login methods.
+const (
+	MethodAppRole   = "approle"
+	MethodCert      = "cert"
+	MethodTokenFile = "token_file"
+)
+
+// Defaults used when the matching Options field is zero.
+const (
+	DefaultMaxBackoff = 5 * time.Minute
+	DefaultMinBackoff = time.Second
+)
+
+// minTokenLife: a token that stops being usable sooner than this after the
+// login counts as a failure for backoff, so a token that is born expiring (or
+// rejected) cannot drive a tight login loop.
+const minTokenLife = time.Second
+
+// Options configures an Authenticator.
+type Options struct {
+	// Client talks to Vault; the caller configures address, TLS (including
+	// the client certificate for the cert method) and namespace. The
+	// Authenticator works on its own copy and never changes this one.
+	Client *api.Client
+	// Method is MethodAppRole, MethodCert or MethodTokenFile.
+	Method string
+	// MountPath is where the auth method is mounted ("auth/approle" or
+	// "approle"); the default is auth/<method>.
+	MountPath string
+
+	RoleIDFile, SecretIDFile string // approle: read at every login
+	// RemoveSecretIDFileAfterReading deletes the secret-id file once read;
+	// later logins reuse the secret-id read last if the file is gone.
+	RemoveSecretIDFileAfterReading bool
+	CertName                       string // cert: the certificate role name; optional
+	TokenFile                      string // token_file: read at every login
+
+	// MinBackoff and MaxBackoff bound the wait between failed attempts
+	// (defaults DefaultMinBackoff, DefaultMaxBackoff).
+	MinBackoff, MaxBackoff time.Duration
+
+	Sink   event.Sink   // receives event.Auth; default event.Discard
+	Logger *slog.Logger // default: discard
+	Now    func() time.Time
+	// Rand returns a number in [0,1) for jitter; default math/rand/v2.
+	Rand func() float64
+}
+
+// State is a snapshot of the Authenticator for status output.
+type State struct {
+	Method string
+	// Authenticated is true while a token is held that has not expired and
+	// that Vault has not rejected.
+	Authenticated bool
+	TokenExpiry   time.Time // zero when no token is held or it never expires
+	Renewable     bool
+	LastLogin     time.Time
+	LastRenewal   time.Time
+	LastError     string
+	LastErrorTime time.Time
+	// ConsecutiveFailures counts failed logins since the last success.
+	ConsecutiveFailures int
+}
+
+// Authenticator holds hostd's Vault token. Create it with New, start Run in
+// a goroutine, and read Token() from anywhere.
+type Authenticator struct {
+	opts   Options
+	client *api.Client
+	login  func(context.Context) (*api.Secret, error)
+
+	token    atomic.Pointer[string]
+	ready    chan struct{}
+	rejected chan string
+
+	mu           sync.Mutex
+	state        State
+	lastSecretID string // approle with RemoveSecretIDFileAfterReading
+}
+
+// New checks opts and returns an Authenticator that has not logged in yet.
+func New(opts Options) (*Authenticator, error) {
+	if opts.Client == nil {
+		return nil, errors.New("auth: a Vault client is required")
+	}
+	client, err := opts.Client.CloneWithHeaders() // keeps the namespace header
+	if err != nil {
+		return nil, fmt.Errorf("auth: copy Vault client: %w", err)
+	}
+	client.ClearToken() // never send a token picked up from the environment
+	opts = withDefaults(opts)
+
+	a := &Authenticator{
+		opts:     opts,
+		client:   client,
+		ready:    make(chan struct{}),
+		rejected: make(chan string, 1),
+		state:    State{Method: opts.Method},
+	}
+	if a.login, err = a.loginFunc(); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return a, nil
+}
+
+func withDefaults(o Options) Options {
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = DefaultMinBackoff
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = DefaultMaxBackoff
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = o.MinBackoff
+	}
+	if o.Sink == nil {
+		o.Sink = event.Discard
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = randFloat
+	}
+	if o.MountPath == "" {
+		o.MountPath = o.Method
+	}
+	o.MountPath = "auth/" + strings.TrimPrefix(strings.Trim(o.MountPath, "/"), "auth/")
+	return o
+}
+
+// Token returns the current token, or "" before the first login and after
+// Vault rejected the token until the next login succeeds.
+func (a *Authenticator) Token() string {
+	if p := a.token.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Ready is closed after the first successful login.
+func (a *Authenticator) Ready() <-chan struct{} { return a.ready }
+
+// State returns a snapshot for status output.
+func (a *Authenticator) State() State {
+	a.mu.Lock()
+	s := a.state
+	a.mu.Unlock()
+	s.Authenticated = a.Token() != "" && (s.TokenExpiry.IsZero() || a.opts.Now().Before(s.TokenExpiry))
+	return s
+}
+
+// TokenRejected tells the Authenticator that Vault answered a request made
+// with token as an invalid token (for example: it was revoked). If token is
+// still the current one, Run logs in again without waiting for the token's
+// expiry. It never blocks.
+func (a *Authenticator) TokenRejected(token string) {
+	if token == "" || token != a.Token() {
+		return
+	}
+	select {
+	case a.rejected <- token:
+	default:
+	}
+}
+
+// Run logs in, keeps the token alive and logs in again whenever needed,
+// until ctx is done. It returns ctx's error.
+func (a *Authenticator) Run(ctx context.Context) error {
+	failures := 0 // consecutive failed logins and tokens that ended early
+	for {
+		if failures > 0 {
+			if err := a.wait(ctx, backoff(failures, a.opts.MinBackoff, a.opts.MaxBackoff, a.opts.Rand)); err != nil {
+				return err
+			}
+		}
+		secret, err := a.attemptLogin(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			failures++
+			continue
+		}
+		obtained := a.opts.Now()
+		renewed := a.keepAlive(ctx, secret)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if renewed || a.opts.Now().Sub(obtained) >= minTokenLife {
+			failures = 0
+		} else {
+			failures++
+		}
+	}
+}
+
+// attemptLogin logs in once, publishes the outcome and on success makes the
+// new token current.
+func (a *Authenticator) attemptLogin(ctx context.Context) (*api.Secret, error) {
+	secret, err := a.login(ctx)
+	if err == nil && (secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "") {
+		err = errors.New("vault answered the login without a token")
+	}
+	now := a.opts.Now()
+	if err != nil {
+		msg := describe(err)
+		a.mu.Lock()
+		a.state.ConsecutiveFailures++
+		a.state.LastError, a.state.LastErrorTime = "login: "+msg, now
+		n := a.state.ConsecutiveFailures
+		a.mu.Unlock()
+		if ctx.Err() == nil {
+			a.opts.Logger.Warn("vault login failed", "method", a.opts.Method, "err", msg, "consecutive_failures", n)
+			a.opts.Sink.Publish(event.Auth{Time: now, Method: a.opts.Method, Err: msg})
+		}
+		return nil, err
+	}
+
+	expiry := expiryOf(now, secret.Auth.LeaseDuration)
+	a.token.Store(&secret.Auth.ClientToken)
+	a.mu.Lock()
+	a.state.ConsecutiveFailures = 0
+	a.state.LastLogin = now
+	a.state.TokenExpiry, a.state.Renewable = expiry, secret.Auth.Renewable
+	a.mu.Unlock()
+	select {
+	case <-a.ready:
+	default:
+		close(a.ready)
+	}
+	a.opts.Logger.Info("logged in to vault", "method", a.opts.Method,
+		"ttl", time.Duration(secret.Auth.LeaseDuration)*time.Second, "renewable", secret.Auth.Renewable)
+	a.opts.Sink.Publish(event.Auth{Time: now, Method: a.opts.Method, OK: true, TokenExpiry: expiry, Renewable: secret.Auth.Renewable})
+	return secret, nil
+}
+
+// keepAlive renews the token until it can no longer be kept: renewal failed,
+// it is at its max TTL, Vault rejected it, or ctx is done. It reports whether
+// at least one renewal succeeded.
+func (a *Authenticator) keepAlive(ctx context.Context, secret *api.Secret) (renewed bool) {
+	if secret.Auth.LeaseDuration == 0 {
+		// A token that never expires (a root or periodic-less token from a
+		// token file): hold it until Vault rejects it.
+		return a.holdUntilRejected(ctx, secret.Auth.ClientToken)
+	}
+	behavior := api.RenewBehaviorErrorOnErrors
+	if !secret.Auth.Renewable {
+		behavior = api.RenewBehaviorRenewDisabled // only wait for the re-login point
+	}
+	watcher, err := a.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret, RenewBehavior: behavior})
+	if err != nil {
+		a.recordError("renew: " + err.Error())
+		return false
+	}
+	go watcher.Start()
+
+	for {
+		select {
+		case <-ctx.Done():
+			stopWatcher(watcher)
+			return renewed
+		case out := <-watcher.RenewCh():
+			renewed = true
+			a.recordRenewal(out)
+		case err := <-watcher.DoneCh():
+			// The watcher has ended; nothing to stop.
+			switch {
+			case err == nil || isPastMaxTTL(err):
+				a.opts.Logger.Info("vault token near its max TTL; logging in again", "method", a.opts.Method)
+			default:
+				a.recordRenewalFailure(describe(err))
+			}
+			return renewed
+		case tok := <-a.rejected:
+			if tok == secret.Auth.ClientToken {
+				stopWatcher(watcher)
+				a.dropRejected()
+				return renewed
+			}
+		}
+	}
+}
+
+// isPastMaxTTL reports Vault's answer to renewing a token at its max TTL: the
+// normal end of a token's life, not a failure.
+func isPastMaxTTL(err error) bool {
+	return strings.Contains(err.Error(), "past the max TTL")
+}
+
+func (a *Authenticator) holdUntilRejected(ctx context.Context, token string) bool {
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case tok := <-a.rejected:
+			if tok == token {
+				a.dropRejected()
+				return false
+			}
+		}
+	}
+}
+
+// stopWatcher stops a watcher that has not ended yet and waits briefly for its
+// goroutine; a renewal that is in flight ends on the client's own timeout.
+func stopWatcher(w *api.LifetimeWatcher) {
+	w.Stop()
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case <-w.DoneCh():
+	case <-t.C:
+	}
+}
+
+func (a *Authenticator) recordRenewal(out *api.RenewOutput) {
+	now := a.opts.Now()
+	var expiry time.Time
+	renewable := false
+	if out.Secret != nil && out.Secret.Auth != nil {
+		expiry = expiryOf(now, out.Secret.Auth.LeaseDuration)
+		renewable = out.Secret.Auth.Renewable
+	}
+	a.mu.Lock()
+	a.state.LastRenewal = now
+	a.state.TokenExpiry, a.state.Renewable = expiry, renewable
+	a.mu.Unlock()
+	a.opts.Logger.Debug("renewed vault token", "method", a.opts.Method, "expires", expiry)
+	a.opts.Sink.Publish(event.Auth{Time: now, Method: a.opts.Method, Renewal: true, OK: true, TokenExpiry: expiry, Renewable: renewable})
+}
+
+func (a *Authenticator) recordRenewalFailure(msg string) {
+	a.recordError("renew: " + msg)
+	a.opts.Logger.Warn("vault token renewal failed; logging in again", "method", a.opts.Method, "err", msg)
+	a.opts.Sink.Publish(event.Auth{Time: a.opts.Now(), Method: a.opts.Method, Renewal: true, Err: msg})
+}
+
+// dropRejected forgets a token Vault called invalid, so nobody keeps using it,
+// and reports it.
+func (a *Authenticator) dropRejected() {
+	const msg = "vault rejected the token as invalid (revoked or expired)"
+	empty := ""
+	a.token.Store(&empty)
+	a.recordError(msg)
+	a.opts.Logger.Warn(msg+"; logging in again", "method", a.opts.Method)
+	a.opts.Sink.Publish(event.Auth{Time: a.opts.Now(), Method: a.opts.Method, Renewal: true, Err: msg})
+}
+
+func (a *Authenticator) recordError(msg string) {
+	a.mu.Lock()
+	a.state.LastError, a.state.LastErrorTime = msg, a.opts.Now()
+	a.mu.Unlock()
+}
+
+func (a *Authenticator) wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func expiryOf(now time.Time, leaseSeconds int) time.Time {
+	if leaseSeconds <= 0 {
+		return time.Time{}
+	}
+	return now.Add(time.Duration(leaseSeconds) * time.Second)
+}
+
+// describe turns a Vault client error into one operator-readable line:
+// the HTTP status and Vault's messages, or the transport error.
+func describe(err error) string {
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		msgs := make([]string, 0, len(re.Errors))
+		for _, e := range re.Errors {
+			msgs = append(msgs, strings.Join(strings.Fields(strings.ReplaceAll(e, "*", "")), " "))
+		}
+		return fmt.Sprintf("vault answered %d: %s", re.StatusCode, strings.Join(msgs, "; "))
+	}
+	return err.Error()
+}
