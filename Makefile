@@ -43,6 +43,8 @@ clean:
 DIST ?= dist
 RELEASE_VERSION ?= $(shell packaging/version.sh)
 RELEASE_LDFLAGS = -s -w -X main.version=$(RELEASE_VERSION)
+# Vault plugin versions carry a leading v (v1.2.3), as Vault's own do.
+RELEASE_PLUGIN_LDFLAGS = -s -w -X main.version=v$(RELEASE_VERSION)
 RELEASE_PLUGIN_PKG ?= ./cmd/vault-plugin-sigsci
 RELEASE_HOSTD_PKG ?= ./cmd/hostd
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
@@ -53,7 +55,7 @@ release:
 	@case "$(RELEASE_VERSION)" in [0-9]*.[0-9]*.[0-9]*) ;; *) echo "release: bad version '$(RELEASE_VERSION)'"; exit 1;; esac
 	@echo "release $(RELEASE_VERSION) into $(DIST)"
 	rm -rf $(release_build) && mkdir -p $(release_build)
-	GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(RELEASE_LDFLAGS)' \
+	GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(RELEASE_PLUGIN_LDFLAGS)' \
 	  -o $(release_build)/vault-plugin-sigsci $(RELEASE_PLUGIN_PKG)
 	GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(RELEASE_LDFLAGS)' \
 	  -o $(release_build)/hostd $(RELEASE_HOSTD_PKG)
