@@ -1,0 +1,195 @@
+// Package plugin is the Vault secrets engine for Signal Sciences agent keys.
+//
+// It owns the mount's paths (config, role, creds, rotate), the mount's storage
+// layout, per-site locking, and the write-ahead log that makes rotation and
+// retirement crash-safe. It talks to the Signal Sciences API only through the
+// keysAPI interface (client.go) and must not know the API's JSON shapes, which
+// belong to package sigsci. It keeps no package-level mutable state: every
+// mount gets its own backend.
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	version "github.com/hashicorp/go-version"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const backendHelp = `
+The sigsci secrets engine stores Signal Sciences (Fastly Next-Gen WAF) agent
+keys in Vault, rotates them and retires old key sets.
+
+A role holds an API identity (corp, email, API token). Copy a site's keys with
+"write creds/<role>/sites/<site>", read them from the same path, rotate with
+"write rotate/sites/<site>" and retire the non-primary sets with
+"delete rotate/sites/<site>".
+`
+
+// Storage layout of a mount.
+const (
+	configStorageKey = "config"
+	rolePrefix       = "role/"
+	credsPrefix      = "creds/"
+)
+
+// walRollbackMinAge is how old a WAL entry must be before Vault's periodic
+// rollback looks at it. Recovery takes the site's lock and checks that the
+// entry still exists, so an entry of a rotation still in flight is never
+// acted upon twice; the age only keeps rollback from queueing on that lock.
+const walRollbackMinAge = time.Minute
+
+// fullSemverRe requires all three version numbers: go-version alone also
+// takes "v1" as "v1.0.0", which would not match a registered "v1.0.0".
+var fullSemverRe = regexp.MustCompile(`^v?[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$`)
+
+// NewFactory returns the logical.Factory of the engine. The version is
+// reported to Vault as the plugin's running version and must be semver
+// (for example "v0.1.0"), because Vault compares it with the version given
+// at registration. The factory does no storage work: Vault also runs it
+// without storage when the plugin is registered.
+func NewFactory(pluginVersion string) (logical.Factory, error) {
+	if _, err := version.NewSemver(pluginVersion); err != nil || !fullSemverRe.MatchString(pluginVersion) {
+		return nil, fmt.Errorf("plugin version %q is not semver like v1.2.3", pluginVersion)
+	}
+	return func(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+		b := newBackend(pluginVersion, newSigsciClient)
+		if err := b.Setup(ctx, conf); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}, nil
+}
+
+// backend is one mount of the engine.
+type backend struct {
+	*framework.Backend
+
+	newClient clientFactory
+	now       func() time.Time
+
+	// roleLocks serialise writes of one role; siteLocks serialise every
+	// operation on one corp/site (copy, rotate, retire, recovery). Lock order:
+	// a role lock before site locks, never the other way round.
+	roleLocks []*locksutil.LockEntry
+	siteLocks []*locksutil.LockEntry
+
+	clientsMu sync.Mutex
+	clients   map[string]keysAPI
+
+	// background work started by Initialize, stopped by Clean.
+	bgMu      sync.Mutex
+	bgCancel  context.CancelFunc
+	bgWG      sync.WaitGroup
+	recovered chan struct{} // closed when start-up recovery has finished
+}
+
+func newBackend(pluginVersion string, newClient clientFactory) *backend {
+	b := &backend{
+		newClient: newClient,
+		now:       time.Now,
+		roleLocks: locksutil.CreateLocks(),
+		siteLocks: locksutil.CreateLocks(),
+		clients:   make(map[string]keysAPI),
+		recovered: make(chan struct{}),
+	}
+	b.Backend = &framework.Backend{
+		Help:        strings.TrimSpace(backendHelp),
+		BackendType: logical.TypeLogical,
+		PathsSpecial: &logical.Paths{
+			SealWrapStorage: []string{rolePrefix, credsPrefix},
+			LocalStorage:    []string{framework.WALPrefix},
+		},
+		Paths: framework.PathAppend(
+			b.pathConfig(),
+			b.pathRoles(),
+			b.pathCreds(),
+			b.pathRotate(),
+		),
+		InitializeFunc:    b.initialize,
+		WALRollback:       b.walRollback,
+		WALRollbackMinAge: walRollbackMinAge,
+		Invalidate:        b.invalidate,
+		Clean:             b.clean,
+		RunningVersion:    pluginVersion,
+	}
+	return b
+}
+
+// initialize starts the recovery of operations that a crash interrupted.
+// It returns at once; recovery runs in the background until done or until
+// Clean stops it, and requests on a site wait for it through the site lock.
+func (b *backend) initialize(_ context.Context, req *logical.InitializationRequest) error {
+	b.bgMu.Lock()
+	defer b.bgMu.Unlock()
+	if b.bgCancel != nil {
+		return nil // already initialised
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.bgCancel = cancel
+	if !b.WriteSafeReplicationState() {
+		close(b.recovered)
+		return nil
+	}
+	b.bgWG.Add(1)
+	go func() {
+		defer b.bgWG.Done()
+		defer close(b.recovered)
+		b.recoverAll(ctx, req.Storage)
+	}()
+	return nil
+}
+
+// invalidate drops cached clients when a role changes on another node.
+func (b *backend) invalidate(_ context.Context, key string) {
+	if name, ok := strings.CutPrefix(key, rolePrefix); ok {
+		b.dropClient(name)
+	}
+}
+
+// clean stops background work and forgets cached clients.
+func (b *backend) clean(_ context.Context) {
+	b.bgMu.Lock()
+	cancel := b.bgCancel
+	b.bgMu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	b.bgWG.Wait()
+	b.dropAllClients()
+}
+
+// siteLockKey is the key of the lock that guards one site of one corp.
+func siteLockKey(corp, site string) string {
+	return corp + "/" + site
+}
+
+// lockSite takes the lock of one corp/site and returns its unlock.
+func (b *backend) lockSite(corp, site string) func() {
+	l := locksutil.LockForKey(b.siteLocks, siteLockKey(corp, site))
+	l.Lock()
+	return l.Unlock
+}
+
+// lockRole takes the write lock of one role and returns its unlock.
+func (b *backend) lockRole(name string) func() {
+	l := locksutil.LockForKey(b.roleLocks, name)
+	l.Lock()
+	return l.Unlock
+}
+
+// mountPath joins the request's mount point and a path inside the mount, for
+// messages that tell the operator which command to run.
+func mountPath(req *logical.Request, rel string) string {
+	mount := "<mount>/"
+	if req != nil && req.MountPoint != "" {
+		mount = req.MountPoint
+	}
+	return mount + rel
+}

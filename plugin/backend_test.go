@@ -1,0 +1,174 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
+)
+
+func TestBackend_StorageIsSealWrappedAndWALIsLocal(t *testing.T) {
+	b := newBackend("v0.1.0", newSigsciClient)
+	special := b.SpecialPaths()
+	for _, prefix := range []string{"role/", "creds/"} {
+		if !slices.Contains(special.SealWrapStorage, prefix) {
+			t.Errorf("%s is not seal-wrapped: %v", prefix, special.SealWrapStorage)
+		}
+	}
+	if !slices.Contains(special.LocalStorage, framework.WALPrefix) {
+		t.Errorf("the WAL is not local storage: %v", special.LocalStorage)
+	}
+}
+
+func TestBackend_EveryPathHasHelpAndEveryWriteIsForwarded(t *testing.T) {
+	b := newBackend("v0.1.0", newSigsciClient)
+	if len(b.Paths) != 6 {
+		t.Fatalf("%d paths, want 6 (config, role list, role, creds all, creds site, rotate)", len(b.Paths))
+	}
+	for _, p := range b.Paths {
+		if p.HelpSynopsis == "" || p.HelpDescription == "" {
+			t.Errorf("path %s lacks help", p.Pattern)
+		}
+		for op, h := range p.Operations {
+			po, ok := h.(*framework.PathOperation)
+			if !ok {
+				t.Fatalf("path %s: unexpected handler type %T", p.Pattern, h)
+			}
+			write := op == logical.CreateOperation || op == logical.UpdateOperation || op == logical.DeleteOperation
+			if write && (!po.ForwardPerformanceStandby || !po.ForwardPerformanceSecondary) {
+				t.Errorf("path %s: %s is not forwarded to the active node / primary", p.Pattern, op)
+			}
+		}
+		for name, f := range p.Fields {
+			if f.Description == "" {
+				t.Errorf("path %s: field %s has no description", p.Pattern, name)
+			}
+		}
+	}
+}
+
+func TestNewFactory_Version(t *testing.T) {
+	for _, v := range []string{"v0.1.0", "v0.1.0-dev", "1.2.3"} {
+		factory, err := NewFactory(v)
+		if err != nil {
+			t.Fatalf("NewFactory(%q): %v", v, err)
+		}
+		b, err := factory(context.Background(), logical.TestBackendConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := b.(logical.PluginVersioner).PluginVersion().Version; got != v {
+			t.Fatalf("running version %q, want %q", got, v)
+		}
+	}
+	for _, v := range []string{"", "dev", "v1", "latest"} {
+		if _, err := NewFactory(v); err == nil {
+			t.Fatalf("NewFactory(%q) accepted a version that is not semver", v)
+		}
+	}
+}
+
+// Vault runs the factory without usable storage when the plugin is
+// registered: the factory must not touch it.
+func TestNewFactory_TouchesNoStorage(t *testing.T) {
+	factory, err := NewFactory("v0.1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := logical.TestBackendConfig()
+	conf.StorageView = failingStorage{}
+	b, err := factory(context.Background(), conf)
+	if err != nil {
+		t.Fatalf("factory: %v", err)
+	}
+	b.Cleanup(context.Background())
+}
+
+type failingStorage struct{}
+
+var errNoStorage = errors.New("no storage during factory")
+
+func (failingStorage) List(context.Context, string) ([]string, error) { return nil, errNoStorage }
+func (failingStorage) Get(context.Context, string) (*logical.StorageEntry, error) {
+	return nil, errNoStorage
+}
+func (failingStorage) Put(context.Context, *logical.StorageEntry) error { return errNoStorage }
+func (failingStorage) Delete(context.Context, string) error             { return errNoStorage }
+
+func TestBackend_InvalidateDropsTheRoleClient(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	if cached := e.b.hasClient("vault-user"); !cached {
+		t.Fatal("no client cached after a copy")
+	}
+	e.b.InvalidateKey(context.Background(), "creds/vault-user/www")
+	if cached := e.b.hasClient("vault-user"); !cached {
+		t.Fatal("an unrelated key dropped the client")
+	}
+	e.b.InvalidateKey(context.Background(), "role/vault-user")
+	if cached := e.b.hasClient("vault-user"); cached {
+		t.Fatal("invalidating the role kept its client")
+	}
+}
+
+func TestBackend_CleanStopsStartupRecoveryAndKeepsTheWAL(t *testing.T) {
+	e := newTestEnv(t)
+	rotationInterrupted(t, e)
+	e.sim.SetLatency(time.Minute) // recovery's first API call hangs
+	t.Cleanup(func() { e.sim.SetLatency(0) })
+	lists := e.sim.Calls(sigscisim.EndpointListKeySets)
+
+	if err := e.b.Initialize(context.Background(), &logical.InitializationRequest{Storage: e.storage}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "start-up recovery to ask the API", func() bool {
+		return e.sim.Calls(sigscisim.EndpointListKeySets) > lists
+	})
+	cleaned := make(chan struct{})
+	go func() {
+		e.b.Cleanup(context.Background())
+		close(cleaned)
+	}()
+	select {
+	case <-cleaned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Clean did not stop start-up recovery")
+	}
+	select {
+	case <-e.b.recovered:
+	default:
+		t.Fatal("recovery goroutine still running after Clean")
+	}
+	if e.walCount() != 1 {
+		t.Fatal("stopping recovery must keep the WAL entry for later")
+	}
+}
+
+func TestBackend_InitializeTwiceStartsOneRecovery(t *testing.T) {
+	e := newTestEnv(t)
+	req := &logical.InitializationRequest{Storage: e.storage}
+	for range 2 {
+		if err := e.b.Initialize(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-e.b.recovered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("recovery with an empty WAL did not finish")
+	}
+}
+
+func (b *backend) hasClient(name string) bool {
+	b.clientsMu.Lock()
+	defer b.clientsMu.Unlock()
+	_, ok := b.clients[name]
+	return ok
+}

@@ -1,0 +1,501 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
+)
+
+// copyConcurrency bounds the sites copied at the same time by a copy of all
+// sites, so a large corp does not flood the API.
+const copyConcurrency = 4
+
+const pathCredsSiteHelpSyn = `Copy, read or delete the stored agent keys of one site.`
+
+const pathCredsSiteHelpDesc = `
+Write copies the site's primary key set from the Signal Sciences API into
+Vault ("copied", or "unchanged" if Vault already holds it). A failed API call
+never changes or deletes what is stored.
+
+Read returns "accessKey" and "secretKey" of the primary key set, and metadata:
+"site", "corp", "created" (when Vault stored this key set), "last_vault_rotation"
+(empty if Vault never rotated the site), "non_primary_access_keys" (older sets
+still live at the API until retired), and "rotation_period" and "ttl" (whole
+seconds; see "config") so that consul-template re-reads in time. There is no
+lease.
+
+Delete removes the stored keys from Vault only; the key sets at the API stay.
+`
+
+const pathCredsAllHelpSyn = `Copy the keys of every site of the role's corp, or read all stored keys.`
+
+const pathCredsAllHelpDesc = `
+Write copies the primary key set of every site the API lists for the role's
+corp, a few sites at a time, and answers a per-site summary: "copied",
+"unchanged", "failed" (site: reason) and "not_at_api" (sites stored in Vault
+that the API no longer lists; they are kept). Sites that failed are left as
+they were; the others stay stored.
+
+Read answers "keys" (the stored site names) and "sites" (site: accessKey,
+secretKey and metadata). List answers only "keys".
+`
+
+func (b *backend) pathCreds() []*framework.Path {
+	roleField := &framework.FieldSchema{
+		Type:        framework.TypeString,
+		Description: "Name of the role.",
+		Required:    true,
+	}
+	return []*framework.Path{
+		{
+			Pattern: "creds/(?P<role>[^/]+)/sites/?$",
+			Fields:  map[string]*framework.FieldSchema{"role": roleField},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{Callback: b.pathCredsReadAll},
+				logical.ListOperation: &framework.PathOperation{Callback: b.pathCredsList},
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback:                    b.pathCredsCopyAll,
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+			},
+			HelpSynopsis:    pathCredsAllHelpSyn,
+			HelpDescription: pathCredsAllHelpDesc,
+		},
+		{
+			Pattern: "creds/(?P<role>[^/]+)/sites/(?P<site>[^/]+)$",
+			Fields: map[string]*framework.FieldSchema{
+				"role": roleField,
+				"site": {
+					Type:        framework.TypeString,
+					Description: "Site name (lower case, as in the dashboard URL).",
+					Required:    true,
+				},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{Callback: b.pathCredsRead},
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback:                    b.pathCredsCopy,
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+				logical.DeleteOperation: &framework.PathOperation{
+					Callback:                    b.pathCredsDelete,
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+			},
+			HelpSynopsis:    pathCredsSiteHelpSyn,
+			HelpDescription: pathCredsSiteHelpDesc,
+		},
+	}
+}
+
+// storedKeys is what Vault holds for one site of one role: the primary key
+// set, and the older sets that are still live at the API until retired.
+type storedKeys struct {
+	Role              string      `json:"role"`
+	Corp              string      `json:"corp"`
+	Site              string      `json:"site"`
+	AccessKey         string      `json:"access_key"`
+	SecretKey         string      `json:"secret_key"`
+	Created           time.Time   `json:"created"`
+	LastVaultRotation time.Time   `json:"last_vault_rotation,omitzero"`
+	NonPrimary        []keyRecord `json:"non_primary,omitempty"`
+}
+
+// keyRecord is a non-primary key set kept until it is retired.
+type keyRecord struct {
+	AccessKey string    `json:"access_key"`
+	SecretKey string    `json:"secret_key"`
+	Stored    time.Time `json:"stored"`
+}
+
+// String keeps secrets out of any formatted output.
+func (k storedKeys) String() string {
+	return fmt.Sprintf("keys{role=%s corp=%s site=%s access_key=%s secret_key=<redacted> non_primary=%d}",
+		k.Role, k.Corp, k.Site, k.AccessKey, len(k.NonPrimary))
+}
+
+// GoString keeps secrets out of %#v.
+func (k storedKeys) GoString() string { return k.String() }
+
+// String keeps the secret out of any formatted output.
+func (k keyRecord) String() string {
+	return fmt.Sprintf("key{access_key=%s secret_key=<redacted>}", k.AccessKey)
+}
+
+// GoString keeps the secret out of %#v.
+func (k keyRecord) GoString() string { return k.String() }
+
+func (k *storedKeys) nonPrimaryAccessKeys() []string {
+	out := make([]string, 0, len(k.NonPrimary))
+	for _, r := range k.NonPrimary {
+		out = append(out, r.AccessKey)
+	}
+	return out
+}
+
+// tracks reports whether Vault knows the access key, as primary or not.
+func (k *storedKeys) tracks(accessKey string) bool {
+	if k == nil {
+		return false
+	}
+	if k.AccessKey == accessKey {
+		return true
+	}
+	return slices.ContainsFunc(k.NonPrimary, func(r keyRecord) bool { return r.AccessKey == accessKey })
+}
+
+// promote makes ks the primary set; the previous primary, if different, is
+// kept as non-primary, so no stored key is ever lost.
+func (k *storedKeys) promote(ks sigsci.KeySet, now time.Time) {
+	if k.AccessKey == ks.AccessKey {
+		k.SecretKey = ks.SecretKey
+		return
+	}
+	k.NonPrimary = slices.DeleteFunc(k.NonPrimary, func(r keyRecord) bool { return r.AccessKey == ks.AccessKey })
+	if k.AccessKey != "" {
+		k.NonPrimary = append(k.NonPrimary, keyRecord{AccessKey: k.AccessKey, SecretKey: k.SecretKey, Stored: k.Created})
+	}
+	k.AccessKey, k.SecretKey, k.Created = ks.AccessKey, ks.SecretKey, now
+}
+
+func credsKey(role, site string) string {
+	return credsPrefix + role + "/" + site
+}
+
+func (b *backend) loadKeys(ctx context.Context, s logical.Storage, role, site string) (*storedKeys, error) {
+	entry, err := s.Get(ctx, credsKey(role, site))
+	if err != nil {
+		return nil, fmt.Errorf("reading stored keys of site %q: %w", site, err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	k := new(storedKeys)
+	if err := entry.DecodeJSON(k); err != nil {
+		return nil, fmt.Errorf("decoding stored keys of site %q: %w", site, err)
+	}
+	return k, nil
+}
+
+func (b *backend) putKeys(ctx context.Context, s logical.Storage, k *storedKeys) error {
+	entry, err := logical.StorageEntryJSON(credsKey(k.Role, k.Site), k)
+	if err != nil {
+		return fmt.Errorf("encoding stored keys of site %q: %w", k.Site, err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("storing keys of site %q: %w", k.Site, err)
+	}
+	return nil
+}
+
+// storedSites lists the sites a role holds keys for, sorted.
+func (b *backend) storedSites(ctx context.Context, s logical.Storage, role string) ([]string, error) {
+	sites, err := s.List(ctx, credsPrefix+role+"/")
+	if err != nil {
+		return nil, fmt.Errorf("listing stored sites of role %q: %w", role, err)
+	}
+	sort.Strings(sites)
+	return sites, nil
+}
+
+// keysData is the data returned for one stored site.
+func keysData(k *storedKeys) map[string]interface{} {
+	last := ""
+	if !k.LastVaultRotation.IsZero() {
+		last = k.LastVaultRotation.UTC().Format(time.RFC3339)
+	}
+	return map[string]interface{}{
+		"accessKey":               k.AccessKey,
+		"secretKey":               k.SecretKey,
+		"site":                    k.Site,
+		"corp":                    k.Corp,
+		"created":                 k.Created.UTC().Format(time.RFC3339),
+		"last_vault_rotation":     last,
+		"non_primary_access_keys": k.nonPrimaryAccessKeys(),
+	}
+}
+
+// siteArgs validates the role and site of a creds request.
+func (b *backend) siteArgs(ctx context.Context, req *logical.Request, d *framework.FieldData) (string, *roleEntry, string, error) {
+	roleName := d.Get("role").(string)
+	site := d.Get("site").(string)
+	if err := validateSite(site); err != nil {
+		return "", nil, "", logical.CodedError(http.StatusBadRequest, err.Error())
+	}
+	r, err := b.requireRole(ctx, req, roleName)
+	if err != nil {
+		return "", nil, "", err
+	}
+	return roleName, r, site, nil
+}
+
+func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	roleName, _, site, err := b.siteArgs(ctx, req, d)
+	if err != nil {
+		return nil, err
+	}
+	k, err := b.loadKeys(ctx, req.Storage, roleName, site)
+	if err != nil {
+		return nil, err
+	}
+	if k == nil {
+		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf(
+			"no keys stored for site %q under role %q; copy them with: vault write -f %s",
+			site, roleName, mountPath(req, "creds/"+roleName+"/sites/"+site)))
+	}
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	data := keysData(k)
+	data["rotation_period"], data["ttl"] = refreshHints(cfg)
+	return &logical.Response{Data: data}, nil
+}
+
+func (b *backend) pathCredsCopy(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	roleName, r, site, err := b.siteArgs(ctx, req, d)
+	if err != nil {
+		return nil, err
+	}
+	client, err := b.client(roleName, r)
+	if err != nil {
+		return nil, err
+	}
+	k, outcome, err := b.copySite(ctx, req.Storage, roleName, r, client, site)
+	if err != nil {
+		return nil, err
+	}
+	data := keysData(k)
+	delete(data, "secretKey")
+	data["status"] = outcome
+	return &logical.Response{Data: data}, nil
+}
+
+func (b *backend) pathCredsDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	roleName, r, site, err := b.siteArgs(ctx, req, d)
+	if err != nil {
+		return nil, err
+	}
+	defer b.lockSite(r.Corp, site)()
+	k, err := b.loadKeys(ctx, req.Storage, roleName, site)
+	if err != nil {
+		return nil, err
+	}
+	if k == nil {
+		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf(
+			"no keys stored for site %q under role %q", site, roleName))
+	}
+	if err := req.Storage.Delete(ctx, credsKey(roleName, site)); err != nil {
+		return nil, fmt.Errorf("deleting stored keys of site %q: %w", site, err)
+	}
+	if len(k.NonPrimary) == 0 {
+		return nil, nil
+	}
+	resp := &logical.Response{}
+	resp.AddWarning(fmt.Sprintf(
+		"Vault no longer tracks %d non-primary key set(s) of site %q that may still be live at the API (%s); copy the site again and retire them with: vault delete %s",
+		len(k.NonPrimary), site, strings.Join(k.nonPrimaryAccessKeys(), ", "), mountPath(req, "rotate/sites/"+site)))
+	return resp, nil
+}
+
+func (b *backend) pathCredsList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	roleName := d.Get("role").(string)
+	if _, err := b.requireRole(ctx, req, roleName); err != nil {
+		return nil, err
+	}
+	sites, err := b.storedSites(ctx, req.Storage, roleName)
+	if err != nil {
+		return nil, err
+	}
+	return logical.ListResponse(sites), nil
+}
+
+func (b *backend) pathCredsReadAll(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	roleName := d.Get("role").(string)
+	if _, err := b.requireRole(ctx, req, roleName); err != nil {
+		return nil, err
+	}
+	sites, err := b.storedSites(ctx, req.Storage, roleName)
+	if err != nil {
+		return nil, err
+	}
+	all := make(map[string]interface{}, len(sites))
+	keys := make([]string, 0, len(sites))
+	for _, site := range sites {
+		k, err := b.loadKeys(ctx, req.Storage, roleName, site)
+		if err != nil {
+			return nil, err
+		}
+		if k == nil {
+			continue // deleted since the list
+		}
+		all[site] = keysData(k)
+		keys = append(keys, site)
+	}
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	rotationPeriod, ttl := refreshHints(cfg)
+	return &logical.Response{Data: map[string]interface{}{
+		"keys":            keys,
+		"sites":           all,
+		"rotation_period": rotationPeriod,
+		"ttl":             ttl,
+	}}, nil
+}
+
+// Outcomes of copying one site.
+const (
+	outcomeCopied    = "copied"
+	outcomeUnchanged = "unchanged"
+)
+
+// copySite copies the primary key set of one site from the API into Vault.
+// Nothing stored changes unless the API answered a complete key set.
+func (b *backend) copySite(ctx context.Context, s logical.Storage, roleName string, r *roleEntry, client keysAPI, site string) (*storedKeys, string, error) {
+	defer b.lockSite(r.Corp, site)()
+
+	ks, err := client.PrimaryKeys(ctx, r.Corp, site)
+	if err != nil {
+		return nil, "", upstreamError(fmt.Sprintf("reading the primary keys of site %q of corp %q", site, r.Corp), err)
+	}
+	if ks.AccessKey == "" || ks.SecretKey == "" {
+		return nil, "", logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
+			"the API answered an incomplete key set for site %q; stored keys left unchanged", site))
+	}
+	stored, err := b.loadKeys(ctx, s, roleName, site)
+	if err != nil {
+		return nil, "", err
+	}
+	if stored != nil && stored.AccessKey == ks.AccessKey && stored.SecretKey == ks.SecretKey {
+		return stored, outcomeUnchanged, nil
+	}
+	next := &storedKeys{Role: roleName, Corp: r.Corp, Site: site}
+	if stored != nil {
+		next = stored
+	}
+	next.promote(ks, b.now())
+	if err := b.putKeys(ctx, s, next); err != nil {
+		return nil, "", err
+	}
+	return next, outcomeCopied, nil
+}
+
+// siteCopyResult is the outcome of copying one site during a copy of all.
+type siteCopyResult struct {
+	site    string
+	outcome string
+	err     error
+}
+
+func (b *backend) pathCredsCopyAll(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	roleName := d.Get("role").(string)
+	r, err := b.requireRole(ctx, req, roleName)
+	if err != nil {
+		return nil, err
+	}
+	client, err := b.client(roleName, r)
+	if err != nil {
+		return nil, err
+	}
+	sites, err := client.ListSites(ctx, r.Corp)
+	if err != nil {
+		return nil, upstreamError(fmt.Sprintf("listing the sites of corp %q", r.Corp), err)
+	}
+	results := b.copySites(ctx, req.Storage, roleName, r, client, sites)
+
+	stored, err := b.storedSites(ctx, req.Storage, roleName)
+	if err != nil {
+		return nil, err
+	}
+	return copySummary(results, stored), nil
+}
+
+// copySites copies every listed site with bounded concurrency.
+func (b *backend) copySites(ctx context.Context, s logical.Storage, roleName string, r *roleEntry, client keysAPI, sites []sigsci.Site) []siteCopyResult {
+	results := make([]siteCopyResult, len(sites))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(copyConcurrency, len(sites)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				results[i] = b.copyOne(ctx, s, roleName, r, client, sites[i].Name)
+			}
+		}()
+	}
+	for i := range sites {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return results
+}
+
+func (b *backend) copyOne(ctx context.Context, s logical.Storage, roleName string, r *roleEntry, client keysAPI, site string) siteCopyResult {
+	if err := validateSite(site); err != nil {
+		return siteCopyResult{site: site, err: fmt.Errorf("the API listed a site name Vault cannot store: %w", err)}
+	}
+	if err := ctx.Err(); err != nil {
+		return siteCopyResult{site: site, err: fmt.Errorf("not attempted: %w", err)}
+	}
+	_, outcome, err := b.copySite(ctx, s, roleName, r, client, site)
+	return siteCopyResult{site: site, outcome: outcome, err: err}
+}
+
+// copySummary builds the answer of a copy of all sites.
+func copySummary(results []siteCopyResult, stored []string) *logical.Response {
+	copied, unchanged := []string{}, []string{}
+	failed := map[string]interface{}{}
+	listed := make(map[string]bool, len(results))
+	for _, res := range results {
+		listed[res.site] = true
+		switch {
+		case res.err != nil:
+			failed[res.site] = res.err.Error()
+		case res.outcome == outcomeCopied:
+			copied = append(copied, res.site)
+		default:
+			unchanged = append(unchanged, res.site)
+		}
+	}
+	notAtAPI := []string{}
+	for _, site := range stored {
+		if !listed[site] {
+			notAtAPI = append(notAtAPI, site)
+		}
+	}
+	sort.Strings(copied)
+	sort.Strings(unchanged)
+	resp := &logical.Response{Data: map[string]interface{}{
+		"total":      len(results),
+		"copied":     copied,
+		"unchanged":  unchanged,
+		"failed":     failed,
+		"not_at_api": notAtAPI,
+	}}
+	if len(failed) > 0 {
+		resp.AddWarning(fmt.Sprintf("%d of %d site(s) failed and were left as they were; see \"failed\" and run the copy again",
+			len(failed), len(results)))
+	}
+	if len(notAtAPI) > 0 {
+		resp.AddWarning(fmt.Sprintf("%d stored site(s) are no longer listed by the API and were kept: %s",
+			len(notAtAPI), strings.Join(notAtAPI, ", ")))
+	}
+	return resp
+}

@@ -1,0 +1,369 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
+	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
+)
+
+func TestCreds_CopyReadDelete(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	clock := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	e.b.now = func() time.Time { return clock }
+
+	resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites/www", nil)
+	if got := str(t, resp, "status"); got != "copied" {
+		t.Fatalf("first copy: status %q", got)
+	}
+	if _, ok := resp.Data["secretKey"]; ok {
+		t.Fatal("the copy answer carries the secret")
+	}
+
+	sets := e.sim.KeySets("acme", "www")
+	if len(sets) != 1 || !sets[0].Primary {
+		t.Fatalf("simulator sets: %v", sets)
+	}
+	read := e.ok(logical.ReadOperation, "creds/vault-user/sites/www", nil)
+	if read.Secret != nil || read.Auth != nil {
+		t.Fatal("a creds read must be plain data without a lease")
+	}
+	if str(t, read, "accessKey") != sets[0].AccessKey || str(t, read, "secretKey") != sets[0].SecretKey {
+		t.Fatal("read keys differ from the API's primary set")
+	}
+	for k, want := range map[string]string{
+		"site": "www", "corp": "acme", "created": "2030-01-02T03:04:05Z", "last_vault_rotation": "",
+	} {
+		if got := str(t, read, k); got != want {
+			t.Fatalf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if got := read.Data["non_primary_access_keys"]; !reflect.DeepEqual(got, []string{}) {
+		t.Fatalf("non_primary_access_keys = %#v", got)
+	}
+
+	again := e.ok(logical.UpdateOperation, "creds/vault-user/sites/www", nil)
+	if got := str(t, again, "status"); got != "unchanged" {
+		t.Fatalf("second copy: status %q", got)
+	}
+
+	e.ok(logical.DeleteOperation, "creds/vault-user/sites/www", nil)
+	e.fails(logical.ReadOperation, "creds/vault-user/sites/www", nil, http.StatusNotFound,
+		`no keys stored for site "www" under role "vault-user"; copy them with: vault write -f sigsci/creds/vault-user/sites/www`)
+	if got := e.sim.KeySets("acme", "www"); len(got) != 1 || got[0].AccessKey != sets[0].AccessKey {
+		t.Fatal("deleting stored keys touched the API")
+	}
+	e.fails(logical.DeleteOperation, "creds/vault-user/sites/www", nil, http.StatusNotFound, "no keys stored")
+}
+
+func TestCreds_RefreshHints(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+
+	check := func(period int) {
+		t.Helper()
+		for range 20 {
+			resp := e.ok(logical.ReadOperation, "creds/vault-user/sites/www", nil)
+			gotPeriod, ok1 := resp.Data["rotation_period"].(int)
+			ttl, ok2 := resp.Data["ttl"].(int)
+			if !ok1 || !ok2 {
+				t.Fatalf("rotation_period/ttl must be ints, got %T %T", resp.Data["rotation_period"], resp.Data["ttl"])
+			}
+			if gotPeriod != period || ttl < period-period/10 || ttl > period || ttl < 1 {
+				t.Fatalf("rotation_period=%d ttl=%d for an interval of %ds", gotPeriod, ttl, period)
+			}
+			// consul-template needs JSON numbers, never strings.
+			raw, _ := json.Marshal(resp.Data)
+			if !regexp.MustCompile(`"ttl":[1-9][0-9]*[,}]`).Match(raw) {
+				t.Fatalf("ttl is not a positive JSON number: %s", raw)
+			}
+		}
+	}
+	check(60)
+	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"refresh_interval": "5s"})
+	check(5)
+	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"refresh_interval": "10m"})
+	check(600)
+}
+
+func TestCreds_UnknownRoleAndBadSite(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	for _, tc := range []struct {
+		op   logical.Operation
+		path string
+	}{
+		{logical.ReadOperation, "creds/nobody/sites/www"},
+		{logical.UpdateOperation, "creds/nobody/sites/www"},
+		{logical.DeleteOperation, "creds/nobody/sites/www"},
+		{logical.ReadOperation, "creds/nobody/sites"},
+		{logical.ListOperation, "creds/nobody/sites/"},
+		{logical.UpdateOperation, "creds/nobody/sites"},
+	} {
+		e.fails(tc.op, tc.path, nil, http.StatusNotFound, `role "nobody" does not exist`)
+	}
+	before := e.storageSnapshot()
+	for _, site := range []string{"WWW", "w%20w", strings.Repeat("s", 101)} {
+		for _, op := range []logical.Operation{logical.ReadOperation, logical.UpdateOperation, logical.DeleteOperation} {
+			e.fails(op, "creds/vault-user/sites/"+site, nil, http.StatusBadRequest, "is invalid")
+		}
+	}
+	e.fails(logical.UpdateOperation, "creds/bad role/sites/www", nil, http.StatusBadRequest, "role name")
+	e.assertStorageUnchanged(before)
+}
+
+func TestCreds_CopyUnknownSiteAtAPI(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	before := e.storageSnapshot()
+	e.fails(logical.UpdateOperation, "creds/vault-user/sites/nosuch", nil, http.StatusNotFound, `site "nosuch"`)
+	e.assertStorageUnchanged(before)
+}
+
+func TestCreds_CopyAllReadAllList(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www") // already stored: "unchanged"
+
+	resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
+	if got := resp.Data["copied"]; !reflect.DeepEqual(got, []string{"api", "shop"}) {
+		t.Fatalf("copied = %v", got)
+	}
+	if got := resp.Data["unchanged"]; !reflect.DeepEqual(got, []string{"www"}) {
+		t.Fatalf("unchanged = %v", got)
+	}
+	if got := resp.Data["failed"]; !reflect.DeepEqual(got, map[string]interface{}{}) {
+		t.Fatalf("failed = %v", got)
+	}
+	if resp.Data["total"] != 3 || len(resp.Warnings) != 0 {
+		t.Fatalf("total=%v warnings=%v", resp.Data["total"], resp.Warnings)
+	}
+
+	for _, path := range []string{"creds/vault-user/sites", "creds/vault-user/sites/"} {
+		all := e.ok(logical.ReadOperation, path, nil)
+		if got := all.Data["keys"]; !reflect.DeepEqual(got, []string{"api", "shop", "www"}) {
+			t.Fatalf("read %s: keys = %v", path, got)
+		}
+		sites := all.Data["sites"].(map[string]interface{})
+		for _, site := range []string{"api", "shop", "www"} {
+			one := sites[site].(map[string]interface{})
+			live := e.sim.KeySets("acme", site)
+			if one["accessKey"] != live[0].AccessKey || one["secretKey"] != live[0].SecretKey || one["site"] != site {
+				t.Fatalf("read all: site %s = %v", site, one)
+			}
+		}
+		if _, ok := all.Data["ttl"].(int); !ok {
+			t.Fatalf("read all: ttl %T", all.Data["ttl"])
+		}
+	}
+
+	list := e.ok(logical.ListOperation, "creds/vault-user/sites/", nil)
+	if got := list.Data["keys"]; !reflect.DeepEqual(got, []string{"api", "shop", "www"}) {
+		t.Fatalf("list: keys = %v", got)
+	}
+	if _, ok := list.Data["sites"]; ok {
+		t.Fatal("list must not return the keys themselves")
+	}
+}
+
+func TestCreds_CopyAllPartialFailureKeepsSuccessesAndOldKeys(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "shop")
+	oldShop := e.stored("vault-user", "shop")
+
+	// The site's primary changes at the API, then reading it fails.
+	if _, err := e.acmeAPI().CreateKeySet(context.Background(), "acme", "shop"); err != nil {
+		t.Fatal(err)
+	}
+	e.wrap = func(c keysAPI) keysAPI {
+		return &faultyAPI{keysAPI: c, primaryErr: map[string]error{
+			"shop": &sigsci.APIError{Method: "GET", Path: "/corps/acme/sites/shop/keys", StatusCode: 500, Message: "boom"},
+		}}
+	}
+	e.b.dropClient("vault-user")
+
+	resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
+	if got := resp.Data["copied"]; !reflect.DeepEqual(got, []string{"api", "www"}) {
+		t.Fatalf("copied = %v", got)
+	}
+	failed := resp.Data["failed"].(map[string]interface{})
+	if len(failed) != 1 || !strings.Contains(failed["shop"].(string), "500") {
+		t.Fatalf("failed = %v", failed)
+	}
+	if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "1 of 3 site(s) failed") {
+		t.Fatalf("warnings = %v", resp.Warnings)
+	}
+	now := e.stored("vault-user", "shop")
+	if now.AccessKey != oldShop.AccessKey || now.SecretKey != oldShop.SecretKey {
+		t.Fatal("a failed copy changed the stored key")
+	}
+	if e.stored("vault-user", "api") == nil || e.stored("vault-user", "www") == nil {
+		t.Fatal("successful sites were not kept")
+	}
+}
+
+func TestCreds_CopyAllRidesOutTransientFaults(t *testing.T) {
+	for _, status := range []int{http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusServiceUnavailable} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			e := newTestEnv(t)
+			e.writeRole("vault-user", "acme")
+			e.sim.FailNext(2, status)
+			resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
+			if got := resp.Data["copied"]; !reflect.DeepEqual(got, []string{"api", "shop", "www"}) {
+				t.Fatalf("copied = %v, failed = %v", got, resp.Data["failed"])
+			}
+			for _, site := range []string{"api", "shop", "www"} {
+				if sets := e.sim.KeySets("acme", site); len(sets) != 1 {
+					t.Fatalf("copy changed the sets of %s at the API: %d", site, len(sets))
+				}
+			}
+		})
+	}
+}
+
+func TestCreds_CopyAllListFailureChangesNothing(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	before := e.storageSnapshot()
+	e.sim.FailNext(100, http.StatusInternalServerError)
+	e.fails(logical.UpdateOperation, "creds/vault-user/sites", nil, http.StatusBadGateway, `listing the sites of corp "acme"`)
+	e.assertStorageUnchanged(before)
+}
+
+func TestCreds_APIFailureNeverOverwritesAWorkingKey(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	before := e.storageSnapshot()
+
+	e.sim.FailNext(100, http.StatusInternalServerError)
+	e.fails(logical.UpdateOperation, "creds/vault-user/sites/www", nil, http.StatusBadGateway, "500")
+	e.assertStorageUnchanged(before)
+	e.sim.FailNext(0, 0)
+	if str(t, e.ok(logical.ReadOperation, "creds/vault-user/sites/www", nil), "secretKey") == "" {
+		t.Fatal("stored key lost")
+	}
+}
+
+func TestCreds_CopyTimesOut(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	before := e.storageSnapshot()
+
+	e.b.newClient = func(r *roleEntry) (keysAPI, error) {
+		cfg := clientConfig(r.APIURL, r.Email, r.Token)
+		cfg.Timeout = 50 * time.Millisecond
+		cfg.MaxRetries = 1
+		return sigsci.New(cfg)
+	}
+	e.b.dropClient("vault-user")
+	e.sim.SetLatency(300 * time.Millisecond)
+	start := time.Now()
+	resp, err := e.do(logical.UpdateOperation, "creds/vault-user/sites/www", nil)
+	status, msg := statusOf(resp, err)
+	if status != http.StatusGatewayTimeout && status != http.StatusBadGateway {
+		t.Fatalf("timeout: status %d %q", status, msg)
+	}
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Fatalf("the copy took %s despite a 50ms per-attempt timeout", elapsed)
+	}
+	e.sim.SetLatency(0)
+	e.assertStorageUnchanged(before)
+}
+
+func TestCreds_CopyAfterOutsideRotationKeepsOldKey(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	old := e.stored("vault-user", "www")
+
+	if _, err := e.acmeAPI().CreateKeySet(context.Background(), "acme", "www"); err != nil {
+		t.Fatal(err)
+	}
+	resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites/www", nil)
+	if str(t, resp, "status") != "copied" {
+		t.Fatalf("status = %v", resp.Data["status"])
+	}
+	now := e.stored("vault-user", "www")
+	_, primary := e.simSets("acme", "www")
+	if now.AccessKey != primary {
+		t.Fatal("copy did not store the new primary")
+	}
+	if got := now.nonPrimaryAccessKeys(); !reflect.DeepEqual(got, []string{old.AccessKey}) {
+		t.Fatalf("the replaced key must be kept as non-primary, got %v", got)
+	}
+}
+
+func TestCreds_CopyAllConcurrencyIsBounded(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	for i := range 12 {
+		e.sim.AddSite("acme", sigscisim.SiteSeed{Name: "bulk" + string(rune('a'+i))})
+	}
+	gauge := &concurrencyGauge{}
+	e.wrap = func(c keysAPI) keysAPI { return &gaugedAPI{keysAPI: c, g: gauge} }
+	e.b.dropClient("vault-user")
+	e.sim.SetLatency(20 * time.Millisecond)
+
+	resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
+	if copied := resp.Data["copied"].([]string); len(copied) != 15 {
+		t.Fatalf("copied %d sites, want 15", len(copied))
+	}
+	if peak := gauge.peak(); peak > copyConcurrency || peak < 2 {
+		t.Fatalf("peak concurrent API calls %d, want 2..%d", peak, copyConcurrency)
+	}
+	keys := e.ok(logical.ListOperation, "creds/vault-user/sites/", nil).Data["keys"].([]string)
+	if !sort.StringsAreSorted(keys) || len(keys) != 15 {
+		t.Fatalf("list after copy-all: %v", keys)
+	}
+}
+
+func TestCreds_CopyAllReportsSitesGoneFromAPI(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	// A stored site that the API does not list (deleted in the dashboard).
+	k := e.stored("vault-user", "www")
+	k.Site = "retired-site"
+	if err := e.b.putKeys(context.Background(), e.storage, k); err != nil {
+		t.Fatal(err)
+	}
+	resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
+	if got := resp.Data["not_at_api"]; !reflect.DeepEqual(got, []string{"retired-site"}) {
+		t.Fatalf("not_at_api = %v", got)
+	}
+	if e.stored("vault-user", "retired-site") == nil {
+		t.Fatal("a site missing at the API was deleted from Vault")
+	}
+}
+
+func TestCreds_CancelledRequestStoresNothing(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	resp, err := e.b.HandleRequest(ctx, &logical.Request{
+		Operation: logical.UpdateOperation, Path: "creds/vault-user/sites/www", Storage: e.storage,
+	})
+	if status, _ := statusOf(resp, err); status == http.StatusOK {
+		t.Fatal("a cancelled copy succeeded")
+	}
+	if e.stored("vault-user", "www") != nil {
+		t.Fatal("a cancelled copy stored keys")
+	}
+}

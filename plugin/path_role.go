@@ -1,0 +1,459 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
+)
+
+// Size limits of role fields; longer values are refused.
+const (
+	maxRoleNameLen = 128
+	maxEmailLen    = 254
+	maxTokenLen    = 512
+	maxAPIURLLen   = 2048
+)
+
+var roleNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+const pathRoleListHelpSyn = `List the roles.`
+
+const pathRoleListHelpDesc = `
+"vault read <mount>/role/" and "vault list <mount>/role" both answer "keys",
+the names of the configured roles.
+`
+
+const pathRoleHelpSyn = `Manage a role: the API identity (corp, email, API token) used for a corp's sites.`
+
+const pathRoleHelpDesc = `
+Write creates or updates a role. On create, corp, email and token are required.
+On update, a field left out keeps its stored value, so the token need not be
+sent again. The token is write-only: reads never return it.
+
+Changing the corp of a role that holds stored keys is refused; delete the
+stored keys first, or create another role.
+
+Delete refuses to remove a role that still holds stored keys and says how many
+sites it holds; pass force=true to delete the role and its stored keys from
+Vault (key sets at the API are left untouched).
+`
+
+func (b *backend) pathRoles() []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern: "role/?$",
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{Callback: b.pathRoleList},
+				logical.ListOperation: &framework.PathOperation{Callback: b.pathRoleList},
+			},
+			HelpSynopsis:    pathRoleListHelpSyn,
+			HelpDescription: pathRoleListHelpDesc,
+		},
+		{
+			Pattern: "role/(?P<name>[^/]+)$",
+			Fields: map[string]*framework.FieldSchema{
+				"name": {
+					Type:        framework.TypeString,
+					Description: "Name of the role.",
+					Required:    true,
+				},
+				"corp": {
+					Type:        framework.TypeString,
+					Description: "Signal Sciences corp name (lower case, as in the dashboard URL).",
+				},
+				"email": {
+					Type:        framework.TypeString,
+					Description: "Email of the API user (sent as x-api-user).",
+				},
+				"token": {
+					Type:        framework.TypeString,
+					Description: "API access token of that user (sent as x-api-token). Write-only.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						Sensitive: true,
+					},
+				},
+				"api_url": {
+					Type:        framework.TypeString,
+					Description: "API root URL. Default " + sigsci.DefaultBaseURL,
+				},
+				"force": {
+					Type:        framework.TypeBool,
+					Description: "On delete: also delete the role's stored keys from Vault.",
+				},
+			},
+			ExistenceCheck: b.pathRoleExists,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{Callback: b.pathRoleRead},
+				logical.CreateOperation: &framework.PathOperation{
+					Callback:                    b.pathRoleWrite,
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback:                    b.pathRoleWrite,
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+				logical.DeleteOperation: &framework.PathOperation{
+					Callback:                    b.pathRoleDelete,
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+			},
+			HelpSynopsis:    pathRoleHelpSyn,
+			HelpDescription: pathRoleHelpDesc,
+		},
+	}
+}
+
+// roleEntry is a stored role. Token is a secret: it is never returned,
+// logged or put into an error.
+type roleEntry struct {
+	Corp   string `json:"corp"`
+	Email  string `json:"email"`
+	Token  string `json:"token"`
+	APIURL string `json:"api_url"`
+}
+
+// String keeps the token out of any formatted output.
+func (r roleEntry) String() string {
+	return fmt.Sprintf("role{corp=%s email=%s api_url=%s token=<redacted>}", r.Corp, r.Email, r.APIURL)
+}
+
+// GoString keeps the token out of %#v.
+func (r roleEntry) GoString() string { return r.String() }
+
+func (b *backend) loadRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
+	entry, err := s.Get(ctx, rolePrefix+name)
+	if err != nil {
+		return nil, fmt.Errorf("reading role %q: %w", name, err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	r := new(roleEntry)
+	if err := entry.DecodeJSON(r); err != nil {
+		return nil, fmt.Errorf("decoding role %q: %w", name, err)
+	}
+	return r, nil
+}
+
+// requireRole loads a role and answers 404 if it does not exist.
+func (b *backend) requireRole(ctx context.Context, req *logical.Request, name string) (*roleEntry, error) {
+	if err := validateRoleName(name); err != nil {
+		return nil, logical.CodedError(http.StatusBadRequest, err.Error())
+	}
+	r, err := b.loadRole(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf(
+			"role %q does not exist; create it with: vault write %s corp=... email=... token=...",
+			name, mountPath(req, rolePrefix+name)))
+	}
+	return r, nil
+}
+
+func (b *backend) listRoles(ctx context.Context, s logical.Storage) ([]string, error) {
+	names, err := s.List(ctx, rolePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing roles: %w", err)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+func (b *backend) pathRoleExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	name := d.Get("name").(string)
+	if validateRoleName(name) != nil {
+		return false, nil
+	}
+	r, err := b.loadRole(ctx, req.Storage, name)
+	return r != nil, err
+}
+
+func (b *backend) pathRoleList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	names, err := b.listRoles(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	return logical.ListResponse(names), nil
+}
+
+func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	r, err := b.requireRole(ctx, req, name)
+	if err != nil {
+		return nil, err
+	}
+	sites, err := b.storedSites(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]interface{}{
+		"corp":             r.Corp,
+		"email":            r.Email,
+		"api_url":          r.APIURL,
+		"token_configured": r.Token != "",
+		"stored_sites":     len(sites),
+	}}, nil
+}
+
+func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	if err := validateRoleName(name); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	defer b.lockRole(name)()
+
+	stored, err := b.loadRole(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	r, err := mergeRole(stored, d)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	if stored != nil && stored.Corp != r.Corp {
+		sites, err := b.storedSites(ctx, req.Storage, name)
+		if err != nil {
+			return nil, err
+		}
+		if len(sites) > 0 {
+			return logical.ErrorResponse(
+				"role %q holds stored keys for %d site(s) of corp %q; delete them before changing its corp, or create another role",
+				name, len(sites), stored.Corp), nil
+		}
+	}
+
+	entry, err := logical.StorageEntryJSON(rolePrefix+name, r)
+	if err != nil {
+		return nil, fmt.Errorf("encoding role %q: %w", name, err)
+	}
+	if err := req.Storage.Put(ctx, entry); err != nil {
+		return nil, fmt.Errorf("storing role %q: %w", name, err)
+	}
+	b.dropClient(name)
+	return nil, nil
+}
+
+// mergeRole applies the request's fields to the stored role (nil on create)
+// and validates the result. Fields left out keep their stored values.
+func mergeRole(stored *roleEntry, d *framework.FieldData) (*roleEntry, error) {
+	r := &roleEntry{APIURL: sigsci.DefaultBaseURL}
+	if stored != nil {
+		*r = *stored
+	}
+	if v, ok := d.GetOk("corp"); ok {
+		r.Corp = strings.TrimSpace(v.(string))
+	}
+	if v, ok := d.GetOk("email"); ok {
+		r.Email = strings.TrimSpace(v.(string))
+	}
+	if v, ok := d.GetOk("token"); ok {
+		// A token read from a file (token=@token.txt) usually ends in a newline.
+		r.Token = strings.TrimSpace(v.(string))
+	}
+	if v, ok := d.GetOk("api_url"); ok {
+		r.APIURL = strings.TrimSpace(v.(string))
+	}
+	if err := validateCorp(r.Corp); err != nil {
+		return nil, err
+	}
+	if err := validateEmail(r.Email); err != nil {
+		return nil, err
+	}
+	if err := validateToken(r.Token); err != nil {
+		return nil, err
+	}
+	u, err := normaliseAPIURL(r.APIURL)
+	if err != nil {
+		return nil, err
+	}
+	r.APIURL = u
+	return r, nil
+}
+
+func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	force := d.Get("force").(bool)
+	r, err := b.requireRole(ctx, req, name)
+	if err != nil {
+		return nil, err
+	}
+	defer b.lockRole(name)()
+
+	sites, err := b.storedSites(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	pending, err := b.pendingWALSites(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if !force && len(sites) > 0 {
+		return logical.ErrorResponse(
+			"role %q holds stored keys for %d site(s) (%s); delete them first or pass force=true to delete them from Vault too",
+			name, len(sites), strings.Join(sites, ", ")), nil
+	}
+	if !force && len(pending) > 0 {
+		return logical.ErrorResponse(
+			"role %q has an unfinished rotation or retirement for site(s) %s that Vault is still completing; retry in a minute or pass force=true",
+			name, strings.Join(pending, ", ")), nil
+	}
+
+	unlock := b.lockSites(r.Corp, sites)
+	defer unlock()
+	for _, site := range sites {
+		if err := req.Storage.Delete(ctx, credsKey(name, site)); err != nil {
+			return nil, fmt.Errorf("deleting stored keys of site %q: %w", site, err)
+		}
+	}
+	if err := req.Storage.Delete(ctx, rolePrefix+name); err != nil {
+		return nil, fmt.Errorf("deleting role %q: %w", name, err)
+	}
+	b.dropClient(name)
+
+	if len(sites) == 0 && len(pending) == 0 {
+		return nil, nil
+	}
+	resp := &logical.Response{Data: map[string]interface{}{"deleted_sites": sites}}
+	if len(pending) > 0 {
+		resp.AddWarning(fmt.Sprintf(
+			"unfinished operations on site(s) %s can no longer be completed without the role; check their key sets at the API",
+			strings.Join(pending, ", ")))
+	}
+	return resp, nil
+}
+
+// lockSites takes the locks of several sites of one corp in a fixed order
+// (no deadlock with other multi-site lockers) and returns their unlock.
+func (b *backend) lockSites(corp string, sites []string) func() {
+	keys := make([]string, len(sites))
+	for i, s := range sites {
+		keys[i] = siteLockKey(corp, s)
+	}
+	locks := locksutil.LocksForKeys(b.siteLocks, keys)
+	for _, l := range locks {
+		l.Lock()
+	}
+	return func() {
+		for i := len(locks) - 1; i >= 0; i-- {
+			locks[i].Unlock()
+		}
+	}
+}
+
+func validateRoleName(name string) error {
+	if name == "" {
+		return fmt.Errorf("role name is empty")
+	}
+	if len(name) > maxRoleNameLen {
+		return fmt.Errorf("role name is longer than %d characters", maxRoleNameLen)
+	}
+	if !roleNameRe.MatchString(name) {
+		return fmt.Errorf("role name %q is invalid: use letters, digits, '_', '.', '-', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+func validateCorp(corp string) error {
+	if corp == "" {
+		return fmt.Errorf("corp is required")
+	}
+	if !sigsci.ValidName(corp) {
+		return fmt.Errorf("corp %q is invalid: use 1-100 of a-z, 0-9, '_', '.', '-'", truncate(corp, 110))
+	}
+	return nil
+}
+
+func validateSite(site string) error {
+	if site == "" {
+		return fmt.Errorf("site name is empty")
+	}
+	if !sigsci.ValidName(site) {
+		return fmt.Errorf("site name %q is invalid: use 1-100 of a-z, 0-9, '_', '.', '-'", truncate(site, 110))
+	}
+	return nil
+}
+
+func validateEmail(email string) error {
+	if email == "" {
+		return fmt.Errorf("email is required")
+	}
+	if len(email) > maxEmailLen {
+		return fmt.Errorf("email is longer than %d characters", maxEmailLen)
+	}
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Address != email || addr.Name != "" {
+		return fmt.Errorf("email %q is not a plain address like user@example.com", email)
+	}
+	local, domain, ok := strings.Cut(email, "@")
+	if !ok || local == "" || domain == "" || strings.ContainsAny(email, " \t\r\n") {
+		return fmt.Errorf("email %q is not a plain address like user@example.com", email)
+	}
+	return nil
+}
+
+// validateToken checks the token without ever quoting it.
+func validateToken(token string) error {
+	if token == "" {
+		return fmt.Errorf("token is required")
+	}
+	if len(token) > maxTokenLen {
+		return fmt.Errorf("token is longer than %d characters", maxTokenLen)
+	}
+	for _, c := range token {
+		if c <= ' ' || c > '~' {
+			return fmt.Errorf("token must be printable ASCII without spaces (value not shown)")
+		}
+	}
+	return nil
+}
+
+// normaliseAPIURL checks that u is an absolute http(s) URL without
+// credentials, query or fragment, and strips a trailing slash.
+func normaliseAPIURL(raw string) (string, error) {
+	if raw == "" {
+		return "", fmt.Errorf("api_url is empty")
+	}
+	if len(raw) > maxAPIURLLen {
+		return "", fmt.Errorf("api_url is longer than %d characters", maxAPIURLLen)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// The parse error quotes the value; keep it out in case it holds a secret.
+		return "", fmt.Errorf("api_url is not a valid URL")
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("api_url must be an absolute http:// or https:// URL")
+	case u.Host == "":
+		return "", fmt.Errorf("api_url has no host")
+	case u.User != nil:
+		return "", fmt.Errorf("api_url must not carry credentials")
+	case u.RawQuery != "" || u.Fragment != "":
+		return "", fmt.Errorf("api_url must not have a query or fragment")
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// truncate shortens a user-supplied value quoted in an error message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

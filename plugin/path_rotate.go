@@ -1,0 +1,124 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const pathRotateHelpSyn = `Rotate a site's agent keys, or retire its non-primary key sets.`
+
+const pathRotateHelpDesc = `
+Write creates a new key set for the site at the Signal Sciences API; it becomes
+the primary set and is stored in Vault. The previous set stays valid as a
+non-primary set, so hosts keep working until they have read the new keys. The
+answer holds the new "accessKey" and metadata, never the secret: read it from
+creds/<role>/sites/<site>.
+
+Delete retires every key set the API lists as non-primary for the site: it is
+deleted at the API and from Vault. It is refused if the API's primary set is
+not the one Vault stores (copy the site first).
+
+The site must already be stored under a role. If several roles hold a site of
+that name, say which with role=<name>.
+
+Both operations are crash-safe: an interrupted rotation or retirement is
+completed from the API's real state when the plugin starts, by Vault's
+periodic rollback, or before the next operation on the same site.
+`
+
+func (b *backend) pathRotate() []*framework.Path {
+	return []*framework.Path{{
+		Pattern: "rotate/sites/(?P<site>[^/]+)$",
+		Fields: map[string]*framework.FieldSchema{
+			"site": {
+				Type:        framework.TypeString,
+				Description: "Site name.",
+				Required:    true,
+			},
+			"role": {
+				Type:        framework.TypeString,
+				Description: "Role that holds the site; needed only if several roles hold a site of this name.",
+			},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:                    b.pathRotateWrite,
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+			logical.DeleteOperation: &framework.PathOperation{
+				Callback:                    b.pathRotateDelete,
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+		},
+		HelpSynopsis:    pathRotateHelpSyn,
+		HelpDescription: pathRotateHelpDesc,
+	}}
+}
+
+func (b *backend) pathRotateWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	roleName, site, err := b.roleForSite(ctx, req, d)
+	if err != nil {
+		return nil, err
+	}
+	return b.rotateSite(ctx, req, roleName, site)
+}
+
+func (b *backend) pathRotateDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	roleName, site, err := b.roleForSite(ctx, req, d)
+	if err != nil {
+		return nil, err
+	}
+	return b.retireSite(ctx, req, roleName, site)
+}
+
+// roleForSite finds the role whose stored keys hold the site: the one named
+// by "role", or the only role that holds it.
+func (b *backend) roleForSite(ctx context.Context, req *logical.Request, d *framework.FieldData) (string, string, error) {
+	site := d.Get("site").(string)
+	if err := validateSite(site); err != nil {
+		return "", "", logical.CodedError(http.StatusBadRequest, err.Error())
+	}
+	if roleName := d.Get("role").(string); roleName != "" {
+		if _, err := b.requireRole(ctx, req, roleName); err != nil {
+			return "", "", err
+		}
+		if _, err := b.requireKeys(ctx, req, roleName, site); err != nil {
+			return "", "", err
+		}
+		return roleName, site, nil
+	}
+
+	roles, err := b.listRoles(ctx, req.Storage)
+	if err != nil {
+		return "", "", err
+	}
+	var holders []string
+	for _, roleName := range roles {
+		k, err := b.loadKeys(ctx, req.Storage, roleName, site)
+		if err != nil {
+			return "", "", err
+		}
+		if k != nil {
+			holders = append(holders, roleName)
+		}
+	}
+	switch len(holders) {
+	case 0:
+		return "", "", logical.CodedError(http.StatusNotFound, fmt.Sprintf(
+			"no role holds keys for site %q; copy them first with: vault write -f %s",
+			site, mountPath(req, "creds/<role>/sites/"+site)))
+	case 1:
+		return holders[0], site, nil
+	default:
+		return "", "", logical.CodedError(http.StatusBadRequest, fmt.Sprintf(
+			"site %q is held by several roles (%s); say which with role=<name>",
+			site, strings.Join(holders, ", ")))
+	}
+}

@@ -1,0 +1,417 @@
+package plugin
+
+import (
+	"context"
+	"net/http"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
+)
+
+// The operator's story: copy, rotate while hosts hold the old key, then
+// retire the old key once hosts have the new one.
+func TestRotate_RotateWhileHostsHoldTheOldKeyThenRetire(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	hostKey := e.ok(logical.ReadOperation, "creds/vault-user/sites/www", nil)
+	oldAccess := str(t, hostKey, "accessKey")
+	clock := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
+	e.b.now = func() time.Time { return clock }
+
+	rot := e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+	if _, ok := rot.Data["secretKey"]; ok {
+		t.Fatal("the rotate answer carries the secret")
+	}
+	newAccess := str(t, rot, "accessKey")
+	all, primary := e.simSets("acme", "www")
+	if newAccess == oldAccess || newAccess != primary || len(all) != 2 || !slices.Contains(all, oldAccess) {
+		t.Fatalf("after rotate: answer %s, API primary %s, API sets %v (old %s)", newAccess, primary, all, oldAccess)
+	}
+	if got := rot.Data["non_primary_access_keys"]; !reflect.DeepEqual(got, []string{oldAccess}) {
+		t.Fatalf("rotate: non_primary_access_keys = %v", got)
+	}
+	if str(t, rot, "last_vault_rotation") != "2031-05-06T07:08:09Z" || str(t, rot, "role") != "vault-user" {
+		t.Fatalf("rotate metadata: %v", rot.Data)
+	}
+
+	read := e.ok(logical.ReadOperation, "creds/vault-user/sites/www", nil)
+	if str(t, read, "accessKey") != newAccess || str(t, read, "secretKey") == str(t, hostKey, "secretKey") {
+		t.Fatal("creds read does not return the new primary")
+	}
+	if e.walCount() != 0 {
+		t.Fatal("a WAL entry was left after a clean rotation")
+	}
+
+	ret := e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
+	if got := ret.Data["retired"]; !reflect.DeepEqual(got, []string{oldAccess}) {
+		t.Fatalf("retired = %v", got)
+	}
+	if str(t, ret, "accessKey") != newAccess {
+		t.Fatalf("retire answer accessKey = %v", ret.Data["accessKey"])
+	}
+	all, primary = e.simSets("acme", "www")
+	if !reflect.DeepEqual(all, []string{newAccess}) || primary != newAccess {
+		t.Fatalf("after retire the API has %v", all)
+	}
+	if got := e.stored("vault-user", "www").NonPrimary; len(got) != 0 {
+		t.Fatalf("retired keys still stored: %v", got)
+	}
+	if e.walCount() != 0 {
+		t.Fatal("a WAL entry was left after a clean retirement")
+	}
+
+	// Nothing left to retire: a no-op, not an error.
+	again := e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
+	if got := again.Data["retired"]; !reflect.DeepEqual(got, []string{}) {
+		t.Fatalf("second retire: retired = %v", got)
+	}
+}
+
+func TestRotate_CallsNoMoreThanNeeded(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	e.sim.ResetCalls()
+	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+	total := 0
+	for _, ep := range []string{
+		"GET /corps/{corp}/sites/{site}/agentKeys",
+		"POST /corps/{corp}/sites/{site}/agentKeys",
+		"GET /corps/{corp}/sites/{site}/keys",
+		"DELETE /corps/{corp}/sites/{site}/agentKeys/{accessKey}",
+	} {
+		total += e.sim.Calls(ep)
+	}
+	if post := e.sim.Calls("POST /corps/{corp}/sites/{site}/agentKeys"); post != 1 {
+		t.Fatalf("rotation made %d creates", post)
+	}
+	// list before, create, list after; a read of the primary only if the
+	// list carries no secrets.
+	if total < 3 || total > 4 {
+		t.Fatalf("rotation made %d API calls, want 3 or 4", total)
+	}
+}
+
+func TestRotate_Validation(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	before := e.storageSnapshot()
+	for _, op := range []logical.Operation{logical.UpdateOperation, logical.DeleteOperation} {
+		e.fails(op, "rotate/sites/WWW", nil, http.StatusBadRequest, `site name "WWW" is invalid`)
+		e.fails(op, "rotate/sites/api", nil, http.StatusNotFound,
+			`no role holds keys for site "api"; copy them first with: vault write -f sigsci/creds/<role>/sites/api`)
+		e.fails(op, "rotate/sites/www", map[string]interface{}{"role": "nobody"}, http.StatusNotFound, `role "nobody" does not exist`)
+		e.writeRole("empty", "acme")
+		e.fails(op, "rotate/sites/www", map[string]interface{}{"role": "empty"}, http.StatusNotFound, `role "empty" holds no keys for site "www"`)
+		e.ok(logical.DeleteOperation, "role/empty", nil)
+	}
+	e.assertStorageUnchanged(before)
+	if all, _ := e.simSets("acme", "www"); len(all) != 1 {
+		t.Fatalf("refused requests changed the API: %v", all)
+	}
+}
+
+func TestRotate_SiteHeldBySeveralRolesNeedsRole(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("acme-user", "acme")
+	e.writeRole("other-user", "other")
+	e.copySite("acme-user", "www")
+	e.copySite("other-user", "www")
+
+	for _, op := range []logical.Operation{logical.UpdateOperation, logical.DeleteOperation} {
+		e.fails(op, "rotate/sites/www", nil, http.StatusBadRequest,
+			`site "www" is held by several roles (acme-user, other-user); say which with role=<name>`)
+	}
+	acmeBefore, _ := e.simSets("acme", "www")
+	e.ok(logical.UpdateOperation, "rotate/sites/www", map[string]interface{}{"role": "other-user"})
+	if all, _ := e.simSets("other", "www"); len(all) != 2 {
+		t.Fatalf("corp other has %d sets after its rotation", len(all))
+	}
+	if all, _ := e.simSets("acme", "www"); !reflect.DeepEqual(all, acmeBefore) {
+		t.Fatal("rotating corp other's site touched corp acme")
+	}
+	e.ok(logical.DeleteOperation, "rotate/sites/www", map[string]interface{}{"role": "other-user"})
+	if all, _ := e.simSets("other", "www"); len(all) != 1 {
+		t.Fatalf("corp other has %d sets after retire", len(all))
+	}
+}
+
+func TestRetire_RefusedWhenTheAPIPrimaryIsNotStored(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	// Someone rotates in the dashboard: the stored key is now non-primary,
+	// and hosts still run it. Retiring would kill it.
+	if _, err := e.acmeAPI().CreateKeySet(context.Background(), "acme", "www"); err != nil {
+		t.Fatal(err)
+	}
+	before := e.storageSnapshot()
+	e.fails(logical.DeleteOperation, "rotate/sites/www", nil, http.StatusConflict,
+		"is not the one Vault stores")
+	e.assertStorageUnchanged(before)
+	if all, _ := e.simSets("acme", "www"); len(all) != 2 {
+		t.Fatalf("a refused retire deleted key sets: %v", all)
+	}
+}
+
+func TestRotate_RidesOutTransientFaultsWithoutDuplicates(t *testing.T) {
+	for _, status := range []int{http.StatusTooManyRequests, http.StatusInternalServerError} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			e := newTestEnv(t)
+			e.writeRole("vault-user", "acme")
+			e.copySite("vault-user", "www")
+			for range 3 {
+				e.sim.FailNext(2, status)
+				e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+			}
+			all, primary := e.simSets("acme", "www")
+			if len(all) != 4 {
+				t.Fatalf("3 rotations under faults left %d sets at the API, want 4", len(all))
+			}
+			k := e.stored("vault-user", "www")
+			if k.AccessKey != primary || len(k.NonPrimary) != 3 {
+				t.Fatalf("stored primary %s (API %s), %d non-primary", k.AccessKey, primary, len(k.NonPrimary))
+			}
+			e.sim.FailNext(2, status)
+			e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
+			if all, _ := e.simSets("acme", "www"); !reflect.DeepEqual(all, []string{primary}) {
+				t.Fatalf("after retire under faults: %v", all)
+			}
+			if e.walCount() != 0 {
+				t.Fatal("WAL entries left")
+			}
+		})
+	}
+}
+
+func TestRotate_CreateRefusedLeavesEverythingAsItWas(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	e.wrap = func(c keysAPI) keysAPI {
+		return &faultyAPI{keysAPI: c, createHook: func(context.Context, string, string) (sigsci.KeySet, error) {
+			return sigsci.KeySet{}, &sigsci.APIError{Method: "POST", Path: "/corps/acme/sites/www/agentKeys", StatusCode: 400, Message: "too many key sets"}
+		}}
+	}
+	e.b.dropClient("vault-user")
+	before := e.storageSnapshot()
+	e.fails(logical.UpdateOperation, "rotate/sites/www", nil, http.StatusBadGateway, "too many key sets")
+	e.assertStorageUnchanged(before) // includes: no WAL entry left
+	if all, _ := e.simSets("acme", "www"); len(all) != 1 {
+		t.Fatalf("API sets: %v", all)
+	}
+}
+
+func TestRotate_AnswerLostAfterTheAPICreated(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	old := e.stored("vault-user", "www")
+	e.wrap = func(c keysAPI) keysAPI {
+		return &faultyAPI{keysAPI: c, createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
+			// The API creates the set, then the connection drops unanswered.
+			e.sim.DropNextAfterHandling(1)
+			return c.CreateKeySet(ctx, corp, site)
+		}}
+	}
+	e.b.dropClient("vault-user")
+
+	rot := e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+	all, primary := e.simSets("acme", "www")
+	if len(all) != 2 || str(t, rot, "accessKey") != primary {
+		t.Fatalf("API sets %v, primary %s, answer %v", all, primary, rot.Data["accessKey"])
+	}
+	k := e.stored("vault-user", "www")
+	if k.AccessKey != primary || k.SecretKey == "" || !reflect.DeepEqual(k.nonPrimaryAccessKeys(), []string{old.AccessKey}) {
+		t.Fatalf("stored after a lost answer: %v", k)
+	}
+	if e.walCount() != 0 {
+		t.Fatal("WAL entry left")
+	}
+}
+
+func TestRotate_CreateTimesOutBeforeTheAPIActs(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	e.b.newClient = func(r *roleEntry) (keysAPI, error) {
+		cfg := clientConfig(r.APIURL, r.Email, r.Token)
+		cfg.Timeout = 100 * time.Millisecond
+		c, err := sigsci.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &faultyAPI{keysAPI: c, createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
+			e.sim.SetLatency(time.Minute) // the API never answers in time
+			defer e.sim.SetLatency(0)
+			return c.CreateKeySet(ctx, corp, site)
+		}}, nil
+	}
+	e.b.dropClient("vault-user")
+	before := e.storageSnapshot()
+	apiBefore, _ := e.simSets("acme", "www")
+
+	e.fails(logical.UpdateOperation, "rotate/sites/www", nil, http.StatusGatewayTimeout, "no answer within")
+	e.assertStorageUnchanged(before) // no WAL entry either: nothing to undo
+	if all, _ := e.simSets("acme", "www"); !reflect.DeepEqual(all, apiBefore) {
+		t.Fatalf("API changed: %v", all)
+	}
+}
+
+func TestRotate_APIUnreachableChangesNothing(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	before := e.storageSnapshot()
+	e.sim.FailNext(100, http.StatusBadGateway)
+	e.fails(logical.UpdateOperation, "rotate/sites/www", nil, http.StatusBadGateway, "listing the key sets")
+	e.fails(logical.DeleteOperation, "rotate/sites/www", nil, http.StatusBadGateway, "listing the key sets")
+	e.sim.FailNext(0, 0)
+	e.assertStorageUnchanged(before)
+	if all, _ := e.simSets("acme", "www"); len(all) != 1 {
+		t.Fatalf("API changed: %v", all)
+	}
+}
+
+func TestRetire_LostDeleteAnswerStillRetires(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+	e.wrap = func(c keysAPI) keysAPI {
+		return &faultyAPI{keysAPI: c, deleteHook: func(ctx context.Context, corp, site, accessKey string) error {
+			// The API deletes, the answer is lost, the client retries: 404.
+			e.sim.DropNextAfterHandling(1)
+			return c.DeleteKeySet(ctx, corp, site, accessKey)
+		}}
+	}
+	e.b.dropClient("vault-user")
+	old := e.stored("vault-user", "www").nonPrimaryAccessKeys()
+	resp := e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
+	if got := resp.Data["retired"]; !reflect.DeepEqual(got, old) {
+		t.Fatalf("retired = %v, want %v", got, old)
+	}
+	_, primary := e.simSets("acme", "www")
+	if all, _ := e.simSets("acme", "www"); !reflect.DeepEqual(all, []string{primary}) {
+		t.Fatalf("API after retire: %v", all)
+	}
+}
+
+func TestRetire_FailedDeleteIsReportedAndProgressKept(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+	nonPrimary := e.stored("vault-user", "www").nonPrimaryAccessKeys()
+	deletes := 0
+	e.wrap = func(c keysAPI) keysAPI {
+		return &faultyAPI{keysAPI: c, deleteHook: func(ctx context.Context, corp, site, accessKey string) error {
+			deletes++
+			if deletes == 2 {
+				e.sim.FailNext(100, http.StatusInternalServerError)
+				defer e.sim.FailNext(0, 0)
+			}
+			return c.DeleteKeySet(ctx, corp, site, accessKey)
+		}}
+	}
+	e.b.dropClient("vault-user")
+
+	msg := e.fails(logical.DeleteOperation, "rotate/sites/www", nil, http.StatusBadGateway, "run the delete again")
+	if !strings.Contains(msg, "retired so far: "+nonPrimary[0]) {
+		t.Fatalf("error does not say what was retired: %s", msg)
+	}
+	if got := e.stored("vault-user", "www").nonPrimaryAccessKeys(); !reflect.DeepEqual(got, nonPrimary[1:]) {
+		t.Fatalf("stored non-primary after a partial retire: %v, want %v", got, nonPrimary[1:])
+	}
+	if e.walCount() != 0 {
+		t.Fatal("a reported failure must not leave a WAL entry to replay")
+	}
+	e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
+	if got := e.stored("vault-user", "www").NonPrimary; len(got) != 0 {
+		t.Fatalf("after the second retire: %v", got)
+	}
+}
+
+func TestRotate_RetriedCreateLeavesNoDuplicate(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	old := e.stored("vault-user", "www")
+	e.wrap = func(c keysAPI) keysAPI {
+		return &faultyAPI{keysAPI: c, createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
+			// A client that retried after a lost answer: the API created twice.
+			if _, err := c.CreateKeySet(ctx, corp, site); err != nil {
+				return sigsci.KeySet{}, err
+			}
+			return c.CreateKeySet(ctx, corp, site)
+		}}
+	}
+	e.b.dropClient("vault-user")
+
+	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+	all, primary := e.simSets("acme", "www")
+	if len(all) != 2 || !slices.Contains(all, old.AccessKey) {
+		t.Fatalf("after a doubled create the API has %v (old %s), want old + new only", all, old.AccessKey)
+	}
+	if e.stored("vault-user", "www").AccessKey != primary {
+		t.Fatal("the stored key is not the API primary")
+	}
+}
+
+func TestRotate_UnconfirmedRotationIsCompletedLater(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	old := e.stored("vault-user", "www")
+	down := true
+	e.wrap = func(c keysAPI) keysAPI {
+		return &faultyAPI{keysAPI: c, listHook: func(ctx context.Context, call int, corp, site string) ([]sigsci.KeySet, error) {
+			if call == 2 && down { // the list after the create
+				return nil, &sigsci.APIError{Method: "GET", Path: "/corps/acme/sites/www/agentKeys", StatusCode: 503, Message: "unavailable"}
+			}
+			return c.ListKeySets(ctx, corp, site)
+		}}
+	}
+	e.b.dropClient("vault-user")
+
+	e.fails(logical.UpdateOperation, "rotate/sites/www", nil, http.StatusBadGateway, "could not be confirmed")
+	if e.walCount() != 1 {
+		t.Fatal("an unconfirmed rotation must leave its WAL entry")
+	}
+	if e.stored("vault-user", "www").AccessKey != old.AccessKey {
+		t.Fatal("an unconfirmed rotation changed the stored key")
+	}
+	down = false
+	e.ok(logical.RollbackOperation, "", map[string]interface{}{"immediate": true})
+	_, primary := e.simSets("acme", "www")
+	k := e.stored("vault-user", "www")
+	if k.AccessKey != primary || primary == old.AccessKey || !reflect.DeepEqual(k.nonPrimaryAccessKeys(), []string{old.AccessKey}) {
+		t.Fatalf("after rollback: stored %v, API primary %s", k, primary)
+	}
+	if e.walCount() != 0 {
+		t.Fatal("WAL entry left after rollback")
+	}
+}
+
+func TestRotate_WarnsWhenNonPrimarySetsPileUp(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	first := e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+	if len(first.Warnings) != 0 {
+		t.Fatalf("first rotation warned: %v", first.Warnings)
+	}
+	second := e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+	if len(second.Warnings) != 1 || !strings.Contains(second.Warnings[0], "2 non-primary key sets") {
+		t.Fatalf("second rotation warnings: %v", second.Warnings)
+	}
+}

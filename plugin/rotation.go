@@ -1,0 +1,387 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
+)
+
+// Rotation and retirement of a site's key sets.
+//
+// Rotate, under the site lock:
+//  1. list the site's key sets at the API ("before");
+//  2. write a WAL entry naming the site and "before";
+//  3. create a key set at the API (it becomes primary);
+//  4. complete: list again; a primary set not in "before" is the new one:
+//     store it as primary, keep the old primary as non-primary; delete any
+//     other set not in "before" that Vault never handed out (a create
+//     retried by the client after a lost answer);
+//  5. delete the WAL entry.
+//
+// Retire, under the site lock:
+//  1. list the key sets; refuse if the API's primary is not the stored one;
+//  2. write a WAL entry naming the non-primary sets to delete;
+//  3. complete: delete each (a 404 means already gone), then remove every
+//     deleted or no-longer-listed set from storage;
+//  4. delete the WAL entry.
+//
+// The complete steps are idempotent and ask the API for the real state, so
+// recovery after a crash (wal.go) simply runs them again.
+
+// rotationResult is what completing a rotation found and did.
+type rotationResult struct {
+	rotated  bool        // a new primary set exists and is stored
+	keys     *storedKeys // what is stored now (nil if nothing is)
+	cleanErr error       // a stray set could not be deleted; retried later
+}
+
+// retireResult is what completing a retirement did.
+type retireResult struct {
+	retired []string
+	keys    *storedKeys
+}
+
+// rotateSite rotates the keys of one stored site. The caller has checked
+// that the role holds the site.
+func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName, site string) (*logical.Response, error) {
+	r, err := b.requireRole(ctx, req, roleName)
+	if err != nil {
+		return nil, err
+	}
+	defer b.lockSite(r.Corp, site)()
+	if err := b.recoverPendingFor(ctx, req.Storage, r.Corp, site); err != nil {
+		return nil, err
+	}
+	if r, err = b.requireRole(ctx, req, roleName); err != nil {
+		return nil, err // deleted while this request waited for the lock
+	}
+	stored, err := b.requireKeys(ctx, req, roleName, site)
+	if err != nil {
+		return nil, err
+	}
+	client, err := b.client(roleName, r)
+	if err != nil {
+		return nil, err
+	}
+
+	before, err := client.ListKeySets(ctx, r.Corp, site)
+	if err != nil {
+		return nil, upstreamError(fmt.Sprintf("listing the key sets of site %q", site), err)
+	}
+	op := walOp{Role: roleName, Corp: r.Corp, Site: site, Before: accessKeys(before), PreviousPrimary: stored.AccessKey}
+	walID, err := b.putWAL(ctx, req.Storage, walKindRotate, &op)
+	if err != nil {
+		return nil, err
+	}
+
+	created, createErr := client.CreateKeySet(ctx, r.Corp, site)
+	var hint *sigsci.KeySet
+	if createErr == nil {
+		hint = &created
+	}
+	res, err := b.completeRotation(ctx, req.Storage, client, op, hint)
+	if err != nil {
+		b.Logger().Warn("rotation not confirmed; left for recovery", "site", site, "corp", r.Corp, "error", err)
+		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
+			"the rotation of site %q could not be confirmed: %v; Vault completes it (or finds nothing to undo) automatically, before the next rotate or retire of this site at the latest",
+			site, err))
+	}
+	if !res.rotated {
+		if err := framework.DeleteWAL(ctx, req.Storage, walID); err != nil {
+			return nil, fmt.Errorf("deleting WAL entry: %w", err)
+		}
+		if createErr != nil {
+			return nil, upstreamError(fmt.Sprintf("creating a key set for site %q", site), createErr)
+		}
+		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
+			"the API reported success but lists no new primary key set for site %q; stored keys left unchanged", site))
+	}
+
+	resp := &logical.Response{Data: rotateData(roleName, res.keys)}
+	if res.cleanErr != nil {
+		// The new key is stored; the WAL stays so recovery deletes the stray set.
+		resp.AddWarning(fmt.Sprintf("an extra key set created by a retried request could not be deleted yet (%v); Vault retries automatically", res.cleanErr))
+		return resp, nil
+	}
+	if err := framework.DeleteWAL(ctx, req.Storage, walID); err != nil {
+		return nil, fmt.Errorf("deleting WAL entry: %w", err)
+	}
+	if n := len(res.keys.NonPrimary); n > 1 {
+		resp.AddWarning(fmt.Sprintf("site %q now has %d non-primary key sets; retire them once hosts run the new key: vault delete %s",
+			site, n, mountPath(req, "rotate/sites/"+site)))
+	}
+	return resp, nil
+}
+
+// completeRotation makes Vault agree with the API after a key set was (or
+// may have been) created for op. It is idempotent.
+func (b *backend) completeRotation(ctx context.Context, s logical.Storage, client keysAPI, op walOp, hint *sigsci.KeySet) (rotationResult, error) {
+	after, err := client.ListKeySets(ctx, op.Corp, op.Site)
+	if err != nil {
+		return rotationResult{}, fmt.Errorf("listing the key sets of site %q: %w", op.Site, err)
+	}
+	stored, err := b.loadKeys(ctx, s, op.Role, op.Site)
+	if err != nil {
+		return rotationResult{}, err
+	}
+	fresh, strays := newKeySets(after, op.Before, stored)
+
+	res := rotationResult{keys: stored}
+	if fresh != nil {
+		res.rotated = true
+		if stored == nil || stored.AccessKey != fresh.AccessKey {
+			ks, err := b.withSecret(ctx, client, op, *fresh, hint)
+			if err != nil {
+				return rotationResult{}, err
+			}
+			if stored == nil {
+				stored = &storedKeys{Role: op.Role, Corp: op.Corp, Site: op.Site}
+			}
+			now := b.now()
+			stored.promote(ks, now)
+			stored.LastVaultRotation = now
+			if err := b.putKeys(ctx, s, stored); err != nil {
+				return rotationResult{}, err
+			}
+			res.keys = stored
+		}
+	}
+	for _, accessKey := range strays {
+		err := client.DeleteKeySet(ctx, op.Corp, op.Site, accessKey)
+		if err != nil && !sigsci.IsNotFound(err) {
+			res.cleanErr = fmt.Errorf("deleting extra key set %s of site %q: %w", accessKey, op.Site, err)
+			break
+		}
+		b.Logger().Info("deleted a key set created by a retried request", "site", op.Site, "corp", op.Corp, "access_key", accessKey)
+	}
+	return res, nil
+}
+
+// newKeySets sorts the sets the API lists now but did not list before: the
+// primary one (nil if none) and the others that Vault does not track.
+func newKeySets(after []sigsci.KeySet, before []string, stored *storedKeys) (*sigsci.KeySet, []string) {
+	var fresh *sigsci.KeySet
+	var strays []string
+	for i := range after {
+		k := after[i]
+		switch {
+		case slices.Contains(before, k.AccessKey):
+		case k.Primary && fresh == nil:
+			fresh = &after[i]
+		case !stored.tracks(k.AccessKey):
+			strays = append(strays, k.AccessKey)
+		}
+	}
+	return fresh, strays
+}
+
+// withSecret returns the new primary set with its secret: from the list, from
+// the create answer, or from the API's primary keys.
+func (b *backend) withSecret(ctx context.Context, client keysAPI, op walOp, fresh sigsci.KeySet, hint *sigsci.KeySet) (sigsci.KeySet, error) {
+	if fresh.SecretKey != "" {
+		return fresh, nil
+	}
+	if hint != nil && hint.AccessKey == fresh.AccessKey && hint.SecretKey != "" {
+		return *hint, nil
+	}
+	primary, err := client.PrimaryKeys(ctx, op.Corp, op.Site)
+	if err != nil {
+		return sigsci.KeySet{}, fmt.Errorf("reading the primary keys of site %q: %w", op.Site, err)
+	}
+	if primary.AccessKey != fresh.AccessKey || primary.SecretKey == "" {
+		return sigsci.KeySet{}, fmt.Errorf("the primary key set of site %q changed while it was being rotated", op.Site)
+	}
+	return primary, nil
+}
+
+func rotateData(roleName string, k *storedKeys) map[string]interface{} {
+	data := keysData(k)
+	delete(data, "secretKey")
+	data["role"] = roleName
+	return data
+}
+
+// retireSite deletes the non-primary key sets of one stored site at the API
+// and from Vault.
+func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName, site string) (*logical.Response, error) {
+	r, err := b.requireRole(ctx, req, roleName)
+	if err != nil {
+		return nil, err
+	}
+	defer b.lockSite(r.Corp, site)()
+	if err := b.recoverPendingFor(ctx, req.Storage, r.Corp, site); err != nil {
+		return nil, err
+	}
+	if r, err = b.requireRole(ctx, req, roleName); err != nil {
+		return nil, err
+	}
+	stored, err := b.requireKeys(ctx, req, roleName, site)
+	if err != nil {
+		return nil, err
+	}
+	client, err := b.client(roleName, r)
+	if err != nil {
+		return nil, err
+	}
+
+	sets, err := client.ListKeySets(ctx, r.Corp, site)
+	if err != nil {
+		return nil, upstreamError(fmt.Sprintf("listing the key sets of site %q", site), err)
+	}
+	if err := checkPrimaryMatches(req, roleName, stored, sets); err != nil {
+		return nil, err
+	}
+	var retire []string
+	for _, k := range sets {
+		if !k.Primary {
+			retire = append(retire, k.AccessKey)
+		}
+	}
+	op := walOp{Role: roleName, Corp: r.Corp, Site: site, Primary: stored.AccessKey, Retire: retire}
+	if len(retire) == 0 {
+		res, err := b.completeRetirement(ctx, req.Storage, client, op, sets)
+		if err != nil {
+			return nil, err
+		}
+		return &logical.Response{Data: retireData(roleName, res)}, nil
+	}
+
+	walID, err := b.putWAL(ctx, req.Storage, walKindRetire, &op)
+	if err != nil {
+		return nil, err
+	}
+	res, retireErr := b.completeRetirement(ctx, req.Storage, client, op, sets)
+	// Progress is stored either way; a failed retirement is re-run by the
+	// operator, not replayed by recovery.
+	if err := framework.DeleteWAL(ctx, req.Storage, walID); err != nil {
+		return nil, fmt.Errorf("deleting WAL entry: %w", err)
+	}
+	if retireErr != nil {
+		done := "none"
+		if len(res.retired) > 0 {
+			done = strings.Join(res.retired, ", ")
+		}
+		return nil, upstreamError(fmt.Sprintf("retiring the non-primary key sets of site %q (retired so far: %s; run the delete again)", site, done), retireErr)
+	}
+	return &logical.Response{Data: retireData(roleName, res)}, nil
+}
+
+// checkPrimaryMatches refuses a retirement when the API's primary set is not
+// the one Vault hands out: retiring would kill the key hosts are running.
+func checkPrimaryMatches(req *logical.Request, roleName string, stored *storedKeys, sets []sigsci.KeySet) error {
+	primary := primaryOf(sets)
+	if primary == nil {
+		return logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
+			"the API lists no primary key set for site %q; nothing retired", stored.Site))
+	}
+	if primary.AccessKey != stored.AccessKey {
+		return logical.CodedError(http.StatusConflict, fmt.Sprintf(
+			"the API's primary key set of site %q (%s) is not the one Vault stores (%s); copy it first with: vault write -f %s, then retire",
+			stored.Site, primary.AccessKey, stored.AccessKey, mountPath(req, "creds/"+roleName+"/sites/"+stored.Site)))
+	}
+	return nil
+}
+
+// completeRetirement deletes op's sets at the API (skipping any primary and
+// any already gone) and drops deleted or no-longer-listed sets from storage.
+// sets is the API's current list, or nil to ask for it. It is idempotent.
+func (b *backend) completeRetirement(ctx context.Context, s logical.Storage, client keysAPI, op walOp, sets []sigsci.KeySet) (retireResult, error) {
+	if sets == nil {
+		var err error
+		if sets, err = client.ListKeySets(ctx, op.Corp, op.Site); err != nil {
+			return retireResult{}, fmt.Errorf("listing the key sets of site %q: %w", op.Site, err)
+		}
+	}
+	live := make(map[string]sigsci.KeySet, len(sets))
+	for _, k := range sets {
+		live[k.AccessKey] = k
+	}
+
+	retired := []string{}
+	var deleteErr error
+	for _, accessKey := range op.Retire {
+		k, listed := live[accessKey]
+		if listed && (k.Primary || accessKey == op.Primary) {
+			continue // never delete a primary set
+		}
+		if listed {
+			if err := client.DeleteKeySet(ctx, op.Corp, op.Site, accessKey); err != nil && !sigsci.IsNotFound(err) {
+				deleteErr = err
+				break
+			}
+			delete(live, accessKey)
+		}
+		retired = append(retired, accessKey)
+	}
+
+	stored, err := b.loadKeys(ctx, s, op.Role, op.Site)
+	if err != nil {
+		return retireResult{retired: retired}, errors.Join(deleteErr, err)
+	}
+	if stored != nil {
+		kept := slices.DeleteFunc(slices.Clone(stored.NonPrimary), func(r keyRecord) bool {
+			_, stillLive := live[r.AccessKey]
+			return !stillLive
+		})
+		if len(kept) != len(stored.NonPrimary) {
+			stored.NonPrimary = kept
+			if err := b.putKeys(ctx, s, stored); err != nil {
+				return retireResult{retired: retired}, errors.Join(deleteErr, err)
+			}
+		}
+	}
+	return retireResult{retired: retired, keys: stored}, deleteErr
+}
+
+func retireData(roleName string, res retireResult) map[string]interface{} {
+	data := map[string]interface{}{
+		"role":    roleName,
+		"retired": res.retired,
+	}
+	if res.keys != nil {
+		data["site"] = res.keys.Site
+		data["corp"] = res.keys.Corp
+		data["accessKey"] = res.keys.AccessKey
+		data["non_primary_access_keys"] = res.keys.nonPrimaryAccessKeys()
+	}
+	return data
+}
+
+// requireKeys loads a site's stored keys and answers 404 if there are none.
+func (b *backend) requireKeys(ctx context.Context, req *logical.Request, roleName, site string) (*storedKeys, error) {
+	k, err := b.loadKeys(ctx, req.Storage, roleName, site)
+	if err != nil {
+		return nil, err
+	}
+	if k == nil {
+		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf(
+			"role %q holds no keys for site %q; copy them first with: vault write -f %s",
+			roleName, site, mountPath(req, "creds/"+roleName+"/sites/"+site)))
+	}
+	return k, nil
+}
+
+func primaryOf(sets []sigsci.KeySet) *sigsci.KeySet {
+	for i := range sets {
+		if sets[i].Primary {
+			return &sets[i]
+		}
+	}
+	return nil
+}
+
+func accessKeys(sets []sigsci.KeySet) []string {
+	out := make([]string, 0, len(sets))
+	for _, k := range sets {
+		out = append(out, k.AccessKey)
+	}
+	return out
+}
