@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+	gplugin "github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/vault/sdk/helper/pluginutil"
+	"github.com/hashicorp/vault/sdk/logical"
+	vaultplugin "github.com/hashicorp/vault/sdk/plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+)
+
+func TestRun_PrintsVersion(t *testing.T) {
+	var out bytes.Buffer
+	if err := run([]string{"-version"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != version+"\n" {
+		t.Fatalf("-version printed %q", out.String())
+	}
+}
+
+func TestRun_RefusesUnknownFlagsAndBadVersions(t *testing.T) {
+	if err := run([]string{"-no-such-flag"}, &bytes.Buffer{}); err == nil {
+		t.Fatal("an unknown flag was accepted")
+	}
+	saved := version
+	t.Cleanup(func() { version = saved })
+	version = "dev"
+	err := run(nil, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "not semver") {
+		t.Fatalf("a non-semver build version must stop the plugin before serving: %v", err)
+	}
+}
+
+// The built binary, with its version set by -ldflags, serves the engine to a
+// go-plugin client exactly as Vault starts it (handshake cookie, AutoMTLS,
+// protocol v5, multiplexed).
+func TestBinary_ServesOverGoPluginWithBuildVersion(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "vault-plugin-sigsci")
+	build := exec.Command("go", "build", "-o", bin, "-ldflags", "-X main.version=v9.8.7", ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "-version").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "v9.8.7" {
+		t.Fatalf("%s -version: %q %v", bin, out, err)
+	}
+
+	// Vault starts a v5 plugin with AutoMTLS and says so in the environment.
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), pluginutil.PluginAutoMTLSEnv+"=true")
+	client := gplugin.NewClient(&gplugin.ClientConfig{
+		HandshakeConfig:  vaultplugin.HandshakeConfig,
+		VersionedPlugins: map[int]gplugin.PluginSet{5: {vaultplugin.BackendPluginName: &vaultplugin.GRPCBackendPlugin{}}},
+		Cmd:              cmd,
+		AllowedProtocols: []gplugin.Protocol{gplugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Logger:           hclog.NewNullLogger(),
+	})
+	t.Cleanup(client.Kill)
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatalf("plugin handshake: %v", err)
+	}
+	if v := client.NegotiatedVersion(); v != 5 {
+		t.Fatalf("negotiated plugin protocol %d, want 5", v)
+	}
+	grpcClient := rpc.(*gplugin.GRPCClient)
+	b, err := vaultplugin.Dispense(rpc, muxedClient{GRPCClient: grpcClient, id: "mount-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storage := &logical.InmemStorage{}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := b.Setup(ctx, &logical.BackendConfig{
+		Logger:      hclog.NewNullLogger(),
+		System:      &logical.StaticSystemView{},
+		StorageView: storage,
+	}); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	if got := b.(logical.PluginVersioner).PluginVersion().Version; got != "v9.8.7" {
+		t.Fatalf("running version %q, want the -ldflags version v9.8.7", got)
+	}
+
+	resp, err := b.HandleRequest(ctx, &logical.Request{
+		Operation: logical.UpdateOperation, Path: "config", Storage: storage,
+		Data: map[string]interface{}{"refresh_interval": "90s"},
+	})
+	if err != nil || resp.IsError() {
+		t.Fatalf("write config: %v %v", err, resp)
+	}
+	resp, err = b.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: "config", Storage: storage})
+	if err != nil || resp == nil || resp.Data["refresh_interval"] == nil {
+		t.Fatalf("read config: %v %v", err, resp)
+	}
+	if got := fmt.Sprint(resp.Data["refresh_interval"]); got != "90" {
+		t.Fatalf("refresh_interval = %v, want 90", got)
+	}
+	if _, err := storage.Get(ctx, "config"); err != nil {
+		t.Fatal(err)
+	}
+	if os.Getenv("VAULT_BACKEND_PLUGIN") != "" {
+		t.Fatal("test environment leaks the plugin cookie")
+	}
+}
+
+// muxedClient is a plugin client whose connection adds a multiplexing id.
+type muxedClient struct {
+	*gplugin.GRPCClient
+	id string
+}
+
+func (m muxedClient) Conn() grpc.ClientConnInterface {
+	return idConn{ClientConn: m.GRPCClient.Conn, id: m.id}
+}
+func (m muxedClient) Reload() error { return nil }
+
+var _ pluginutil.PluginClient = muxedClient{}
+
+type idConn struct {
+	*grpc.ClientConn
+	id string
+}
+
+func (c idConn) Invoke(ctx context.Context, method string, args, reply interface{}, opts ...grpc.CallOption) error {
+	ctx = metadata.AppendToOutgoingContext(ctx, pluginutil.MultiplexingCtxKey, c.id)
+	return c.ClientConn.Invoke(ctx, method, args, reply, opts...)
+}
+
+func (c idConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	ctx = metadata.AppendToOutgoingContext(ctx, pluginutil.MultiplexingCtxKey, c.id)
+	return c.ClientConn.NewStream(ctx, desc, method, opts...)
+}
