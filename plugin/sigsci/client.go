@@ -272,7 +272,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values) 
 	}
 	for n := 0; ; n++ {
 		a := c.send(ctx, method, rawURL)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && (a.status == 0 || a.err != nil) {
 			return 0, nil, c.canceled(ctx, method, path, a)
 		}
 		v := c.judge(method, path, a)
