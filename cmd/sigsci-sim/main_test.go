@@ -252,3 +252,13 @@ func TestRunRefusesBadInput(t *testing.T) {
 		t.Errorf("-h: %v", err)
 	}
 }
+
+func TestExampleSeedLoads(t *testing.T) {
+	seed, err := sigscisim.LoadSeed("seed.example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seed.Corps) != 2 || len(seed.Corps[0].Sites) != 2 || seed.Faults.RateLimit != 20 {
+		t.Errorf("example seed = %+v", seed)
+	}
+}
