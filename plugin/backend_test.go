@@ -172,3 +172,29 @@ func (b *backend) hasClient(name string) bool {
 	_, ok := b.clients[name]
 	return ok
 }
+
+// "vault path-help" and the OpenAPI document are generated from the paths;
+// both must work for every path.
+func TestBackend_PathHelpAndOpenAPI(t *testing.T) {
+	e := newTestEnv(t)
+	for _, path := range []string{"", "config", "role/", "role/vault-user", "creds/vault-user/sites", "creds/vault-user/sites/www", "rotate/sites/www"} {
+		resp := e.ok(logical.HelpOperation, path, nil)
+		help, _ := resp.Data["help"].(string)
+		if help == "" {
+			t.Fatalf("path-help %q is empty", path)
+		}
+		if _, ok := resp.Data["openapi"]; !ok {
+			t.Fatalf("path-help %q has no OpenAPI document", path)
+		}
+	}
+	doc, ok := e.ok(logical.HelpOperation, "", nil).Data["openapi"].(*framework.OASDocument)
+	if !ok {
+		t.Fatal("root help carries no OpenAPI document")
+	}
+	for _, want := range []string{"/config", "/role", "/role/", "/role/{name}", "/creds/{role}/sites",
+		"/creds/{role}/sites/", "/creds/{role}/sites/{site}", "/rotate/sites/{site}"} {
+		if _, ok := doc.Paths[want]; !ok {
+			t.Errorf("OpenAPI document lacks %s", want)
+		}
+	}
+}

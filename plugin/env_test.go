@@ -78,6 +78,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	e.b = newBackend("v0.1.0-test", e.newClient)
 	conf := logical.TestBackendConfig()
 	conf.StorageView = e.storage
+	conf.System.(*logical.StaticSystemView).PluginEnvironment = &logical.PluginEnvironment{VaultVersion: "1.19.0"}
 	conf.Logger = hclog.New(&hclog.LoggerOptions{Output: e.logs, Level: hclog.Trace})
 	if err := e.b.Setup(context.Background(), conf); err != nil {
 		t.Fatalf("setup: %v", err)
