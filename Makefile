@@ -64,7 +64,17 @@ release:
 	set -o pipefail; tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$(SOURCE_DATE_EPOCH) \
 	  -C $(release_build) -cf - vault-plugin-sigsci | gzip -n -9 > $(DIST)/vault-plugin-sigsci.tar.gz
 	HOSTD_BIN=$(abspath $(release_build)/hostd) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
-	  $(GO) -C packaging/nfpm run . -config ../nfpm.yaml -target $(abspath $(DIST)) -version $(RELEASE_VERSION)
+	  $(GO) -C packaging run ./nfpm -config nfpm.yaml -target $(abspath $(DIST)) -version $(RELEASE_VERSION)
 	cd $(DIST) && sha256sum vault-plugin-sigsci.tar.gz vault-plugin-sigsci hostd_*.deb hostd-*.rpm > SHA256SUMS
 	rm -rf $(release_build)
 	@cd $(DIST) && ls -l vault-plugin-sigsci.tar.gz vault-plugin-sigsci hostd_*.deb hostd-*.rpm SHA256SUMS
+
+## test-packaging: build a release into a temporary directory and test it: the
+## tarball, SHA256SUMS, the .deb and .rpm contents and, as root, installing,
+## upgrading and purging the .deb on this machine (packaging/, its own module).
+.PHONY: test-packaging
+test-packaging:
+	cd packaging && $(GO) vet ./...
+	@if command -v staticcheck >/dev/null; then cd packaging && staticcheck ./...; \
+	 elif [ -x "$$($(GO) env GOPATH)/bin/staticcheck" ]; then cd packaging && "$$($(GO) env GOPATH)/bin/staticcheck" ./...; fi
+	cd packaging && $(GO) test -count=1 -timeout 30m ./...

@@ -1,7 +1,9 @@
-// This module builds hostd's .deb and .rpm packages with nfpm's libraries.
-// It is separate from the product's module so that nfpm's dependencies never
-// enter the product's go.mod.
-module github.com/sigsci-keys/sigsci-keys/packaging/nfpm
+// This module holds the release's packaging: the tool that builds hostd's
+// .deb and .rpm with nfpm's libraries (./nfpm) and the tests of what
+// `make release` produces. It is separate from the product's module so that
+// nfpm's dependencies never enter the product's go.mod, and so that the
+// release tests run on their own (make test-packaging), not inside the unit tests.
+module github.com/sigsci-keys/sigsci-keys/packaging
 
 go 1.26
 

@@ -1,13 +1,13 @@
 // Command nfpm builds hostd's .deb and .rpm packages from packaging/nfpm.yaml
 // with nfpm's packager libraries, so a release needs no downloaded tool.
 //
-// It lives in its own module to keep nfpm's dependencies out of the product's
+// It lives in the packaging module to keep nfpm's dependencies out of the product's
 // go.mod. It only packages files that the release has already built; it does
 // not build, sign or publish anything.
 //
 // Usage:
 //
-//	go run . -config ../nfpm.yaml -target DIR -version 1.2.3 [-packagers deb,rpm]
+//	go run ./nfpm -config nfpm.yaml -target DIR -version 1.2.3 [-packagers deb,rpm]
 //
 // Relative "src" paths in the config are read relative to the config file's
 // directory; ${NAME} in a "src" marked "expand: true" comes from the environment.
