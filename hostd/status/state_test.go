@@ -1,0 +1,258 @@
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+)
+
+// canary stands in for a Vault token that leaked into an error text; it must
+// never come out of status.
+const canary = "hvs.CAESIcanaryTOKENdoNOTshow0123456789abcdef"
+
+var t0 = time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC)
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
+
+func newTestState(c *clock) *State {
+	return NewState(Options{
+		Version:      "1.2.3",
+		VaultAddress: "https://vault.example:8200",
+		AuthMethod:   "approle",
+		Templates: []TemplateRef{
+			{Destination: "/etc/sigsci/agent.conf", Unit: "sigsci-agent.service"},
+			{Destination: "/etc/sigsci/extra.conf", Unit: "sigsci-agent.service"},
+		},
+		Now: c.Now,
+	})
+}
+
+func TestStateListsConfiguredTemplatesBeforeAnyEvent(t *testing.T) {
+	c := &clock{now: t0}
+	snap := newTestState(c).Snapshot(context.Background())
+	if len(snap.Templates) != 2 || snap.Templates[0].Destination != "/etc/sigsci/agent.conf" || snap.Templates[1].Unit != "sigsci-agent.service" {
+		t.Errorf("templates = %+v", snap.Templates)
+	}
+	if len(snap.Units) != 1 || snap.Units[0].Name != "sigsci-agent.service" {
+		t.Errorf("units = %+v (one unit fed by two templates)", snap.Units)
+	}
+	if snap.Version != "1.2.3" || !snap.StartedAt.Equal(t0) || snap.Vault.Address != "https://vault.example:8200" || snap.Auth.Method != "approle" {
+		t.Errorf("snapshot = %+v", snap)
+	}
+	if ok, _ := Healthy(snap); ok {
+		t.Error("a daemon that has not logged in or rendered must not be healthy")
+	}
+}
+
+func TestStateFollowsEvents(t *testing.T) {
+	c := &clock{now: t0}
+	st := newTestState(c)
+	expiry := t0.Add(time.Hour)
+	st.Publish(event.Auth{Time: t0, Method: "approle", OK: true, TokenExpiry: expiry, Renewable: true})
+	st.Publish(event.VaultRequest{Time: t0.Add(time.Second), StatusCode: 200})
+	st.Publish(event.VaultRequest{Time: t0.Add(2 * time.Second), StatusCode: 503})
+	st.Publish(event.VaultRequest{Time: t0.Add(3 * time.Second), Err: "dial tcp: connection refused"})
+	st.Publish(event.Render{Time: t0.Add(4 * time.Second), Template: "/etc/sigsci/agent.conf", Unit: "sigsci-agent.service", Changed: true, Backup: "/etc/sigsci/agent.conf.bak"})
+	st.Publish(event.Render{Time: t0.Add(5 * time.Second), Template: "/etc/sigsci/extra.conf", Unit: "sigsci-agent.service"})
+	st.Publish(event.Pending{Time: t0.Add(5 * time.Second), Unit: "sigsci-agent.service", Due: t0.Add(40 * time.Second), Cause: "/etc/sigsci/agent.conf"})
+	c.Set(t0.Add(10 * time.Second))
+
+	snap := st.Snapshot(context.Background())
+	if !snap.Auth.Authenticated || !snap.Auth.TokenExpiry.Equal(expiry) || !snap.Auth.Renewable || !snap.Auth.LastLogin.Equal(t0) {
+		t.Errorf("auth = %+v", snap.Auth)
+	}
+	if v := snap.Vault; v.Requests != 3 || v.Errors != 2 || v.LastStatusCode != 0 || v.LastError != "dial tcp: connection refused" {
+		t.Errorf("vault = %+v", v)
+	}
+	agent := snap.Templates[0]
+	if agent.Renders != 1 || agent.Changes != 1 || !agent.LastChange.Equal(t0.Add(4*time.Second)) || agent.LastError != "" {
+		t.Errorf("agent template = %+v", agent)
+	}
+	if extra := snap.Templates[1]; extra.Changes != 0 || !extra.LastChange.IsZero() || !extra.LastRender.Equal(t0.Add(5*time.Second)) {
+		t.Errorf("unchanged template = %+v", extra)
+	}
+	if u := snap.Units[0]; !u.PendingDue.Equal(t0.Add(40*time.Second)) || u.PendingCause != "/etc/sigsci/agent.conf" {
+		t.Errorf("pending = %+v", u)
+	}
+
+	st.Publish(event.Restart{Time: t0.Add(41 * time.Second), Unit: "sigsci-agent.service", Result: "done", Duration: 1500 * time.Millisecond, ActiveState: "active", SubState: "running"})
+	snap = st.Snapshot(context.Background())
+	u := snap.Units[0]
+	if u.Restarts != 1 || u.LastResult != "done" || u.ActiveState != "active" || u.LastRestartDuration != 1.5 {
+		t.Errorf("unit after restart = %+v", u)
+	}
+	if !u.PendingDue.IsZero() || u.PendingCause != "" {
+		t.Errorf("the restart must clear the pending one: %+v", u)
+	}
+	if ok, reasons := Healthy(snap); !ok {
+		t.Errorf("want healthy, got %v", reasons)
+	}
+}
+
+func TestStateRenderErrorKeepsLastChangeAndClearsOnSuccess(t *testing.T) {
+	c := &clock{now: t0}
+	st := newTestState(c)
+	dest := "/etc/sigsci/agent.conf"
+	st.Publish(event.Render{Time: t0, Template: dest, Changed: true})
+	st.Publish(event.Render{Time: t0.Add(time.Minute), Template: dest, Err: "missing key secretKey"})
+	tpl := st.Snapshot(context.Background()).Templates[0]
+	if tpl.LastError != "missing key secretKey" || !tpl.LastChange.Equal(t0) || tpl.Errors != 1 {
+		t.Errorf("after a failed render: %+v", tpl)
+	}
+	st.Publish(event.Render{Time: t0.Add(2 * time.Minute), Template: dest})
+	if tpl := st.Snapshot(context.Background()).Templates[0]; tpl.LastError != "" || tpl.Renders != 3 {
+		t.Errorf("a successful render must clear the error: %+v", tpl)
+	}
+}
+
+func TestStateAuth(t *testing.T) {
+	c := &clock{now: t0}
+	st := newTestState(c)
+	st.Publish(event.Auth{Time: t0, Method: "approle", OK: true, TokenExpiry: t0.Add(time.Hour)})
+
+	st.Publish(event.Auth{Time: t0.Add(time.Minute), Method: "approle", Renewal: true, Err: "renew: permission denied"})
+	a := st.Snapshot(context.Background()).Auth
+	if !a.Authenticated || a.LastError != "renew: permission denied" {
+		t.Errorf("a failed renewal leaves the token usable until it expires: %+v", a)
+	}
+
+	c.Set(t0.Add(time.Hour))
+	if a := st.Snapshot(context.Background()).Auth; a.Authenticated {
+		t.Errorf("an expired token is not authenticated: %+v", a)
+	}
+
+	st.Publish(event.Auth{Time: t0.Add(time.Hour), Method: "approle", Err: "login: invalid secret id"})
+	if a := st.Snapshot(context.Background()).Auth; a.Authenticated || !a.TokenExpiry.IsZero() || a.LastError != "login: invalid secret id" {
+		t.Errorf("after a failed login: %+v", a)
+	}
+}
+
+func TestStateLiveViews(t *testing.T) {
+	c := &clock{now: t0}
+	st := NewState(Options{
+		AuthMethod: "cert",
+		Templates:  []TemplateRef{{Destination: "/a", Unit: "a.service"}, {Destination: "/b", Unit: "b.service"}},
+		AuthState: func() Auth {
+			return Auth{Method: "cert", Authenticated: true, LastError: "earlier: token " + canary}
+		},
+		UnitState: func(ctx context.Context, unit string) (string, string, error) {
+			if _, ok := ctx.Deadline(); !ok {
+				t.Error("unit state must be read with a deadline")
+			}
+			if unit == "b.service" {
+				return "", "", errors.New("dbus: connection closed")
+			}
+			return "failed", "failed", nil
+		},
+		Now: c.Now,
+	})
+	st.Publish(event.Restart{Time: t0, Unit: "a.service", Result: "done", ActiveState: "active", SubState: "running"})
+	snap := st.Snapshot(context.Background())
+	if !snap.Auth.Authenticated || snap.Auth.Method != "cert" {
+		t.Errorf("auth must come from AuthState: %+v", snap.Auth)
+	}
+	if strings.Contains(snap.Auth.LastError, canary) {
+		t.Errorf("live auth error not scrubbed: %q", snap.Auth.LastError)
+	}
+	if a := snap.Units[0]; a.ActiveState != "failed" || a.SubState != "failed" {
+		t.Errorf("live unit state must win over the last event: %+v", a)
+	}
+	if b := snap.Units[1]; b.StateError != "dbus: connection closed" {
+		t.Errorf("unit b = %+v", b)
+	}
+}
+
+func TestStateReconfigureKeepsHistoryOfKeptTemplates(t *testing.T) {
+	c := &clock{now: t0}
+	st := newTestState(c)
+	st.Publish(event.Render{Time: t0, Template: "/etc/sigsci/agent.conf", Changed: true})
+	st.Publish(event.Pending{Time: t0, Unit: "sigsci-agent.service", Due: t0.Add(time.Minute)})
+	st.Reconfigure(Options{
+		VaultAddress: "https://vault2.example:8200",
+		AuthMethod:   "approle",
+		Templates:    []TemplateRef{{Destination: "/etc/sigsci/agent.conf", Unit: "other.service"}},
+		Now:          c.Now,
+	})
+	snap := st.Snapshot(context.Background())
+	if len(snap.Templates) != 1 || snap.Templates[0].Renders != 1 || snap.Templates[0].Unit != "other.service" {
+		t.Errorf("templates = %+v", snap.Templates)
+	}
+	if len(snap.Units) != 1 || snap.Units[0].Name != "other.service" {
+		t.Errorf("units = %+v", snap.Units)
+	}
+	if snap.Vault.Address != "https://vault2.example:8200" || !snap.StartedAt.Equal(t0) {
+		t.Errorf("snapshot = %+v", snap)
+	}
+}
+
+func TestStateNeverShowsATokenFromAnErrorText(t *testing.T) {
+	c := &clock{now: t0}
+	st := newTestState(c)
+	leak := "request failed with X-Vault-Token " + canary
+	st.Publish(event.Auth{Time: t0, Method: "approle", Err: leak})
+	st.Publish(event.VaultRequest{Time: t0, Err: leak})
+	st.Publish(event.Render{Time: t0, Template: "/etc/sigsci/agent.conf", Err: leak})
+	st.Publish(event.Restart{Time: t0, Unit: "sigsci-agent.service", Result: "failed", Err: leak})
+	st.Publish(event.Pending{Time: t0, Unit: "sigsci-agent.service", Cause: leak})
+	st.Publish(event.Auth{Time: t0, Method: "approle", Err: "legacy s.abcdefghijklmnopqrstuvwx and batch hvb.AAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
+	snap := st.Snapshot(context.Background())
+
+	raw, err := json.Marshal(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	if err := WriteTable(&table, snap); err != nil {
+		t.Fatal(err)
+	}
+	_, reasons := Healthy(snap)
+	for name, out := range map[string]string{"json": string(raw), "table": table.String(), "reasons": strings.Join(reasons, "\n")} {
+		for _, secret := range []string{canary, "s.abcdefghijklmnopqrstuvwx", "hvb.AAAA"} {
+			if strings.Contains(out, secret) {
+				t.Errorf("%s output shows a token %q:\n%s", name, secret, out)
+			}
+		}
+		if !strings.Contains(out, "[redacted]") {
+			t.Errorf("%s output lost the error text around the token:\n%s", name, out)
+		}
+	}
+}
+
+func TestStateIsSafeForConcurrentUse(t *testing.T) {
+	c := &clock{now: t0}
+	st := newTestState(c)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for j := range 200 {
+				st.Publish(event.Render{Time: t0.Add(time.Duration(j) * time.Second), Template: "/etc/sigsci/agent.conf", Changed: i%2 == 0})
+				st.Publish(event.VaultRequest{Time: t0, StatusCode: 200})
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				st.Snapshot(context.Background())
+			}
+		}()
+	}
+	wg.Wait()
+	snap := st.Snapshot(context.Background())
+	if snap.Templates[0].Renders != 800 || snap.Vault.Requests != 800 {
+		t.Errorf("lost events: renders %d, requests %d", snap.Templates[0].Renders, snap.Vault.Requests)
+	}
+}
