@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"regexp"
@@ -365,5 +366,75 @@ func TestCreds_CancelledRequestStoresNothing(t *testing.T) {
 	}
 	if e.stored("vault-user", "www") != nil {
 		t.Fatal("a cancelled copy stored keys")
+	}
+}
+
+func TestCreds_CopyAllWithTimeoutsReportsEverySiteAndKeepsOldKeys(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	before := e.storageSnapshot()
+
+	e.b.newClient = func(r *roleEntry) (keysAPI, error) {
+		cfg := clientConfig(r.APIURL, r.Email, r.Token)
+		cfg.Timeout = 100 * time.Millisecond
+		cfg.MaxRetries = 1
+		c, err := sigsci.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		// The site list arrives; then the API stops answering in time.
+		return &slowAfterListAPI{keysAPI: c, sim: e.sim}, nil
+	}
+	e.b.dropClient("vault-user")
+	t.Cleanup(func() { e.sim.SetLatency(0) })
+
+	resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
+	failed := resp.Data["failed"].(map[string]interface{})
+	if len(failed) != 3 || len(resp.Data["copied"].([]string)) != 0 {
+		t.Fatalf("copied %v, failed %v", resp.Data["copied"], failed)
+	}
+	for site, reason := range failed {
+		if !strings.Contains(reason.(string), "no answer within") {
+			t.Fatalf("site %s failed for %q, want a timeout", site, reason)
+		}
+	}
+	if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "3 of 3 site(s) failed") {
+		t.Fatalf("warnings = %v", resp.Warnings)
+	}
+	e.assertStorageUnchanged(before)
+}
+
+// slowAfterListAPI makes the simulator too slow to answer once the site
+// list has been read.
+type slowAfterListAPI struct {
+	keysAPI
+	sim *sigscisim.Server
+}
+
+func (a *slowAfterListAPI) ListSites(ctx context.Context, corp string) ([]sigsci.Site, error) {
+	sites, err := a.keysAPI.ListSites(ctx, corp)
+	a.sim.SetLatency(time.Minute)
+	return sites, err
+}
+
+func TestCreds_CopyAllUnderRateLimitHonoursRetryAfter(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	for i := range 12 {
+		e.sim.AddSite("acme", sigscisim.SiteSeed{Name: fmt.Sprintf("bulk%02d", i)})
+	}
+	e.sim.SetRateLimit(10) // 16 calls: the list and 15 sites
+	e.sim.SetRetryAfter(1)
+	start := time.Now()
+	resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
+	if copied := resp.Data["copied"].([]string); len(copied) != 15 {
+		t.Fatalf("copied %d of 15 under a rate limit; failed: %v", len(copied), resp.Data["failed"])
+	}
+	if elapsed := time.Since(start); elapsed < 900*time.Millisecond {
+		t.Fatalf("copy finished in %s: the 429s' Retry-After of 1s was not honoured", elapsed)
+	}
+	if limited := e.sim.Calls(sigscisim.EndpointPrimaryKeys); limited <= 15 {
+		t.Fatalf("%d key reads: the rate limit never bit, the test proves nothing", limited)
 	}
 }
