@@ -1,0 +1,384 @@
+// Package vaultproxy owns the only path from consul-template to Vault: an
+// in-process HTTP proxy reached through a dialer, with no socket and no token
+// of consul-template's own.
+//
+// On every request it sets the token hostd's auth currently holds (so a new
+// token takes effect without re-creating consul-template's runner) and the
+// namespace; it shortens the ttl hint of rotating secrets to hostd's own
+// jittered refresh interval; it tells the token's owner when Vault calls the
+// token invalid; and it publishes an event.VaultRequest for each request. It
+// never logs a header, a token or a response body. It knows nothing of
+// templates or files.
+package vaultproxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+)
+
+// Address is the Vault address to give consul-template: its requests go to
+// the proxy's dialer whatever the host, and the proxy speaks plain HTTP.
+const Address = "http://hostd-vault-proxy"
+
+// maxRewriteBody bounds the response bodies the proxy reads to rewrite;
+// larger answers pass through untouched.
+const maxRewriteBody = 8 << 20
+
+// TokenSource hands out the current Vault token ("" when there is none).
+type TokenSource interface {
+	Token() string
+}
+
+// TokenRejecter is told when Vault answers that a token is invalid (revoked
+// or expired). A TokenSource may implement it to log in again at once.
+type TokenRejecter interface {
+	TokenRejected(token string)
+}
+
+// Options configures a Proxy.
+type Options struct {
+	// Upstream is the real Vault address, for example https://vault:8200.
+	Upstream string
+	// Transport carries hostd's TLS settings to Vault; nil means a clone of
+	// http.DefaultTransport.
+	Transport http.RoundTripper
+	// Namespace is sent as X-Vault-Namespace when not empty; any namespace
+	// header consul-template sets is replaced.
+	Namespace string
+	Tokens    TokenSource
+	// RefreshInterval is hostd's re-read cadence for rotating secrets; 0
+	// disables the ttl rewrite.
+	RefreshInterval time.Duration
+	Rand            func() float64 // in [0,1); default math/rand/v2
+	Sink            event.Sink     // default event.Discard
+	Logger          *slog.Logger   // default: discard
+	Now             func() time.Time
+}
+
+// Proxy is an in-process reverse proxy to Vault. Its Dial and DialContext
+// methods return connections served by the proxy itself; give the Proxy to
+// consul-template as its Vault transport dialer.
+type Proxy struct {
+	opts     Options
+	upstream *url.URL
+	rp       *httputil.ReverseProxy
+	server   *http.Server
+	listener *pipeListener
+	served   chan struct{}
+}
+
+// New starts a Proxy. Close stops it.
+func New(opts Options) (*Proxy, error) {
+	if opts.Tokens == nil {
+		return nil, errors.New("vault proxy: a token source is required")
+	}
+	u, err := url.Parse(opts.Upstream)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("vault proxy: vault address %q must be http(s)://host[:port]", opts.Upstream)
+	}
+	opts = withDefaults(opts)
+	p := &Proxy{opts: opts, upstream: u, listener: newPipeListener(), served: make(chan struct{})}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewriteRequest,
+		Transport:      opts.Transport,
+		ModifyResponse: p.inspectResponse,
+		ErrorHandler:   p.upstreamFailed,
+		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+	}
+	p.server = &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		defer close(p.served)
+		p.server.Serve(p.listener)
+	}()
+	return p, nil
+}
+
+func withDefaults(o Options) Options {
+	if o.Transport == nil {
+		o.Transport = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Float64
+	}
+	if o.Sink == nil {
+		o.Sink = event.Discard
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Dial returns a new connection to the proxy; network and address are
+// ignored.
+func (p *Proxy) Dial(network, address string) (net.Conn, error) {
+	return p.listener.dial(context.Background())
+}
+
+// DialContext is Dial with a context.
+func (p *Proxy) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return p.listener.dial(ctx)
+}
+
+// Close stops serving and closes every open connection.
+func (p *Proxy) Close() error {
+	err := p.server.Close()
+	<-p.served
+	return err
+}
+
+// ServeHTTP forwards one request to Vault with hostd's token.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	token := p.opts.Tokens.Token()
+	if token == "" {
+		p.publish(0, "not logged in to vault yet")
+		writeVaultError(w, http.StatusServiceUnavailable, "hostd is not logged in to Vault yet")
+		return
+	}
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, token)))
+}
+
+type tokenKey struct{}
+
+// rewriteRequest points the request at Vault and sets token and namespace.
+// Nothing consul-template sent as token or namespace survives.
+func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
+	pr.SetURL(p.upstream)
+	pr.Out.Header.Del("Authorization")
+	pr.Out.Header.Del("X-Vault-Namespace")
+	if p.opts.Namespace != "" {
+		pr.Out.Header.Set("X-Vault-Namespace", p.opts.Namespace)
+	}
+	token, _ := pr.In.Context().Value(tokenKey{}).(string)
+	pr.Out.Header.Set("X-Vault-Token", token)
+}
+
+// inspectResponse publishes the outcome, reports a rejected token and
+// rewrites the ttl hint of rotating secrets.
+func (p *Proxy) inspectResponse(resp *http.Response) error {
+	p.publish(resp.StatusCode, "")
+	p.opts.Logger.Debug("vault request", "method", resp.Request.Method, "path", resp.Request.URL.Path, "status", resp.StatusCode)
+	switch {
+	case resp.StatusCode == http.StatusForbidden:
+		return p.checkRejectedToken(resp)
+	case resp.StatusCode == http.StatusOK && p.opts.RefreshInterval > 0 && isJSON(resp):
+		return p.rewriteTTL(resp)
+	}
+	return nil
+}
+
+func (p *Proxy) checkRejectedToken(resp *http.Response) error {
+	body, err := readBody(resp)
+	if err != nil {
+		return err
+	}
+	rejecter, ok := p.opts.Tokens.(TokenRejecter)
+	if ok && bytes.Contains(body, []byte("invalid token")) {
+		p.opts.Logger.Warn("vault rejected the token as invalid", "path", resp.Request.URL.Path)
+		rejecter.TokenRejected(resp.Request.Header.Get("X-Vault-Token"))
+	}
+	return nil
+}
+
+// rewriteTTL shortens the ttl of a rotating secret (data has rotation_period
+// and ttl, the response has no lease id) to the jittered refresh interval, so
+// consul-template re-reads it on hostd's cadence. The result is always a JSON
+// integer of at least 1: consul-template cannot read a string ttl and treats
+// 0 as an error.
+func (p *Proxy) rewriteTTL(resp *http.Response) error {
+	if resp.ContentLength > maxRewriteBody {
+		return nil
+	}
+	body, err := readBody(resp)
+	if err != nil {
+		return err
+	}
+	out, changed := p.rewrittenBody(body)
+	if changed {
+		setBody(resp, out)
+	}
+	return nil
+}
+
+func (p *Proxy) rewrittenBody(body []byte) ([]byte, bool) {
+	var secret map[string]json.RawMessage
+	if json.Unmarshal(body, &secret) != nil {
+		return nil, false
+	}
+	var leaseID string
+	if raw, ok := secret["lease_id"]; ok && json.Unmarshal(raw, &leaseID) != nil {
+		return nil, false
+	}
+	var data map[string]json.RawMessage
+	if leaseID != "" || json.Unmarshal(secret["data"], &data) != nil {
+		return nil, false
+	}
+	rawTTL, hasTTL := data["ttl"]
+	if _, rotating := data["rotation_period"]; !rotating || !hasTTL {
+		return nil, false
+	}
+	ttl, ok := ttlSeconds(rawTTL)
+	if !ok {
+		return nil, false
+	}
+	newTTL := min(ttl, p.jitteredRefresh())
+	if newTTL < 1 {
+		newTTL = 1 // 0 means "rotating now": read again soon, not never
+	}
+	if newTTL == ttl && rawTTL[0] != '"' {
+		return nil, false // already a number and short enough
+	}
+	data["ttl"] = json.RawMessage(strconv.FormatInt(newTTL, 10))
+	var err error
+	if secret["data"], err = json.Marshal(data); err != nil {
+		return nil, false
+	}
+	out, err := json.Marshal(secret)
+	if err != nil {
+		return nil, false
+	}
+	return out, true
+}
+
+// ttlSeconds reads a ttl given as a JSON integer or a string of digits.
+func ttlSeconds(raw json.RawMessage) (int64, bool) {
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err == nil {
+		v, err := n.Int64()
+		return v, err == nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		v, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		return v, err == nil
+	}
+	return 0, false
+}
+
+// jitteredRefresh is the refresh interval ±10 %, in whole seconds, never 0.
+func (p *Proxy) jitteredRefresh() int64 {
+	d := float64(p.opts.RefreshInterval) * (0.9 + 0.2*p.opts.Rand())
+	s := int64(d / float64(time.Second))
+	if s < 1 {
+		s = 1
+	}
+	return s
+}
+
+// upstreamFailed answers when Vault could not be reached.
+func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
+	msg := err.Error()
+	if errors.Is(err, context.Canceled) {
+		msg = "request cancelled"
+	}
+	p.publish(0, msg)
+	p.opts.Logger.Debug("vault request failed", "method", r.Method, "path", r.URL.Path, "err", msg)
+	writeVaultError(w, http.StatusBadGateway, "hostd could not reach Vault: "+msg)
+}
+
+func (p *Proxy) publish(code int, errText string) {
+	p.opts.Sink.Publish(event.VaultRequest{Time: p.opts.Now(), StatusCode: code, Err: errText})
+}
+
+func writeVaultError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string][]string{"errors": {msg}})
+}
+
+func isJSON(resp *http.Response) bool {
+	return strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json")
+}
+
+// readBody reads the whole body (bounded) and puts it back for the client.
+func readBody(resp *http.Response) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRewriteBody+1))
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read vault response: %w", err)
+	}
+	setBody(resp, body)
+	return body, nil
+}
+
+func setBody(resp *http.Response, body []byte) {
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	resp.Header.Del("Content-Encoding")
+}
+
+// pipeListener is a net.Listener whose connections are the server ends of
+// in-memory pipes created by dial.
+type pipeListener struct {
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+var errProxyClosed = errors.New("vault proxy closed")
+
+func (l *pipeListener) dial(ctx context.Context) (net.Conn, error) {
+	client, server := net.Pipe()
+	select {
+	case l.conns <- server:
+		return client, nil
+	case <-l.closed:
+	case <-ctx.Done():
+	}
+	client.Close()
+	server.Close()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, errProxyClosed
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "hostd-vault-proxy" }
