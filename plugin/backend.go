@@ -81,7 +81,7 @@ type backend struct {
 	siteLocks []*locksutil.LockEntry
 
 	clientsMu sync.Mutex
-	clients   map[string]keysAPI
+	clients   map[string]cachedClient
 
 	// background work started by Initialize, stopped by Clean.
 	bgMu      sync.Mutex
@@ -96,7 +96,7 @@ func newBackend(pluginVersion string, newClient clientFactory) *backend {
 		now:       time.Now,
 		roleLocks: locksutil.CreateLocks(),
 		siteLocks: locksutil.CreateLocks(),
-		clients:   make(map[string]keysAPI),
+		clients:   make(map[string]cachedClient),
 		recovered: make(chan struct{}),
 	}
 	b.Backend = &framework.Backend{

@@ -39,21 +39,29 @@ func newSigsciClient(r *roleEntry) (keysAPI, error) {
 	return c, nil
 }
 
-// client returns the cached API client of a role, building it on first use.
-// The cache is dropped for a role whenever the role changes (write, delete,
-// Invalidate), so a client never outlives the credentials it was built with.
+// cachedClient is an API client and the role settings it was built from.
+type cachedClient struct {
+	role roleEntry
+	api  keysAPI
+}
+
+// client returns the cached API client of a role, building it on first use
+// or when the role's settings differ from those the cached client was built
+// with, so a client never outlives the credentials it was built with (even
+// when a request that loaded the role before an update comes late). Writes,
+// deletes and Invalidate also drop the cache entry.
 func (b *backend) client(name string, r *roleEntry) (keysAPI, error) {
 	b.clientsMu.Lock()
 	defer b.clientsMu.Unlock()
-	if c, ok := b.clients[name]; ok {
-		return c, nil
+	if c, ok := b.clients[name]; ok && c.role == *r {
+		return c.api, nil
 	}
-	c, err := b.newClient(r)
+	api, err := b.newClient(r)
 	if err != nil {
 		return nil, err
 	}
-	b.clients[name] = c
-	return c, nil
+	b.clients[name] = cachedClient{role: *r, api: api}
+	return api, nil
 }
 
 // dropClient forgets the cached client of a role.

@@ -75,3 +75,22 @@ func TestClientCache_OnePerRoleUntilDropped(t *testing.T) {
 		t.Fatalf("invalid client config: %v", err)
 	}
 }
+
+func TestClientCache_RebuiltWhenTheRoleChanged(t *testing.T) {
+	built := 0
+	b := newBackend("v0.1.0", func(r *roleEntry) (keysAPI, error) {
+		built++
+		return newSigsciClient(r)
+	})
+	r := &roleEntry{Corp: "acme", Email: acmeEmail, Token: acmeToken, APIURL: sigsci.DefaultBaseURL}
+	if _, err := b.client("vault-user", r); err != nil {
+		t.Fatal(err)
+	}
+	// A request that loaded the role after an update, while the old client
+	// is still cached, must not get the old credentials.
+	updated := *r
+	updated.Token = otherToken
+	if _, err := b.client("vault-user", &updated); err != nil || built != 2 {
+		t.Fatalf("changed role: built %d clients, err %v", built, err)
+	}
+}

@@ -415,3 +415,35 @@ func TestRotate_WarnsWhenNonPrimarySetsPileUp(t *testing.T) {
 		t.Fatalf("second rotation warnings: %v", second.Warnings)
 	}
 }
+
+func TestRotate_CallerGoingAwayAfterTheCreateStillFinishes(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	old := e.stored("vault-user", "www")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.wrap = func(c keysAPI) keysAPI {
+		return &faultyAPI{keysAPI: c, createHook: func(callCtx context.Context, corp, site string) (sigsci.KeySet, error) {
+			ks, err := c.CreateKeySet(callCtx, corp, site)
+			cancel() // the CLI is interrupted right after the API created the set
+			return ks, err
+		}}
+	}
+	e.b.dropClient("vault-user")
+
+	_, err := e.b.HandleRequest(ctx, &logical.Request{
+		Operation: logical.UpdateOperation, Path: "rotate/sites/www", Storage: e.storage,
+	})
+	if err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+	_, primary := e.simSets("acme", "www")
+	k := e.stored("vault-user", "www")
+	if k.AccessKey != primary || primary == old.AccessKey || !k.tracks(old.AccessKey) {
+		t.Fatalf("stored %v, API primary %s", k, primary)
+	}
+	if e.walCount() != 0 {
+		t.Fatal("WAL entry left")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -35,6 +36,17 @@ import (
 //
 // The complete steps are idempotent and ask the API for the real state, so
 // recovery after a crash (wal.go) simply runs them again.
+
+// finishTimeout bounds the work that completes a remote change once it may
+// have happened (confirm, store, clean up), after the caller stopped waiting.
+const finishTimeout = 2 * time.Minute
+
+// finishContext detaches ctx from the caller's cancellation (keeping its
+// values) for the steps after a remote change: leaving them half done would
+// only hand the work to recovery.
+func finishContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+}
 
 // rotationResult is what completing a rotation found and did.
 type rotationResult struct {
@@ -87,6 +99,9 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 	if createErr == nil {
 		hint = &created
 	}
+	// The API may have changed now: finish even if the caller goes away.
+	ctx, cancel := finishContext(ctx)
+	defer cancel()
 	res, err := b.completeRotation(ctx, req.Storage, client, op, hint)
 	if err != nil {
 		b.Logger().Warn("rotation not confirmed; left for recovery", "site", site, "corp", r.Corp, "error", err)
@@ -258,6 +273,8 @@ func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := finishContext(ctx)
+	defer cancel()
 	res, retireErr := b.completeRetirement(ctx, req.Storage, client, op, sets)
 	// Progress is stored either way; a failed retirement is re-run by the
 	// operator, not replayed by recovery.
