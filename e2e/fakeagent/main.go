@@ -1,0 +1,164 @@
+// Command fakeagent stands in for the Signal Sciences WAF agent in the
+// end-to-end tests and the demo.
+//
+// Like the real agent it reads its keys from agent.conf at start and keeps
+// running on them. It accepts the real agent's names (accesskeyid,
+// secretaccesskey), the documentation's secretkey spelling, and quoted or bare
+// values. It proves the pair against the simulator's agent-key check, exits
+// non-zero when the pair is not live (so systemd sees a failed start), and
+// records which access key it runs with. It never prints the secret key.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
+)
+
+func main() {
+	configPath := flag.String("config", "/etc/sigsci/agent.conf", "agent configuration to read")
+	checkURL := flag.String("check-url", "", "the simulator's agent-key check endpoint (…/sim/agent/check)")
+	stateFile := flag.String("state-file", "", "where to record the access key the agent runs with (JSON)")
+	flag.Parse()
+
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	if err := run(ctx, logger, *configPath, *checkURL, *stateFile); err != nil {
+		logger.Error("fakeagent stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+// State is what the agent records about the keys it runs with.
+type State struct {
+	AccessKey string    `json:"accessKey"`
+	Corp      string    `json:"corp"`
+	Site      string    `json:"site"`
+	Primary   bool      `json:"primary"`
+	Started   time.Time `json:"started"`
+	PID       int       `json:"pid"`
+}
+
+func run(ctx context.Context, logger *slog.Logger, configPath, checkURL, stateFile string) error {
+	if checkURL == "" {
+		return errors.New("-check-url is required")
+	}
+	src, err := os.ReadFile(configPath)
+	if err != nil {
+		return fmt.Errorf("read agent configuration: %w", err)
+	}
+	keys, err := parseKeys(src)
+	if err != nil {
+		return fmt.Errorf("%s: %w", configPath, err)
+	}
+	result, err := check(ctx, checkURL, keys)
+	if err != nil {
+		return err
+	}
+	if !result.Live {
+		return fmt.Errorf("access key %s is not live: %s", keys.AccessKeyID, result.Reason)
+	}
+	state := State{AccessKey: keys.AccessKeyID, Corp: result.Corp, Site: result.Site,
+		Primary: result.Primary, Started: time.Now().UTC(), PID: os.Getpid()}
+	if stateFile != "" {
+		if err := writeState(stateFile, state); err != nil {
+			return err
+		}
+	}
+	logger.Info("running with access key", "access_key", state.AccessKey, "corp", state.Corp,
+		"site", state.Site, "primary", state.Primary)
+	<-ctx.Done()
+	logger.Info("stopping", "access_key", state.AccessKey)
+	return nil
+}
+
+// parseKeys reads key = value lines; # starts a comment.
+func parseKeys(src []byte) (sigscisim.AgentCheckRequest, error) {
+	var keys sigscisim.AgentCheckRequest
+	for n, line := range bytes.Split(src, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		name, value, ok := bytes.Cut(line, []byte("="))
+		if !ok {
+			return keys, fmt.Errorf("line %d: expected name = value", n+1)
+		}
+		v := string(unquote(bytes.TrimSpace(value)))
+		switch string(bytes.TrimSpace(name)) {
+		case "accesskeyid":
+			keys.AccessKeyID = v
+		case "secretaccesskey", "secretkey":
+			keys.SecretAccessKey = v
+		}
+	}
+	switch {
+	case keys.AccessKeyID == "":
+		return keys, errors.New("accesskeyid is missing or empty")
+	case keys.SecretAccessKey == "":
+		return keys, errors.New("secretaccesskey is missing or empty")
+	}
+	return keys, nil
+}
+
+func unquote(v []byte) []byte {
+	if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+		return v[1 : len(v)-1]
+	}
+	return v
+}
+
+func check(ctx context.Context, url string, keys sigscisim.AgentCheckRequest) (sigscisim.AgentCheckResult, error) {
+	var result sigscisim.AgentCheckResult
+	body, err := json.Marshal(keys)
+	if err != nil {
+		return result, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return result, fmt.Errorf("agent-key check: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return result, fmt.Errorf("agent-key check: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return result, fmt.Errorf("agent-key check: HTTP %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&result); err != nil {
+		return result, fmt.Errorf("agent-key check: %w", err)
+	}
+	return result, nil
+}
+
+func writeState(path string, state State) error {
+	data, err := json.Marshal(state)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	return nil
+}
