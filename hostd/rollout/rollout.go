@@ -1,0 +1,301 @@
+// Package rollout decides when a unit is restarted after its files changed,
+// and takes back a change the unit does not survive.
+//
+// It owns the restart policy: per-unit debounce, a random splay, the
+// maintenance window, one restart per unit at a time, the health check after
+// a restart, and the rollback (restore the batch's backups, restart again).
+// It restarts through a Restarter (hostd/restart) and restores through the
+// function it is given (hostd/write's Restore); it never renders or writes a
+// file itself, and it reports only through an event.Sink.
+package rollout
+
+import (
+	"context"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
+)
+
+// Change says that Destination, a file Unit reads, got new content; Backup
+// holds its previous content (empty when the file is new).
+type Change struct {
+	Unit, Destination, Backup string
+}
+
+// Restarter restarts units and reads their state; *restart.Conn is one.
+type Restarter interface {
+	Restart(ctx context.Context, unit string) (restart.Result, error)
+	UnitState(ctx context.Context, unit string) (restart.State, error)
+}
+
+// RestoreFunc puts backup's content back at destination.
+type RestoreFunc func(destination, backup string) error
+
+// Defaults for zero Options fields.
+const (
+	DefaultActiveTimeout = 30 * time.Second
+	DefaultWatchInterval = 500 * time.Millisecond
+	DefaultRetryInterval = 30 * time.Second
+	DefaultMaxRetry      = 5 * time.Minute
+)
+
+// Options is the restart policy. Zero durations take the defaults above,
+// except Debounce and Splay, where zero means none.
+type Options struct {
+	// Debounce: a unit is restarted once no change arrived for this long.
+	Debounce time.Duration
+	// Splay: a random delay in [0, Splay) added once per batch, so a fleet
+	// does not restart at the same moment.
+	Splay time.Duration
+	// ActiveTimeout bounds the wait for the unit to be active and stable
+	// after a restart.
+	ActiveTimeout time.Duration
+	// WatchInterval spaces the state reads of the health check.
+	WatchInterval time.Duration
+	// RetryInterval is the first delay before retrying a restart systemd
+	// did not accept (unit unknown, bus down); it doubles up to MaxRetry.
+	RetryInterval, MaxRetry time.Duration
+	// Window, when set, holds restarts until the maintenance window opens.
+	Window *Window
+
+	// Now, Rand and After are the clock and randomness, injectable for
+	// tests: Rand returns a number in [0, 1); After is time.After.
+	Now   func() time.Time
+	Rand  func() float64
+	After func(time.Duration) <-chan time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.ActiveTimeout <= 0 {
+		o.ActiveTimeout = DefaultActiveTimeout
+	}
+	if o.WatchInterval <= 0 {
+		o.WatchInterval = DefaultWatchInterval
+	}
+	if o.RetryInterval <= 0 {
+		o.RetryInterval = DefaultRetryInterval
+	}
+	if o.MaxRetry <= 0 {
+		o.MaxRetry = DefaultMaxRetry
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Float64
+	}
+	if o.After == nil {
+		o.After = time.After
+	}
+	return o
+}
+
+// Rollout schedules and runs restarts. Submit may be called from any
+// goroutine, before or while Run runs.
+type Rollout struct {
+	restarter Restarter
+	restore   RestoreFunc
+	sink      event.Sink
+	opts      Options
+
+	wake chan struct{}
+
+	mu      sync.Mutex
+	pending map[string]*batch // unit → changes waiting for their restart
+	busy    map[string]bool   // units being restarted now
+	retries map[string]int    // unit → restarts systemd refused in a row
+	started int               // batches started, for tests
+}
+
+// batch is the set of changes one restart of a unit applies.
+type batch struct {
+	unit    string
+	changes []Change // one per destination, first arrival order
+	splay   time.Duration
+	due     time.Time
+}
+
+func (b *batch) add(c Change) {
+	for i, have := range b.changes {
+		if have.Destination == c.Destination {
+			// The same file again: its backup path is the same, and the
+			// first change's backup is the content before this batch.
+			if have.Backup == "" {
+				b.changes[i].Backup = c.Backup
+			}
+			return
+		}
+	}
+	b.changes = append(b.changes, c)
+}
+
+func (b *batch) destinations() string {
+	names := make([]string, len(b.changes))
+	for i, c := range b.changes {
+		names[i] = c.Destination
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// New returns a Rollout restarting through r, restoring backups with restore
+// and reporting to sink.
+func New(r Restarter, restore RestoreFunc, sink event.Sink, opts Options) *Rollout {
+	if sink == nil {
+		sink = event.Discard
+	}
+	return &Rollout{
+		restarter: r,
+		restore:   restore,
+		sink:      sink,
+		opts:      opts.withDefaults(),
+		wake:      make(chan struct{}, 1),
+		pending:   make(map[string]*batch),
+		busy:      make(map[string]bool),
+		retries:   make(map[string]int),
+	}
+}
+
+// Submit schedules a restart of each change's unit. It never blocks: the
+// restart runs later in Run. Changes without a unit are ignored.
+func (r *Rollout) Submit(changes ...Change) {
+	now := r.opts.Now()
+	var scheduled []event.Pending
+	r.mu.Lock()
+	touched := make(map[string]bool)
+	for _, c := range changes {
+		if c.Unit == "" {
+			continue
+		}
+		b := r.pending[c.Unit]
+		if b == nil {
+			b = &batch{unit: c.Unit, splay: r.splay()}
+			r.pending[c.Unit] = b
+		}
+		b.add(c)
+		// Every change restarts the debounce; the splay is chosen once per
+		// batch so the announced time does not jump around.
+		b.due = r.opts.Window.Next(now.Add(r.opts.Debounce + b.splay))
+		touched[c.Unit] = true
+	}
+	for unit := range touched {
+		b := r.pending[unit]
+		scheduled = append(scheduled, event.Pending{Time: now, Unit: unit, Due: b.due, Cause: b.destinations()})
+	}
+	r.mu.Unlock()
+	for _, p := range scheduled {
+		r.sink.Publish(p)
+	}
+	r.poke()
+}
+
+func (r *Rollout) splay() time.Duration {
+	if r.opts.Splay <= 0 {
+		return 0
+	}
+	return time.Duration(r.opts.Rand() * float64(r.opts.Splay))
+}
+
+func (r *Rollout) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run starts each batch when it is due, at most one per unit at a time,
+// until ctx ends. A restart already under way is finished (with its health
+// check and rollback, each time-bounded) before Run returns: leaving a unit
+// half-restarted with a change it does not survive would be worse. Batches
+// not yet due when ctx ends are dropped.
+func (r *Rollout) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		next := r.startDue(ctx, &wg)
+		var timer <-chan time.Time
+		if !next.IsZero() {
+			timer = r.opts.After(next.Sub(r.opts.Now()))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.wake:
+		case <-timer:
+		}
+	}
+}
+
+// startDue starts every due batch whose unit is idle and returns the time
+// the next pending batch is due (zero when none waits).
+func (r *Rollout) startDue(ctx context.Context, wg *sync.WaitGroup) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.opts.Now()
+	var next time.Time
+	for unit, b := range r.pending {
+		if r.busy[unit] {
+			continue // picked up again when the running restart ends
+		}
+		if b.due.After(now) {
+			if next.IsZero() || b.due.Before(next) {
+				next = b.due
+			}
+			continue
+		}
+		delete(r.pending, unit)
+		r.busy[unit] = true
+		r.started++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.apply(context.WithoutCancel(ctx), b)
+			r.mu.Lock()
+			delete(r.busy, unit)
+			r.mu.Unlock()
+			r.poke()
+		}()
+	}
+	return next
+}
+
+// requeue puts a batch systemd refused back, due after a backoff that
+// doubles per refusal in a row, merged with any newer changes.
+func (r *Rollout) requeue(b *batch) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.retries[b.unit]++
+	delay := r.opts.RetryInterval << (r.retries[b.unit] - 1)
+	if delay > r.opts.MaxRetry || delay <= 0 {
+		delay = r.opts.MaxRetry
+	}
+	due := r.opts.Window.Next(r.opts.Now().Add(delay))
+	if newer := r.pending[b.unit]; newer != nil {
+		for _, c := range newer.changes {
+			b.add(c)
+		}
+		if newer.due.After(due) {
+			due = newer.due
+		}
+	}
+	b.due = due
+	r.pending[b.unit] = b
+	return due
+}
+
+func (r *Rollout) resetRetries(unit string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.retries, unit)
+}
+
+func (r *Rollout) batchesStarted() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.started
+}

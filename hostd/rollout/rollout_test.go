@@ -1,0 +1,287 @@
+package rollout_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
+	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
+	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/write"
+)
+
+const (
+	testDeadline = 60 * time.Second
+	watch        = 100 * time.Millisecond
+)
+
+// host is a WAF host in miniature: a real systemd user manager running a
+// fake agent that reads its config files, and the files themselves.
+type host struct {
+	t       *testing.T
+	ctx     context.Context
+	m       *systemdtest.Manager
+	conn    *restart.Conn
+	dir     string
+	unit    string
+	events  *recorder
+	rollout *rollout.Rollout
+}
+
+// agentUnit is a fake WAF agent: it records each start, refuses config
+// containing "bad" (the way given by refuse) and otherwise keeps running.
+func agentUnit(dir, refuse string) string {
+	check := `if cat "$$CONF_DIR"/*.conf | grep -q bad; then echo "bad config" >&2; exit 1; fi`
+	var svc string
+	switch refuse {
+	case "exit": // starts, reads its config, exits: the job result is still "done"
+		svc = "ExecStart=/bin/sh -c 'echo start >> \"$$CONF_DIR/starts\"; " + check + "; exec sleep infinity'\n"
+	case "crashloop": // the same, but systemd restarts it forever
+		svc = "ExecStart=/bin/sh -c 'echo start >> \"$$CONF_DIR/starts\"; " + check + "; exec sleep infinity'\n" +
+			"Restart=always\nRestartSec=30ms\n"
+	case "refuse-start": // a config check before start: the job itself fails
+		svc = "ExecStartPre=/bin/sh -c '" + check + "'\n" +
+			"ExecStart=/bin/sh -c 'echo start >> \"$$CONF_DIR/starts\"; exec sleep infinity'\n"
+	default:
+		panic(refuse)
+	}
+	return "[Unit]\nDescription=fake WAF agent\nStartLimitIntervalSec=0\n[Service]\nEnvironment=CONF_DIR=" + dir + "\n" + svc
+}
+
+func newHost(t *testing.T, refuse string, opts rollout.Options) *host {
+	t.Helper()
+	m := systemdtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	t.Cleanup(cancel)
+	h := &host{t: t, ctx: ctx, m: m, dir: filepath.Join(m.Dir(), "agent"), unit: "fakeagent.service", events: newRecorder()}
+	if err := os.MkdirAll(h.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.writeConf("agent.conf", "good 1")
+	if err := m.InstallUnit(ctx, h.unit, agentUnit(h.dir, refuse)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.StartUnit(ctx, h.unit); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := restart.Dial(ctx, restart.Options{Bus: restart.UserBus, Address: m.BusAddress(), JobTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	h.conn = conn
+
+	if opts.WatchInterval == 0 {
+		opts.WatchInterval = watch
+	}
+	if opts.ActiveTimeout == 0 {
+		opts.ActiveTimeout = 5 * time.Second
+	}
+	h.rollout = rollout.New(conn, write.Restore, h.events, opts)
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.rollout.Run(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return h
+}
+
+// writeConf writes one config file the way hostd/write does for a template,
+// and returns the change to submit.
+func (h *host) writeConf(name, content string) rollout.Change {
+	h.t.Helper()
+	dest := filepath.Join(h.dir, name)
+	res, err := write.Write(dest, []byte(content+"\n"), write.Options{Perms: 0o644, Backup: true})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if !res.Changed {
+		h.t.Fatalf("%s did not change", dest)
+	}
+	return rollout.Change{Unit: h.unit, Destination: dest, Backup: res.Backup}
+}
+
+func (h *host) readConf(name string) string {
+	h.t.Helper()
+	b, err := os.ReadFile(filepath.Join(h.dir, name))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// starts is how many times the agent process started.
+func (h *host) starts() int {
+	h.t.Helper()
+	b, err := os.ReadFile(filepath.Join(h.dir, "starts"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return strings.Count(string(b), "start\n")
+}
+
+func (h *host) state() restart.State {
+	h.t.Helper()
+	st, err := h.conn.UnitState(h.ctx, h.unit)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return st
+}
+
+func TestChangedConfigRestartsTheAgent(t *testing.T) {
+	h := newHost(t, "exit", rollout.Options{Debounce: 50 * time.Millisecond})
+	before := h.state()
+
+	h.rollout.Submit(h.writeConf("agent.conf", "good 2"))
+
+	p := h.events.waitPending(t, h.ctx)
+	if p.Unit != h.unit || !strings.HasSuffix(p.Cause, "agent.conf") || p.Due.Before(p.Time) {
+		t.Fatalf("pending event: %+v", p)
+	}
+	r := h.events.waitRestart(t, h.ctx)
+	if r.Result != "done" || r.RolledBack || r.Err != "" || r.ActiveState != "active" || r.SubState != "running" {
+		t.Fatalf("restart event: %+v", r)
+	}
+	t.Logf("restart + health check (watch interval %s) took %s", watch, r.Duration)
+	after := h.state()
+	if after.InvocationID == before.InvocationID || h.starts() != 2 {
+		t.Fatalf("agent was not restarted once: starts %d, invocation %s → %s", h.starts(), before.InvocationID, after.InvocationID)
+	}
+}
+
+func TestManyChangesToSeveralFilesMakeOneRestart(t *testing.T) {
+	h := newHost(t, "exit", rollout.Options{Debounce: 300 * time.Millisecond})
+
+	var dues []time.Time
+	for i := 0; i < 5; i++ {
+		h.rollout.Submit(h.writeConf("agent.conf", fmt.Sprintf("good %d", i+2)))
+		h.rollout.Submit(h.writeConf("extra.conf", fmt.Sprintf("good extra %d", i)))
+		dues = append(dues, h.events.waitPending(t, h.ctx).Due, h.events.waitPending(t, h.ctx).Due)
+	}
+	for i := 1; i < len(dues); i++ {
+		if dues[i].Before(dues[i-1]) {
+			t.Fatalf("a later change moved the restart earlier: %v", dues)
+		}
+	}
+
+	r := h.events.waitRestart(t, h.ctx)
+	if r.Result != "done" {
+		t.Fatalf("restart event: %+v", r)
+	}
+	if n := h.rollout.BatchesStarted(); n != 1 {
+		t.Fatalf("%d restarts for one burst of changes, want 1", n)
+	}
+	if n := h.starts(); n != 2 {
+		t.Fatalf("agent started %d times, want 2 (initial start + one restart)", n)
+	}
+}
+
+func TestAgentThatRejectsTheChangeIsRolledBack(t *testing.T) {
+	for _, refuse := range []string{"exit", "refuse-start", "crashloop"} {
+		t.Run(refuse, func(t *testing.T) {
+			h := newHost(t, refuse, rollout.Options{Debounce: 50 * time.Millisecond, ActiveTimeout: 2 * time.Second})
+
+			h.rollout.Submit(h.writeConf("agent.conf", "bad key"))
+
+			first := h.events.waitRestart(t, h.ctx)
+			if first.RolledBack || first.Result == "done" || first.Err == "" {
+				t.Fatalf("first restart event: %+v", first)
+			}
+			t.Logf("first attempt: result %s after %s: %s", first.Result, first.Duration, first.Err)
+			second := h.events.waitRestart(t, h.ctx)
+			if !second.RolledBack || second.Result != rollout.ResultRolledBack || !strings.Contains(second.Err, "agent.conf") {
+				t.Fatalf("rollback event: %+v", second)
+			}
+			t.Logf("rollback restart took %s", second.Duration)
+			if got := h.readConf("agent.conf"); got != "good 1" {
+				t.Fatalf("agent.conf after rollback = %q, want the previous content", got)
+			}
+			if st := h.state(); !st.Active() || st.SubState != "running" {
+				t.Fatalf("agent after rollback: %+v", st)
+			}
+		})
+	}
+}
+
+func TestChangesDuringARestartMakeTheNextBatch(t *testing.T) {
+	h := newHost(t, "exit", rollout.Options{Debounce: 50 * time.Millisecond})
+
+	h.rollout.Submit(h.writeConf("agent.conf", "good 2"))
+	h.events.waitPending(t, h.ctx)
+	h.rollout.Submit(h.writeConf("agent.conf", "good 3"))
+	h.events.waitPending(t, h.ctx)
+	if r := h.events.waitRestart(t, h.ctx); r.Result != "done" {
+		t.Fatalf("restart: %+v", r)
+	}
+	h.rollout.Submit(h.writeConf("agent.conf", "good 4"))
+	if r := h.events.waitRestart(t, h.ctx); r.Result != "done" {
+		t.Fatalf("second restart: %+v", r)
+	}
+	if n := h.starts(); n != 3 {
+		t.Fatalf("agent started %d times, want 3", n)
+	}
+}
+
+// recorder is an event.Sink the tests wait on.
+type recorder struct {
+	mu      sync.Mutex
+	events  []event.Event
+	changed chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{changed: make(chan struct{}, 1)} }
+
+func (r *recorder) Publish(e event.Event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+// next removes and returns the first recorded event of type T, waiting
+// until one arrives or ctx ends.
+func next[T event.Event](t *testing.T, ctx context.Context, r *recorder) T {
+	t.Helper()
+	for {
+		r.mu.Lock()
+		for i, e := range r.events {
+			if v, ok := e.(T); ok {
+				r.events = append(r.events[:i], r.events[i+1:]...)
+				r.mu.Unlock()
+				return v
+			}
+		}
+		r.mu.Unlock()
+		select {
+		case <-r.changed:
+		case <-ctx.Done():
+			var zero T
+			t.Fatalf("no %T event before the deadline", zero)
+		}
+	}
+}
+
+func (r *recorder) waitPending(t *testing.T, ctx context.Context) event.Pending {
+	t.Helper()
+	return next[event.Pending](t, ctx, r)
+}
+
+func (r *recorder) waitRestart(t *testing.T, ctx context.Context) event.Restart {
+	t.Helper()
+	return next[event.Restart](t, ctx, r)
+}
