@@ -35,6 +35,9 @@ func (r *Rollout) apply(ctx context.Context, b *batch) {
 	if first.result == ResultError {
 		due := r.requeue(b)
 		r.publish(b.unit, first, false, fmt.Sprintf("%v; retrying at %s", first.err, due.Format(time.RFC3339)))
+		// Still scheduled: say so after the failure, so a consumer tracking
+		// "pending" sees the retry.
+		r.sink.Publish(event.Pending{Time: r.opts.Now(), Unit: b.unit, Due: due, Cause: b.destinations()})
 		return
 	}
 	r.resetRetries(b.unit)

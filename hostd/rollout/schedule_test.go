@@ -158,6 +158,9 @@ func TestRestartOfAnUnknownUnitIsRetriedWithBackoff(t *testing.T) {
 		if r.Result != rollout.ResultError || !strings.Contains(r.Err, "no such unit") || !strings.Contains(r.Err, due.Format(time.RFC3339)) {
 			t.Fatalf("attempt %d: %+v, want an error retried at %s", i+1, r, due)
 		}
+		if p := h.events.waitPending(t, h.ctx); !p.Due.Equal(due) || p.Unit != "later.service" {
+			t.Fatalf("attempt %d: pending after the failure: %+v, want due %s", i+1, p, due)
+		}
 	}
 
 	// Once the unit exists, the next retry restarts it.

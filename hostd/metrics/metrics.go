@@ -1,0 +1,246 @@
+// Package metrics turns hostd's events into Prometheus metrics and serves
+// them.
+//
+// It owns a private registry (never the global one) with every hostd_
+// metric, declared here with its help text, and the HTTP handler exposing
+// it. It only consumes events: it never calls back into auth, render or
+// rollout. Error texts are never used as label values, so nothing an error
+// says (let alone a secret) reaches the exposition; labels are the auth
+// method, HTTP status codes, template destinations and unit names, all
+// few per host.
+package metrics
+
+import (
+	"net/http"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+)
+
+const namespace = "hostd"
+
+// RestartDurationBuckets spans a quick restart of a Type=simple unit (tens of
+// milliseconds) to the default job timeout (90s).
+var RestartDurationBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
+
+// Metrics is an event.Sink that keeps hostd's metrics. Safe for concurrent
+// use.
+type Metrics struct {
+	reg *prometheus.Registry
+	now func() time.Time
+
+	authAttempts    *prometheus.CounterVec
+	authenticatedFn prometheus.GaugeFunc
+	tokenExpiry     prometheus.Gauge
+	vaultRequests   *prometheus.CounterVec
+	vaultErrors     prometheus.Counter
+	renders         *prometheus.CounterVec
+	lastRender      *prometheus.GaugeVec
+	lastChange      *prometheus.GaugeVec
+	restarts        *prometheus.CounterVec
+	restartDuration *prometheus.HistogramVec
+	rollbacks       *prometheus.CounterVec
+	restartPending  *prometheus.GaugeVec
+
+	mu          sync.Mutex
+	authOK      bool      // the last login or renewal that decided it succeeded
+	authExpiry  time.Time // expiry of the token it got; zero: none known
+	lastPending map[string]time.Time
+}
+
+// New returns Metrics for a hostd of the given version, with the Go runtime
+// and process collectors (memory, file descriptors) registered too.
+func New(version string) *Metrics {
+	return newMetrics(version, time.Now)
+}
+
+func newMetrics(version string, now func() time.Time) *Metrics {
+	m := &Metrics{
+		reg:         prometheus.NewRegistry(),
+		now:         now,
+		lastPending: make(map[string]time.Time),
+
+		authAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "auth_attempts_total",
+			Help: "Vault logins and token renewals, by auth method and result (success or failure).",
+		}, []string{"method", "result"}),
+		tokenExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "token_expiry_timestamp_seconds",
+			Help: "When hostd's current Vault token expires (Unix time); 0 when it has no expiry or none is known.",
+		}),
+		vaultRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "vault_requests_total",
+			Help: "Requests the template engine made to Vault that got an answer, by HTTP status code.",
+		}, []string{"code"}),
+		vaultErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "vault_request_errors_total",
+			Help: "Requests the template engine made to Vault that got no answer (connection or TLS errors).",
+		}),
+		renders: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "template_renders_total",
+			Help: "Template renders by destination and result: changed, unchanged or error (the old file stays).",
+		}, []string{"template", "result"}),
+		lastRender: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "template_last_render_timestamp_seconds",
+			Help: "When the template last rendered without error (Unix time).",
+		}, []string{"template"}),
+		lastChange: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "template_last_change_timestamp_seconds",
+			Help: "When the template's destination last got new content (Unix time).",
+		}, []string{"template"}),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "unit_restarts_total",
+			Help: "Unit restarts after a change, by result: done, systemd's job results, unhealthy, error, rolled_back, rollback_failed.",
+		}, []string{"unit", "result"}),
+		restartDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "unit_restart_duration_seconds",
+			Help:    "Time from asking systemd to restart a unit until it was judged healthy or failed.",
+			Buckets: RestartDurationBuckets,
+		}, []string{"unit"}),
+		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "unit_rollbacks_total",
+			Help: "Changes a unit did not survive, whose previous files were restored.",
+		}, []string{"unit"}),
+		restartPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "unit_restart_pending",
+			Help: "1 while a restart of the unit is scheduled (debounce, splay or maintenance window), else 0.",
+		}, []string{"unit"}),
+	}
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "build_info",
+		Help: "Always 1; labels say which hostd is running.",
+	}, []string{"version", "goversion"})
+	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	m.authenticatedFn = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "authenticated",
+		Help: "1 while hostd holds a Vault token that has not expired, else 0.",
+	}, m.authenticated)
+
+	m.reg.MustRegister(
+		buildInfo, m.authenticatedFn,
+		m.authAttempts, m.tokenExpiry, m.vaultRequests, m.vaultErrors,
+		m.renders, m.lastRender, m.lastChange,
+		m.restarts, m.restartDuration, m.rollbacks, m.restartPending,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// Registry is the registry holding hostd's metrics.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// Publish implements event.Sink.
+func (m *Metrics) Publish(e event.Event) {
+	switch e := e.(type) {
+	case event.Auth:
+		m.auth(e)
+	case event.VaultRequest:
+		m.vaultRequest(e)
+	case event.Render:
+		m.render(e)
+	case event.Restart:
+		m.restart(e)
+	case event.Pending:
+		m.pending(e)
+	}
+}
+
+func (m *Metrics) auth(e event.Auth) {
+	result := "success"
+	if !e.OK {
+		result = "failure"
+	}
+	m.authAttempts.WithLabelValues(e.Method, result).Inc()
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case e.OK:
+		m.authOK, m.authExpiry = true, e.TokenExpiry
+		m.tokenExpiry.Set(unixSeconds(e.TokenExpiry))
+	case !e.Renewal:
+		// A failed renewal leaves the token valid until it expires; a
+		// failed login means there is no usable token.
+		m.authOK = false
+	}
+}
+
+// authenticated is read at scrape time, so a token that expires without
+// any further event still turns the gauge to 0.
+func (m *Metrics) authenticated() float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.authOK && (m.authExpiry.IsZero() || m.now().Before(m.authExpiry)) {
+		return 1
+	}
+	return 0
+}
+
+func (m *Metrics) vaultRequest(e event.VaultRequest) {
+	if e.StatusCode == 0 {
+		m.vaultErrors.Inc()
+		return
+	}
+	m.vaultRequests.WithLabelValues(strconv.Itoa(e.StatusCode)).Inc()
+}
+
+func (m *Metrics) render(e event.Render) {
+	switch {
+	case e.Err != "":
+		m.renders.WithLabelValues(e.Template, "error").Inc()
+		return
+	case e.Changed:
+		m.renders.WithLabelValues(e.Template, "changed").Inc()
+		m.lastChange.WithLabelValues(e.Template).Set(unixSeconds(e.Time))
+	default:
+		m.renders.WithLabelValues(e.Template, "unchanged").Inc()
+	}
+	m.lastRender.WithLabelValues(e.Template).Set(unixSeconds(e.Time))
+}
+
+func (m *Metrics) restart(e event.Restart) {
+	m.restarts.WithLabelValues(e.Unit, e.Result).Inc()
+	if e.Duration > 0 {
+		m.restartDuration.WithLabelValues(e.Unit).Observe(e.Duration.Seconds())
+	}
+	if e.RolledBack {
+		m.rollbacks.WithLabelValues(e.Unit).Inc()
+	}
+
+	// The restart ends the batch it started with; a Pending published
+	// after that start belongs to the next batch, which is still waiting.
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	started := e.Time.Add(-e.Duration)
+	if last, ok := m.lastPending[e.Unit]; ok && last.After(started) {
+		return
+	}
+	m.restartPending.WithLabelValues(e.Unit).Set(0)
+}
+
+func (m *Metrics) pending(e event.Pending) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lastPending[e.Unit] = e.Time
+	m.restartPending.WithLabelValues(e.Unit).Set(1)
+}
+
+func unixSeconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
+}
