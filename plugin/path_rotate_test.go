@@ -447,3 +447,30 @@ func TestRotate_CallerGoingAwayAfterTheCreateStillFinishes(t *testing.T) {
 		t.Fatal("WAL entry left")
 	}
 }
+
+func TestRetire_RefusedWhileAnotherRoleHandsOutTheOldKey(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.writeRole("second", "acme") // another identity of the same corp
+	e.copySite("vault-user", "www")
+	e.copySite("second", "www")
+	rot := e.ok(logical.UpdateOperation, "rotate/sites/www", map[string]interface{}{"role": "vault-user"})
+	if len(rot.Warnings) != 1 || !strings.Contains(rot.Warnings[0], `role(s) second of the same corp also hold site "www"`) {
+		t.Fatalf("rotate warnings: %v", rot.Warnings)
+	}
+
+	before := e.storageSnapshot()
+	e.fails(logical.DeleteOperation, "rotate/sites/www", map[string]interface{}{"role": "vault-user"}, http.StatusConflict,
+		`role "second" still hands out key set`)
+	e.assertStorageUnchanged(before)
+	if all, _ := e.simSets("acme", "www"); len(all) != 2 {
+		t.Fatalf("a refused retire deleted sets: %v", all)
+	}
+
+	e.copySite("second", "www") // now it hands out the new primary
+	e.ok(logical.DeleteOperation, "rotate/sites/www", map[string]interface{}{"role": "vault-user"})
+	_, primary := e.simSets("acme", "www")
+	if got := str(t, e.ok(logical.ReadOperation, "creds/second/sites/www", nil), "accessKey"); got != primary {
+		t.Fatalf("role second reads %s, API primary %s", got, primary)
+	}
+}

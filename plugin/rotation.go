@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -128,6 +129,10 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 	}
 	if err := framework.DeleteWAL(ctx, req.Storage, walID); err != nil {
 		return nil, fmt.Errorf("deleting WAL entry: %w", err)
+	}
+	if others, err := b.otherHolders(ctx, req.Storage, roleName, r.Corp, site); err == nil && len(others) > 0 {
+		resp.AddWarning(fmt.Sprintf("role(s) %s of the same corp also hold site %q and hand out the old key until copied again (vault write -f %s)",
+			strings.Join(slices.Sorted(maps.Keys(others)), ", "), site, mountPath(req, "creds/<role>/sites/"+site)))
 	}
 	if n := len(res.keys.NonPrimary); n > 1 {
 		resp.AddWarning(fmt.Sprintf("site %q now has %d non-primary key sets; retire them once hosts run the new key: vault delete %s",
@@ -260,6 +265,9 @@ func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName
 			retire = append(retire, k.AccessKey)
 		}
 	}
+	if err := b.checkNoOtherRoleHandsOut(ctx, req, roleName, r.Corp, site, retire); err != nil {
+		return nil, err
+	}
 	op := walOp{Role: roleName, Corp: r.Corp, Site: site, Primary: stored.AccessKey, Retire: retire}
 	if len(retire) == 0 {
 		res, err := b.completeRetirement(ctx, req.Storage, client, op, sets)
@@ -303,6 +311,46 @@ func checkPrimaryMatches(req *logical.Request, roleName string, stored *storedKe
 		return logical.CodedError(http.StatusConflict, fmt.Sprintf(
 			"the API's primary key set of site %q (%s) is not the one Vault stores (%s); copy it first with: vault write -f %s, then retire",
 			stored.Site, primary.AccessKey, stored.AccessKey, mountPath(req, "creds/"+roleName+"/sites/"+stored.Site)))
+	}
+	return nil
+}
+
+// otherHolders returns the stored keys of the site held by other roles of
+// the same corp, by role name.
+func (b *backend) otherHolders(ctx context.Context, s logical.Storage, roleName, corp, site string) (map[string]*storedKeys, error) {
+	roles, err := b.listRoles(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*storedKeys{}
+	for _, other := range roles {
+		if other == roleName {
+			continue
+		}
+		k, err := b.loadKeys(ctx, s, other, site)
+		if err != nil {
+			return nil, err
+		}
+		if k != nil && k.Corp == corp {
+			out[other] = k
+		}
+	}
+	return out, nil
+}
+
+// checkNoOtherRoleHandsOut refuses a retirement that would delete the key
+// another role of the same corp still hands out for the site as primary.
+func (b *backend) checkNoOtherRoleHandsOut(ctx context.Context, req *logical.Request, roleName, corp, site string, retire []string) error {
+	others, err := b.otherHolders(ctx, req.Storage, roleName, corp, site)
+	if err != nil {
+		return err
+	}
+	for _, other := range slices.Sorted(maps.Keys(others)) {
+		if k := others[other]; slices.Contains(retire, k.AccessKey) {
+			return logical.CodedError(http.StatusConflict, fmt.Sprintf(
+				"role %q still hands out key set %s of site %q, which retiring would delete; copy it again first with: vault write -f %s",
+				other, k.AccessKey, site, mountPath(req, "creds/"+other+"/sites/"+site)))
+		}
 	}
 	return nil
 }
