@@ -1,0 +1,9 @@
+// End-to-end tests: the real Vault server and CLI (built by ./vault, its own
+// module) driving the plugin and the simulator built from the main module.
+module github.com/sigsci-keys/sigsci-keys/e2e
+
+go 1.26.4
+
+require github.com/sigsci-keys/sigsci-keys v0.0.0
+
+replace github.com/sigsci-keys/sigsci-keys => ../

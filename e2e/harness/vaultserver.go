@@ -1,0 +1,262 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// How long a dev server may take to become ready, and to stop.
+const (
+	vaultStartTimeout = 90 * time.Second
+	vaultStopTimeout  = 30 * time.Second
+	startAttempts     = 3 // a free port can be taken between choosing and binding it
+)
+
+// Vault is a running Vault dev server (in-memory storage, unsealed) whose
+// plugin directory is the run's binaries directory. It stops when the test
+// that started it ends.
+type Vault struct {
+	Addr       string // http://127.0.0.1:<port>
+	Token      string // root token, random for each server
+	LogPath    string // the server log (its standard error)
+	StdoutPath string // its standard output: the dev-mode banner, which prints the root token by design
+	Home       string // HOME of the server and of CLI commands, so no real ~/.vault-token is read or written
+
+	programs *Programs
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	exitErr  error
+}
+
+// StartVault starts a Vault dev server for the test and waits until it serves
+// requests with its root token.
+func StartVault(t testing.TB, p *Programs) *Vault {
+	t.Helper()
+	p.Require(t)
+	dir := t.TempDir()
+	config := filepath.Join(dir, "vault.hcl")
+	if err := os.WriteFile(config, []byte("plugin_directory = "+strconv.Quote(p.Bin)+"\n"), 0o600); err != nil {
+		t.Fatalf("writing the Vault config: %v", err)
+	}
+	home := filepath.Join(dir, "home")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		t.Fatalf("creating Vault's home: %v", err)
+	}
+
+	var lastErr error
+	for attempt := 1; attempt <= startAttempts; attempt++ {
+		v := &Vault{
+			Token:      "e2e-root-" + randomHex(t, 12),
+			LogPath:    filepath.Join(dir, fmt.Sprintf("vault-%d.log", attempt)),
+			StdoutPath: filepath.Join(dir, fmt.Sprintf("vault-%d.stdout", attempt)),
+			Home:       home,
+			programs:   p,
+		}
+		lastErr = v.start(t, config)
+		if lastErr == nil {
+			t.Cleanup(func() { v.stop(t) })
+			return v
+		}
+		if !v.portWasTaken() {
+			break
+		}
+	}
+	t.Fatalf("starting the Vault dev server: %v", lastErr)
+	return nil
+}
+
+// start launches the server on a free port and waits until it is ready.
+func (v *Vault) start(t testing.TB, config string) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	v.Addr = "http://" + listen
+
+	logFile, err := os.Create(v.LogPath)
+	if err != nil {
+		return fmt.Errorf("creating the server log: %w", err)
+	}
+	defer logFile.Close()
+	stdoutFile, err := os.Create(v.StdoutPath)
+	if err != nil {
+		return fmt.Errorf("creating the server output file: %w", err)
+	}
+	defer stdoutFile.Close()
+
+	v.cmd = exec.Command(v.programs.Vault, "server", "-dev",
+		"-dev-root-token-id="+v.Token,
+		"-dev-listen-address="+listen,
+		"-config="+config,
+		"-log-level=debug",
+	)
+	v.cmd.Env = append(withoutVaultEnv(os.Environ()), "HOME="+v.Home)
+	v.cmd.Dir = v.Home
+	v.cmd.Stdout = stdoutFile
+	v.cmd.Stderr = logFile
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // plugins run in its process group
+	if err := v.cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", v.programs.Vault, err)
+	}
+	v.exited = make(chan struct{})
+	go func() {
+		v.exitErr = v.cmd.Wait()
+		close(v.exited)
+	}()
+
+	ctx, cancel := context.WithTimeout(t.Context(), vaultStartTimeout)
+	defer cancel()
+	if err := v.waitReady(ctx); err != nil {
+		v.kill()
+		return fmt.Errorf("%w\nlast lines of the server log:\n%s", err, v.logTail(30))
+	}
+	t.Logf("Vault dev server ready at %s (log %s)", v.Addr, v.LogPath)
+	return nil
+}
+
+// waitReady polls until the server answers healthy and accepts our root token
+// (which proves the answer comes from this server, not another one that
+// happens to listen on the port), the process exits, or ctx ends.
+func (v *Vault) waitReady(ctx context.Context) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if v.answers(ctx, client, "/v1/sys/health", "") && v.answers(ctx, client, "/v1/auth/token/lookup-self", v.Token) {
+			return nil
+		}
+		select {
+		case <-v.exited:
+			return fmt.Errorf("vault server exited before it was ready: %v", v.exitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("vault server not ready at %s: %w", v.Addr, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// answers reports whether GET path answers 200.
+func (v *Vault) answers(ctx context.Context, client *http.Client, path, token string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.Addr+path, nil)
+	if err != nil {
+		return false
+	}
+	if token != "" {
+		req.Header.Set("X-Vault-Token", token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// stop ends the server gracefully (SIGTERM), then forcefully, and on a failed
+// test shows the end of its log.
+func (v *Vault) stop(t testing.TB) {
+	if t.Failed() {
+		t.Logf("last lines of the Vault server log %s:\n%s", v.LogPath, v.logTail(60))
+	}
+	_ = syscall.Kill(-v.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-v.exited:
+	case <-time.After(vaultStopTimeout):
+		t.Errorf("vault server did not stop within %s of SIGTERM; killing it", vaultStopTimeout)
+		v.kill()
+	}
+}
+
+// kill ends the server's process group and waits for the server to exit.
+func (v *Vault) kill() {
+	_ = syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
+	<-v.exited
+}
+
+// portWasTaken reports whether the server failed because its port was in use.
+func (v *Vault) portWasTaken() bool {
+	out, _ := os.ReadFile(v.StdoutPath)
+	log, _ := os.ReadFile(v.LogPath)
+	return bytes.Contains(out, []byte("address already in use")) || bytes.Contains(log, []byte("address already in use"))
+}
+
+// ServerLog returns the server log so far.
+func (v *Vault) ServerLog(t testing.TB) string {
+	t.Helper()
+	data, err := os.ReadFile(v.LogPath)
+	if err != nil {
+		t.Fatalf("reading the Vault server log: %v", err)
+	}
+	return string(data)
+}
+
+// Stdout returns what the server printed on standard output so far.
+func (v *Vault) Stdout(t testing.TB) string {
+	t.Helper()
+	data, err := os.ReadFile(v.StdoutPath)
+	if err != nil {
+		t.Fatalf("reading the Vault server output: %v", err)
+	}
+	return string(data)
+}
+
+func (v *Vault) logTail(n int) string {
+	data, err := os.ReadFile(v.LogPath)
+	if err != nil {
+		return fmt.Sprintf("(cannot read %s: %v)", v.LogPath, err)
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer l.Close()
+	addr, ok := l.Addr().(*net.TCPAddr)
+	if !ok {
+		return 0, errors.New("finding a free port: not a TCP address")
+	}
+	return addr.Port, nil
+}
+
+func randomHex(t testing.TB, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatalf("reading random bytes: %v", err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// withoutVaultEnv drops VAULT_* variables, so that the caller's own Vault
+// settings never leak into a test.
+func withoutVaultEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "VAULT_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
