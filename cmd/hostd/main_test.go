@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/status"
+)
+
+const waitFor = 15 * time.Second
+
+// TestMain lets the tests run this test binary as hostd itself, to drive the
+// real main with real signals.
+func TestMain(m *testing.M) {
+	if os.Getenv("HOSTD_TEST_RUN_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func execute(args ...string) (code int, stdout, stderr string) {
+	var out, errOut strings.Builder
+	code = run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func writeConfig(t *testing.T, dir, text string) string {
+	t.Helper()
+	path := filepath.Join(dir, "hostd.hcl")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func validConfig(dir string) string {
+	return fmt.Sprintf(`vault { address = "http://127.0.0.1:1" }
+auto_auth {
+  method "token_file" { path = %q }
+}
+status { socket_path = %q }
+`, filepath.Join(dir, "token"), filepath.Join(dir, "hostd.sock"))
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := execute("version")
+	if code != 0 || !strings.HasPrefix(out, "hostd 0.0.0-dev (go") {
+		t.Errorf("version: %d %q", code, out)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{"frobnicate"}, {"validate", "-nope"}, {"status", "extra"}, {"run", "-config"}} {
+		if code, _, errOut := execute(args...); code != 2 || errOut == "" {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and a message", args, code, errOut)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	good := writeConfig(t, dir, validConfig(dir))
+	code, out, errOut := execute("validate", "-config", good)
+	if code != 0 || !strings.Contains(out, "valid") {
+		t.Errorf("valid file: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "warning: "+good+":1:1: No template blocks") {
+		t.Errorf("warnings must be shown: %q", errOut)
+	}
+
+	bad := filepath.Join(dir, "bad.hcl")
+	if err := os.WriteFile(bad, []byte("vault {\n  address = \"vault\"\n}\nauto_auth {\n  method \"ldap\" {}\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = execute("validate", "-config", bad)
+	if code != 1 || out != "" {
+		t.Errorf("invalid file: exit %d, stdout %q", code, out)
+	}
+	for _, want := range []string{bad + ":2:3: Invalid vault address", bad + ":5:10: Unknown auth method", bad + ": 2 problem(s)"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+
+	if code, _, errOut := execute("validate", "-config", filepath.Join(dir, "absent.hcl")); code != 1 || !strings.Contains(errOut, "no such file") {
+		t.Errorf("missing file: exit %d, %q", code, errOut)
+	}
+}
+
+func TestRunRefusesAnInvalidConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	path := writeConfig(t, dir, "vault {}\n")
+	code, _, errOut := execute("run", "-config", path)
+	if code != 1 || !strings.Contains(errOut, path+":1:1: Missing address") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+// serveStatus serves st on a socket in a temporary directory.
+func serveStatus(t *testing.T, st *status.State) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "hostd.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	ln, err := status.Listen(ctx, path, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); status.Serve(ctx, ln, status.NewHandler(st)) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return path
+}
+
+func TestStatusExitCodes(t *testing.T) {
+	now := time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+
+	healthy := status.NewState(status.Options{Version: "1.0.0", VaultAddress: "https://vault.example:8200", AuthMethod: "approle", Now: clock})
+	healthy.Publish(event.Auth{Time: now, Method: "approle", OK: true, TokenExpiry: now.Add(time.Hour)})
+	healthySock := serveStatus(t, healthy)
+
+	unhealthy := status.NewState(status.Options{Version: "1.0.0", AuthMethod: "approle",
+		Templates: []status.TemplateRef{{Destination: "/etc/sigsci/agent.conf"}}, Now: clock})
+	unhealthySock := serveStatus(t, unhealthy)
+
+	code, out, _ := execute("status", "-socket", healthySock)
+	if code != 0 || !strings.Contains(out, "healthy") || !strings.Contains(out, "authenticated, token expires in 1h") {
+		t.Errorf("healthy: exit %d\n%s", code, out)
+	}
+
+	code, out, _ = execute("status", "-socket", unhealthySock)
+	if code != 1 || !strings.Contains(out, "UNHEALTHY") || !strings.Contains(out, "template /etc/sigsci/agent.conf: not rendered yet") {
+		t.Errorf("unhealthy: exit %d\n%s", code, out)
+	}
+
+	code, out, _ = execute("status", "-json", "-socket", unhealthySock)
+	var snap status.Snapshot
+	if code != 1 || json.Unmarshal([]byte(out), &snap) != nil || snap.Templates[0].Destination != "/etc/sigsci/agent.conf" {
+		t.Errorf("json: exit %d\n%s", code, out)
+	}
+
+	code, out, errOut := execute("status", "-socket", filepath.Join(t.TempDir(), "none.sock"))
+	if code != 2 || out != "" || !strings.Contains(errOut, "cannot reach hostd") {
+		t.Errorf("unreachable: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// TestDaemonProcess runs hostd as a real process: status answers, SIGHUP
+// with a broken file keeps it running, SIGTERM stops it with exit code 0.
+func TestDaemonProcess(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := writeConfig(t, dir, validConfig(dir))
+	socket := filepath.Join(dir, "hostd.sock")
+
+	cmd := exec.Command(os.Args[0], "run", "-config", path)
+	cmd.Env = append(os.Environ(), "HOSTD_TEST_RUN_MAIN=1")
+	logs := &lockedBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+
+	waitStatus := func() {
+		t.Helper()
+		deadline := time.Now().Add(waitFor)
+		for {
+			code, _, _ := execute("status", "-socket", socket, "-timeout", "1s")
+			if code != 2 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("hostd never answered on %s; logs:\n%s", socket, logs.String())
+			}
+			time.Sleep(50 * time.Millisecond) // polling the socket with a deadline
+		}
+	}
+	waitStatus()
+	if code, out, _ := execute("status", "-socket", socket); code != 1 || !strings.Contains(out, "NOT AUTHENTICATED") {
+		t.Errorf("without Vault: exit %d\n%s", code, out)
+	}
+
+	writeConfig(t, dir, "vault {\n")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	// The broken file is rejected and hostd keeps answering.
+	deadline := time.Now().Add(waitFor)
+	for !strings.Contains(logs.String(), "configuration reload rejected") {
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP with a broken file was not reported; logs:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling the log with a deadline
+	}
+	if !strings.Contains(logs.String(), path+":1:7: Unclosed configuration block") {
+		t.Errorf("the rejected reload must name file:line:\n%s", logs.String())
+	}
+	waitStatus()
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) || err != nil {
+			t.Fatalf("hostd exited with %v; logs:\n%s", err, logs.String())
+		}
+	case <-time.After(waitFor):
+		t.Fatalf("hostd did not stop on SIGTERM; logs:\n%s", logs.String())
+	}
+	if _, err := os.Lstat(socket); err == nil {
+		t.Error("socket left behind after SIGTERM")
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

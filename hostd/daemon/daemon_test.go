@@ -1,0 +1,374 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/config"
+	"github.com/sigsci-keys/sigsci-keys/hostd/status"
+)
+
+// These tests run the daemon without Vault: the address refuses
+// connections, so hostd keeps trying to log in while its own machinery
+// (status socket, reload, sd_notify) is exercised for real.
+
+const waitFor = 10 * time.Second
+
+// recorder is a Notifier that keeps every state sent.
+type recorder struct {
+	watchdog time.Duration
+	mu       sync.Mutex
+	states   []string
+	changed  chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{changed: make(chan struct{}, 1)} }
+
+func (r *recorder) Notify(state string) error {
+	r.mu.Lock()
+	r.states = append(r.states, state)
+	r.mu.Unlock()
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (r *recorder) WatchdogInterval() time.Duration { return r.watchdog }
+
+// count returns how many notifications start with prefix.
+func (r *recorder) count(prefix string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, s := range r.states {
+		if strings.HasPrefix(s, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitCount waits until at least n notifications start with prefix.
+func (r *recorder) waitCount(t *testing.T, prefix string, n int) {
+	t.Helper()
+	deadline := time.After(waitFor)
+	for r.count(prefix) < n {
+		select {
+		case <-r.changed:
+		case <-deadline:
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			t.Fatalf("no %d× %q notification; got %q", n, prefix, r.states)
+		}
+	}
+}
+
+// syncBuffer is a log destination safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type harness struct {
+	t      *testing.T
+	dir    string
+	path   string
+	socket string
+	notes  *recorder
+	logs   *syncBuffer
+	level  *slog.LevelVar
+	reload chan struct{}
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func configText(dir, socket, level string, destinations ...string) string {
+	return configTextMode(dir, socket, "0600", level, destinations...)
+}
+
+func configTextMode(dir, socket, mode, level string, destinations ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `vault { address = "http://127.0.0.1:1" }
+auto_auth {
+  method "token_file" { path = %q }
+}
+status {
+  socket_path = %q
+  socket_mode = %q
+}
+log { level = %q }
+`, filepath.Join(dir, "token"), socket, mode, level)
+	for _, d := range destinations {
+		fmt.Fprintf(&b, "template {\n  contents = \"x\"\n  destination = %q\n}\n", filepath.Join(dir, d))
+	}
+	return b.String()
+}
+
+// start writes a configuration and runs the daemon with it.
+func start(t *testing.T, text func(dir, socket string) string) *harness {
+	t.Helper()
+	return startWith(t, newRecorder(), text)
+}
+
+func startWith(t *testing.T, notes *recorder, text func(dir, socket string) string) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	h := &harness{t: t, dir: dir, path: filepath.Join(dir, "hostd.hcl"), socket: filepath.Join(dir, "hostd.sock"),
+		notes: notes, logs: &syncBuffer{}, reload: make(chan struct{}), done: make(chan error, 1)}
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("not-a-real-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.write(text(dir, h.socket))
+	cfg, err := config.Load(h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger, level := NewLogger(h.logs, cfg.Log)
+	h.level = level
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() {
+		h.done <- Run(ctx, cfg, logger, "9.9.9", WithLogLevel(level), WithNotifier(h.notes), WithReload(h.reload))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-h.done:
+		case <-time.After(waitFor):
+			t.Error("daemon did not stop")
+		}
+	})
+	return h
+}
+
+func (h *harness) write(text string) {
+	h.t.Helper()
+	if err := os.WriteFile(h.path, []byte(text), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// reloadDone is the prefix of the STATUS line that ends every reload.
+const reloadDone = "STATUS=configuration reload"
+
+// triggerReload asks for a reload and waits until it is finished.
+func (h *harness) triggerReload() {
+	h.t.Helper()
+	before := h.notes.count(reloadDone)
+	select {
+	case h.reload <- struct{}{}:
+	case <-time.After(waitFor):
+		h.t.Fatal("daemon does not take reload requests")
+	}
+	h.notes.waitCount(h.t, reloadDone, before+1)
+}
+
+func (h *harness) stop() error {
+	h.t.Helper()
+	h.cancel()
+	select {
+	case err := <-h.done:
+		h.done <- err // for Cleanup
+		return err
+	case <-time.After(waitFor):
+		h.t.Fatal("daemon did not stop")
+		return nil
+	}
+}
+
+// fetch waits until the status socket at path answers.
+func fetch(t *testing.T, path string) status.Snapshot {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		snap, err := status.Fetch(ctx, path)
+		cancel()
+		if err == nil {
+			return snap
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status socket %s never answered: %v", path, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the socket with a deadline
+	}
+}
+
+func TestRunServesStatusAndStopsCleanly(t *testing.T) {
+	h := start(t, func(dir, socket string) string { return configText(dir, socket, "info", "agent.conf") })
+	snap := fetch(t, h.socket)
+	if snap.Version != "9.9.9" || snap.Auth.Method != "token_file" || len(snap.Templates) != 1 {
+		t.Errorf("snapshot = %+v", snap)
+	}
+	if healthy, _ := status.Healthy(snap); healthy {
+		t.Error("a daemon that cannot reach Vault must not look healthy")
+	}
+	info, err := os.Lstat(h.socket)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode: %v, %v", info, err)
+	}
+	if h.notes.count(notifyReady) != 0 {
+		t.Error("READY=1 before any template was rendered")
+	}
+
+	if err := h.stop(); err != nil {
+		t.Fatalf("Run returned %v on a requested stop", err)
+	}
+	if h.notes.count(notifyStopping) != 1 {
+		t.Errorf("STOPPING=1 sent %d times", h.notes.count(notifyStopping))
+	}
+	if _, err := os.Lstat(h.socket); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("socket left behind: %v", err)
+	}
+}
+
+func TestRunWithoutTemplatesIsReadyAtOnce(t *testing.T) {
+	h := start(t, func(dir, socket string) string { return configText(dir, socket, "info") })
+	h.notes.waitCount(t, notifyReady, 1)
+}
+
+func TestReloadOnceReadyIsAnnouncedToSystemd(t *testing.T) {
+	h := start(t, func(dir, socket string) string { return configText(dir, socket, "info") })
+	h.notes.waitCount(t, notifyReady, 1)
+	h.triggerReload()
+	h.notes.waitCount(t, notifyReady, 2)
+	h.notes.mu.Lock()
+	defer h.notes.mu.Unlock()
+	var reloading string
+	for _, s := range h.notes.states {
+		if strings.HasPrefix(s, notifyReloading) {
+			reloading = s
+		}
+	}
+	if !strings.Contains(reloading, "\nMONOTONIC_USEC=") {
+		t.Errorf("RELOADING=1 must carry MONOTONIC_USEC for Type=notify-reload, got %q", reloading)
+	}
+}
+
+func TestWatchdogIsPetted(t *testing.T) {
+	notes := newRecorder()
+	notes.watchdog = 40 * time.Millisecond
+	h := startWith(t, notes, func(dir, socket string) string { return configText(dir, socket, "info", "a.conf") })
+	h.notes.waitCount(t, notifyWatchdog, 5)
+}
+
+func TestReloadWithProblemsKeepsTheRunningConfiguration(t *testing.T) {
+	h := start(t, func(dir, socket string) string { return configText(dir, socket, "info", "agent.conf") })
+	fetch(t, h.socket)
+	h.write(configText(h.dir, h.socket, "info", "agent.conf") + "restart {\n  splay = \"soon\"\n}\n")
+	h.triggerReload()
+
+	logs := h.logs.String()
+	if !strings.Contains(logs, "configuration reload rejected: "+h.path+":") || !strings.Contains(logs, "splay") {
+		t.Errorf("the problem (file:line) must be logged:\n%s", logs)
+	}
+	if !strings.Contains(logs, "still running the previous configuration") {
+		t.Errorf("logs must say the old configuration stays:\n%s", logs)
+	}
+	if n := h.notes.count(notifyReloading) + h.notes.count(notifyReady); n != 0 {
+		t.Errorf("RELOADING=1 or READY=1 sent before start-up finished (%d)", n)
+	}
+	if snap := fetch(t, h.socket); len(snap.Templates) != 1 {
+		t.Errorf("status changed after a rejected reload: %+v", snap.Templates)
+	}
+	if err := h.stop(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+func TestReloadAppliesANewConfiguration(t *testing.T) {
+	h := start(t, func(dir, socket string) string { return configText(dir, socket, "info", "agent.conf") })
+	fetch(t, h.socket)
+	if h.level.Level() != slog.LevelInfo {
+		t.Fatalf("level = %v", h.level.Level())
+	}
+
+	newSocket := filepath.Join(h.dir, "new.sock")
+	h.write(configText(h.dir, newSocket, "debug", "agent.conf", "extra.conf"))
+	h.triggerReload()
+
+	if h.level.Level() != slog.LevelDebug {
+		t.Errorf("log level after reload = %v, want debug", h.level.Level())
+	}
+	snap := fetch(t, newSocket)
+	if len(snap.Templates) != 2 || snap.Templates[1].Destination != filepath.Join(h.dir, "extra.conf") {
+		t.Errorf("templates after reload = %+v", snap.Templates)
+	}
+	if _, err := os.Lstat(h.socket); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("old socket still there after moving it: %v", err)
+	}
+	if !strings.Contains(h.logs.String(), "pipeline restarted with the new configuration") {
+		t.Errorf("a template change must rebuild the pipeline:\n%s", h.logs.String())
+	}
+
+	// The same file again changes nothing.
+	h.triggerReload()
+	if !strings.Contains(h.logs.String(), "configuration unchanged") {
+		t.Errorf("an unchanged file must be reported as such:\n%s", h.logs.String())
+	}
+}
+
+func TestReloadChangingTheSocketModeReopensIt(t *testing.T) {
+	h := start(t, func(dir, socket string) string { return configText(dir, socket, "info", "agent.conf") })
+	fetch(t, h.socket)
+	h.write(configTextMode(h.dir, h.socket, "0660", "info", "agent.conf"))
+	h.triggerReload()
+	info, err := os.Lstat(h.socket)
+	if err != nil || info.Mode().Perm() != 0o660 {
+		t.Fatalf("socket after reload: %v, %v", info, err)
+	}
+	fetch(t, h.socket)
+}
+
+func TestRunFailsWhenTheStatusSocketCannotBeCreated(t *testing.T) {
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "hostd.sock")
+	if err := os.WriteFile(socket, []byte("not a socket"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "hostd.hcl")
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, []byte(configText(dir, socket, "info")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger, _ := NewLogger(&syncBuffer{}, cfg.Log)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	err = Run(ctx, cfg, logger, "test", WithNotifier(newRecorder()), WithReload(make(chan struct{})))
+	if err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Fatalf("Run = %v, want the socket error", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Run did not return promptly")
+	}
+}

@@ -1,0 +1,219 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/config"
+	"github.com/sigsci-keys/sigsci-keys/hostd/status"
+)
+
+// running is what runs now, with the configuration each part was started
+// with, so a reload restarts only the parts whose configuration changed.
+type running struct {
+	path      string
+	logFormat string
+
+	pipeline    *part
+	pipelineCfg pipelineConfig
+
+	systemd    *systemdConn
+	restartCfg config.Restart
+
+	status    *part
+	statusCfg config.Status
+}
+
+// pipelineConfig is the part of the configuration the Vault-to-file
+// pipeline is built from.
+type pipelineConfig struct {
+	Vault          config.Vault
+	AutoAuth       config.AutoAuth
+	TemplateConfig config.TemplateConfig
+	Templates      []config.Template
+}
+
+func pipelineConfigOf(cfg *config.Config) pipelineConfig {
+	return pipelineConfig{cfg.Vault, cfg.AutoAuth, cfg.TemplateConfig, cfg.Templates}
+}
+
+func (d *daemon) startAll(ctx context.Context, cfg *config.Config) error {
+	d.cur.path = cfg.Path
+	d.cur.logFormat = cfg.Log.Format
+	d.cur.restartCfg = cfg.Restart
+	d.cur.systemd = d.newSystemd(cfg)
+	d.views.systemd.Store(d.cur.systemd)
+
+	p, err := d.startPipeline(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	d.cur.pipeline, d.cur.pipelineCfg = p, pipelineConfigOf(cfg)
+
+	s, err := d.startStatus(ctx, cfg.Status)
+	if err != nil {
+		return err
+	}
+	d.cur.status, d.cur.statusCfg = s, cfg.Status
+	return nil
+}
+
+// stopAll stops every part, the last started first.
+func (d *daemon) stopAll() {
+	d.cur.status.stop()
+	d.cur.pipeline.stop()
+	d.cur.systemd.Close()
+}
+
+func (d *daemon) startStatus(ctx context.Context, cfg config.Status) (*part, error) {
+	ln, err := status.Listen(ctx, cfg.SocketPath, cfg.SocketMode)
+	if err != nil {
+		return nil, err
+	}
+	h := status.NewHandler(d.state)
+	d.logger.Info("status socket listening", "path", cfg.SocketPath, "mode", fmt.Sprintf("%#o", cfg.SocketMode))
+	return launch(ctx, "status socket", d.failed, func(ctx context.Context) error {
+		return status.Serve(ctx, ln, h)
+	}), nil
+}
+
+// reload reads the configuration file again and applies it. A file with
+// problems changes nothing.
+func (d *daemon) reload(ctx context.Context) {
+	d.logger.Info("reloading configuration", "config", d.cur.path)
+	// Before the first READY=1 systemd still waits for start-up to finish;
+	// announcing a reload (and READY=1 at its end) would cut that short.
+	if d.readySent {
+		d.notify(reloading() + "\n" + statusLine("reloading configuration"))
+		defer d.notify(notifyReady)
+	}
+
+	cfg, err := d.opts.load(d.cur.path)
+	if err != nil {
+		d.logReloadError(err)
+		d.notify(statusLine("configuration reload failed; running the previous configuration"))
+		return
+	}
+	d.logWarnings(cfg)
+	d.apply(ctx, cfg)
+	d.notify(statusLine("configuration reloaded"))
+}
+
+func (d *daemon) logReloadError(err error) {
+	var cfgErr *config.Error
+	if errors.As(err, &cfgErr) {
+		for _, p := range cfgErr.Problems {
+			d.logger.Error("configuration reload rejected: " + p.String())
+		}
+	} else {
+		d.logger.Error("configuration reload rejected", "err", err)
+	}
+	d.logger.Error("still running the previous configuration")
+}
+
+// apply moves the running parts to cfg. A part that cannot start with its
+// new configuration keeps running with the old one (logged), and the next
+// reload tries again.
+func (d *daemon) apply(ctx context.Context, cfg *config.Config) {
+	changed := false
+	if d.opts.level != nil {
+		if lvl := parseLevel(cfg.Log.Level); d.opts.level.Level() != lvl {
+			d.opts.level.Set(lvl)
+			d.logger.Info("log level changed", "level", cfg.Log.Level)
+			changed = true
+		}
+	}
+	if cfg.Log.Format != d.cur.logFormat {
+		d.logger.Warn("log format changes take effect at the next start", "format", cfg.Log.Format)
+	}
+
+	if pc := pipelineConfigOf(cfg); !reflect.DeepEqual(pc, d.cur.pipelineCfg) || !sameRestart(cfg.Restart, d.cur.restartCfg) {
+		changed = true
+		d.replacePipeline(ctx, cfg)
+	}
+	if cfg.Status != d.cur.statusCfg {
+		changed = true
+		d.replaceStatus(ctx, cfg.Status)
+	}
+	d.state.Reconfigure(d.statusOptions(cfg))
+	d.ready.expect(destinations(cfg))
+	if !changed {
+		d.logger.Info("configuration unchanged")
+	}
+}
+
+// replacePipeline stops the old pipeline before starting the new one, so two
+// renderers never write the same file.
+func (d *daemon) replacePipeline(ctx context.Context, cfg *config.Config) {
+	d.cur.pipeline.stop()
+	d.cur.systemd.Close()
+	d.cur.systemd = d.newSystemd(cfg)
+	d.views.systemd.Store(d.cur.systemd)
+	d.cur.restartCfg = cfg.Restart
+
+	p, err := d.startPipeline(ctx, cfg)
+	if err != nil {
+		d.logger.Error("new configuration failed to start; restarting the previous pipeline", "err", err)
+		old := &config.Config{Vault: d.cur.pipelineCfg.Vault, AutoAuth: d.cur.pipelineCfg.AutoAuth,
+			TemplateConfig: d.cur.pipelineCfg.TemplateConfig, Templates: d.cur.pipelineCfg.Templates, Restart: cfg.Restart}
+		if p, err = d.startPipeline(ctx, old); err != nil {
+			d.fail("pipeline", err)
+			return
+		}
+		d.cur.pipeline = p
+		return
+	}
+	d.cur.pipeline, d.cur.pipelineCfg = p, pipelineConfigOf(cfg)
+	d.logger.Info("pipeline restarted with the new configuration")
+}
+
+// replaceStatus moves the status socket. A new path is opened before the
+// old socket is closed; the same path (new mode) must be closed first.
+func (d *daemon) replaceStatus(ctx context.Context, cfg config.Status) {
+	if cfg.SocketPath == d.cur.statusCfg.SocketPath {
+		d.cur.status.stop()
+		p, err := d.startStatus(ctx, cfg)
+		if err != nil {
+			d.logger.Error("status socket: new settings failed; keeping the old ones", "err", err)
+			if p, err = d.startStatus(ctx, d.cur.statusCfg); err != nil {
+				d.fail("status socket", err)
+				return
+			}
+			d.cur.status = p
+			return
+		}
+		d.cur.status, d.cur.statusCfg = p, cfg
+		return
+	}
+	p, err := d.startStatus(ctx, cfg)
+	if err != nil {
+		d.logger.Error("status socket: new path failed; keeping the old one", "err", err, "path", cfg.SocketPath)
+		return
+	}
+	d.cur.status.stop()
+	d.cur.status, d.cur.statusCfg = p, cfg
+}
+
+// fail stops the daemon because a part cannot run at all.
+func (d *daemon) fail(name string, err error) {
+	select {
+	case d.failed <- partFailure{name: name, err: err}:
+	default:
+	}
+}
+
+// sameRestart compares restart settings; locations compare by name.
+func sameRestart(a, b config.Restart) bool {
+	if a.Bus != b.Bus || a.Debounce != b.Debounce || a.Splay != b.Splay || a.JobTimeout != b.JobTimeout || a.ActiveTimeout != b.ActiveTimeout {
+		return false
+	}
+	if (a.Window == nil) != (b.Window == nil) {
+		return false
+	}
+	if a.Window == nil {
+		return true
+	}
+	return a.Window.Start == b.Window.Start && a.Window.End == b.Window.End && a.Window.Location.String() == b.Window.Location.String()
+}
