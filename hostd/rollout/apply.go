@@ -18,6 +18,7 @@ const (
 	ResultError          = "error"           // systemd did not accept the restart; retried later
 	ResultRolledBack     = "rolled_back"     // backups restored and the unit is healthy on them
 	ResultRollbackFailed = "rollback_failed" // backups restored, but the unit is still not healthy
+	ResultRejected       = "rejected"        // the same content failed before: backups restored, no restart
 )
 
 // attempt is one restart and the health check after it.
@@ -31,6 +32,10 @@ type attempt struct {
 // apply restarts the batch's unit; if the unit does not survive the
 // change, it restores the batch's backups and restarts once more.
 func (r *Rollout) apply(ctx context.Context, b *batch) {
+	if when, ok := r.rejectedBefore(b); ok {
+		r.rejectAgain(ctx, b, when)
+		return
+	}
 	first := r.restartAndCheck(ctx, b.unit)
 	if first.result == ResultError {
 		due := r.requeue(b)
@@ -47,7 +52,9 @@ func (r *Rollout) apply(ctx context.Context, b *batch) {
 	}
 	r.publish(b.unit, first, false, first.err.Error())
 
+	rejected := digests(b)
 	restored, problems := r.restoreBackups(b)
+	r.remember(rejected, restored)
 	if len(restored) == 0 {
 		problems = append(problems, "no backup to roll back to")
 		r.publish(b.unit, attempt{result: ResultRollbackFailed, state: first.state}, true, strings.Join(problems, "; "))

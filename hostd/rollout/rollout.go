@@ -39,7 +39,7 @@ type RestoreFunc func(destination, backup string) error
 // Defaults for zero Options fields.
 const (
 	DefaultActiveTimeout = 30 * time.Second
-	DefaultWatchInterval = 500 * time.Millisecond
+	DefaultWatchInterval = time.Second
 	DefaultRetryInterval = 30 * time.Second
 	DefaultMaxRetry      = 5 * time.Minute
 )
@@ -109,7 +109,9 @@ type Rollout struct {
 	pending map[string]*batch // unit → changes waiting for their restart
 	busy    map[string]bool   // units being restarted now
 	retries map[string]int    // unit → restarts systemd refused in a row
-	started int               // batches started, for tests
+	// destination → content a unit did not survive (rejected.go)
+	rejected map[string]rejection
+	started  int // batches started, for tests
 }
 
 // batch is the set of changes one restart of a unit applies.
@@ -158,6 +160,7 @@ func New(r Restarter, restore RestoreFunc, sink event.Sink, opts Options) *Rollo
 		pending:   make(map[string]*batch),
 		busy:      make(map[string]bool),
 		retries:   make(map[string]int),
+		rejected:  make(map[string]rejection),
 	}
 }
 

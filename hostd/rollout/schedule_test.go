@@ -134,9 +134,7 @@ func TestMaintenanceWindowDefersTheRestart(t *testing.T) {
 	if r := h.events.waitRestart(t, h.ctx); r.Result != "done" || !r.Time.Equal(opens) {
 		t.Fatalf("restart in the window: %+v", r)
 	}
-	if n := h.starts(); n != 2 {
-		t.Fatalf("agent started %d times, want 2", n)
-	}
+	h.waitStarts(2)
 }
 
 func TestRestartOfAnUnknownUnitIsRetriedWithBackoff(t *testing.T) {
