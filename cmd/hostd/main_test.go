@@ -51,6 +51,7 @@ auto_auth {
   method "token_file" { path = %q }
 }
 status { socket_path = %q }
+telemetry { listen_address = "127.0.0.1:0" }
 `, filepath.Join(dir, "token"), filepath.Join(dir, "hostd.sock"))
 }
 

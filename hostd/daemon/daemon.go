@@ -20,6 +20,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/metrics"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 )
 
@@ -87,10 +88,11 @@ type daemon struct {
 	logger  *slog.Logger
 	version string
 
-	state *status.State
-	ready *readiness
-	sink  event.Sink
-	views *liveViews
+	state   *status.State
+	metrics *metrics.Metrics
+	ready   *readiness
+	sink    event.Sink
+	views   *liveViews
 
 	failed    chan partFailure
 	cur       running
@@ -107,7 +109,8 @@ func newDaemon(o options, logger *slog.Logger, version string, cfg *config.Confi
 		failed:  make(chan partFailure, 8),
 	}
 	d.state = status.NewState(d.statusOptions(cfg))
-	d.sink = event.Fanout{d.state, d.ready}
+	d.metrics = metrics.New(version)
+	d.sink = event.Fanout{d.state, d.metrics, d.ready}
 	return d
 }
 

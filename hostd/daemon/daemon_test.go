@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,8 +114,14 @@ func configText(dir, socket, level string, destinations ...string) string {
 }
 
 func configTextMode(dir, socket, mode, level string, destinations ...string) string {
+	return configTextFull(dir, socket, mode, level, "127.0.0.1:0", destinations...)
+}
+
+func configTextFull(dir, socket, mode, level, metricsAddr string, destinations ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `vault { address = "http://127.0.0.1:1" }
+telemetry { listen_address = %q }`+"\n", metricsAddr)
+	fmt.Fprintf(&b, `
 auto_auth {
   method "token_file" { path = %q }
 }
@@ -370,5 +379,85 @@ func TestRunFailsWhenTheStatusSocketCannotBeCreated(t *testing.T) {
 	}
 	if ctx.Err() != nil {
 		t.Fatal("Run did not return promptly")
+	}
+}
+
+// freeAddress returns a loopback address with a port nobody listens on now.
+func freeAddress(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func getMetrics(t *testing.T, addr string) (string, error) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+func TestMetricsEndpointFollowsReload(t *testing.T) {
+	first, second := freeAddress(t), freeAddress(t)
+	h := start(t, func(dir, socket string) string {
+		return configTextFull(dir, socket, "0600", "info", first, "agent.conf")
+	})
+	fetch(t, h.socket) // started
+	body, err := getMetrics(t, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`hostd_build_info{goversion="`, `version="9.9.9"} 1`, "hostd_authenticated 0"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+
+	h.write(configTextFull(h.dir, h.socket, "0600", "info", second, "agent.conf"))
+	h.triggerReload()
+	if _, err := getMetrics(t, second); err != nil {
+		t.Errorf("new address does not serve metrics: %v", err)
+	}
+	if _, err := getMetrics(t, first); err == nil {
+		t.Error("old address still serves metrics after the reload")
+	}
+
+	h.write(configTextFull(h.dir, h.socket, "0600", "info", "", "agent.conf"))
+	h.triggerReload()
+	if _, err := getMetrics(t, second); err == nil {
+		t.Error(`listen_address = "" must turn the endpoint off`)
+	}
+}
+
+func TestRunFailsWhenTheMetricsPortIsTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "hostd.sock")
+	cfgPath := filepath.Join(dir, "hostd.hcl")
+	if err := os.WriteFile(cfgPath, []byte(configTextFull(dir, socket, "0600", "info", taken.Addr().String())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger, _ := NewLogger(&syncBuffer{}, cfg.Log)
+	err = Run(context.Background(), cfg, logger, "test", WithNotifier(newRecorder()), WithReload(make(chan struct{})))
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Run = %v, want the port error", err)
+	}
+	if _, err := os.Lstat(socket); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the status socket must be removed when start-up fails: %v", err)
 	}
 }

@@ -24,6 +24,9 @@ type running struct {
 
 	status    *part
 	statusCfg config.Status
+
+	telemetry     *part
+	telemetryAddr string
 }
 
 // pipelineConfig is the part of the configuration the Vault-to-file
@@ -57,11 +60,18 @@ func (d *daemon) startAll(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	d.cur.status, d.cur.statusCfg = s, cfg.Status
+
+	t, err := d.startTelemetry(ctx, cfg.Telemetry.ListenAddress)
+	if err != nil {
+		return err
+	}
+	d.cur.telemetry, d.cur.telemetryAddr = t, cfg.Telemetry.ListenAddress
 	return nil
 }
 
 // stopAll stops every part, the last started first.
 func (d *daemon) stopAll() {
+	d.cur.telemetry.stop()
 	d.cur.status.stop()
 	d.cur.pipeline.stop()
 	d.cur.systemd.Close()
@@ -136,6 +146,10 @@ func (d *daemon) apply(ctx context.Context, cfg *config.Config) {
 	if cfg.Status != d.cur.statusCfg {
 		changed = true
 		d.replaceStatus(ctx, cfg.Status)
+	}
+	if cfg.Telemetry.ListenAddress != d.cur.telemetryAddr {
+		changed = true
+		d.replaceTelemetry(ctx, cfg.Telemetry.ListenAddress)
 	}
 	d.state.Reconfigure(d.statusOptions(cfg))
 	d.ready.expect(destinations(cfg))
