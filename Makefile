@@ -22,6 +22,7 @@ test: lint test-unit test-e2e
 
 test-unit:
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	$(MAKE) test-packaging
 
 ## test-e2e: build the real Vault first (cached per e2e/vault pins; the first build
 ## takes ~15 min and streams its progress), then run the end-to-end tests.
