@@ -1,0 +1,560 @@
+// Package render owns hostd's use of consul-template: it builds the runner's
+// configuration explicitly (nothing from the environment, no token, Vault
+// reached only through hostd/vaultproxy), supervises the runner and restarts
+// it with capped, jittered backoff, writes every rendered file through
+// hostd/write, publishes an event.Render per attempt, and reports the files
+// that changed, per systemd unit, once every template of that unit has
+// rendered.
+//
+// It does not log in to Vault, restart units or decide when a restart runs:
+// auth, restart and rollout do. A template that cannot render leaves its
+// destination as it was.
+package render
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ctconfig "github.com/hashicorp/consul-template/config"
+	"github.com/hashicorp/consul-template/manager"
+	"github.com/hashicorp/consul-template/renderer"
+	cttemplate "github.com/hashicorp/consul-template/template"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/vaultproxy"
+	"github.com/sigsci-keys/sigsci-keys/hostd/write"
+)
+
+// Defaults used when the matching Options field is zero.
+const (
+	DefaultRefreshInterval = 30 * time.Second
+	DefaultMinBackoff      = time.Second
+	DefaultMaxBackoff      = 5 * time.Minute
+)
+
+// healthyRun: a runner that ran this long before failing starts the backoff
+// over.
+const healthyRun = time.Minute
+
+// placeholderToken is what consul-template believes its token is. The proxy
+// replaces it on every request; a non-empty value also stops consul-template
+// from reading ~/.vault-token.
+const placeholderToken = "hostd-vault-proxy-sets-the-token"
+
+// deniedFunctions are the template functions that would reach Consul or
+// Nomad, run a program or write a file: hostd templates read Vault only.
+var deniedFunctions = []string{
+	"datacenters", "exportedServices", "importedServices", "key", "keyExists",
+	"keyOrDefault", "ls", "safeLs", "node", "nodes", "partitions", "peerings",
+	"service", "connect", "services", "tree", "safeTree", "caRoots", "caLeaf",
+	"nomadServices", "nomadService", "nomadVarList", "nomadVarListSafe",
+	"nomadVar", "nomadVarExists", "plugin", "writeToFile",
+}
+
+// Template is one file to render.
+type Template struct {
+	Source      string // template file, read once when the Renderer is created
+	Contents    string // or the template text itself
+	Destination string
+	Perms       os.FileMode // 0 means write.DefaultPerms
+	User, Group string
+	// ErrorOnMissingKey makes a reference to a missing key an error (the
+	// old file stays) instead of rendering "<no value>".
+	ErrorOnMissingKey bool
+	Backup            bool   // keep the previous content as Destination.bak
+	Unit              string // systemd unit fed by this file; "" for none
+}
+
+// Change says that a unit's file changed on disk.
+type Change struct {
+	Unit, Destination string
+	Backup            string // previous content, "" when there was none or no backup
+}
+
+// Dialer connects consul-template to Vault; *vaultproxy.Proxy is one.
+type Dialer interface {
+	Dial(network, address string) (net.Conn, error)
+	DialContext(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+// Options configures a Renderer.
+type Options struct {
+	Templates []Template
+	Dialer    Dialer
+	// RefreshInterval is how often secrets without a lease are read again.
+	// consul-template keeps the first value it is given for the whole
+	// process (it stores it in a package variable once).
+	RefreshInterval        time.Duration
+	MinBackoff, MaxBackoff time.Duration
+	// OnChange receives the changed files of units whose every template has
+	// rendered, one batch per render pass. It must not block.
+	OnChange func([]Change)
+	Sink     event.Sink   // default event.Discard
+	Logger   *slog.Logger // default: discard
+	Now      func() time.Time
+	Rand     func() float64
+}
+
+// Renderer runs consul-template for a fixed set of templates.
+type Renderer struct {
+	opts      Options
+	templates []Template // sources already read into Contents; only valid ones
+	invalid   []templateError
+	byDest    map[string]Template
+	unitDests map[string][]string
+
+	starts atomic.Int64
+
+	mu       sync.Mutex
+	rendered map[string]bool   // destinations written successfully at least once
+	pending  map[string]Change // changed destinations not yet reported
+	lastErr  map[string]*manager.RenderEvent
+}
+
+// templateError is a template left out of the runner: it fails before any
+// data is available, so it could never render.
+type templateError struct {
+	t   Template
+	err error
+}
+
+// New checks the templates, reads template sources, and returns a Renderer
+// that has not started. A template that fails before any data is available
+// (a syntax error, a denied function) does not stop the others: it is left
+// out, its destination is not touched, its unit is never reported as changed,
+// and every runner start publishes its error. Validate reports the same
+// problems up front.
+func New(opts Options) (*Renderer, error) {
+	if opts.Dialer == nil {
+		return nil, errors.New("render: a dialer to Vault (the vault proxy) is required")
+	}
+	if os.Getenv("VAULT_AGENT_ADDR") != "" {
+		return nil, errors.New("render: VAULT_AGENT_ADDR is set in hostd's environment; consul-template would send requests there instead of through hostd: unset it")
+	}
+	opts = withDefaults(opts)
+	r := &Renderer{
+		opts:      opts,
+		byDest:    map[string]Template{},
+		unitDests: map[string][]string{},
+		rendered:  map[string]bool{},
+		pending:   map[string]Change{},
+		lastErr:   map[string]*manager.RenderEvent{},
+	}
+	if len(opts.Templates) == 0 {
+		return nil, errors.New("render: no templates")
+	}
+	for i, t := range opts.Templates {
+		t, err := loadTemplate(t)
+		if err != nil {
+			return nil, fmt.Errorf("render: template %d: %w", i+1, err)
+		}
+		if _, dup := r.byDest[t.Destination]; dup {
+			return nil, fmt.Errorf("render: two templates write %s", t.Destination)
+		}
+		r.byDest[t.Destination] = t
+		if t.Unit != "" {
+			r.unitDests[t.Unit] = append(r.unitDests[t.Unit], t.Destination)
+		}
+		if err := checkTemplate(t); err != nil {
+			r.invalid = append(r.invalid, templateError{t, err})
+			continue
+		}
+		r.templates = append(r.templates, t)
+	}
+	return r, nil
+}
+
+// Validate reports every template that cannot render whatever Vault
+// returns: bad fields, unreadable source, syntax errors, denied functions,
+// errors before any data is available.
+func Validate(templates []Template) error {
+	var errs []error
+	for i, t := range templates {
+		t, err := loadTemplate(t)
+		if err == nil {
+			err = checkTemplate(t)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("template %d (%s): %w", i+1, t.Destination, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkTemplate runs t the way a new runner's first pass does: with no data
+// at all. A template that errors here errors on every runner's first pass,
+// and consul-template (v0.42.1) crashes when such a template is evaluated a
+// second time, so it must not be given to a runner.
+func checkTemplate(t Template) error {
+	tmpl, err := cttemplate.NewTemplate(&cttemplate.NewTemplateInput{
+		Contents:         t.Contents,
+		Destination:      t.Destination,
+		ErrMissingKey:    t.ErrorOnMissingKey,
+		LeftDelim:        "{{",
+		RightDelim:       "}}",
+		FunctionDenylist: deniedFunctions,
+	})
+	if err != nil {
+		return err
+	}
+	cfg := ctconfig.DefaultConfig()
+	cfg.Finalize()
+	if _, err := tmpl.Execute(&cttemplate.ExecuteInput{Brain: cttemplate.NewBrain(), Config: cfg}); err != nil {
+		return fmt.Errorf("cannot render: %s", redact(err.Error(), t.Contents))
+	}
+	return nil
+}
+
+func withDefaults(o Options) Options {
+	if o.RefreshInterval <= 0 {
+		o.RefreshInterval = DefaultRefreshInterval
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = DefaultMinBackoff
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = DefaultMaxBackoff
+	}
+	o.MaxBackoff = max(o.MaxBackoff, o.MinBackoff)
+	if o.Sink == nil {
+		o.Sink = event.Discard
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Float64
+	}
+	return o
+}
+
+// loadTemplate validates t and reads its source, so that the template is
+// fixed for the Renderer's life and an unreadable file is reported now.
+func loadTemplate(t Template) (Template, error) {
+	switch {
+	case t.Destination == "":
+		return t, errors.New("destination is required")
+	case t.Source != "" && t.Contents != "":
+		return t, fmt.Errorf("%s: give source or contents, not both", t.Destination)
+	case t.Source == "" && t.Contents == "":
+		return t, fmt.Errorf("%s: source or contents is required", t.Destination)
+	case t.Perms&^os.ModePerm != 0:
+		return t, fmt.Errorf("%s: perms %#o: only permission bits are allowed", t.Destination, uint32(t.Perms))
+	}
+	if t.Source != "" {
+		b, err := os.ReadFile(t.Source)
+		if err != nil {
+			return t, fmt.Errorf("%s: read template source: %w", t.Destination, err)
+		}
+		t.Contents = string(b)
+	}
+	return t, nil
+}
+
+// Starts reports how many consul-template runners were started.
+func (r *Renderer) Starts() int { return int(r.starts.Load()) }
+
+// Run renders until ctx is done, restarting the runner with backoff when it
+// fails. It returns ctx's error.
+func (r *Renderer) Run(ctx context.Context) error {
+	if len(r.templates) == 0 {
+		r.publishInvalidTemplates()
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	failures := 0
+	for {
+		if failures > 0 {
+			d := backoff(failures, r.opts.MinBackoff, r.opts.MaxBackoff, r.opts.Rand)
+			r.opts.Logger.Info("restarting consul-template runner after backoff", "wait", d, "consecutive_failures", failures)
+			if err := sleep(ctx, d); err != nil {
+				return err
+			}
+		}
+		started := r.opts.Now()
+		err := r.runOnce(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if r.opts.Now().Sub(started) >= healthyRun {
+			failures = 0
+		}
+		failures++
+		r.runnerFailed(err)
+	}
+}
+
+// runOnce creates and runs one runner until it fails or ctx is done, and
+// always stops it before returning.
+func (r *Renderer) runOnce(ctx context.Context) error {
+	runner, err := manager.NewRunner(r.consulTemplateConfig(), false)
+	if err != nil {
+		return fmt.Errorf("create consul-template runner: %w", err)
+	}
+	r.starts.Add(1)
+	r.publishInvalidTemplates()
+	finished := make(chan struct{})
+	panicked := make(chan error, 1)
+	go func() {
+		defer close(finished)
+		// A panic inside consul-template must not take the daemon (and the
+		// WAF agent's config updates) down: it becomes a runner failure.
+		defer func() {
+			if p := recover(); p != nil {
+				panicked <- fmt.Errorf("consul-template runner panicked: %v", p)
+			}
+		}()
+		runner.Start()
+	}()
+	defer stopRunner(runner, finished)
+
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-panicked:
+			return err
+		case err := <-runner.ErrCh:
+			return fmt.Errorf("consul-template runner: %w", err)
+		case <-runner.ServerErrCh:
+			// Vault errors: the proxy has published them; the runner retries.
+		case <-runner.TemplateRenderedCh():
+			r.reportCompleteUnits()
+		case <-runner.RenderEventCh():
+			r.publishTemplateErrors(runner.RenderEvents())
+		}
+	}
+}
+
+// stopRunner stops runner and waits for its Start to return, reading ErrCh
+// meanwhile: Start may be blocked sending an error nobody else will read.
+func stopRunner(runner *manager.Runner, finished <-chan struct{}) {
+	runner.Stop()
+	for {
+		select {
+		case <-runner.ErrCh:
+		case <-finished:
+			return
+		}
+	}
+}
+
+// runnerFailed reports a runner failure against every template: none of them
+// renders until the next runner starts.
+func (r *Renderer) runnerFailed(err error) {
+	msg := err.Error()
+	r.opts.Logger.Warn("consul-template runner failed", "err", msg)
+	now := r.opts.Now()
+	for _, t := range r.templates {
+		r.opts.Sink.Publish(event.Render{Time: now, Template: t.Destination, Unit: t.Unit, Err: msg})
+	}
+}
+
+// publishInvalidTemplates reports the templates left out of the runner.
+func (r *Renderer) publishInvalidTemplates() {
+	now := r.opts.Now()
+	for _, inv := range r.invalid {
+		msg := inv.err.Error()
+		r.opts.Logger.Error("template left out: it cannot render; its file stays as it is", "destination", inv.t.Destination, "err", msg)
+		r.opts.Sink.Publish(event.Render{Time: now, Template: inv.t.Destination, Unit: inv.t.Unit, Err: msg})
+	}
+}
+
+// consulTemplateConfig sets every field that would otherwise come from the
+// environment or a file, then finalizes.
+func (r *Renderer) consulTemplateConfig() *ctconfig.Config {
+	c := ctconfig.DefaultConfig()
+	c.Vault = &ctconfig.VaultConfig{
+		Address:               ctconfig.String(vaultproxy.Address),
+		Enabled:               ctconfig.Bool(true),
+		Namespace:             ctconfig.String(""), // the proxy sets it
+		RenewToken:            ctconfig.Bool(false),
+		Token:                 ctconfig.String(placeholderToken),
+		UnwrapToken:           ctconfig.Bool(false),
+		ClientUserAgent:       ctconfig.String("hostd"),
+		DefaultLeaseDuration:  ctconfig.TimeDuration(r.opts.RefreshInterval),
+		LeaseRenewalThreshold: ctconfig.Float64(ctconfig.DefaultLeaseRenewalThreshold),
+		SSL: &ctconfig.SSLConfig{
+			Enabled: ctconfig.Bool(false), Verify: ctconfig.Bool(true),
+			CaCert: ctconfig.String(""), CaCertBytes: ctconfig.String(""), CaPath: ctconfig.String(""),
+			Cert: ctconfig.String(""), Key: ctconfig.String(""), ServerName: ctconfig.String(""),
+		},
+		Retry: &ctconfig.RetryConfig{
+			Enabled:    ctconfig.Bool(true),
+			Attempts:   ctconfig.Int(0), // keep retrying: the old files stay meanwhile
+			Backoff:    ctconfig.TimeDuration(250 * time.Millisecond),
+			MaxBackoff: ctconfig.TimeDuration(r.opts.MaxBackoff),
+		},
+		Transport:                  &ctconfig.TransportConfig{CustomDialer: r.opts.Dialer},
+		K8SAuthRoleName:            ctconfig.String(""),
+		K8SServiceAccountToken:     ctconfig.String(""),
+		K8SServiceAccountTokenPath: ctconfig.String(""),
+		K8SServiceMountPath:        ctconfig.String(""),
+	}
+	c.Dedup = &ctconfig.DedupConfig{Enabled: ctconfig.Bool(false)}
+	c.Wait = &ctconfig.WaitConfig{Enabled: ctconfig.Bool(false)}
+	c.PidFile = ctconfig.String("")
+	c.LogLevel = ctconfig.String("debug")
+	c.TemplateErrFatal = ctconfig.Bool(false) // one bad template must not stop the others
+	templates := make(ctconfig.TemplateConfigs, 0, len(r.templates))
+	for _, t := range r.templates {
+		templates = append(templates, &ctconfig.TemplateConfig{
+			Contents:         ctconfig.String(t.Contents),
+			Destination:      ctconfig.String(t.Destination),
+			Perms:            ctconfig.FileMode(t.Perms),
+			ErrMissingKey:    ctconfig.Bool(t.ErrorOnMissingKey),
+			ErrFatal:         ctconfig.Bool(false),
+			Backup:           ctconfig.Bool(false), // hostd/write keeps the backup
+			CreateDestDirs:   ctconfig.Bool(false),
+			Wait:             &ctconfig.WaitConfig{Enabled: ctconfig.Bool(false)},
+			FunctionDenylist: slices.Clone(deniedFunctions),
+			SandboxPath:      ctconfig.String(""),
+		})
+	}
+	c.Templates = &templates
+	c.RendererFunc = r.writeFile
+	c.ReaderFunc = os.ReadFile
+	c.Finalize()
+	return c
+}
+
+// writeFile is consul-template's RendererFunc: hostd/write does the write.
+func (r *Renderer) writeFile(in *renderer.RenderInput) (*renderer.RenderResult, error) {
+	t, ok := r.byDest[in.Path]
+	if !ok {
+		return nil, fmt.Errorf("no template writes %s", in.Path)
+	}
+	res, err := write.Write(t.Destination, in.Contents, write.Options{
+		Perms: t.Perms, User: t.User, Group: t.Group, Backup: t.Backup,
+	})
+	if err != nil {
+		return nil, err // consul-template records it; publishTemplateErrors reports it
+	}
+	now := r.opts.Now()
+	r.mu.Lock()
+	r.rendered[t.Destination] = true
+	if res.Changed && t.Unit != "" {
+		r.pending[t.Destination] = Change{Unit: t.Unit, Destination: t.Destination, Backup: res.Backup}
+	}
+	r.mu.Unlock()
+	if res.Changed {
+		r.opts.Logger.Info("rendered template", "destination", t.Destination, "unit", t.Unit)
+	}
+	r.opts.Sink.Publish(event.Render{Time: now, Template: t.Destination, Unit: t.Unit, Changed: res.Changed, Backup: res.Backup})
+	return &renderer.RenderResult{DidRender: res.Changed, WouldRender: true, Contents: in.Contents}, nil
+}
+
+// reportCompleteUnits hands the pending changes of every unit whose templates
+// have all rendered to OnChange, in one batch.
+func (r *Renderer) reportCompleteUnits() {
+	r.mu.Lock()
+	var batch []Change
+	for _, dests := range r.unitDests {
+		if !r.allRendered(dests) {
+			continue
+		}
+		for _, d := range dests {
+			if c, ok := r.pending[d]; ok {
+				batch = append(batch, c)
+				delete(r.pending, d)
+			}
+		}
+	}
+	r.mu.Unlock()
+	if len(batch) == 0 || r.opts.OnChange == nil {
+		return
+	}
+	sort.Slice(batch, func(i, j int) bool {
+		if batch[i].Unit != batch[j].Unit {
+			return batch[i].Unit < batch[j].Unit
+		}
+		return batch[i].Destination < batch[j].Destination
+	})
+	r.opts.OnChange(batch)
+}
+
+func (r *Renderer) allRendered(dests []string) bool {
+	for _, d := range dests {
+		if !r.rendered[d] {
+			return false
+		}
+	}
+	return true
+}
+
+// publishTemplateErrors publishes each new template error (execution or
+// write) once per render pass.
+func (r *Renderer) publishTemplateErrors(events map[string]*manager.RenderEvent) {
+	now := r.opts.Now()
+	for id, ev := range events {
+		if ev == nil || ev.Error == nil || len(ev.TemplateConfigs) == 0 {
+			continue
+		}
+		r.mu.Lock()
+		seen := r.lastErr[id] == ev
+		r.lastErr[id] = ev
+		r.mu.Unlock()
+		if seen {
+			continue
+		}
+		dest := ctconfig.StringVal(ev.TemplateConfigs[0].Destination)
+		t := r.byDest[dest]
+		msg := redact(ev.Error.Error(), t.Contents)
+		r.opts.Logger.Warn("template did not render; the old file stays", "destination", dest, "err", msg)
+		r.opts.Sink.Publish(event.Render{Time: now, Template: dest, Unit: t.Unit, Err: msg})
+	}
+}
+
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// redact replaces every quoted string in a template error that does not come
+// from the template text itself: such a string can only be data, and data
+// may be a secret (consul-template redacts top-level secret values only).
+func redact(msg, contents string) string {
+	return quoted.ReplaceAllStringFunc(msg, func(q string) string {
+		inner := q[1 : len(q)-1]
+		if inner == "" || strings.Contains(contents, inner) {
+			return q
+		}
+		return `"[redacted]"`
+	})
+}
+
+// backoff returns the wait before attempt failures+1: base doubled per
+// failure, capped at ceiling, with a random point in the upper half as jitter.
+func backoff(failures int, base, ceiling time.Duration, random func() float64) time.Duration {
+	d := base
+	for i := 1; i < failures && d < ceiling; i++ {
+		d *= 2
+	}
+	d = min(d, ceiling)
+	half := d / 2
+	return half + time.Duration(random()*float64(d-half))
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
