@@ -444,3 +444,39 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+func TestCertLoginWithTheClientsCertificate(t *testing.T) {
+	v := vaulttest.StartTLS(t)
+	root := v.Client()
+	if err := root.Sys().EnableAuthWithOptions("cert", &api.EnableAuthOptions{Type: "cert"}); err != nil {
+		t.Fatal(err)
+	}
+	ca := readFile(t, v.CACert)
+	v.Write("auth/cert/certs/waf-hosts", map[string]any{"certificate": ca, "token_ttl": "3s", "token_max_ttl": "8s"})
+	if _, err := v.NewClient().Logical().Write("auth/cert/login", map[string]any{"name": "waf-hosts"}); err == nil {
+		t.Fatal("a login without a client certificate succeeded; the test would prove nothing")
+	}
+
+	cfg := api.DefaultConfig()
+	cfg.Address = v.Addr
+	cfg.MaxRetries = 0
+	if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: v.CACert, ClientCert: v.ClientCert, ClientKey: v.ClientKey}); err != nil {
+		t.Fatal(err)
+	}
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{vault: v, dir: t.TempDir(), events: newRecorder(), logs: &syncBuffer{}}
+	opts := h.options(MethodCert)
+	opts.Client, opts.CertName = client, "waf-hosts"
+	a := h.start(t, opts)
+
+	waitReady(t, a, 10*time.Second)
+	tok := h.seeToken(t)
+	if err := tokenWorks(t, v, tok); err != nil {
+		t.Fatalf("cert login token does not work: %v", err)
+	}
+	_, next := h.events.waitFor(t, 0, time.Second, "login", isLogin(true))
+	h.events.waitFor(t, next, 6*time.Second, "renewal", isRenewal)
+}

@@ -80,6 +80,5 @@ func (w *stdLogWriter) logLine(line string) {
 	if level == "TRACE" {
 		return
 	}
-	w.logger.LogAttrs(context.Background(), slog.LevelDebug, line,
-		slog.String("component", "consul-template"), slog.String("ct_level", strings.ToLower(level)))
+	w.logger.LogAttrs(context.Background(), slog.LevelDebug, line, slog.String("ct_level", strings.ToLower(level)))
 }

@@ -30,8 +30,11 @@ const EnvBinary = "SIGSCI_VAULT_BIN"
 
 // Server is a running (or stopped) Vault server.
 type Server struct {
-	Addr      string // http://127.0.0.1:<port>
+	Addr      string // http://127.0.0.1:<port>, https:// for StartTLS
 	RootToken string
+	// With StartTLS: PEM files of the CA that signed the server and client
+	// certificates, and a client certificate and key for the cert method.
+	CACert, ClientCert, ClientKey string
 
 	t         testing.TB
 	bin, dir  string
@@ -47,6 +50,18 @@ type Server struct {
 // test ends. It skips the test when SIGSCI_VAULT_BIN is unset (fails when
 // CI=true).
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, false)
+}
+
+// StartTLS is Start with a TLS listener. The server accepts (but does not
+// require) client certificates, as the cert auth method needs.
+func StartTLS(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, useTLS bool) *Server {
 	t.Helper()
 	bin := os.Getenv(EnvBinary)
 	if bin == "" {
@@ -64,16 +79,25 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	listener := "tls_disable = true"
 	s.Addr = fmt.Sprintf("http://127.0.0.1:%d", port)
+	if useTLS {
+		s.Addr = fmt.Sprintf("https://127.0.0.1:%d", port)
+		serverCert, serverKey, err := s.writeCertificates()
+		if err != nil {
+			t.Fatal(err)
+		}
+		listener = fmt.Sprintf("tls_cert_file = %q\n  tls_key_file = %q", serverCert, serverKey)
+	}
 	cfg := fmt.Sprintf(`storage "file" { path = %q }
 listener "tcp" {
-  address     = "127.0.0.1:%d"
-  tls_disable = true
+  address = "127.0.0.1:%d"
+  %s
 }
 disable_mlock = true
 api_addr      = %q
 log_level     = "warn"
-`, filepath.Join(s.dir, "data"), port, s.Addr)
+`, filepath.Join(s.dir, "data"), port, listener, s.Addr)
 	if err := os.WriteFile(filepath.Join(s.dir, "vault.hcl"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +126,11 @@ func (s *Server) NewClient() *api.Client {
 	cfg.Address = s.Addr
 	cfg.MaxRetries = 0
 	cfg.Timeout = 10 * time.Second
+	if s.CACert != "" {
+		if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: s.CACert}); err != nil {
+			s.t.Fatal(err)
+		}
+	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		s.t.Fatal(err)
@@ -191,7 +220,8 @@ func (s *Server) unseal() {
 func (s *Server) waitFor(ok func(code int) bool, what string) {
 	s.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
-	hc := &http.Client{Timeout: 2 * time.Second}
+	hc := s.NewClient().CloneConfig().HttpClient
+	hc.Timeout = 2 * time.Second
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
