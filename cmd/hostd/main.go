@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -164,6 +165,14 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, w := range cfg.Warnings {
 		fmt.Fprintln(stderr, "warning: "+w.String())
+	}
+	if err := daemon.CheckTemplates(cfg); err != nil {
+		lines := strings.Split(err.Error(), "\n")
+		for _, line := range lines {
+			fmt.Fprintf(stderr, "%s: %s\n", *path, line)
+		}
+		fmt.Fprintf(stderr, "%s: %d problem(s)\n", *path, len(lines))
+		return exitFailure
 	}
 	fmt.Fprintf(stdout, "%s: valid (%d template(s), auth %s, vault %s)\n", *path, len(cfg.Templates), cfg.AutoAuth.Method, cfg.Vault.Address)
 	return exitOK

@@ -95,6 +95,15 @@ func TestValidate(t *testing.T) {
 		}
 	}
 
+	broken := filepath.Join(dir, "broken-template.hcl")
+	if err := os.WriteFile(broken, []byte(validConfig(dir)+"template {\n  contents = \"{{ with secret \\\"kv/agent\\\" }\"\n  destination = \"/etc/a.conf\"\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = execute("validate", "-config", broken)
+	if code != 1 || out != "" || !strings.Contains(errOut, broken+": template 1 (/etc/a.conf)") {
+		t.Errorf("template syntax error: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+
 	if code, _, errOut := execute("validate", "-config", filepath.Join(dir, "absent.hcl")); code != 1 || !strings.Contains(errOut, "no such file") {
 		t.Errorf("missing file: exit %d, %q", code, errOut)
 	}

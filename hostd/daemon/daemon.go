@@ -15,12 +15,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/metrics"
+	"github.com/sigsci-keys/sigsci-keys/hostd/render"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 )
 
@@ -60,6 +62,8 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, version s
 		defer signal.Stop(hup)
 		o.reload = forward(ctx, hup)
 	}
+	// consul-template logs through the standard log package.
+	defer render.CaptureStdLog(logger.With("component", "consul-template"))()
 	d := newDaemon(o, logger, version, cfg)
 	return d.run(ctx, cfg)
 }
@@ -117,6 +121,13 @@ func newDaemon(o options, logger *slog.Logger, version string, cfg *config.Confi
 func (d *daemon) run(ctx context.Context, cfg *config.Config) error {
 	d.logger.Info("hostd starting", "version", d.version, "config", cfg.Path, "vault", cfg.Vault.Address, "auth", cfg.AutoAuth.Method, "templates", len(cfg.Templates))
 	d.logWarnings(cfg)
+	if err := CheckTemplates(cfg); err != nil {
+		// Each broken template is left out and reported as failing; the
+		// others render.
+		for _, line := range strings.Split(err.Error(), "\n") {
+			d.logger.Error("template cannot render: " + line)
+		}
+	}
 	d.notify(statusLine("starting"))
 	if err := d.startAll(ctx, cfg); err != nil {
 		d.stopAll()

@@ -309,6 +309,20 @@ func TestReloadWithProblemsKeepsTheRunningConfiguration(t *testing.T) {
 	}
 }
 
+func TestReloadWithABrokenTemplateKeepsTheRunningConfiguration(t *testing.T) {
+	h := start(t, func(dir, socket string) string { return configText(dir, socket, "info", "agent.conf") })
+	fetch(t, h.socket)
+	h.write(configText(h.dir, h.socket, "info") + fmt.Sprintf("template {\n  contents = \"{{ if }}\"\n  destination = %q\n}\n", filepath.Join(h.dir, "new.conf")))
+	h.triggerReload()
+	logs := h.logs.String()
+	if !strings.Contains(logs, "configuration reload rejected: template 1") || !strings.Contains(logs, "still running the previous configuration") {
+		t.Errorf("a template that cannot render must reject the reload:\n%s", logs)
+	}
+	if snap := fetch(t, h.socket); len(snap.Templates) != 1 || !strings.HasSuffix(snap.Templates[0].Destination, "agent.conf") {
+		t.Errorf("templates after a rejected reload: %+v", snap.Templates)
+	}
+}
+
 func TestReloadAppliesANewConfiguration(t *testing.T) {
 	h := start(t, func(dir, socket string) string { return configText(dir, socket, "info", "agent.conf") })
 	fetch(t, h.socket)

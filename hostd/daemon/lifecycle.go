@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
@@ -101,6 +102,9 @@ func (d *daemon) reload(ctx context.Context) {
 	}
 
 	cfg, err := d.opts.load(d.cur.path)
+	if err == nil {
+		err = CheckTemplates(cfg)
+	}
 	if err != nil {
 		d.logReloadError(err)
 		d.notify(statusLine("configuration reload failed; running the previous configuration"))
@@ -118,7 +122,9 @@ func (d *daemon) logReloadError(err error) {
 			d.logger.Error("configuration reload rejected: " + p.String())
 		}
 	} else {
-		d.logger.Error("configuration reload rejected", "err", err)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			d.logger.Error("configuration reload rejected: " + line)
+		}
 	}
 	d.logger.Error("still running the previous configuration")
 }

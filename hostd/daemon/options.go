@@ -1,11 +1,16 @@
 package daemon
 
 import (
+	"net/http"
+
 	"github.com/hashicorp/vault/api"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/auth"
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
+	"github.com/sigsci-keys/sigsci-keys/hostd/render"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
+	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
+	"github.com/sigsci-keys/sigsci-keys/hostd/vaultproxy"
 )
 
 // This file maps the configuration onto each package's own options, so no
@@ -28,6 +33,81 @@ func authOptions(cfg *config.Config, client *api.Client, d *daemon) auth.Options
 	}
 }
 
+func proxyOptions(cfg *config.Config, transport *http.Transport, tokens vaultproxy.TokenSource, d *daemon) vaultproxy.Options {
+	return vaultproxy.Options{
+		Upstream:        cfg.Vault.Address,
+		Transport:       transport,
+		Namespace:       cfg.Vault.Namespace,
+		Tokens:          tokens,
+		RefreshInterval: cfg.TemplateConfig.RefreshInterval,
+		Sink:            d.sink,
+		Logger:          d.logger.With("component", "vaultproxy"),
+	}
+}
+
+// renderTemplates maps the configured templates onto render's.
+func renderTemplates(cfg *config.Config) []render.Template {
+	out := make([]render.Template, len(cfg.Templates))
+	for i, t := range cfg.Templates {
+		out[i] = render.Template{
+			Source:            t.Source,
+			Contents:          t.Contents,
+			Destination:       t.Destination,
+			Perms:             t.Perms,
+			User:              t.User,
+			Group:             t.Group,
+			ErrorOnMissingKey: t.ErrorOnMissingKey,
+			Backup:            t.Backup,
+			Unit:              t.Unit,
+		}
+	}
+	return out
+}
+
+// renderOptions wires the renderer to the proxy and, when units are
+// restarted, to the rollout.
+func renderOptions(cfg *config.Config, dialer render.Dialer, roll *rollout.Rollout, d *daemon) render.Options {
+	o := render.Options{
+		Templates:       renderTemplates(cfg),
+		Dialer:          dialer,
+		RefreshInterval: cfg.TemplateConfig.RefreshInterval,
+		MaxBackoff:      cfg.TemplateConfig.MaxBackoff,
+		Sink:            d.sink,
+		Logger:          d.logger.With("component", "render"),
+	}
+	if roll != nil {
+		o.OnChange = func(changes []render.Change) {
+			out := make([]rollout.Change, len(changes))
+			for i, c := range changes {
+				out[i] = rollout.Change{Unit: c.Unit, Destination: c.Destination, Backup: c.Backup}
+			}
+			roll.Submit(out...) // never blocks
+		}
+	}
+	return o
+}
+
+func rolloutOptions(cfg *config.Config) rollout.Options {
+	r := cfg.Restart
+	o := rollout.Options{
+		Debounce:      r.Debounce,
+		Splay:         r.Splay,
+		ActiveTimeout: r.ActiveTimeout,
+		MaxRetry:      cfg.TemplateConfig.MaxBackoff,
+	}
+	if r.Window != nil {
+		o.Window = &rollout.Window{Start: r.Window.Start, End: r.Window.End, Location: r.Window.Location}
+	}
+	return o
+}
+
 func restartOptions(cfg config.Restart) restart.Options {
 	return restart.Options{Bus: cfg.Bus, JobTimeout: cfg.JobTimeout}
+}
+
+// CheckTemplates reports every template in cfg that cannot render whatever
+// Vault returns (syntax errors, functions hostd refuses, unreadable source).
+// `hostd validate` and a reload run it before anything changes.
+func CheckTemplates(cfg *config.Config) error {
+	return render.Validate(renderTemplates(cfg))
 }

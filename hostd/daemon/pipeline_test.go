@@ -1,0 +1,208 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/status"
+	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+)
+
+// The agent's keys as the plugin stores them: plain data (no lease) with a
+// rotation hint that makes consul-template read them again within seconds.
+func agentKeys(access, secret string) map[string]any {
+	return map[string]any{"accessKey": access, "secretKey": secret, "rotation_period": 60, "ttl": 1}
+}
+
+const agentTemplate = `{{ with secret "kv/agent" }}accesskeyid={{ .Data.accessKey }}
+secretaccesskey={{ .Data.secretKey }}
+{{ end }}`
+
+// TestKeysRotateIntoTheAgent runs the whole pipeline against a real Vault
+// and a real systemd user manager: hostd logs in with approle, renders the
+// agent's configuration, restarts the agent after each change, and rolls a
+// change back that the agent does not survive.
+func TestKeysRotateIntoTheAgent(t *testing.T) {
+	vault := vaulttest.Start(t)
+	manager := systemdtest.Start(t)
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", manager.BusAddress())
+
+	vault.Mount("kv", "kv", nil)
+	vault.Write("kv/agent", agentKeys("A1", "S-one"))
+	vault.WritePolicy("agent", `path "kv/agent" { capabilities = ["read"] }`)
+	role := vault.EnableAppRole("approle", "waf", map[string]any{"token_policies": "agent", "token_ttl": "1h"})
+
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "agent.conf")
+	for name, content := range map[string]string{"role-id": role.RoleID, "secret-id": vault.NewSecretID(role)} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The agent stays up only with a secret key it accepts (one starting
+	// with "S-"), like the real agent refusing bad keys.
+	unit := fmt.Sprintf("[Service]\nExecStart=/bin/sh -c 'grep -q \"^secretaccesskey=S-\" %s && exec sleep infinity'\n", conf)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := manager.InstallUnit(ctx, "agent.service", unit); err != nil {
+		t.Fatal(err)
+	}
+
+	h := start(t, func(_, socket string) string {
+		return fmt.Sprintf(`vault { address = %q }
+auto_auth {
+  method "approle" {
+    role_id_file   = %q
+    secret_id_file = %q
+  }
+}
+template {
+  contents    = %q
+  destination = %q
+  unit        = "agent.service"
+}
+restart {
+  bus            = "user"
+  debounce       = "0s"
+  splay          = "0s"
+  active_timeout = "3s"
+}
+status { socket_path = %q }
+telemetry { listen_address = "" }
+`, vault.Addr, filepath.Join(dir, "role-id"), filepath.Join(dir, "secret-id"), agentTemplate, conf, socket)
+	})
+
+	h.notes.waitCount(t, notifyReady, 1)
+	waitFile(t, conf, "accesskeyid=A1\nsecretaccesskey=S-one\n")
+	if info, err := os.Stat(conf); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("agent.conf: %v, %v; want mode 0600", info, err)
+	}
+	u := waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts >= 1 })
+	if u.LastResult != "done" || u.ActiveState != "active" {
+		t.Errorf("after the first render: %+v", u)
+	}
+	restarts := u.Restarts
+
+	// Rotation: the new keys reach the file and the agent is restarted once.
+	vault.Write("kv/agent", agentKeys("A2", "S-two"))
+	waitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
+	u = waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts > restarts })
+	if u.LastResult != "done" || u.RolledBack {
+		t.Errorf("after the rotation: %+v", u)
+	}
+	restarts = u.Restarts
+
+	// Keys the agent refuses: the previous file comes back and the agent
+	// runs on it.
+	vault.Write("kv/agent", agentKeys("A3", "broken"))
+	u = waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts > restarts && u.RolledBack })
+	waitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
+	snap := fetch(t, h.socket)
+	if healthy, reasons := status.Healthy(snap); healthy || !strings.Contains(strings.Join(reasons, "\n"), "rolled back") {
+		t.Errorf("a rollback must make status unhealthy: %v", reasons)
+	}
+	if u.ActiveState != "active" {
+		t.Errorf("the agent must run on the restored file: %+v", u)
+	}
+}
+
+func waitFile(t *testing.T, path, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := os.ReadFile(path)
+		if err == nil && string(got) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %q, %v; want %q", path, got, err, want)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the file with a deadline
+	}
+}
+
+// waitUnit polls the status socket until the first unit satisfies ok.
+func waitUnit(t *testing.T, socket string, ok func(status.Unit) bool) status.Unit {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		snap := fetch(t, socket)
+		if len(snap.Units) > 0 && ok(snap.Units[0]) {
+			return snap.Units[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("unit never reached the expected state: %+v", snap.Units)
+		}
+		time.Sleep(50 * time.Millisecond) // polling status with a deadline
+	}
+}
+
+// TestRestartOwedSurvivesAReload: a change waits for the maintenance window;
+// a reload that opens the window now must still restart the agent, although
+// the new renderer finds the file already up to date.
+func TestRestartOwedSurvivesAReload(t *testing.T) {
+	vault := vaulttest.Start(t)
+	manager := systemdtest.Start(t)
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", manager.BusAddress())
+
+	vault.Mount("kv", "kv", nil)
+	vault.Write("kv/agent", agentKeys("A1", "S-one"))
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "agent.conf")
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(vault.RootToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unit := fmt.Sprintf("[Service]\nExecStart=/bin/sh -c 'grep -q \"^secretaccesskey=S-\" %s && exec sleep infinity'\n", conf)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := manager.InstallUnit(ctx, "agent.service", unit); err != nil {
+		t.Fatal(err)
+	}
+
+	now := time.Now().UTC()
+	clock := func(d time.Duration) string { return now.Add(d).Format("15:04") }
+	text := func(socket, start, end string) string {
+		return fmt.Sprintf(`vault { address = %q }
+auto_auth {
+  method "token_file" { path = %q }
+}
+template {
+  contents    = %q
+  destination = %q
+  unit        = "agent.service"
+}
+restart {
+  bus      = "user"
+  debounce = "0s"
+  splay    = "0s"
+  maintenance_window {
+    start    = %q
+    end      = %q
+    timezone = "UTC"
+  }
+}
+status { socket_path = %q }
+telemetry { listen_address = "" }
+`, vault.Addr, filepath.Join(dir, "token"), agentTemplate, conf, start, end, socket)
+	}
+	h := start(t, func(_, socket string) string { return text(socket, clock(3*time.Hour), clock(4*time.Hour)) })
+
+	waitFile(t, conf, "accesskeyid=A1\nsecretaccesskey=S-one\n")
+	u := waitUnit(t, h.socket, func(u status.Unit) bool { return !u.PendingDue.IsZero() })
+	if u.Restarts != 0 || u.PendingDue.Before(now.Add(2*time.Hour)) {
+		t.Fatalf("the restart must wait for the window: %+v", u)
+	}
+
+	h.write(text(h.socket, clock(-time.Hour), clock(time.Hour)))
+	h.triggerReload()
+	u = waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts >= 1 })
+	if u.LastResult != "done" || u.ActiveState != "active" {
+		t.Errorf("after the reload opened the window: %+v", u)
+	}
+}
