@@ -45,6 +45,8 @@ type Manager struct {
 	cmd  *exec.Cmd
 	conn *sddbus.Conn
 	log  *lockedBuffer
+	// cgroups are the manager's own cgroup directories, removed by Stop.
+	cgroups []string
 
 	exited  chan struct{} // closed when the process has been reaped
 	waitErr error
@@ -114,15 +116,26 @@ func (m *Manager) makeDirs() error {
 	return nil
 }
 
-// spawnScript runs inside the new mount namespace: a tmpfs on /run/systemd
-// hides the host's, and /run/systemd/system tells systemd it may run.
-const spawnScript = `mount -t tmpfs tmpfs /run/systemd && mkdir -p /run/systemd/system && exec "$0" --user`
+// spawnScript runs inside the new mount namespace: it moves itself into the
+// manager's own cgroups (its arguments), puts a tmpfs on /run/systemd to hide
+// the host's, creates /run/systemd/system to tell systemd it may run, and
+// becomes the manager.
+const spawnScript = `for cg in "$@"; do echo $$ > "$cg/cgroup.procs" || exit 1; done
+mount -t tmpfs tmpfs /run/systemd && mkdir -p /run/systemd/system && exec "$0" --user`
 
 func (m *Manager) spawn() error {
 	if err := os.MkdirAll("/run/systemd", 0o755); err != nil {
 		return fmt.Errorf("systemdtest: %w", err)
 	}
-	cmd := exec.Command("unshare", "-m", "sh", "-c", spawnScript, SystemdBinary)
+	cgroups, err := makeCgroups(fmt.Sprintf("systemdtest-%d-%s", os.Getpid(), filepath.Base(m.dir)))
+	if err != nil {
+		// Still usable alone; two such managers at once may kill each
+		// other's units.
+		fmt.Fprintf(m.log, "systemdtest: no cgroup of its own, the manager shares its parent's: %v\n", err)
+	}
+	m.cgroups = cgroups
+	args := append([]string{"-m", "sh", "-c", spawnScript, SystemdBinary}, cgroups...)
+	cmd := exec.Command("unshare", args...)
 	cmd.Env = []string{
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"HOME=" + m.dir,
@@ -139,6 +152,7 @@ func (m *Manager) spawn() error {
 	// manager shuts down (and stops its units) instead of lingering.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
+		removeCgroups(m.cgroups)
 		return fmt.Errorf("systemdtest: start user manager: %w", err)
 	}
 	m.cmd = cmd
@@ -309,8 +323,10 @@ func (m *Manager) stop() error {
 	case <-timer.C:
 		_ = m.cmd.Process.Kill()
 		<-m.exited
+		removeCgroups(m.cgroups)
 		return fmt.Errorf("systemdtest: user manager ignored SIGTERM for %s and was killed", stopTimeout)
 	}
+	removeCgroups(m.cgroups)
 	var exit *exec.ExitError
 	if m.waitErr != nil && !errors.As(m.waitErr, &exit) {
 		return fmt.Errorf("systemdtest: wait for user manager: %w", m.waitErr)

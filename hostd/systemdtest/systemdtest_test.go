@@ -32,8 +32,18 @@ func TestManagerRunsAnInstalledUnit(t *testing.T) {
 	if !strings.Contains(out, "ActiveState=active") || !strings.Contains(out, "SubState=running") {
 		t.Fatalf("systemctl --user show: %s", out)
 	}
-	if _, err := os.Stat(marker); err != nil {
-		t.Fatalf("unit ran but did not leave its marker: %v", err)
+	// Active means forked; the shell writes its marker a moment later.
+	ticker := time.NewTicker(10 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		select {
+		case <-ticker.C:
+		case <-ctx.Done():
+			t.Fatalf("unit is active but never left its marker")
+		}
 	}
 }
 
@@ -94,6 +104,35 @@ func TestStopEndsManagerAndItsUnits(t *testing.T) {
 	}
 	if err := m.Stop(); err != nil {
 		t.Fatalf("second Stop: %v", err)
+	}
+	for _, pattern := range []string{"/sys/fs/cgroup/systemdtest-*-", "/sys/fs/cgroup/*/systemdtest-*-"} {
+		if leftover, _ := filepath.Glob(pattern + filepath.Base(m.Dir())); len(leftover) > 0 {
+			t.Fatalf("cgroups left after Stop: %v", leftover)
+		}
+	}
+}
+
+func TestTwoManagersDoNotDisturbEachOther(t *testing.T) {
+	a, b := systemdtest.Start(t), systemdtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	// The same unit name in both: sharing a cgroup, stopping b's would kill
+	// a's process too.
+	for _, m := range []*systemdtest.Manager{a, b} {
+		if err := m.InstallUnit(ctx, "same.service", "[Service]\nExecStart=/bin/sleep infinity\n"); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.StartUnit(ctx, "same.service"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := systemctl(t, a, "show", "-p", "MainPID", "-p", "SubState", "same.service")
+	if err := b.StopUnit(ctx, "same.service"); err != nil {
+		t.Fatal(err)
+	}
+	if after := systemctl(t, a, "show", "-p", "MainPID", "-p", "SubState", "same.service"); after != before || !strings.Contains(after, "SubState=running") {
+		t.Fatalf("stopping a unit in one manager changed the other's: %q → %q", before, after)
 	}
 }
 
