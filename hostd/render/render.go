@@ -390,11 +390,7 @@ func (r *Renderer) consulTemplateConfig() *ctconfig.Config {
 		ClientUserAgent:       ctconfig.String("hostd"),
 		DefaultLeaseDuration:  ctconfig.TimeDuration(r.opts.RefreshInterval),
 		LeaseRenewalThreshold: ctconfig.Float64(ctconfig.DefaultLeaseRenewalThreshold),
-		SSL: &ctconfig.SSLConfig{
-			Enabled: ctconfig.Bool(false), Verify: ctconfig.Bool(true),
-			CaCert: ctconfig.String(""), CaCertBytes: ctconfig.String(""), CaPath: ctconfig.String(""),
-			Cert: ctconfig.String(""), Key: ctconfig.String(""), ServerName: ctconfig.String(""),
-		},
+		SSL:                   unusedSSL(), // the proxy speaks plain HTTP in-process; it holds the TLS settings
 		Retry: &ctconfig.RetryConfig{
 			Enabled:    ctconfig.Bool(true),
 			Attempts:   ctconfig.Int(0), // keep retrying: the old files stay meanwhile
@@ -406,6 +402,23 @@ func (r *Renderer) consulTemplateConfig() *ctconfig.Config {
 		K8SServiceAccountToken:     ctconfig.String(""),
 		K8SServiceAccountTokenPath: ctconfig.String(""),
 		K8SServiceMountPath:        ctconfig.String(""),
+	}
+	// Consul and Nomad are never used (their template functions are denied),
+	// but consul-template builds both clients and logs its whole config at
+	// debug level: fill every field it would read from the environment, so
+	// no CONSUL_/NOMAD_ token ends up in that line.
+	c.Consul = &ctconfig.ConsulConfig{
+		Address: ctconfig.String(""), Namespace: ctconfig.String(""),
+		Token: ctconfig.String(""), TokenFile: ctconfig.String(""),
+		Auth:  &ctconfig.AuthConfig{Enabled: ctconfig.Bool(false), Username: ctconfig.String(""), Password: ctconfig.String("")},
+		SSL:   unusedSSL(),
+		Retry: &ctconfig.RetryConfig{Enabled: ctconfig.Bool(false)},
+	}
+	c.Nomad = &ctconfig.NomadConfig{
+		Address: ctconfig.String(""), Enabled: ctconfig.Bool(false), Namespace: ctconfig.String(""),
+		Token: ctconfig.String(""), AuthUsername: ctconfig.String(""), AuthPassword: ctconfig.String(""),
+		SSL:   unusedSSL(),
+		Retry: &ctconfig.RetryConfig{Enabled: ctconfig.Bool(false)},
 	}
 	c.Dedup = &ctconfig.DedupConfig{Enabled: ctconfig.Bool(false)}
 	c.Wait = &ctconfig.WaitConfig{Enabled: ctconfig.Bool(false)}
@@ -432,6 +445,16 @@ func (r *Renderer) consulTemplateConfig() *ctconfig.Config {
 	c.ReaderFunc = os.ReadFile
 	c.Finalize()
 	return c
+}
+
+// unusedSSL is an SSL config with TLS off and every field set, so nothing is
+// read from VAULT_CACERT, CONSUL_CACERT and the like.
+func unusedSSL() *ctconfig.SSLConfig {
+	return &ctconfig.SSLConfig{
+		Enabled: ctconfig.Bool(false), Verify: ctconfig.Bool(true),
+		CaCert: ctconfig.String(""), CaCertBytes: ctconfig.String(""), CaPath: ctconfig.String(""),
+		Cert: ctconfig.String(""), Key: ctconfig.String(""), ServerName: ctconfig.String(""),
+	}
 }
 
 // writeFile is consul-template's RendererFunc: hostd/write does the write.

@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -661,6 +662,9 @@ func TestConsulTemplateConfigIgnoresTheEnvironment(t *testing.T) {
 	t.Setenv("VAULT_NAMESPACE", "env-ns")
 	t.Setenv("VAULT_CACERT", "/env/ca.pem")
 	t.Setenv("VAULT_RENEW_TOKEN", "true")
+	t.Setenv("CONSUL_HTTP_TOKEN", "consul-token-from-env")
+	t.Setenv("CONSUL_HTTP_AUTH", "user:consul-password-from-env")
+	t.Setenv("NOMAD_TOKEN", "nomad-token-from-env")
 	p, err := vaultproxy.New(vaultproxy.Options{Upstream: "http://127.0.0.1:1", Tokens: fixedToken("")})
 	if err != nil {
 		t.Fatal(err)
@@ -670,7 +674,18 @@ func TestConsulTemplateConfigIgnoresTheEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := r.consulTemplateConfig().Vault
+	cfg := r.consulTemplateConfig()
+	// consul-template logs this JSON at debug level when a runner starts.
+	logged, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"fromtheenvironment", "consul-token-from-env", "consul-password-from-env", "nomad-token-from-env", "elsewhere", "env-ns"} {
+		if bytes.Contains(logged, []byte(secret)) {
+			t.Errorf("consul-template's config picked up %q from the environment: %s", secret, logged)
+		}
+	}
+	v := cfg.Vault
 	for name, got := range map[string]any{
 		"address":   *v.Address,
 		"token":     *v.Token,
