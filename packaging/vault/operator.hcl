@@ -6,8 +6,12 @@
 #
 #   vault policy write sigsci-operator operator.hcl
 
-# vault read sigsci/role/, vault list sigsci/role, and
-# vault write/read/delete sigsci/role/<role>
+# vault read sigsci/role/ (the CLI asks for sigsci/role, without the slash)
+path "sigsci/role" {
+  capabilities = ["read", "list"]
+}
+
+# vault list sigsci/role, and vault write/read/delete sigsci/role/<role>
 path "sigsci/role/*" {
   capabilities = ["create", "read", "update", "delete", "list"]
 }

@@ -29,7 +29,10 @@ tarball_name=$(basename "$tarball")
 
 if [ -f "$tarball_dir/SHA256SUMS" ]; then
     echo "checking $tarball_name against SHA256SUMS"
-    (cd "$tarball_dir" && grep " [* ]\{0,1\}$tarball_name\$" SHA256SUMS | sha256sum -c -)
+    if ! (cd "$tarball_dir" && grep " [* ]\{0,1\}$tarball_name\$" SHA256SUMS | sha256sum -c -); then
+        echo "register.sh: $tarball_name does not match SHA256SUMS beside it: not installing it" >&2
+        exit 1
+    fi
 fi
 
 work=$(mktemp -d)

@@ -1,0 +1,239 @@
+package policy
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sigsci-keys/sigsci-keys/e2e/harness"
+	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
+)
+
+const (
+	corpID    = "acme-corp"
+	emailID   = "ops@acme.test"
+	hostSite  = "www"  // the site the host serves
+	otherSite = "shop" // a site of the same corp the host must not see
+)
+
+// TestPoliciesFromPackaging installs the plugin with packaging/vault/register.sh,
+// lets an operator holding only sigsci-operator run the product, and checks
+// that a host logged in through the AppRole of approle-example.sh reads its
+// own site's keys and can do nothing else.
+func TestPoliciesFromPackaging(t *testing.T) {
+	root, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scripts := filepath.Join(root, "packaging", "vault")
+	apiToken := "sigsci-api-token-" + randomHex(t)
+	sim := harness.StartSimulator(t, sigscisim.Seed{Corps: []sigscisim.CorpSeed{{
+		Name:  corpID,
+		Users: []sigscisim.UserSeed{{Email: emailID, Token: apiToken}},
+		Sites: []sigscisim.SiteSeed{{Name: hostSite, DisplayName: "WWW"}, {Name: otherSite, DisplayName: "Shop"}},
+	}}})
+
+	// A Vault whose plugin directory starts empty: register.sh must put the
+	// binary there itself.
+	p := programs
+	p.Require(t)
+	p.Bin = t.TempDir()
+	vault := harness.StartVault(t, &p)
+
+	// The release as an operator downloads it: the tarball and SHA256SUMS.
+	download := t.TempDir()
+	vault.Shell(t, download, "tar -C "+shellQuote(programs.Bin)+" -czf vault-plugin-sigsci.tar.gz vault-plugin-sigsci && sha256sum vault-plugin-sigsci.tar.gz > SHA256SUMS").OK(t)
+	register := "VAULT_PLUGIN_DIR=" + shellQuote(p.Bin) + " sh " + shellQuote(filepath.Join(scripts, "register.sh")) + " vault-plugin-sigsci.tar.gz"
+
+	step(t, "register.sh installs, registers by checksum and mounts the plugin at sigsci/", func(t *testing.T) {
+		out := vault.Shell(t, download, register).OK(t)
+		mustContain(t, "register.sh output", out, "vault-plugin-sigsci.tar.gz: OK", "Registered plugin: vault-plugin-sigsci",
+			"Enabled the vault-plugin-sigsci secrets engine at: sigsci/", "Success! Uploaded policy: sigsci-operator")
+		installed := readFile(t, filepath.Join(p.Bin, "vault-plugin-sigsci"))
+		if string(installed) != string(readFile(t, programs.Command("vault-plugin-sigsci"))) {
+			t.Fatal("the binary in the plugin directory is not the released one")
+		}
+		var info struct {
+			SHA256  string `json:"sha256"`
+			Version string `json:"version"`
+		}
+		// Vault registers the version the binary reports.
+		version := strings.TrimSpace(vault.Shell(t, p.Bin, "./vault-plugin-sigsci -version").OK(t))
+		decode(t, vault.Run(t, download, "plugin", "info", "-format=json", "-version="+version, "secret", "vault-plugin-sigsci").OK(t), &info)
+		want := strings.Fields(vault.Shell(t, p.Bin, "sha256sum vault-plugin-sigsci").OK(t))[0]
+		if info.SHA256 != want || info.Version != version {
+			t.Fatalf("Vault registered sha256 %s version %s, the binary's are %s and %s", info.SHA256, info.Version, want, version)
+		}
+	})
+
+	step(t, "register.sh run again (an upgrade) reloads the plugin and keeps the mount", func(t *testing.T) {
+		out := vault.Shell(t, download, register).OK(t)
+		mustContain(t, "register.sh output", out, "Success! Reloaded plugin: vault-plugin-sigsci")
+		mustContain(t, "the mount list", vault.Run(t, download, "secrets", "list", "-format=json").OK(t), `"sigsci/"`)
+	})
+
+	step(t, "register.sh refuses a tarball that does not match SHA256SUMS", func(t *testing.T) {
+		bad := t.TempDir()
+		vault.Shell(t, bad, "cp "+shellQuote(filepath.Join(download, "vault-plugin-sigsci.tar.gz"))+" . && echo tampered >> vault-plugin-sigsci.tar.gz && cp "+shellQuote(filepath.Join(download, "SHA256SUMS"))+" .").OK(t)
+		stderr := vault.Shell(t, bad, register).Refused(t)
+		mustContain(t, "the refusal", stderr, "does not match SHA256SUMS")
+		if string(readFile(t, filepath.Join(p.Bin, "vault-plugin-sigsci"))) != string(readFile(t, programs.Command("vault-plugin-sigsci"))) {
+			t.Fatal("the refused tarball's binary reached the plugin directory")
+		}
+	})
+
+	work := t.TempDir()
+	if err := os.WriteFile(filepath.Join(work, "token.txt"), []byte(apiToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Tokens go to files and into VAULT_TOKEN from there, so that no token
+	// appears in a command line or the test log.
+	as := func(tokenFile, command string) harness.Result {
+		t.Helper()
+		return vault.Shell(t, work, "VAULT_TOKEN=$(cat "+tokenFile+") "+command)
+	}
+	vault.Shell(t, work, "vault token create -policy=sigsci-operator -field=token > operator.token").OK(t)
+
+	step(t, "an operator with sigsci-operator runs roles, copy, read, rotate and retire", func(t *testing.T) {
+		as("operator.token", "vault write -f /sigsci/role/vault-user corp="+corpID+" email="+emailID+" token=@token.txt").OK(t)
+		as("operator.token", "vault write /sigsci/role/vault-user api_url="+sim.APIURL).OK(t)
+		mustContain(t, "the role list", as("operator.token", "vault list sigsci/role").OK(t), "vault-user")
+		mustContain(t, "the role list", as("operator.token", "vault read /sigsci/role/").OK(t), "vault-user")
+		as("operator.token", "vault read /sigsci/role/vault-user").OK(t)
+		as("operator.token", "vault write -f /sigsci/creds/vault-user/sites/").OK(t)
+		mustContain(t, "the keys list", as("operator.token", "vault read /sigsci/creds/vault-user/sites/").OK(t), hostSite, otherSite)
+		as("operator.token", "vault read /sigsci/creds/vault-user/sites/"+hostSite).OK(t)
+		as("operator.token", "vault write -f /sigsci/rotate/sites/"+hostSite).OK(t)
+		as("operator.token", "vault delete /sigsci/rotate/sites/"+hostSite).OK(t)
+	})
+
+	step(t, "the operator policy grants nothing outside sigsci/", func(t *testing.T) {
+		for _, command := range []string{
+			"vault secrets disable sigsci",
+			"vault policy write sigsci-operator /dev/null",
+			"vault plugin register -sha256=0000000000000000000000000000000000000000000000000000000000000000 secret other",
+			"vault auth enable userpass",
+			"vault token create -policy=root",
+		} {
+			mustContain(t, command, as("operator.token", command).Refused(t), "permission denied")
+		}
+	})
+
+	step(t, "approle-example.sh gives the host a role-id and secret-id and prints neither", func(t *testing.T) {
+		r := vault.Shell(t, work, "SITE="+hostSite+" OUT=host sh "+shellQuote(filepath.Join(scripts, "approle-example.sh")))
+		out := r.OK(t)
+		for _, name := range []string{"role-id", "secret-id"} {
+			path := filepath.Join(work, "host", name)
+			info, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Mode().Perm() != 0o600 {
+				t.Errorf("%s has mode %v, want 0600", name, info.Mode().Perm())
+			}
+			value := strings.TrimSpace(string(readFile(t, path)))
+			harness.NoSecrets(t, "approle-example.sh output", out+r.Stderr, map[string]string{"the " + name: value})
+		}
+		policy := vault.Run(t, work, "policy", "read", "sigsci-host-"+hostSite).OK(t)
+		mustContain(t, "the host policy", policy, `path "sigsci/creds/vault-user/sites/`+hostSite+`"`)
+		if strings.Contains(policy, "<site-name>") {
+			t.Fatalf("the host policy still holds the placeholder:\n%s", policy)
+		}
+	})
+
+	step(t, "the host logs in with its AppRole", func(t *testing.T) {
+		vault.Shell(t, work, "vault write -field=token auth/approle/login role_id=@host/role-id secret_id=@host/secret-id > host.token").OK(t)
+		policies := strings.TrimSpace(as("host.token", "vault read -field=policies auth/token/lookup-self").OK(t))
+		if policies != "[default sigsci-host-"+hostSite+"]" {
+			t.Fatalf("host token policies %s, want [default sigsci-host-%s]", policies, hostSite)
+		}
+		// hostd keeps its token alive itself.
+		as("host.token", "vault token renew").OK(t)
+	})
+
+	step(t, "the host reads its own site's keys", func(t *testing.T) {
+		var host, operator struct {
+			Data map[string]any `json:"data"`
+		}
+		decode(t, as("host.token", "vault read -format=json /sigsci/creds/vault-user/sites/"+hostSite).OK(t), &host)
+		decode(t, as("operator.token", "vault read -format=json /sigsci/creds/vault-user/sites/"+hostSite).OK(t), &operator)
+		if host.Data["accessKey"] == nil || host.Data["accessKey"] != operator.Data["accessKey"] || host.Data["secretKey"] != operator.Data["secretKey"] {
+			t.Fatal("the host did not read the site's current keys")
+		}
+	})
+
+	step(t, "the host can do nothing else", func(t *testing.T) {
+		for _, command := range []string{
+			"vault read /sigsci/creds/vault-user/sites/" + otherSite, // another site's keys
+			"vault read /sigsci/creds/vault-user/sites/",             // every site's keys
+			"vault list sigsci/creds/vault-user/sites",
+			"vault write -f /sigsci/creds/vault-user/sites/" + hostSite, // copy
+			"vault write -f /sigsci/creds/vault-user/sites/",
+			"vault delete /sigsci/creds/vault-user/sites/" + hostSite,
+			"vault write -f /sigsci/rotate/sites/" + hostSite, // rotate
+			"vault delete /sigsci/rotate/sites/" + hostSite,   // retire
+			"vault write -f /sigsci/role/vault-user corp=" + corpID + " email=" + emailID + " token=@token.txt",
+			"vault write -f /sigsci/role/other corp=" + corpID + " email=" + emailID + " token=@token.txt",
+			"vault read /sigsci/role/vault-user",
+			"vault read /sigsci/role/",
+			"vault delete /sigsci/role/vault-user",
+			"vault policy read sigsci-operator",
+		} {
+			mustContain(t, command, as("host.token", command).Refused(t), "permission denied")
+		}
+		// And nothing it tried changed anything.
+		mustContain(t, "the role list", as("operator.token", "vault list sigsci/role").OK(t), "vault-user")
+		if strings.Contains(as("operator.token", "vault list sigsci/role").OK(t), "other") {
+			t.Fatal("the host created a role")
+		}
+	})
+}
+
+func step(t *testing.T, name string, f func(t *testing.T)) {
+	t.Helper()
+	if !t.Run(name, f) {
+		t.FailNow()
+	}
+}
+
+func mustContain(t *testing.T, what, text string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(text, want) {
+			t.Fatalf("%s does not contain %q:\n%s", what, want, text)
+		}
+	}
+}
+
+func decode(t *testing.T, out string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("vault printed no JSON: %v\n%s", err, out)
+	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func randomHex(t *testing.T) string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
