@@ -67,6 +67,7 @@ func TestDebInstall(t *testing.T) {
 	t.Run("unit settings", checkUnitSettings)
 	t.Run("hostd user permissions", checkHostdUserPermissions)
 	t.Run("polkit allows restarting only the agent", checkPolkitRule)
+	t.Run("hostd runs under the unit's sandbox", checkServiceRunsUnderItsSandbox)
 	t.Run("upgrade keeps an edited config", checkUpgradeKeepsEditedConfig)
 	t.Run("purge removes everything", checkPurge)
 }
