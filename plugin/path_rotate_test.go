@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"reflect"
 	"slices"
@@ -256,13 +257,72 @@ func TestRotate_CreateTimesOutBeforeTheAPIActs(t *testing.T) {
 		}}, nil
 	}
 	e.b.dropClient("vault-user")
+	old := e.stored("vault-user", "www")
 	before := e.storageSnapshot()
 	apiBefore, _ := e.simSets("acme", "www")
 
 	e.fails(logical.UpdateOperation, "rotate/sites/www", nil, http.StatusGatewayTimeout, "no answer within")
-	e.assertStorageUnchanged(before) // no WAL entry either: nothing to undo
+	if got := e.stored("vault-user", "www"); got.AccessKey != old.AccessKey || len(got.NonPrimary) != 0 {
+		t.Fatalf("a create without an answer changed the stored keys: %v", got)
+	}
+	// Vault cannot know that the API did not act: the WAL entry stays until
+	// a later look at the API finds nothing new.
+	if e.walCount() != 1 {
+		t.Fatal("a create without an answer must leave its WAL entry")
+	}
+	e.rollback()
+	e.assertStorageUnchanged(before)
 	if all, _ := e.simSets("acme", "www"); !reflect.DeepEqual(all, apiBefore) {
 		t.Fatalf("API changed: %v", all)
+	}
+}
+
+// A create that may have reached the API, or that the API reported as done,
+// can produce its set after Vault listed the sets: the rollback must find the
+// set and store it, not leave it orphaned at the API.
+func TestRotate_SetAppearingAfterTheListIsStoredByRollback(t *testing.T) {
+	for name, tc := range map[string]struct {
+		createErr  error
+		status     int
+		wantInText string
+	}{
+		"outcome unknown": {
+			createErr:  fmt.Errorf("%w: sigsci: POST /corps/acme/sites/www/agentKeys: 503 Service Unavailable", sigsci.ErrOutcomeUnknown),
+			status:     http.StatusBadGateway,
+			wantInText: "Vault checks the site again",
+		},
+		"success not listed yet": {
+			status:     http.StatusBadGateway,
+			wantInText: "lists no new primary key set",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newTestEnv(t)
+			e.writeRole("vault-user", "acme")
+			e.copySite("vault-user", "www")
+			old := e.stored("vault-user", "www")
+			e.wrap = func(c keysAPI) keysAPI {
+				return &faultyAPI{keysAPI: c, createHook: func(context.Context, string, string) (sigsci.KeySet, error) {
+					// The API has not made the set yet when Vault lists.
+					return sigsci.KeySet{AccessKey: "not-yet-listed", SecretKey: "s", Primary: true}, tc.createErr
+				}}
+			}
+			e.b.dropClient("vault-user")
+
+			e.fails(logical.UpdateOperation, "rotate/sites/www", nil, tc.status, tc.wantInText)
+			if e.stored("vault-user", "www").AccessKey != old.AccessKey {
+				t.Fatal("an unconfirmed create changed the stored key")
+			}
+			late := e.createAtAPI("www") // the API finishes the create late
+			e.rollback()
+			k := e.stored("vault-user", "www")
+			if k.AccessKey != late || k.SecretKey == "" || !reflect.DeepEqual(k.nonPrimaryAccessKeys(), []string{old.AccessKey}) {
+				t.Fatalf("the late set %s was not stored: %v", late, k)
+			}
+			if e.walCount() != 0 {
+				t.Fatal("WAL entry left after the rollback stored the set")
+			}
+		})
 	}
 }
 

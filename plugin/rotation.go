@@ -26,7 +26,9 @@ import (
 //     store it as primary, keep the old primary as non-primary; delete any
 //     other set not in "before" that Vault never handed out (a create
 //     retried by the client after a lost answer);
-//  5. delete the WAL entry.
+//  5. delete the WAL entry, unless nothing new is listed and the create may
+//     still land (no answer, or a reported success): then the entry stays
+//     for the periodic rollback to look again.
 //
 // Retire, under the site lock:
 //  1. list the key sets; refuse if the API's primary is not the stored one;
@@ -111,14 +113,7 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 			site, err))
 	}
 	if !res.rotated {
-		if err := framework.DeleteWAL(ctx, req.Storage, walID); err != nil {
-			return nil, fmt.Errorf("deleting WAL entry: %w", err)
-		}
-		if createErr != nil {
-			return nil, upstreamError(fmt.Sprintf("creating a key set for site %q", site), createErr)
-		}
-		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
-			"the API reported success but lists no new primary key set for site %q; stored keys left unchanged", site))
+		return nil, b.rotationNotListed(ctx, req.Storage, walID, site, createErr)
 	}
 
 	resp := &logical.Response{Data: rotateData(roleName, res.keys)}
@@ -139,6 +134,27 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 			site, n, mountPath(req, "rotate/sites/"+site)))
 	}
 	return resp, nil
+}
+
+// rotationNotListed answers a rotation whose new key set the API does not
+// list (yet). Only a create the API certainly refused ends the operation. A
+// create that may have reached the API (no answer, a 5xx, the caller gone)
+// or that the API reported as done can still produce a set after the list:
+// the WAL entry stays, so the periodic rollback looks again and stores the
+// set if it appears, instead of leaving it orphaned at the API.
+func (b *backend) rotationNotListed(ctx context.Context, s logical.Storage, walID, site string, createErr error) error {
+	if createErr != nil && !errors.Is(createErr, sigsci.ErrOutcomeUnknown) {
+		if err := framework.DeleteWAL(ctx, s, walID); err != nil {
+			return fmt.Errorf("deleting WAL entry: %w", err)
+		}
+		return upstreamError(fmt.Sprintf("creating a key set for site %q", site), createErr)
+	}
+	const later = "stored keys left unchanged; Vault checks the site again and stores the set if it appears"
+	if createErr != nil {
+		return upstreamError(fmt.Sprintf("creating a key set for site %q (%s)", site, later), createErr)
+	}
+	return logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
+		"the API reported success but lists no new primary key set for site %q; %s", site, later))
 }
 
 // completeRotation makes Vault agree with the API after a key set was (or
