@@ -74,7 +74,9 @@ type backend struct {
 	newClient clientFactory
 	now       func() time.Time
 
-	// roleLocks serialise writes of one role; siteLocks serialise every
+	// roleLocks: writing or deleting a role takes its lock exclusively; a
+	// copy holds it shared, so the role can neither vanish nor change corp
+	// while keys are being stored under it. siteLocks serialise every
 	// operation on one corp/site (copy, rotate, retire, recovery). Lock order:
 	// a role lock before site locks, never the other way round.
 	roleLocks []*locksutil.LockEntry
@@ -182,6 +184,13 @@ func (b *backend) lockRole(name string) func() {
 	l := locksutil.LockForKey(b.roleLocks, name)
 	l.Lock()
 	return l.Unlock
+}
+
+// rlockRole takes the shared lock of one role and returns its unlock.
+func (b *backend) rlockRole(name string) func() {
+	l := locksutil.LockForKey(b.roleLocks, name)
+	l.RLock()
+	return l.RUnlock
 }
 
 // mountPath joins the request's mount point and a path inside the mount, for

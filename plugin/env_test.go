@@ -387,11 +387,12 @@ type faultyAPI struct {
 	keysAPI
 	mu sync.Mutex
 	// per method: hook run instead of the call; nil hooks pass through.
-	createHook func(ctx context.Context, corp, site string) (sigsci.KeySet, error)
-	listHook   func(ctx context.Context, call int, corp, site string) ([]sigsci.KeySet, error)
-	deleteHook func(ctx context.Context, corp, site, accessKey string) error
-	primaryErr map[string]error // site -> error from PrimaryKeys
-	listCalls  int
+	createHook  func(ctx context.Context, corp, site string) (sigsci.KeySet, error)
+	listHook    func(ctx context.Context, call int, corp, site string) ([]sigsci.KeySet, error)
+	deleteHook  func(ctx context.Context, corp, site, accessKey string) error
+	primaryErr  map[string]error // site -> error from PrimaryKeys
+	primaryHook func()           // run before every PrimaryKeys call
+	listCalls   int
 }
 
 func (f *faultyAPI) CreateKeySet(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
@@ -420,6 +421,9 @@ func (f *faultyAPI) ListKeySets(ctx context.Context, corp, site string) ([]sigsc
 }
 
 func (f *faultyAPI) PrimaryKeys(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
+	if f.primaryHook != nil {
+		f.primaryHook()
+	}
 	if err, ok := f.primaryErr[site]; ok {
 		return sigsci.KeySet{}, err
 	}

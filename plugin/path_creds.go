@@ -266,6 +266,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 }
 
 func (b *backend) pathCredsCopy(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	defer b.rlockRole(d.Get("role").(string))()
 	roleName, r, site, err := b.siteArgs(ctx, req, d)
 	if err != nil {
 		return nil, err
@@ -365,7 +366,8 @@ const (
 )
 
 // copySite copies the primary key set of one site from the API into Vault.
-// Nothing stored changes unless the API answered a complete key set.
+// Nothing stored changes unless the API answered a complete key set. The
+// caller holds the role's shared lock.
 func (b *backend) copySite(ctx context.Context, s logical.Storage, roleName string, r *roleEntry, client keysAPI, site string) (*storedKeys, string, error) {
 	defer b.lockSite(r.Corp, site)()
 
@@ -404,6 +406,7 @@ type siteCopyResult struct {
 
 func (b *backend) pathCredsCopyAll(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	roleName := d.Get("role").(string)
+	defer b.rlockRole(roleName)()
 	r, err := b.requireRole(ctx, req, roleName)
 	if err != nil {
 		return nil, err

@@ -9,9 +9,11 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
@@ -436,5 +438,40 @@ func TestCreds_CopyAllUnderRateLimitHonoursRetryAfter(t *testing.T) {
 	}
 	if limited := e.sim.Calls(sigscisim.EndpointPrimaryKeys); limited <= 15 {
 		t.Fatalf("%d key reads: the rate limit never bit, the test proves nothing", limited)
+	}
+}
+
+// A role must not vanish or change corp while a copy stores keys under it: a
+// forced delete or a corp change landing between the API's answer and the
+// store would leave keys under a deleted role, or one corp's keys under a
+// role of another corp. While a copy talks to the API, a role write or
+// delete (which takes the role's lock exclusively) has to wait.
+func TestCreds_CopyHoldsOffRoleWritesWhileItRuns(t *testing.T) {
+	for _, path := range []string{"creds/vault-user/sites/www", "creds/vault-user/sites/"} {
+		t.Run(path, func(t *testing.T) {
+			e := newTestEnv(t)
+			e.writeRole("vault-user", "acme")
+			roleLock := locksutil.LockForKey(e.b.roleLocks, "vault-user")
+			var calls atomic.Int32
+			e.wrap = func(c keysAPI) keysAPI {
+				return &faultyAPI{keysAPI: c, primaryHook: func() {
+					calls.Add(1)
+					if roleLock.TryLock() {
+						roleLock.Unlock()
+						t.Error("a role write could run while a copy was storing keys under the role")
+					}
+				}}
+			}
+			e.b.dropClient("vault-user")
+			e.ok(logical.UpdateOperation, path, nil)
+			if calls.Load() == 0 {
+				t.Fatal("the copy never asked the API for keys")
+			}
+			// Once the copy is done the role is free again.
+			if !roleLock.TryLock() {
+				t.Fatal("the copy left the role locked")
+			}
+			roleLock.Unlock()
+		})
 	}
 }

@@ -289,11 +289,11 @@ func mergeRole(stored *roleEntry, d *framework.FieldData) (*roleEntry, error) {
 func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
 	force := d.Get("force").(bool)
+	defer b.lockRole(name)()
 	r, err := b.requireRole(ctx, req, name)
 	if err != nil {
 		return nil, err
 	}
-	defer b.lockRole(name)()
 
 	sites, err := b.storedSites(ctx, req.Storage, name)
 	if err != nil {
