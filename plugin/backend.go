@@ -75,8 +75,8 @@ type backend struct {
 	now       func() time.Time
 
 	// roleLocks: writing or deleting a role takes its lock exclusively; a
-	// copy holds it shared, so the role can neither vanish nor change corp
-	// while keys are being stored under it. siteLocks serialise every
+	// copy, rotate or retire holds it shared, so the role can neither vanish
+	// nor change corp while keys are being stored under it. siteLocks serialise every
 	// operation on one corp/site (copy, rotate, retire, recovery). Lock order:
 	// a role lock before site locks, never the other way round.
 	roleLocks []*locksutil.LockEntry

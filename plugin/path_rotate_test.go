@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
@@ -533,4 +534,44 @@ func TestRetire_RefusedWhileAnotherRoleHandsOutTheOldKey(t *testing.T) {
 	if got := str(t, e.ok(logical.ReadOperation, "creds/second/sites/www", nil), "accessKey"); got != primary {
 		t.Fatalf("role second reads %s, API primary %s", got, primary)
 	}
+}
+
+// Rotate and retire hold their role while they change the API, like a copy:
+// the role cannot be deleted or moved to another corp under them, so they
+// always work under the lock of the corp they change.
+func TestRotate_HoldsOffRoleWritesWhileItChangesTheAPI(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	roleLock := locksutil.LockForKey(e.b.roleLocks, "vault-user")
+	checks := 0
+	roleHeld := func() {
+		checks++
+		if roleLock.TryLock() {
+			roleLock.Unlock()
+			t.Error("a role write could run while the API was being changed for the role")
+		}
+	}
+	e.wrap = func(c keysAPI) keysAPI {
+		return &faultyAPI{keysAPI: c,
+			createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
+				roleHeld()
+				return c.CreateKeySet(ctx, corp, site)
+			},
+			deleteHook: func(ctx context.Context, corp, site, accessKey string) error {
+				roleHeld()
+				return c.DeleteKeySet(ctx, corp, site, accessKey)
+			},
+		}
+	}
+	e.b.dropClient("vault-user")
+	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+	e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
+	if checks != 2 {
+		t.Fatalf("checked the role lock %d times, want once for the create and once for the delete", checks)
+	}
+	if !roleLock.TryLock() {
+		t.Fatal("rotate or retire left the role locked")
+	}
+	roleLock.Unlock()
 }

@@ -64,19 +64,39 @@ type retireResult struct {
 	keys    *storedKeys
 }
 
-// rotateSite rotates the keys of one stored site. The caller has checked
-// that the role holds the site.
-func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName, site string) (*logical.Response, error) {
+// siteChange is what a rotation or retirement of one stored site works with.
+type siteChange struct {
+	role   *roleEntry
+	stored *storedKeys
+	client keysAPI
+}
+
+// startSiteChange prepares a remote change of one stored site: it holds the
+// role (shared, so the role can neither vanish nor change corp meanwhile)
+// and the site's lock, completes any unfinished operation on the site, and
+// loads the stored keys. On success the caller must call the returned unlock.
+func (b *backend) startSiteChange(ctx context.Context, req *logical.Request, roleName, site string) (*siteChange, func(), error) {
+	unlockRole := b.rlockRole(roleName)
 	r, err := b.requireRole(ctx, req, roleName)
 	if err != nil {
-		return nil, err
+		unlockRole()
+		return nil, nil, err
 	}
-	defer b.lockSite(r.Corp, site)()
+	unlockSite := b.lockSite(r.Corp, site)
+	unlock := func() { unlockSite(); unlockRole() }
+	sc, err := b.loadSiteChange(ctx, req, roleName, r, site)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return sc, unlock, nil
+}
+
+// loadSiteChange completes the site's unfinished operations and loads its
+// stored keys and the role's client. The caller holds the site's lock.
+func (b *backend) loadSiteChange(ctx context.Context, req *logical.Request, roleName string, r *roleEntry, site string) (*siteChange, error) {
 	if err := b.recoverPendingFor(ctx, req.Storage, r.Corp, site); err != nil {
 		return nil, err
-	}
-	if r, err = b.requireRole(ctx, req, roleName); err != nil {
-		return nil, err // deleted while this request waited for the lock
 	}
 	stored, err := b.requireKeys(ctx, req, roleName, site)
 	if err != nil {
@@ -86,6 +106,18 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 	if err != nil {
 		return nil, err
 	}
+	return &siteChange{role: r, stored: stored, client: client}, nil
+}
+
+// rotateSite rotates the keys of one stored site. The caller has checked
+// that the role holds the site.
+func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName, site string) (*logical.Response, error) {
+	sc, unlock, err := b.startSiteChange(ctx, req, roleName, site)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	r, stored, client := sc.role, sc.stored, sc.client
 
 	before, err := client.ListKeySets(ctx, r.Corp, site)
 	if err != nil {
@@ -248,25 +280,12 @@ func rotateData(roleName string, k *storedKeys) map[string]interface{} {
 // retireSite deletes the non-primary key sets of one stored site at the API
 // and from Vault.
 func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName, site string) (*logical.Response, error) {
-	r, err := b.requireRole(ctx, req, roleName)
+	sc, unlock, err := b.startSiteChange(ctx, req, roleName, site)
 	if err != nil {
 		return nil, err
 	}
-	defer b.lockSite(r.Corp, site)()
-	if err := b.recoverPendingFor(ctx, req.Storage, r.Corp, site); err != nil {
-		return nil, err
-	}
-	if r, err = b.requireRole(ctx, req, roleName); err != nil {
-		return nil, err
-	}
-	stored, err := b.requireKeys(ctx, req, roleName, site)
-	if err != nil {
-		return nil, err
-	}
-	client, err := b.client(roleName, r)
-	if err != nil {
-		return nil, err
-	}
+	defer unlock()
+	r, stored, client := sc.role, sc.stored, sc.client
 
 	sets, err := client.ListKeySets(ctx, r.Corp, site)
 	if err != nil {
