@@ -121,8 +121,11 @@ func TestBinary_ServesOverGoPluginWithBuildVersion(t *testing.T) {
 	if got := fmt.Sprint(resp.Data["refresh_interval"]); got != "90" {
 		t.Fatalf("refresh_interval = %v, want 90", got)
 	}
-	if _, err := storage.Get(ctx, "config"); err != nil {
-		t.Fatal(err)
+	// The write reached Vault's side of the storage broker, not a copy
+	// inside the plugin process.
+	entry, err := storage.Get(ctx, "config")
+	if err != nil || entry == nil || !strings.Contains(string(entry.Value), `"refresh_interval":90000000000`) {
+		t.Fatalf("config in Vault's storage: %v %v", entry, err)
 	}
 	if os.Getenv("VAULT_BACKEND_PLUGIN") != "" {
 		t.Fatal("test environment leaks the plugin cookie")
