@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
+	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
 
 // The operator's story: copy, rotate while hosts hold the old key, then
@@ -574,4 +575,39 @@ func TestRotate_HoldsOffRoleWritesWhileItChangesTheAPI(t *testing.T) {
 		t.Fatal("rotate or retire left the role locked")
 	}
 	roleLock.Unlock()
+}
+
+// A list whose sets all lack the primary mark (an answer whose shape
+// changed) must not make the new set look like a stray to delete.
+func TestRotate_ListWithoutPrimaryDeletesNothing(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	old := e.stored("vault-user", "www")
+	e.wrap = func(c keysAPI) keysAPI {
+		return &faultyAPI{keysAPI: c, listHook: func(ctx context.Context, call int, corp, site string) ([]sigsci.KeySet, error) {
+			sets, err := c.ListKeySets(ctx, corp, site)
+			if call == 2 { // the list after the create
+				for i := range sets {
+					sets[i].Primary = false
+				}
+			}
+			return sets, err
+		}}
+	}
+	e.b.dropClient("vault-user")
+	e.sim.ResetCalls()
+
+	e.fails(logical.UpdateOperation, "rotate/sites/www", nil, http.StatusBadGateway, "lists no primary key set")
+	if n := e.sim.Calls(sigscisim.EndpointDeleteKeySet); n != 0 {
+		t.Fatalf("%d key set deletes on a list without a primary", n)
+	}
+	if e.stored("vault-user", "www").AccessKey != old.AccessKey || e.walCount() != 1 {
+		t.Fatal("want the stored key unchanged and the WAL entry kept")
+	}
+	e.rollback() // a sound answer now: the new set is stored
+	_, primary := e.simSets("acme", "www")
+	if k := e.stored("vault-user", "www"); k.AccessKey != primary || primary == old.AccessKey || e.walCount() != 0 {
+		t.Fatalf("after rollback: stored %v, API primary %s", k, primary)
+	}
 }

@@ -196,6 +196,9 @@ func (b *backend) completeRotation(ctx context.Context, s logical.Storage, clien
 	if err != nil {
 		return rotationResult{}, fmt.Errorf("listing the key sets of site %q: %w", op.Site, err)
 	}
+	if err := checkListHasPrimary(op.Site, after); err != nil {
+		return rotationResult{}, err
+	}
 	stored, err := b.loadKeys(ctx, s, op.Role, op.Site)
 	if err != nil {
 		return rotationResult{}, err
@@ -400,6 +403,9 @@ func (b *backend) completeRetirement(ctx context.Context, s logical.Storage, cli
 			return retireResult{}, fmt.Errorf("listing the key sets of site %q: %w", op.Site, err)
 		}
 	}
+	if err := checkListHasPrimary(op.Site, sets); err != nil {
+		return retireResult{}, err
+	}
 	live := make(map[string]sigsci.KeySet, len(sets))
 	for _, k := range sets {
 		live[k.AccessKey] = k
@@ -467,6 +473,17 @@ func (b *backend) requireKeys(ctx context.Context, req *logical.Request, roleNam
 			roleName, site, mountPath(req, "creds/"+roleName+"/sites/"+site)))
 	}
 	return k, nil
+}
+
+// checkListHasPrimary refuses to act on a list of key sets without a primary
+// set. A site always has one, so such a list is a broken answer (an empty
+// page, a changed shape): read as the truth, it would make every new set look
+// like a stray to delete, and every stored set look retired.
+func checkListHasPrimary(site string, sets []sigsci.KeySet) error {
+	if primaryOf(sets) == nil {
+		return fmt.Errorf("the API lists no primary key set for site %q (%d set(s) listed); nothing changed", site, len(sets))
+	}
+	return nil
 }
 
 func primaryOf(sets []sigsci.KeySet) *sigsci.KeySet {

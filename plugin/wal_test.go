@@ -390,3 +390,31 @@ func TestWAL_EntriesHoldNoSecret(t *testing.T) {
 		t.Fatalf("saw %d WAL entries during the remote changes, want 2 (one per change)", walSeen)
 	}
 }
+
+// A list of key sets without a primary set is a broken answer, never the
+// site's real state: recovery must not read it as "every set to retire is
+// gone already" and drop the stored sets.
+func TestWAL_RetireRecoveryWaitsOutAListWithoutPrimary(t *testing.T) {
+	e := newTestEnv(t)
+	primary, _ := retirementInterrupted(t, e)
+	broken := true
+	e.wrap = func(c keysAPI) keysAPI {
+		return &faultyAPI{keysAPI: c, listHook: func(ctx context.Context, _ int, corp, site string) ([]sigsci.KeySet, error) {
+			if broken {
+				return []sigsci.KeySet{}, nil
+			}
+			return c.ListKeySets(ctx, corp, site)
+		}}
+	}
+	e.b.dropClient("vault-user")
+	before := e.storageSnapshot()
+
+	resp, err := e.do(logical.RollbackOperation, "", map[string]interface{}{"immediate": true})
+	if _, msg := statusOf(resp, err); !strings.Contains(msg, "lists no primary key set") {
+		t.Fatalf("rollback on a list without primary: %q", msg)
+	}
+	e.assertStorageUnchanged(before) // stored sets and the WAL entry kept
+	broken = false
+	e.rollback()
+	e.assertRetired(primary)
+}
