@@ -611,3 +611,40 @@ func TestRotate_ListWithoutPrimaryDeletesNothing(t *testing.T) {
 		t.Fatalf("after rollback: stored %v, API primary %s", k, primary)
 	}
 }
+
+// The list taken before the create decides which sets are new. A broken
+// answer there would make every older set look new, and those Vault does
+// not track (made in the dashboard, perhaps run by hosts outside Vault)
+// would be deleted as strays: the rotation must not start on it.
+func TestRotate_BrokenListBeforeTheCreateStartsNothing(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	outside := e.createAtAPI("www") // made in the dashboard, never copied
+	e.createAtAPI("www")
+	e.copySite("vault-user", "www")
+	if e.stored("vault-user", "www").tracks(outside) {
+		t.Fatal("setup: the dashboard set must be unknown to Vault")
+	}
+	e.wrap = func(c keysAPI) keysAPI {
+		return &faultyAPI{keysAPI: c, listHook: func(ctx context.Context, call int, corp, site string) ([]sigsci.KeySet, error) {
+			if call == 1 {
+				return []sigsci.KeySet{}, nil
+			}
+			return c.ListKeySets(ctx, corp, site)
+		}}
+	}
+	e.b.dropClient("vault-user")
+	before := e.storageSnapshot()
+	apiBefore, _ := e.simSets("acme", "www")
+	e.sim.ResetCalls()
+
+	e.fails(logical.UpdateOperation, "rotate/sites/www", nil, http.StatusBadGateway, "lists no primary key set")
+	if n := e.sim.Calls(sigscisim.EndpointCreateKeySet); n != 0 {
+		t.Fatalf("%d creates after a broken list", n)
+	}
+	e.assertStorageUnchanged(before)
+	if all, _ := e.simSets("acme", "www"); !reflect.DeepEqual(all, apiBefore) || !slices.Contains(all, outside) {
+		t.Fatalf("API sets %v, want %v", all, apiBefore)
+	}
+}

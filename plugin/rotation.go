@@ -123,6 +123,9 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 	if err != nil {
 		return nil, upstreamError(fmt.Sprintf("listing the key sets of site %q", site), err)
 	}
+	if err := checkListHasPrimary(site, before); err != nil {
+		return nil, logical.CodedError(http.StatusBadGateway, err.Error())
+	}
 	op := walOp{Role: roleName, Corp: r.Corp, Site: site, Before: accessKeys(before), PreviousPrimary: stored.AccessKey}
 	walID, err := b.putWAL(ctx, req.Storage, walKindRotate, &op)
 	if err != nil {
