@@ -115,6 +115,14 @@ func (e *testEnv) newClient(r *roleEntry) (keysAPI, error) {
 	return c, nil
 }
 
+// wrapAPI decorates every API client the backend builds from now on, and
+// drops the clients already built, so that no request keeps using an
+// undecorated one.
+func (e *testEnv) wrapAPI(wrap func(keysAPI) keysAPI) {
+	e.wrap = wrap
+	e.b.dropAllClients()
+}
+
 // api is a client of the simulated API acting outside Vault (an operator in
 // the dashboard, or a step an interrupted operation had already done).
 func (e *testEnv) api(email, token string) *sigsci.Client {

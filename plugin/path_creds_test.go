@@ -191,12 +191,11 @@ func TestCreds_CopyAllPartialFailureKeepsSuccessesAndOldKeys(t *testing.T) {
 	if _, err := e.acmeAPI().CreateKeySet(context.Background(), "acme", "shop"); err != nil {
 		t.Fatal(err)
 	}
-	e.wrap = func(c keysAPI) keysAPI {
+	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, primaryErr: map[string]error{
 			"shop": &sigsci.APIError{Method: "GET", Path: "/corps/acme/sites/shop/keys", StatusCode: 500, Message: "boom"},
 		}}
-	}
-	e.b.dropClient("vault-user")
+	})
 
 	resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
 	if got := resp.Data["copied"]; !reflect.DeepEqual(got, []string{"api", "www"}) {
@@ -319,8 +318,7 @@ func TestCreds_CopyAllConcurrencyIsBounded(t *testing.T) {
 		e.sim.AddSite("acme", sigscisim.SiteSeed{Name: "bulk" + string(rune('a'+i))})
 	}
 	gauge := &concurrencyGauge{}
-	e.wrap = func(c keysAPI) keysAPI { return &gaugedAPI{keysAPI: c, g: gauge} }
-	e.b.dropClient("vault-user")
+	e.wrapAPI(func(c keysAPI) keysAPI { return &gaugedAPI{keysAPI: c, g: gauge} })
 	e.sim.SetLatency(20 * time.Millisecond)
 
 	resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
@@ -453,7 +451,7 @@ func TestCreds_CopyHoldsOffRoleWritesWhileItRuns(t *testing.T) {
 			e.writeRole("vault-user", "acme")
 			roleLock := locksutil.LockForKey(e.b.roleLocks, "vault-user")
 			var calls atomic.Int32
-			e.wrap = func(c keysAPI) keysAPI {
+			e.wrapAPI(func(c keysAPI) keysAPI {
 				return &faultyAPI{keysAPI: c, primaryHook: func() {
 					calls.Add(1)
 					if roleLock.TryLock() {
@@ -461,8 +459,7 @@ func TestCreds_CopyHoldsOffRoleWritesWhileItRuns(t *testing.T) {
 						t.Error("a role write could run while a copy was storing keys under the role")
 					}
 				}}
-			}
-			e.b.dropClient("vault-user")
+			})
 			e.ok(logical.UpdateOperation, path, nil)
 			if calls.Load() == 0 {
 				t.Fatal("the copy never asked the API for keys")

@@ -199,12 +199,11 @@ func TestRotate_CreateRefusedLeavesEverythingAsItWas(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	e.copySite("vault-user", "www")
-	e.wrap = func(c keysAPI) keysAPI {
+	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, createHook: func(context.Context, string, string) (sigsci.KeySet, error) {
 			return sigsci.KeySet{}, &sigsci.APIError{Method: "POST", Path: "/corps/acme/sites/www/agentKeys", StatusCode: 400, Message: "too many key sets"}
 		}}
-	}
-	e.b.dropClient("vault-user")
+	})
 	before := e.storageSnapshot()
 	e.fails(logical.UpdateOperation, "rotate/sites/www", nil, http.StatusBadGateway, "too many key sets")
 	e.assertStorageUnchanged(before) // includes: no WAL entry left
@@ -218,14 +217,13 @@ func TestRotate_AnswerLostAfterTheAPICreated(t *testing.T) {
 	e.writeRole("vault-user", "acme")
 	e.copySite("vault-user", "www")
 	old := e.stored("vault-user", "www")
-	e.wrap = func(c keysAPI) keysAPI {
+	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
 			// The API creates the set, then the connection drops unanswered.
 			e.sim.DropNextAfterHandling(1)
 			return c.CreateKeySet(ctx, corp, site)
 		}}
-	}
-	e.b.dropClient("vault-user")
+	})
 
 	rot := e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	all, primary := e.simSets("acme", "www")
@@ -303,13 +301,12 @@ func TestRotate_SetAppearingAfterTheListIsStoredByRollback(t *testing.T) {
 			e.writeRole("vault-user", "acme")
 			e.copySite("vault-user", "www")
 			old := e.stored("vault-user", "www")
-			e.wrap = func(c keysAPI) keysAPI {
+			e.wrapAPI(func(c keysAPI) keysAPI {
 				return &faultyAPI{keysAPI: c, createHook: func(context.Context, string, string) (sigsci.KeySet, error) {
 					// The API has not made the set yet when Vault lists.
 					return sigsci.KeySet{AccessKey: "not-yet-listed", SecretKey: "s", Primary: true}, tc.createErr
 				}}
-			}
-			e.b.dropClient("vault-user")
+			})
 
 			e.fails(logical.UpdateOperation, "rotate/sites/www", nil, tc.status, tc.wantInText)
 			if e.stored("vault-user", "www").AccessKey != old.AccessKey {
@@ -348,14 +345,13 @@ func TestRetire_LostDeleteAnswerStillRetires(t *testing.T) {
 	e.writeRole("vault-user", "acme")
 	e.copySite("vault-user", "www")
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
-	e.wrap = func(c keysAPI) keysAPI {
+	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, deleteHook: func(ctx context.Context, corp, site, accessKey string) error {
 			// The API deletes, the answer is lost, the client retries: 404.
 			e.sim.DropNextAfterHandling(1)
 			return c.DeleteKeySet(ctx, corp, site, accessKey)
 		}}
-	}
-	e.b.dropClient("vault-user")
+	})
 	old := e.stored("vault-user", "www").nonPrimaryAccessKeys()
 	resp := e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
 	if got := resp.Data["retired"]; !reflect.DeepEqual(got, old) {
@@ -375,7 +371,7 @@ func TestRetire_FailedDeleteIsReportedAndProgressKept(t *testing.T) {
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	nonPrimary := e.stored("vault-user", "www").nonPrimaryAccessKeys()
 	deletes := 0
-	e.wrap = func(c keysAPI) keysAPI {
+	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, deleteHook: func(ctx context.Context, corp, site, accessKey string) error {
 			deletes++
 			if deletes == 2 {
@@ -384,8 +380,7 @@ func TestRetire_FailedDeleteIsReportedAndProgressKept(t *testing.T) {
 			}
 			return c.DeleteKeySet(ctx, corp, site, accessKey)
 		}}
-	}
-	e.b.dropClient("vault-user")
+	})
 
 	msg := e.fails(logical.DeleteOperation, "rotate/sites/www", nil, http.StatusBadGateway, "run the delete again")
 	if !strings.Contains(msg, "retired so far: "+nonPrimary[0]) {
@@ -408,7 +403,7 @@ func TestRotate_RetriedCreateLeavesNoDuplicate(t *testing.T) {
 	e.writeRole("vault-user", "acme")
 	e.copySite("vault-user", "www")
 	old := e.stored("vault-user", "www")
-	e.wrap = func(c keysAPI) keysAPI {
+	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
 			// A client that retried after a lost answer: the API created twice.
 			if _, err := c.CreateKeySet(ctx, corp, site); err != nil {
@@ -416,8 +411,7 @@ func TestRotate_RetriedCreateLeavesNoDuplicate(t *testing.T) {
 			}
 			return c.CreateKeySet(ctx, corp, site)
 		}}
-	}
-	e.b.dropClient("vault-user")
+	})
 
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	all, primary := e.simSets("acme", "www")
@@ -435,15 +429,14 @@ func TestRotate_UnconfirmedRotationIsCompletedLater(t *testing.T) {
 	e.copySite("vault-user", "www")
 	old := e.stored("vault-user", "www")
 	down := true
-	e.wrap = func(c keysAPI) keysAPI {
+	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, listHook: func(ctx context.Context, call int, corp, site string) ([]sigsci.KeySet, error) {
 			if call == 2 && down { // the list after the create
 				return nil, &sigsci.APIError{Method: "GET", Path: "/corps/acme/sites/www/agentKeys", StatusCode: 503, Message: "unavailable"}
 			}
 			return c.ListKeySets(ctx, corp, site)
 		}}
-	}
-	e.b.dropClient("vault-user")
+	})
 
 	e.fails(logical.UpdateOperation, "rotate/sites/www", nil, http.StatusBadGateway, "could not be confirmed")
 	if e.walCount() != 1 {
@@ -485,14 +478,13 @@ func TestRotate_CallerGoingAwayAfterTheCreateStillFinishes(t *testing.T) {
 	old := e.stored("vault-user", "www")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	e.wrap = func(c keysAPI) keysAPI {
+	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, createHook: func(callCtx context.Context, corp, site string) (sigsci.KeySet, error) {
 			ks, err := c.CreateKeySet(callCtx, corp, site)
 			cancel() // the CLI is interrupted right after the API created the set
 			return ks, err
 		}}
-	}
-	e.b.dropClient("vault-user")
+	})
 
 	_, err := e.b.HandleRequest(ctx, &logical.Request{
 		Operation: logical.UpdateOperation, Path: "rotate/sites/www", Storage: e.storage,
@@ -553,7 +545,7 @@ func TestRotate_HoldsOffRoleWritesWhileItChangesTheAPI(t *testing.T) {
 			t.Error("a role write could run while the API was being changed for the role")
 		}
 	}
-	e.wrap = func(c keysAPI) keysAPI {
+	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c,
 			createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
 				roleHeld()
@@ -564,8 +556,7 @@ func TestRotate_HoldsOffRoleWritesWhileItChangesTheAPI(t *testing.T) {
 				return c.DeleteKeySet(ctx, corp, site, accessKey)
 			},
 		}
-	}
-	e.b.dropClient("vault-user")
+	})
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
 	if checks != 2 {
@@ -584,7 +575,7 @@ func TestRotate_ListWithoutPrimaryDeletesNothing(t *testing.T) {
 	e.writeRole("vault-user", "acme")
 	e.copySite("vault-user", "www")
 	old := e.stored("vault-user", "www")
-	e.wrap = func(c keysAPI) keysAPI {
+	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, listHook: func(ctx context.Context, call int, corp, site string) ([]sigsci.KeySet, error) {
 			sets, err := c.ListKeySets(ctx, corp, site)
 			if call == 2 { // the list after the create
@@ -594,8 +585,7 @@ func TestRotate_ListWithoutPrimaryDeletesNothing(t *testing.T) {
 			}
 			return sets, err
 		}}
-	}
-	e.b.dropClient("vault-user")
+	})
 	e.sim.ResetCalls()
 
 	e.fails(logical.UpdateOperation, "rotate/sites/www", nil, http.StatusBadGateway, "lists no primary key set")
@@ -626,15 +616,14 @@ func TestRotate_BrokenListBeforeTheCreateStartsNothing(t *testing.T) {
 	if e.stored("vault-user", "www").tracks(outside) {
 		t.Fatal("setup: the dashboard set must be unknown to Vault")
 	}
-	e.wrap = func(c keysAPI) keysAPI {
+	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, listHook: func(ctx context.Context, call int, corp, site string) ([]sigsci.KeySet, error) {
 			if call == 1 {
 				return []sigsci.KeySet{}, nil
 			}
 			return c.ListKeySets(ctx, corp, site)
 		}}
-	}
-	e.b.dropClient("vault-user")
+	})
 	before := e.storageSnapshot()
 	apiBefore, _ := e.simSets("acme", "www")
 	e.sim.ResetCalls()

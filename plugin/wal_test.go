@@ -368,7 +368,7 @@ func TestWAL_EntriesHoldNoSecret(t *testing.T) {
 			}
 		}
 	}
-	e.wrap = func(c keysAPI) keysAPI {
+	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{
 			keysAPI: c,
 			createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
@@ -382,8 +382,7 @@ func TestWAL_EntriesHoldNoSecret(t *testing.T) {
 				return c.DeleteKeySet(ctx, corp, site, accessKey)
 			},
 		}
-	}
-	e.b.dropClient("vault-user")
+	})
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
 	if walSeen != 2 {
@@ -398,15 +397,14 @@ func TestWAL_RetireRecoveryWaitsOutAListWithoutPrimary(t *testing.T) {
 	e := newTestEnv(t)
 	primary, _ := retirementInterrupted(t, e)
 	broken := true
-	e.wrap = func(c keysAPI) keysAPI {
+	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, listHook: func(ctx context.Context, _ int, corp, site string) ([]sigsci.KeySet, error) {
 			if broken {
 				return []sigsci.KeySet{}, nil
 			}
 			return c.ListKeySets(ctx, corp, site)
 		}}
-	}
-	e.b.dropClient("vault-user")
+	})
 	before := e.storageSnapshot()
 
 	resp, err := e.do(logical.RollbackOperation, "", map[string]interface{}{"immediate": true})
