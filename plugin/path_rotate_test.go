@@ -295,6 +295,12 @@ func TestRotate_SetAppearingAfterTheListIsStoredByRollback(t *testing.T) {
 			status:     http.StatusBadGateway,
 			wantInText: "lists no new primary key set",
 		},
+		"created, then the follow-up list failed": {
+			createErr: fmt.Errorf("sigsci: key set created but its answer was empty, and listing failed: %w",
+				&sigsci.APIError{Method: http.MethodGet, Path: "/corps/acme/sites/www/agentKeys", StatusCode: 400, Message: "bad request"}),
+			status:     http.StatusBadGateway,
+			wantInText: "Vault checks the site again",
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newTestEnv(t)

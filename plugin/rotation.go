@@ -172,13 +172,13 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 }
 
 // rotationNotListed answers a rotation whose new key set the API does not
-// list (yet). Only a create the API certainly refused ends the operation. A
-// create that may have reached the API (no answer, a 5xx, the caller gone)
-// or that the API reported as done can still produce a set after the list:
-// the WAL entry stays, so the periodic rollback looks again and stores the
-// set if it appears, instead of leaving it orphaned at the API.
+// list (yet). Only a create the API refused ends the operation. A create
+// that may have reached the API (no answer, a 5xx, the caller gone) or that
+// the API reported as done (even if what followed failed) can still produce
+// a set after the list: the WAL entry stays, so the periodic rollback looks
+// again and stores the set if it appears, instead of leaving it orphaned.
 func (b *backend) rotationNotListed(ctx context.Context, s logical.Storage, walID, site string, createErr error) error {
-	if createErr != nil && !errors.Is(createErr, sigsci.ErrOutcomeUnknown) {
+	if createRefused(createErr) {
 		if err := framework.DeleteWAL(ctx, s, walID); err != nil {
 			return fmt.Errorf("deleting WAL entry: %w", err)
 		}
@@ -190,6 +190,13 @@ func (b *backend) rotationNotListed(ctx context.Context, s logical.Storage, walI
 	}
 	return logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
 		"the API reported success but lists no new primary key set for site %q; %s", site, later))
+}
+
+// createRefused reports whether the create itself was answered with an
+// error status that leaves no doubt that no key set was made.
+func createRefused(err error) bool {
+	var apiErr *sigsci.APIError
+	return errors.As(err, &apiErr) && apiErr.Method == http.MethodPost && !errors.Is(err, sigsci.ErrOutcomeUnknown)
 }
 
 // completeRotation makes Vault agree with the API after a key set was (or
