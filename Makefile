@@ -5,30 +5,43 @@
 
 SHELL := /bin/bash
 GO ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null | sed 's/^v//' || echo 0.0.0)
+# A semantic version from git (0.0.0-g<sha> before the first tag); Vault wants
+# the plugin's with a leading v.
+VERSION ?= $(shell packaging/version.sh)
 BIN := bin
-LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: all build test test-unit test-e2e lint demo clean
+.PHONY: all build test test-unit test-e2e lint demo clean vault
 
 all: build
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+	$(GO) build -trimpath -ldflags '-s -w -X main.version=v$(VERSION)' -o $(BIN)/ ./cmd/vault-plugin-sigsci
+	$(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o $(BIN)/ ./cmd/hostd ./cmd/sigsci-sim
 
 ## test: everything CI runs.
 test: lint test-unit test-e2e
 
+## vault: build the real Vault server and CLI for the tests (cached per the pins in
+## e2e/vault; the first build takes ~15 min and streams its progress).
+vault:
+	cd e2e && $(GO) run ./cmd/vaultbin
+
+## test-unit: the main module's tests. Tests that need a real Vault get the binary
+## that `make vault` builds.
 test-unit:
-	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	export SIGSCI_VAULT_BIN=$$(cd e2e && $(GO) run ./cmd/vaultbin) && \
+	  CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 	$(MAKE) test-packaging
 
-## test-e2e: build the real Vault first (cached per e2e/vault pins; the first build
-## takes ~15 min and streams its progress), then run the end-to-end tests.
+## test-e2e: the end-to-end tests with the real Vault, systemd and the simulator.
 test-e2e:
 	set -o pipefail; { cd e2e && $(GO) run ./cmd/vaultbin >/dev/null && \
 	  $(GO) test -count=1 -timeout 60m -v ./... ; } 2>&1 | tee e2e-test.log
+
+## demo: the main job, locally, with no Signal Sciences account.
+demo: build
+	SIGSCI_VAULT_BIN=$$(cd e2e && $(GO) run ./cmd/vaultbin) ./e2e/demo.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
