@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/mail"
@@ -262,9 +263,10 @@ func mergeRole(stored *roleEntry, d *framework.FieldData) (*roleEntry, error) {
 	if v, ok := d.GetOk("email"); ok {
 		r.Email = strings.TrimSpace(v.(string))
 	}
-	if v, ok := d.GetOk("token"); ok {
+	_, tokenGiven := d.GetOk("token")
+	if tokenGiven {
 		// A token read from a file (token=@token.txt) usually ends in a newline.
-		r.Token = strings.TrimSpace(v.(string))
+		r.Token = strings.TrimSpace(d.Get("token").(string))
 	}
 	if v, ok := d.GetOk("api_url"); ok {
 		r.APIURL = strings.TrimSpace(v.(string))
@@ -283,6 +285,11 @@ func mergeRole(stored *roleEntry, d *framework.FieldData) (*roleEntry, error) {
 		return nil, err
 	}
 	r.APIURL = u
+	if stored != nil && !tokenGiven && r.APIURL != stored.APIURL {
+		// The stored token would otherwise be sent to a host nobody who
+		// knows the token has approved.
+		return nil, errors.New("changing api_url sends the API token to a new host: give the token again (token=@token.txt)")
+	}
 	return r, nil
 }
 

@@ -235,3 +235,20 @@ func TestRole_WriteDropsCachedClient(t *testing.T) {
 	e.writeRole("vault-user", "acme")
 	e.copySite("vault-user", "www")
 }
+
+func TestRole_MovingAPIURLNeedsTheTokenAgain(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	before := e.storageSnapshot()
+	e.fails(logical.UpdateOperation, "role/vault-user",
+		map[string]interface{}{"api_url": "https://attacker.example/api/v0"}, 400, "give the token again")
+	e.assertStorageUnchanged(before)
+
+	// With the token given again the move is the token owner's decision.
+	e.ok(logical.UpdateOperation, "role/vault-user",
+		map[string]interface{}{"api_url": "https://other.example/api/v0", "token": acmeToken})
+	r, err := e.b.loadRole(context.Background(), e.storage, "vault-user")
+	if err != nil || r == nil || r.APIURL != "https://other.example/api/v0" {
+		t.Fatalf("api_url not moved with the token given: %v %v", r, err)
+	}
+}

@@ -100,7 +100,7 @@ func TestPoliciesFromPackaging(t *testing.T) {
 
 	step(t, "an operator with sigsci-operator runs roles, copy, read, rotate and retire", func(t *testing.T) {
 		as("operator.token", "vault write -f /sigsci/role/vault-user corp="+corpID+" email="+emailID+" token=@token.txt").OK(t)
-		as("operator.token", "vault write /sigsci/role/vault-user api_url="+sim.APIURL).OK(t)
+		as("operator.token", "vault write /sigsci/role/vault-user api_url="+sim.APIURL+" token=@token.txt").OK(t)
 		mustContain(t, "the role list", as("operator.token", "vault list sigsci/role").OK(t), "vault-user")
 		mustContain(t, "the role list", as("operator.token", "vault read /sigsci/role/").OK(t), "vault-user")
 		as("operator.token", "vault read /sigsci/role/vault-user").OK(t)

@@ -82,7 +82,7 @@ func (d *desk) install(t *testing.T) {
 func (d *desk) createRole(t *testing.T) {
 	t.Helper()
 	d.sh(t, documented(docCreateRole)).OK(t)
-	d.sh(t, "vault write /sigsci/role/vault-user api_url="+d.sim.APIURL).OK(t)
+	d.sh(t, "vault write /sigsci/role/vault-user api_url="+d.sim.APIURL+" token=@token.txt").OK(t)
 }
 
 // primary returns the primary key set of a site of the operator's corp at the API.

@@ -66,8 +66,11 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 		out := d.sh(t, documented(docCreateRole)).OK(t)
 		mustContain(t, "the create output", out, "Success! Data written to: sigsci/role/vault-user")
 		// The documented command targets the real API; this desk's API is the
-		// simulator. An update naming only api_url keeps the stored token.
-		d.sh(t, "vault write /sigsci/role/vault-user api_url="+d.sim.APIURL).OK(t)
+		// simulator. Moving a role to another API host needs the token again,
+		// so that nobody can send the stored token to a host of their choice.
+		refused := d.sh(t, "vault write /sigsci/role/vault-user api_url="+d.sim.APIURL).Refused(t)
+		mustContain(t, "the refusal", refused, "give the token again")
+		d.sh(t, "vault write /sigsci/role/vault-user api_url="+d.sim.APIURL+" token=@token.txt").OK(t)
 	})
 
 	step(t, "both documented ways of listing roles show the role", func(t *testing.T) {
