@@ -93,7 +93,8 @@ status { socket_path = "$work/hostd.sock" }
 HCL
 "$repo/bin/hostd" validate -config etc/hostd.hcl
 "$repo/bin/hostd" run -config etc/hostd.hcl 2>"$work/hostd.log" &
-pids+=($!)
+hostd_pid=$!
+pids+=($hostd_pid)
 wait_for "hostd's first render" grep -q accesskeyid agent.conf
 echo "agent.conf (secret elided):"; sed 's/^secretaccesskey.*/secretaccesskey = "…"/' agent.conf
 
@@ -111,6 +112,10 @@ run vault delete /sigsci/rotate/sites/www
 
 say "hostd status"
 "$repo/bin/hostd" status -socket "$work/hostd.sock" || true
+
+say "hostd's footprint"
+printf 'binary %s MB, resident memory %s\n' "$(( $(stat -c %s "$repo/bin/hostd") / 1000000 ))" \
+  "$(awk '/^VmRSS/ {print $2, $3}' "/proc/$hostd_pid/status")"
 
 say "hostd metrics (renders and auth)"
 curl -s "http://$metrics/metrics" | grep -E '^hostd_(authenticated|auth_attempts_total|template_renders_total|vault_requests_total)' || true
