@@ -6,4 +6,9 @@ go 1.26.4
 
 require github.com/sigsci-keys/sigsci-keys v0.0.0
 
+require (
+	github.com/coreos/go-systemd/v22 v22.7.0 // indirect
+	github.com/godbus/dbus/v5 v5.1.0 // indirect
+)
+
 replace github.com/sigsci-keys/sigsci-keys => ../
