@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -80,26 +79,9 @@ type harness struct {
 	role   vaulttest.AppRole
 	dir    string
 	events *recorder
-	logs   *syncBuffer
+	logs   *vaulttest.LogBuffer
 	auth   *Authenticator
 	tokens []string // every token seen, checked against events and logs
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // newAppRoleHarness starts Vault with an approle role whose tokens live 3s
@@ -119,7 +101,7 @@ func newAppRoleHarness(t *testing.T, settings map[string]any) *harness {
 		role:   v.EnableAppRole("approle", "waf", settings),
 		dir:    t.TempDir(),
 		events: newRecorder(),
-		logs:   &syncBuffer{},
+		logs:   &vaulttest.LogBuffer{},
 	}
 	h.writeFile(t, "role-id", h.role.RoleID)
 	h.writeFile(t, "secret-id", v.NewSecretID(h.role))
@@ -467,7 +449,7 @@ func TestCertLoginWithTheClientsCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{vault: v, dir: t.TempDir(), events: newRecorder(), logs: &syncBuffer{}}
+	h := &harness{vault: v, dir: t.TempDir(), events: newRecorder(), logs: &vaulttest.LogBuffer{}}
 	opts := h.options(MethodCert)
 	opts.Client, opts.CertName = client, "waf-hosts"
 	a := h.start(t, opts)

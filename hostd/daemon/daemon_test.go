@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
+	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 )
 
 // These tests run the daemon without Vault: the address refuses
@@ -78,31 +78,13 @@ func (r *recorder) waitCount(t *testing.T, prefix string, n int) {
 	}
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harness struct {
 	t      *testing.T
 	dir    string
 	path   string
 	socket string
 	notes  *recorder
-	logs   *syncBuffer
+	logs   *vaulttest.LogBuffer
 	level  *slog.LevelVar
 	reload chan struct{}
 	cancel context.CancelFunc
@@ -147,7 +129,7 @@ func startWith(t *testing.T, notes *recorder, text func(dir, socket string) stri
 	t.Helper()
 	dir := t.TempDir()
 	h := &harness{t: t, dir: dir, path: filepath.Join(dir, "hostd.hcl"), socket: filepath.Join(dir, "hostd.sock"),
-		notes: notes, logs: &syncBuffer{}, reload: make(chan struct{}), done: make(chan error, 1)}
+		notes: notes, logs: &vaulttest.LogBuffer{}, reload: make(chan struct{}), done: make(chan error, 1)}
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("not-a-real-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -384,7 +366,7 @@ func TestRunFailsWhenTheStatusSocketCannotBeCreated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger, _ := NewLogger(&syncBuffer{}, cfg.Log)
+	logger, _ := NewLogger(&vaulttest.LogBuffer{}, cfg.Log)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	err = Run(ctx, cfg, logger, "test", WithNotifier(newRecorder()), WithReload(make(chan struct{})))
@@ -466,7 +448,7 @@ func TestRunFailsWhenTheMetricsPortIsTaken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger, _ := NewLogger(&syncBuffer{}, cfg.Log)
+	logger, _ := NewLogger(&vaulttest.LogBuffer{}, cfg.Log)
 	err = Run(context.Background(), cfg, logger, "test", WithNotifier(newRecorder()), WithReload(make(chan struct{})))
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("Run = %v, want the port error", err)

@@ -28,30 +28,13 @@ const refresh = 5 * time.Second
 
 // ctLogs receives consul-template's standard log output through LogWriter
 // for the whole test binary, so tests can check what would reach the log.
-var ctLogs = &syncBuffer{}
+var ctLogs = &vaulttest.LogBuffer{}
 
 func TestMain(m *testing.M) {
 	restore := CaptureStdLog(slog.New(slog.NewTextHandler(ctLogs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	code := m.Run()
 	restore()
 	os.Exit(code)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // recorder keeps every event and lets a test wait for one.
@@ -173,7 +156,7 @@ type stack struct {
 	// keep-alive connections before counting goroutines.
 	upstream *http.Transport
 	events   *recorder
-	logs     *syncBuffer
+	logs     *vaulttest.LogBuffer
 	dir      string
 	tokens   []string
 }
@@ -185,7 +168,7 @@ func newStack(t *testing.T) *stack {
 	role := v.EnableAppRole("approle", "waf", map[string]any{
 		"token_policies": "waf", "token_ttl": "1m", "token_max_ttl": "10m",
 	})
-	s := &stack{vault: v, events: newRecorder(), logs: &syncBuffer{}, dir: t.TempDir()}
+	s := &stack{vault: v, events: newRecorder(), logs: &vaulttest.LogBuffer{}, dir: t.TempDir()}
 	creds := t.TempDir()
 	os.WriteFile(filepath.Join(creds, "role-id"), []byte(role.RoleID), 0o600)
 	os.WriteFile(filepath.Join(creds, "secret-id"), []byte(v.NewSecretID(role)), 0o600)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 )
 
 const (
@@ -68,23 +69,6 @@ func (e *events) list() []event.VaultRequest {
 	return append([]event.VaultRequest(nil), e.all...)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // seen is what the fake Vault received.
 type seen struct {
 	mu        sync.Mutex
@@ -134,12 +118,12 @@ type setup struct {
 	client *http.Client
 	tokens *tokens
 	events *events
-	logs   *syncBuffer
+	logs   *vaulttest.LogBuffer
 	seen   *seen
 }
 
 func newSetup(t *testing.T, upstream string, opts Options) *setup {
-	s := &setup{tokens: newTokens(tokenA), events: &events{}, logs: &syncBuffer{}, seen: &seen{}}
+	s := &setup{tokens: newTokens(tokenA), events: &events{}, logs: &vaulttest.LogBuffer{}, seen: &seen{}}
 	if upstream == "" {
 		upstream = fakeVault(t, s.seen).URL
 	}
