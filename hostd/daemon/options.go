@@ -79,7 +79,7 @@ func renderOptions(cfg *config.Config, dialer render.Dialer, roll *rollout.Rollo
 		o.OnChange = func(changes []render.Change) {
 			out := make([]rollout.Change, len(changes))
 			for i, c := range changes {
-				out[i] = rollout.Change{Unit: c.Unit, Destination: c.Destination, Backup: c.Backup}
+				out[i] = rollout.Change{Unit: c.Unit, Destination: c.Destination, Previous: c.Previous}
 			}
 			roll.Submit(out...) // never blocks
 		}

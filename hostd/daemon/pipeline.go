@@ -34,7 +34,7 @@ func (d *daemon) startPipeline(ctx context.Context, cfg *config.Config) (*part, 
 
 	var roll *rollout.Rollout
 	if d.cur.systemd != nil {
-		roll = rollout.New(d.cur.systemd, write.Restore, d.sink, rolloutOptions(cfg))
+		roll = rollout.New(d.cur.systemd, write.Put, d.sink, rolloutOptions(cfg))
 		roll.Submit(d.unfinishedRestarts(cfg)...)
 	}
 	var renderer *render.Renderer
@@ -85,7 +85,12 @@ func (d *daemon) unfinishedRestarts(cfg *config.Config) []rollout.Change {
 		}
 		c := rollout.Change{Unit: t.Unit, Destination: t.Destination}
 		if t.Backup {
-			c.Backup = write.BackupPath(t.Destination)
+			// The old pipeline's in-memory previous content is gone; the
+			// backup on disk is the best there is (without it, a unit that
+			// does not survive this restart cannot be rolled back).
+			if prev, err := write.ReadSnapshot(write.BackupPath(t.Destination)); err == nil {
+				c.Previous = prev
+			}
 		}
 		changes = append(changes, c)
 	}

@@ -81,7 +81,9 @@ type Template struct {
 // Change says that a unit's file changed on disk.
 type Change struct {
 	Unit, Destination string
-	Backup            string // previous content, "" when there was none or no backup
+	// Previous is what the file held before the first change not yet
+	// handed to OnChange; nil when there was no file.
+	Previous *write.Snapshot
 }
 
 // Dialer connects consul-template to Vault; *vaultproxy.Proxy is one.
@@ -473,7 +475,11 @@ func (r *Renderer) writeFile(in *renderer.RenderInput) (*renderer.RenderResult, 
 	r.mu.Lock()
 	r.rendered[t.Destination] = true
 	if res.Changed && t.Unit != "" {
-		r.pending[t.Destination] = Change{Unit: t.Unit, Destination: t.Destination, Backup: res.Backup}
+		c := Change{Unit: t.Unit, Destination: t.Destination, Previous: res.Previous}
+		if earlier, ok := r.pending[t.Destination]; ok {
+			c.Previous = earlier.Previous // the unit has not run on the in-between content
+		}
+		r.pending[t.Destination] = c
 	}
 	r.mu.Unlock()
 	if res.Changed {

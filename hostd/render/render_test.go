@@ -302,9 +302,10 @@ func TestSecretChangeReachesTheFileWithinTheRefreshInterval(t *testing.T) {
 	if got := readFile(t, tmpl.Destination+".bak"); got != "access_key = \"key-v1\"\n" {
 		t.Fatalf("backup holds %q", got)
 	}
-	want := Change{Unit: "sigsci-agent.service", Destination: tmpl.Destination, Backup: tmpl.Destination + ".bak"}
-	if b := c.next(t, 5*time.Second); len(b) != 1 || b[0] != want {
-		t.Fatalf("batch %+v, want %+v", b, want)
+	b := c.next(t, 5*time.Second)
+	if len(b) != 1 || b[0].Unit != "sigsci-agent.service" || b[0].Destination != tmpl.Destination ||
+		b[0].Previous == nil || string(b[0].Previous.Content()) != "access_key = \"key-v1\"\n" {
+		t.Fatalf("batch %+v, want the change of %s with the previous content", b, tmpl.Destination)
 	}
 	if r.Starts() != 1 {
 		t.Fatalf("%d runner starts, want 1", r.Starts())
@@ -436,9 +437,13 @@ func TestUnitIsReportedOnlyAfterAllItsTemplatesRendered(t *testing.T) {
 	second := keyTemplate(s.dir, "second", "sigsci-agent.service") // its secret does not exist yet
 	other := keyTemplate(s.dir, "other", "other.service")
 	s.writeSecret(t, "other", "o1")
+	const installed = "what the unit runs on\n"
+	if err := os.WriteFile(first.Destination, []byte(installed), 0o640); err != nil {
+		t.Fatal(err)
+	}
 	s.start(t, c, first, second, other)
 
-	s.events.waitFor(t, 0, 15*time.Second, "first template rendered", renderOf(first.Destination, changed))
+	_, next := s.events.waitFor(t, 0, 15*time.Second, "first template rendered", renderOf(first.Destination, changed))
 	s.events.waitFor(t, 0, 15*time.Second, "other unit rendered", renderOf(other.Destination, changed))
 	b := c.next(t, 5*time.Second)
 	if len(b) != 1 || b[0].Unit != "other.service" {
@@ -446,12 +451,19 @@ func TestUnitIsReportedOnlyAfterAllItsTemplatesRendered(t *testing.T) {
 	}
 	c.none(t)
 
+	// The first file changes again while the unit still waits: the batch
+	// must carry what the unit ran on, not the in-between render.
+	s.writeSecret(t, "first", "a2")
+	s.events.waitFor(t, next, refresh+15*time.Second, "first template rendered again", renderOf(first.Destination, changed))
 	mark := s.events.len()
 	s.writeSecret(t, "second", "b1")
 	s.events.waitFor(t, mark, refresh+15*time.Second, "second template rendered", renderOf(second.Destination, changed))
 	b = c.next(t, 5*time.Second)
 	if len(b) != 2 || b[0].Destination != first.Destination || b[1].Destination != second.Destination {
 		t.Fatalf("batch %+v, want both files of sigsci-agent.service together", b)
+	}
+	if b[0].Previous == nil || string(b[0].Previous.Content()) != installed || b[1].Previous != nil {
+		t.Fatalf("previous contents %+v, %+v: want %q for the first file and none for the new second", b[0].Previous, b[1].Previous, installed)
 	}
 }
 

@@ -155,14 +155,15 @@ func sameInstance(a, b restart.State) bool {
 	return a.InvocationID == b.InvocationID && a.MainPID == b.MainPID && a.NRestarts == b.NRestarts
 }
 
-// restoreBackups restores every change of the batch that has a backup.
+// restoreBackups puts back the content every destination of the batch had
+// before the batch's first change.
 func (r *Rollout) restoreBackups(b *batch) (restored, problems []string) {
 	for _, c := range b.changes {
-		if c.Backup == "" {
+		if c.Previous == nil {
 			problems = append(problems, fmt.Sprintf("%s had no previous content to restore", c.Destination))
 			continue
 		}
-		if err := r.restore(c.Destination, c.Backup); err != nil {
+		if err := r.restore(c.Destination, c.Previous); err != nil {
 			problems = append(problems, err.Error())
 			continue
 		}

@@ -57,7 +57,7 @@ func (r *Rollout) rejectedBefore(b *batch) (time.Time, bool) {
 	var last time.Time
 	for _, c := range b.changes {
 		rej, ok := r.rejected[c.Destination]
-		if !ok || now[c.Destination] != rej.digest || c.Backup == "" {
+		if !ok || now[c.Destination] != rej.digest || c.Previous == nil {
 			return time.Time{}, false
 		}
 		if rej.at.After(last) {

@@ -4,8 +4,8 @@
 // It owns the restart policy: per-unit debounce, a random splay, the
 // maintenance window, one restart per unit at a time, the health check after
 // a restart, and the rollback (restore the batch's backups, restart again).
-// It restarts through a Restarter (hostd/restart) and restores through the
-// function it is given (hostd/write's Restore); it never renders or writes a
+// It restarts through a Restarter (hostd/restart) and puts files back through
+// the function it is given (hostd/write's Put); it never renders or writes a
 // file itself, and it reports only through an event.Sink.
 package rollout
 
@@ -19,12 +19,14 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
+	"github.com/sigsci-keys/sigsci-keys/hostd/write"
 )
 
-// Change says that Destination, a file Unit reads, got new content; Backup
-// holds its previous content (empty when the file is new).
+// Change says that Destination, a file Unit reads, got new content; Previous
+// is what it held before (nil when the file is new).
 type Change struct {
-	Unit, Destination, Backup string
+	Unit, Destination string
+	Previous          *write.Snapshot
 }
 
 // Restarter restarts units and reads their state; *restart.Conn is one.
@@ -33,8 +35,8 @@ type Restarter interface {
 	UnitState(ctx context.Context, unit string) (restart.State, error)
 }
 
-// RestoreFunc puts backup's content back at destination.
-type RestoreFunc func(destination, backup string) error
+// RestoreFunc puts previous back at destination; write.Put is one.
+type RestoreFunc func(destination string, previous *write.Snapshot) error
 
 // Defaults for zero Options fields.
 const (
@@ -123,13 +125,11 @@ type batch struct {
 }
 
 func (b *batch) add(c Change) {
-	for i, have := range b.changes {
+	for _, have := range b.changes {
 		if have.Destination == c.Destination {
-			// The same file again: its backup path is the same, and the
-			// first change's backup is the content before this batch.
-			if have.Backup == "" {
-				b.changes[i].Backup = c.Backup
-			}
+			// The same file again: only the first change's Previous is
+			// what the unit ran on before this batch; a later one is
+			// content the unit never ran on. Keep the first, even nil.
 			return
 		}
 	}
@@ -145,8 +145,8 @@ func (b *batch) destinations() string {
 	return strings.Join(names, ", ")
 }
 
-// New returns a Rollout restarting through r, restoring backups with restore
-// and reporting to sink.
+// New returns a Rollout restarting through r, putting previous content back
+// with restore and reporting to sink.
 func New(r Restarter, restore RestoreFunc, sink event.Sink, opts Options) *Rollout {
 	if sink == nil {
 		sink = event.Discard

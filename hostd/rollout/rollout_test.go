@@ -84,7 +84,7 @@ func newHost(t *testing.T, refuse string, opts rollout.Options) *host {
 	if opts.ActiveTimeout == 0 {
 		opts.ActiveTimeout = 5 * time.Second
 	}
-	h.rollout = rollout.New(conn, write.Restore, h.events, opts)
+	h.rollout = rollout.New(conn, write.Put, h.events, opts)
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.rollout.Run(runCtx) }()
@@ -109,7 +109,7 @@ func (h *host) writeConf(name, content string) rollout.Change {
 	if !res.Changed {
 		h.t.Fatalf("%s did not change", dest)
 	}
-	return rollout.Change{Unit: h.unit, Destination: dest, Backup: res.Backup}
+	return rollout.Change{Unit: h.unit, Destination: dest, Previous: res.Previous}
 }
 
 func (h *host) readConf(name string) string {
@@ -254,6 +254,28 @@ func TestAgentThatRejectsTheChangeIsRolledBack(t *testing.T) {
 				t.Fatalf("new content after a rejection: %+v (invocation still %s)", r, inv)
 			}
 		})
+	}
+}
+
+// Two writes of one file before its restart: the rollback puts back what the
+// agent ran on before the batch, not the in-between content it never ran on.
+func TestRollbackRestoresTheContentBeforeTheBatch(t *testing.T) {
+	h := newHost(t, "exit", rollout.Options{Debounce: 300 * time.Millisecond, WatchInterval: 500 * time.Millisecond, ActiveTimeout: 4 * time.Second})
+
+	h.rollout.Submit(h.writeConf("agent.conf", "good 2, never run"))
+	h.rollout.Submit(h.writeConf("agent.conf", "bad 3"))
+
+	if first := h.events.waitRestart(t, h.ctx); first.RolledBack || first.Err == "" {
+		t.Fatalf("first restart event: %+v", first)
+	}
+	if second := h.events.waitRestart(t, h.ctx); second.Result != rollout.ResultRolledBack {
+		t.Fatalf("rollback event: %+v", second)
+	}
+	if got := h.readConf("agent.conf"); got != "good 1" {
+		t.Fatalf("agent.conf after rollback = %q, want %q, the content before the batch", got, "good 1")
+	}
+	if n := h.rollout.BatchesStarted(); n != 1 {
+		t.Fatalf("%d batches for two changes before the restart, want 1", n)
 	}
 }
 

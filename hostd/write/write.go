@@ -3,9 +3,11 @@
 //
 // It compares the new content with what is on disk, writes a temporary file in
 // the destination's directory, syncs it, sets mode and owner, renames it over
-// the destination and syncs the directory. It can keep the previous content as
-// a backup and put a backup back. It knows nothing of Vault, templates or
-// systemd, and it never logs: callers decide what to report.
+// the destination and syncs the directory. It hands back the previous content
+// as a Snapshot, can keep it on disk as a backup, and puts a Snapshot back.
+// Writes to one destination from this process never interleave. It knows
+// nothing of Vault, templates or systemd, and it never logs: callers decide
+// what to report.
 package write
 
 import (
@@ -17,6 +19,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 )
 
@@ -44,7 +47,20 @@ type Result struct {
 	// Backup is the path holding the previous content, when Changed, a
 	// previous file existed and Options.Backup was set.
 	Backup string
+	// Previous is the destination as it was before the write, when Changed
+	// and a previous file existed, whether or not a backup was kept.
+	Previous *Snapshot
 }
+
+// Snapshot is a file's content, mode and owner at one moment: what a
+// rollback puts back with Put.
+type Snapshot struct {
+	content []byte
+	meta    meta
+}
+
+// Content returns the snapshot's bytes; the caller must not modify them.
+func (s *Snapshot) Content() []byte { return s.content }
 
 // BackupPath is where Write keeps the previous content of dest.
 func BackupPath(dest string) string { return dest + ".bak" }
@@ -62,6 +78,7 @@ type meta struct {
 // left behind. An error after the rename (syncing the directory) is returned
 // together with a Result that says what changed.
 func Write(dest string, content []byte, opts Options) (Result, error) {
+	defer lockDestination(dest)()
 	want, err := wantedMeta(opts)
 	if err != nil {
 		return Result{}, fmt.Errorf("write %s: %w", dest, err)
@@ -98,20 +115,41 @@ func Write(dest string, content []byte, opts Options) (Result, error) {
 		return Result{}, fmt.Errorf("write %s: %w", dest, err)
 	}
 	res.Changed = !sameBytes
+	if res.Changed && exists {
+		res.Previous = &Snapshot{content: old, meta: oldMeta}
+	}
 	return res, nil
 }
 
-// Restore puts the content of backup back at dest, atomically, with the
-// backup's mode and owner. The backup file stays in place.
-func Restore(dest, backup string) error {
-	data, m, err := readRegular(backup)
+// ReadSnapshot reads path (a regular file) with its mode and owner.
+func ReadSnapshot(path string) (*Snapshot, error) {
+	data, m, err := readRegular(path)
 	if err != nil {
-		return fmt.Errorf("restore %s from %s: %w", dest, backup, err)
+		return nil, fmt.Errorf("read snapshot: %w", err)
 	}
-	if err := replace(dest, data, m); err != nil {
-		return fmt.Errorf("restore %s from %s: %w", dest, backup, err)
+	return &Snapshot{content: data, meta: m}, nil
+}
+
+// Put makes dest hold the snapshot's content, mode and owner, atomically.
+func Put(dest string, s *Snapshot) error {
+	defer lockDestination(dest)()
+	if err := replace(dest, s.content, s.meta); err != nil {
+		return fmt.Errorf("put back %s: %w", dest, err)
 	}
 	return nil
+}
+
+// destinationLocks holds one mutex per destination written by this process,
+// so a rollback's Put and a render's Write of the same file run one after
+// the other: each reads the file it replaces, and its Result must describe
+// what it really replaced.
+var destinationLocks sync.Map // cleaned path → *sync.Mutex
+
+func lockDestination(path string) (unlock func()) {
+	m, _ := destinationLocks.LoadOrStore(filepath.Clean(path), new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
 
 // wantedMeta turns Options into the mode and ids to set.

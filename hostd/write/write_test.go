@@ -3,6 +3,7 @@ package write
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -205,7 +206,48 @@ func TestOwnerByIDAndByName(t *testing.T) {
 	}
 }
 
-func TestRestorePutsBackupBack(t *testing.T) {
+func TestPutRestoresThePreviousContent(t *testing.T) {
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "agent.conf")
+	writeFile(t, dest, "good\n", 0o640)
+	res, err := Write(dest, []byte("bad\n"), Options{Perms: 0o600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Previous == nil || string(res.Previous.Content()) != "good\n" {
+		t.Fatalf("Previous %+v, want the old content", res.Previous)
+	}
+
+	if err := Put(dest, res.Previous); err != nil {
+		t.Fatal(err)
+	}
+	assertContent(t, dest, "good\n")
+	if mode, _ := stat(t, dest); mode != 0o640 {
+		t.Fatalf("restored mode %#o, want the previous 0640", mode)
+	}
+	assertOnly(t, dir, "agent.conf")
+}
+
+func TestPreviousOnlyWhenContentReplaced(t *testing.T) {
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "agent.conf")
+	res, err := Write(dest, []byte("first\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Changed || res.Previous != nil {
+		t.Fatalf("new file: result %+v, want changed without a previous content", res)
+	}
+	res, err = Write(dest, []byte("first\n"), Options{Perms: 0o640})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed || res.Previous != nil {
+		t.Fatalf("mode-only fix: result %+v, want no change and no previous content", res)
+	}
+}
+
+func TestReadSnapshotOfBackupPutsItBack(t *testing.T) {
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "agent.conf")
 	writeFile(t, dest, "good\n", 0o640)
@@ -213,8 +255,11 @@ func TestRestorePutsBackupBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	if err := Restore(dest, res.Backup); err != nil {
+	snap, err := ReadSnapshot(res.Backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Put(dest, snap); err != nil {
 		t.Fatal(err)
 	}
 	assertContent(t, dest, "good\n")
@@ -225,17 +270,73 @@ func TestRestorePutsBackupBack(t *testing.T) {
 	assertOnly(t, dir, "agent.conf", "agent.conf.bak")
 }
 
-func TestRestoreFromMissingBackupLeavesFile(t *testing.T) {
+func TestReadSnapshotOfMissingBackupFails(t *testing.T) {
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "agent.conf")
 	writeFile(t, dest, "current\n", 0o600)
 
-	err := Restore(dest, dest+".bak")
+	_, err := ReadSnapshot(dest + ".bak")
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("err %v, want not-exist", err)
 	}
 	assertContent(t, dest, "current\n")
 	assertOnly(t, dir, "agent.conf")
+}
+
+// A Put and Writes of the same destination from several goroutines never
+// interleave: every Write's Previous is exactly a content the file really
+// held, one of the versions written, never a mix or a stale read.
+func TestWritesAndPutOfOneDestinationDoNotInterleave(t *testing.T) {
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "agent.conf")
+	writeFile(t, dest, "v0\n", 0o600)
+	good, err := ReadSnapshot(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var replaced []string // the Previous content of every changed Write
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 25 {
+				if g == 0 && i%5 == 0 {
+					if err := Put(dest, good); err != nil {
+						t.Error(err)
+					}
+					continue
+				}
+				res, err := Write(dest, []byte(fmt.Sprintf("v%d-%d\n", g, i)), Options{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if res.Previous != nil {
+					mu.Lock()
+					replaced = append(replaced, string(res.Previous.Content()))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// Every content a Write replaced was written once by a Write or a Put,
+	// and each Write's content is replaced at most once (by the next
+	// operation), so no content appears more often than it was written.
+	seen := map[string]int{}
+	for _, c := range replaced {
+		seen[c]++
+	}
+	for c, n := range seen {
+		if c == "v0\n" {
+			continue // the initial content and every Put write it
+		}
+		if n > 1 {
+			t.Fatalf("%q was replaced %d times: two writes read the same old file", c, n)
+		}
+	}
 }
 
 func TestBadInputLeavesOldFile(t *testing.T) {
