@@ -395,7 +395,7 @@ func TestParseWarnings(t *testing.T) {
 		{"tls_skip_verify", "vault {\n  address = \"https://v:8200\"\n  tls_skip_verify = true\n}\n" + base[strings.Index(base, "auto_auth"):] + "template {\n  contents = \"x\"\n  destination = \"/a\"\n}\n", 3, "TLS verification is off"},
 		{"plain http to a remote vault", "vault {\n  address = \"http://vault.example:8200\"\n}\n" + base[strings.Index(base, "auto_auth"):] + "template {\n  contents = \"x\"\n  destination = \"/a\"\n}\n", 2, "Vault address without TLS"},
 		{"world-readable template", base + "template {\n  contents = \"x\"\n  destination = \"/a\"\n  perms = \"0644\"\n}\n", 13, "World-readable template"},
-		{"unit without backup", base + "template {\n  contents = \"x\"\n  destination = \"/a\"\n  unit = \"a.service\"\n  backup = false\n}\n", 14, "Rollback impossible"},
+		{"unit without backup", base + "template {\n  contents = \"x\"\n  destination = \"/a\"\n  unit = \"a.service\"\n  backup = false\n}\n", 14, "No backup on disk"},
 		{"world-writable socket", base + "template {\n  contents = \"x\"\n  destination = \"/a\"\n}\nstatus {\n  socket_mode = \"0666\"\n}\n", 15, "World-writable status socket"},
 	}
 	for _, tc := range cases {

@@ -234,7 +234,7 @@ func (c *converter) template(r *rawTemplate) Template {
 		t.Unit = r.Unit
 	}
 	if !t.Backup && t.Unit != "" {
-		c.warnf(r.BackupRange, "Rollback impossible", "with backup = false hostd cannot put the previous file back if %s fails to start with the new one", t.Unit)
+		c.warnf(r.BackupRange, "No backup on disk", "with backup = false no copy of the previous file is kept: a restart of %s owed across a reload cannot be rolled back, and there is no file to recover by hand", t.Unit)
 	}
 	return t
 }
