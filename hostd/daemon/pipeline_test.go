@@ -206,3 +206,48 @@ telemetry { listen_address = "" }
 		t.Errorf("after the reload opened the window: %+v", u)
 	}
 }
+
+// TestReloadChangesTheRefreshOfStaticSecrets: a secret with no lease and no
+// rotation hint (a KV secret) is re-read on the refresh interval of the
+// configuration in force, also after a reload changed it.
+func TestReloadChangesTheRefreshOfStaticSecrets(t *testing.T) {
+	vault := vaulttest.Start(t)
+	vault.Mount("kv", "kv", nil)
+	vault.Write("kv/static", map[string]any{"accessKey": "A1"})
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "static.conf")
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(vault.RootToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := func(socket, refresh string) string {
+		return fmt.Sprintf(`vault { address = %q }
+auto_auth {
+  method "token_file" { path = %q }
+}
+template_config { refresh_interval = %q }
+template {
+  contents    = "{{ with secret \"kv/static\" }}{{ .Data.accessKey }}{{ end }}"
+  destination = %q
+}
+status { socket_path = %q }
+telemetry { listen_address = "" }
+`, vault.Addr, filepath.Join(dir, "token"), refresh, conf, socket)
+	}
+	h := start(t, func(_, socket string) string { return text(socket, "1h") })
+	waitFile(t, conf, "A1")
+
+	h.write(text(h.socket, "5s"))
+	reloaded := time.Now()
+	h.triggerReload()
+	// The new pipeline renders at once; only a change after that render
+	// shows the cadence it keeps: the new 5 s, not the old hour.
+	deadline := time.Now().Add(30 * time.Second)
+	for snap := fetch(t, h.socket); len(snap.Templates) == 0 || !snap.Templates[0].LastRender.After(reloaded); snap = fetch(t, h.socket) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no render after the reload: %+v", snap.Templates)
+		}
+		time.Sleep(50 * time.Millisecond) // polling status with a deadline
+	}
+	vault.Write("kv/static", map[string]any{"accessKey": "A2"})
+	waitFile(t, conf, "A2")
+}

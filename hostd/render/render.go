@@ -96,9 +96,11 @@ type Dialer interface {
 type Options struct {
 	Templates []Template
 	Dialer    Dialer
-	// RefreshInterval is how often secrets without a lease are read again.
-	// consul-template keeps the first value it is given for the whole
-	// process (it stores it in a package variable once).
+	// RefreshInterval is consul-template's default lease duration. It keeps
+	// the first value it is given for the whole process (a package variable
+	// set once), so hostd's proxy (hostd/vaultproxy) puts the current
+	// interval into every secret without a lease instead; this value only
+	// matters for listings.
 	RefreshInterval        time.Duration
 	MinBackoff, MaxBackoff time.Duration
 	// OnChange receives the changed files of units whose every template has

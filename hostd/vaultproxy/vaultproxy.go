@@ -62,8 +62,8 @@ type Options struct {
 	// header consul-template sets is replaced.
 	Namespace string
 	Tokens    TokenSource
-	// RefreshInterval is hostd's re-read cadence for rotating secrets; 0
-	// disables the ttl rewrite.
+	// RefreshInterval is hostd's re-read cadence for secrets without a
+	// lease; 0 disables the rewrite.
 	RefreshInterval time.Duration
 	Rand            func() float64 // in [0,1); default math/rand/v2
 	Sink            event.Sink     // default event.Discard
@@ -204,11 +204,13 @@ func (p *Proxy) checkRejectedToken(resp *http.Response) error {
 	return nil
 }
 
-// rewriteTTL shortens the ttl of a rotating secret (data has rotation_period
-// and ttl, the response has no lease id) to the jittered refresh interval, so
-// consul-template re-reads it on hostd's cadence. The result is always a JSON
-// integer of at least 1: consul-template cannot read a string ttl and treats
-// 0 as an error.
+// rewriteTTL makes consul-template re-read secrets without a lease on
+// hostd's cadence: the ttl of a rotating secret (data has rotation_period
+// and ttl) is shortened to the jittered refresh interval, and the
+// lease_duration of a static secret (no lease id) is capped at the refresh
+// interval. Otherwise consul-template would fall back to its default
+// lease duration, which it keeps process-wide from the first configuration,
+// so a reload could not change it.
 func (p *Proxy) rewriteTTL(resp *http.Response) error {
 	if resp.ContentLength > maxRewriteBody {
 		return nil
@@ -234,27 +236,16 @@ func (p *Proxy) rewrittenBody(body []byte) ([]byte, bool) {
 		return nil, false
 	}
 	var data map[string]json.RawMessage
-	if leaseID != "" || json.Unmarshal(secret["data"], &data) != nil {
+	if leaseID != "" || json.Unmarshal(secret["data"], &data) != nil || data == nil {
 		return nil, false
 	}
-	rawTTL, hasTTL := data["ttl"]
-	if _, rotating := data["rotation_period"]; !rotating || !hasTTL {
-		return nil, false
+	changed := false
+	if _, rotating := data["rotation_period"]; rotating {
+		changed = p.shortenRotatingTTL(secret, data)
+	} else {
+		changed = p.setStaticLease(secret)
 	}
-	ttl, ok := ttlSeconds(rawTTL)
-	if !ok {
-		return nil, false
-	}
-	newTTL := min(ttl, p.jitteredRefresh())
-	if newTTL < 1 {
-		newTTL = 1 // 0 means "rotating now": read again soon, not never
-	}
-	if newTTL == ttl && rawTTL[0] != '"' {
-		return nil, false // already a number and short enough
-	}
-	data["ttl"] = json.RawMessage(strconv.FormatInt(newTTL, 10))
-	var err error
-	if secret["data"], err = json.Marshal(data); err != nil {
+	if !changed {
 		return nil, false
 	}
 	out, err := json.Marshal(secret)
@@ -262,6 +253,50 @@ func (p *Proxy) rewrittenBody(body []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return out, true
+}
+
+// shortenRotatingTTL sets data.ttl to at most the jittered refresh interval,
+// as a JSON integer of at least 1: consul-template cannot read a string ttl
+// and treats 0 as an error.
+func (p *Proxy) shortenRotatingTTL(secret, data map[string]json.RawMessage) bool {
+	rawTTL, ok := data["ttl"]
+	if !ok {
+		return false
+	}
+	ttl, ok := ttlSeconds(rawTTL)
+	if !ok {
+		return false
+	}
+	newTTL := max(min(ttl, p.jitteredRefresh()), 1) // 0 means "rotating now": read again soon, not never
+	if newTTL == ttl && rawTTL[0] != '"' {
+		return false // already a number and short enough
+	}
+	data["ttl"] = json.RawMessage(strconv.FormatInt(newTTL, 10))
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return false
+	}
+	secret["data"] = raw
+	return true
+}
+
+// setStaticLease caps the lease_duration of a secret without a lease id at
+// the refresh interval. With no lease there is nothing to renew, only data
+// to read again; KV version 1 reports its mount's ttl (768h by default) and
+// KV version 2 reports 0 (consul-template's process-wide default). Either
+// way hostd's refresh interval applies (consul-template re-reads after
+// 85–95 % of it, its own jitter).
+func (p *Proxy) setStaticLease(secret map[string]json.RawMessage) bool {
+	refresh := max(int64(p.opts.RefreshInterval/time.Second), 1)
+	var d int64
+	if raw, ok := secret["lease_duration"]; ok && json.Unmarshal(raw, &d) != nil {
+		return false
+	}
+	if d > 0 && d <= refresh {
+		return false
+	}
+	secret["lease_duration"] = json.RawMessage(strconv.FormatInt(refresh, 10))
+	return true
 }
 
 // ttlSeconds reads a ttl given as a JSON integer or a string of digits.

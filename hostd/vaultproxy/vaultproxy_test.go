@@ -96,6 +96,10 @@ func fakeVault(t *testing.T, s *seen) *httptest.Server {
 			io.WriteString(w, `{"lease_id":"","data":{"access_key":"ak","rotation_period":86400,"ttl":0}}`)
 		case "/v1/sigsci/creds/leased":
 			io.WriteString(w, `{"lease_id":"sigsci/creds/leased/abc","lease_duration":600,"data":{"access_key":"ak","rotation_period":86400,"ttl":3600}}`)
+		case "/v1/kv1/static":
+			io.WriteString(w, `{"lease_id":"","lease_duration":2764800,"data":{"accessKey":"ak"}}`)
+		case "/v1/kv1/short":
+			io.WriteString(w, `{"lease_id":"","lease_duration":10,"data":{"accessKey":"ak"}}`)
 		case "/v1/secret/data/kv":
 			io.WriteString(w, `{"lease_id":"","data":{"data":{"ttl":3600},"metadata":{"version":1}}}`)
 		case "/v1/secret/revoked":
@@ -208,6 +212,39 @@ func TestTTLOfRotatingSecretFollowsJitteredRefresh(t *testing.T) {
 				t.Fatalf("data.ttl = %s, want %s (body %s)", got, c.want, body)
 			}
 			if c.path == "/v1/sigsci/creds/long" && !bytes.Contains(body, []byte(`"secret_key":"sk"`)) {
+				t.Fatalf("the rest of the secret was lost: %s", body)
+			}
+		})
+	}
+}
+
+func TestStaticSecretGetsTheRefreshIntervalAsLeaseDuration(t *testing.T) {
+	for _, c := range []struct {
+		name, path string
+		want       string
+	}{
+		{"kv version 2, lease_duration 0", "/v1/secret/data/kv", "30"},
+		{"kv version 1, the mount's 768h", "/v1/kv1/static", "30"},
+		{"already shorter", "/v1/kv1/short", "10"},
+		{"leased secret untouched", "/v1/sigsci/creds/leased", "600"},
+		{"rotating secret keeps lease_duration", "/v1/sigsci/creds/long", "0"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSetup(t, "", Options{RefreshInterval: 30 * time.Second, Rand: func() float64 { return 0.5 }})
+			code, body := s.get(t, c.path, nil)
+			if code != http.StatusOK {
+				t.Fatalf("status %d: %s", code, body)
+			}
+			var secret struct {
+				LeaseDuration json.RawMessage `json:"lease_duration"`
+			}
+			if err := json.Unmarshal(body, &secret); err != nil {
+				t.Fatal(err)
+			}
+			if got := string(secret.LeaseDuration); got != c.want {
+				t.Fatalf("lease_duration = %s, want %s (body %s)", got, c.want, body)
+			}
+			if c.path == "/v1/secret/data/kv" && !bytes.Contains(body, []byte(`"metadata":{"version":1}`)) {
 				t.Fatalf("the rest of the secret was lost: %s", body)
 			}
 		})
