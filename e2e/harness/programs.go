@@ -39,7 +39,9 @@ func (p *Programs) Require(t testing.TB) {
 // Main is the body of a test package's TestMain. It builds Vault if the cache
 // has none, builds the named commands (cmd/<name>) into a temporary
 // directory, fills p, runs the tests and removes the directory. Build problems
-// do not stop Main: each test reports them through p.Require.
+// do not stop Main: each test reports them through p.Require. After the
+// last test it runs the secrets sweep (sweep.go) and fails the package if
+// a kept output holds a secret.
 //
 //	var programs harness.Programs
 //	func TestMain(m *testing.M) { os.Exit(harness.Main(m, &programs, "vault-plugin-sigsci")) }
@@ -57,7 +59,11 @@ func Main(m *testing.M, p *Programs, commands ...string) int {
 		p.Bin = bin
 		p.buildErr = BuildCommands(ctx, bin, commands...)
 	}
-	return m.Run()
+	code := m.Run()
+	if kept.report(os.Stderr) && code == 0 {
+		code = 1
+	}
+	return code
 }
 
 // BuildCommands builds this repository's commands cmd/<name> into dir, as

@@ -22,6 +22,11 @@ func StartSimulator(t testing.TB, seed sigscisim.Seed) *Simulator {
 	t.Helper()
 	sim := sigscisim.New(seed)
 	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		srv.Close()
+		for _, secret := range sim.Secrets() {
+			KeepSecret(t, "an API token or secret key of the simulator", secret)
+		}
+	})
 	return &Simulator{Server: sim, URL: srv.URL, APIURL: srv.URL + sigscisim.APIPrefix}
 }

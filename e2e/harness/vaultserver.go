@@ -68,7 +68,11 @@ func StartVault(t testing.TB, p *Programs) *Vault {
 		}
 		lastErr = v.start(t, config)
 		if lastErr == nil {
-			t.Cleanup(func() { v.stop(t) })
+			KeepSecret(t, "the Vault root token", v.Token)
+			t.Cleanup(func() {
+				v.stop(t)
+				KeepFile(t, "the Vault server log of "+t.Name(), v.LogPath)
+			})
 			return v
 		}
 		if !v.portWasTaken() {

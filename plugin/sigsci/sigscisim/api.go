@@ -215,6 +215,7 @@ func (s *Server) createKeySet(w http.ResponseWriter, r *http.Request) {
 	}
 	k := newKeySet(s.now().UTC())
 	st.keys = append(st.keys, k)
+	s.secrets = append(s.secrets, k.secretKey)
 	writeJSON(w, http.StatusCreated, k.wire())
 }
 

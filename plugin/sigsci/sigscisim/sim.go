@@ -82,6 +82,7 @@ type Server struct {
 	calls   map[string]int
 	faults  Faults
 	window  map[string]rateWindow // per user
+	secrets []string              // every API token and secret key ever known
 }
 
 type corp struct {
@@ -182,6 +183,7 @@ func (s *Server) addUser(corpName string, u UserSeed) {
 	}
 	usr.tokens[u.Token] = true
 	usr.corps[corpName] = true
+	s.secrets = append(s.secrets, u.Token)
 }
 
 // AddUser adds an API user (or another token of an existing user) to a corp,
@@ -245,10 +247,12 @@ func (s *Server) addSite(corpName string, st SiteSeed) error {
 		display = st.Name
 	}
 	now := s.now().UTC()
+	k := newKeySet(now)
 	c.sites = append(c.sites, &site{
 		name: st.Name, displayName: display, created: now,
-		keys: []*keySet{newKeySet(now)},
+		keys: []*keySet{k},
 	})
+	s.secrets = append(s.secrets, k.secretKey)
 	return nil
 }
 
@@ -295,6 +299,15 @@ func (s *Server) Calls(endpoint string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls[endpoint]
+}
+
+// Secrets returns every secret the simulator has known: each API token and
+// the secret key of every key set it created, retired ones included, so a
+// test can search outputs and logs for all of them.
+func (s *Server) Secrets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.secrets)
 }
 
 // CallCounts returns a copy of all per-endpoint counts.

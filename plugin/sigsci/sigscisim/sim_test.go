@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -256,6 +257,14 @@ func TestRotationLifecycle(t *testing.T) {
 	// Another site is untouched.
 	if sets := f.sim.KeySets(corpA, "api"); len(sets) != 1 {
 		t.Errorf("other site changed: %v", sets)
+	}
+	// Secrets still names the retired set's secret key, the new one and
+	// the API token, for tests that search logs for any of them.
+	secrets := f.sim.Secrets()
+	for what, want := range map[string]string{"the retired secret key": old.SecretKey, "the new secret key": created["secretKey"].(string), "the API token": tokenA} {
+		if !slices.Contains(secrets, want) {
+			t.Errorf("Secrets() lacks %s", what)
+		}
 	}
 }
 
