@@ -140,7 +140,7 @@ func (m *Manager) spawn() error {
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"HOME=" + m.dir,
 		"XDG_RUNTIME_DIR=" + m.RuntimeDir(),
-		"XDG_CONFIG_HOME=" + filepath.Join(m.dir, "config"),
+		"XDG_CONFIG_HOME=" + m.ConfigDir(),
 		"XDG_DATA_HOME=" + filepath.Join(m.dir, "data"),
 		"XDG_STATE_HOME=" + filepath.Join(m.dir, "state"),
 		"XDG_CACHE_HOME=" + filepath.Join(m.dir, "cache"),
@@ -207,8 +207,13 @@ func (m *Manager) Dir() string { return m.dir }
 // RuntimeDir is the manager's XDG_RUNTIME_DIR.
 func (m *Manager) RuntimeDir() string { return filepath.Join(m.dir, "run") }
 
+// ConfigDir is the manager's XDG_CONFIG_HOME. A systemctl --user that has
+// it in its environment links and enables units in the manager's UnitDir
+// rather than in the caller's home.
+func (m *Manager) ConfigDir() string { return filepath.Join(m.dir, "config") }
+
 // UnitDir is where InstallUnit writes unit files.
-func (m *Manager) UnitDir() string { return filepath.Join(m.dir, "config", "systemd", "user") }
+func (m *Manager) UnitDir() string { return filepath.Join(m.ConfigDir(), "systemd", "user") }
 
 func (m *Manager) busPath() string { return filepath.Join(m.RuntimeDir(), "bus") }
 
@@ -296,6 +301,10 @@ func (m *Manager) job(ctx context.Context, verb, name string, call jobFunc) erro
 		return fmt.Errorf("systemdtest: %s %s: %w", verb, name, ctx.Err())
 	}
 }
+
+// Done is closed once the manager process has exited, whether through Stop
+// or on its own.
+func (m *Manager) Done() <-chan struct{} { return m.exited }
 
 // PID is the manager's process id.
 func (m *Manager) PID() int { return m.cmd.Process.Pid }

@@ -94,8 +94,18 @@ func TestStopEndsManagerAndItsUnits(t *testing.T) {
 		t.Fatalf("no main pid for a running unit: %q", props)
 	}
 
+	select {
+	case <-m.Done():
+		t.Fatal("Done is closed while the manager runs")
+	default:
+	}
 	if err := m.Stop(); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-m.Done():
+	default:
+		t.Fatal("Done is still open after Stop returned")
 	}
 	for _, pid := range []string{unitPID, strconv.Itoa(m.PID())} {
 		if _, err := os.Stat("/proc/" + pid); err == nil {
