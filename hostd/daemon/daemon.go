@@ -114,7 +114,7 @@ func newDaemon(o options, logger *slog.Logger, version string, cfg *config.Confi
 	}
 	d.state = status.NewState(d.statusOptions(cfg))
 	d.metrics = metrics.New(version)
-	d.sink = event.Fanout{d.state, d.metrics, d.ready}
+	d.sink = event.Fanout{d.state, d.metrics, d.ready, restartLog{logger.With("component", "rollout")}}
 	return d
 }
 

@@ -110,6 +110,21 @@ telemetry { listen_address = "" }
 	if u.ActiveState != "active" {
 		t.Errorf("the agent must run on the restored file: %+v", u)
 	}
+	// The journal tells the same story.
+	logs := h.logs.String()
+	for _, want := range []string{
+		`msg="restart scheduled" component=rollout unit=agent.service`,
+		`msg="restarted unit" component=rollout unit=agent.service result=done`,
+		`level=WARN msg="restart failed" component=rollout unit=agent.service result=unhealthy`,
+		`level=WARN msg="rolled back: the unit runs on the previous files" component=rollout unit=agent.service result=rolled_back`,
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("hostd's log lacks %s:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, "S-two") || strings.Contains(logs, "broken") {
+		t.Errorf("a secret key reached hostd's log:\n%s", logs)
+	}
 }
 
 func waitFile(t *testing.T, path, want string) {
