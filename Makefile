@@ -11,7 +11,7 @@ VERSION ?= $(shell packaging/version.sh)
 BIN := bin
 export CGO_ENABLED := 0
 
-.PHONY: all build test test-unit test-e2e lint demo clean vault
+.PHONY: all build test test-unit test-e2e lint demo bench clean vault
 
 all: build
 
@@ -43,6 +43,10 @@ test-e2e:
 ## It checks what it needs (root, systemd) before building Vault.
 demo: build
 	GO=$(GO) ./e2e/demo.sh
+
+## bench: hostd side by side with Vault Agent, printed as a table (a few minutes; flags in BENCH_FLAGS).
+bench:
+	cd e2e && $(GO) run ./cmd/bench $(BENCH_FLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

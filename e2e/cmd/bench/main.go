@@ -1,0 +1,132 @@
+// Command bench measures hostd side by side with Vault Agent, the tool WAF
+// hosts would otherwise run (make bench).
+//
+// Each trial sets up the same world: the Signal Sciences simulator, a Vault
+// dev server with a file audit device, the plugin registered and mounted the
+// documented way, a role, one copied site, and an AppRole with the host policy
+// (packaging/vault/approle-example.sh). One tool then logs in with that
+// AppRole's role-id and secret-id files and renders templates/agent.ctmpl to a
+// file, re-reading every -refresh; no unit is restarted and no command runs.
+// The site's keys are rotated -rotations times, each after a different delay
+// so the rotations fall at different points of the tool's refresh cycle. The
+// tools take turns, -runs trials each, one at a time.
+//
+// The table on standard output compares binary size, resident memory and CPU
+// time (from /proc), how long a rotation takes to reach the rendered file, the
+// requests each tool made to Vault (from the audit log) and what each leaves
+// on disk. Progress goes to standard error. Nothing here asserts a speed.
+//
+// It owns only the processes and temporary directories of its trials, and
+// stops and removes them when it ends or is interrupted.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/e2e/harness"
+)
+
+// options are the command-line settings of one bench run.
+type options struct {
+	runs         int
+	rotations    int
+	refresh      time.Duration // both tools' re-read interval
+	mountRefresh time.Duration // the plugin's refresh_interval: the ttl hint in every creds read
+	poll         time.Duration // how often the rendered file is read
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.runs, "runs", 3, "trials per tool")
+	flag.IntVar(&o.rotations, "rotations", 5, "key rotations per trial")
+	flag.DurationVar(&o.refresh, "refresh", 5*time.Second,
+		"re-read interval of both tools (hostd template_config.refresh_interval, Vault Agent template_config.static_secret_render_interval)")
+	flag.DurationVar(&o.mountRefresh, "mount-refresh", 5*time.Second,
+		"the plugin's refresh_interval (sigsci/config), returned with every read as the ttl and rotation_period hints; the plugin's default is 60s")
+	flag.DurationVar(&o.poll, "poll", 20*time.Millisecond, "how often the rendered file is read while waiting for a new key")
+	flag.Parse()
+	if err := o.check(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	os.Exit(harness.RunProgram("bench", func(t testing.TB) { bench(t, o) }))
+}
+
+func (o options) check() error {
+	switch {
+	case o.runs < 1 || o.rotations < 1:
+		return fmt.Errorf("-runs and -rotations must be at least 1")
+	case o.refresh < 5*time.Second || o.mountRefresh < 5*time.Second:
+		return fmt.Errorf("-refresh and -mount-refresh must be at least 5s (hostd's and the plugin's minimum)")
+	case o.poll < time.Millisecond || o.poll > 100*time.Millisecond:
+		return fmt.Errorf("-poll must be between 1ms and 100ms")
+	}
+	return nil
+}
+
+// bench builds the programs, runs the trials and prints the table.
+func bench(t testing.TB, o options) {
+	programs := buildPrograms(t)
+	root, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tools := []tool{hostdTool(programs), vaultAgentTool(programs)}
+	results := make(map[string][]trialResult)
+	for run := 1; run <= o.runs; run++ {
+		order := tools
+		if run%2 == 0 { // take turns going first
+			order = []tool{tools[1], tools[0]}
+		}
+		for _, tl := range order {
+			harness.Step(t, fmt.Sprintf("%s-%d", tl.short, run), func(t testing.TB) {
+				results[tl.name] = append(results[tl.name], runTrial(t, programs, root, tl, o))
+			})
+		}
+	}
+	printReport(os.Stdout, o, vaultVersion(t, programs.Vault), tools, results)
+}
+
+// buildPrograms finds the cached Vault (building it if needed) and builds the
+// plugin and hostd stripped, as make build and the release do, so that the
+// binary sizes compare what is shipped.
+func buildPrograms(t testing.TB) *harness.Programs {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Minute)
+	defer cancel()
+	vault, err := harness.BuildVault(ctx, os.Stderr)
+	if err != nil {
+		harness.Unavailable(t, "%v", err)
+	}
+	root, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w",
+		"-o", bin+string(filepath.Separator), "./cmd/vault-plugin-sigsci", "./cmd/hostd")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the plugin and hostd: %v\n%s", err, out)
+	}
+	return &harness.Programs{Vault: vault, Bin: bin}
+}
+
+func vaultVersion(t testing.TB, vault string) string {
+	out, err := exec.CommandContext(t.Context(), vault, "version").Output()
+	if err != nil {
+		t.Fatalf("vault version: %v", err)
+	}
+	// "Vault v1.19.0, built ...": a local build stamps no real date.
+	version, _, _ := strings.Cut(strings.TrimSpace(string(out)), ",")
+	return version
+}

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/e2e/harness"
+)
+
+// stopTimeout bounds how long a tool may take to exit after SIGTERM.
+const stopTimeout = 15 * time.Second
+
+// tool is one of the programs compared: how to configure and start it.
+type tool struct {
+	name   string // as the table shows it
+	short  string // in progress lines
+	binary string // the file an operator installs, for its size
+	// config returns the tool's configuration for host h.
+	config func(t testing.TB, h host) string
+	// args are the command-line arguments that run it with config file path.
+	args func(path string) []string
+}
+
+// host is the files one tool works with. Everything the tool itself writes
+// lands under dir (its HOME and TMPDIR are there too), so that what it leaves
+// on disk can be inspected; its log is kept outside dir.
+type host struct {
+	vaultAddr    string
+	dir          string
+	roleIDFile   string
+	secretIDFile string
+	template     string // templates/agent.ctmpl
+	destination  string
+	refresh      time.Duration // the tool's re-read interval
+	logPath      string
+}
+
+func hostdTool(p *harness.Programs) tool {
+	return tool{
+		name:   "hostd",
+		short:  "hostd",
+		binary: p.Command("hostd"),
+		config: hostdConfig,
+		args:   func(path string) []string { return []string{"run", "-config", path} },
+	}
+}
+
+func vaultAgentTool(p *harness.Programs) tool {
+	return tool{
+		name:   "Vault Agent",
+		short:  "agent",
+		binary: p.Vault,
+		config: vaultAgentConfig,
+		args:   func(path string) []string { return []string{"agent", "-config=" + path} },
+	}
+}
+
+// hostdConfig is hostd's documented configuration for one template, with no
+// unit to restart; its metrics endpoint stays on, as by default.
+func hostdConfig(t testing.TB, h host) string {
+	return fmt.Sprintf(`vault {
+  address = %q
+}
+
+auto_auth {
+  method "approle" {
+    role_id_file   = %q
+    secret_id_file = %q
+  }
+}
+
+template_config {
+  refresh_interval = %q
+}
+
+template {
+  source      = %q
+  destination = %q
+  perms       = "0600"
+}
+
+telemetry {
+  listen_address = %q
+}
+
+status {
+  socket_path = %q
+}
+`, h.vaultAddr, h.roleIDFile, h.secretIDFile, h.refresh.String(), h.template, h.destination,
+		freeAddr(t), filepath.Join(h.dir, "hostd.sock"))
+}
+
+// vaultAgentConfig is the matching Vault Agent configuration: the same
+// AppRole files (kept after reading, as hostd does), the same template and
+// destination, the same re-read interval for secrets without a lease, and no
+// sink (templates do not need one).
+func vaultAgentConfig(t testing.TB, h host) string {
+	return fmt.Sprintf(`vault {
+  address = %q
+}
+
+auto_auth {
+  method "approle" {
+    config = {
+      role_id_file_path                   = %q
+      secret_id_file_path                 = %q
+      remove_secret_id_file_after_reading = false
+    }
+  }
+}
+
+template_config {
+  static_secret_render_interval = %q
+}
+
+template {
+  source      = %q
+  destination = %q
+  perms       = "0600"
+}
+`, h.vaultAddr, h.roleIDFile, h.secretIDFile, h.refresh.String(), h.template, h.destination)
+}
+
+// process is a running tool.
+type process struct {
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{}
+	err     error
+}
+
+// startTool writes the tool's configuration into h.dir and starts it in a
+// process group of its own, with a clean environment; it is stopped when t
+// ends if stop was not called first.
+func startTool(t testing.TB, tl tool, h host) *process {
+	t.Helper()
+	configPath := filepath.Join(h.dir, "config.hcl")
+	if err := os.WriteFile(configPath, []byte(tl.config(t, h)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	home, tmp := filepath.Join(h.dir, "home"), filepath.Join(h.dir, "tmp")
+	for _, d := range []string{home, tmp} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logFile, err := os.Create(h.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(tl.binary, tl.args(configPath)...)
+	cmd.Dir = h.dir
+	cmd.Env = append(withoutVaultEnv(os.Environ()), "HOME="+home, "TMPDIR="+tmp)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", tl.name, err)
+	}
+	p := &process{cmd: cmd, logPath: h.logPath, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+// alive fails t if the process has exited.
+func (p *process) alive(t testing.TB) {
+	t.Helper()
+	select {
+	case <-p.exited:
+		t.Fatalf("%s exited: %v\nlast lines of its log:\n%s", filepath.Base(p.cmd.Path), p.err, tail(p.logPath, 30))
+	default:
+	}
+}
+
+// stop ends the process group with SIGTERM, then SIGKILL. It may be called
+// more than once.
+func (p *process) stop(t testing.TB) {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.pid(), syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(stopTimeout):
+		t.Logf("%s did not stop within %s of SIGTERM: killing it", filepath.Base(p.cmd.Path), stopTimeout)
+		_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
+		<-p.exited
+	}
+	var exitErr *exec.ExitError
+	if p.err != nil && !errors.As(p.err, &exitErr) {
+		t.Errorf("waiting for %s: %v", filepath.Base(p.cmd.Path), p.err)
+	}
+}
+
+// freeAddr returns a loopback address with a port that was free just now.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// withoutVaultEnv drops VAULT_* variables, so that no setting of the caller's
+// reaches a tool.
+func withoutVaultEnv(env []string) []string {
+	var kept []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "VAULT_") {
+			kept = append(kept, kv)
+		}
+	}
+	return kept
+}
+
+// tail returns the last n lines of a file, for failure messages.
+func tail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(cannot read %s: %v)", path, err)
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

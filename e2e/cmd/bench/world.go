@@ -1,0 +1,96 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/e2e/harness"
+	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
+	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
+)
+
+const (
+	corpName  = "bench-corp"
+	userEmail = "vault@bench-corp.example"
+	siteName  = "www" // the site templates/agent.ctmpl reads
+	roleName  = "vault-user"
+	apiToken  = "bench-api-token-not-a-secret"
+)
+
+// world is one trial's Signal Sciences simulator and Vault, set up the same
+// way for every tool: the plugin registered and mounted as documented, a role,
+// the site copied, and an AppRole whose role-id and secret-id files are in
+// hostDir.
+type world struct {
+	sim      *harness.Simulator
+	vault    *harness.Vault
+	opsDir   string // the operator's working directory
+	hostDir  string // role-id and secret-id, as approle-example.sh writes them
+	auditLog string
+}
+
+func newWorld(t testing.TB, programs *harness.Programs, root string, mountRefresh time.Duration) *world {
+	t.Helper()
+	w := &world{
+		sim: harness.StartSimulator(t, sigscisim.Seed{Corps: []sigscisim.CorpSeed{{
+			Name:  corpName,
+			Users: []sigscisim.UserSeed{{Email: userEmail, Token: apiToken}},
+			Sites: []sigscisim.SiteSeed{{Name: siteName, DisplayName: "WWW"}},
+		}}}),
+		vault:  harness.StartVault(t, programs),
+		opsDir: t.TempDir(),
+	}
+	w.hostDir = filepath.Join(w.opsDir, "host")
+	w.auditLog = filepath.Join(w.opsDir, "audit.log")
+	if err := os.WriteFile(filepath.Join(w.opsDir, "token.txt"), []byte(apiToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.vault.Shell(t, w.opsDir, "vault audit enable file file_path="+w.auditLog).OK(t)
+	w.vault.Shell(t, programs.Bin, "vault plugin register -sha256=$(sha256sum vault-plugin-sigsci|cut -c-64) secret vault-plugin-sigsci").OK(t)
+	w.vault.Shell(t, programs.Bin, "vault secrets enable -path=sigsci vault-plugin-sigsci").OK(t)
+	w.sh(t, "vault write sigsci/config refresh_interval="+mountRefresh.String())
+	w.sh(t, "vault write /sigsci/role/"+roleName+" corp="+corpName+" email="+userEmail+" api_url="+w.sim.APIURL+" token=@token.txt")
+	w.sh(t, "vault write -f /sigsci/creds/"+roleName+"/sites/"+siteName)
+	w.sh(t, "SITE="+siteName+" OUT=host "+filepath.Join(root, "packaging", "vault", "approle-example.sh"))
+	return w
+}
+
+// sh runs an operator's command in the operator's directory; it must succeed.
+func (w *world) sh(t testing.TB, script string) string {
+	t.Helper()
+	return w.vault.Shell(t, w.opsDir, script).OK(t)
+}
+
+// primary returns the site's primary key set at the API.
+func (w *world) primary(t testing.TB) sigsci.KeySet {
+	t.Helper()
+	for _, ks := range w.sim.KeySets(corpName, siteName) {
+		if ks.Primary {
+			return ks
+		}
+	}
+	t.Fatalf("the API has no primary key set for site %q", siteName)
+	return sigsci.KeySet{}
+}
+
+// rotate rotates the site's keys the documented way and returns the new
+// primary set once the command has returned.
+func (w *world) rotate(t testing.TB) sigsci.KeySet {
+	t.Helper()
+	before := w.primary(t)
+	w.sh(t, "vault write -f sigsci/rotate/sites/"+siteName)
+	after := w.primary(t)
+	if after.AccessKey == before.AccessKey {
+		t.Fatalf("the rotation left the primary access key %s in place", before.AccessKey)
+	}
+	return after
+}
+
+// retire deletes the site's non-primary key sets, as an operator does once
+// every host runs on the new pair.
+func (w *world) retire(t testing.TB) {
+	t.Helper()
+	w.sh(t, "vault delete sigsci/rotate/sites/"+siteName)
+}
