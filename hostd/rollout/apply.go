@@ -118,6 +118,8 @@ func (r *Rollout) waitHealthy(ctx context.Context, unit string) (restart.State, 
 	for {
 		st, err := r.restarter.UnitState(ctx, unit)
 		switch {
+		case err != nil && r.isStopping():
+			return last, fmt.Errorf("hostd is stopping and systemd does not answer: %w", err)
 		case err != nil:
 			lastErr = err
 			seenUp = false
@@ -141,6 +143,15 @@ func (r *Rollout) waitHealthy(ctx context.Context, unit string) (restart.State, 
 			return last, fmt.Errorf("%s not active and stable within %s (last state %s/%s)", unit, r.opts.ActiveTimeout, last.ActiveState, last.SubState)
 		case <-ticker.C:
 		}
+	}
+}
+
+func (r *Rollout) isStopping() bool {
+	select {
+	case <-r.stopping:
+		return true
+	default:
+		return false
 	}
 }
 

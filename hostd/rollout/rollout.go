@@ -106,6 +106,9 @@ type Rollout struct {
 	opts      Options
 
 	wake chan struct{}
+	// stopping is closed when Run's context ends; a health check under
+	// way then gives up as soon as systemd cannot be asked.
+	stopping <-chan struct{}
 
 	mu      sync.Mutex
 	pending map[string]*batch // unit → changes waiting for their restart
@@ -214,9 +217,12 @@ func (r *Rollout) poke() {
 // Run starts each batch when it is due, at most one per unit at a time,
 // until ctx ends. A restart already under way is finished (with its health
 // check and rollback, each time-bounded) before Run returns: leaving a unit
-// half-restarted with a change it does not survive would be worse. Batches
-// not yet due when ctx ends are dropped.
+// half-restarted with a change it does not survive would be worse. Only when
+// systemd stops answering during that check does it end early: nothing more
+// can be done for the unit then. Batches not yet due when ctx ends are
+// dropped.
 func (r *Rollout) Run(ctx context.Context) error {
+	r.stopping = ctx.Done() // before any apply goroutine starts
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {

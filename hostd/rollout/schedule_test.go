@@ -2,11 +2,13 @@ package rollout_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 )
 
@@ -169,5 +171,41 @@ func TestRestartOfAnUnknownUnitIsRetriedWithBackoff(t *testing.T) {
 	r := h.events.waitRestart(t, h.ctx)
 	if r.Unit != "later.service" || r.Result != "done" {
 		t.Fatalf("restart once the unit exists: %+v", r)
+	}
+}
+
+// unreachableSystemd accepts a restart, then never answers a state read, like
+// a bus that went away in the middle of a health check.
+type unreachableSystemd struct{ asked chan struct{} }
+
+func (u *unreachableSystemd) Restart(context.Context, string) (restart.Result, error) {
+	return restart.Result{Job: "done"}, nil
+}
+
+func (u *unreachableSystemd) UnitState(ctx context.Context, unit string) (restart.State, error) {
+	select {
+	case u.asked <- struct{}{}:
+	default:
+	}
+	return restart.State{}, errors.New("connection closed")
+}
+
+func TestStopDuringAHealthCheckSystemdNoLongerAnswers(t *testing.T) {
+	sd := &unreachableSystemd{asked: make(chan struct{}, 1)}
+	r := rollout.New(sd, nil, nil, rollout.Options{ActiveTimeout: time.Hour, WatchInterval: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	r.Submit(rollout.Change{Unit: "agent.service", Destination: "/etc/agent.conf"})
+	select {
+	case <-sd.asked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the health check never asked for the unit's state")
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still waits for a health check systemd cannot answer (ActiveTimeout is an hour)")
 	}
 }
