@@ -21,6 +21,10 @@ const (
 	ResultRejected       = "rejected"        // the same content failed before: backups restored, no restart
 )
 
+// errUnanswered ends a health check that systemd stopped answering while
+// hostd is stopping.
+var errUnanswered = errors.New("hostd is stopping and systemd does not answer")
+
 // attempt is one restart and the health check after it.
 type attempt struct {
 	result   string
@@ -51,6 +55,9 @@ func (r *Rollout) apply(ctx context.Context, b *batch) {
 		return
 	}
 	r.publish(b.unit, first, false, first.err.Error())
+	if errors.Is(first.err, errUnanswered) {
+		return // the unit's health is unknown: no reason to take the change back
+	}
 
 	rejected := digests(b)
 	restored, problems := r.restoreBackups(b)
@@ -119,7 +126,7 @@ func (r *Rollout) waitHealthy(ctx context.Context, unit string) (restart.State, 
 		st, err := r.restarter.UnitState(ctx, unit)
 		switch {
 		case err != nil && r.isStopping():
-			return last, fmt.Errorf("hostd is stopping and systemd does not answer: %w", err)
+			return last, fmt.Errorf("%w: %w", errUnanswered, err)
 		case err != nil:
 			lastErr = err
 			seenUp = false

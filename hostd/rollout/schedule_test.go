@@ -10,6 +10,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
+	"github.com/sigsci-keys/sigsci-keys/hostd/write"
 )
 
 // fakeClock is a clock tests move by hand. After records each wait so a test
@@ -192,11 +193,13 @@ func (u *unreachableSystemd) UnitState(ctx context.Context, unit string) (restar
 
 func TestStopDuringAHealthCheckSystemdNoLongerAnswers(t *testing.T) {
 	sd := &unreachableSystemd{asked: make(chan struct{}, 1)}
-	r := rollout.New(sd, nil, nil, rollout.Options{ActiveTimeout: time.Hour, WatchInterval: 10 * time.Millisecond})
+	restored := make(chan string, 1)
+	restore := func(dest string, _ *write.Snapshot) error { restored <- dest; return nil }
+	r := rollout.New(sd, restore, nil, rollout.Options{ActiveTimeout: time.Hour, WatchInterval: 10 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	r.Submit(rollout.Change{Unit: "agent.service", Destination: "/etc/agent.conf"})
+	r.Submit(rollout.Change{Unit: "agent.service", Destination: "/etc/agent.conf", Previous: &write.Snapshot{}})
 	select {
 	case <-sd.asked:
 	case <-time.After(10 * time.Second):
@@ -207,5 +210,10 @@ func TestStopDuringAHealthCheckSystemdNoLongerAnswers(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run still waits for a health check systemd cannot answer (ActiveTimeout is an hour)")
+	}
+	select {
+	case dest := <-restored:
+		t.Fatalf("%s was rolled back although nothing showed the unit unhealthy", dest)
+	default:
 	}
 }
