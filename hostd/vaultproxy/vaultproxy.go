@@ -6,7 +6,9 @@
 // token takes effect without re-creating consul-template's runner) and the
 // namespace; it shortens the ttl hint of rotating secrets to hostd's own
 // jittered refresh interval; it tells the token's owner when Vault calls the
-// token invalid; and it publishes an event.VaultRequest for each request. It
+// token invalid; it gives up on a request Vault does not answer in time (a
+// hung Vault is an error, not a silent wait); and it publishes an
+// event.VaultRequest for each request. It
 // never logs a header, a token or a response body. It knows nothing of
 // templates or files.
 package vaultproxy
@@ -40,6 +42,14 @@ const Address = "http://hostd-vault-proxy"
 // larger answers pass through untouched.
 const maxRewriteBody = 8 << 20
 
+// DefaultResponseTimeout bounds one request to Vault when Options leaves it
+// zero. A healthy Vault answers a read (PKI issues included) far sooner; a
+// stopped or hung one accepts the connection and never answers, and
+// consul-template's own client would wait 60s per attempt before anyone
+// heard of it. 15s makes such a Vault show as an error within one default
+// refresh interval.
+const DefaultResponseTimeout = 15 * time.Second
+
 // TokenSource hands out the current Vault token ("" when there is none).
 type TokenSource interface {
 	Token() string
@@ -62,6 +72,10 @@ type Options struct {
 	// header consul-template sets is replaced.
 	Namespace string
 	Tokens    TokenSource
+	// ResponseTimeout bounds each request to Vault, from sending it to the
+	// end of the answer; 0 means DefaultResponseTimeout. A request that
+	// runs out is answered 504 and published as an error.
+	ResponseTimeout time.Duration
 	// RefreshInterval is hostd's re-read cadence for secrets without a
 	// lease; 0 disables the rewrite.
 	RefreshInterval time.Duration
@@ -77,6 +91,7 @@ type Options struct {
 type Proxy struct {
 	opts     Options
 	upstream *url.URL
+	noAnswer error // the cause of a request that ran out of ResponseTimeout
 	rp       *httputil.ReverseProxy
 	server   *http.Server
 	listener *pipeListener
@@ -93,7 +108,8 @@ func New(opts Options) (*Proxy, error) {
 		return nil, fmt.Errorf("vault proxy: vault address %q must be http(s)://host[:port]", opts.Upstream)
 	}
 	opts = withDefaults(opts)
-	p := &Proxy{opts: opts, upstream: u, listener: newPipeListener(), served: make(chan struct{})}
+	p := &Proxy{opts: opts, upstream: u, listener: newPipeListener(), served: make(chan struct{}),
+		noAnswer: fmt.Errorf("vault did not answer within %s", opts.ResponseTimeout)}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewriteRequest,
 		Transport:      opts.Transport,
@@ -117,6 +133,9 @@ func New(opts Options) (*Proxy, error) {
 func withDefaults(o Options) Options {
 	if o.Transport == nil {
 		o.Transport = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	if o.ResponseTimeout <= 0 {
+		o.ResponseTimeout = DefaultResponseTimeout
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Float64
@@ -159,7 +178,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeVaultError(w, http.StatusServiceUnavailable, "hostd is not logged in to Vault yet")
 		return
 	}
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, token)))
+	ctx, cancel := context.WithTimeoutCause(context.WithValue(r.Context(), tokenKey{}, token), p.opts.ResponseTimeout, p.noAnswer)
+	defer cancel()
+	p.rp.ServeHTTP(w, r.WithContext(ctx))
 }
 
 type tokenKey struct{}
@@ -324,15 +345,19 @@ func (p *Proxy) jitteredRefresh() int64 {
 	return s
 }
 
-// upstreamFailed answers when Vault could not be reached.
+// upstreamFailed answers when Vault could not be reached or did not answer
+// in time.
 func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
-	msg := err.Error()
-	if errors.Is(err, context.Canceled) {
+	code, msg := http.StatusBadGateway, err.Error()
+	switch {
+	case errors.Is(context.Cause(r.Context()), p.noAnswer):
+		code, msg = http.StatusGatewayTimeout, p.noAnswer.Error()
+	case errors.Is(err, context.Canceled):
 		msg = "request cancelled"
 	}
 	p.publish(0, msg)
 	p.opts.Logger.Debug("vault request failed", "method", r.Method, "path", r.URL.Path, "err", msg)
-	writeVaultError(w, http.StatusBadGateway, "hostd could not reach Vault: "+msg)
+	writeVaultError(w, code, "hostd could not reach Vault: "+msg)
 }
 
 func (p *Proxy) publish(code int, errText string) {

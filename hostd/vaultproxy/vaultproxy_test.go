@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -366,5 +367,45 @@ func TestNewRejectsBadInput(t *testing.T) {
 		if _, err := New(opts); err == nil {
 			t.Errorf("%s: New succeeded", name)
 		}
+	}
+}
+
+// A stopped or hung Vault: the kernel accepts connections on its port, and
+// nothing ever answers.
+func hungVault(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return "http://" + l.Addr().String()
+}
+
+func TestVaultThatDoesNotAnswerIsAnEventAndA504(t *testing.T) {
+	s := newSetup(t, hungVault(t), Options{ResponseTimeout: 200 * time.Millisecond})
+
+	start := time.Now()
+	code, body := s.get(t, "/v1/sigsci/creds/long", nil)
+	if code != http.StatusGatewayTimeout || !bytes.Contains(body, []byte("did not answer within 200ms")) {
+		t.Fatalf("status %d body %s, want 504 saying Vault did not answer", code, body)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the proxy answered after %s, want about its 200ms response timeout", took)
+	}
+	evs := s.events.list()
+	if len(evs) != 1 || evs[0].StatusCode != 0 || evs[0].Err != "vault did not answer within 200ms" {
+		t.Fatalf("events %+v, want one saying Vault did not answer", evs)
+	}
+}
+
+func TestResponseTimeoutDefault(t *testing.T) {
+	if got := withDefaults(Options{}).ResponseTimeout; got != DefaultResponseTimeout {
+		t.Fatalf("default response timeout %s, want %s", got, DefaultResponseTimeout)
+	}
+	// Shorter than consul-template's own 60s client timeout, or the proxy
+	// would never be the one to report a hung Vault.
+	if DefaultResponseTimeout >= 60*time.Second {
+		t.Fatalf("DefaultResponseTimeout %s is not shorter than consul-template's client timeout", DefaultResponseTimeout)
 	}
 }
