@@ -1,10 +1,15 @@
 package harness_test
 
 import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/e2e/harness"
 )
@@ -50,4 +55,36 @@ func TestServerRunsWithPrivateHome(t *testing.T) {
 		t.Fatalf("private ~/.vault-token holds another token")
 	}
 	harness.NoSecrets(t, "the server log", vault.ServerLog(t), map[string]string{"the root token": vault.Token})
+}
+
+func TestPausedServerAnswersNothingUntilResumed(t *testing.T) {
+	vault := harness.StartVault(t, &programs)
+	client := &http.Client{Timeout: time.Second}
+	health := func() error {
+		resp, err := client.Get(vault.Addr + "/v1/sys/health")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		return nil
+	}
+	if err := health(); err != nil {
+		t.Fatalf("the running server does not answer: %v", err)
+	}
+
+	vault.Pause(t)
+	var netErr net.Error
+	if err := health(); !errors.As(err, &netErr) || !netErr.Timeout() {
+		t.Fatalf("the paused server: got %v, want a timeout", err)
+	}
+
+	vault.Resume(t)
+	if err := health(); err != nil {
+		t.Fatalf("the resumed server does not answer: %v", err)
+	}
+	// Left paused, the server must still stop when the test ends.
+	vault.Pause(t)
 }

@@ -171,6 +171,25 @@ func (v *Vault) answers(ctx context.Context, client *http.Client, path, token st
 	return resp.StatusCode == http.StatusOK
 }
 
+// Pause freezes the server and its plugins (SIGSTOP to its process group):
+// the kernel still accepts connections on its port, but nothing answers, as
+// with a hung or stopped Vault. Resume lets it go on; a server still paused
+// when the test ends is resumed so that it can stop.
+func (v *Vault) Pause(t testing.TB) {
+	t.Helper()
+	if err := syscall.Kill(-v.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("pausing the Vault server: %v", err)
+	}
+}
+
+// Resume continues a server stopped by Pause (SIGCONT to its process group).
+func (v *Vault) Resume(t testing.TB) {
+	t.Helper()
+	if err := syscall.Kill(-v.cmd.Process.Pid, syscall.SIGCONT); err != nil {
+		t.Fatalf("resuming the Vault server: %v", err)
+	}
+}
+
 // stop ends the server gracefully (SIGTERM), then forcefully, and on a failed
 // test shows the end of its log.
 func (v *Vault) stop(t testing.TB) {
@@ -178,6 +197,7 @@ func (v *Vault) stop(t testing.TB) {
 		t.Logf("last lines of the Vault server log %s:\n%s", v.LogPath, v.logTail(60))
 	}
 	_ = syscall.Kill(-v.cmd.Process.Pid, syscall.SIGTERM)
+	_ = syscall.Kill(-v.cmd.Process.Pid, syscall.SIGCONT) // a paused server handles SIGTERM only once it runs
 	select {
 	case <-v.exited:
 	case <-time.After(vaultStopTimeout):

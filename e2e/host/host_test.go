@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,14 @@ const hostPolicy = `path "sigsci/creds/vault-user/sites/` + siteName + `" {
 }
 `
 
+// agentTemplate renders the site's live pair in the lines the fake agent
+// reads.
+const agentTemplate = `{{ with secret "sigsci/creds/vault-user/sites/` + siteName + `" }}
+accesskeyid={{ .Data.accessKey }}
+secretkey={{ .Data.secretKey }}
+{{ end }}
+`
+
 // agentState is what the fake agent records about the keys it runs with.
 type agentState struct {
 	AccessKey string `json:"accessKey"`
@@ -44,51 +53,88 @@ type agentState struct {
 	PID       int    `json:"pid"`
 }
 
-// TestRotationReachesTheAgent follows one site's keys from a rotation in
-// Vault to the agent running on the new pair, then retires the old pair.
-func TestRotationReachesTheAgent(t *testing.T) {
-	apiToken := "sigsci-api-token-" + randomHex(t)
-	sim := harness.StartSimulator(t, sigscisim.Seed{Corps: []sigscisim.CorpSeed{{
+// hostOptions choose how setUpHost builds the host; the zero value is the
+// host of the rotation scenario.
+type hostOptions struct {
+	// metrics serves hostd's metrics on a free loopback port.
+	metrics bool
+}
+
+// host is one WAF host: its Vault side (plugin, role, site, AppRole), a user
+// manager running the fake agent as agentUnit, and hostd rendering the
+// agent's keys from the configuration at configPath.
+type host struct {
+	apiToken string
+	sim      *harness.Simulator
+	vault    *harness.Vault
+	manager  *systemdtest.Manager
+	work     string // the operator's working directory
+
+	dir         string // the host's configuration directory
+	agentConf   string
+	stateFile   string
+	configPath  string
+	socket      string
+	hostdLog    string
+	metricsAddr string // host:port of hostd's metrics; empty when off
+	hostd       *exec.Cmd
+}
+
+// sh runs an operator's shell command against the host's Vault.
+func (h *host) sh(t *testing.T, script string) harness.Result {
+	t.Helper()
+	return h.vault.Shell(t, h.work, script)
+}
+
+// setUpHost builds a host step by step, as an operator would, and returns
+// once hostd has rendered agent.conf and the agent runs on the live primary
+// pair. Everything it starts stops when t ends.
+func setUpHost(t *testing.T, opts hostOptions) *host {
+	t.Helper()
+	h := &host{apiToken: "sigsci-api-token-" + randomHex(t)}
+	h.sim = harness.StartSimulator(t, sigscisim.Seed{Corps: []sigscisim.CorpSeed{{
 		Name:  corpID,
-		Users: []sigscisim.UserSeed{{Email: emailID, Token: apiToken}},
+		Users: []sigscisim.UserSeed{{Email: emailID, Token: h.apiToken}},
 		Sites: []sigscisim.SiteSeed{{Name: siteName, DisplayName: "WWW"}},
 	}}})
-	vault := harness.StartVault(t, &programs)
-	manager := systemdtest.Start(t)
-	work := t.TempDir()
-	if err := os.WriteFile(filepath.Join(work, "token.txt"), []byte(apiToken+"\n"), 0o600); err != nil {
-		t.Fatalf("writing token.txt: %v", err)
+	h.vault = harness.StartVault(t, &programs)
+	h.manager = systemdtest.Start(t)
+	h.work = t.TempDir()
+	h.dir = filepath.Join(h.work, "host")
+	h.agentConf = filepath.Join(h.dir, "agent.conf")
+	h.stateFile = filepath.Join(h.dir, "agent.state")
+	h.configPath = filepath.Join(h.dir, "hostd.hcl")
+	h.socket = filepath.Join(h.manager.Dir(), "hostd.sock")
+	h.hostdLog = filepath.Join(h.dir, "hostd.log")
+	if opts.metrics {
+		h.metricsAddr = freeLoopbackAddr(t)
 	}
-	sh := func(t *testing.T, script string) harness.Result {
-		t.Helper()
-		return vault.Shell(t, work, script)
+	if err := os.WriteFile(filepath.Join(h.work, "token.txt"), []byte(h.apiToken+"\n"), 0o600); err != nil {
+		t.Fatalf("writing token.txt: %v", err)
 	}
 
 	step(t, "the operator installs the plugin, creates the role and copies the site", func(t *testing.T) {
-		vault.Shell(t, programs.Bin, "vault plugin register -sha256=$(sha256sum vault-plugin-sigsci|cut -c-64) secret vault-plugin-sigsci").OK(t)
-		vault.Shell(t, programs.Bin, "vault secrets enable -path=sigsci vault-plugin-sigsci").OK(t)
-		sh(t, "vault write /sigsci/role/vault-user corp="+corpID+" email="+emailID+" api_url="+sim.APIURL+" token=@token.txt").OK(t)
-		sh(t, "vault write -f /sigsci/creds/vault-user/sites/"+siteName).OK(t)
+		h.vault.Shell(t, programs.Bin, "vault plugin register -sha256=$(sha256sum vault-plugin-sigsci|cut -c-64) secret vault-plugin-sigsci").OK(t)
+		h.vault.Shell(t, programs.Bin, "vault secrets enable -path=sigsci vault-plugin-sigsci").OK(t)
+		h.sh(t, "vault write /sigsci/role/vault-user corp="+corpID+" email="+emailID+" api_url="+h.sim.APIURL+" token=@token.txt").OK(t)
+		h.sh(t, "vault write -f /sigsci/creds/vault-user/sites/"+siteName).OK(t)
 	})
 
-	hostDir := filepath.Join(work, "host")
 	step(t, "the host gets an AppRole that reads its site only", func(t *testing.T) {
-		if err := os.Mkdir(hostDir, 0o700); err != nil {
+		if err := os.Mkdir(h.dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(work, "host.hcl"), []byte(hostPolicy), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(h.work, "host.hcl"), []byte(hostPolicy), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		sh(t, "vault auth enable approle").OK(t)
-		sh(t, "vault policy write sigsci-host-"+siteName+" host.hcl").OK(t)
-		sh(t, "vault write auth/approle/role/host-"+siteName+" token_policies=sigsci-host-"+siteName+" token_ttl=1h").OK(t)
-		sh(t, "vault read -field=role_id auth/approle/role/host-"+siteName+"/role-id > host/role-id").OK(t)
-		sh(t, "vault write -f -field=secret_id auth/approle/role/host-"+siteName+"/secret-id > host/secret-id").OK(t)
+		h.sh(t, "vault auth enable approle").OK(t)
+		h.sh(t, "vault policy write sigsci-host-"+siteName+" host.hcl").OK(t)
+		h.sh(t, "vault write auth/approle/role/host-"+siteName+" token_policies=sigsci-host-"+siteName+" token_ttl=1h").OK(t)
+		h.sh(t, "vault read -field=role_id auth/approle/role/host-"+siteName+"/role-id > host/role-id").OK(t)
+		h.sh(t, "vault write -f -field=secret_id auth/approle/role/host-"+siteName+"/secret-id > host/secret-id").OK(t)
 	})
 
 	bin := t.TempDir()
-	agentConf := filepath.Join(hostDir, "agent.conf")
-	stateFile := filepath.Join(hostDir, "agent.state")
 	step(t, "the fake agent is installed as a user unit", func(t *testing.T) {
 		build := exec.Command("go", "build", "-o", filepath.Join(bin, "fakeagent"), "./fakeagent")
 		build.Dir = ".."
@@ -96,60 +142,70 @@ func TestRotationReachesTheAgent(t *testing.T) {
 			t.Fatalf("building the fake agent: %v\n%s", err, out)
 		}
 		unit := fmt.Sprintf("[Unit]\nDescription=fake Signal Sciences agent\n\n[Service]\nExecStart=%s -config %s -check-url %s -state-file %s\n",
-			filepath.Join(bin, "fakeagent"), agentConf, sim.URL+"/sim/agent/check", stateFile)
+			filepath.Join(bin, "fakeagent"), h.agentConf, h.sim.URL+"/sim/agent/check", h.stateFile)
 		ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 		defer cancel()
-		if err := manager.InstallUnit(ctx, agentUnit, unit); err != nil {
+		if err := h.manager.InstallUnit(ctx, agentUnit, unit); err != nil {
 			t.Fatal(err)
 		}
 	})
 
 	story := t // hostd outlives each step
-	socket := filepath.Join(manager.Dir(), "hostd.sock")
-	hostdLog := filepath.Join(hostDir, "hostd.log")
 	step(t, "hostd starts and the agent runs on the live primary pair", func(t *testing.T) {
-		config := hostdConfig(vault.Addr, hostDir, agentConf, socket)
-		configPath := filepath.Join(hostDir, "hostd.hcl")
-		if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		startHostd(t, story, configPath, hostdLog, manager.Env())
+		h.writeConfig(t, agentTemplate)
+		h.hostd = startHostd(t, story, h.configPath, h.hostdLog, h.manager.Env())
 		waitFor(t, "hostd to render agent.conf", func() (bool, string) {
-			_, err := os.Stat(agentConf)
+			_, err := os.Stat(h.agentConf)
 			return err == nil, fmt.Sprint(err)
 		})
 		ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 		defer cancel()
-		if err := manager.StartUnit(ctx, agentUnit); err != nil {
-			t.Fatalf("starting the agent: %v\nhostd log:\n%s", err, readFile(hostdLog))
+		if err := h.manager.StartUnit(ctx, agentUnit); err != nil {
+			t.Fatalf("starting the agent: %v\nhostd log:\n%s", err, readFile(h.hostdLog))
 		}
-		want := primary(t, sim).AccessKey
-		waitFor(t, "the agent to run on the primary pair", agentRunsOn(stateFile, want))
+		want := primary(t, h.sim).AccessKey
+		waitFor(t, "the agent to run on the primary pair", agentRunsOn(h.stateFile, want))
 	})
+	return h
+}
 
-	old := primary(t, sim)
+// writeConfig writes hostd's configuration with template as the agent's
+// template, the way an operator edits hostd.hcl.
+func (h *host) writeConfig(t *testing.T, template string) {
+	t.Helper()
+	if err := os.WriteFile(h.configPath, []byte(hostdConfig(h, template)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRotationReachesTheAgent follows one site's keys from a rotation in
+// Vault to the agent running on the new pair, then retires the old pair.
+func TestRotationReachesTheAgent(t *testing.T) {
+	h := setUpHost(t, hostOptions{})
+
+	old := primary(t, h.sim)
 	var rotated sigsci.KeySet
 	step(t, "a rotation in Vault reaches the agent", func(t *testing.T) {
 		start := time.Now()
-		sh(t, "vault write -f /sigsci/rotate/sites/"+siteName).OK(t)
-		rotated = primary(t, sim)
+		h.sh(t, "vault write -f /sigsci/rotate/sites/"+siteName).OK(t)
+		rotated = primary(t, h.sim)
 		if rotated.AccessKey == old.AccessKey {
 			t.Fatalf("the rotation left the primary access key %s in place", old.AccessKey)
 		}
-		waitFor(t, "the agent to run on the new primary pair", agentRunsOn(stateFile, rotated.AccessKey))
+		waitFor(t, "the agent to run on the new primary pair", agentRunsOn(h.stateFile, rotated.AccessKey))
 		t.Logf("rotate-to-agent: %s", time.Since(start).Round(time.Millisecond))
 	})
 
 	step(t, "retiring the old pair kills it at the API and leaves the agent running", func(t *testing.T) {
-		sh(t, "vault delete /sigsci/rotate/sites/"+siteName).OK(t)
-		if r := sim.CheckAgentKeys(old.AccessKey, old.SecretKey); r.Live {
+		h.sh(t, "vault delete /sigsci/rotate/sites/"+siteName).OK(t)
+		if r := h.sim.CheckAgentKeys(old.AccessKey, old.SecretKey); r.Live {
 			t.Fatalf("the retired pair %s is still live at the API", old.AccessKey)
 		}
-		if r := sim.CheckAgentKeys(rotated.AccessKey, rotated.SecretKey); !r.Live || !r.Primary {
+		if r := h.sim.CheckAgentKeys(rotated.AccessKey, rotated.SecretKey); !r.Live || !r.Primary {
 			t.Fatalf("the new pair is not the live primary: %+v", r)
 		}
 		cmd := exec.CommandContext(t.Context(), "systemctl", "--user", "is-active", agentUnit)
-		cmd.Env = append(os.Environ(), manager.Env()...)
+		cmd.Env = append(os.Environ(), h.manager.Env()...)
 		out, err := cmd.CombinedOutput()
 		if err != nil || strings.TrimSpace(string(out)) != "active" {
 			t.Fatalf("systemctl --user is-active %s: %v: %s", agentUnit, err, out)
@@ -157,7 +213,7 @@ func TestRotationReachesTheAgent(t *testing.T) {
 	})
 
 	step(t, "no secret reaches hostd's log or status", func(t *testing.T) {
-		cmd := exec.CommandContext(t.Context(), programs.Command("hostd"), "status", "-json", "-socket", socket)
+		cmd := exec.CommandContext(t.Context(), programs.Command("hostd"), "status", "-json", "-socket", h.socket)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("hostd status -json: %v\n%s", err, out)
@@ -166,12 +222,12 @@ func TestRotationReachesTheAgent(t *testing.T) {
 			t.Fatalf("hostd status -json printed no JSON:\n%s", out)
 		}
 		secrets := map[string]string{
-			"the API token":          apiToken,
-			"the Vault root token":   vault.Token,
+			"the API token":          h.apiToken,
+			"the Vault root token":   h.vault.Token,
 			"the old secret key":     old.SecretKey,
 			"the rotated secret key": rotated.SecretKey,
 		}
-		logText := readFile(hostdLog)
+		logText := readFile(h.hostdLog)
 		if !strings.Contains(logText, "hostd ready") || !strings.Contains(string(out), agentUnit) {
 			t.Fatalf("hostd's log or status says too little to check:\n%s\n%s", logText, out)
 		}
@@ -180,12 +236,8 @@ func TestRotationReachesTheAgent(t *testing.T) {
 	})
 }
 
-func hostdConfig(vaultAddr, hostDir, agentConf, socket string) string {
-	contents := fmt.Sprintf(`{{ with secret "sigsci/creds/vault-user/sites/%s" }}
-accesskeyid={{ .Data.accessKey }}
-secretkey={{ .Data.secretKey }}
-{{ end }}
-`, siteName)
+// hostdConfig is the host's hostd.hcl, rendering template to agent.conf.
+func hostdConfig(h *host, template string) string {
 	return fmt.Sprintf(`vault {
   address = %q
 }
@@ -202,9 +254,10 @@ template_config {
 }
 
 template {
-  contents    = %q
-  destination = %q
-  unit        = %q
+  contents             = %q
+  destination          = %q
+  unit                 = %q
+  error_on_missing_key = true
 }
 
 restart {
@@ -214,19 +267,19 @@ restart {
 }
 
 telemetry {
-  listen_address = ""
+  listen_address = %q
 }
 
 status {
   socket_path = %q
 }
-`, vaultAddr, filepath.Join(hostDir, "role-id"), filepath.Join(hostDir, "secret-id"),
-		contents, agentConf, agentUnit, socket)
+`, h.vault.Addr, filepath.Join(h.dir, "role-id"), filepath.Join(h.dir, "secret-id"),
+		template, h.agentConf, agentUnit, h.metricsAddr, h.socket)
 }
 
 // startHostd runs hostd as a child process with the user manager's bus in its
 // environment and stops it with SIGTERM when story ends.
-func startHostd(t, story *testing.T, configPath, logPath string, busEnv []string) {
+func startHostd(t, story *testing.T, configPath, logPath string, busEnv []string) *exec.Cmd {
 	t.Helper()
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -260,28 +313,44 @@ func startHostd(t, story *testing.T, configPath, logPath string, busEnv []string
 		if t.Failed() {
 			t.Logf("hostd log:\n%s", readFile(logPath))
 		}
+		harness.KeepFile(t, "hostd's log of "+t.Name(), logPath)
 	})
+	return cmd
 }
 
 // agentRunsOn reports whether the agent's state file names accessKey.
 func agentRunsOn(stateFile, accessKey string) func() (bool, string) {
 	return func() (bool, string) {
-		data, err := os.ReadFile(stateFile)
+		s, err := readAgentState(stateFile)
 		if err != nil {
 			return false, err.Error()
-		}
-		var s agentState
-		if err := json.Unmarshal(data, &s); err != nil {
-			return false, fmt.Sprintf("state file: %v", err)
 		}
 		return s.AccessKey == accessKey, "agent runs on " + s.AccessKey
 	}
 }
 
+func readAgentState(stateFile string) (agentState, error) {
+	var s agentState
+	data, err := os.ReadFile(stateFile)
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		return s, fmt.Errorf("state file: %w", err)
+	}
+	return s, nil
+}
+
 // waitFor polls cond until it holds, failing the test after waitTimeout.
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	waitWithin(t, waitTimeout, what, cond)
+}
+
+// waitWithin polls cond until it holds, failing the test after timeout.
+func waitWithin(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
@@ -307,6 +376,18 @@ func primary(t *testing.T, sim *harness.Simulator) sigsci.KeySet {
 	}
 	t.Fatalf("the API has no primary key set for site %q", siteName)
 	return sigsci.KeySet{}
+}
+
+// freeLoopbackAddr returns a 127.0.0.1 address whose port was free a moment
+// ago.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 func withoutVaultEnv(env []string) []string {

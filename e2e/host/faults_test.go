@@ -1,0 +1,447 @@
+package host
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/e2e/harness"
+	"github.com/sigsci-keys/sigsci-keys/hostd/status"
+)
+
+// Scenario 3: faults on the host side. Vault stops answering for a while, the
+// operator breaks the template, and the operator breaks the agent's config.
+// In each the agent keeps serving on a working pair and hostd says what
+// went wrong.
+
+// outageRefreshes is how many refreshes must fail while Vault is paused.
+const outageRefreshes = 2
+
+// outageTimeout bounds the wait for those refreshes to fail: hostd gives up
+// on a request Vault does not answer after 15s (hostd/vaultproxy), long
+// before consul-template's own 60s.
+const outageTimeout = 90 * time.Second
+
+// TestAgentKeepsRunningWhileVaultIsDown freezes Vault long enough for
+// hostd's refreshes to fail twice: the agent keeps its keys and process,
+// hostd reports the outage, and recovers by itself once Vault answers again.
+func TestAgentKeepsRunningWhileVaultIsDown(t *testing.T) {
+	h := setUpHost(t, hostOptions{metrics: true})
+	conf := readBytes(t, h.agentConf)
+	agent := readState(t, h.stateFile)
+	unit := h.unitProps(t)
+
+	// A refresh that went through, so the counters below move because of
+	// the outage alone.
+	waitFor(t, "hostd to read Vault successfully", func() (bool, string) {
+		v := h.metric(t, "hostd_vault_requests_total", "code", "200")
+		return v >= 1, fmt.Sprintf("%v successful reads", v)
+	})
+	errorsBefore := h.metric(t, "hostd_vault_request_errors_total")
+
+	paused := time.Now()
+	h.vault.Pause(t)
+	resumed := false
+	defer func() {
+		if !resumed {
+			h.vault.Resume(t)
+		}
+	}()
+
+	step(t, "hostd reports the outage and leaves the agent alone", func(t *testing.T) {
+		var firstError time.Duration
+		waitWithin(t, outageTimeout, fmt.Sprintf("%d refreshes to fail against the paused Vault", outageRefreshes), func() (bool, string) {
+			n := h.metric(t, "hostd_vault_request_errors_total") - errorsBefore
+			if n >= 1 && firstError == 0 {
+				firstError = time.Since(paused)
+			}
+			return n >= outageRefreshes, fmt.Sprintf("%v failed requests", n)
+		})
+		t.Logf("outage: first failed Vault request after %s, %d after %s",
+			firstError.Round(time.Millisecond), outageRefreshes, time.Since(paused).Round(time.Millisecond))
+
+		snap, code := h.status(t)
+		if snap.Vault.Errors < outageRefreshes || !strings.Contains(snap.Vault.LastError, "did not answer") || snap.Vault.LastStatusCode != 0 {
+			t.Errorf("hostd status does not show the outage: vault %+v", snap.Vault)
+		}
+		t.Logf("hostd status during the outage: exit %d, vault last error %q", code, snap.Vault.LastError)
+
+		if got := h.unitProps(t); got != unit {
+			t.Errorf("the agent's unit changed during the outage:\nbefore %+v\nnow    %+v", unit, got)
+		}
+		if got := readState(t, h.stateFile); got != agent {
+			t.Errorf("the agent changed during the outage: before %+v, now %+v", agent, got)
+		}
+		if got := readBytes(t, h.agentConf); !bytes.Equal(got, conf) {
+			t.Errorf("agent.conf changed during the outage")
+		}
+	})
+
+	step(t, "hostd recovers on its own once Vault is back", func(t *testing.T) {
+		resumedAt := time.Now()
+		h.vault.Resume(t)
+		resumed = true
+		t.Logf("Vault paused for %s", resumedAt.Sub(paused).Round(time.Millisecond))
+
+		waitFor(t, "hostd to render again after Vault came back", func() (bool, string) {
+			snap, code := h.status(t)
+			if code != 0 {
+				return false, fmt.Sprintf("hostd status exit %d", code)
+			}
+			tmpl := h.template(t, snap)
+			if tmpl.LastError != "" || !tmpl.LastRender.After(resumedAt) {
+				return false, fmt.Sprintf("last render %s, error %q", tmpl.LastRender.Format(time.RFC3339Nano), tmpl.LastError)
+			}
+			if !snap.Vault.LastRequest.After(resumedAt) || snap.Vault.LastStatusCode != http.StatusOK {
+				return false, fmt.Sprintf("last Vault request %s: %d", snap.Vault.LastRequest.Format(time.RFC3339Nano), snap.Vault.LastStatusCode)
+			}
+			return true, ""
+		})
+		t.Logf("recovery: healthy with a fresh render %s after Vault resumed", time.Since(resumedAt).Round(time.Millisecond))
+
+		rendered := h.metric(t, "hostd_template_last_render_timestamp_seconds", "template", h.agentConf)
+		if rendered < float64(resumedAt.UnixNano())/1e9 {
+			t.Errorf("hostd_template_last_render_timestamp_seconds %f is before Vault resumed (%d)", rendered, resumedAt.Unix())
+		}
+		if got := h.unitProps(t); got != unit {
+			t.Errorf("the agent's unit was restarted although its keys did not change:\nbefore %+v\nnow    %+v", unit, got)
+		}
+		if got := readState(t, h.stateFile); got != agent {
+			t.Errorf("the agent changed: before %+v, now %+v", agent, got)
+		}
+		if got := readBytes(t, h.agentConf); !bytes.Equal(got, conf) {
+			t.Errorf("agent.conf changed although the keys did not")
+		}
+		h.checkNoSecrets(t)
+	})
+}
+
+// TestTemplateThatCannotRenderKeepsTheOldFile reloads hostd with a template
+// that names a key the secret does not have: agent.conf keeps its bytes, the
+// agent is left alone, and status and metrics show the failed renders.
+func TestTemplateThatCannotRenderKeepsTheOldFile(t *testing.T) {
+	h := setUpHost(t, hostOptions{metrics: true})
+	conf := readBytes(t, h.agentConf)
+	agent := readState(t, h.stateFile)
+	unit := h.unitProps(t)
+	errorsBefore := h.metric(t, "hostd_template_renders_total", "result", "error", "template", h.agentConf)
+
+	step(t, "the operator misspells a key in the template and reloads hostd", func(t *testing.T) {
+		h.writeConfig(t, strings.Replace(agentTemplate, ".Data.secretKey", ".Data.secret_key", 1))
+		h.reload(t)
+	})
+
+	step(t, "hostd reports the template error and keeps the old file", func(t *testing.T) {
+		// Two failed renders: the error is not a one-off, and the file
+		// survived a refresh with the broken template.
+		waitFor(t, "two failed renders in the metrics", func() (bool, string) {
+			n := h.metric(t, "hostd_template_renders_total", "result", "error", "template", h.agentConf) - errorsBefore
+			return n >= 2, fmt.Sprintf("%v failed renders", n)
+		})
+		snap, code := h.status(t)
+		tmpl := h.template(t, snap)
+		if tmpl.LastError == "" {
+			t.Errorf("hostd status does not show the template error: %+v", tmpl)
+		}
+		if code != 1 {
+			t.Errorf("hostd status exited %d with a failing template, want 1 (unhealthy)", code)
+		}
+		table := h.statusTable(t)
+		if !strings.Contains(table, "UNHEALTHY") || !strings.Contains(table, "last render failed") {
+			t.Errorf("hostd status does not show the problem:\n%s", table)
+		}
+		if got := readBytes(t, h.agentConf); !bytes.Equal(got, conf) {
+			t.Errorf("agent.conf changed after a failed render:\nbefore %q\nnow    %q", conf, got)
+		}
+		if got := h.unitProps(t); got != unit {
+			t.Errorf("the agent's unit was restarted:\nbefore %+v\nnow    %+v", unit, got)
+		}
+		if got := readState(t, h.stateFile); got != agent {
+			t.Errorf("the agent changed: before %+v, now %+v", agent, got)
+		}
+		h.checkNoSecrets(t)
+	})
+}
+
+// TestAgentThatFailsOnTheNewConfigIsRolledBack reloads hostd with a template
+// whose output the agent cannot start with: hostd restarts the agent, sees it
+// fail, puts the previous agent.conf back and restarts it on the good pair,
+// and does not restart it again when the same content comes back.
+func TestAgentThatFailsOnTheNewConfigIsRolledBack(t *testing.T) {
+	h := setUpHost(t, hostOptions{metrics: true})
+	good := readBytes(t, h.agentConf)
+	before := readState(t, h.stateFile)
+	pair := primary(t, h.sim)
+
+	var reloaded time.Time
+	step(t, "the operator renders the access key as the secret key and reloads hostd", func(t *testing.T) {
+		h.writeConfig(t, strings.Replace(agentTemplate, ".Data.secretKey", ".Data.accessKey", 1))
+		reloaded = time.Now()
+		h.reload(t)
+	})
+
+	step(t, "hostd restarts the agent, sees it fail and rolls back", func(t *testing.T) {
+		waitFor(t, "hostd to report a rollback", func() (bool, string) {
+			u := h.unit(t, h.snapshot(t))
+			return u.Rollbacks >= 1 && u.RolledBack, fmt.Sprintf("unit %+v", u)
+		})
+		t.Logf("rollback: reported %s after the reload", time.Since(reloaded).Round(time.Millisecond))
+
+		waitFor(t, "the agent to run again on the good pair", func() (bool, string) {
+			s, err := readAgentState(h.stateFile)
+			if err != nil {
+				return false, err.Error()
+			}
+			return s.PID != before.PID && s.AccessKey == pair.AccessKey, fmt.Sprintf("agent %+v", s)
+		})
+		if props := h.unitProps(t); props.ActiveState != "active" || props.SubState != "running" {
+			t.Errorf("the agent's unit is not running after the rollback: %+v", props)
+		}
+		waitFor(t, "agent.conf to hold the good content again", func() (bool, string) {
+			got, err := os.ReadFile(h.agentConf)
+			return err == nil && bytes.Equal(got, good), fmt.Sprintf("agent.conf %q, err %v", got, err)
+		})
+
+		snap, code := h.status(t)
+		u := h.unit(t, snap)
+		if !u.RolledBack || !strings.Contains(u.LastError, "restored the previous content") {
+			t.Errorf("hostd status -json does not explain the rollback: %+v", u)
+		}
+		if code != 1 {
+			t.Errorf("hostd status exited %d after a rollback, want 1 (unhealthy)", code)
+		}
+		if n := h.metric(t, "hostd_unit_rollbacks_total", "unit", agentUnit); n < 1 {
+			t.Errorf("hostd_unit_rollbacks_total = %v, want at least 1", n)
+		}
+		if n := h.metric(t, "hostd_unit_restarts_total", "result", "rolled_back", "unit", agentUnit); n != 1 {
+			t.Errorf(`hostd_unit_restarts_total{result="rolled_back"} = %v, want 1`, n)
+		}
+	})
+
+	step(t, "the broken content comes back on refresh and is refused without a restart", func(t *testing.T) {
+		agent := readState(t, h.stateFile)
+		unit := h.unitProps(t)
+		waitFor(t, "hostd to refuse the broken content again", func() (bool, string) {
+			n := h.metric(t, "hostd_unit_restarts_total", "result", "rejected", "unit", agentUnit)
+			return n >= 1, fmt.Sprintf("%v refusals", n)
+		})
+		waitFor(t, "agent.conf to hold the good content again", func() (bool, string) {
+			got, err := os.ReadFile(h.agentConf)
+			return err == nil && bytes.Equal(got, good), fmt.Sprintf("agent.conf %q, err %v", got, err)
+		})
+		if got := readState(t, h.stateFile); got != agent {
+			t.Errorf("the agent was restarted for content it failed on before: before %+v, now %+v", agent, got)
+		}
+		if got := h.unitProps(t); got != unit {
+			t.Errorf("the agent's unit was restarted for content it failed on before:\nbefore %+v\nnow    %+v", unit, got)
+		}
+		t.Logf("restarts by result: unhealthy %v, rolled_back %v, rejected %v",
+			h.metric(t, "hostd_unit_restarts_total", "result", "unhealthy", "unit", agentUnit),
+			h.metric(t, "hostd_unit_restarts_total", "result", "rolled_back", "unit", agentUnit),
+			h.metric(t, "hostd_unit_restarts_total", "result", "rejected", "unit", agentUnit))
+		h.checkNoSecrets(t)
+	})
+}
+
+// checkNoSecrets fails the test if hostd's log or status shows the API
+// token, the Vault root token or a secret key of the site.
+func (h *host) checkNoSecrets(t *testing.T) {
+	t.Helper()
+	secrets := map[string]string{"the API token": h.apiToken, "the Vault root token": h.vault.Token}
+	for _, ks := range h.sim.KeySets(corpID, siteName) {
+		secrets["the secret key of "+ks.AccessKey] = ks.SecretKey
+	}
+	out, _ := h.runStatus(t, "-json")
+	harness.NoSecrets(t, "hostd's log", readFile(h.hostdLog), secrets)
+	harness.NoSecrets(t, "hostd status -json", out, secrets)
+	harness.KeepOutput("hostd status -json of "+t.Name(), out)
+	if h.metricsAddr != "" {
+		harness.KeepOutput("hostd's metrics of "+t.Name(), h.scrapeMetrics(t))
+	}
+}
+
+// reload sends hostd SIGHUP, as `systemctl reload hostd` does, and waits
+// until hostd runs with the new configuration.
+func (h *host) reload(t *testing.T) {
+	t.Helper()
+	const applied = "pipeline restarted with the new configuration"
+	before := strings.Count(readFile(h.hostdLog), applied)
+	if err := h.hostd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatalf("sending hostd SIGHUP: %v", err)
+	}
+	waitFor(t, "hostd to apply the new configuration", func() (bool, string) {
+		return strings.Count(readFile(h.hostdLog), applied) > before, "not applied yet"
+	})
+}
+
+// status runs `hostd status -json` and returns the snapshot and exit code.
+func (h *host) status(t *testing.T) (status.Snapshot, int) {
+	t.Helper()
+	out, code := h.runStatus(t, "-json")
+	var snap status.Snapshot
+	if err := json.Unmarshal([]byte(out), &snap); err != nil {
+		t.Fatalf("hostd status -json (exit %d) printed no snapshot: %v\n%s", code, err, out)
+	}
+	return snap, code
+}
+
+func (h *host) snapshot(t *testing.T) status.Snapshot {
+	t.Helper()
+	snap, _ := h.status(t)
+	return snap
+}
+
+// statusTable runs `hostd status` and returns what it printed.
+func (h *host) statusTable(t *testing.T) string {
+	t.Helper()
+	out, _ := h.runStatus(t)
+	return out
+}
+
+func (h *host) runStatus(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), programs.Command("hostd"), append([]string{"status", "-socket", h.socket}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+		return stdout.String(), 0
+	case errors.As(err, &exitErr) && exitErr.ExitCode() == 1:
+		return stdout.String(), 1
+	default:
+		t.Fatalf("hostd status %v: %v\n%s%s", args, err, stdout.String(), stderr.String())
+		return "", 0
+	}
+}
+
+func (h *host) template(t *testing.T, snap status.Snapshot) status.Template {
+	t.Helper()
+	for _, tmpl := range snap.Templates {
+		if tmpl.Destination == h.agentConf {
+			return tmpl
+		}
+	}
+	t.Fatalf("hostd status lists no template for %s: %+v", h.agentConf, snap.Templates)
+	return status.Template{}
+}
+
+func (h *host) unit(t *testing.T, snap status.Snapshot) status.Unit {
+	t.Helper()
+	for _, u := range snap.Units {
+		if u.Name == agentUnit {
+			return u
+		}
+	}
+	t.Fatalf("hostd status lists no unit %s: %+v", agentUnit, snap.Units)
+	return status.Unit{}
+}
+
+// unitProps are the properties of the agent's unit that change when it is
+// (re)started: a new invocation, a new main PID, or a restart by systemd.
+type unitProps struct {
+	ActiveState, SubState, MainPID, InvocationID, NRestarts string
+}
+
+func (h *host) unitProps(t *testing.T) unitProps {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), "systemctl", "--user", "show", agentUnit,
+		"-p", "ActiveState,SubState,MainPID,InvocationID,NRestarts")
+	cmd.Env = append(os.Environ(), h.manager.Env()...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemctl --user show %s: %v\n%s", agentUnit, err, out)
+	}
+	props := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		props[k] = v
+	}
+	p := unitProps{props["ActiveState"], props["SubState"], props["MainPID"], props["InvocationID"], props["NRestarts"]}
+	if p.MainPID == "" || p.InvocationID == "" || p.NRestarts == "" {
+		t.Fatalf("systemctl --user show %s printed too little:\n%s", agentUnit, out)
+	}
+	return p
+}
+
+// metric scrapes hostd's metrics and returns the sample of name with the
+// given label pairs (name, value, name, value...), 0 when it is absent.
+func (h *host) metric(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	want := series(name, labels...)
+	for _, line := range strings.Split(h.scrapeMetrics(t), "\n") {
+		key, value, ok := strings.Cut(line, " ")
+		if !ok || key != want {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			t.Fatalf("metric %s: bad value %q", key, value)
+		}
+		return v
+	}
+	return 0
+}
+
+// scrapeMetrics returns hostd's metrics in the text exposition format.
+func (h *host) scrapeMetrics(t *testing.T) string {
+	t.Helper()
+	if h.metricsAddr == "" {
+		t.Fatal("this host has no metrics endpoint")
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + h.metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("scraping hostd's metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scraping hostd's metrics: HTTP %d, %v\n%s", resp.StatusCode, err, body)
+	}
+	return string(body)
+}
+
+// series is a sample's name as the text exposition writes it: labels sorted
+// by name, values quoted.
+func series(name string, labels ...string) string {
+	if len(labels) == 0 {
+		return name
+	}
+	var pairs []string
+	for i := 0; i+1 < len(labels); i += 2 {
+		pairs = append(pairs, labels[i]+"="+strconv.Quote(labels[i+1]))
+	}
+	sort.Strings(pairs)
+	return name + "{" + strings.Join(pairs, ",") + "}"
+}
+
+func readBytes(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func readState(t *testing.T, stateFile string) agentState {
+	t.Helper()
+	s, err := readAgentState(stateFile)
+	if err != nil {
+		t.Fatalf("reading the agent's state: %v", err)
+	}
+	return s
+}
