@@ -29,7 +29,7 @@ never changes or deletes what is stored.
 
 Read returns "accessKey" and "secretKey" of the primary key set, and metadata:
 "site", "corp", "created" (when Vault stored this key set), "last_vault_rotation"
-(empty if Vault never rotated the site), "non_primary_access_keys" (older sets
+(absent until Vault first rotates the site), "non_primary_access_keys" (older sets
 still live at the API until retired), and "rotation_period" and "ttl" (whole
 seconds; see "config") so that consul-template re-reads in time. There is no
 lease.
@@ -213,19 +213,21 @@ func (b *backend) storedSites(ctx context.Context, s logical.Storage, role strin
 
 // keysData is the data returned for one stored site.
 func keysData(k *storedKeys) map[string]interface{} {
-	last := ""
-	if !k.LastVaultRotation.IsZero() {
-		last = k.LastVaultRotation.UTC().Format(time.RFC3339)
-	}
-	return map[string]interface{}{
+	data := map[string]interface{}{
 		"accessKey":               k.AccessKey,
 		"secretKey":               k.SecretKey,
 		"site":                    k.Site,
 		"corp":                    k.Corp,
 		"created":                 k.Created.UTC().Format(time.RFC3339),
-		"last_vault_rotation":     last,
 		"non_primary_access_keys": k.nonPrimaryAccessKeys(),
 	}
+	// Left out, not "", until the first rotation: consul-template hides
+	// every data value in its error messages, and an empty one turns a
+	// template error into "[redacted]" between every character.
+	if !k.LastVaultRotation.IsZero() {
+		data["last_vault_rotation"] = k.LastVaultRotation.UTC().Format(time.RFC3339)
+	}
+	return data
 }
 
 // siteArgs validates the role and site of a creds request.

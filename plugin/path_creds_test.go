@@ -46,11 +46,14 @@ func TestCreds_CopyReadDelete(t *testing.T) {
 		t.Fatal("read keys differ from the API's primary set")
 	}
 	for k, want := range map[string]string{
-		"site": "www", "corp": "acme", "created": "2030-01-02T03:04:05Z", "last_vault_rotation": "",
+		"site": "www", "corp": "acme", "created": "2030-01-02T03:04:05Z",
 	} {
 		if got := str(t, read, k); got != want {
 			t.Fatalf("%s = %q, want %q", k, got, want)
 		}
+	}
+	if v, ok := read.Data["last_vault_rotation"]; ok {
+		t.Fatalf("last_vault_rotation = %q before any rotation, want it left out", v)
 	}
 	if got := read.Data["non_primary_access_keys"]; !reflect.DeepEqual(got, []string{}) {
 		t.Fatalf("non_primary_access_keys = %#v", got)
