@@ -457,3 +457,29 @@ func TestRunFailsWhenTheMetricsPortIsTaken(t *testing.T) {
 		t.Errorf("the status socket must be removed when start-up fails: %v", err)
 	}
 }
+
+// An edited template source file is a new configuration for SIGHUP, as the
+// packaged flow says (edit agent.ctmpl, systemctl reload hostd).
+func TestReloadAppliesAnEditedTemplateSource(t *testing.T) {
+	var source string
+	h := start(t, func(dir, socket string) string {
+		source = filepath.Join(dir, "agent.ctmpl")
+		if err := os.WriteFile(source, []byte("version 1\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return configText(dir, socket, "info") + fmt.Sprintf("template {\n  source = %q\n  destination = %q\n}\n", source, filepath.Join(dir, "agent.conf"))
+	})
+	fetch(t, h.socket)
+
+	h.triggerReload()
+	if !strings.Contains(h.logs.String(), "configuration unchanged") {
+		t.Fatalf("a reload with nothing edited must change nothing:\n%s", h.logs.String())
+	}
+	if err := os.WriteFile(source, []byte("version 2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.triggerReload()
+	if n := strings.Count(h.logs.String(), "pipeline restarted with the new configuration"); n != 1 {
+		t.Fatalf("an edited template source must rebuild the pipeline once, saw %d:\n%s", n, h.logs.String())
+	}
+}

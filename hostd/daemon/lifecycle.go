@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 
@@ -31,16 +32,37 @@ type running struct {
 }
 
 // pipelineConfig is the part of the configuration the Vault-to-file
-// pipeline is built from.
+// pipeline is built from, with the text of each template's source file: an
+// edited agent.ctmpl must rebuild the pipeline on SIGHUP like an edited
+// hostd.hcl.
 type pipelineConfig struct {
 	Vault          config.Vault
 	AutoAuth       config.AutoAuth
 	TemplateConfig config.TemplateConfig
 	Templates      []config.Template
+	Sources        []string
 }
 
 func pipelineConfigOf(cfg *config.Config) pipelineConfig {
-	return pipelineConfig{cfg.Vault, cfg.AutoAuth, cfg.TemplateConfig, cfg.Templates}
+	pc := pipelineConfig{cfg.Vault, cfg.AutoAuth, cfg.TemplateConfig, cfg.Templates, nil}
+	for _, t := range cfg.Templates {
+		pc.Sources = append(pc.Sources, sourceText(t.Source))
+	}
+	return pc
+}
+
+// sourceText is a template source file's content as the pipeline compares
+// it ("" for inline contents; an unreadable file compares unequal to any
+// text, and the new renderer reports why).
+func sourceText(path string) string {
+	if path == "" {
+		return ""
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "\x00unreadable: " + err.Error()
+	}
+	return string(data)
 }
 
 func (d *daemon) startAll(ctx context.Context, cfg *config.Config) error {
