@@ -76,6 +76,7 @@ func renderOptions(cfg *config.Config, dialer render.Dialer, roll *rollout.Rollo
 		Logger:          d.logger.With("component", "render"),
 	}
 	if roll != nil {
+		o.Refuse = roll.Refuse
 		o.OnChange = func(changes []render.Change) {
 			out := make([]rollout.Change, len(changes))
 			for i, c := range changes {

@@ -110,6 +110,22 @@ telemetry { listen_address = "" }
 	if u.ActiveState != "active" {
 		t.Errorf("the agent must run on the restored file: %+v", u)
 	}
+	// The next refreshes render the same broken keys: hostd refuses to
+	// write them again and says so, and the agent is left alone.
+	deadline := time.Now().Add(30 * time.Second)
+	for snap = fetch(t, h.socket); !strings.Contains(snap.Templates[0].LastError, "rolled back"); snap = fetch(t, h.socket) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the template never reported the refused content: %+v", snap.Templates[0])
+		}
+		time.Sleep(50 * time.Millisecond) // polling status with a deadline
+	}
+	if got, err := os.ReadFile(conf); err != nil || string(got) != "accesskeyid=A2\nsecretaccesskey=S-two\n" {
+		t.Errorf("agent.conf = %q, %v after a refused render", got, err)
+	}
+	if now := fetch(t, h.socket).Units[0]; now.Restarts != u.Restarts {
+		t.Errorf("the agent was restarted again for the refused content: %+v", now)
+	}
+
 	// The journal tells the same story.
 	logs := h.logs.String()
 	for _, want := range []string{

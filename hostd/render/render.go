@@ -106,10 +106,15 @@ type Options struct {
 	// OnChange receives the changed files of units whose every template has
 	// rendered, one batch per render pass. It must not block.
 	OnChange func([]Change)
-	Sink     event.Sink   // default event.Discard
-	Logger   *slog.Logger // default: discard
-	Now      func() time.Time
-	Rand     func() float64
+	// Refuse, when set, is asked before each write; an error keeps the old
+	// file and is reported as the template's error. hostd's rollout refuses
+	// content a unit did not survive, so a rolled-back file is not written
+	// again on every refresh.
+	Refuse func(destination string, content []byte) error
+	Sink   event.Sink   // default event.Discard
+	Logger *slog.Logger // default: discard
+	Now    func() time.Time
+	Rand   func() float64
 }
 
 // Renderer runs consul-template for a fixed set of templates.
@@ -466,6 +471,11 @@ func (r *Renderer) writeFile(in *renderer.RenderInput) (*renderer.RenderResult, 
 	t, ok := r.byDest[in.Path]
 	if !ok {
 		return nil, fmt.Errorf("no template writes %s", in.Path)
+	}
+	if r.opts.Refuse != nil {
+		if err := r.opts.Refuse(t.Destination, in.Contents); err != nil {
+			return nil, err
+		}
 	}
 	res, err := write.Write(t.Destination, in.Contents, write.Options{
 		Perms: t.Perms, User: t.User, Group: t.Group, Backup: t.Backup,

@@ -67,6 +67,21 @@ func (r *Rollout) rejectedBefore(b *batch) (time.Time, bool) {
 	return last, len(b.changes) > 0
 }
 
+// Refuse answers an error when content is what destination held when its
+// unit did not survive it; the renderer then keeps the restored file
+// instead of writing the same content again on every refresh.
+func (r *Rollout) Refuse(destination string, content []byte) error {
+	digest := sha256.Sum256(content)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rej, ok := r.rejected[destination]
+	if !ok || rej.digest != digest {
+		return nil
+	}
+	return fmt.Errorf("not written: this content of %s made its unit fail at %s and was rolled back; the previous file stays until the secret or the template changes",
+		destination, rej.at.Format(time.RFC3339))
+}
+
 // rejectAgain puts the backups back without restarting the unit.
 func (r *Rollout) rejectAgain(ctx context.Context, b *batch, when time.Time) {
 	restored, problems := r.restoreBackups(b)

@@ -236,6 +236,13 @@ func TestAgentThatRejectsTheChangeIsRolledBack(t *testing.T) {
 			if st := h.state(); !st.Active() || st.SubState != "running" {
 				t.Fatalf("agent after rollback: %+v", st)
 			}
+			dest := filepath.Join(h.dir, "agent.conf")
+			if err := h.rollout.Refuse(dest, []byte("bad key\n")); err == nil || !strings.Contains(err.Error(), "rolled back") {
+				t.Fatalf("Refuse of the content the agent did not survive = %v, want an error", err)
+			}
+			if err := h.rollout.Refuse(dest, []byte("good 2\n")); err != nil {
+				t.Fatalf("Refuse of other content = %v, want nil", err)
+			}
 
 			// The next refresh renders the same bad content again: it is put
 			// back without another restart (no restart loop)...
