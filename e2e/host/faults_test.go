@@ -76,6 +76,14 @@ func TestAgentKeepsRunningWhileVaultIsDown(t *testing.T) {
 			t.Errorf("hostd status does not show the outage: vault %+v", snap.Vault)
 		}
 		t.Logf("hostd status during the outage: exit %d, vault last error %q", code, snap.Vault.LastError)
+		waitFor(t, "hostd status to call the outage unhealthy once it outlasts the grace", func() (bool, string) {
+			snap, code := h.status(t)
+			return code == 1 && !snap.Vault.FailingSince.IsZero(),
+				fmt.Sprintf("exit %d, failing since %s, grace %s", code, snap.Vault.FailingSince.Format(time.RFC3339), time.Duration(snap.Vault.Grace))
+		})
+		if table := h.statusTable(t); !strings.Contains(table, "every request failed") {
+			t.Errorf("hostd status does not say why it is unhealthy:\n%s", table)
+		}
 
 		if got := h.unitProps(t); got != unit {
 			t.Errorf("the agent's unit changed during the outage:\nbefore %+v\nnow    %+v", unit, got)

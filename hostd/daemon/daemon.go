@@ -190,6 +190,7 @@ func (d *daemon) statusOptions(cfg *config.Config) status.Options {
 		VaultAddress: cfg.Vault.Address,
 		AuthMethod:   cfg.AutoAuth.Method,
 		Templates:    refs,
+		VaultGrace:   2 * cfg.TemplateConfig.RefreshInterval,
 		AuthState:    d.views.auth,
 		UnitState:    d.views.unitState,
 	}

@@ -73,6 +73,9 @@ func vaultLine(v Vault, now time.Time) string {
 		last = "no answer"
 	}
 	line := fmt.Sprintf("last request %s: %s; %d requests, %d errors", ago(now, v.LastRequest), last, v.Requests, v.Errors)
+	if !v.FailingSince.IsZero() {
+		line += "; failing since " + ago(now, v.FailingSince)
+	}
 	if v.LastError != "" {
 		line += "; last error: " + v.LastError
 	}

@@ -27,6 +27,9 @@ type Options struct {
 	VaultAddress string
 	AuthMethod   string
 	Templates    []TemplateRef
+	// VaultGrace is how long Vault requests may fail before the snapshot
+	// counts as unhealthy.
+	VaultGrace time.Duration
 
 	// AuthState returns the authenticator's current view; it replaces what
 	// auth events said (it knows, say, that Vault rejected the token).
@@ -72,6 +75,7 @@ func (s *State) Reconfigure(opts Options) {
 	defer s.mu.Unlock()
 	s.opts = opts
 	s.vault.Address = opts.VaultAddress
+	s.vault.Grace = Seconds(opts.VaultGrace)
 	if s.auth.Method != opts.AuthMethod {
 		s.auth = Auth{Method: opts.AuthMethod}
 	}
@@ -143,7 +147,11 @@ func (s *State) onVaultRequest(e event.VaultRequest) {
 	s.vault.LastStatusCode = e.StatusCode
 	ok := e.Err == "" && e.StatusCode >= 200 && e.StatusCode < 400
 	if ok {
+		s.vault.FailingSince = time.Time{}
 		return
+	}
+	if s.vault.FailingSince.IsZero() {
+		s.vault.FailingSince = e.Time
 	}
 	s.vault.Errors++
 	s.vault.LastError = scrub(e.Err)

@@ -31,6 +31,7 @@ func newTestState(c *clock) *State {
 		Version:      "1.2.3",
 		VaultAddress: "https://vault.example:8200",
 		AuthMethod:   "approle",
+		VaultGrace:   time.Minute,
 		Templates: []TemplateRef{
 			{Destination: "/etc/sigsci/agent.conf", Unit: "sigsci-agent.service"},
 			{Destination: "/etc/sigsci/extra.conf", Unit: "sigsci-agent.service"},
@@ -261,5 +262,30 @@ func TestStateIsSafeForConcurrentUse(t *testing.T) {
 	snap := st.Snapshot(context.Background())
 	if snap.Templates[0].Renders != 800 || snap.Vault.Requests != 800 {
 		t.Errorf("lost events: renders %d, requests %d", snap.Templates[0].Renders, snap.Vault.Requests)
+	}
+}
+
+func TestStateVaultFailingSinceFirstFailureUntilASuccess(t *testing.T) {
+	c := &clock{now: t0}
+	s := NewState(Options{VaultAddress: "https://vault.example:8200", VaultGrace: time.Minute, Now: c.Now})
+	s.Publish(event.VaultRequest{Time: t0, StatusCode: 200})
+	s.Publish(event.VaultRequest{Time: t0.Add(10 * time.Second), Err: "connection refused"})
+	s.Publish(event.VaultRequest{Time: t0.Add(20 * time.Second), StatusCode: 502})
+	snap := s.Snapshot(context.Background())
+	if !snap.Vault.FailingSince.Equal(t0.Add(10*time.Second)) || time.Duration(snap.Vault.Grace) != time.Minute {
+		t.Fatalf("vault = %+v, want failing since the first failure, grace 1m", snap.Vault)
+	}
+	c.Set(t0.Add(2 * time.Minute))
+	if ok, reasons := Healthy(s.Snapshot(context.Background())); ok {
+		t.Fatalf("healthy after failing for almost 2m with a 1m grace: %v", reasons)
+	}
+	s.Publish(event.VaultRequest{Time: t0.Add(2 * time.Minute), StatusCode: 200})
+	snap = s.Snapshot(context.Background())
+	if !snap.Vault.FailingSince.IsZero() {
+		t.Fatalf("failing since %v after a good request", snap.Vault.FailingSince)
+	}
+	data, err := json.Marshal(snap.Vault)
+	if err != nil || !strings.Contains(string(data), `"grace_seconds":60`) {
+		t.Fatalf("vault JSON %s, %v: want grace_seconds 60", data, err)
 	}
 }

@@ -33,6 +33,30 @@ type Vault struct {
 	LastRequest    time.Time `json:"last_request,omitzero"`
 	LastStatusCode int       `json:"last_status_code,omitempty"`
 	LastError      string    `json:"last_error,omitempty"`
+	// FailingSince is the first failed request after the last good one;
+	// zero while requests succeed.
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	// Grace is how long requests may fail before hostd counts as unhealthy
+	// (two refresh intervals: one failed refresh is not yet news).
+	Grace Seconds `json:"grace_seconds,omitempty"`
+}
+
+// Seconds is a duration shown as whole seconds in JSON.
+type Seconds time.Duration
+
+// MarshalJSON writes whole seconds.
+func (s Seconds) MarshalJSON() ([]byte, error) {
+	return []byte(fmt.Sprint(int64(time.Duration(s) / time.Second))), nil
+}
+
+// UnmarshalJSON reads whole seconds.
+func (s *Seconds) UnmarshalJSON(b []byte) error {
+	var n int64
+	if _, err := fmt.Sscan(string(b), &n); err != nil {
+		return fmt.Errorf("grace_seconds: %w", err)
+	}
+	*s = Seconds(time.Duration(n) * time.Second)
+	return nil
 }
 
 // Auth describes hostd's Vault login. It never carries the token.
@@ -82,7 +106,8 @@ const ResultDone = "done"
 
 // Healthy reports whether s describes a host that serves with fresh keys,
 // and if not, why, one reason per problem. Unhealthy means: not
-// authenticated to Vault, a template not rendered yet or whose last render
+// authenticated to Vault, Vault requests failing for longer than the
+// grace, a template not rendered yet or whose last render
 // failed, or a unit that is not active, whose last restart failed or was
 // rolled back.
 func Healthy(s Snapshot) (bool, []string) {
@@ -93,6 +118,10 @@ func Healthy(s Snapshot) (bool, []string) {
 			r += ": " + s.Auth.LastError
 		}
 		reasons = append(reasons, r)
+	}
+	if v := s.Vault; !v.FailingSince.IsZero() && s.GeneratedAt.Sub(v.FailingSince) > time.Duration(v.Grace) {
+		reasons = append(reasons, fmt.Sprintf("vault: every request failed for %s (last: %s); the agent runs on the keys it has",
+			s.GeneratedAt.Sub(v.FailingSince).Round(time.Second), v.LastError))
 	}
 	for _, t := range s.Templates {
 		switch {

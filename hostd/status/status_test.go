@@ -49,6 +49,12 @@ func TestHealthy(t *testing.T) {
 		{"last restart timed out", func(s *Snapshot) { s.Units[0].LastResult = "job_timeout" }, []string{"unit sigsci-agent.service: last restart failed (job_timeout)"}},
 		{"rolled back", func(s *Snapshot) { s.Units[0].RolledBack = true }, []string{"unit sigsci-agent.service: last restart was rolled back to the previous configuration"}},
 		{"unit never restarted is fine", func(s *Snapshot) { s.Units[0].LastResult = "" }, nil},
+		{"vault failing within the grace", func(s *Snapshot) {
+			s.Vault.FailingSince, s.Vault.Grace, s.Vault.LastError = t0.Add(-50*time.Second), Seconds(time.Minute), "no answer"
+		}, nil},
+		{"vault failing beyond the grace", func(s *Snapshot) {
+			s.Vault.FailingSince, s.Vault.Grace, s.Vault.LastError = t0.Add(-70*time.Second), Seconds(time.Minute), "vault did not answer within 15s"
+		}, []string{"vault: every request failed for 1m10s (last: vault did not answer within 15s); the agent runs on the keys it has"}},
 		{"several problems at once", func(s *Snapshot) {
 			s.Auth.Authenticated = false
 			s.Templates[0].LastError = "x"
