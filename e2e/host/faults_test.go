@@ -146,7 +146,7 @@ func TestTemplateThatCannotRenderKeepsTheOldFile(t *testing.T) {
 	errorsBefore := h.metric(t, "hostd_template_renders_total", "result", "error", "template", h.agentConf)
 
 	step(t, "the operator misspells a key in the template and reloads hostd", func(t *testing.T) {
-		h.writeConfig(t, strings.Replace(agentTemplate, ".Data.secretKey", ".Data.secret_key", 1))
+		h.writeTemplate(t, strings.Replace(documentedTemplate(t), ".Data.secretKey", ".Data.secret_key", 1))
 		h.reload(t)
 	})
 
@@ -194,7 +194,7 @@ func TestAgentThatFailsOnTheNewConfigIsRolledBack(t *testing.T) {
 
 	var reloaded time.Time
 	step(t, "the operator renders the access key as the secret key and reloads hostd", func(t *testing.T) {
-		h.writeConfig(t, strings.Replace(agentTemplate, ".Data.secretKey", ".Data.accessKey", 1))
+		h.writeTemplate(t, strings.Replace(documentedTemplate(t), ".Data.secretKey", ".Data.accessKey", 1))
 		reloaded = time.Now()
 		h.reload(t)
 	})

@@ -38,13 +38,27 @@ const hostPolicy = `path "sigsci/creds/vault-user/sites/` + siteName + `" {
 }
 `
 
-// agentTemplate renders the site's live pair in the lines the fake agent
-// reads.
-const agentTemplate = `{{ with secret "sigsci/creds/vault-user/sites/` + siteName + `" }}
-accesskeyid={{ .Data.accessKey }}
-secretkey={{ .Data.secretKey }}
-{{ end }}
-`
+// documentedTemplate is the product documentation's template
+// (templates/documented.ctmpl) for the host's site: the agent reads the file
+// it renders. templates/agent.ctmpl, which names site www itself, renders a
+// second file for the same unit.
+func documentedTemplate(t *testing.T) string {
+	t.Helper()
+	return strings.ReplaceAll(repoFile(t, "templates/documented.ctmpl"), "<site-name>", siteName)
+}
+
+func repoFile(t *testing.T, path string) string {
+	t.Helper()
+	root, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
 
 // agentState is what the fake agent records about the keys it runs with.
 type agentState struct {
@@ -70,14 +84,16 @@ type host struct {
 	manager  *systemdtest.Manager
 	work     string // the operator's working directory
 
-	dir         string // the host's configuration directory
-	agentConf   string
-	stateFile   string
-	configPath  string
-	socket      string
-	hostdLog    string
-	metricsAddr string // host:port of hostd's metrics; empty when off
-	hostd       *exec.Cmd
+	dir          string // the host's configuration directory
+	templatePath string // agent.ctmpl: the documented template, rendered to agentConf
+	agentConf    string
+	agentTOML    string // rendered from the repository's templates/agent.ctmpl
+	stateFile    string
+	configPath   string
+	socket       string
+	hostdLog     string
+	metricsAddr  string // host:port of hostd's metrics; empty when off
+	hostd        *exec.Cmd
 }
 
 // sh runs an operator's shell command against the host's Vault.
@@ -101,7 +117,9 @@ func setUpHost(t *testing.T, opts hostOptions) *host {
 	h.manager = systemdtest.Start(t)
 	h.work = t.TempDir()
 	h.dir = filepath.Join(h.work, "host")
+	h.templatePath = filepath.Join(h.dir, "agent.ctmpl")
 	h.agentConf = filepath.Join(h.dir, "agent.conf")
+	h.agentTOML = filepath.Join(h.dir, "agent.toml")
 	h.stateFile = filepath.Join(h.dir, "agent.state")
 	h.configPath = filepath.Join(h.dir, "hostd.hcl")
 	h.socket = filepath.Join(h.manager.Dir(), "hostd.sock")
@@ -152,7 +170,13 @@ func setUpHost(t *testing.T, opts hostOptions) *host {
 
 	story := t // hostd outlives each step
 	step(t, "hostd starts and the agent runs on the live primary pair", func(t *testing.T) {
-		h.writeConfig(t, agentTemplate)
+		h.writeTemplate(t, documentedTemplate(t))
+		if err := os.WriteFile(filepath.Join(h.dir, "agent-toml.ctmpl"), []byte(repoFile(t, "templates/agent.ctmpl")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(h.configPath, []byte(hostdConfig(h)), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		h.hostd = startHostd(t, story, h.configPath, h.hostdLog, h.manager.Env())
 		waitFor(t, "hostd to render agent.conf", func() (bool, string) {
 			_, err := os.Stat(h.agentConf)
@@ -165,15 +189,21 @@ func setUpHost(t *testing.T, opts hostOptions) *host {
 		}
 		want := primary(t, h.sim).AccessKey
 		waitFor(t, "the agent to run on the primary pair", agentRunsOn(h.stateFile, want))
+		// hostd restarts the unit for its first render too (a restart
+		// starts a stopped unit); let that settle before the story goes on.
+		waitFor(t, "hostd's first restart of the agent", func() (bool, string) {
+			u := h.unit(t, h.snapshot(t))
+			return u.Restarts >= 1 && u.PendingDue.IsZero(), fmt.Sprintf("unit %+v", u)
+		})
 	})
 	return h
 }
 
-// writeConfig writes hostd's configuration with template as the agent's
-// template, the way an operator edits hostd.hcl.
-func (h *host) writeConfig(t *testing.T, template string) {
+// writeTemplate writes the agent's template source (agent.ctmpl), the way
+// an operator edits it; hostd reads it at start and on SIGHUP.
+func (h *host) writeTemplate(t *testing.T, text string) {
 	t.Helper()
-	if err := os.WriteFile(h.configPath, []byte(hostdConfig(h, template)), 0o600); err != nil {
+	if err := os.WriteFile(h.templatePath, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -186,6 +216,7 @@ func TestRotationReachesTheAgent(t *testing.T) {
 	old := primary(t, h.sim)
 	var rotated sigsci.KeySet
 	step(t, "a rotation in Vault reaches the agent", func(t *testing.T) {
+		restarts := h.unit(t, h.snapshot(t)).Restarts
 		start := time.Now()
 		h.sh(t, "vault write -f /sigsci/rotate/sites/"+siteName).OK(t)
 		rotated = primary(t, h.sim)
@@ -194,6 +225,17 @@ func TestRotationReachesTheAgent(t *testing.T) {
 		}
 		waitFor(t, "the agent to run on the new primary pair", agentRunsOn(h.stateFile, rotated.AccessKey))
 		t.Logf("rotate-to-agent: %s", time.Since(start).Round(time.Millisecond))
+		if toml := readFile(h.agentTOML); !strings.Contains(toml, `accesskeyid = "`+rotated.AccessKey+`"`) {
+			t.Errorf("agent.toml (templates/agent.ctmpl) does not hold the new access key:\n%s", strings.Split(toml, "\n")[0])
+		}
+		// Both files changed in the same render pass: one restart.
+		waitFor(t, "hostd to finish the restart", func() (bool, string) {
+			u := h.unit(t, h.snapshot(t))
+			return u.Restarts > restarts && u.PendingDue.IsZero(), fmt.Sprintf("unit %+v", u)
+		})
+		if u := h.unit(t, h.snapshot(t)); u.Restarts != restarts+1 || u.LastResult != "done" {
+			t.Errorf("two templates of one unit changed: %d restart(s) (last %s), want exactly 1", u.Restarts-restarts, u.LastResult)
+		}
 	})
 
 	step(t, "retiring the old pair kills it at the API and leaves the agent running", func(t *testing.T) {
@@ -236,8 +278,9 @@ func TestRotationReachesTheAgent(t *testing.T) {
 	})
 }
 
-// hostdConfig is the host's hostd.hcl, rendering template to agent.conf.
-func hostdConfig(h *host, template string) string {
+// hostdConfig is the host's hostd.hcl: agent.ctmpl to agent.conf and the
+// repository's agent.ctmpl to agent.toml, both for the agent's unit.
+func hostdConfig(h *host) string {
 	return fmt.Sprintf(`vault {
   address = %q
 }
@@ -254,10 +297,16 @@ template_config {
 }
 
 template {
-  contents             = %q
+  source               = %q
   destination          = %q
   unit                 = %q
   error_on_missing_key = true
+}
+
+template {
+  source      = %q
+  destination = %q
+  unit        = %q
 }
 
 restart {
@@ -274,7 +323,7 @@ status {
   socket_path = %q
 }
 `, h.vault.Addr, filepath.Join(h.dir, "role-id"), filepath.Join(h.dir, "secret-id"),
-		template, h.agentConf, agentUnit, h.metricsAddr, h.socket)
+		h.templatePath, h.agentConf, agentUnit, filepath.Join(h.dir, "agent-toml.ctmpl"), h.agentTOML, agentUnit, h.metricsAddr, h.socket)
 }
 
 // startHostd runs hostd as a child process with the user manager's bus in its
