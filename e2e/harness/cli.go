@@ -107,7 +107,7 @@ func (v *Vault) run(t testing.TB, cmd *exec.Cmd, dir, display string) Result {
 // settings, plus this server's address and root token, a private HOME, and
 // the vault binary first on PATH.
 func (v *Vault) CLIEnv() []string {
-	return append(withoutVaultEnv(os.Environ()),
+	return append(WithoutVaultEnv(os.Environ()),
 		"VAULT_ADDR="+v.Addr,
 		"VAULT_TOKEN="+v.Token,
 		"HOME="+v.Home,

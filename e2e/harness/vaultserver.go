@@ -109,7 +109,7 @@ func (v *Vault) start(t testing.TB, config string) error {
 		"-config="+config,
 		"-log-level=debug",
 	)
-	v.cmd.Env = append(withoutVaultEnv(os.Environ()), "HOME="+v.Home)
+	v.cmd.Env = append(WithoutVaultEnv(os.Environ()), "HOME="+v.Home)
 	v.cmd.Dir = v.Home
 	v.cmd.Stdout = stdoutFile
 	v.cmd.Stderr = logFile
@@ -251,6 +251,17 @@ func (v *Vault) logTail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// FreeLoopbackAddr returns a 127.0.0.1 address whose port was free a
+// moment ago, for a program the test starts.
+func FreeLoopbackAddr(t testing.TB) string {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
+
 // freePort asks the kernel for a free loopback port.
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -273,9 +284,9 @@ func randomHex(t testing.TB, n int) string {
 	return hex.EncodeToString(b)
 }
 
-// withoutVaultEnv drops VAULT_* variables, so that the caller's own Vault
-// settings never leak into a test.
-func withoutVaultEnv(env []string) []string {
+// WithoutVaultEnv drops VAULT_* variables, so that the caller's own Vault
+// settings never reach a program a test starts.
+func WithoutVaultEnv(env []string) []string {
 	out := make([]string, 0, len(env))
 	for _, kv := range env {
 		if !strings.HasPrefix(kv, "VAULT_") {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,7 +124,7 @@ func setUpHost(t *testing.T, opts hostOptions) *host {
 	h.socket = filepath.Join(h.manager.Dir(), "hostd.sock")
 	h.hostdLog = filepath.Join(h.dir, "hostd.log")
 	if opts.metrics {
-		h.metricsAddr = freeLoopbackAddr(t)
+		h.metricsAddr = harness.FreeLoopbackAddr(t)
 	}
 	if err := os.WriteFile(filepath.Join(h.work, "token.txt"), []byte(h.apiToken+"\n"), 0o600); err != nil {
 		t.Fatalf("writing token.txt: %v", err)
@@ -335,7 +334,7 @@ func startHostd(t, story *testing.T, configPath, logPath string, busEnv []string
 		t.Fatal(err)
 	}
 	cmd := exec.Command(programs.Command("hostd"), "run", "-config", configPath)
-	cmd.Env = append(withoutVaultEnv(os.Environ()), busEnv...)
+	cmd.Env = append(harness.WithoutVaultEnv(os.Environ()), busEnv...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	if err := cmd.Start(); err != nil {
@@ -425,28 +424,6 @@ func primary(t *testing.T, sim *harness.Simulator) sigsci.KeySet {
 	}
 	t.Fatalf("the API has no primary key set for site %q", siteName)
 	return sigsci.KeySet{}
-}
-
-// freeLoopbackAddr returns a 127.0.0.1 address whose port was free a moment
-// ago.
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func withoutVaultEnv(env []string) []string {
-	var kept []string
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "VAULT_") {
-			kept = append(kept, kv)
-		}
-	}
-	return kept
 }
 
 func readFile(path string) string {

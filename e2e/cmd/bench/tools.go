@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,7 +94,7 @@ status {
   socket_path = %q
 }
 `, h.vaultAddr, h.roleIDFile, h.secretIDFile, h.refresh.String(), h.template, h.destination,
-		freeAddr(t), filepath.Join(h.dir, "hostd.sock"))
+		harness.FreeLoopbackAddr(t), filepath.Join(h.dir, "hostd.sock"))
 }
 
 // vaultAgentConfig is the matching Vault Agent configuration: the same
@@ -159,7 +158,7 @@ func startTool(t testing.TB, tl tool, h host) *process {
 	defer logFile.Close()
 	cmd := exec.Command(tl.binary, tl.args(configPath)...)
 	cmd.Dir = h.dir
-	cmd.Env = append(withoutVaultEnv(os.Environ()), "HOME="+home, "TMPDIR="+tmp)
+	cmd.Env = append(harness.WithoutVaultEnv(os.Environ()), "HOME="+home, "TMPDIR="+tmp)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -207,29 +206,6 @@ func (p *process) stop(t testing.TB) {
 	if p.err != nil && !errors.As(p.err, &exitErr) {
 		t.Errorf("waiting for %s: %v", filepath.Base(p.cmd.Path), p.err)
 	}
-}
-
-// freeAddr returns a loopback address with a port that was free just now.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// withoutVaultEnv drops VAULT_* variables, so that no setting of the caller's
-// reaches a tool.
-func withoutVaultEnv(env []string) []string {
-	var kept []string
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "VAULT_") {
-			kept = append(kept, kv)
-		}
-	}
-	return kept
 }
 
 // tail returns the last n lines of a file, for failure messages.
