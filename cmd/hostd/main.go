@@ -50,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDaemon(args, stderr)
 	case "status":
 		return runStatus(args, stdout, stderr)
+	case "refresh":
+		return runRefresh(args, stdout, stderr)
 	case "validate":
 		return runValidate(args, stdout, stderr)
 	case "version":
@@ -69,6 +71,8 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   hostd [run] [-config FILE]                 run the daemon (default command)
   hostd status [-json] [-socket PATH]        show the daemon's state; exit 0 healthy, 1 unhealthy, 2 unreachable
+  hostd refresh [-socket PATH]               read every secret again now and wait for the renders;
+                                             exit 0 when all rendered, 1 on a template error, 2 unreachable
   hostd validate [-config FILE]              check a configuration file; exit 1 if it has problems
   hostd version                              print the version
 `)
@@ -142,6 +146,77 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		return exitUnhealthy
 	}
 	return exitOK
+}
+
+// refreshPoll spaces the status reads while hostd refresh waits.
+const refreshPoll = 100 * time.Millisecond
+
+func runRefresh(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("refresh", stderr)
+	socket := fs.String("socket", config.DefaultSocketPath, "status socket `path`")
+	timeout := fs.Duration("timeout", time.Minute, "give up waiting for the renders after this `duration`")
+	if !parse(fs, args) {
+		return exitUnknown
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	asked := time.Now()
+	if err := status.AskRefresh(ctx, *socket); err != nil {
+		fmt.Fprintf(stderr, "hostd refresh: %v\n", err)
+		return exitUnknown
+	}
+	snap, err := waitForRenders(ctx, *socket, asked)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostd refresh: %v\n", err)
+		return exitFailure
+	}
+	failed := 0
+	for _, t := range snap.Templates {
+		result := "unchanged"
+		switch {
+		case t.LastError != "":
+			result, failed = "failed: "+t.LastError, failed+1
+		case !t.LastChange.Before(asked):
+			result = "changed"
+		}
+		fmt.Fprintf(stdout, "%s\t%s\n", t.Destination, result)
+	}
+	fmt.Fprintf(stdout, "refreshed %d template(s) in %s; restarts follow the restart policy (hostd status)\n",
+		len(snap.Templates), time.Since(asked).Round(time.Millisecond))
+	if failed > 0 {
+		return exitFailure
+	}
+	return exitOK
+}
+
+// waitForRenders polls hostd until every template has been rendered (or has
+// failed) since asked.
+func waitForRenders(ctx context.Context, socket string, asked time.Time) (status.Snapshot, error) {
+	ticker := time.NewTicker(refreshPoll)
+	defer ticker.Stop()
+	for {
+		snap, err := status.Fetch(ctx, socket)
+		if err == nil && renderedSince(snap, asked) {
+			return snap, nil
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return snap, fmt.Errorf("waiting for the renders: %w", err)
+			}
+			return snap, fmt.Errorf("not every template rendered within the timeout; see hostd status")
+		case <-ticker.C:
+		}
+	}
+}
+
+func renderedSince(snap status.Snapshot, asked time.Time) bool {
+	for _, t := range snap.Templates {
+		if t.LastRender.Before(asked) {
+			return false
+		}
+	}
+	return true
 }
 
 func runValidate(args []string, stdout, stderr io.Writer) int {

@@ -121,6 +121,11 @@ func TestRunRefusesAnInvalidConfiguration(t *testing.T) {
 // serveStatus serves st on a socket in a temporary directory.
 func serveStatus(t *testing.T, st *status.State) string {
 	t.Helper()
+	return serveStatusWithRefresh(t, st, nil)
+}
+
+func serveStatusWithRefresh(t *testing.T, st *status.State, refresh func() error) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "hostd.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	ln, err := status.Listen(ctx, path, 0o600)
@@ -128,7 +133,7 @@ func serveStatus(t *testing.T, st *status.State) string {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { defer close(done); status.Serve(ctx, ln, status.NewHandler(st)) }()
+	go func() { defer close(done); status.Serve(ctx, ln, status.NewHandler(st, refresh)) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return path
 }
@@ -260,4 +265,43 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestRefreshWaitsForTheRenders: the daemon stand-in renders when asked, the
+// way hostd's renderer does, one template fine and one failing.
+func TestRefreshWaitsForTheRenders(t *testing.T) {
+	st := status.NewState(status.Options{Templates: []status.TemplateRef{
+		{Destination: "/etc/sigsci/agent.conf", Unit: "sigsci-agent.service"},
+		{Destination: "/etc/sigsci/extra.conf"},
+	}})
+	renderAll := func(extraErr string) func() error {
+		return func() error {
+			go func() {
+				now := time.Now()
+				st.Publish(event.Render{Time: now, Template: "/etc/sigsci/agent.conf", Unit: "sigsci-agent.service", Changed: true})
+				st.Publish(event.Render{Time: now, Template: "/etc/sigsci/extra.conf", Err: extraErr})
+			}()
+			return nil
+		}
+	}
+
+	code, out, errOut := execute("refresh", "-socket", serveStatusWithRefresh(t, st, renderAll("")))
+	if code != 0 || !strings.Contains(out, "/etc/sigsci/agent.conf\tchanged") || !strings.Contains(out, "/etc/sigsci/extra.conf\tunchanged") {
+		t.Errorf("refresh: exit %d\n%s%s", code, out, errOut)
+	}
+
+	code, out, _ = execute("refresh", "-socket", serveStatusWithRefresh(t, st, renderAll("missing key secretKey")))
+	if code != 1 || !strings.Contains(out, "/etc/sigsci/extra.conf\tfailed: missing key secretKey") {
+		t.Errorf("refresh with a failing template: exit %d\n%s", code, out)
+	}
+
+	code, _, errOut = execute("refresh", "-socket", serveStatusWithRefresh(t, st, func() error { return nil }), "-timeout", "300ms")
+	if code != 1 || !strings.Contains(errOut, "not every template rendered") {
+		t.Errorf("refresh that renders nothing: exit %d, stderr %q", code, errOut)
+	}
+
+	code, _, errOut = execute("refresh", "-socket", filepath.Join(t.TempDir(), "none.sock"))
+	if code != 2 || !strings.Contains(errOut, "hostd refresh:") {
+		t.Errorf("refresh without hostd: exit %d, stderr %q", code, errOut)
+	}
 }

@@ -320,7 +320,14 @@ func (h *host) statusTable(t *testing.T) string {
 
 func (h *host) runStatus(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), programs.Command("hostd"), append([]string{"status", "-socket", h.socket}, args...)...)
+	return h.runStatusCommand(t, "status", args...)
+}
+
+// runStatusCommand runs a hostd command that talks to the status socket
+// (status, refresh) and returns its output and exit code (0 or 1).
+func (h *host) runStatusCommand(t *testing.T, command string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), programs.Command("hostd"), append([]string{command, "-socket", h.socket}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -331,7 +338,7 @@ func (h *host) runStatus(t *testing.T, args ...string) (string, int) {
 	case errors.As(err, &exitErr) && exitErr.ExitCode() == 1:
 		return stdout.String(), 1
 	default:
-		t.Fatalf("hostd status %v: %v\n%s%s", args, err, stdout.String(), stderr.String())
+		t.Fatalf("hostd %s %v: %v\n%s%s", command, args, err, stdout.String(), stderr.String())
 		return "", 0
 	}
 }

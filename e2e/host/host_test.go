@@ -253,6 +253,19 @@ func TestRotationReachesTheAgent(t *testing.T) {
 		}
 	})
 
+	step(t, "after another rotation, hostd refresh brings the keys at once", func(t *testing.T) {
+		start := time.Now()
+		h.sh(t, "vault write -f /sigsci/rotate/sites/"+siteName).OK(t)
+		next := primary(t, h.sim)
+		out, code := h.runStatusCommand(t, "refresh")
+		if code != 0 || !strings.Contains(out, h.agentConf+"\tchanged") {
+			t.Fatalf("hostd refresh: exit %d\n%s", code, out)
+		}
+		waitFor(t, "the agent to run on the pair of the second rotation", agentRunsOn(h.stateFile, next.AccessKey))
+		t.Logf("rotate + hostd refresh to agent: %s", time.Since(start).Round(time.Millisecond))
+		h.sh(t, "vault delete /sigsci/rotate/sites/"+siteName).OK(t)
+	})
+
 	step(t, "no secret reaches hostd's log or status", func(t *testing.T) {
 		cmd := exec.CommandContext(t.Context(), programs.Command("hostd"), "status", "-json", "-socket", h.socket)
 		out, err := cmd.CombinedOutput()

@@ -240,6 +240,12 @@ func TestRunServesStatusAndStopsCleanly(t *testing.T) {
 func TestRunWithoutTemplatesIsReadyAtOnce(t *testing.T) {
 	h := start(t, func(dir, socket string) string { return configText(dir, socket, "info") })
 	h.notes.waitCount(t, notifyReady, 1)
+	// hostd refresh has nothing to do and says so.
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := status.AskRefresh(ctx, h.socket); err == nil || !strings.Contains(err.Error(), "nothing to refresh") {
+		t.Errorf("refresh without templates = %v, want a refusal that says why", err)
+	}
 }
 
 func TestReloadOnceReadyIsAnnouncedToSystemd(t *testing.T) {

@@ -105,7 +105,13 @@ func (d *daemon) startStatus(ctx context.Context, cfg config.Status) (*part, err
 	if err != nil {
 		return nil, err
 	}
-	h := status.NewHandler(d.state)
+	h := status.NewHandler(d.state, func() error {
+		err := d.views.refresh()
+		if err == nil {
+			d.logger.Info("refresh asked on the status socket: reading every secret again")
+		}
+		return err
+	})
 	d.logger.Info("status socket listening", "path", cfg.SocketPath, "mode", fmt.Sprintf("%#o", cfg.SocketMode))
 	return launch(ctx, "status socket", d.failed, func(ctx context.Context) error {
 		return status.Serve(ctx, ln, h)

@@ -46,6 +46,7 @@ func (d *daemon) startPipeline(ctx context.Context, cfg *config.Config) (*part, 
 		}
 	}
 	d.views.authn.Store(authn)
+	d.views.renderer.Store(renderer)
 
 	return launch(ctx, "pipeline", d.failed, func(ctx context.Context) error {
 		defer proxy.Close()

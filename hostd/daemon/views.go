@@ -8,6 +8,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/auth"
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
+	"github.com/sigsci-keys/sigsci-keys/hostd/render"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 )
@@ -15,8 +16,19 @@ import (
 // liveViews gives the status server the authenticator's and systemd's
 // current answers; the parts behind them change on reload.
 type liveViews struct {
-	authn   atomic.Pointer[auth.Authenticator]
-	systemd atomic.Pointer[systemdConn]
+	authn    atomic.Pointer[auth.Authenticator]
+	systemd  atomic.Pointer[systemdConn]
+	renderer atomic.Pointer[render.Renderer] // nil without templates
+}
+
+// refresh asks the current renderer to read every secret again now.
+func (v *liveViews) refresh() error {
+	r := v.renderer.Load()
+	if r == nil {
+		return errors.New("hostd renders no template: nothing to refresh")
+	}
+	r.Refresh()
+	return nil
 }
 
 func (v *liveViews) auth() status.Auth {

@@ -125,7 +125,8 @@ type Renderer struct {
 	byDest    map[string]Template
 	unitDests map[string][]string
 
-	starts atomic.Int64
+	starts  atomic.Int64
+	refresh chan struct{} // Refresh asks the running runner to start over
 
 	mu       sync.Mutex
 	rendered map[string]bool   // destinations written successfully at least once
@@ -161,6 +162,7 @@ func New(opts Options) (*Renderer, error) {
 		rendered:  map[string]bool{},
 		pending:   map[string]Change{},
 		lastErr:   map[string]*manager.RenderEvent{},
+		refresh:   make(chan struct{}, 1),
 	}
 	if len(opts.Templates) == 0 {
 		return nil, errors.New("render: no templates")
@@ -301,6 +303,10 @@ func (r *Renderer) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if errors.Is(err, errRefresh) {
+			r.opts.Logger.Info("reading every secret again now, as asked")
+			continue
+		}
 		if r.opts.Now().Sub(started) >= healthyRun {
 			failures = 0
 		}
@@ -347,7 +353,24 @@ func (r *Renderer) runOnce(ctx context.Context) error {
 			r.reportCompleteUnits()
 		case <-runner.RenderEventCh():
 			r.publishTemplateErrors(runner.RenderEvents())
+		case <-r.refresh:
+			return errRefresh
 		}
+	}
+}
+
+// errRefresh ends a runner that Refresh asked to start over.
+var errRefresh = errors.New("refresh asked")
+
+// Refresh makes Run start a new consul-template runner at once, which reads
+// every secret again and renders every template, instead of waiting for the
+// refresh interval: `hostd refresh` after a rotation. Files are written and
+// units restarted only where the content changed, as always. It never
+// blocks; asks made while one is pending count once.
+func (r *Renderer) Refresh() {
+	select {
+	case r.refresh <- struct{}{}:
+	default:
 	}
 }
 

@@ -161,7 +161,11 @@ type stack struct {
 	tokens   []string
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t *testing.T) *stack { return newStackReadingEvery(t, refresh) }
+
+// newStackReadingEvery is newStack with the proxy re-reading secrets every
+// interval.
+func newStackReadingEvery(t *testing.T, interval time.Duration) *stack {
 	v := vaulttest.Start(t)
 	v.Mount("secret", "kv", map[string]string{"version": "2"})
 	v.WritePolicy("waf", `path "secret/data/*" { capabilities = ["read"] }`)
@@ -196,7 +200,7 @@ func newStack(t *testing.T) *stack {
 
 	s.upstream = http.DefaultTransport.(*http.Transport).Clone()
 	p, err := vaultproxy.New(vaultproxy.Options{
-		Upstream: v.Addr, Transport: s.upstream, Tokens: a, RefreshInterval: refresh, Sink: s.events, Logger: logger,
+		Upstream: v.Addr, Transport: s.upstream, Tokens: a, RefreshInterval: interval, Sink: s.events, Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -764,5 +768,35 @@ func TestBackoffIsCapped(t *testing.T) {
 	}
 	if lo(1) != 500*time.Millisecond || hi(3) > 4*time.Second || lo(4) != 4*time.Second || lo(50) != 4*time.Second || hi(50) > 8*time.Second {
 		t.Fatalf("backoff out of bounds: %s %s %s %s %s", lo(1), hi(3), lo(4), lo(50), hi(50))
+	}
+}
+
+func TestRefreshReadsSecretsAgainAtOnce(t *testing.T) {
+	s := newStackReadingEvery(t, time.Hour)
+	s.writeSecret(t, "agent", "key-v1")
+	tmpl := keyTemplate(s.dir, "agent", "")
+	r, err := New(Options{
+		// An hour: only Refresh can explain a second read within the test.
+		Templates: []Template{tmpl}, Dialer: s.proxy, RefreshInterval: time.Hour,
+		MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second, Sink: s.events,
+		Logger: slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runRenderer(t, r)
+	_, next := s.events.waitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
+
+	s.writeSecret(t, "agent", "key-v2")
+	r.Refresh()
+	s.events.waitFor(t, next, 15*time.Second, "render after Refresh", renderOf(tmpl.Destination, changed))
+	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
+		t.Fatalf("file holds %q after Refresh", got)
+	}
+	if r.Starts() != 2 {
+		t.Fatalf("%d runner starts, want 2: the first and the refresh", r.Starts())
+	}
+	if strings.Contains(s.logs.String(), "restarting consul-template runner after backoff") {
+		t.Fatalf("a refresh was treated as a runner failure:\n%s", s.logs.String())
 	}
 }

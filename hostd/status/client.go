@@ -16,13 +16,7 @@ import (
 // means the daemon's state is unknown (not running, not answering, or an
 // answer that is not a snapshot).
 func Fetch(ctx context.Context, socketPath string) (Snapshot, error) {
-	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", socketPath)
-		},
-		Proxy:             nil,
-		DisableKeepAlives: true,
-	}}
+	client := socketClient(socketPath)
 	defer client.CloseIdleConnections()
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://hostd"+Path, nil)
@@ -43,6 +37,39 @@ func Fetch(ctx context.Context, socketPath string) (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("hostd status socket %s: decode snapshot: %w", socketPath, err)
 	}
 	return snap, nil
+}
+
+// AskRefresh asks the hostd listening on socketPath to read every secret
+// again now (POST RefreshPath). It returns once hostd has taken the ask; the
+// renders follow within moments and show in the snapshot.
+func AskRefresh(ctx context.Context, socketPath string) error {
+	client := socketClient(socketPath)
+	defer client.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://hostd"+RefreshPath, nil)
+	if err != nil {
+		return fmt.Errorf("refresh request: %w", err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("hostd status socket %s: %w", socketPath, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("hostd refused the refresh: HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+// socketClient talks HTTP over the unix socket at path.
+func socketClient(path string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		},
+		Proxy:             nil,
+		DisableKeepAlives: true,
+	}}
 }
 
 // unwrapURLError drops net/http's `Get "http://hostd/...":` prefix, which

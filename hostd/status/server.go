@@ -118,9 +118,23 @@ func (l *socketListener) Close() error {
 	return err
 }
 
-// NewHandler serves st's snapshot as JSON on GET Path.
-func NewHandler(st *State) http.Handler {
+// RefreshPath is where POST asks hostd to read every secret again now.
+const RefreshPath = "/v1/refresh"
+
+// NewHandler serves st's snapshot as JSON on GET Path and, when refresh is
+// not nil, calls it on POST RefreshPath (204 when it was asked; 409 with its
+// error, for example when there is no template to refresh).
+func NewHandler(st *State, refresh func() error) http.Handler {
 	mux := http.NewServeMux()
+	if refresh != nil {
+		mux.HandleFunc("POST "+RefreshPath, func(w http.ResponseWriter, r *http.Request) {
+			if err := refresh(); err != nil {
+				http.Error(w, err.Error(), http.StatusConflict)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		})
+	}
 	mux.HandleFunc("GET "+Path, func(w http.ResponseWriter, r *http.Request) {
 		snap := st.Snapshot(r.Context())
 		w.Header().Set("Content-Type", "application/json")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,13 +23,18 @@ func socketPath(t *testing.T) string {
 // serve starts a status server for st on path and stops it at test end.
 func serve(t *testing.T, path string, mode os.FileMode, st *State) {
 	t.Helper()
+	serveWithRefresh(t, path, mode, st, nil)
+}
+
+func serveWithRefresh(t *testing.T, path string, mode os.FileMode, st *State, refresh func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ln, err := Listen(ctx, path, mode)
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ln, NewHandler(st)) }()
+	go func() { done <- Serve(ctx, ln, NewHandler(st, refresh)) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -213,5 +219,27 @@ func TestServeAnswersOnlyGetStatus(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Errorf("unknown path status = %d, want 404", resp.StatusCode)
+	}
+}
+
+func TestAskRefreshReachesTheDaemon(t *testing.T) {
+	st := newTestState(&clock{now: t0})
+	var asked atomic.Int32
+	path := socketPath(t)
+	serveWithRefresh(t, path, 0o600, st, func() error { asked.Add(1); return nil })
+	if err := AskRefresh(context.Background(), path); err != nil || asked.Load() != 1 {
+		t.Fatalf("AskRefresh = %v, the daemon was asked %d times; want nil, 1", err, asked.Load())
+	}
+
+	refusing := socketPath(t)
+	serveWithRefresh(t, refusing, 0o600, st, func() error { return errors.New("hostd renders no template: nothing to refresh") })
+	if err := AskRefresh(context.Background(), refusing); err == nil || !strings.Contains(err.Error(), "nothing to refresh") {
+		t.Fatalf("AskRefresh of a daemon that refuses = %v, want its reason", err)
+	}
+
+	without := socketPath(t)
+	serve(t, without, 0o600, st)
+	if err := AskRefresh(context.Background(), without); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("AskRefresh where refresh is not served = %v, want HTTP 404", err)
 	}
 }
