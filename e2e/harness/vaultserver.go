@@ -180,6 +180,37 @@ func (v *Vault) Pause(t testing.TB) {
 	if err := syscall.Kill(-v.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
 		t.Fatalf("pausing the Vault server: %v", err)
 	}
+	// The signal stops the server's threads asynchronously; one still
+	// running could answer a request that follows Pause.
+	deadline := time.Now().Add(10 * time.Second)
+	for !allThreadsStopped(v.cmd.Process.Pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the Vault server did not stop within 10s of SIGSTOP")
+		}
+		time.Sleep(time.Millisecond) // polling /proc with a deadline
+	}
+}
+
+// allThreadsStopped reports whether every thread of pid is in state T
+// (stopped by a signal), as /proc shows it.
+func allThreadsStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return false
+		}
+		// The state follows the command name, which is in parentheses and
+		// may itself contain spaces.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 || i+2 >= len(stat) || stat[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
 }
 
 // Resume continues a server stopped by Pause (SIGCONT to its process group).
