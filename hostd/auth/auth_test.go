@@ -7,66 +7,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/api"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 )
-
-// recorder is an event.Sink that keeps every Auth event and lets a test wait
-// for one.
-type recorder struct {
-	mu     sync.Mutex
-	events []event.Auth
-	notify chan struct{}
-}
-
-func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1)} }
-
-func (r *recorder) Publish(e event.Event) {
-	a, ok := e.(event.Auth)
-	if !ok {
-		return
-	}
-	r.mu.Lock()
-	r.events = append(r.events, a)
-	r.mu.Unlock()
-	select {
-	case r.notify <- struct{}{}:
-	default:
-	}
-}
-
-func (r *recorder) all() []event.Auth {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]event.Auth(nil), r.events...)
-}
-
-// waitFor returns the first event at index >= from that matches, waiting up
-// to timeout; it also returns the index after it.
-func (r *recorder) waitFor(t *testing.T, from int, timeout time.Duration, what string, match func(event.Auth) bool) (event.Auth, int) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		evs := r.all()
-		for i := from; i < len(evs); i++ {
-			if match(evs[i]) {
-				return evs[i], i + 1
-			}
-		}
-		select {
-		case <-r.notify:
-		case <-deadline.C:
-			t.Fatalf("no %s within %s; events: %+v", what, timeout, evs)
-		}
-	}
-}
 
 func isLogin(ok bool) func(event.Auth) bool {
 	return func(e event.Auth) bool { return !e.Renewal && e.OK == ok }
@@ -78,7 +27,7 @@ type harness struct {
 	vault  *vaulttest.Server
 	role   vaulttest.AppRole
 	dir    string
-	events *recorder
+	events *eventtest.Recorder[event.Auth]
 	logs   *vaulttest.LogBuffer
 	auth   *Authenticator
 	tokens []string // every token seen, checked against events and logs
@@ -100,7 +49,7 @@ func newAppRoleHarness(t *testing.T, settings map[string]any) *harness {
 		vault:  v,
 		role:   v.EnableAppRole("approle", "waf", settings),
 		dir:    t.TempDir(),
-		events: newRecorder(),
+		events: eventtest.New[event.Auth](),
 		logs:   &vaulttest.LogBuffer{},
 	}
 	h.writeFile(t, "role-id", h.role.RoleID)
@@ -166,7 +115,7 @@ func (h *harness) seeToken(t *testing.T) string {
 func (h *harness) assertNoTokenLeaked(t *testing.T) {
 	t.Helper()
 	logs := h.logs.String()
-	evs := fmt.Sprintf("%+v", h.events.all())
+	evs := fmt.Sprintf("%+v", h.events.All())
 	for _, tok := range h.tokens {
 		if strings.Contains(logs, tok) || strings.Contains(evs, tok) {
 			t.Errorf("a token appeared in logs or events")
@@ -201,7 +150,7 @@ func TestAppRoleLoginRenewsThenLogsInAgainAtMaxTTL(t *testing.T) {
 	if err := tokenWorks(t, h.vault, first); err != nil {
 		t.Fatalf("the login token does not work: %v", err)
 	}
-	login, next := h.events.waitFor(t, 0, time.Second, "login event", isLogin(true))
+	login, next := h.events.WaitFor(t, 0, time.Second, "login event", isLogin(true))
 	if login.Method != MethodAppRole || !login.Renewable || login.TokenExpiry.IsZero() {
 		t.Fatalf("login event %+v, want approle, renewable, with an expiry", login)
 	}
@@ -210,7 +159,7 @@ func TestAppRoleLoginRenewsThenLogsInAgainAtMaxTTL(t *testing.T) {
 	}
 
 	// The token lives 3s: the watcher renews it about every 2s.
-	renewal, next := h.events.waitFor(t, next, 6*time.Second, "renewal event", isRenewal)
+	renewal, next := h.events.WaitFor(t, next, 6*time.Second, "renewal event", isRenewal)
 	if renewal.TokenExpiry.Before(login.TokenExpiry) {
 		t.Fatalf("renewal expiry %s before login expiry %s", renewal.TokenExpiry, login.TokenExpiry)
 	}
@@ -219,7 +168,7 @@ func TestAppRoleLoginRenewsThenLogsInAgainAtMaxTTL(t *testing.T) {
 	}
 
 	// Max TTL 8s: before it, a fresh login replaces the token.
-	h.events.waitFor(t, next, 12*time.Second, "second login", isLogin(true))
+	h.events.WaitFor(t, next, 12*time.Second, "second login", isLogin(true))
 	second := h.seeToken(t)
 	if second == first {
 		t.Fatal("the token did not change after the max TTL login")
@@ -234,16 +183,16 @@ func TestAppRoleReadsRotatedSecretID(t *testing.T) {
 	a := h.start(t, h.options(MethodAppRole))
 	waitReady(t, a, 10*time.Second)
 	h.seeToken(t)
-	_, next := h.events.waitFor(t, 0, time.Second, "login", isLogin(true))
+	_, next := h.events.WaitFor(t, 0, time.Second, "login", isLogin(true))
 
 	// Rotate: a new secret-id in the file, the old one destroyed in Vault.
 	old := strings.TrimSpace(readFile(t, filepath.Join(h.dir, "secret-id")))
 	h.writeFile(t, "secret-id", h.vault.NewSecretID(h.role))
 	h.vault.Write("auth/approle/role/waf/secret-id/destroy", map[string]any{"secret_id": old})
 
-	h.events.waitFor(t, next, 12*time.Second, "login with the rotated secret-id", isLogin(true))
+	h.events.WaitFor(t, next, 12*time.Second, "login with the rotated secret-id", isLogin(true))
 	h.seeToken(t)
-	for _, e := range h.events.all() {
+	for _, e := range h.events.All() {
 		if !e.Renewal && !e.OK {
 			t.Fatalf("a login failed although the file held a valid secret-id: %+v", e)
 		}
@@ -262,7 +211,7 @@ func TestWrongSecretIDBacksOffThenRecoversWhenFileIsFixed(t *testing.T) {
 	next := 0
 	for len(failures) < 4 {
 		var e event.Auth
-		e, next = h.events.waitFor(t, next, 5*time.Second, "failed login", isLogin(false))
+		e, next = h.events.WaitFor(t, next, 5*time.Second, "failed login", isLogin(false))
 		failures = append(failures, e)
 	}
 	if !strings.Contains(failures[0].Err, "invalid role or secret ID") || !strings.Contains(failures[0].Err, "400") {
@@ -288,7 +237,7 @@ func TestWrongSecretIDBacksOffThenRecoversWhenFileIsFixed(t *testing.T) {
 	}
 
 	h.writeFile(t, "secret-id", strings.TrimSpace(good))
-	h.events.waitFor(t, next, 5*time.Second, "login after fixing the file", isLogin(true))
+	h.events.WaitFor(t, next, 5*time.Second, "login after fixing the file", isLogin(true))
 	waitReady(t, a, time.Second)
 	h.seeToken(t)
 	if st := a.State(); !st.Authenticated || st.ConsecutiveFailures != 0 {
@@ -304,7 +253,7 @@ func TestRevokedTokenIsReplacedWhenVaultRejectsIt(t *testing.T) {
 	waitReady(t, a, 10*time.Second)
 	revoked := h.seeToken(t)
 	// The watcher renews once right away; wait for it before revoking.
-	_, next := h.events.waitFor(t, 0, 5*time.Second, "first renewal", isRenewal)
+	_, next := h.events.WaitFor(t, 0, 5*time.Second, "first renewal", isRenewal)
 
 	if err := h.vault.Client().Auth().Token().RevokeOrphan(revoked); err != nil {
 		t.Fatal(err)
@@ -312,11 +261,11 @@ func TestRevokedTokenIsReplacedWhenVaultRejectsIt(t *testing.T) {
 	a.TokenRejected("some-other-token") // not ours: ignored
 	a.TokenRejected(revoked)
 
-	rejected, next := h.events.waitFor(t, next, 2*time.Second, "rejection event", func(e event.Auth) bool { return !e.OK })
+	rejected, next := h.events.WaitFor(t, next, 2*time.Second, "rejection event", func(e event.Auth) bool { return !e.OK })
 	if !strings.Contains(rejected.Err, "rejected") {
 		t.Fatalf("event %+v, want the rejection reported", rejected)
 	}
-	h.events.waitFor(t, next, 3*time.Second, "login after rejection", isLogin(true))
+	h.events.WaitFor(t, next, 3*time.Second, "login after rejection", isLogin(true))
 	fresh := h.seeToken(t)
 	if fresh == revoked {
 		t.Fatal("still holding the revoked token")
@@ -337,10 +286,10 @@ func TestSecretIDFileRemovedAfterReadingIsReusedFromMemory(t *testing.T) {
 		t.Fatalf("secret-id file still there after login (stat err %v)", err)
 	}
 
-	_, next := h.events.waitFor(t, 0, time.Second, "login", isLogin(true))
+	_, next := h.events.WaitFor(t, 0, time.Second, "login", isLogin(true))
 	a.TokenRejected(first) // force a second login
-	h.events.waitFor(t, next, 5*time.Second, "second login without the file", isLogin(true))
-	for _, e := range h.events.all() {
+	h.events.WaitFor(t, next, 5*time.Second, "second login without the file", isLogin(true))
+	for _, e := range h.events.All() {
 		if !e.Renewal && !e.OK {
 			t.Fatalf("a login failed: %+v", e)
 		}
@@ -362,11 +311,11 @@ func TestTokenFileIsRenewed(t *testing.T) {
 	if h.seeToken(t) != sec.Auth.ClientToken {
 		t.Fatal("Token() is not the token from the file")
 	}
-	login, next := h.events.waitFor(t, 0, time.Second, "login", isLogin(true))
+	login, next := h.events.WaitFor(t, 0, time.Second, "login", isLogin(true))
 	if login.Method != MethodTokenFile || !login.Renewable || login.TokenExpiry.IsZero() {
 		t.Fatalf("login event %+v, want renewable token_file with expiry", login)
 	}
-	h.events.waitFor(t, next, 6*time.Second, "renewal", isRenewal)
+	h.events.WaitFor(t, next, 6*time.Second, "renewal", isRenewal)
 }
 
 func TestNewRejectsIncompleteOptions(t *testing.T) {
@@ -449,7 +398,7 @@ func TestCertLoginWithTheClientsCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{vault: v, dir: t.TempDir(), events: newRecorder(), logs: &vaulttest.LogBuffer{}}
+	h := &harness{vault: v, dir: t.TempDir(), events: eventtest.New[event.Auth](), logs: &vaulttest.LogBuffer{}}
 	opts := h.options(MethodCert)
 	opts.Client, opts.CertName = client, "waf-hosts"
 	a := h.start(t, opts)
@@ -459,6 +408,6 @@ func TestCertLoginWithTheClientsCertificate(t *testing.T) {
 	if err := tokenWorks(t, v, tok); err != nil {
 		t.Fatalf("cert login token does not work: %v", err)
 	}
-	_, next := h.events.waitFor(t, 0, time.Second, "login", isLogin(true))
-	h.events.waitFor(t, next, 6*time.Second, "renewal", isRenewal)
+	_, next := h.events.WaitFor(t, 0, time.Second, "login", isLogin(true))
+	h.events.WaitFor(t, next, 6*time.Second, "renewal", isRenewal)
 }

@@ -12,12 +12,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/auth"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaultproxy"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 )
@@ -35,69 +35,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	restore()
 	os.Exit(code)
-}
-
-// recorder keeps every event and lets a test wait for one.
-type recorder struct {
-	mu     sync.Mutex
-	events []event.Event
-	notify chan struct{}
-}
-
-func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1)} }
-
-func (r *recorder) Publish(e event.Event) {
-	r.mu.Lock()
-	r.events = append(r.events, e)
-	r.mu.Unlock()
-	select {
-	case r.notify <- struct{}{}:
-	default:
-	}
-}
-
-func (r *recorder) all() []event.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]event.Event(nil), r.events...)
-}
-
-func (r *recorder) len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.events)
-}
-
-// waitFor returns the first event from index from on that matches, and the
-// index after it.
-func (r *recorder) waitFor(t *testing.T, from int, timeout time.Duration, what string, match func(event.Event) bool) (event.Event, int) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		evs := r.all()
-		for i := from; i < len(evs); i++ {
-			if match(evs[i]) {
-				return evs[i], i + 1
-			}
-		}
-		select {
-		case <-r.notify:
-		case <-deadline.C:
-			t.Fatalf("no %s within %s; last events: %s", what, timeout, tail(evs, 15))
-		}
-	}
-}
-
-func tail(evs []event.Event, n int) string {
-	if len(evs) > n {
-		evs = evs[len(evs)-n:]
-	}
-	var b strings.Builder
-	for _, e := range evs {
-		fmt.Fprintf(&b, "\n  %T%+v", e, e)
-	}
-	return b.String()
 }
 
 func renderOf(dest string, pred func(event.Render) bool) func(event.Event) bool {
@@ -155,7 +92,7 @@ type stack struct {
 	// upstream is the proxy's transport to Vault; tests close its idle
 	// keep-alive connections before counting goroutines.
 	upstream *http.Transport
-	events   *recorder
+	events   *eventtest.Recorder[event.Event]
 	logs     *vaulttest.LogBuffer
 	dir      string
 	tokens   []string
@@ -172,7 +109,7 @@ func newStackReadingEvery(t *testing.T, interval time.Duration) *stack {
 	role := v.EnableAppRole("approle", "waf", map[string]any{
 		"token_policies": "waf", "token_ttl": "1m", "token_max_ttl": "10m",
 	})
-	s := &stack{vault: v, events: newRecorder(), logs: &vaulttest.LogBuffer{}, dir: t.TempDir()}
+	s := &stack{vault: v, events: eventtest.New[event.Event](), logs: &vaulttest.LogBuffer{}, dir: t.TempDir()}
 	creds := t.TempDir()
 	os.WriteFile(filepath.Join(creds, "role-id"), []byte(role.RoleID), 0o600)
 	os.WriteFile(filepath.Join(creds, "secret-id"), []byte(v.NewSecretID(role)), 0o600)
@@ -225,7 +162,7 @@ func (s *stack) assertNoTokenLogged(t *testing.T) {
 		if strings.Contains(s.logs.String(), tok) || strings.Contains(ctLogs.String(), tok) {
 			t.Error("a Vault token reached a log")
 		}
-		if strings.Contains(fmt.Sprintf("%+v", s.events.all()), tok) {
+		if strings.Contains(fmt.Sprintf("%+v", s.events.All()), tok) {
 			t.Error("a Vault token reached an event")
 		}
 	}
@@ -285,7 +222,7 @@ func TestSecretChangeReachesTheFileWithinTheRefreshInterval(t *testing.T) {
 	tmpl := keyTemplate(s.dir, "agent", "sigsci-agent.service")
 	r := s.start(t, c, tmpl)
 
-	_, next := s.events.waitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
+	_, next := s.events.WaitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
 	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v1\"\n" {
 		t.Fatalf("file holds %q", got)
 	}
@@ -298,7 +235,7 @@ func TestSecretChangeReachesTheFileWithinTheRefreshInterval(t *testing.T) {
 
 	written := time.Now()
 	s.writeSecret(t, "agent", "key-v2")
-	ev, _ := s.events.waitFor(t, next, refresh+5*time.Second, "render of the changed secret", renderOf(tmpl.Destination, changed))
+	ev, _ := s.events.WaitFor(t, next, refresh+5*time.Second, "render of the changed secret", renderOf(tmpl.Destination, changed))
 	t.Logf("secret change to file on disk: %s (refresh interval %s)", ev.(event.Render).Time.Sub(written).Round(time.Millisecond), refresh)
 	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
 		t.Fatalf("file holds %q after the change", got)
@@ -322,7 +259,7 @@ func TestRevokedTokenIsReplacedWithoutANewRunner(t *testing.T) {
 	c := newChanges()
 	tmpl := keyTemplate(s.dir, "agent", "")
 	r := s.start(t, c, tmpl)
-	_, next := s.events.waitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
+	_, next := s.events.WaitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
 
 	old := s.auth.Token()
 	if err := s.vault.Client().Auth().Token().RevokeOrphan(old); err != nil {
@@ -332,11 +269,11 @@ func TestRevokedTokenIsReplacedWithoutANewRunner(t *testing.T) {
 
 	// The next read gets "invalid token"; the proxy tells auth, auth logs in
 	// again, consul-template's retry goes through with the new token.
-	_, n := s.events.waitFor(t, next, refresh+5*time.Second, "token rejection", func(e event.Event) bool {
+	_, n := s.events.WaitFor(t, next, refresh+5*time.Second, "token rejection", func(e event.Event) bool {
 		a, ok := e.(event.Auth)
 		return ok && !a.OK && strings.Contains(a.Err, "rejected")
 	})
-	s.events.waitFor(t, n, 10*time.Second, "render with the new token", renderOf(tmpl.Destination, changed))
+	s.events.WaitFor(t, n, 10*time.Second, "render with the new token", renderOf(tmpl.Destination, changed))
 	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
 		t.Fatalf("file holds %q", got)
 	}
@@ -373,18 +310,18 @@ func TestTemplateThatCannotRenderKeepsItsOldFile(t *testing.T) {
 	}
 	s.start(t, c, good, missingKey, syntax, denied)
 
-	s.events.waitFor(t, 0, 15*time.Second, "good template rendered", renderOf(good.Destination, changed))
-	ev, _ := s.events.waitFor(t, 0, 15*time.Second, "missing-key error", renderOf(missingKey.Destination, failed))
+	s.events.WaitFor(t, 0, 15*time.Second, "good template rendered", renderOf(good.Destination, changed))
+	ev, _ := s.events.WaitFor(t, 0, 15*time.Second, "missing-key error", renderOf(missingKey.Destination, failed))
 	if !strings.Contains(ev.(event.Render).Err, "no_such_key") {
 		t.Fatalf("error %q does not name the missing key", ev.(event.Render).Err)
 	}
-	s.events.waitFor(t, 0, 15*time.Second, "syntax error", renderOf(syntax.Destination, failed))
-	s.events.waitFor(t, 0, 15*time.Second, "denied function error", renderOf(denied.Destination, failed))
+	s.events.WaitFor(t, 0, 15*time.Second, "syntax error", renderOf(syntax.Destination, failed))
+	s.events.WaitFor(t, 0, 15*time.Second, "denied function error", renderOf(denied.Destination, failed))
 
 	// A later change still reaches the good file; the broken ones stay.
-	_, next := s.events.waitFor(t, 0, time.Second, "", renderOf(good.Destination, changed))
+	_, next := s.events.WaitFor(t, 0, time.Second, "", renderOf(good.Destination, changed))
 	s.writeSecret(t, "agent", "key-v2")
-	s.events.waitFor(t, next, refresh+5*time.Second, "good template re-rendered", renderOf(good.Destination, changed))
+	s.events.WaitFor(t, next, refresh+5*time.Second, "good template re-rendered", renderOf(good.Destination, changed))
 	for _, tmpl := range broken {
 		if got := readFile(t, tmpl.Destination); got != "old working content\n" {
 			t.Fatalf("%s holds %q, want the old content", filepath.Base(tmpl.Destination), got)
@@ -398,7 +335,7 @@ func TestVaultOutageKeepsFilesAndRecovers(t *testing.T) {
 	c := newChanges()
 	tmpl := keyTemplate(s.dir, "agent", "sigsci-agent.service")
 	r := s.start(t, c, tmpl)
-	_, next := s.events.waitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
+	_, next := s.events.WaitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
 	c.next(t, 5*time.Second)
 	before, _ := os.Stat(tmpl.Destination)
 
@@ -407,13 +344,13 @@ func TestVaultOutageKeepsFilesAndRecovers(t *testing.T) {
 		v, ok := e.(event.VaultRequest)
 		return ok && (v.StatusCode == 0 || v.StatusCode >= 500)
 	}
-	_, n := s.events.waitFor(t, next, refresh+5*time.Second, "failed Vault request", failedRequest)
-	s.events.waitFor(t, n, 10*time.Second, "second failed Vault request", failedRequest)
+	_, n := s.events.WaitFor(t, next, refresh+5*time.Second, "failed Vault request", failedRequest)
+	s.events.WaitFor(t, n, 10*time.Second, "second failed Vault request", failedRequest)
 	after, _ := os.Stat(tmpl.Destination)
 	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v1\"\n" || !after.ModTime().Equal(before.ModTime()) {
 		t.Fatalf("the file changed during the outage: %q", got)
 	}
-	for _, e := range s.events.all()[next:] {
+	for _, e := range s.events.All()[next:] {
 		if r, ok := e.(event.Render); ok && r.Template == tmpl.Destination && r.Changed {
 			t.Fatalf("render during the outage: %+v", r)
 		}
@@ -421,9 +358,9 @@ func TestVaultOutageKeepsFilesAndRecovers(t *testing.T) {
 	c.none(t)
 
 	s.vault.Resume()
-	mark := s.events.len()
+	mark := s.events.Len()
 	s.writeSecret(t, "agent", "key-v2")
-	s.events.waitFor(t, mark, refresh+15*time.Second, "render after Vault came back", renderOf(tmpl.Destination, changed))
+	s.events.WaitFor(t, mark, refresh+15*time.Second, "render after Vault came back", renderOf(tmpl.Destination, changed))
 	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
 		t.Fatalf("file holds %q after recovery", got)
 	}
@@ -447,8 +384,8 @@ func TestUnitIsReportedOnlyAfterAllItsTemplatesRendered(t *testing.T) {
 	}
 	s.start(t, c, first, second, other)
 
-	_, next := s.events.waitFor(t, 0, 15*time.Second, "first template rendered", renderOf(first.Destination, changed))
-	s.events.waitFor(t, 0, 15*time.Second, "other unit rendered", renderOf(other.Destination, changed))
+	_, next := s.events.WaitFor(t, 0, 15*time.Second, "first template rendered", renderOf(first.Destination, changed))
+	s.events.WaitFor(t, 0, 15*time.Second, "other unit rendered", renderOf(other.Destination, changed))
 	b := c.next(t, 5*time.Second)
 	if len(b) != 1 || b[0].Unit != "other.service" {
 		t.Fatalf("batch %+v, want only other.service: sigsci-agent.service still misses a template", b)
@@ -458,10 +395,10 @@ func TestUnitIsReportedOnlyAfterAllItsTemplatesRendered(t *testing.T) {
 	// The first file changes again while the unit still waits: the batch
 	// must carry what the unit ran on, not the in-between render.
 	s.writeSecret(t, "first", "a2")
-	s.events.waitFor(t, next, refresh+15*time.Second, "first template rendered again", renderOf(first.Destination, changed))
-	mark := s.events.len()
+	s.events.WaitFor(t, next, refresh+15*time.Second, "first template rendered again", renderOf(first.Destination, changed))
+	mark := s.events.Len()
 	s.writeSecret(t, "second", "b1")
-	s.events.waitFor(t, mark, refresh+15*time.Second, "second template rendered", renderOf(second.Destination, changed))
+	s.events.WaitFor(t, mark, refresh+15*time.Second, "second template rendered", renderOf(second.Destination, changed))
 	b = c.next(t, 5*time.Second)
 	if len(b) != 2 || b[0].Destination != first.Destination || b[1].Destination != second.Destination {
 		t.Fatalf("batch %+v, want both files of sigsci-agent.service together", b)
@@ -498,7 +435,7 @@ func TestFailingRunnerIsRestartedWithBackoffAndLeaksNothing(t *testing.T) {
 	next := 0
 	for len(failures) < 4 {
 		var e event.Event
-		e, next = s.events.waitFor(t, next, 10*time.Second, "runner failure", renderOf(tmpl.Destination, failed))
+		e, next = s.events.WaitFor(t, next, 10*time.Second, "runner failure", renderOf(tmpl.Destination, failed))
 		failures = append(failures, e.(event.Render))
 	}
 	for i := 1; i < len(failures); i++ {
@@ -511,7 +448,7 @@ func TestFailingRunnerIsRestartedWithBackoffAndLeaksNothing(t *testing.T) {
 	goroutinesWhileFailing := runtime.NumGoroutine()
 
 	os.WriteFile(extra, []byte("extra"), 0o600)
-	s.events.waitFor(t, next, 10*time.Second, "render once the file exists", renderOf(tmpl.Destination, changed))
+	s.events.WaitFor(t, next, 10*time.Second, "render once the file exists", renderOf(tmpl.Destination, changed))
 	if got := readFile(t, tmpl.Destination); got != "extra key-v1" {
 		t.Fatalf("file holds %q", got)
 	}
@@ -554,7 +491,7 @@ func TestStaticTemplateRendersWithoutVault(t *testing.T) {
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "static.conf")
 	c := newChanges()
-	events := newRecorder()
+	events := eventtest.New[event.Event]()
 	r, err := New(Options{
 		Templates: []Template{{Contents: "listen = {{ \"127.0.0.1\" }}\n", Destination: dest, Perms: 0o600, Unit: "u.service"}},
 		Dialer:    p, RefreshInterval: refresh, OnChange: c.onChange, Sink: events,
@@ -590,7 +527,7 @@ func TestPanicInConsulTemplateBecomesARunnerFailure(t *testing.T) {
 		Contents:    `{{ if eq (env "HOSTD_RENDER_TEST_BREAK") "1" }}{{ parseInt "x" }}{{ end }}ok`,
 		Destination: filepath.Join(dir, "flaky.conf"),
 	}
-	events := newRecorder()
+	events := eventtest.New[event.Event]()
 	r, err := New(Options{
 		Templates: []Template{fromFile, flaky}, Dialer: p, RefreshInterval: refresh,
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: 400 * time.Millisecond, Sink: events,
@@ -601,11 +538,11 @@ func TestPanicInConsulTemplateBecomesARunnerFailure(t *testing.T) {
 	t.Setenv("HOSTD_RENDER_TEST_BREAK", "1") // after New's check, before the runner
 	runRenderer(t, r)
 
-	ev, next := events.waitFor(t, 0, 10*time.Second, "runner failure from the panic", renderOf(flaky.Destination, func(r event.Render) bool {
+	ev, next := events.WaitFor(t, 0, 10*time.Second, "runner failure from the panic", renderOf(flaky.Destination, func(r event.Render) bool {
 		return strings.Contains(r.Err, "panicked")
 	}))
 	t.Log(ev.(event.Render).Err)
-	events.waitFor(t, next, 10*time.Second, "a second failure after backoff", renderOf(flaky.Destination, func(r event.Render) bool {
+	events.WaitFor(t, next, 10*time.Second, "a second failure after backoff", renderOf(flaky.Destination, func(r event.Render) bool {
 		return strings.Contains(r.Err, "panicked")
 	}))
 	if got := readFile(t, fromFile.Destination); got != "hello" {
@@ -613,8 +550,8 @@ func TestPanicInConsulTemplateBecomesARunnerFailure(t *testing.T) {
 	}
 
 	os.Setenv("HOSTD_RENDER_TEST_BREAK", "0")
-	mark := events.len()
-	events.waitFor(t, mark, 10*time.Second, "flaky template rendered once fixed", renderOf(flaky.Destination, changed))
+	mark := events.Len()
+	events.WaitFor(t, mark, 10*time.Second, "flaky template rendered once fixed", renderOf(flaky.Destination, changed))
 	if got := readFile(t, flaky.Destination); got != "ok" {
 		t.Fatalf("flaky.conf holds %q", got)
 	}
@@ -785,11 +722,11 @@ func TestRefreshReadsSecretsAgainAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	runRenderer(t, r)
-	_, next := s.events.waitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
+	_, next := s.events.WaitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
 
 	s.writeSecret(t, "agent", "key-v2")
 	r.Refresh()
-	s.events.waitFor(t, next, 15*time.Second, "render after Refresh", renderOf(tmpl.Destination, changed))
+	s.events.WaitFor(t, next, 15*time.Second, "render after Refresh", renderOf(tmpl.Destination, changed))
 	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
 		t.Fatalf("file holds %q after Refresh", got)
 	}
