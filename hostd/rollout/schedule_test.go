@@ -140,6 +140,15 @@ func TestMaintenanceWindowDefersTheRestart(t *testing.T) {
 	h.waitStarts(2)
 }
 
+// advanceOnceRunWaits moves the clock to due once Run has started waiting
+// for the retry. Advancing earlier races Run: it computes its wait from the
+// clock before the move and registers it after, then waits past due.
+func advanceOnceRunWaits(t *testing.T, ctx context.Context, clock *fakeClock, due time.Time) {
+	t.Helper()
+	clock.waitForRunAt(ctx, t, clock.Now())
+	clock.Advance(due)
+}
+
 func TestRestartOfAnUnknownUnitIsRetriedWithBackoff(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clock := newFakeClock(start)
@@ -152,7 +161,7 @@ func TestRestartOfAnUnknownUnitIsRetriedWithBackoff(t *testing.T) {
 	var due time.Time
 	for i, wait := range []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Minute, 3 * time.Minute} {
 		if i > 0 {
-			clock.Advance(due)
+			advanceOnceRunWaits(t, h.ctx, clock, due)
 		}
 		r := h.events.waitRestart(t, h.ctx)
 		due = clock.Now().Add(wait)
@@ -168,7 +177,7 @@ func TestRestartOfAnUnknownUnitIsRetriedWithBackoff(t *testing.T) {
 	if err := h.m.InstallUnit(h.ctx, "later.service", "[Service]\nExecStart=/bin/sleep infinity\n"); err != nil {
 		t.Fatal(err)
 	}
-	clock.Advance(due)
+	advanceOnceRunWaits(t, h.ctx, clock, due)
 	r := h.events.waitRestart(t, h.ctx)
 	if r.Unit != "later.service" || r.Result != "done" {
 		t.Fatalf("restart once the unit exists: %+v", r)
