@@ -266,27 +266,12 @@ func TestRotationReachesTheAgent(t *testing.T) {
 		h.sh(t, "vault delete /sigsci/rotate/sites/"+siteName).OK(t)
 	})
 
-	step(t, "no secret reaches hostd's log or status", func(t *testing.T) {
-		cmd := exec.CommandContext(t.Context(), programs.Command("hostd"), "status", "-json", "-socket", h.socket)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("hostd status -json: %v\n%s", err, out)
+	step(t, "no secret reaches hostd's log, status or metrics", func(t *testing.T) {
+		logText, table := readFile(h.hostdLog), h.statusTable(t)
+		if !strings.Contains(logText, "hostd ready") || !strings.Contains(table, agentUnit) {
+			t.Fatalf("hostd's log or status says too little to check:\n%s\n%s", logText, table)
 		}
-		if !json.Valid(out) {
-			t.Fatalf("hostd status -json printed no JSON:\n%s", out)
-		}
-		secrets := map[string]string{
-			"the API token":          h.apiToken,
-			"the Vault root token":   h.vault.Token,
-			"the old secret key":     old.SecretKey,
-			"the rotated secret key": rotated.SecretKey,
-		}
-		logText := readFile(h.hostdLog)
-		if !strings.Contains(logText, "hostd ready") || !strings.Contains(string(out), agentUnit) {
-			t.Fatalf("hostd's log or status says too little to check:\n%s\n%s", logText, out)
-		}
-		harness.NoSecrets(t, "hostd's log", logText, secrets)
-		harness.NoSecrets(t, "hostd status -json", string(out), secrets)
+		h.checkNoSecrets(t)
 	})
 }
 

@@ -112,13 +112,7 @@ telemetry { listen_address = "" }
 	}
 	// The next refreshes render the same broken keys: hostd refuses to
 	// write them again and says so, and the agent is left alone.
-	deadline := time.Now().Add(30 * time.Second)
-	for snap = fetch(t, h.socket); !strings.Contains(snap.Templates[0].LastError, "rolled back"); snap = fetch(t, h.socket) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the template never reported the refused content: %+v", snap.Templates[0])
-		}
-		time.Sleep(50 * time.Millisecond) // polling status with a deadline
-	}
+	waitTemplate(t, h.socket, func(tpl status.Template) bool { return strings.Contains(tpl.LastError, "rolled back") })
 	if got, err := os.ReadFile(conf); err != nil || string(got) != "accesskeyid=A2\nsecretaccesskey=S-two\n" {
 		t.Errorf("agent.conf = %q, %v after a refused render", got, err)
 	}
@@ -161,14 +155,28 @@ func waitFile(t *testing.T, path, want string) {
 // waitUnit polls the status socket until the first unit satisfies ok.
 func waitUnit(t *testing.T, socket string, ok func(status.Unit) bool) status.Unit {
 	t.Helper()
+	snap := waitSnapshot(t, socket, "unit", func(s status.Snapshot) bool { return len(s.Units) > 0 && ok(s.Units[0]) })
+	return snap.Units[0]
+}
+
+// waitTemplate polls the status socket until the first template satisfies ok.
+func waitTemplate(t *testing.T, socket string, ok func(status.Template) bool) status.Template {
+	t.Helper()
+	snap := waitSnapshot(t, socket, "template", func(s status.Snapshot) bool { return len(s.Templates) > 0 && ok(s.Templates[0]) })
+	return snap.Templates[0]
+}
+
+// waitSnapshot polls the status socket until ok holds, for 30 s at most.
+func waitSnapshot(t *testing.T, socket, what string, ok func(status.Snapshot) bool) status.Snapshot {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		snap := fetch(t, socket)
-		if len(snap.Units) > 0 && ok(snap.Units[0]) {
-			return snap.Units[0]
+		if ok(snap) {
+			return snap
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("unit never reached the expected state: %+v", snap.Units)
+			t.Fatalf("%s never reached the expected state: templates %+v, units %+v", what, snap.Templates, snap.Units)
 		}
 		time.Sleep(50 * time.Millisecond) // polling status with a deadline
 	}
@@ -272,13 +280,7 @@ telemetry { listen_address = "" }
 	h.triggerReload()
 	// The new pipeline renders at once; only a change after that render
 	// shows the cadence it keeps: the new 5 s, not the old hour.
-	deadline := time.Now().Add(30 * time.Second)
-	for snap := fetch(t, h.socket); len(snap.Templates) == 0 || !snap.Templates[0].LastRender.After(reloaded); snap = fetch(t, h.socket) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no render after the reload: %+v", snap.Templates)
-		}
-		time.Sleep(50 * time.Millisecond) // polling status with a deadline
-	}
+	waitTemplate(t, h.socket, func(tpl status.Template) bool { return tpl.LastRender.After(reloaded) })
 	vault.Write("kv/static", map[string]any{"accessKey": "A2"})
 	waitFile(t, conf, "A2")
 }

@@ -94,6 +94,7 @@ type stack struct {
 	upstream *http.Transport
 	events   *eventtest.Recorder[event.Event]
 	logs     *vaulttest.LogBuffer
+	interval time.Duration // how often the proxy and the renderer re-read
 	dir      string
 	tokens   []string
 }
@@ -109,7 +110,7 @@ func newStackReadingEvery(t *testing.T, interval time.Duration) *stack {
 	role := v.EnableAppRole("approle", "waf", map[string]any{
 		"token_policies": "waf", "token_ttl": "1m", "token_max_ttl": "10m",
 	})
-	s := &stack{vault: v, events: eventtest.New[event.Event](), logs: &vaulttest.LogBuffer{}, dir: t.TempDir()}
+	s := &stack{vault: v, events: eventtest.New[event.Event](), logs: &vaulttest.LogBuffer{}, dir: t.TempDir(), interval: interval}
 	creds := t.TempDir()
 	os.WriteFile(filepath.Join(creds, "role-id"), []byte(role.RoleID), 0o600)
 	os.WriteFile(filepath.Join(creds, "secret-id"), []byte(v.NewSecretID(role)), 0o600)
@@ -178,7 +179,7 @@ func (s *stack) writeSecret(t *testing.T, name, value string) {
 func (s *stack) start(t *testing.T, c *changes, templates ...Template) *Renderer {
 	t.Helper()
 	r, err := New(Options{
-		Templates: templates, Dialer: s.proxy, RefreshInterval: refresh,
+		Templates: templates, Dialer: s.proxy, RefreshInterval: s.interval,
 		MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		OnChange: c.onChange, Sink: s.events,
 		Logger: slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -709,19 +710,11 @@ func TestBackoffIsCapped(t *testing.T) {
 }
 
 func TestRefreshReadsSecretsAgainAtOnce(t *testing.T) {
+	// An hour: only Refresh can explain a second read within the test.
 	s := newStackReadingEvery(t, time.Hour)
 	s.writeSecret(t, "agent", "key-v1")
 	tmpl := keyTemplate(s.dir, "agent", "")
-	r, err := New(Options{
-		// An hour: only Refresh can explain a second read within the test.
-		Templates: []Template{tmpl}, Dialer: s.proxy, RefreshInterval: time.Hour,
-		MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second, Sink: s.events,
-		Logger: slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runRenderer(t, r)
+	r := s.start(t, newChanges(), tmpl)
 	_, next := s.events.WaitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
 
 	s.writeSecret(t, "agent", "key-v2")
