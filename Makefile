@@ -11,7 +11,7 @@ VERSION ?= $(shell packaging/version.sh)
 BIN := bin
 export CGO_ENABLED := 0
 
-.PHONY: all build test test-unit test-e2e lint demo bench clean vault
+.PHONY: all build test test-unit test-e2e lint demo bench clean vault system-packages
 
 all: build
 
@@ -20,7 +20,16 @@ build:
 	$(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o $(BIN)/ ./cmd/hostd ./cmd/sigsci-sim
 
 ## test: everything CI runs.
-test: lint test-unit test-e2e
+test: system-packages lint test-unit test-e2e
+
+## system-packages: install the Debian packages the tests and the demo need
+## (as root; otherwise print the apt-get line and stop). The list is in the script.
+system-packages:
+	@./e2e/system-packages.sh
+
+# staticcheck is pinned by the tool directive in go.mod; `go tool -n` builds it
+# once (cached) and prints its path, so the other modules run the same binary.
+STATICCHECK = $$($(GO) tool -n staticcheck)
 
 ## vault: build the real Vault server and CLI for the tests (cached per the pins in
 ## e2e/vault; the first build takes ~15 min and streams its progress).
@@ -41,7 +50,7 @@ test-e2e:
 
 ## demo: the main job, locally, with no Signal Sciences account.
 ## It checks what it needs (root, systemd) before building Vault.
-demo: build
+demo: system-packages build
 	GO=$(GO) ./e2e/demo.sh
 
 ## bench: hostd side by side with Vault Agent, printed as a table (a few minutes; flags in BENCH_FLAGS).
@@ -52,9 +61,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd e2e && $(GO) vet ./...
-	@if command -v staticcheck >/dev/null; then staticcheck ./... && (cd e2e && staticcheck ./...); \
-	 elif [ -x "$$($(GO) env GOPATH)/bin/staticcheck" ]; then "$$($(GO) env GOPATH)/bin/staticcheck" ./... && (cd e2e && "$$($(GO) env GOPATH)/bin/staticcheck" ./...); \
-	 else echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@latest"; exit 1; fi
+	sc=$(STATICCHECK) && $$sc ./... && (cd e2e && $$sc ./...)
 
 clean:
 	rm -rf $(BIN) e2e-test.log
@@ -97,6 +104,5 @@ release:
 .PHONY: test-packaging
 test-packaging:
 	cd packaging && $(GO) vet ./...
-	@if command -v staticcheck >/dev/null; then cd packaging && staticcheck ./...; \
-	 elif [ -x "$$($(GO) env GOPATH)/bin/staticcheck" ]; then cd packaging && "$$($(GO) env GOPATH)/bin/staticcheck" ./...; fi
+	sc=$(STATICCHECK) && cd packaging && $$sc ./...
 	cd packaging && $(GO) test -count=1 -timeout 30m ./...
