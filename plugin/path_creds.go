@@ -58,13 +58,24 @@ func (b *backend) pathCreds() []*framework.Path {
 	}
 	return []*framework.Path{
 		{
-			Pattern: "creds/(?P<role>[^/]+)/sites/?$",
-			Fields:  map[string]*framework.FieldSchema{"role": roleField},
+			Pattern:      "creds/(?P<role>[^/]+)/sites/?$",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefixSigsci},
+			Fields:       map[string]*framework.FieldSchema{"role": roleField},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{Callback: b.pathCredsReadAll},
-				logical.ListOperation: &framework.PathOperation{Callback: b.pathCredsList},
+				logical.ReadOperation: &framework.PathOperation{
+					Callback:     b.pathCredsReadAll,
+					DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: "all-agent-keys"},
+				},
+				logical.ListOperation: &framework.PathOperation{
+					Callback:     b.pathCredsList,
+					DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: "agent-keys"},
+				},
 				logical.UpdateOperation: &framework.PathOperation{
-					Callback:                    b.pathCredsCopyAll,
+					Callback: b.pathCredsCopyAll,
+					DisplayAttrs: &framework.DisplayAttributes{
+						OperationVerb:   "copy",
+						OperationSuffix: "all-agent-keys",
+					},
 					ForwardPerformanceStandby:   true,
 					ForwardPerformanceSecondary: true,
 				},
@@ -74,6 +85,10 @@ func (b *backend) pathCreds() []*framework.Path {
 		},
 		{
 			Pattern: "creds/(?P<role>[^/]+)/sites/(?P<site>[^/]+)$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefixSigsci,
+				OperationSuffix: "agent-keys",
+			},
 			Fields: map[string]*framework.FieldSchema{
 				"role": roleField,
 				"site": {
@@ -86,6 +101,7 @@ func (b *backend) pathCreds() []*framework.Path {
 				logical.ReadOperation: &framework.PathOperation{Callback: b.pathCredsRead},
 				logical.UpdateOperation: &framework.PathOperation{
 					Callback:                    b.pathCredsCopy,
+					DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "copy"},
 					ForwardPerformanceStandby:   true,
 					ForwardPerformanceSecondary: true,
 				},

@@ -54,6 +54,10 @@ func (b *backend) pathRoles() []*framework.Path {
 	return []*framework.Path{
 		{
 			Pattern: "role/?$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefixSigsci,
+				OperationSuffix: "roles",
+			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{Callback: b.pathRoleList},
 				logical.ListOperation: &framework.PathOperation{Callback: b.pathRoleList},
@@ -63,6 +67,10 @@ func (b *backend) pathRoles() []*framework.Path {
 		},
 		{
 			Pattern: "role/(?P<name>[^/]+)$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefixSigsci,
+				OperationSuffix: "role",
+			},
 			Fields: map[string]*framework.FieldSchema{
 				"name": {
 					Type:        framework.TypeString,
@@ -76,17 +84,24 @@ func (b *backend) pathRoles() []*framework.Path {
 				"email": {
 					Type:        framework.TypeString,
 					Description: "Email of the API user (sent as x-api-user).",
+					DisplayAttrs: &framework.DisplayAttributes{
+						Name: "API User Email",
+					},
 				},
 				"token": {
 					Type:        framework.TypeString,
 					Description: "API access token of that user (sent as x-api-token). Write-only.",
 					DisplayAttrs: &framework.DisplayAttributes{
+						Name:      "API Token",
 						Sensitive: true,
 					},
 				},
 				"api_url": {
 					Type:        framework.TypeString,
 					Description: "API root URL. Default " + sigsci.DefaultBaseURL,
+					DisplayAttrs: &framework.DisplayAttributes{
+						Name: "API URL",
+					},
 				},
 				"force": {
 					Type:        framework.TypeBool,
