@@ -19,9 +19,21 @@ type openAPIOperation struct {
 
 func (o openAPIOperation) String() string { return o.method + " " + o.path + " -> " + o.id }
 
-// openAPIOperations asks the backend for its OpenAPI document the way Vault's
-// sys/internal/specs/openapi does, and returns its operations sorted by path.
-func openAPIOperations(t *testing.T, b *backend) []openAPIOperation {
+// openAPIBackend is a mount set up as Vault sets one up, without an API.
+func openAPIBackend(t *testing.T) *backend {
+	t.Helper()
+	b := newBackend("v0.1.0", newSigsciClient)
+	conf := logical.TestBackendConfig()
+	conf.System.(*logical.StaticSystemView).PluginEnvironment = &logical.PluginEnvironment{VaultVersion: "1.19.0"}
+	if err := b.Setup(context.Background(), conf); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// openAPIDocument asks the backend for its OpenAPI document the way Vault's
+// sys/internal/specs/openapi does.
+func openAPIDocument(t *testing.T, b *backend) *framework.OASDocument {
 	t.Helper()
 	resp, err := b.HandleRequest(context.Background(), &logical.Request{
 		Operation: logical.HelpOperation,
@@ -37,6 +49,11 @@ func openAPIOperations(t *testing.T, b *backend) []openAPIOperation {
 	if !ok {
 		t.Fatalf("the help answer holds no OpenAPI document: %T", resp.Data["openapi"])
 	}
+	return doc
+}
+
+// openAPIOperations returns the operations of the document, sorted by path.
+func openAPIOperations(doc *framework.OASDocument) []openAPIOperation {
 	var ops []openAPIOperation
 	for path, item := range doc.Paths {
 		for method, op := range map[string]*framework.OASOperation{
@@ -86,13 +103,7 @@ func declaredOperationIDs(p *framework.Path, op logical.Operation, h framework.O
 }
 
 func TestOpenAPI_EveryOperationIsNamedByItsDisplayAttrs(t *testing.T) {
-	b := newBackend("v0.1.0", newSigsciClient)
-	conf := logical.TestBackendConfig()
-	conf.System.(*logical.StaticSystemView).PluginEnvironment = &logical.PluginEnvironment{VaultVersion: "1.19.0"}
-	if err := b.Setup(context.Background(), conf); err != nil {
-		t.Fatal(err)
-	}
-
+	b := openAPIBackend(t)
 	declared := map[string]string{} // operation id -> the path operation that declares it
 	for _, p := range b.Paths {
 		for op, h := range p.Operations {
@@ -110,7 +121,7 @@ func TestOpenAPI_EveryOperationIsNamedByItsDisplayAttrs(t *testing.T) {
 		}
 	}
 
-	ops := openAPIOperations(t, b)
+	ops := openAPIOperations(openAPIDocument(t, b))
 	seen := map[string]openAPIOperation{}
 	for _, o := range ops {
 		t.Logf("%s", o)
@@ -125,6 +136,29 @@ func TestOpenAPI_EveryOperationIsNamedByItsDisplayAttrs(t *testing.T) {
 	for id, where := range declared {
 		if _, ok := seen[id]; !ok {
 			t.Errorf("%s declares operation id %q, which the OpenAPI document lacks", where, id)
+		}
+	}
+}
+
+// The UI and generated clients read field labels and sensitivity from the
+// request schema; the token must be masked there.
+func TestOpenAPI_RoleWriteSchemaLabelsTheFieldsAndMasksTheToken(t *testing.T) {
+	doc := openAPIDocument(t, openAPIBackend(t))
+	schema, ok := doc.Components.Schemas["SigsciWriteRoleRequest"]
+	if !ok {
+		t.Fatal("the document has no SigsciWriteRoleRequest schema")
+	}
+	for field, name := range map[string]string{"token": "API Token", "email": "API User Email", "api_url": "API URL"} {
+		prop, ok := schema.Properties[field]
+		if !ok || prop.DisplayAttrs == nil {
+			t.Errorf("%s: no display attributes in the request schema", field)
+			continue
+		}
+		if prop.DisplayAttrs.Name != name {
+			t.Errorf("%s: display name %q, want %q", field, prop.DisplayAttrs.Name, name)
+		}
+		if want := field == "token"; prop.DisplayAttrs.Sensitive != want {
+			t.Errorf("%s: sensitive = %t, want %t", field, prop.DisplayAttrs.Sensitive, want)
 		}
 	}
 }
