@@ -32,6 +32,10 @@ A role holds an API identity (corp, email, API token). Copy a site's keys with
 "delete rotate/sites/<site>".
 `
 
+// operationPrefixSigsci starts the OpenAPI operation id of every path, as
+// "aws" or "ldap" do for Vault's own engines.
+const operationPrefixSigsci = "sigsci"
+
 // Storage layout of a mount.
 const (
 	configStorageKey = "config"

@@ -29,7 +29,8 @@ second drift apart instead of re-reading Vault together forever.
 
 func (b *backend) pathConfig() []*framework.Path {
 	return []*framework.Path{{
-		Pattern: "config$",
+		Pattern:      "config$",
+		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefixSigsci},
 		Fields: map[string]*framework.FieldSchema{
 			"refresh_interval": {
 				Type:        framework.TypeDurationSecond,
@@ -38,9 +39,13 @@ func (b *backend) pathConfig() []*framework.Path {
 			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation: &framework.PathOperation{Callback: b.pathConfigRead},
+			logical.ReadOperation: &framework.PathOperation{
+				Callback:     b.pathConfigRead,
+				DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: "configuration"},
+			},
 			logical.UpdateOperation: &framework.PathOperation{
 				Callback:                    b.pathConfigWrite,
+				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "configure"},
 				ForwardPerformanceStandby:   true,
 				ForwardPerformanceSecondary: true,
 			},

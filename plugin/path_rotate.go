@@ -34,6 +34,10 @@ periodic rollback, or before the next operation on the same site.
 func (b *backend) pathRotate() []*framework.Path {
 	return []*framework.Path{{
 		Pattern: "rotate/sites/(?P<site>[^/]+)$",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefixSigsci,
+			OperationSuffix: "agent-keys",
+		},
 		Fields: map[string]*framework.FieldSchema{
 			"site": {
 				Type:        framework.TypeString,
@@ -48,11 +52,16 @@ func (b *backend) pathRotate() []*framework.Path {
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
 				Callback:                    b.pathRotateWrite,
+				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "rotate"},
 				ForwardPerformanceStandby:   true,
 				ForwardPerformanceSecondary: true,
 			},
 			logical.DeleteOperation: &framework.PathOperation{
-				Callback:                    b.pathRotateDelete,
+				Callback: b.pathRotateDelete,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb:   "retire",
+					OperationSuffix: "non-primary-agent-keys",
+				},
 				ForwardPerformanceStandby:   true,
 				ForwardPerformanceSecondary: true,
 			},
