@@ -129,6 +129,7 @@ func (d *daemon) run(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	d.notify(statusLine("starting"))
+	d.removeLeftovers(cfg)
 	if err := d.startAll(ctx, cfg); err != nil {
 		d.stopAll()
 		return err
