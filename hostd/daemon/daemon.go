@@ -134,6 +134,7 @@ func (d *daemon) run(ctx context.Context, cfg *config.Config) error {
 		d.stopAll()
 		return err
 	}
+	d.reportReload(true)
 	d.notify(statusLine(fmt.Sprintf("waiting for %d template(s) to render", d.ready.pending())))
 
 	readyC := d.ready.C
