@@ -4,7 +4,7 @@
 // it with capped, jittered backoff, writes every rendered file through
 // hostd/write, publishes an event.Render per attempt, and reports the files
 // that changed, per systemd unit, once every template of that unit has
-// rendered.
+// rendered. Once renders every template a single time (`hostd render`).
 //
 // It does not log in to Vault, restart units or decide when a restart runs:
 // auth, restart and rollout do. A template that cannot render leaves its
