@@ -54,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runRefresh(args, stdout, stderr)
 	case "validate":
 		return runValidate(args, stdout, stderr)
+	case "render":
+		return runRender(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "hostd %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
@@ -74,6 +76,8 @@ func usage(w io.Writer) {
   hostd refresh [-socket PATH]               read every secret again now and wait for the renders;
                                              exit 0 when all rendered, 1 on a template error, 2 unreachable
   hostd validate [-config FILE]              check a configuration file; exit 1 if it has problems
+  hostd render [-config FILE] [-timeout D]   log in, render and write every template once, restart nothing;
+                                             exit 0 when all were written, 1 otherwise (image baking, first boot, CI)
   hostd version                              print the version
 `)
 }

@@ -374,7 +374,7 @@ func (a *Authenticator) dropRejected() {
 	a.token.Store(&empty)
 	a.recordError(msg)
 	a.opts.Logger.Warn(msg+"; logging in again", "method", a.opts.Method)
-	a.opts.Sink.Publish(event.Auth{Time: a.opts.Now(), Method: a.opts.Method, Renewal: true, Err: msg})
+	a.opts.Sink.Publish(event.Auth{Time: a.opts.Now(), Method: a.opts.Method, Renewal: true, Rejected: true, Err: msg})
 }
 
 func (a *Authenticator) recordError(msg string) {

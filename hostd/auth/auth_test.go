@@ -262,7 +262,7 @@ func TestRevokedTokenIsReplacedWhenVaultRejectsIt(t *testing.T) {
 	a.TokenRejected(revoked)
 
 	rejected, next := h.events.WaitFor(t, next, 2*time.Second, "rejection event", func(e event.Auth) bool { return !e.OK })
-	if !strings.Contains(rejected.Err, "rejected") {
+	if !strings.Contains(rejected.Err, "rejected") || !rejected.Rejected {
 		t.Fatalf("event %+v, want the rejection reported", rejected)
 	}
 	h.events.WaitFor(t, next, 3*time.Second, "login after rejection", isLogin(true))

@@ -129,10 +129,12 @@ func (d *daemon) run(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	d.notify(statusLine("starting"))
+	d.removeLeftovers(cfg)
 	if err := d.startAll(ctx, cfg); err != nil {
 		d.stopAll()
 		return err
 	}
+	d.reportReload(true)
 	d.notify(statusLine(fmt.Sprintf("waiting for %d template(s) to render", d.ready.pending())))
 
 	readyC := d.ready.C

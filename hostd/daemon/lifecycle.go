@@ -135,11 +135,13 @@ func (d *daemon) reload(ctx context.Context) {
 	}
 	if err != nil {
 		d.logReloadError(err)
+		d.reportReload(false)
 		d.notify(statusLine("configuration reload failed; running the previous configuration"))
 		return
 	}
 	d.logWarnings(cfg)
 	d.apply(ctx, cfg)
+	d.reportReload(d.runsWith(cfg))
 	d.notify(statusLine("configuration reloaded"))
 }
 

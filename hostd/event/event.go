@@ -9,7 +9,7 @@ package event
 
 import "time"
 
-// Event is one of Auth, VaultRequest, Render or Restart.
+// Event is one of Auth, VaultRequest, Render, Restart, Pending or Reload.
 type Event interface{ event() }
 
 // Auth reports a login or token renewal attempt.
@@ -22,7 +22,10 @@ type Auth struct {
 	// or when the attempt failed.
 	TokenExpiry time.Time
 	Renewable   bool
-	Err         string // operator-readable; never contains a token
+	// Rejected is true when Vault called the token invalid (revoked or
+	// expired) and hostd dropped it: until the next login there is none.
+	Rejected bool
+	Err      string // operator-readable; never contains a token
 }
 
 // VaultRequest reports one request the renderer made to Vault.
@@ -63,11 +66,26 @@ type Pending struct {
 	Cause string    // which templates changed
 }
 
+// Reload reports the configuration hostd runs with, once at the start and
+// after every reload request (SIGHUP).
+type Reload struct {
+	Time time.Time
+	// OK is false when a reload was rejected (the file has problems) or
+	// could not be applied in full; the previous configuration, or the
+	// parts of it that could not be replaced, keep running.
+	OK bool
+	// Templates and Units are the destinations and systemd units of the
+	// pipeline that runs now: whatever is not listed is gone.
+	Templates []string
+	Units     []string
+}
+
 func (Auth) event()         {}
 func (VaultRequest) event() {}
 func (Render) event()       {}
 func (Restart) event()      {}
 func (Pending) event()      {}
+func (Reload) event()       {}
 
 // Sink receives events. Implementations must not block for long and must be
 // safe for concurrent use.

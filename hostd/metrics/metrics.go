@@ -7,7 +7,8 @@
 // rollout. Error texts are never used as label values, so nothing an error
 // says (let alone a secret) reaches the exposition; labels are the auth
 // method, HTTP status codes, template destinations and unit names, all
-// few per host.
+// few per host. When a reload removes a template or a unit, its series are
+// deleted.
 package metrics
 
 import (
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 )
 
 const namespace = "hostd"
@@ -48,11 +50,16 @@ type Metrics struct {
 	restartDuration *prometheus.HistogramVec
 	rollbacks       *prometheus.CounterVec
 	restartPending  *prometheus.GaugeVec
+	reloadOK        prometheus.Gauge
+	reloadSuccess   prometheus.Gauge
 
 	mu          sync.Mutex
 	authOK      bool      // the last login or renewal that decided it succeeded
 	authExpiry  time.Time // expiry of the token it got; zero: none known
 	lastPending map[string]time.Time
+	// The template and unit label values in use, so a reload can delete
+	// the series of those it removed.
+	templates, units map[string]bool
 }
 
 // New returns Metrics for a hostd of the given version, with the Go runtime
@@ -66,6 +73,8 @@ func newMetrics(version string, now func() time.Time) *Metrics {
 		reg:         prometheus.NewRegistry(),
 		now:         now,
 		lastPending: make(map[string]time.Time),
+		templates:   make(map[string]bool),
+		units:       make(map[string]bool),
 
 		authAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "auth_attempts_total",
@@ -112,6 +121,15 @@ func newMetrics(version string, now func() time.Time) *Metrics {
 			Namespace: namespace, Name: "unit_restart_pending",
 			Help: "1 while a restart of the unit is scheduled (debounce, splay or maintenance window), else 0.",
 		}, []string{"unit"}),
+		// Named as Prometheus names its own.
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "config_last_reload_successful",
+			Help: "1 if the last configuration load (the start or the latest reload) was applied, 0 if it was rejected or applied only in part.",
+		}),
+		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "config_last_reload_success_timestamp_seconds",
+			Help: "When the configuration was last loaded and applied, at the start or on a reload (Unix time).",
+		}),
 	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
@@ -128,6 +146,7 @@ func newMetrics(version string, now func() time.Time) *Metrics {
 		m.authAttempts, m.tokenExpiry, m.vaultRequests, m.vaultErrors,
 		m.renders, m.lastRender, m.lastChange,
 		m.restarts, m.restartDuration, m.rollbacks, m.restartPending,
+		m.reloadOK, m.reloadSuccess,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -155,6 +174,8 @@ func (m *Metrics) Publish(e event.Event) {
 		m.restart(e)
 	case event.Pending:
 		m.pending(e)
+	case event.Reload:
+		m.reload(e)
 	}
 }
 
@@ -171,10 +192,11 @@ func (m *Metrics) auth(e event.Auth) {
 	case e.OK:
 		m.authOK, m.authExpiry = true, e.TokenExpiry
 		m.tokenExpiry.Set(unixSeconds(e.TokenExpiry))
-	case !e.Renewal:
+	case !e.Renewal || e.Rejected:
 		// A failed renewal leaves the token valid until it expires; a
-		// failed login means there is no usable token.
+		// failed login, or a token Vault rejected, leaves none.
 		m.authOK = false
+		m.tokenExpiry.Set(0)
 	}
 }
 
@@ -198,6 +220,7 @@ func (m *Metrics) vaultRequest(e event.VaultRequest) {
 }
 
 func (m *Metrics) render(e event.Render) {
+	m.inUse(m.templates, e.Template)
 	switch {
 	case e.Err != "":
 		m.renders.WithLabelValues(e.Template, "error").Inc()
@@ -212,8 +235,11 @@ func (m *Metrics) render(e event.Render) {
 }
 
 func (m *Metrics) restart(e event.Restart) {
+	m.inUse(m.units, e.Unit)
 	m.restarts.WithLabelValues(e.Unit, e.Result).Inc()
-	if e.Duration > 0 {
+	// An attempt that queued no job took no restart time: its D-Bus call
+	// latency stays out of the distribution (it is counted above).
+	if e.Duration > 0 && e.Result != rollout.ResultError {
 		m.restartDuration.WithLabelValues(e.Unit).Observe(e.Duration.Seconds())
 	}
 	if e.RolledBack {
@@ -234,6 +260,7 @@ func (m *Metrics) restart(e event.Restart) {
 func (m *Metrics) pending(e event.Pending) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.units[e.Unit] = true
 	m.lastPending[e.Unit] = e.Time
 	m.restartPending.WithLabelValues(e.Unit).Set(1)
 }

@@ -233,6 +233,7 @@ func TestMetricNamesFollowTheConvention(t *testing.T) {
 	m.Publish(event.Auth{Time: t0, Method: "cert", OK: true})
 	m.Publish(event.VaultRequest{Time: t0, StatusCode: 200})
 	m.Publish(event.VaultRequest{Time: t0})
+	m.Publish(event.Reload{Time: t0, OK: true, Templates: []string{"/x"}, Units: []string{"u.service"}})
 	problems, err := testutil.GatherAndLint(m.Registry())
 	if err != nil {
 		t.Fatal(err)
@@ -249,6 +250,7 @@ func TestMetricNamesFollowTheConvention(t *testing.T) {
 		"hostd_template_last_render_timestamp_seconds", "hostd_template_last_change_timestamp_seconds",
 		"hostd_unit_restarts_total", "hostd_unit_restart_duration_seconds",
 		"hostd_unit_rollbacks_total", "hostd_unit_restart_pending",
+		"hostd_config_last_reload_successful", "hostd_config_last_reload_success_timestamp_seconds",
 	}
 	families, err := m.Registry().Gather()
 	if err != nil {
@@ -262,5 +264,39 @@ func TestMetricNamesFollowTheConvention(t *testing.T) {
 		if !have[name] {
 			t.Errorf("%s is not exposed", name)
 		}
+	}
+}
+
+// TestTokenRejectedByVaultIsNotAuthenticated: Vault called the token
+// invalid (revoked); hostd dropped it, so the gauge must say 0 at once,
+// not when the next login fails.
+func TestTokenRejectedByVaultIsNotAuthenticated(t *testing.T) {
+	m, _ := newTestMetrics()
+	m.Publish(event.Auth{Time: t0, Method: "approle", OK: true, TokenExpiry: t0.Add(time.Hour)})
+	m.Publish(event.Auth{Time: t0, Method: "approle", Renewal: true, Rejected: true, Err: "vault rejected the token as invalid"})
+	if v := testutil.ToFloat64(m.authenticatedFn); v != 0 {
+		t.Errorf("authenticated after Vault rejected the token = %v, want 0", v)
+	}
+	if v := testutil.ToFloat64(m.tokenExpiry); v != 0 {
+		t.Errorf("token expiry after the token was dropped = %v, want 0 (none known)", v)
+	}
+}
+
+// TestRestartDurationLeavesOutAttemptsWithoutAJob: a restart systemd did not
+// accept (no job queued: D-Bus or polkit refused it) took no restart time;
+// its call latency must not mix into the restart durations. It is counted.
+func TestRestartDurationLeavesOutAttemptsWithoutAJob(t *testing.T) {
+	m, _ := newTestMetrics()
+	const unit = "sigsci-agent.service"
+	m.Publish(event.Restart{Time: t0, Unit: unit, Result: "error", Duration: 3 * time.Millisecond, Err: "access denied"})
+	if n := testutil.CollectAndCount(m.restartDuration); n != 0 {
+		t.Errorf("an attempt that queued no job was observed (%d series)", n)
+	}
+	if v := testutil.ToFloat64(m.restarts.WithLabelValues(unit, "error")); v != 1 {
+		t.Errorf(`unit_restarts_total{result="error"} = %v, want 1`, v)
+	}
+	m.Publish(event.Restart{Time: t0, Unit: unit, Result: "failed", Duration: 2 * time.Second, Err: "job failed"})
+	if n := testutil.CollectAndCount(m.restartDuration); n != 1 {
+		t.Errorf("a restart whose job failed must be observed (%d series)", n)
 	}
 }

@@ -4,7 +4,7 @@
 // it with capped, jittered backoff, writes every rendered file through
 // hostd/write, publishes an event.Render per attempt, and reports the files
 // that changed, per systemd unit, once every template of that unit has
-// rendered.
+// rendered. Once renders every template a single time (`hostd render`).
 //
 // It does not log in to Vault, restart units or decide when a restart runs:
 // auth, restart and rollout do. A template that cannot render leaves its
@@ -324,19 +324,7 @@ func (r *Renderer) runOnce(ctx context.Context) error {
 	}
 	r.starts.Add(1)
 	r.publishInvalidTemplates()
-	finished := make(chan struct{})
-	panicked := make(chan error, 1)
-	go func() {
-		defer close(finished)
-		// A panic inside consul-template must not take the daemon (and the
-		// WAF agent's config updates) down: it becomes a runner failure.
-		defer func() {
-			if p := recover(); p != nil {
-				panicked <- fmt.Errorf("consul-template runner panicked: %v", p)
-			}
-		}()
-		runner.Start()
-	}()
+	finished, panicked := startRunner(runner)
 	defer stopRunner(runner, finished)
 
 	for {
@@ -371,19 +359,6 @@ func (r *Renderer) Refresh() {
 	select {
 	case r.refresh <- struct{}{}:
 	default:
-	}
-}
-
-// stopRunner stops runner and waits for its Start to return, reading ErrCh
-// meanwhile: Start may be blocked sending an error nobody else will read.
-func stopRunner(runner *manager.Runner, finished <-chan struct{}) {
-	runner.Stop()
-	for {
-		select {
-		case <-runner.ErrCh:
-		case <-finished:
-			return
-		}
 	}
 }
 

@@ -5,6 +5,7 @@
 // the destination's directory, syncs it, sets mode and owner, renames it over
 // the destination and syncs the directory. It hands back the previous content
 // as a Snapshot, can keep it on disk as a backup, and puts a Snapshot back.
+// It removes the temporary files a killed process left (RemoveLeftovers).
 // Writes to one destination from this process never interleave. It knows
 // nothing of Vault, templates or systemd, and it never logs: callers decide
 // what to report.
@@ -246,7 +247,7 @@ func stage(path string, content []byte, m meta) (tmp string, err error) {
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	f, err := os.CreateTemp(dir, tempPattern(base))
 	if err != nil {
 		return "", fmt.Errorf("create temporary file: %w", err)
 	}

@@ -1,0 +1,157 @@
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+)
+
+// metricValue scrapes addr and returns the value of the series named
+// exactly series (name and labels as exposed); false when it is absent.
+func metricValue(t *testing.T, addr, series string) (float64, bool) {
+	t.Helper()
+	body, err := getMetrics(t, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`)
+	m := re.FindStringSubmatch(body)
+	if m == nil {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, true
+}
+
+// TestReloadOutcomeIsExposed: a start and each reload set
+// hostd_config_last_reload_successful; a rejected reload turns it to 0
+// (systemctl reload exits 0 either way) and keeps the last success's time.
+func TestReloadOutcomeIsExposed(t *testing.T) {
+	addr := freeAddress(t)
+	started := time.Now()
+	h := start(t, func(dir, socket string) string {
+		return configTextFull(dir, socket, "0600", "info", addr, "agent.conf")
+	})
+	fetch(t, h.socket)
+	const ok, at = "hostd_config_last_reload_successful", "hostd_config_last_reload_success_timestamp_seconds"
+	if v, found := metricValue(t, addr, ok); !found || v != 1 {
+		t.Fatalf("%s after the start = %v (exposed: %v), want 1", ok, v, found)
+	}
+	first, _ := metricValue(t, addr, at)
+	if first < float64(started.Unix()) {
+		t.Errorf("%s = %v, want the start (≥ %d)", at, first, started.Unix())
+	}
+
+	h.write("vault {\n")
+	h.triggerReload()
+	if v, _ := metricValue(t, addr, ok); v != 0 {
+		t.Errorf("%s after a rejected reload = %v, want 0", ok, v)
+	}
+	if v, _ := metricValue(t, addr, at); v != first {
+		t.Errorf("%s moved on a rejected reload: %v, was %v", at, v, first)
+	}
+
+	h.write(configTextFull(h.dir, h.socket, "0600", "info", addr, "agent.conf", "extra.conf"))
+	h.triggerReload()
+	if v, _ := metricValue(t, addr, ok); v != 1 {
+		t.Errorf("%s after a good reload = %v, want 1", ok, v)
+	}
+	if v, _ := metricValue(t, addr, at); v < first {
+		t.Errorf("%s after a good reload = %v, want ≥ %v", at, v, first)
+	}
+
+	// A reload whose metrics address is taken keeps the old endpoint: not
+	// applied in full, so not a success.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	h.write(configTextFull(h.dir, h.socket, "0600", "info", taken.Addr().String(), "agent.conf", "extra.conf"))
+	h.triggerReload()
+	if v, _ := metricValue(t, addr, ok); v != 0 {
+		t.Errorf("%s after a reload that could not move the endpoint = %v, want 0", ok, v)
+	}
+}
+
+// TestReloadDeletesTheSeriesOfARemovedTemplate: a template and its unit
+// that a reload removes leave no series behind, in particular no
+// unit_restart_pending of 1 for the restart the reload dropped.
+func TestReloadDeletesTheSeriesOfARemovedTemplate(t *testing.T) {
+	vault := vaulttest.Start(t)
+	vault.Mount("kv", "kv", nil)
+	vault.Write("kv/agent", agentKeys("A1", "S-one"))
+	// No systemd here: every restart of old.service fails to reach the bus
+	// and stays pending, as a batch dropped at a reload would.
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+filepath.Join(t.TempDir(), "no-bus"))
+	addr := freeAddress(t)
+
+	var kept, removed string
+	text := func(dir, socket string, withOld bool) string {
+		kept, removed = filepath.Join(dir, "agent.conf"), filepath.Join(dir, "old.conf")
+		s := fmt.Sprintf(`vault { address = %q }
+auto_auth {
+  method "token_file" { path = %q }
+}
+template {
+  contents    = %q
+  destination = %q
+}
+restart {
+  bus      = "user"
+  debounce = "0s"
+  splay    = "0s"
+}
+status { socket_path = %q }
+telemetry { listen_address = %q }
+`, vault.Addr, filepath.Join(dir, "vault-token"), agentTemplate, kept, socket, addr)
+		if withOld {
+			s += fmt.Sprintf("template {\n  contents = %q\n  destination = %q\n  unit = \"old.service\"\n}\n", agentTemplate, removed)
+		}
+		return s
+	}
+	h := start(t, func(dir, socket string) string {
+		if err := os.WriteFile(filepath.Join(dir, "vault-token"), []byte(vault.RootToken), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return text(dir, socket, true)
+	})
+	waitFile(t, removed, "accesskeyid=A1\nsecretaccesskey=S-one\n")
+	pending := `hostd_unit_restart_pending{unit="old.service"}`
+	deadline := time.Now().Add(waitFor)
+	for {
+		if v, _ := metricValue(t, addr, pending); v == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never became 1", pending)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the endpoint with a deadline
+	}
+
+	h.write(text(h.dir, h.socket, false))
+	h.triggerReload()
+	body, err := getMetrics(t, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if strings.Contains(line, removed) || strings.Contains(line, "old.service") {
+			t.Errorf("series of the removed template or unit still exposed: %s", line)
+		}
+	}
+	if !strings.Contains(body, `hostd_template_last_render_timestamp_seconds{template="`+kept+`"}`) {
+		t.Errorf("the kept template's series are gone:\n%s", body)
+	}
+}
