@@ -1,8 +1,9 @@
 // Package packaging is the home of the release's packaging: the nfpm
 // definition of hostd's .deb and .rpm, the systemd unit, the polkit rule, the
-// example configuration, the maintainer scripts and the Vault side (plugin
-// registration, policies, AppRole example). Its Go code is only the tests of
-// what `make release` produces. They use no product package but the systemd
+// example configuration, the maintainer scripts, the Prometheus rules and
+// the Vault side (plugin registration, policies, AppRole example). Its Go
+// code is only the tests of what `make release` produces (and of the rules,
+// with promtool). They use no product package but the systemd
 // test harness (hostd/systemdtest), so they see the product exactly as an
 // operator installs it; they must not change the product.
 package packaging

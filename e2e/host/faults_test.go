@@ -194,9 +194,8 @@ func TestAgentThatFailsOnTheNewConfigIsRolledBack(t *testing.T) {
 
 	var reloaded time.Time
 	step(t, "the operator renders the access key as the secret key and reloads hostd", func(t *testing.T) {
-		h.writeTemplate(t, strings.Replace(documentedTemplate(t), ".Data.secretKey", ".Data.accessKey", 1))
 		reloaded = time.Now()
-		h.reload(t)
+		h.breakTheAgentsConfig(t)
 	})
 
 	step(t, "hostd restarts the agent, sees it fail and rolls back", func(t *testing.T) {
@@ -261,6 +260,15 @@ func TestAgentThatFailsOnTheNewConfigIsRolledBack(t *testing.T) {
 			h.metric(t, "hostd_unit_restarts_total", "result", "rolled_back", "unit", agentUnit))
 		h.checkNoSecrets(t)
 	})
+}
+
+// breakTheAgentsConfig has hostd render the access key as the secret key,
+// content the agent cannot start with, as an operator's slip would: it
+// edits the template and reloads hostd.
+func (h *host) breakTheAgentsConfig(t *testing.T) {
+	t.Helper()
+	h.writeTemplate(t, strings.Replace(documentedTemplate(t), ".Data.secretKey", ".Data.accessKey", 1))
+	h.reload(t)
 }
 
 // checkNoSecrets fails the test if hostd's log or status shows the API

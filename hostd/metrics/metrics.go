@@ -45,11 +45,13 @@ type Metrics struct {
 	vaultErrors     prometheus.Counter
 	renders         *prometheus.CounterVec
 	lastRender      *prometheus.GaugeVec
+	lastRenderOK    *prometheus.GaugeVec
 	lastChange      *prometheus.GaugeVec
 	restarts        *prometheus.CounterVec
 	restartDuration *prometheus.HistogramVec
 	rollbacks       *prometheus.CounterVec
 	restartPending  *prometheus.GaugeVec
+	restartDue      *prometheus.GaugeVec
 	reloadOK        prometheus.Gauge
 	reloadSuccess   prometheus.Gauge
 
@@ -100,6 +102,10 @@ func newMetrics(version string, now func() time.Time) *Metrics {
 			Namespace: namespace, Name: "template_last_render_timestamp_seconds",
 			Help: "When the template last rendered without error (Unix time).",
 		}, []string{"template"}),
+		lastRenderOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "template_last_render_successful",
+			Help: "1 when the template's last render succeeded, 0 when it failed (the old file stays).",
+		}, []string{"template"}),
 		lastChange: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "template_last_change_timestamp_seconds",
 			Help: "When the template's destination last got new content (Unix time).",
@@ -120,6 +126,10 @@ func newMetrics(version string, now func() time.Time) *Metrics {
 		restartPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "unit_restart_pending",
 			Help: "1 while a restart of the unit is scheduled (debounce, splay or maintenance window), else 0.",
+		}, []string{"unit"}),
+		restartDue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "unit_restart_due_timestamp_seconds",
+			Help: "When the unit's scheduled restart is due (Unix time), after debounce, splay and maintenance window; 0 while none is scheduled.",
 		}, []string{"unit"}),
 		// Named as Prometheus names its own.
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -144,8 +154,8 @@ func newMetrics(version string, now func() time.Time) *Metrics {
 	m.reg.MustRegister(
 		buildInfo, m.authenticatedFn,
 		m.authAttempts, m.tokenExpiry, m.vaultRequests, m.vaultErrors,
-		m.renders, m.lastRender, m.lastChange,
-		m.restarts, m.restartDuration, m.rollbacks, m.restartPending,
+		m.renders, m.lastRender, m.lastRenderOK, m.lastChange,
+		m.restarts, m.restartDuration, m.rollbacks, m.restartPending, m.restartDue,
 		m.reloadOK, m.reloadSuccess,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -221,9 +231,13 @@ func (m *Metrics) vaultRequest(e event.VaultRequest) {
 
 func (m *Metrics) render(e event.Render) {
 	m.inUse(m.templates, e.Template)
+	if e.Unit != "" {
+		m.unitSeen(e.Unit)
+	}
 	switch {
 	case e.Err != "":
 		m.renders.WithLabelValues(e.Template, "error").Inc()
+		m.lastRenderOK.WithLabelValues(e.Template).Set(0)
 		return
 	case e.Changed:
 		m.renders.WithLabelValues(e.Template, "changed").Inc()
@@ -232,10 +246,23 @@ func (m *Metrics) render(e event.Render) {
 		m.renders.WithLabelValues(e.Template, "unchanged").Inc()
 	}
 	m.lastRender.WithLabelValues(e.Template).Set(unixSeconds(e.Time))
+	m.lastRenderOK.WithLabelValues(e.Template).Set(1)
+}
+
+// unitSeen exposes a unit's rollback counter and restart gauges at 0 from
+// the first render of a template feeding it, before anything happens to it:
+// a counter that first appears already at 1 shows no increase to
+// Prometheus, and an alert on increase() would miss the unit's first
+// rollback.
+func (m *Metrics) unitSeen(unit string) {
+	m.inUse(m.units, unit)
+	m.rollbacks.WithLabelValues(unit)
+	m.restartPending.WithLabelValues(unit)
+	m.restartDue.WithLabelValues(unit)
 }
 
 func (m *Metrics) restart(e event.Restart) {
-	m.inUse(m.units, e.Unit)
+	m.unitSeen(e.Unit)
 	m.restarts.WithLabelValues(e.Unit, e.Result).Inc()
 	// An attempt that queued no job took no restart time: its D-Bus call
 	// latency stays out of the distribution (it is counted above).
@@ -255,14 +282,16 @@ func (m *Metrics) restart(e event.Restart) {
 		return
 	}
 	m.restartPending.WithLabelValues(e.Unit).Set(0)
+	m.restartDue.WithLabelValues(e.Unit).Set(0)
 }
 
 func (m *Metrics) pending(e event.Pending) {
+	m.unitSeen(e.Unit)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.units[e.Unit] = true
 	m.lastPending[e.Unit] = e.Time
 	m.restartPending.WithLabelValues(e.Unit).Set(1)
+	m.restartDue.WithLabelValues(e.Unit).Set(unixSeconds(e.Due))
 }
 
 func unixSeconds(t time.Time) float64 {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -175,6 +176,73 @@ func TestPendingSurvivesTheEndOfAnEarlierRestart(t *testing.T) {
 	expect(t, m, pendingText(0), "hostd_unit_restart_pending")
 }
 
+func TestRestartDueFollowsTheScheduledRestart(t *testing.T) {
+	m, _ := newTestMetrics()
+	const unit = "sigsci-agent.service"
+	due := t0.Add(6 * time.Hour) // held for the maintenance window
+	m.Publish(event.Pending{Time: t0, Unit: unit, Due: due})
+	expect(t, m, dueText(unixSeconds(due)), "hostd_unit_restart_due_timestamp_seconds")
+
+	// systemd refuses the restart: it is scheduled again, later.
+	retry := due.Add(30 * time.Second)
+	m.Publish(event.Restart{Time: due, Unit: unit, Result: "error"})
+	m.Publish(event.Pending{Time: due, Unit: unit, Due: retry})
+	expect(t, m, dueText(unixSeconds(retry)), "hostd_unit_restart_due_timestamp_seconds")
+
+	m.Publish(event.Restart{Time: retry.Add(time.Second), Unit: unit, Result: "done", Duration: time.Second})
+	expect(t, m, dueText(0), "hostd_unit_restart_due_timestamp_seconds")
+}
+
+func dueText(v float64) string {
+	return `
+# HELP hostd_unit_restart_due_timestamp_seconds When the unit's scheduled restart is due (Unix time), after debounce, splay and maintenance window; 0 while none is scheduled.
+# TYPE hostd_unit_restart_due_timestamp_seconds gauge
+hostd_unit_restart_due_timestamp_seconds{unit="sigsci-agent.service"} ` + strconv.FormatFloat(v, 'g', -1, 64) + "\n"
+}
+
+func TestLastRenderSuccessfulTellsAFailingTemplate(t *testing.T) {
+	m, _ := newTestMetrics()
+	const dest = "/etc/sigsci/agent.conf"
+	text := func(v string) string {
+		return `
+# HELP hostd_template_last_render_successful 1 when the template's last render succeeded, 0 when it failed (the old file stays).
+# TYPE hostd_template_last_render_successful gauge
+hostd_template_last_render_successful{template="/etc/sigsci/agent.conf"} ` + v + "\n"
+	}
+	m.Publish(event.Render{Time: t0, Template: dest, Changed: true})
+	expect(t, m, text("1"), "hostd_template_last_render_successful")
+	m.Publish(event.Render{Time: t0.Add(time.Minute), Template: dest, Err: "missing key accesskeyid"})
+	expect(t, m, text("0"), "hostd_template_last_render_successful")
+	m.Publish(event.Render{Time: t0.Add(2 * time.Minute), Template: dest})
+	expect(t, m, text("1"), "hostd_template_last_render_successful")
+}
+
+// A rollback counter that first appeared at 1 would show Prometheus no
+// increase: the unit's series are there, at 0, from its template's first
+// render on.
+func TestUnitSeriesStartAtZeroWithTheFirstRender(t *testing.T) {
+	m, _ := newTestMetrics()
+	m.Publish(event.Render{Time: t0, Template: "/etc/sigsci/agent.conf", Unit: "sigsci-agent.service", Changed: true})
+	expect(t, m, `
+# HELP hostd_unit_restart_due_timestamp_seconds When the unit's scheduled restart is due (Unix time), after debounce, splay and maintenance window; 0 while none is scheduled.
+# TYPE hostd_unit_restart_due_timestamp_seconds gauge
+hostd_unit_restart_due_timestamp_seconds{unit="sigsci-agent.service"} 0
+# HELP hostd_unit_rollbacks_total Changes a unit did not survive, whose previous files were restored.
+# TYPE hostd_unit_rollbacks_total counter
+hostd_unit_rollbacks_total{unit="sigsci-agent.service"} 0
+`+pendingText(0), "hostd_unit_rollbacks_total", "hostd_unit_restart_pending", "hostd_unit_restart_due_timestamp_seconds")
+
+	// Seeing the unit again does not reset what it counted.
+	m.Publish(event.Pending{Time: t0, Unit: "sigsci-agent.service", Due: t0.Add(time.Second)})
+	m.Publish(event.Restart{Time: t0.Add(3 * time.Second), Unit: "sigsci-agent.service", Result: "rolled_back", Duration: time.Second, RolledBack: true})
+	m.Publish(event.Render{Time: t0.Add(time.Minute), Template: "/etc/sigsci/agent.conf", Unit: "sigsci-agent.service"})
+	expect(t, m, `
+# HELP hostd_unit_rollbacks_total Changes a unit did not survive, whose previous files were restored.
+# TYPE hostd_unit_rollbacks_total counter
+hostd_unit_rollbacks_total{unit="sigsci-agent.service"} 1
+`, "hostd_unit_rollbacks_total")
+}
+
 func pendingText(v int) string {
 	return `
 # HELP hostd_unit_restart_pending 1 while a restart of the unit is scheduled (debounce, splay or maintenance window), else 0.
@@ -251,6 +319,7 @@ func TestMetricNamesFollowTheConvention(t *testing.T) {
 		"hostd_unit_restarts_total", "hostd_unit_restart_duration_seconds",
 		"hostd_unit_rollbacks_total", "hostd_unit_restart_pending",
 		"hostd_config_last_reload_successful", "hostd_config_last_reload_success_timestamp_seconds",
+		"hostd_unit_restart_due_timestamp_seconds", "hostd_template_last_render_successful",
 	}
 	families, err := m.Registry().Gather()
 	if err != nil {

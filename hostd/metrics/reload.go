@@ -20,6 +20,7 @@ func (m *Metrics) reload(e event.Reload) {
 		m.renders.DeletePartialMatch(map[string]string{"template": t})
 		m.lastRender.DeleteLabelValues(t)
 		m.lastChange.DeleteLabelValues(t)
+		m.lastRenderOK.DeleteLabelValues(t)
 		delete(m.templates, t)
 	}
 	for _, u := range gone(m.units, e.Units) {
@@ -27,6 +28,7 @@ func (m *Metrics) reload(e event.Reload) {
 		m.restartDuration.DeleteLabelValues(u)
 		m.rollbacks.DeleteLabelValues(u)
 		m.restartPending.DeleteLabelValues(u)
+		m.restartDue.DeleteLabelValues(u)
 		delete(m.lastPending, u)
 		delete(m.units, u)
 	}
