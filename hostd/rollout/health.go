@@ -47,7 +47,7 @@ const (
 // starts it.
 func (r *Rollout) restartAndCheck(ctx context.Context, unit string, whenFailed failedUnit) attempt {
 	start := time.Now()
-	before, err := r.restarter.UnitState(ctx, unit)
+	before, err := r.unitState(ctx, unit)
 	if err != nil {
 		return attempt{result: ResultError, state: before, duration: time.Since(start), err: err, verdict: retryLater}
 	}
@@ -64,7 +64,7 @@ func (r *Rollout) restartAndCheck(ctx context.Context, unit string, whenFailed f
 		if res.Job == "" {
 			a.result = ResultError // no job was queued: nothing happened to the unit
 		}
-		a.state, _ = r.restarter.UnitState(ctx, unit)
+		a.state, _ = r.unitState(ctx, unit)
 		return a
 	}
 	st, v, err := r.waitHealthy(ctx, unit)
@@ -145,7 +145,7 @@ func (r *Rollout) waitHealthy(ctx context.Context, unit string) (restart.State, 
 				up, upSince = st, time.Now()
 			}
 		case !isUp(unit, st) || !sameInstance(up, st):
-			return st, unhealthy, fmt.Errorf("%s did not stay up: %s %s after it came up", unit, describe(st), time.Since(upSince).Round(time.Millisecond))
+			return st, unhealthy, fmt.Errorf("%s did not stay up: %s, %s after it came up", unit, describe(st), time.Since(upSince).Round(time.Millisecond))
 		case time.Since(upSince) >= r.opts.StableFor:
 			return st, healthy, nil
 		}
@@ -179,7 +179,7 @@ func (r *Rollout) notUp(unit string, last restart.State, lastErr error) (restart
 // stability check, then makes sure it is still that instance.
 func (r *Rollout) checkRunning(ctx context.Context, unit string, up restart.State) (restart.State, verdict, error) {
 	checkErr := r.runCheck(ctx, unit)
-	st, err := r.restarter.UnitState(ctx, unit)
+	st, err := r.unitState(ctx, unit)
 	switch {
 	case err != nil:
 		return up, retryLater, fmt.Errorf("state of %s could not be read after the check: %w", unit, err)
@@ -191,6 +191,14 @@ func (r *Rollout) checkRunning(ctx context.Context, unit string, up restart.Stat
 		return st, unhealthy, checkErr
 	}
 	return st, healthy, nil
+}
+
+// unitState is one state read outside the health check's polling, bounded
+// by ActiveTimeout so a bus that stopped answering cannot hold a batch.
+func (r *Rollout) unitState(ctx context.Context, unit string) (restart.State, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.ActiveTimeout)
+	defer cancel()
+	return r.restarter.UnitState(ctx, unit)
 }
 
 func (r *Rollout) isStopping() bool {

@@ -115,6 +115,6 @@ func (r *Rollout) rejectAgain(ctx context.Context, b *batch, when time.Time) {
 	if len(problems) > 0 {
 		why += "; " + strings.Join(problems, "; ")
 	}
-	state, _ := r.restarter.UnitState(ctx, b.unit)
+	state, _ := r.unitState(ctx, b.unit)
 	r.publish(b.unit, attempt{result: ResultRejected, state: state}, true, why)
 }
