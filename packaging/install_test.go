@@ -250,7 +250,8 @@ func checkHostdUserPermissions(t *testing.T) {
 // private mount namespace (run it under `unshare -m`), then asks polkit, for
 // each "user:group unit verb" argument, whether a process of that user may
 // manage that unit with that verb, as systemd asks when hostd calls
-// RestartUnit. It prints "RESULT user unit verb pkcheck-exit-code".
+// TryRestartUnit or RestartUnit. It prints "RESULT user unit verb
+// pkcheck-exit-code".
 const polkitScript = `
 set -eu
 log=$1; shift
@@ -298,12 +299,16 @@ func checkPolkitRule(t *testing.T) {
 		who, unit, verb string
 		allowed         bool
 	}{
-		{"hostd:hostd", "sigsci-agent.service", "restart", true},
+		{"hostd:hostd", "sigsci-agent.service", "try-restart", true}, // after a change
+		{"hostd:hostd", "sigsci-agent.service", "restart", true},     // a rollback of a failed agent
 		{"hostd:hostd", "sigsci-agent.service", "stop", false},
 		{"hostd:hostd", "sigsci-agent.service", "start", false},
 		{"hostd:hostd", "sigsci-agent.service", "reload", false},
+		{"hostd:hostd", "sigsci-agent.service", "reload-or-try-restart", false},
+		{"hostd:hostd", "ssh.service", "try-restart", false},
 		{"hostd:hostd", "ssh.service", "restart", false},
 		{"hostd:hostd", "hostd.service", "restart", false},
+		{"nobody:nogroup", "sigsci-agent.service", "try-restart", false},
 		{"nobody:nogroup", "sigsci-agent.service", "restart", false},
 	}
 	args := []string{"-m", "sh", "-c", polkitScript, "polkit-check", filepath.Join(t.TempDir(), "polkit.log")}

@@ -82,9 +82,20 @@ const (
 
 // Restart is the policy for restarting units whose files changed.
 type Restart struct {
-	Bus                                        string // system or user
-	Debounce, Splay, JobTimeout, ActiveTimeout time.Duration
-	Window                                     *Window // nil: restart at any time
+	Bus             string // system or user
+	Debounce, Splay time.Duration
+	// JobTimeout zero: derived from the unit's own timeouts at each restart.
+	JobTimeout, ActiveTimeout, StableFor time.Duration
+	RetryRejectedAfter                   time.Duration
+	Check                                *Check  // nil: no check command
+	Window                               *Window // nil: restart at any time
+}
+
+// Check is a command run after a restart once the unit has stayed up; a
+// failure rolls the change back.
+type Check struct {
+	Command []string // argv, Command[0] an absolute path; no shell
+	Timeout time.Duration
 }
 
 // Telemetry configures the Prometheus endpoint.
@@ -106,20 +117,22 @@ type Log struct {
 
 // Defaults for a WAF host.
 const (
-	DefaultRefreshInterval = 30 * time.Second
-	DefaultMaxBackoff      = 5 * time.Minute
-	DefaultPerms           = os.FileMode(0o600)
-	DefaultDebounce        = 2 * time.Second
-	DefaultSplay           = 30 * time.Second
-	DefaultJobTimeout      = 90 * time.Second
-	DefaultActiveTimeout   = 30 * time.Second
-	DefaultListenAddress   = "127.0.0.1:9464"
-	DefaultSocketPath      = "/run/hostd/hostd.sock"
-	DefaultSocketMode      = os.FileMode(0o600)
-	DefaultLogLevel        = "info"
-	DefaultLogFormat       = "text"
-	DefaultAppRoleMount    = "auth/approle"
-	DefaultCertMount       = "auth/cert"
+	DefaultRefreshInterval    = 30 * time.Second
+	DefaultMaxBackoff         = 5 * time.Minute
+	DefaultPerms              = os.FileMode(0o600)
+	DefaultDebounce           = 2 * time.Second
+	DefaultSplay              = 30 * time.Second
+	DefaultActiveTimeout      = 30 * time.Second
+	DefaultStableFor          = 5 * time.Second
+	DefaultRetryRejectedAfter = time.Hour
+	DefaultCheckTimeout       = 10 * time.Second
+	DefaultListenAddress      = "127.0.0.1:9464"
+	DefaultSocketPath         = "/run/hostd/hostd.sock"
+	DefaultSocketMode         = os.FileMode(0o600)
+	DefaultLogLevel           = "info"
+	DefaultLogFormat          = "text"
+	DefaultAppRoleMount       = "auth/approle"
+	DefaultCertMount          = "auth/cert"
 )
 
 // Load reads, parses and validates the configuration file at path. The error

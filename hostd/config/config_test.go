@@ -161,7 +161,8 @@ func TestParseDefaultsAreSafeForAWAFHost(t *testing.T) {
 	if tpl.Perms != 0o600 || !tpl.ErrorOnMissingKey || !tpl.Backup {
 		t.Errorf("template defaults = %+v: want perms 0600, error_on_missing_key and backup on", tpl)
 	}
-	want := Restart{Bus: "system", Debounce: 2 * time.Second, Splay: 30 * time.Second, JobTimeout: 90 * time.Second, ActiveTimeout: 30 * time.Second}
+	want := Restart{Bus: "system", Debounce: 2 * time.Second, Splay: 30 * time.Second, ActiveTimeout: 30 * time.Second,
+		StableFor: 5 * time.Second, RetryRejectedAfter: time.Hour} // JobTimeout zero: from the unit
 	if cfg.Restart != want {
 		t.Errorf("Restart = %+v, want %+v", cfg.Restart, want)
 	}

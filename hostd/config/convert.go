@@ -261,56 +261,6 @@ func (c *converter) templateInput(r *rawTemplate) {
 	}
 }
 
-func (c *converter) restart(r *rawRestart) Restart {
-	if r == nil {
-		r = &rawRestart{}
-	}
-	return Restart{
-		Bus:           c.oneOf(r.Bus, r.BusRange, "bus", BusSystem, BusSystem, BusUser),
-		Debounce:      c.duration(r.Debounce, r.DebounceRange, "debounce", DefaultDebounce, 0, time.Hour),
-		Splay:         c.duration(r.Splay, r.SplayRange, "splay", DefaultSplay, 0, 24*time.Hour),
-		JobTimeout:    c.duration(r.JobTimeout, r.JobTimeoutRange, "job_timeout", DefaultJobTimeout, time.Second, time.Hour),
-		ActiveTimeout: c.duration(r.ActiveTimeout, r.ActiveTimeoutRange, "active_timeout", DefaultActiveTimeout, time.Second, time.Hour),
-		Window:        c.window(r.Window),
-	}
-}
-
-func (c *converter) window(r *rawWindow) *Window {
-	if r == nil {
-		return nil
-	}
-	var w Window
-	okStart, okEnd := false, false
-	if c.required(r.StartRange, r.DefRange, "maintenance_window", "start") {
-		w.Start, okStart = c.clock(r.Start, r.StartRange, "start")
-	}
-	if c.required(r.EndRange, r.DefRange, "maintenance_window", "end") {
-		w.End, okEnd = c.clock(r.End, r.EndRange, "end")
-	}
-	if okStart && okEnd && w.Start == w.End {
-		c.errorf(r.EndRange, "Empty maintenance window", "start and end are both %s; give a window such as start = \"02:00\", end = \"04:00\"", r.Start)
-	}
-	w.Location = time.Local
-	if c.usable(r.TimezoneRange) {
-		loc, err := loadLocation(r.Timezone)
-		if err != nil {
-			c.errorf(r.TimezoneRange, "Unknown timezone", `timezone must be an IANA name such as "UTC" or "Europe/Berlin", or "Local", got %q: %v`, r.Timezone, err)
-		} else {
-			w.Location = loc
-		}
-	}
-	return &w
-}
-
-func (c *converter) clock(value string, rng hcl.Range, name string) (time.Duration, bool) {
-	d, err := parseClock(value)
-	if err != nil {
-		c.errorf(rng, "Invalid time of day", `%s must be a 24-hour time HH:MM such as "02:00", got %q`, name, value)
-		return 0, false
-	}
-	return d, true
-}
-
 func (c *converter) telemetry(r *rawTelemetry) Telemetry {
 	if r == nil || !c.usable(r.ListenAddressRange) {
 		return Telemetry{ListenAddress: DefaultListenAddress}

@@ -129,6 +129,20 @@ type rawRestart struct {
 	ActiveTimeout      string     `hcl:"active_timeout,optional"`
 	ActiveTimeoutRange hcl.Range  `hcl:"active_timeout,attr_range"`
 	Window             *rawWindow `hcl:"maintenance_window,block"`
+
+	StableFor               string    `hcl:"stable_for,optional"`
+	StableForRange          hcl.Range `hcl:"stable_for,attr_range"`
+	RetryRejectedAfter      string    `hcl:"retry_rejected_after,optional"`
+	RetryRejectedAfterRange hcl.Range `hcl:"retry_rejected_after,attr_range"`
+	Check                   *rawCheck `hcl:"check,block"`
+}
+
+type rawCheck struct {
+	DefRange     hcl.Range `hcl:",def_range"`
+	Command      []string  `hcl:"command,optional"`
+	CommandRange hcl.Range `hcl:"command,attr_range"`
+	Timeout      string    `hcl:"timeout,optional"`
+	TimeoutRange hcl.Range `hcl:"timeout,attr_range"`
 }
 
 type rawWindow struct {

@@ -44,11 +44,17 @@ func restartMessage(e event.Restart) string {
 		return "content the unit did not survive came again: previous files kept, no restart"
 	case rollout.ResultError:
 		return "restart not accepted by systemd; will retry"
+	case rollout.ResultNotRunning:
+		return "unit not running: not restarted; it reads the new files when it is started"
 	case "done":
 		return "restarted unit"
-	default:
-		return "restart failed"
+	case rollout.ResultUnconfirmed:
+		return "restarted, but the unit's state could not be read; will retry"
 	}
+	if rollout.RetriedLater(e.Result) {
+		return "restart said nothing about the new files; will retry"
+	}
+	return "restart failed"
 }
 
 func restartAttrs(e event.Restart) []any {

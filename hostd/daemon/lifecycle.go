@@ -256,7 +256,8 @@ func (d *daemon) fail(name string, err error) {
 
 // sameRestart compares restart settings; locations compare by name.
 func sameRestart(a, b config.Restart) bool {
-	if a.Bus != b.Bus || a.Debounce != b.Debounce || a.Splay != b.Splay || a.JobTimeout != b.JobTimeout || a.ActiveTimeout != b.ActiveTimeout {
+	if a.Bus != b.Bus || a.Debounce != b.Debounce || a.Splay != b.Splay || a.JobTimeout != b.JobTimeout || a.ActiveTimeout != b.ActiveTimeout ||
+		a.StableFor != b.StableFor || a.RetryRejectedAfter != b.RetryRejectedAfter || !reflect.DeepEqual(a.Check, b.Check) {
 		return false
 	}
 	if (a.Window == nil) != (b.Window == nil) {

@@ -91,13 +91,18 @@ func renderOptions(cfg *config.Config, dialer render.Dialer, roll *rollout.Rollo
 func rolloutOptions(cfg *config.Config) rollout.Options {
 	r := cfg.Restart
 	o := rollout.Options{
-		Debounce:      r.Debounce,
-		Splay:         r.Splay,
-		ActiveTimeout: r.ActiveTimeout,
-		MaxRetry:      cfg.TemplateConfig.MaxBackoff,
+		Debounce:           r.Debounce,
+		Splay:              r.Splay,
+		ActiveTimeout:      r.ActiveTimeout,
+		StableFor:          r.StableFor,
+		MaxRetry:           cfg.TemplateConfig.MaxBackoff,
+		RetryRejectedAfter: r.RetryRejectedAfter,
 	}
 	if r.Window != nil {
 		o.Window = &rollout.Window{Start: r.Window.Start, End: r.Window.End, Location: r.Window.Location}
+	}
+	if r.Check != nil {
+		o.Check = &rollout.Check{Command: r.Check.Command, Timeout: r.Check.Timeout}
 	}
 	return o
 }

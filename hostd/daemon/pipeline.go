@@ -47,6 +47,7 @@ func (d *daemon) startPipeline(ctx context.Context, cfg *config.Config) (*part, 
 	}
 	d.views.authn.Store(authn)
 	d.views.renderer.Store(renderer)
+	d.views.rollout.Store(roll)
 
 	return launch(ctx, "pipeline", d.failed, func(ctx context.Context) error {
 		defer proxy.Close()

@@ -47,12 +47,10 @@ func TestKeysRotateIntoTheAgent(t *testing.T) {
 	}
 	// The agent stays up only with a secret key it accepts (one starting
 	// with "S-"), like the real agent refusing bad keys.
-	unit := fmt.Sprintf("[Service]\nExecStart=/bin/sh -c 'grep -q \"^secretaccesskey=S-\" %s && exec sleep infinity'\n", conf)
+	unit := fmt.Sprintf("[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sh -c 'grep -q \"^secretaccesskey=S-\" %s && exec sleep infinity'\n", conf)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := manager.InstallUnit(ctx, "agent.service", unit); err != nil {
-		t.Fatal(err)
-	}
+	startAgentOnOldKeys(ctx, t, manager, conf, unit)
 
 	h := start(t, func(_, socket string) string {
 		return fmt.Sprintf(`vault { address = %q }
@@ -72,6 +70,7 @@ restart {
   debounce       = "0s"
   splay          = "0s"
   active_timeout = "3s"
+  stable_for     = "1s"
 }
 status { socket_path = %q }
 telemetry { listen_address = "" }
@@ -119,6 +118,18 @@ telemetry { listen_address = "" }
 	if now := fetch(t, h.socket).Units[0]; now.Restarts != u.Restarts {
 		t.Errorf("the agent was restarted again for the refused content: %+v", now)
 	}
+	// hostd refresh: the operator asks for the refused keys to be tried
+	// again now (say, after fixing the agent). They are, and rolled back
+	// again, since this agent still refuses them.
+	restarts = fetch(t, h.socket).Units[0].Restarts
+	if err := status.AskRefresh(ctx, h.socket); err != nil {
+		t.Fatal(err)
+	}
+	u = waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts >= restarts+2 && u.RolledBack })
+	if u.LastResult != "rolled_back" || u.ActiveState != "active" {
+		t.Errorf("after hostd refresh retried the refused keys: %+v", u)
+	}
+	waitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
 
 	// The journal tells the same story.
 	logs := h.logs.String()
@@ -134,6 +145,21 @@ telemetry { listen_address = "" }
 	}
 	if strings.Contains(logs, "S-two") || strings.Contains(logs, "broken") {
 		t.Errorf("a secret key reached hostd's log:\n%s", logs)
+	}
+}
+
+// startAgentOnOldKeys writes an agent.conf from before hostd and starts the
+// agent's unit on it: hostd restarts a running agent, never a stopped one.
+func startAgentOnOldKeys(ctx context.Context, t *testing.T, manager *systemdtest.Manager, conf, unit string) {
+	t.Helper()
+	if err := os.WriteFile(conf, []byte("accesskeyid=A0\nsecretaccesskey=S-zero\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := manager.InstallUnit(ctx, "agent.service", unit); err != nil {
+		t.Fatal(err)
+	}
+	if err := manager.StartUnit(ctx, "agent.service"); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -197,12 +223,10 @@ func TestRestartOwedSurvivesAReload(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(vault.RootToken), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	unit := fmt.Sprintf("[Service]\nExecStart=/bin/sh -c 'grep -q \"^secretaccesskey=S-\" %s && exec sleep infinity'\n", conf)
+	unit := fmt.Sprintf("[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sh -c 'grep -q \"^secretaccesskey=S-\" %s && exec sleep infinity'\n", conf)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := manager.InstallUnit(ctx, "agent.service", unit); err != nil {
-		t.Fatal(err)
-	}
+	startAgentOnOldKeys(ctx, t, manager, conf, unit)
 
 	now := time.Now().UTC()
 	clock := func(d time.Duration) string { return now.Add(d).Format("15:04") }

@@ -10,6 +10,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
 	"github.com/sigsci-keys/sigsci-keys/hostd/render"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
+	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 )
 
@@ -19,13 +20,18 @@ type liveViews struct {
 	authn    atomic.Pointer[auth.Authenticator]
 	systemd  atomic.Pointer[systemdConn]
 	renderer atomic.Pointer[render.Renderer] // nil without templates
+	rollout  atomic.Pointer[rollout.Rollout] // nil without units
 }
 
-// refresh asks the current renderer to read every secret again now.
+// refresh asks the current renderer to read every secret again now, and
+// content a unit did not survive to be tried again.
 func (v *liveViews) refresh() error {
 	r := v.renderer.Load()
 	if r == nil {
 		return errors.New("hostd renders no template: nothing to refresh")
+	}
+	if roll := v.rollout.Load(); roll != nil {
+		roll.RetryRejected()
 	}
 	r.Refresh()
 	return nil
@@ -97,6 +103,15 @@ func (s *systemdConn) get(ctx context.Context) (*restart.Conn, error) {
 		s.conn = conn
 	}
 	return s.conn, nil
+}
+
+// TryRestart restarts unit if it is running (see restart.Conn.TryRestart).
+func (s *systemdConn) TryRestart(ctx context.Context, unit string) (restart.Result, error) {
+	c, err := s.get(ctx)
+	if err != nil {
+		return restart.Result{Unit: unit}, err
+	}
+	return c.TryRestart(ctx, unit)
 }
 
 // Restart restarts unit (see restart.Conn.Restart).

@@ -49,7 +49,7 @@ type Render struct {
 type Restart struct {
 	Time     time.Time
 	Unit     string
-	Result   string // done, failed, timeout, canceled, skipped, rolled_back, ...
+	Result   string // done, failed, canceled, not_running, rolled_back, ...
 	Duration time.Duration
 	// ActiveState and SubState are read from systemd after the restart.
 	ActiveState string
@@ -57,6 +57,11 @@ type Restart struct {
 	RolledBack  bool
 	Err         string
 }
+
+// RestartNotRunning is Restart.Result when the unit was not running
+// (stopped, or failed before the change): it was not restarted, and it reads
+// its new files when it is started. It is not a failure of the change.
+const RestartNotRunning = "not_running"
 
 // Pending reports that a unit has a restart scheduled.
 type Pending struct {

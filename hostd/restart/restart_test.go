@@ -97,6 +97,70 @@ RestartSec=50ms
 	t.Logf("after one automatic restart: %+v", st)
 }
 
+// TryRestart is hostd's restart after a change: it must not start a unit an
+// operator stopped, nor one that failed (systemd makes the job a no-op).
+func TestTryRestartRestartsOnlyARunningUnit(t *testing.T) {
+	units := map[string]string{
+		"running.service": sleeper,
+		"stopped.service": sleeper,
+		"failed.service":  "[Service]\nExecStart=/bin/sh -c 'exit 3'\n",
+	}
+	m, conn, ctx := setup(t, 10*time.Second, units, "running.service", "stopped.service", "failed.service")
+	if err := m.StopUnit(ctx, "stopped.service"); err != nil {
+		t.Fatal(err)
+	}
+	failed := waitState(ctx, t, conn, "failed.service", func(s restart.State) bool { return s.ActiveState == "failed" })
+	if failed.Result != "exit-code" {
+		t.Errorf("result of a unit that exited 3: %q, want exit-code", failed.Result)
+	}
+	running, err := conn.UnitState(ctx, "running.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, unit := range []string{"running.service", "stopped.service", "failed.service"} {
+		if res, err := conn.TryRestart(ctx, unit); err != nil || res.Job != "done" {
+			t.Fatalf("try-restart %s: %+v, %v; want done", unit, res, err)
+		}
+	}
+	if st, _ := conn.UnitState(ctx, "running.service"); !st.Active() || st.InvocationID == running.InvocationID {
+		t.Errorf("running unit was not restarted: before %+v, after %+v", running, st)
+	}
+	if st, _ := conn.UnitState(ctx, "stopped.service"); st.ActiveState != "inactive" || st.MainPID != 0 || st.Result != "success" {
+		t.Errorf("a stopped unit was started by try-restart: %+v", st)
+	}
+	if st, _ := conn.UnitState(ctx, "failed.service"); st.ActiveState != "failed" || st.InvocationID != failed.InvocationID {
+		t.Errorf("a failed unit was started by try-restart: before %+v, after %+v", failed, st)
+	}
+}
+
+func TestJobTimeoutFollowsTheUnit(t *testing.T) {
+	units := map[string]string{
+		"timed.service":    "[Service]\nTimeoutStartSec=7s\nTimeoutStopSec=11s\nExecStart=/bin/sleep infinity\n",
+		"defaults.service": sleeper,
+		"endless.service":  "[Service]\nTimeoutStartSec=infinity\nExecStart=/bin/sleep infinity\n",
+	}
+	m, conn, ctx := setup(t, 0, units)
+	for unit, want := range map[string]time.Duration{
+		"timed.service":    18*time.Second + 30*time.Second,
+		"defaults.service": 90*time.Second + 90*time.Second + 30*time.Second, // systemd's defaults
+		"endless.service":  restart.DefaultJobTimeout,
+		"default.target":   restart.DefaultJobTimeout, // not a service
+	} {
+		if got := conn.JobTimeout(ctx, unit); got != want {
+			t.Errorf("job timeout of %s = %s, want %s", unit, got, want)
+		}
+	}
+	set, err := restart.Dial(ctx, restart.Options{Bus: restart.UserBus, Address: m.BusAddress(), JobTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	if got := set.JobTimeout(ctx, "timed.service"); got != time.Minute {
+		t.Errorf("configured job timeout: %s, want 1m", got)
+	}
+}
+
 func TestRestartReportsAFailedJob(t *testing.T) {
 	units := map[string]string{"broken.service": "[Service]\nExecStartPre=/bin/sh -c 'exit 3'\nExecStart=/bin/sleep infinity\n"}
 	_, conn, ctx := setup(t, 10*time.Second, units)

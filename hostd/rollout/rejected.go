@@ -13,21 +13,24 @@ import (
 // long as its source (the secret, the template) stays the same. Restarting
 // the unit for it each time would be a restart loop of the WAF agent, every
 // refresh interval. So rollout remembers the digest of each destination's
-// rejected content; a batch whose every destination holds exactly the
-// rejected content again gets its backups restored without a restart. Any
-// other content is tried normally. The memory lasts for the process: hostd
-// restarted (e.g. after an agent upgrade that accepts the content) tries
-// again.
+// rejected content, taken when the failing restart was issued; a batch whose
+// every destination holds exactly the rejected content again gets its
+// backups restored without a restart, and the renderer is told not to write
+// it (Refuse). Any other content is tried normally. A rejection lasts
+// RetryRejectedAfter (the agent may have been fixed, or the failure was the
+// host's), or until RetryRejected: hostd refresh calls it.
+
+type digest = [sha256.Size]byte
 
 type rejection struct {
-	digest [sha256.Size]byte
+	digest digest
 	at     time.Time
 }
 
-// digests reads the batch's destinations as they are now (the content about
-// to be rolled back). Unreadable files are left out.
-func digests(b *batch) map[string][sha256.Size]byte {
-	out := make(map[string][sha256.Size]byte, len(b.changes))
+// digests reads the batch's destinations as they are now. Unreadable files
+// are left out.
+func digests(b *batch) map[string]digest {
+	out := make(map[string]digest, len(b.changes))
 	for _, c := range b.changes {
 		if data, err := os.ReadFile(c.Destination); err == nil {
 			out[c.Destination] = sha256.Sum256(data)
@@ -37,7 +40,7 @@ func digests(b *batch) map[string][sha256.Size]byte {
 }
 
 // remember records the content of the restored destinations as rejected.
-func (r *Rollout) remember(rejected map[string][sha256.Size]byte, restored []string) {
+func (r *Rollout) remember(rejected map[string]digest, restored []string) {
 	now := r.opts.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -48,6 +51,28 @@ func (r *Rollout) remember(rejected map[string][sha256.Size]byte, restored []str
 	}
 }
 
+// refused returns destination's rejection while it lasts. r.mu is held.
+func (r *Rollout) refused(destination string) (rejection, bool) {
+	rej, ok := r.rejected[destination]
+	if !ok {
+		return rejection{}, false
+	}
+	if !r.opts.Now().Before(rej.at.Add(r.opts.RetryRejectedAfter)) {
+		delete(r.rejected, destination)
+		return rejection{}, false
+	}
+	return rej, true
+}
+
+// RetryRejected forgets every rejected content, so the next render writes it
+// and restarts its unit again. hostd refresh calls it: an operator asking for
+// a fresh read after fixing the agent wants the new keys tried now.
+func (r *Rollout) RetryRejected() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.rejected)
+}
+
 // rejectedBefore reports whether every destination of the batch holds
 // content that was rejected before, and when that happened last.
 func (r *Rollout) rejectedBefore(b *batch) (time.Time, bool) {
@@ -56,7 +81,7 @@ func (r *Rollout) rejectedBefore(b *batch) (time.Time, bool) {
 	defer r.mu.Unlock()
 	var last time.Time
 	for _, c := range b.changes {
-		rej, ok := r.rejected[c.Destination]
+		rej, ok := r.refused(c.Destination)
 		if !ok || now[c.Destination] != rej.digest || c.Previous == nil {
 			return time.Time{}, false
 		}
@@ -71,15 +96,15 @@ func (r *Rollout) rejectedBefore(b *batch) (time.Time, bool) {
 // unit did not survive it; the renderer then keeps the restored file
 // instead of writing the same content again on every refresh.
 func (r *Rollout) Refuse(destination string, content []byte) error {
-	digest := sha256.Sum256(content)
+	d := sha256.Sum256(content)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rej, ok := r.rejected[destination]
-	if !ok || rej.digest != digest {
+	rej, ok := r.refused(destination)
+	if !ok || rej.digest != d {
 		return nil
 	}
-	return fmt.Errorf("not written: this content of %s made its unit fail at %s and was rolled back; the previous file stays until the secret or the template changes",
-		destination, rej.at.Format(time.RFC3339))
+	return fmt.Errorf("not written: this content of %s made its unit fail at %s and was rolled back; it is tried again at %s, or sooner on hostd refresh",
+		destination, rej.at.Format(time.RFC3339), rej.at.Add(r.opts.RetryRejectedAfter).Format(time.RFC3339))
 }
 
 // rejectAgain puts the backups back without restarting the unit.
@@ -90,6 +115,6 @@ func (r *Rollout) rejectAgain(ctx context.Context, b *batch, when time.Time) {
 	if len(problems) > 0 {
 		why += "; " + strings.Join(problems, "; ")
 	}
-	state, _ := r.restarter.UnitState(ctx, b.unit)
+	state, _ := r.unitState(ctx, b.unit)
 	r.publish(b.unit, attempt{result: ResultRejected, state: state}, true, why)
 }

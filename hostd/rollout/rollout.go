@@ -3,7 +3,10 @@
 //
 // It owns the restart policy: per-unit debounce, a random splay, the
 // maintenance window, one restart per unit at a time, the health check after
-// a restart, and the rollback (restore the batch's backups, restart again).
+// a restart (health.go, check.go), what counts as a failure of the new
+// content (apply.go), and the rollback (restore the batch's backups, restart
+// again). A unit that is not running (stopped or failed) is not started by a
+// change: it reads its new files when it is started.
 // It restarts through a Restarter (hostd/restart) and puts files back through
 // the function it is given (hostd/write's Put); it never renders or writes a
 // file itself, and it reports only through an event.Sink.
@@ -30,7 +33,10 @@ type Change struct {
 }
 
 // Restarter restarts units and reads their state; *restart.Conn is one.
+// TryRestart restarts a unit only if it is running; Restart starts it too,
+// and is used only by a rollback, for a unit that failed on the new content.
 type Restarter interface {
+	TryRestart(ctx context.Context, unit string) (restart.Result, error)
 	Restart(ctx context.Context, unit string) (restart.Result, error)
 	UnitState(ctx context.Context, unit string) (restart.State, error)
 }
@@ -40,10 +46,13 @@ type RestoreFunc func(destination string, previous *write.Snapshot) error
 
 // Defaults for zero Options fields.
 const (
-	DefaultActiveTimeout = 30 * time.Second
-	DefaultWatchInterval = time.Second
-	DefaultRetryInterval = 30 * time.Second
-	DefaultMaxRetry      = 5 * time.Minute
+	DefaultActiveTimeout      = 30 * time.Second
+	DefaultStableFor          = 5 * time.Second
+	DefaultWatchInterval      = time.Second
+	DefaultRetryInterval      = 30 * time.Second
+	DefaultMaxRetry           = 5 * time.Minute
+	DefaultRetryRejectedAfter = time.Hour
+	DefaultCheckTimeout       = 10 * time.Second
 )
 
 // Options is the restart policy. Zero durations take the defaults above,
@@ -52,16 +61,29 @@ type Options struct {
 	// Debounce: a unit is restarted once no change arrived for this long.
 	Debounce time.Duration
 	// Splay: a random delay in [0, Splay) added once per batch, so a fleet
-	// does not restart at the same moment.
+	// does not restart at the same moment. It counts from the moment the
+	// restart may run; within a maintenance window it is shortened to the
+	// time left in the window (schedule.go).
 	Splay time.Duration
-	// ActiveTimeout bounds the wait for the unit to be active and stable
-	// after a restart.
+	// ActiveTimeout bounds the wait for the unit to be up (active and, for
+	// a service, running) after a restart.
 	ActiveTimeout time.Duration
+	// StableFor is how long the unit must then stay up as the same
+	// instance (invocation, main PID, no automatic restart).
+	StableFor time.Duration
+	// Check, when set, runs once the unit has stayed up for StableFor; a
+	// non-zero exit or a timeout is a failure of the new content.
+	Check *Check
 	// WatchInterval spaces the state reads of the health check.
 	WatchInterval time.Duration
-	// RetryInterval is the first delay before retrying a restart systemd
-	// did not accept (unit unknown, bus down); it doubles up to MaxRetry.
+	// RetryInterval is the first delay before retrying a restart that
+	// said nothing about the new content (systemd refused it, its job was
+	// canceled or timed out, the unit's state could not be read); it
+	// doubles up to MaxRetry.
 	RetryInterval, MaxRetry time.Duration
+	// RetryRejectedAfter is how long content a unit did not survive is
+	// refused before it is tried again (rejected.go).
+	RetryRejectedAfter time.Duration
 	// Window, when set, holds restarts until the maintenance window opens.
 	Window *Window
 
@@ -76,8 +98,19 @@ func (o Options) withDefaults() Options {
 	if o.ActiveTimeout <= 0 {
 		o.ActiveTimeout = DefaultActiveTimeout
 	}
+	if o.StableFor <= 0 {
+		o.StableFor = DefaultStableFor
+	}
 	if o.WatchInterval <= 0 {
 		o.WatchInterval = DefaultWatchInterval
+	}
+	if o.RetryRejectedAfter <= 0 {
+		o.RetryRejectedAfter = DefaultRetryRejectedAfter
+	}
+	if o.Check != nil && o.Check.Timeout <= 0 {
+		c := *o.Check
+		c.Timeout = DefaultCheckTimeout
+		o.Check = &c
 	}
 	if o.RetryInterval <= 0 {
 		o.RetryInterval = DefaultRetryInterval
@@ -123,7 +156,7 @@ type Rollout struct {
 type batch struct {
 	unit    string
 	changes []Change // one per destination, first arrival order
-	splay   time.Duration
+	share   float64  // the batch's place in the splay, in [0, 1)
 	due     time.Time
 }
 
@@ -180,13 +213,13 @@ func (r *Rollout) Submit(changes ...Change) {
 		}
 		b := r.pending[c.Unit]
 		if b == nil {
-			b = &batch{unit: c.Unit, splay: r.splay()}
+			b = &batch{unit: c.Unit, share: r.opts.Rand()}
 			r.pending[c.Unit] = b
 		}
 		b.add(c)
 		// Every change restarts the debounce; the splay is chosen once per
 		// batch so the announced time does not jump around.
-		b.due = r.opts.Window.Next(now.Add(r.opts.Debounce + b.splay))
+		b.due = r.dueAt(now.Add(r.opts.Debounce), b.share)
 		touched[c.Unit] = true
 	}
 	for unit := range touched {
@@ -198,13 +231,6 @@ func (r *Rollout) Submit(changes ...Change) {
 		r.sink.Publish(p)
 	}
 	r.poke()
-}
-
-func (r *Rollout) splay() time.Duration {
-	if r.opts.Splay <= 0 {
-		return 0
-	}
-	return time.Duration(r.opts.Rand() * float64(r.opts.Splay))
 }
 
 func (r *Rollout) poke() {
@@ -273,8 +299,9 @@ func (r *Rollout) startDue(ctx context.Context, wg *sync.WaitGroup) time.Time {
 	return next
 }
 
-// requeue puts a batch systemd refused back, due after a backoff that
-// doubles per refusal in a row, merged with any newer changes.
+// requeue puts a batch back whose restart said nothing about its content,
+// due after a backoff that doubles per retry in a row (and the batch's
+// splay), merged with any newer changes.
 func (r *Rollout) requeue(b *batch) time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -283,7 +310,7 @@ func (r *Rollout) requeue(b *batch) time.Time {
 	if delay > r.opts.MaxRetry || delay <= 0 {
 		delay = r.opts.MaxRetry
 	}
-	due := r.opts.Window.Next(r.opts.Now().Add(delay))
+	due := r.dueAt(r.opts.Now().Add(delay), b.share)
 	if newer := r.pending[b.unit]; newer != nil {
 		for _, c := range newer.changes {
 			b.add(c)

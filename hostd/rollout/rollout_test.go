@@ -2,7 +2,9 @@ package rollout_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,6 +51,16 @@ func agentUnit(dir, refuse string) string {
 	case "refuse-start": // a config check before start: the job itself fails
 		svc = "ExecStartPre=/bin/sh -c '" + check + "'\n" +
 			"ExecStart=/bin/sh -c 'echo start >> \"$$CONF_DIR/starts\"; exec sleep infinity'\n"
+	case "die-later": // starts, runs a while on a config it cannot use, then exits
+		svc = "ExecStart=/bin/sh -c 'echo start >> \"$$CONF_DIR/starts\"; " +
+			`if cat "$$CONF_DIR"/*.conf | grep -q bad; then sleep 2; echo "bad config" >&2; exit 1; fi` + "; exec sleep infinity'\n"
+	case "snapshot": // accepts any config and keeps a copy of what it started with in running.conf
+		svc = "ExecStart=/bin/sh -c 'echo start >> \"$$CONF_DIR/starts\"; cp \"$$CONF_DIR/agent.conf\" \"$$CONF_DIR/running.conf\"; exec sleep infinity'\n"
+	case "slow-stop": // accepts any config; a stop takes a second
+		svc = "ExecStart=/bin/sh -c 'echo start >> \"$$CONF_DIR/starts\"; exec sleep infinity'\nExecStop=/bin/sleep 1\n"
+	case "slow-start": // accepts any config; a start takes 30 s while the file "slow" exists
+		svc = "ExecStartPre=/bin/sh -c 'if [ -e \"$$CONF_DIR/slow\" ]; then sleep 30; fi'\n" +
+			"ExecStart=/bin/sh -c 'echo start >> \"$$CONF_DIR/starts\"; exec sleep infinity'\n"
 	default:
 		panic(refuse)
 	}
@@ -56,6 +68,19 @@ func agentUnit(dir, refuse string) string {
 }
 
 func newHost(t *testing.T, refuse string, opts rollout.Options) *host {
+	t.Helper()
+	return newHostWith(t, refuse, 10*time.Second, func(string) rollout.Options { return opts })
+}
+
+// newHostWithJobTimeout is newHost with hostd's wait for a restart job.
+func newHostWithJobTimeout(t *testing.T, refuse string, jobTimeout time.Duration, opts rollout.Options) *host {
+	t.Helper()
+	return newHostWith(t, refuse, jobTimeout, func(string) rollout.Options { return opts })
+}
+
+// newHostWith is newHost with hostd's wait for a restart job, and options
+// made once the agent's config directory is known.
+func newHostWith(t *testing.T, refuse string, jobTimeout time.Duration, optsFor func(dir string) rollout.Options) *host {
 	t.Helper()
 	m := systemdtest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
@@ -71,15 +96,19 @@ func newHost(t *testing.T, refuse string, opts rollout.Options) *host {
 	if err := m.StartUnit(ctx, h.unit); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := restart.Dial(ctx, restart.Options{Bus: restart.UserBus, Address: m.BusAddress(), JobTimeout: 10 * time.Second})
+	conn, err := restart.Dial(ctx, restart.Options{Bus: restart.UserBus, Address: m.BusAddress(), JobTimeout: jobTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(conn.Close)
 	h.conn = conn
 
+	opts := optsFor(h.dir)
 	if opts.WatchInterval == 0 {
 		opts.WatchInterval = watch
+	}
+	if opts.StableFor == 0 {
+		opts.StableFor = opts.WatchInterval
 	}
 	if opts.ActiveTimeout == 0 {
 		opts.ActiveTimeout = 5 * time.Second
@@ -125,6 +154,9 @@ func (h *host) readConf(name string) string {
 func (h *host) starts() int {
 	h.t.Helper()
 	b, err := os.ReadFile(filepath.Join(h.dir, "starts"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0 // started, but its shell has not written yet
+	}
 	if err != nil {
 		h.t.Fatal(err)
 	}

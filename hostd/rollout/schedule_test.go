@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,8 +174,11 @@ func TestRestartOfAnUnknownUnitIsRetriedWithBackoff(t *testing.T) {
 		}
 	}
 
-	// Once the unit exists, the next retry restarts it.
+	// Once the unit exists and runs, the next retry restarts it.
 	if err := h.m.InstallUnit(h.ctx, "later.service", "[Service]\nExecStart=/bin/sleep infinity\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.m.StartUnit(h.ctx, "later.service"); err != nil {
 		t.Fatal(err)
 	}
 	advanceOnceRunWaits(t, h.ctx, clock, due)
@@ -184,15 +188,27 @@ func TestRestartOfAnUnknownUnitIsRetriedWithBackoff(t *testing.T) {
 	}
 }
 
-// unreachableSystemd accepts a restart, then never answers a state read, like
-// a bus that went away in the middle of a health check.
-type unreachableSystemd struct{ asked chan struct{} }
+// unreachableSystemd shows a running unit and accepts its restart, then
+// never answers a state read, like a bus that went away in the middle of a
+// health check.
+type unreachableSystemd struct {
+	asked     chan struct{}
+	restarted atomic.Bool
+}
 
-func (u *unreachableSystemd) Restart(context.Context, string) (restart.Result, error) {
+func (u *unreachableSystemd) TryRestart(context.Context, string) (restart.Result, error) {
+	u.restarted.Store(true)
 	return restart.Result{Job: "done"}, nil
 }
 
+func (u *unreachableSystemd) Restart(ctx context.Context, unit string) (restart.Result, error) {
+	return u.TryRestart(ctx, unit)
+}
+
 func (u *unreachableSystemd) UnitState(ctx context.Context, unit string) (restart.State, error) {
+	if !u.restarted.Load() {
+		return restart.State{ActiveState: "active", SubState: "running", MainPID: 1}, nil
+	}
 	select {
 	case u.asked <- struct{}{}:
 	default:
@@ -224,5 +240,92 @@ func TestStopDuringAHealthCheckSystemdNoLongerAnswers(t *testing.T) {
 	case dest := <-restored:
 		t.Fatalf("%s was rolled back although nothing showed the unit unhealthy", dest)
 	default:
+	}
+}
+
+// A change made outside the maintenance window: each host restarts at its
+// own moment inside the window, not all at its opening.
+func TestSplayIsSpreadInsideTheWindow(t *testing.T) {
+	window := &rollout.Window{Start: 2 * time.Hour, End: 4 * time.Hour, Location: time.UTC}
+	at := func(h, m, s int) time.Time { return time.Date(2026, 3, 2, h, m, s, 0, time.UTC) }
+	for _, tc := range []struct {
+		name  string
+		now   time.Time
+		splay time.Duration
+		rand  float64
+		want  time.Time
+	}{
+		{"noon, first host", at(12, 0, 0).AddDate(0, 0, -1), 30 * time.Minute, 0, at(2, 0, 0)},
+		{"noon, middle host", at(12, 0, 0).AddDate(0, 0, -1), 30 * time.Minute, 0.5, at(2, 15, 0)},
+		{"noon, last host", at(12, 0, 0).AddDate(0, 0, -1), 30 * time.Minute, 0.99, at(2, 29, 42)},
+		// A splay longer than the window is spread over the window.
+		{"splay longer than the window", at(12, 0, 0).AddDate(0, 0, -1), 3 * time.Hour, 0.5, at(3, 0, 0)},
+		{"splay longer than the window, last host", at(12, 0, 0).AddDate(0, 0, -1), 3 * time.Hour, 0.99, at(3, 58, 48)},
+		// Inside the window, near its end: the splay shrinks to the 10m left
+		// after the debounce.
+		{"inside the window", at(3, 49, 58), 30 * time.Minute, 0.5, at(3, 55, 0)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := newFakeClock(tc.now)
+			rec := newRecorder()
+			ro := rollout.New(nil, nil, rec, rollout.Options{
+				Debounce: 2 * time.Second, Splay: tc.splay, Window: window,
+				Now: clock.Now, After: clock.After, Rand: func() float64 { return tc.rand },
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			ro.Submit(rollout.Change{Unit: "a.service", Destination: "/etc/a.conf"})
+			if p := rec.waitPending(t, ctx); !p.Due.Equal(tc.want) {
+				t.Fatalf("due %s, want %s", p.Due, tc.want)
+			}
+		})
+	}
+}
+
+// refusingSystemd does not know the unit: every restart is refused before a
+// job is queued.
+type refusingSystemd struct{}
+
+func (refusingSystemd) TryRestart(context.Context, string) (restart.Result, error) {
+	return restart.Result{}, restart.ErrNoSuchUnit
+}
+
+func (refusingSystemd) Restart(context.Context, string) (restart.Result, error) {
+	return restart.Result{}, restart.ErrNoSuchUnit
+}
+
+func (refusingSystemd) UnitState(context.Context, string) (restart.State, error) {
+	return restart.State{}, restart.ErrNoSuchUnit
+}
+
+// A retry that falls after the window closed waits for the next window and
+// keeps the host's splay there too.
+func TestRetryKeepsTheSplayInsideTheWindow(t *testing.T) {
+	start := time.Date(2026, 3, 1, 3, 59, 0, 0, time.UTC)
+	clock := newFakeClock(start)
+	rec := newRecorder()
+	window := &rollout.Window{Start: 2 * time.Hour, End: 4 * time.Hour, Location: time.UTC}
+	ro := rollout.New(refusingSystemd{}, nil, rec, rollout.Options{
+		Splay: 30 * time.Minute, Window: window, RetryInterval: 5 * time.Minute,
+		Now: clock.Now, After: clock.After, Rand: func() float64 { return 0.5 },
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	runCtx, stop := context.WithCancel(ctx)
+	go func() { done <- ro.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	ro.Submit(rollout.Change{Unit: "a.service", Destination: "/etc/a.conf"})
+	first := rec.waitPending(t, ctx)
+	if want := start.Add(30 * time.Second); !first.Due.Equal(want) { // half of the minute left
+		t.Fatalf("due %s, want %s", first.Due, want)
+	}
+	advanceOnceRunWaits(t, ctx, clock, first.Due)
+	if r := rec.waitRestart(t, ctx); r.Result != rollout.ResultError {
+		t.Fatalf("restart of an unknown unit: %+v", r)
+	}
+	if retry, want := rec.waitPending(t, ctx), time.Date(2026, 3, 2, 2, 15, 0, 0, time.UTC); !retry.Due.Equal(want) {
+		t.Fatalf("retry due %s, want %s (next window plus the splay)", retry.Due, want)
 	}
 }

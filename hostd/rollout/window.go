@@ -33,6 +33,22 @@ func (w *Window) Next(t time.Time) time.Time {
 	return open
 }
 
+// closing returns when the window open at t closes; zero when there is no
+// window (or it spans the whole day) or t is outside it.
+func (w *Window) closing(t time.Time) time.Time {
+	if w == nil || w.Start == w.End {
+		return time.Time{}
+	}
+	local := t.In(w.location())
+	for day := -1; day <= 0; day++ {
+		open, close := w.on(local, day)
+		if !local.Before(open) && local.Before(close) {
+			return close
+		}
+	}
+	return time.Time{}
+}
+
 // on returns the opening and closing of the window that opens on the
 // calendar day of t plus days.
 func (w *Window) on(t time.Time, days int) (open, close time.Time) {

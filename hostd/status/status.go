@@ -11,6 +11,8 @@ package status
 import (
 	"fmt"
 	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 )
 
 // Snapshot is hostd's state at one moment. The JSON field names are part of
@@ -148,7 +150,7 @@ func unitProblems(u Unit) []string {
 	switch {
 	case u.RolledBack:
 		reasons = append(reasons, fmt.Sprintf("unit %s: last restart was rolled back to the previous configuration", u.Name))
-	case u.LastResult != "" && u.LastResult != ResultDone:
+	case u.LastResult != "" && u.LastResult != ResultDone && u.LastResult != event.RestartNotRunning:
 		r := fmt.Sprintf("unit %s: last restart failed (%s)", u.Name, u.LastResult)
 		if u.LastError != "" {
 			r += ": " + u.LastError

@@ -49,6 +49,11 @@ func TestHealthy(t *testing.T) {
 		{"last restart timed out", func(s *Snapshot) { s.Units[0].LastResult = "job_timeout" }, []string{"unit sigsci-agent.service: last restart failed (job_timeout)"}},
 		{"rolled back", func(s *Snapshot) { s.Units[0].RolledBack = true }, []string{"unit sigsci-agent.service: last restart was rolled back to the previous configuration"}},
 		{"unit never restarted is fine", func(s *Snapshot) { s.Units[0].LastResult = "" }, nil},
+		// An operator stopped the agent: hostd left it stopped, which is no
+		// failed restart; the agent not running is the problem shown.
+		{"stopped unit not restarted", func(s *Snapshot) {
+			s.Units[0].LastResult, s.Units[0].ActiveState, s.Units[0].SubState = "not_running", "inactive", "dead"
+		}, []string{"unit sigsci-agent.service is inactive/dead"}},
 		{"vault failing within the grace", func(s *Snapshot) {
 			s.Vault.FailingSince, s.Vault.Grace, s.Vault.LastError = t0.Add(-50*time.Second), Seconds(time.Minute), "no answer"
 		}, nil},

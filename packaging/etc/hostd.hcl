@@ -33,7 +33,13 @@ template {
 }
 
 # Restarts go over the system bus; the polkit rule installed with hostd lets
-# the hostd user restart sigsci-agent.service and nothing else.
+# the hostd user (try-)restart sigsci-agent.service and nothing else. A
+# stopped agent is not started. A check command inside this block can confirm
+# the agent works on new keys before they are kept:
+#   check {
+#     command = ["/usr/local/bin/check-agent", "--quick"]
+#     timeout = "10s"
+#   }
 restart {
   bus   = "system"
   splay = "30s"
