@@ -196,12 +196,20 @@ func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 	}
 	token, _ := pr.In.Context().Value(tokenKey{}).(string)
 	pr.Out.Header.Set("X-Vault-Token", token)
+	// The Transport asks for gzip by itself and then decompresses the
+	// answer; with the client's Accept-Encoding passed on it would not, and
+	// a front end that compresses JSON (nginx, Envoy) would hand the proxy
+	// gzip bytes it cannot inspect.
+	pr.Out.Header.Del("Accept-Encoding")
 }
 
 // inspectResponse publishes the outcome, reports a rejected token and
 // rewrites the ttl hint of rotating secrets.
 func (p *Proxy) inspectResponse(resp *http.Response) error {
 	p.publish(resp.StatusCode, "")
+	if err := decompress(resp); err != nil {
+		return err
+	}
 	p.opts.Logger.Debug("vault request", "method", resp.Request.Method, "path", resp.Request.URL.Path, "status", resp.StatusCode)
 	switch {
 	case resp.StatusCode == http.StatusForbidden:
@@ -389,7 +397,6 @@ func setBody(resp *http.Response, body []byte) {
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
-	resp.Header.Del("Content-Encoding")
 }
 
 // pipeListener is a net.Listener whose connections are the server ends of
