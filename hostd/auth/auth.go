@@ -1,7 +1,10 @@
-// Package auth owns hostd's Vault token: it logs in (approle, cert or
-// token_file), keeps the token alive with vault/api's LifetimeWatcher, logs in
-// again when renewal fails, the token reaches its max TTL or Vault rejects it,
-// and backs off (capped, jittered) between failures.
+// Package auth owns hostd's Vault token: it logs in (approle, cert, jwt or
+// token_file), renews the token itself, retries a failed renewal with
+// jittered backoff until the token nears its expiry, and only then logs in
+// again (also when the token reaches its max TTL or Vault rejects it), backing
+// off (capped, jittered) between failed logins. Every credential file is read
+// again at each login: a rotated secret-id, a renewed short-lived client
+// certificate or a new JWT is used without a restart.
 //
 // It publishes an event.Auth for every login and renewal attempt and hands the
 // current token out through Token(). It never writes the token anywhere: not
@@ -29,6 +32,7 @@ import (
 const (
 	MethodAppRole   = "approle"
 	MethodCert      = "cert"
+	MethodJWT       = "jwt"
 	MethodTokenFile = "token_file"
 )
 
@@ -45,11 +49,11 @@ const minTokenLife = time.Second
 
 // Options configures an Authenticator.
 type Options struct {
-	// Client talks to Vault; the caller configures address, TLS (including
-	// the client certificate for the cert method) and namespace. The
-	// Authenticator works on its own copy and never changes this one.
+	// Client talks to Vault; the caller configures address, TLS and
+	// namespace. The Authenticator works on its own copy and never changes
+	// this one.
 	Client *api.Client
-	// Method is MethodAppRole, MethodCert or MethodTokenFile.
+	// Method is MethodAppRole, MethodCert, MethodJWT or MethodTokenFile.
 	Method string
 	// MountPath is where the auth method is mounted ("auth/approle" or
 	// "approle"); the default is auth/<method>.
@@ -59,8 +63,24 @@ type Options struct {
 	// RemoveSecretIDFileAfterReading deletes the secret-id file once read;
 	// later logins reuse the secret-id read last if the file is gone.
 	RemoveSecretIDFileAfterReading bool
-	CertName                       string // cert: the certificate role name; optional
-	TokenFile                      string // token_file: read at every login
+	// SecretIDResponseWrappingPath, when set, says the secret-id file holds
+	// a response-wrapping token (delivered by a trusted orchestrator) that
+	// must have been created at this path, such as
+	// "auth/approle/role/waf/secret-id". The secret-id is unwrapped at the
+	// login that first reads the token and kept in memory for later logins.
+	SecretIDResponseWrappingPath string
+
+	CertName string // cert: the certificate role name; optional
+	// TLS names the files of the cert method's TLS settings: the client
+	// certificate and key (required) and the CA. They are read again at
+	// every login, on a connection of the login's own, so a renewed
+	// short-lived certificate or a new CA takes effect without a restart.
+	TLS *api.TLSConfig
+
+	Role    string // jwt: the role to log in with
+	JWTFile string // jwt: the file holding the JWT; read at every login
+
+	TokenFile string // token_file: read at every login
 
 	// MinBackoff and MaxBackoff bound the wait between failed attempts
 	// (defaults DefaultMinBackoff, DefaultMaxBackoff).
@@ -100,9 +120,12 @@ type Authenticator struct {
 	ready    chan struct{}
 	rejected chan string
 
-	mu           sync.Mutex
-	state        State
-	lastSecretID string // approle with RemoveSecretIDFileAfterReading
+	mu    sync.Mutex
+	state State
+
+	secretIDMu   sync.Mutex // held while a login reads (and maybe unwraps) the secret-id
+	lastSecretID string     // approle: the secret-id read or unwrapped last
+	lastWrapping string     // approle: the wrapping token lastSecretID came from
 }
 
 // New checks opts and returns an Authenticator that has not logged in yet.
@@ -263,118 +286,6 @@ func (a *Authenticator) attemptLogin(ctx context.Context) (*api.Secret, error) {
 		"ttl", time.Duration(secret.Auth.LeaseDuration)*time.Second, "renewable", secret.Auth.Renewable)
 	a.opts.Sink.Publish(event.Auth{Time: now, Method: a.opts.Method, OK: true, TokenExpiry: expiry, Renewable: secret.Auth.Renewable})
 	return secret, nil
-}
-
-// keepAlive renews the token until it can no longer be kept: renewal failed,
-// it is at its max TTL, Vault rejected it, or ctx is done. It reports whether
-// at least one renewal succeeded.
-func (a *Authenticator) keepAlive(ctx context.Context, secret *api.Secret) (renewed bool) {
-	if secret.Auth.LeaseDuration == 0 {
-		// A token that never expires (a root or periodic-less token from a
-		// token file): hold it until Vault rejects it.
-		return a.holdUntilRejected(ctx, secret.Auth.ClientToken)
-	}
-	behavior := api.RenewBehaviorErrorOnErrors
-	if !secret.Auth.Renewable {
-		behavior = api.RenewBehaviorRenewDisabled // only wait for the re-login point
-	}
-	watcher, err := a.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret, RenewBehavior: behavior})
-	if err != nil {
-		a.recordError("renew: " + err.Error())
-		return false
-	}
-	go watcher.Start()
-
-	for {
-		select {
-		case <-ctx.Done():
-			stopWatcher(watcher)
-			return renewed
-		case out := <-watcher.RenewCh():
-			renewed = true
-			a.recordRenewal(out)
-		case err := <-watcher.DoneCh():
-			// The watcher has ended; nothing to stop.
-			switch {
-			case err == nil || isPastMaxTTL(err):
-				a.opts.Logger.Info("vault token near its max TTL; logging in again", "method", a.opts.Method)
-			default:
-				a.recordRenewalFailure(describe(err))
-			}
-			return renewed
-		case tok := <-a.rejected:
-			if tok == secret.Auth.ClientToken {
-				stopWatcher(watcher)
-				a.dropRejected()
-				return renewed
-			}
-		}
-	}
-}
-
-// isPastMaxTTL reports Vault's answer to renewing a token at its max TTL: the
-// normal end of a token's life, not a failure.
-func isPastMaxTTL(err error) bool {
-	return strings.Contains(err.Error(), "past the max TTL")
-}
-
-func (a *Authenticator) holdUntilRejected(ctx context.Context, token string) bool {
-	for {
-		select {
-		case <-ctx.Done():
-			return false
-		case tok := <-a.rejected:
-			if tok == token {
-				a.dropRejected()
-				return false
-			}
-		}
-	}
-}
-
-// stopWatcher stops a watcher that has not ended yet and waits briefly for its
-// goroutine; a renewal that is in flight ends on the client's own timeout.
-func stopWatcher(w *api.LifetimeWatcher) {
-	w.Stop()
-	t := time.NewTimer(5 * time.Second)
-	defer t.Stop()
-	select {
-	case <-w.DoneCh():
-	case <-t.C:
-	}
-}
-
-func (a *Authenticator) recordRenewal(out *api.RenewOutput) {
-	now := a.opts.Now()
-	var expiry time.Time
-	renewable := false
-	if out.Secret != nil && out.Secret.Auth != nil {
-		expiry = expiryOf(now, out.Secret.Auth.LeaseDuration)
-		renewable = out.Secret.Auth.Renewable
-	}
-	a.mu.Lock()
-	a.state.LastRenewal = now
-	a.state.TokenExpiry, a.state.Renewable = expiry, renewable
-	a.mu.Unlock()
-	a.opts.Logger.Debug("renewed vault token", "method", a.opts.Method, "expires", expiry)
-	a.opts.Sink.Publish(event.Auth{Time: now, Method: a.opts.Method, Renewal: true, OK: true, TokenExpiry: expiry, Renewable: renewable})
-}
-
-func (a *Authenticator) recordRenewalFailure(msg string) {
-	a.recordError("renew: " + msg)
-	a.opts.Logger.Warn("vault token renewal failed; logging in again", "method", a.opts.Method, "err", msg)
-	a.opts.Sink.Publish(event.Auth{Time: a.opts.Now(), Method: a.opts.Method, Renewal: true, Err: msg})
-}
-
-// dropRejected forgets a token Vault called invalid, so nobody keeps using it,
-// and reports it.
-func (a *Authenticator) dropRejected() {
-	const msg = "vault rejected the token as invalid (revoked or expired)"
-	empty := ""
-	a.token.Store(&empty)
-	a.recordError(msg)
-	a.opts.Logger.Warn(msg+"; logging in again", "method", a.opts.Method)
-	a.opts.Sink.Publish(event.Auth{Time: a.opts.Now(), Method: a.opts.Method, Renewal: true, Rejected: true, Err: msg})
 }
 
 func (a *Authenticator) recordError(msg string) {

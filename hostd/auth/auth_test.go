@@ -158,7 +158,7 @@ func TestAppRoleLoginRenewsThenLogsInAgainAtMaxTTL(t *testing.T) {
 		t.Fatalf("state %+v, want authenticated", st)
 	}
 
-	// The token lives 3s: the watcher renews it about every 2s.
+	// The token lives 3s: it is renewed about every 2s.
 	renewal, next := h.events.WaitFor(t, next, 6*time.Second, "renewal event", isRenewal)
 	if renewal.TokenExpiry.Before(login.TokenExpiry) {
 		t.Fatalf("renewal expiry %s before login expiry %s", renewal.TokenExpiry, login.TokenExpiry)
@@ -252,8 +252,7 @@ func TestRevokedTokenIsReplacedWhenVaultRejectsIt(t *testing.T) {
 	a := h.start(t, h.options(MethodAppRole))
 	waitReady(t, a, 10*time.Second)
 	revoked := h.seeToken(t)
-	// The watcher renews once right away; wait for it before revoking.
-	_, next := h.events.WaitFor(t, 0, 5*time.Second, "first renewal", isRenewal)
+	_, next := h.events.WaitFor(t, 0, time.Second, "login", isLogin(true))
 
 	if err := h.vault.Client().Auth().Token().RevokeOrphan(revoked); err != nil {
 		t.Fatal(err)
@@ -329,6 +328,9 @@ func TestNewRejectsIncompleteOptions(t *testing.T) {
 		"unknown method":      {Client: client, Method: "kubernetes"},
 		"approle, no files":   {Client: client, Method: MethodAppRole},
 		"token_file, no path": {Client: client, Method: MethodTokenFile},
+		"cert, no key pair":   {Client: client, Method: MethodCert, TLS: &api.TLSConfig{CACert: "ca.pem"}},
+		"jwt, no role":        {Client: client, Method: MethodJWT, JWTFile: "/run/jwt"},
+		"jwt, no file":        {Client: client, Method: MethodJWT, Role: "waf"},
 	}
 	for name, opts := range cases {
 		if _, err := New(opts); err == nil {
@@ -401,6 +403,7 @@ func TestCertLoginWithTheClientsCertificate(t *testing.T) {
 	h := &harness{vault: v, dir: t.TempDir(), events: eventtest.New[event.Auth](), logs: &vaulttest.LogBuffer{}}
 	opts := h.options(MethodCert)
 	opts.Client, opts.CertName = client, "waf-hosts"
+	opts.TLS = &api.TLSConfig{CACert: v.CACert, ClientCert: v.ClientCert, ClientKey: v.ClientKey}
 	a := h.start(t, opts)
 
 	waitReady(t, a, 10*time.Second)

@@ -2,12 +2,14 @@ package auth
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"io/fs"
+	"net/http"
 	"os"
 	"strings"
 
+	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/vault/api"
 )
 
@@ -21,16 +23,24 @@ func (a *Authenticator) loginFunc() (func(context.Context) (*api.Secret, error),
 		}
 		return a.loginAppRole, nil
 	case MethodCert:
+		if o.TLS == nil || o.TLS.ClientCert == "" || o.TLS.ClientKey == "" {
+			return nil, errors.New("cert needs the client certificate and key files")
+		}
 		return a.loginCert, nil
+	case MethodJWT:
+		if o.Role == "" || o.JWTFile == "" {
+			return nil, errors.New("jwt needs a role and the path of the JWT file")
+		}
+		return a.loginJWT, nil
 	case MethodTokenFile:
 		if o.TokenFile == "" {
 			return nil, errors.New("token_file needs a path")
 		}
 		return a.loginTokenFile, nil
 	case "":
-		return nil, errors.New("no login method given (approle, cert or token_file)")
+		return nil, errors.New("no login method given (approle, cert, jwt or token_file)")
 	default:
-		return nil, fmt.Errorf("unknown login method %q (want approle, cert or token_file)", o.Method)
+		return nil, fmt.Errorf("unknown login method %q (want approle, cert, jwt or token_file)", o.Method)
 	}
 }
 
@@ -41,7 +51,7 @@ func (a *Authenticator) loginAppRole(ctx context.Context) (*api.Secret, error) {
 	if err != nil {
 		return nil, err
 	}
-	secretID, err := a.readSecretID()
+	secretID, err := a.readSecretID(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -49,34 +59,59 @@ func (a *Authenticator) loginAppRole(ctx context.Context) (*api.Secret, error) {
 		map[string]any{"role_id": roleID, "secret_id": secretID})
 }
 
-func (a *Authenticator) readSecretID() (string, error) {
-	path := a.opts.SecretIDFile
-	if !a.opts.RemoveSecretIDFileAfterReading {
-		return readCredential(path, "secret_id_file")
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	id, err := readCredential(path, "secret_id_file")
-	if errors.Is(err, fs.ErrNotExist) && a.lastSecretID != "" {
-		return a.lastSecretID, nil // already read and removed
-	}
-	if err != nil {
-		return "", err
-	}
-	a.lastSecretID = id
-	if err := os.Remove(path); err != nil {
-		a.opts.Logger.Warn("could not remove secret_id_file after reading", "path", path, "err", err)
-	}
-	return id, nil
-}
-
-// loginCert logs in with the TLS client certificate configured on the client.
+// loginCert logs in with the client certificate on a connection of its own,
+// whose TLS settings are read from their files now: a renewed short-lived
+// certificate (or a new CA) is used at the next login without a restart, and
+// no pooled connection made with the old certificate is reused.
 func (a *Authenticator) loginCert(ctx context.Context) (*api.Secret, error) {
+	client, transport, err := a.clientWithFreshTLS()
+	if err != nil {
+		return nil, err
+	}
+	defer transport.CloseIdleConnections()
 	body := map[string]any{}
 	if a.opts.CertName != "" {
 		body["name"] = a.opts.CertName
 	}
-	return a.client.Logical().WriteWithContext(ctx, a.opts.MountPath+"/login", body)
+	return client.Logical().WriteWithContext(ctx, a.opts.MountPath+"/login", body)
+}
+
+// clientWithFreshTLS returns a copy of the client with a transport of its own
+// that keeps no connection (so the login handshakes anew) and the TLS files
+// read again. A clone of the client's transport would not do: with HTTP/2
+// set up on it, a clone hands its requests to the original's pooled
+// connection, made with the old certificate.
+func (a *Authenticator) clientWithFreshTLS() (*api.Client, *http.Transport, error) {
+	cfg := a.client.CloneConfig()
+	transport := cleanhttp.DefaultTransport()
+	transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if base, ok := cfg.HttpClient.Transport.(*http.Transport); ok && base.TLSClientConfig != nil {
+		transport.TLSClientConfig = base.TLSClientConfig.Clone()
+		transport.TLSClientConfig.NextProtos = nil // the new transport negotiates for itself
+	}
+	cfg.HttpClient.Transport = transport
+	files := *a.opts.TLS
+	if err := cfg.ConfigureTLS(&files); err != nil {
+		return nil, nil, fmt.Errorf("read TLS files for cert login: %w", err)
+	}
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cert login client: %w", err)
+	}
+	client.SetHeaders(a.client.Headers()) // namespace and request headers, no token
+	client.ClearToken()
+	return client, transport, nil
+}
+
+// loginJWT reads the JWT at every login: a workload identity's token is
+// short-lived and replaced on disk by whoever issues it.
+func (a *Authenticator) loginJWT(ctx context.Context) (*api.Secret, error) {
+	jwt, err := readCredential(a.opts.JWTFile, "jwt file")
+	if err != nil {
+		return nil, err
+	}
+	return a.client.Logical().WriteWithContext(ctx, a.opts.MountPath+"/login",
+		map[string]any{"role": a.opts.Role, "jwt": jwt})
 }
 
 // loginTokenFile reads a token from a file and asks Vault for its TTL and

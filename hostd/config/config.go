@@ -43,17 +43,20 @@ type Vault struct {
 const (
 	MethodAppRole   = "approle"
 	MethodCert      = "cert"
+	MethodJWT       = "jwt"
 	MethodTokenFile = "token_file"
 )
 
 // AutoAuth is the single login method hostd uses. Only the fields of Method
 // are set.
 type AutoAuth struct {
-	Method                         string // approle, cert or token_file
+	Method                         string // approle, cert, jwt or token_file
 	MountPath                      string // without leading or trailing slash; empty for token_file
 	RoleIDFile, SecretIDFile       string
 	RemoveSecretIDFileAfterReading bool
+	SecretIDResponseWrappingPath   string // approle: the secret-id file holds a wrapping token created here
 	CertName                       string
+	Role, JWTFile                  string // jwt
 	TokenFile                      string
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
 )
 
 // converter turns the raw file into a Config, filling defaults and adding a
@@ -92,85 +91,6 @@ func (c *converter) vaultAddress(addr string, rng hcl.Range) {
 	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
 		c.warnf(rng, "Vault address without TLS", "with http:// the Vault token and the agent keys cross the network unencrypted")
 	}
-}
-
-func (c *converter) autoAuth(r *rawAutoAuth, v Vault) AutoAuth {
-	if r == nil {
-		c.errorf(c.file, "Missing auto_auth block", `hostd needs an auto_auth block with one method: approle, cert or token_file`)
-		return AutoAuth{}
-	}
-	if len(r.Methods) == 0 {
-		c.errorf(r.DefRange, "Missing auth method", `auto_auth needs one method block, such as method "approle" { ... }; choose approle, cert or token_file`)
-		return AutoAuth{}
-	}
-	for _, extra := range r.Methods[1:] {
-		c.errorf(extra.DefRange, "More than one auth method", "auto_auth takes exactly one method block; the first is at line %d", r.Methods[0].DefRange.Start.Line)
-	}
-	m := r.Methods[0]
-	switch m.Type {
-	case MethodAppRole:
-		return c.appRole(m)
-	case MethodCert:
-		return c.cert(m, v)
-	case MethodTokenFile:
-		return c.tokenFile(m)
-	default:
-		c.errorf(m.TypeRange, "Unknown auth method", "method %q is not supported; choose approle, cert or token_file", m.Type)
-		return AutoAuth{}
-	}
-}
-
-func (c *converter) appRole(m *rawMethod) AutoAuth {
-	var r rawAppRole
-	c.diags = append(c.diags, gohcl.DecodeBody(m.Body, nil, &r)...)
-	a := AutoAuth{
-		Method:                         MethodAppRole,
-		MountPath:                      c.mountPath(r.MountPath, r.MountPathRange, DefaultAppRoleMount),
-		RoleIDFile:                     r.RoleIDFile,
-		SecretIDFile:                   r.SecretIDFile,
-		RemoveSecretIDFileAfterReading: r.RemoveSecretIDFileAfterReading,
-	}
-	if c.required(r.RoleIDFileRange, m.DefRange, `method "approle"`, "role_id_file") {
-		c.absPath(r.RoleIDFile, r.RoleIDFileRange, "role_id_file")
-	}
-	if c.required(r.SecretIDFileRange, m.DefRange, `method "approle"`, "secret_id_file") {
-		c.absPath(r.SecretIDFile, r.SecretIDFileRange, "secret_id_file")
-	}
-	return a
-}
-
-func (c *converter) cert(m *rawMethod, v Vault) AutoAuth {
-	var r rawCert
-	c.diags = append(c.diags, gohcl.DecodeBody(m.Body, nil, &r)...)
-	if v.ClientCert == "" || v.ClientKey == "" {
-		c.errorf(m.DefRange, "Cert login without a certificate", `method "cert" logs in with the TLS client certificate: set client_cert and client_key in the vault block`)
-	}
-	return AutoAuth{
-		Method:    MethodCert,
-		MountPath: c.mountPath(r.MountPath, r.MountPathRange, DefaultCertMount),
-		CertName:  r.Name,
-	}
-}
-
-func (c *converter) tokenFile(m *rawMethod) AutoAuth {
-	var r rawTokenFile
-	c.diags = append(c.diags, gohcl.DecodeBody(m.Body, nil, &r)...)
-	if c.required(r.PathRange, m.DefRange, `method "token_file"`, "path") {
-		c.absPath(r.Path, r.PathRange, "path")
-	}
-	return AutoAuth{Method: MethodTokenFile, TokenFile: r.Path}
-}
-
-func (c *converter) mountPath(value string, rng hcl.Range, def string) string {
-	if !c.usable(rng) {
-		return def
-	}
-	p := strings.Trim(value, "/")
-	if p == "" || strings.ContainsAny(p, " \t\n") || strings.Contains(p, "..") {
-		c.errorf(rng, "Invalid mount_path", "mount_path must name the auth mount, such as %q, got %q", def, value)
-		return def
-	}
-	return p
 }
 
 func (c *converter) templateConfig(r *rawTemplateConfig) TemplateConfig {

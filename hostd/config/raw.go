@@ -48,41 +48,6 @@ type rawVault struct {
 	Namespace          string    `hcl:"namespace,optional"`
 }
 
-type rawAutoAuth struct {
-	DefRange hcl.Range    `hcl:",def_range"`
-	Methods  []*rawMethod `hcl:"method,block"`
-}
-
-// rawMethod keeps the body so it can be decoded with the schema of the named
-// method, which makes an argument of another method an "Unsupported argument".
-type rawMethod struct {
-	Type      string    `hcl:"type,label"`
-	TypeRange hcl.Range `hcl:"type,label_range"`
-	DefRange  hcl.Range `hcl:",def_range"`
-	Body      hcl.Body  `hcl:",remain"`
-}
-
-type rawAppRole struct {
-	MountPath                      string    `hcl:"mount_path,optional"`
-	MountPathRange                 hcl.Range `hcl:"mount_path,attr_range"`
-	RoleIDFile                     string    `hcl:"role_id_file,optional"`
-	RoleIDFileRange                hcl.Range `hcl:"role_id_file,attr_range"`
-	SecretIDFile                   string    `hcl:"secret_id_file,optional"`
-	SecretIDFileRange              hcl.Range `hcl:"secret_id_file,attr_range"`
-	RemoveSecretIDFileAfterReading bool      `hcl:"remove_secret_id_file_after_reading,optional"`
-}
-
-type rawCert struct {
-	MountPath      string    `hcl:"mount_path,optional"`
-	MountPathRange hcl.Range `hcl:"mount_path,attr_range"`
-	Name           string    `hcl:"name,optional"`
-}
-
-type rawTokenFile struct {
-	Path      string    `hcl:"path,optional"`
-	PathRange hcl.Range `hcl:"path,attr_range"`
-}
-
 type rawTemplateConfig struct {
 	DefRange hcl.Range `hcl:",def_range"`
 

@@ -15,7 +15,7 @@ type Event interface{ event() }
 // Auth reports a login or token renewal attempt.
 type Auth struct {
 	Time    time.Time
-	Method  string // approle, cert or token_file
+	Method  string // approle, cert, jwt or token_file
 	Renewal bool   // true for a renewal, false for a login
 	OK      bool
 	// TokenExpiry is when the current token stops working; zero when unknown

@@ -7,10 +7,11 @@
 // namespace; it shortens the ttl hint of rotating secrets to hostd's own
 // jittered refresh interval; it tells the token's owner when Vault calls the
 // token invalid; it gives up on a request Vault does not answer in time (a
-// hung Vault is an error, not a silent wait); and it publishes an
-// event.VaultRequest for each request. It
-// never logs a header, a token or a response body. It knows nothing of
-// templates or files.
+// hung Vault is an error, not a silent wait); it delays answers saying Vault
+// is unavailable by a random jitter, so a fleet does not retry in step; it
+// reads the gzip answers of a compressing front end; and it publishes an
+// event.VaultRequest for each request. It never logs a header, a token or a
+// response body. It knows nothing of templates or files.
 package vaultproxy
 
 import (
@@ -28,7 +29,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
@@ -79,10 +79,15 @@ type Options struct {
 	// RefreshInterval is hostd's re-read cadence for secrets without a
 	// lease; 0 disables the rewrite.
 	RefreshInterval time.Duration
-	Rand            func() float64 // in [0,1); default math/rand/v2
-	Sink            event.Sink     // default event.Discard
-	Logger          *slog.Logger   // default: discard
-	Now             func() time.Time
+	// FailureJitter bounds the random delay of an answer saying Vault is
+	// unavailable (429, 5xx, unreachable, not logged in yet), so hosts do
+	// not retry in step after an outage; 0 means DefaultFailureJitter, a
+	// negative value turns the delay off.
+	FailureJitter time.Duration
+	Rand          func() float64 // in [0,1); default math/rand/v2
+	Sink          event.Sink     // default event.Discard
+	Logger        *slog.Logger   // default: discard
+	Now           func() time.Time
 }
 
 // Proxy is an in-process reverse proxy to Vault. Its Dial and DialContext
@@ -96,6 +101,7 @@ type Proxy struct {
 	server   *http.Server
 	listener *pipeListener
 	served   chan struct{}
+	sleep    func(context.Context, time.Duration) // waits out a failure delay
 }
 
 // New starts a Proxy. Close stops it.
@@ -108,7 +114,7 @@ func New(opts Options) (*Proxy, error) {
 		return nil, fmt.Errorf("vault proxy: vault address %q must be http(s)://host[:port]", opts.Upstream)
 	}
 	opts = withDefaults(opts)
-	p := &Proxy{opts: opts, upstream: u, listener: newPipeListener(), served: make(chan struct{}),
+	p := &Proxy{opts: opts, upstream: u, listener: newPipeListener(), served: make(chan struct{}), sleep: sleep,
 		noAnswer: fmt.Errorf("vault did not answer within %s", opts.ResponseTimeout)}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewriteRequest,
@@ -136,6 +142,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.ResponseTimeout <= 0 {
 		o.ResponseTimeout = DefaultResponseTimeout
+	}
+	if o.FailureJitter == 0 {
+		o.FailureJitter = DefaultFailureJitter
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Float64
@@ -172,6 +181,7 @@ func (p *Proxy) Close() error {
 
 // ServeHTTP forwards one request to Vault with hostd's token.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w = &jitteredWriter{ResponseWriter: w, ctx: r.Context(), p: p}
 	token := p.opts.Tokens.Token()
 	if token == "" {
 		p.publish(0, "not logged in to vault yet")
@@ -196,12 +206,20 @@ func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 	}
 	token, _ := pr.In.Context().Value(tokenKey{}).(string)
 	pr.Out.Header.Set("X-Vault-Token", token)
+	// The Transport asks for gzip by itself and then decompresses the
+	// answer; with the client's Accept-Encoding passed on it would not, and
+	// a front end that compresses JSON (nginx, Envoy) would hand the proxy
+	// gzip bytes it cannot inspect.
+	pr.Out.Header.Del("Accept-Encoding")
 }
 
 // inspectResponse publishes the outcome, reports a rejected token and
 // rewrites the ttl hint of rotating secrets.
 func (p *Proxy) inspectResponse(resp *http.Response) error {
 	p.publish(resp.StatusCode, "")
+	if err := decompress(resp); err != nil {
+		return err
+	}
 	p.opts.Logger.Debug("vault request", "method", resp.Request.Method, "path", resp.Request.URL.Path, "status", resp.StatusCode)
 	switch {
 	case resp.StatusCode == http.StatusForbidden:
@@ -389,56 +407,4 @@ func setBody(resp *http.Response, body []byte) {
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
-	resp.Header.Del("Content-Encoding")
 }
-
-// pipeListener is a net.Listener whose connections are the server ends of
-// in-memory pipes created by dial.
-type pipeListener struct {
-	conns  chan net.Conn
-	closed chan struct{}
-	once   sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
-}
-
-var errProxyClosed = errors.New("vault proxy closed")
-
-func (l *pipeListener) dial(ctx context.Context) (net.Conn, error) {
-	client, server := net.Pipe()
-	select {
-	case l.conns <- server:
-		return client, nil
-	case <-l.closed:
-	case <-ctx.Done():
-	}
-	client.Close()
-	server.Close()
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	return nil, errProxyClosed
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.closed:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.closed) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "hostd-vault-proxy" }

@@ -125,6 +125,7 @@ type setup struct {
 	events *events
 	logs   *vaulttest.LogBuffer
 	seen   *seen
+	delays *delays
 }
 
 func newSetup(t *testing.T, upstream string, opts Options) *setup {
@@ -141,6 +142,8 @@ func newSetup(t *testing.T, upstream string, opts Options) *setup {
 		t.Fatal(err)
 	}
 	s.proxy = p
+	s.delays = &delays{}
+	p.sleep = s.delays.record // failure delays are recorded, not waited out
 	// The client dials the proxy the way consul-template does: through Dial.
 	//lint:ignore SA1019 consul-template's Vault transport sets Dial, so the test does too
 	s.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Dial: p.Dial}}

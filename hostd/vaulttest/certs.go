@@ -29,13 +29,17 @@ func (s *Server) writeCertificates() (serverCert, serverKey string, err error) {
 		NotAfter:              time.Now().Add(24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
 	if err != nil {
 		return "", "", err
 	}
-	if s.CACert, err = s.writePEM("ca.pem", "CERTIFICATE", caDER); err != nil {
+	if s.ca, err = x509.ParseCertificate(caDER); err != nil {
+		return "", "", err
+	}
+	s.caKey = caKey
+	if s.CACert, err = s.writePEM(s.dir, "ca.pem", "CERTIFICATE", caDER); err != nil {
 		return "", "", err
 	}
 	server := &x509.Certificate{
@@ -45,7 +49,7 @@ func (s *Server) writeCertificates() (serverCert, serverKey string, err error) {
 		DNSNames:     []string{"localhost"},
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	if serverCert, serverKey, err = s.issue("server", server, ca, caKey); err != nil {
+	if serverCert, serverKey, err = s.issue(s.dir, "server", server); err != nil {
 		return "", "", err
 	}
 	client := &x509.Certificate{
@@ -53,18 +57,62 @@ func (s *Server) writeCertificates() (serverCert, serverKey string, err error) {
 		Subject:      pkix.Name{CommonName: "waf-host"},
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	s.ClientCert, s.ClientKey, err = s.issue("client", client, ca, caKey)
+	s.ClientCert, s.ClientKey, err = s.issue(s.dir, "client", client)
 	return serverCert, serverKey, err
 }
 
-func (s *Server) issue(name string, tmpl, ca *x509.Certificate, caKey *ecdsa.PrivateKey) (certFile, keyFile string, err error) {
+// IssueClientCert signs a new client certificate for commonName with the
+// CA of a StartTLS server (as a short-lived certificate's issuer would),
+// writes it and its key as name.pem and name-key.pem in dir, and returns the
+// files and the certificate's serial number.
+func (s *Server) IssueClientCert(dir, name, commonName string) (certFile, keyFile string, serial *big.Int) {
+	s.t.Helper()
+	if s.ca == nil {
+		s.t.Fatal("IssueClientCert needs a server started with StartTLS")
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: commonName},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if certFile, keyFile, err = s.issue(dir, name, tmpl); err != nil {
+		s.t.Fatal(err)
+	}
+	return certFile, keyFile, serial
+}
+
+// RevocationList returns a PEM certificate revocation list, signed by the CA
+// of a StartTLS server, that revokes the given serial numbers.
+func (s *Server) RevocationList(serials ...*big.Int) string {
+	s.t.Helper()
+	entries := make([]x509.RevocationListEntry, len(serials))
+	for i, n := range serials {
+		entries[i] = x509.RevocationListEntry{SerialNumber: n, RevocationTime: time.Now().Add(-time.Minute)}
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number:                    big.NewInt(time.Now().UnixNano()),
+		ThisUpdate:                time.Now().Add(-time.Minute),
+		NextUpdate:                time.Now().Add(time.Hour),
+		RevokedCertificateEntries: entries,
+	}, s.ca, s.caKey)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
+}
+
+func (s *Server) issue(dir, name string, tmpl *x509.Certificate) (certFile, keyFile string, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", "", err
 	}
-	tmpl.NotBefore, tmpl.NotAfter = ca.NotBefore, ca.NotAfter
+	tmpl.NotBefore, tmpl.NotAfter = s.ca.NotBefore, s.ca.NotAfter
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.ca, &key.PublicKey, s.caKey)
 	if err != nil {
 		return "", "", err
 	}
@@ -72,14 +120,14 @@ func (s *Server) issue(name string, tmpl, ca *x509.Certificate, caKey *ecdsa.Pri
 	if err != nil {
 		return "", "", err
 	}
-	if certFile, err = s.writePEM(name+".pem", "CERTIFICATE", der); err != nil {
+	if certFile, err = s.writePEM(dir, name+".pem", "CERTIFICATE", der); err != nil {
 		return "", "", err
 	}
-	keyFile, err = s.writePEM(name+"-key.pem", "PRIVATE KEY", keyDER)
+	keyFile, err = s.writePEM(dir, name+"-key.pem", "PRIVATE KEY", keyDER)
 	return certFile, keyFile, err
 }
 
-func (s *Server) writePEM(name, kind string, der []byte) (string, error) {
-	path := filepath.Join(s.dir, name)
+func (s *Server) writePEM(dir, name, kind string, der []byte) (string, error) {
+	path := filepath.Join(dir, name)
 	return path, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600)
 }

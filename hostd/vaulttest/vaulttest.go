@@ -10,6 +10,8 @@ package vaulttest
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -39,6 +41,8 @@ type Server struct {
 	t         testing.TB
 	bin, dir  string
 	unsealKey string
+	ca        *x509.Certificate // StartTLS: the CA and its key, to issue more certificates
+	caKey     *ecdsa.PrivateKey
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd

@@ -1,0 +1,197 @@
+package auth
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+)
+
+// certVault starts a TLS Vault whose cert method trusts the server's CA for
+// the role waf-hosts.
+func certVault(t *testing.T, tokenTTL string) *vaulttest.Server {
+	t.Helper()
+	v := vaulttest.StartTLS(t)
+	if err := v.Client().Sys().EnableAuthWithOptions("cert", &api.EnableAuthOptions{Type: "cert"}); err != nil {
+		t.Fatal(err)
+	}
+	v.Write("auth/cert/certs/waf-hosts", map[string]any{"certificate": readFile(t, v.CACert), "token_ttl": tokenTTL, "token_max_ttl": "1h"})
+	return v
+}
+
+// tlsClient is the Vault client hostd builds at start: TLS files read once.
+func tlsClient(t *testing.T, addr string, files api.TLSConfig) (*api.Client, error) {
+	t.Helper()
+	cfg := api.DefaultConfig()
+	cfg.Address = addr
+	cfg.MaxRetries = 0
+	cfg.Timeout = 5 * time.Second
+	if err := cfg.ConfigureTLS(&files); err != nil {
+		return nil, err
+	}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.ClearToken()
+	return c, nil
+}
+
+func certLogin(t *testing.T, v *vaulttest.Server, files api.TLSConfig) error {
+	t.Helper()
+	c, err := tlsClient(t, v.Addr, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Logical().Write("auth/cert/login", map[string]any{"name": "waf-hosts"})
+	return err
+}
+
+// tokenMeta returns the metadata Vault keeps for tok.
+func tokenMeta(t *testing.T, v *vaulttest.Server, tok string) map[string]any {
+	t.Helper()
+	c := v.NewClient()
+	c.SetToken(tok)
+	s, err := c.Auth().Token().LookupSelf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, _ := s.Data["meta"].(map[string]any)
+	return meta
+}
+
+func moveFile(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.Rename(from, to); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.WriteFile(to, []byte(readFile(t, from)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Short-lived client certificates: the issuer replaces the key pair on disk
+// and revokes the old certificate. The next login uses the new pair, without
+// a restart.
+func TestCertLoginUsesTheRenewedCertificate(t *testing.T) {
+	v := certVault(t, "10m")
+	dir := t.TempDir()
+	files := api.TLSConfig{CACert: v.CACert, ClientCert: filepath.Join(dir, "client.pem"), ClientKey: filepath.Join(dir, "client-key.pem")}
+	oldCert, oldKey, oldSerial := v.IssueClientCert(dir, "old", "waf-host-1")
+	copyFile(t, oldCert, files.ClientCert)
+	copyFile(t, oldKey, files.ClientKey)
+	client, err := tlsClient(t, v.Addr, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{vault: v, dir: dir, events: eventtest.New[event.Auth](), logs: &vaulttest.LogBuffer{}}
+	opts := h.options(MethodCert)
+	opts.Client, opts.CertName, opts.TLS = client, "waf-hosts", &files
+	a := h.start(t, opts)
+	waitReady(t, a, 10*time.Second)
+	first := h.seeToken(t)
+	if cn := tokenMeta(t, v, first)["common_name"]; cn != "waf-host-1" {
+		t.Fatalf("first login with common_name %v, want waf-host-1", cn)
+	}
+	_, next := h.events.WaitFor(t, 0, time.Second, "login", isLogin(true))
+
+	// Rotate: a new pair in place of the old one, the old one revoked.
+	newCert, newKey, _ := v.IssueClientCert(dir, "new", "waf-host-2")
+	moveFile(t, newCert, files.ClientCert)
+	moveFile(t, newKey, files.ClientKey)
+	v.Write("auth/cert/crls/rotated", map[string]any{"crl": v.RevocationList(oldSerial)})
+	if err := certLogin(t, v, api.TLSConfig{CACert: v.CACert, ClientCert: oldCert, ClientKey: oldKey}); err == nil {
+		t.Fatal("the revoked certificate still logs in; the test would prove nothing")
+	}
+
+	a.TokenRejected(first) // force a login
+	h.events.WaitFor(t, next, 5*time.Second, "login with the renewed certificate", isLogin(true))
+	second := h.seeToken(t)
+	if cn := tokenMeta(t, v, second)["common_name"]; cn != "waf-host-2" {
+		t.Fatalf("login after the rotation with common_name %v, want the renewed certificate's waf-host-2", cn)
+	}
+	for _, e := range h.events.All() {
+		if !e.Renewal && !e.OK {
+			t.Fatalf("a login failed although the files held a valid pair: %+v", e)
+		}
+	}
+}
+
+// The CA file is read at every login too: hostd started with a CA that does
+// not match the server logs in once the right CA is in the file.
+func TestCertLoginReadsTheCAFileAgain(t *testing.T) {
+	v := certVault(t, "10m")
+	dir := t.TempDir()
+	files := api.TLSConfig{CACert: filepath.Join(dir, "ca.pem"), ClientCert: v.ClientCert, ClientKey: v.ClientKey}
+	writeOtherCA(t, files.CACert)
+	client, err := tlsClient(t, v.Addr, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{vault: v, dir: dir, events: eventtest.New[event.Auth](), logs: &vaulttest.LogBuffer{}}
+	opts := h.options(MethodCert)
+	opts.Client, opts.CertName, opts.TLS = client, "waf-hosts", &files
+	a := h.start(t, opts)
+
+	failed, next := h.events.WaitFor(t, 0, 10*time.Second, "failed login with the wrong CA", isLogin(false))
+	if !strings.Contains(failed.Err, "certificate") {
+		t.Fatalf("login failure %q, want the TLS verification error", failed.Err)
+	}
+	copyFile(t, v.CACert, files.CACert)
+	h.events.WaitFor(t, next, 5*time.Second, "login with the CA fixed", isLogin(true))
+	waitReady(t, a, time.Second)
+	h.seeToken(t)
+}
+
+func TestCertLoginFailsClearlyWithoutTheKeyFile(t *testing.T) {
+	v := certVault(t, "10m")
+	dir := t.TempDir()
+	files := api.TLSConfig{CACert: v.CACert, ClientCert: v.ClientCert, ClientKey: filepath.Join(dir, "missing-key.pem")}
+	h := &harness{vault: v, dir: dir, events: eventtest.New[event.Auth](), logs: &vaulttest.LogBuffer{}}
+	opts := h.options(MethodCert)
+	opts.Client, opts.CertName, opts.TLS = v.NewClient(), "waf-hosts", &files
+	h.start(t, opts)
+	failed, _ := h.events.WaitFor(t, 0, 10*time.Second, "failed login", isLogin(false))
+	if !strings.Contains(failed.Err, "missing-key.pem") {
+		t.Fatalf("login failure %q, want it to name the key file", failed.Err)
+	}
+}
+
+// writeOtherCA writes a CA certificate that signed nothing the server uses.
+func writeOtherCA(t *testing.T, path string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "some other CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
