@@ -64,28 +64,26 @@ func renderTemplates(cfg *config.Config) []render.Template {
 	return out
 }
 
-// renderOptions wires the renderer to the proxy and, when units are
-// restarted, to the rollout.
+// renderOptions wires the renderer to the proxy and the rollout.
 func renderOptions(cfg *config.Config, dialer render.Dialer, roll *rollout.Rollout, d *daemon) render.Options {
-	o := render.Options{
-		Templates:       renderTemplates(cfg),
-		Dialer:          dialer,
-		RefreshInterval: cfg.TemplateConfig.RefreshInterval,
-		MaxBackoff:      cfg.TemplateConfig.MaxBackoff,
-		Sink:            d.sink,
-		Logger:          d.logger.With("component", "render"),
-	}
-	if roll != nil {
-		o.Refuse = roll.Refuse
-		o.OnChange = func(changes []render.Change) {
+	return render.Options{
+		Templates:         renderTemplates(cfg),
+		Dialer:            dialer,
+		RefreshInterval:   cfg.TemplateConfig.RefreshInterval,
+		MaxBackoff:        cfg.TemplateConfig.MaxBackoff,
+		Sink:              d.sink,
+		Logger:            d.logger.With("component", "render"),
+		Heartbeat:         d.watchdog.beater(loopRender),
+		HeartbeatInterval: d.watchdog.period(),
+		Refuse:            roll.Refuse,
+		OnChange: func(changes []render.Change) {
 			out := make([]rollout.Change, len(changes))
 			for i, c := range changes {
 				out[i] = rollout.Change{Unit: c.Unit, Destination: c.Destination, Previous: c.Previous}
 			}
 			roll.Submit(out...) // never blocks
-		}
+		},
 	}
-	return o
 }
 
 func rolloutOptions(cfg *config.Config) rollout.Options {

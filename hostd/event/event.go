@@ -9,7 +9,7 @@ package event
 
 import "time"
 
-// Event is one of Auth, VaultRequest, Render or Restart.
+// Event is one of Auth, VaultRequest, Render, Restart, Pending or Running.
 type Event interface{ event() }
 
 // Auth reports a login or token renewal attempt.
@@ -63,11 +63,32 @@ type Pending struct {
 	Cause string    // which templates changed
 }
 
+// Running reports what content a unit's running process started on, per
+// file it reads: after a restart that passed its health check, and whenever
+// hostd compares the process with its files (at start-up, after a reload).
+type Running struct {
+	Time time.Time
+	Unit string
+	// Files is empty when the unit is not running.
+	Files []RunningFile
+}
+
+// RunningFile is one file as a unit's process runs on it.
+type RunningFile struct {
+	Destination string
+	// Digest is the hex SHA-256 of the content the process started on;
+	// empty when that is not known: the file changed after the process
+	// started, and the unit is owed a restart.
+	Digest string
+	Since  time.Time // when the process started on this content
+}
+
 func (Auth) event()         {}
 func (VaultRequest) event() {}
 func (Render) event()       {}
 func (Restart) event()      {}
 func (Pending) event()      {}
+func (Running) event()      {}
 
 // Sink receives events. Implementations must not block for long and must be
 // safe for concurrent use.

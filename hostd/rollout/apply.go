@@ -21,9 +21,9 @@ const (
 	ResultRejected       = "rejected"        // the same content failed before: backups restored, no restart
 )
 
-// errUnanswered ends a health check that systemd stopped answering while
-// hostd is stopping.
-var errUnanswered = errors.New("hostd is stopping and systemd does not answer")
+// errUnanswered ends a health check that hostd gave up while stopping
+// (systemd stopped answering, or the stop could not wait any longer).
+var errUnanswered = errors.New("hostd is stopping: the unit's health is unknown")
 
 // attempt is one restart and the health check after it.
 type attempt struct {
@@ -40,7 +40,7 @@ func (r *Rollout) apply(ctx context.Context, b *batch) {
 		r.rejectAgain(ctx, b, when)
 		return
 	}
-	first := r.restartAndCheck(ctx, b.unit)
+	first := r.firstAttempt(ctx, b)
 	if first.result == ResultError {
 		due := r.requeue(b)
 		r.publish(b.unit, first, false, fmt.Sprintf("%v; retrying at %s", first.err, due.Format(time.RFC3339)))
@@ -144,6 +144,9 @@ func (r *Rollout) waitHealthy(ctx context.Context, unit string) (restart.State, 
 		}
 		select {
 		case <-ctx.Done():
+			if r.isStopping() && errors.Is(ctx.Err(), context.Canceled) {
+				return last, errUnanswered
+			}
 			if lastErr != nil && !errors.Is(lastErr, context.DeadlineExceeded) {
 				return last, fmt.Errorf("%s not active and stable within %s: %w", unit, r.opts.ActiveTimeout, lastErr)
 			}

@@ -113,6 +113,8 @@ func (s *State) Publish(e event.Event) {
 		s.onRestart(e)
 	case event.Pending:
 		s.onPending(e)
+	case event.Running:
+		s.onRunning(e)
 	}
 }
 
@@ -202,6 +204,14 @@ func (s *State) onPending(e event.Pending) {
 	u.PendingDue = e.Due
 	u.PendingCause = scrub(e.Cause)
 	s.pending[e.Unit] = e.Time
+}
+
+func (s *State) onRunning(e event.Running) {
+	u := s.unitSeen(e.Unit)
+	u.RunningOn = make([]RunningFile, len(e.Files))
+	for i, f := range e.Files {
+		u.RunningOn[i] = RunningFile{Destination: f.Destination, Digest: f.Digest, Since: f.Since}
+	}
 }
 
 // PendingRestarts returns the units with a restart scheduled (an
