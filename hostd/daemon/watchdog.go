@@ -25,6 +25,7 @@ const (
 type watchdog struct {
 	interval time.Duration // systemd's WatchdogSec; 0: no watchdog
 	logger   *slog.Logger
+	now      func() time.Time
 
 	mu    sync.Mutex
 	beats map[string]time.Time // loop → last beat
@@ -32,7 +33,7 @@ type watchdog struct {
 }
 
 func newWatchdog(interval time.Duration, logger *slog.Logger) *watchdog {
-	return &watchdog{interval: interval, logger: logger, beats: map[string]time.Time{}, late: map[string]bool{}}
+	return &watchdog{interval: interval, logger: logger, now: time.Now, beats: map[string]time.Time{}, late: map[string]bool{}}
 }
 
 // period is how often a loop must beat; zero without a watchdog.
@@ -47,7 +48,7 @@ func (w *watchdog) beater(name string) func() {
 	return func() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		w.beats[name] = time.Now()
+		w.beats[name] = w.now()
 	}
 }
 
@@ -68,9 +69,7 @@ func (w *watchdog) run(ctx context.Context, notify func(string)) {
 	ticker := time.NewTicker(w.interval / 2)
 	defer ticker.Stop()
 	for {
-		if len(w.lateLoops()) == 0 {
-			notify(notifyWatchdog)
-		}
+		w.feed(notify)
 		select {
 		case <-ctx.Done():
 			return
@@ -79,10 +78,19 @@ func (w *watchdog) run(ctx context.Context, notify func(string)) {
 	}
 }
 
+// feed sends WATCHDOG=1 unless a loop is late, and reports whether it did.
+func (w *watchdog) feed(notify func(string)) bool {
+	if len(w.lateLoops()) > 0 {
+		return false
+	}
+	notify(notifyWatchdog)
+	return true
+}
+
 // lateLoops returns the loops that have not beaten for half an interval,
 // logging each once when it falls behind and once when it catches up.
 func (w *watchdog) lateLoops() []string {
-	now := time.Now()
+	now := w.now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var late []string
