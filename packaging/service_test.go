@@ -42,11 +42,13 @@ const sandboxConfig = "/etc/hostd/unit-test.hcl"
 // What differs from PID 1, for sd_notify: a user manager's notify socket
 // lives in its owner's runtime directory, which is private (0700, and the
 // socket 0755); PID 1's /run/systemd/notify is open to every service. So the
-// manager's directory is placed under /run (not /tmp, which PrivateTmp=
-// hides from hostd), and the test opens the way to the socket for user hostd
-// (directories 0711, socket 0777), as PID 1 has it. The unit is unchanged.
+// test opens the way to the socket for user hostd (directories 0711, socket
+// 0777), as PID 1 has it, and places the manager's directory where hostd's
+// sandbox still sees it: not in /tmp (PrivateTmp=), nor in /run, which
+// systemd replaces with a tmpfs for the sandbox where /run is no mount point
+// (as in a container). The unit file is the packaged one.
 func checkServiceRunsUnderItsSandbox(t *testing.T) {
-	dir, err := os.MkdirTemp("/run", "hostd-unit-")
+	dir, err := os.MkdirTemp("/var/lib", "hostd-unit-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,11 +67,6 @@ func checkServiceRunsUnderItsSandbox(t *testing.T) {
 			t.Logf("systemd user manager output:\n%s", m.Output())
 		}
 	})
-	for path, mode := range map[string]os.FileMode{dir: 0o711, m.RuntimeDir(): 0o711, filepath.Join(m.RuntimeDir(), "systemd", "notify"): 0o777} {
-		if err := os.Chmod(path, mode); err != nil {
-			t.Fatalf("opening the manager's notify socket to user hostd: %v", err)
-		}
-	}
 
 	socket := filepath.Join(m.RuntimeDir(), "hostd", "hostd.sock")
 	example := string(readFile(t, "/etc/hostd/hostd.hcl"))
@@ -102,6 +99,12 @@ func checkServiceRunsUnderItsSandbox(t *testing.T) {
 			t.Fatalf("systemctl --user %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 		return strings.TrimSpace(string(out))
+	}
+	// The way to the manager's notify socket, for user hostd.
+	for path, mode := range map[string]os.FileMode{dir: 0o711, m.RuntimeDir(): 0o711, filepath.Join(m.RuntimeDir(), "systemd", "notify"): 0o777} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatalf("opening the manager's notify socket to user hostd: %v", err)
+		}
 	}
 	// Type=notify: the start job ends at READY=1, which hostd sends once it
 	// runs, Vault or not (TimeoutStartSec bounds the wait).
