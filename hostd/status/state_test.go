@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -202,6 +203,23 @@ func TestStateReconfigureKeepsHistoryOfKeptTemplates(t *testing.T) {
 	}
 	if snap.Vault.Address != "https://vault2.example:8200" || !snap.StartedAt.Equal(t0) {
 		t.Errorf("snapshot = %+v", snap)
+	}
+}
+
+func TestStateKeepsWhatAUnitRunsOn(t *testing.T) {
+	st := newTestState(&clock{now: t0})
+	st.Publish(event.Running{Time: t0, Unit: "sigsci-agent.service", Files: []event.RunningFile{
+		{Destination: "/etc/sigsci/agent.conf", Digest: "abc", Since: t0.Add(-time.Hour)},
+	}})
+	snap := st.Snapshot(context.Background())
+	want := []RunningFile{{Destination: "/etc/sigsci/agent.conf", Digest: "abc", Since: t0.Add(-time.Hour)}}
+	if len(snap.Units) != 1 || !slices.Equal(snap.Units[0].RunningOn, want) {
+		t.Fatalf("units = %+v, want running on %+v", snap.Units, want)
+	}
+	// A later check replaces the earlier one: the unit is not running now.
+	st.Publish(event.Running{Time: t0, Unit: "sigsci-agent.service"})
+	if got := st.Snapshot(context.Background()).Units[0].RunningOn; len(got) != 0 {
+		t.Errorf("after a check that found the unit stopped: %+v", got)
 	}
 }
 
