@@ -214,18 +214,6 @@ func (s *State) onRunning(e event.Running) {
 	}
 }
 
-// PendingRestarts returns the units with a restart scheduled (an
-// event.Pending not yet followed by an event.Restart), in no order.
-func (s *State) PendingRestarts() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	units := make([]string, 0, len(s.pending))
-	for unit := range s.pending {
-		units = append(units, unit)
-	}
-	return units
-}
-
 // template returns the entry for a destination, new or kept from before.
 func (s *State) template(dest string) *Template {
 	for _, t := range s.templates {
