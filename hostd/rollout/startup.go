@@ -125,10 +125,15 @@ func (r *Rollout) reconcile(unit string, p restart.Process, watched []Watched) {
 // restarted with, the batch runs again at once and is checked rather than
 // restarted when the restart had been issued. When they hold the content
 // before it, the rollback had put it back: the unit is restarted onto it at
-// once if its process is older. Any other content is new since: b is
-// dropped and the files are compared as usual.
+// once if its process is older. Any other content is new since, and a unit
+// stopped since was stopped on purpose: b is dropped and the files are
+// compared as usual.
 func (r *Rollout) resume(unit string, p restart.Process, b running.Batch, watched []Watched) bool {
 	tracker := r.opts.Running
+	if p.ActiveState == "inactive" {
+		tracker.Settle(unit)
+		return false
+	}
 	now := map[string]string{}
 	for _, f := range b.Files {
 		now[f.Destination], _, _ = running.ReadDigest(f.Destination)

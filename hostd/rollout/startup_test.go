@@ -157,13 +157,16 @@ func TestAUnitStartedAfterItsFileIsLeftAlone(t *testing.T) {
 	if r := waitRunning(t, h.ctx, next.events); len(r.Files) != 1 || r.Files[0].Digest != want {
 		t.Fatalf("the agent runs on %+v, want digest %s", r.Files, want)
 	}
-	next.rollout.Poke()
-	if n := next.rollout.BatchesStarted(); n != 0 {
-		t.Fatalf("%d restarts of an agent that runs on its current file", n)
-	}
-	next.events.mu.Lock()
-	defer next.events.mu.Unlock()
-	for _, e := range next.events.events {
+	// Reconcile schedules what it finds owed before it returns.
+	next.events.checkNoPending(t)
+}
+
+// checkNoPending fails the test if a restart was scheduled.
+func (r *recorder) checkNoPending(t *testing.T) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.events {
 		if _, ok := e.(event.Pending); ok {
 			t.Fatalf("a restart was scheduled: %+v", e)
 		}
@@ -235,4 +238,31 @@ func TestAHandOverDoesNotWaitForTheRestartUnderWay(t *testing.T) {
 		t.Fatalf("the change submitted after the hand-over: %+v", r)
 	}
 	h.waitStarts(3)
+}
+
+// An operator stopped the agent while hostd was away: the restart hostd
+// left unfinished is dropped, and the stopped agent is not started again.
+func TestAnUnfinishedRestartOfAStoppedUnitIsDropped(t *testing.T) {
+	h := newHost(t, "exit", rollout.Options{})
+	state := t.TempDir()
+	change := h.writeConf("agent.conf", "bad key")
+	running.New(state, slog.New(slog.DiscardHandler)).Begin(h.unit, running.Batch{Begun: time.Now(), Files: []running.BatchFile{
+		{Destination: change.Destination, Digest: running.Digest([]byte("bad key\n")), Previous: running.Digest([]byte("good 1\n"))},
+	}})
+	if err := h.m.StopUnit(h.ctx, h.unit); err != nil {
+		t.Fatal(err)
+	}
+
+	next := h.start(state, rollout.Options{})
+	next.rollout.Reconcile(h.ctx, h.watched())
+	if r := waitRunning(t, h.ctx, next.events); len(r.Files) != 0 {
+		t.Fatalf("a stopped agent runs on nothing: %+v", r)
+	}
+	next.events.checkNoPending(t)
+	if st := h.state(); st.ActiveState != "inactive" {
+		t.Fatalf("the stopped agent was started: %+v", st)
+	}
+	if _, ok := running.New(state, slog.New(slog.DiscardHandler)).Unfinished(h.unit); ok {
+		t.Error("the unfinished restart of a stopped agent is still recorded")
+	}
 }
