@@ -266,3 +266,26 @@ func TestAnUnfinishedRestartOfAStoppedUnitIsDropped(t *testing.T) {
 		t.Error("the unfinished restart of a stopped agent is still recorded")
 	}
 }
+
+// hostd stopped in the middle of a rollback: the previous content was put
+// back, its restart not confirmed. The next hostd restarts the agent onto
+// it at once, not at the next maintenance window: it is a rollback.
+func TestARollbackLeftUnfinishedIsRestartedAtOnceByTheNextHostd(t *testing.T) {
+	h := newHost(t, "exit", rollout.Options{})
+	state := t.TempDir()
+	h.writeConf("agent.conf", "bad key")
+	restored := h.writeConf("agent.conf", "good 1") // the rollback's restore, after the agent started
+	running.New(state, slog.New(slog.DiscardHandler)).Begin(h.unit, running.Batch{Begun: time.Now(), Files: []running.BatchFile{
+		{Destination: restored.Destination, Digest: running.Digest([]byte("bad key\n")), Previous: running.Digest([]byte("good 1\n"))},
+	}})
+
+	next := h.start(state, rollout.Options{Window: laterWindow()})
+	next.rollout.Reconcile(h.ctx, h.watched())
+	if p := next.events.waitPending(t, h.ctx); !p.Due.Equal(p.Time) {
+		t.Fatalf("the rollback's restart waits until %s: %+v", p.Due, p)
+	}
+	if r := next.events.waitRestart(t, h.ctx); r.Result != "done" {
+		t.Fatalf("the rollback's restart: %+v", r)
+	}
+	h.waitStarts(2)
+}
