@@ -199,7 +199,7 @@ func (a *Authenticator) recordRenewalFailure(msg string, failures int, relogin t
 	a.recordError("renew: " + msg)
 	a.opts.Logger.Warn("vault token renewal failed; retrying until the token nears its expiry", "method", a.opts.Method,
 		"err", msg, "consecutive_failures", failures, "login_again_in", relogin.Sub(a.opts.Now()).Round(time.Second))
-	a.opts.Sink.Publish(event.Auth{Time: a.opts.Now(), Method: a.opts.Method, Renewal: true, Rejected: true, Err: msg})
+	a.opts.Sink.Publish(event.Auth{Time: a.opts.Now(), Method: a.opts.Method, Renewal: true, Err: msg})
 }
 
 // dropRejected forgets a token Vault called invalid, so nobody keeps using it,
@@ -210,5 +210,5 @@ func (a *Authenticator) dropRejected() {
 	a.token.Store(&empty)
 	a.recordError(msg)
 	a.opts.Logger.Warn(msg+"; logging in again", "method", a.opts.Method)
-	a.opts.Sink.Publish(event.Auth{Time: a.opts.Now(), Method: a.opts.Method, Renewal: true, Err: msg})
+	a.opts.Sink.Publish(event.Auth{Time: a.opts.Now(), Method: a.opts.Method, Renewal: true, Rejected: true, Err: msg})
 }

@@ -154,7 +154,7 @@ func (c *converter) template(r *rawTemplate) Template {
 		t.Unit = r.Unit
 	}
 	if !t.Backup && t.Unit != "" {
-		c.warnf(r.BackupRange, "No backup on disk", "with backup = false no copy of the previous file is kept: a restart of %s owed across a reload cannot be rolled back, and there is no file to recover by hand", t.Unit)
+		c.warnf(r.BackupRange, "No backup on disk", "with backup = false no copy of the previous file is kept: a restart of %s owed across a reload or a restart of hostd cannot be rolled back, and there is no file to recover by hand", t.Unit)
 	}
 	return t
 }

@@ -4,6 +4,16 @@
 // configuration on SIGHUP, and reports to systemd (READY, RELOADING,
 // STOPPING, WATCHDOG).
 //
+// READY=1 means hostd runs (configuration loaded, status socket and
+// pipeline started), not that Vault answered: a host booted during a Vault
+// outage keeps hostd up, and it renders as soon as Vault is back. Whether
+// hostd is authenticated and has rendered are health facts, in `hostd
+// status` and the metrics. The watchdog is fed from the progress of the
+// main, render and rollout loops (watchdog.go), and no loop waits on a
+// restart batch: a reload hands the batches to the new rollout, and a stop
+// gives them a grace period and leaves the rest to the next start (the
+// rollout's state in the state directory, $STATE_DIRECTORY).
+//
 // It owns wiring and lifecycle only. Logging in, rendering, writing,
 // restarting and counting belong to the packages that do them; this package
 // maps the configuration onto their options and starts and stops them.
@@ -23,6 +33,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/metrics"
 	"github.com/sigsci-keys/sigsci-keys/hostd/render"
+	"github.com/sigsci-keys/sigsci-keys/hostd/running"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 )
 
@@ -30,10 +41,12 @@ import (
 type Option func(*options)
 
 type options struct {
-	level    *slog.LevelVar
-	notifier Notifier
-	reload   <-chan struct{}
-	load     func(path string) (*config.Config, error)
+	level     *slog.LevelVar
+	notifier  Notifier
+	reload    <-chan struct{}
+	load      func(path string) (*config.Config, error)
+	stateDir  string
+	stopGrace time.Duration
 }
 
 // WithLogLevel gives Run the level variable of its logger (see NewLogger),
@@ -47,12 +60,27 @@ func WithNotifier(n Notifier) Option { return func(o *options) { o.notifier = n 
 // instead of on SIGHUP.
 func WithReload(ch <-chan struct{}) Option { return func(o *options) { o.reload = ch } }
 
+// WithStateDirectory makes Run keep its state (what each unit runs on, the
+// restart under way) in dir instead of $STATE_DIRECTORY, which systemd sets
+// from StateDirectory=. Without either, the state lives in memory only.
+func WithStateDirectory(dir string) Option { return func(o *options) { o.stateDir = dir } }
+
+// WithStopGrace sets how long a stop waits for a restart under way
+// (default rollout.DefaultStopGrace).
+func WithStopGrace(d time.Duration) Option { return func(o *options) { o.stopGrace = d } }
+
+// stateDirectory is the first directory of $STATE_DIRECTORY.
+func stateDirectory() string {
+	dir, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":")
+	return dir
+}
+
 // Run runs hostd with cfg until ctx is done, then stops everything it
 // started and returns nil. It returns an error when a part cannot start or
 // stops on its own. cfg.Path is re-read on SIGHUP; a configuration with
 // problems is logged and ignored, and the running one stays.
 func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, version string, opts ...Option) error {
-	o := options{notifier: systemdNotifier{}, load: config.Load}
+	o := options{notifier: systemdNotifier{}, load: config.Load, stateDir: stateDirectory()}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -92,29 +120,32 @@ type daemon struct {
 	logger  *slog.Logger
 	version string
 
-	state   *status.State
-	metrics *metrics.Metrics
-	ready   *readiness
-	sink    event.Sink
-	views   *liveViews
+	state    *status.State
+	metrics  *metrics.Metrics
+	rendered *firstRender
+	sink     event.Sink
+	views    *liveViews
+	tracker  *running.Tracker
+	watchdog *watchdog
 
-	failed    chan partFailure
-	cur       running
-	readySent bool // READY=1 was sent (touched by the main loop only) // what runs now, and the configuration each part runs with
+	failed chan partFailure
+	cur    liveParts // what runs now, and the configuration each part runs with
 }
 
 func newDaemon(o options, logger *slog.Logger, version string, cfg *config.Config) *daemon {
 	d := &daemon{
-		opts:    o,
-		logger:  logger,
-		version: version,
-		ready:   newReadiness(destinations(cfg)),
-		views:   &liveViews{},
-		failed:  make(chan partFailure, 8),
+		opts:     o,
+		logger:   logger,
+		version:  version,
+		rendered: newFirstRender(destinations(cfg)),
+		views:    &liveViews{},
+		failed:   make(chan partFailure, 8),
+		tracker:  running.New(o.stateDir, logger.With("component", "running")),
+		watchdog: newWatchdog(o.notifier.WatchdogInterval(), logger.With("component", "watchdog")),
 	}
 	d.state = status.NewState(d.statusOptions(cfg))
 	d.metrics = metrics.New(version)
-	d.sink = event.Fanout{d.state, d.metrics, d.ready, restartLog{logger.With("component", "rollout")}}
+	d.sink = event.Fanout{d.state, d.metrics, d.rendered, restartLog{logger.With("component", "rollout")}}
 	return d
 }
 
@@ -130,44 +161,66 @@ func (d *daemon) run(ctx context.Context, cfg *config.Config) error {
 	}
 	d.notify(statusLine("starting"))
 	d.removeLeftovers(cfg)
+	if d.opts.stateDir == "" {
+		d.logger.Info("no state directory ($STATE_DIRECTORY): a restart under way is not remembered across a restart of hostd")
+	}
 	if err := d.startAll(ctx, cfg); err != nil {
 		d.stopAll()
 		return err
 	}
 	d.reportReload(true)
-	d.notify(statusLine(fmt.Sprintf("waiting for %d template(s) to render", d.ready.pending())))
+	// Running is ready: whether Vault answers is a health fact.
+	d.logger.Info("hostd ready", "templates_waiting", d.rendered.pending())
+	d.notify(notifyReady + "\n" + statusLine(d.renderStatus()))
 
-	readyC := d.ready.C
-	var watchdog <-chan time.Time
-	if interval := d.opts.notifier.WatchdogInterval(); interval > 0 {
-		ticker := time.NewTicker(interval / 2)
+	watchdogCtx, stopWatchdog := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWatchdog()
+	go d.watchdog.run(watchdogCtx, d.notify)
+	var heartbeat <-chan time.Time
+	beat := d.watchdog.beater(loopMain)
+	if beat != nil {
+		ticker := time.NewTicker(d.watchdog.period())
 		defer ticker.Stop()
-		watchdog = ticker.C
-		d.notify(notifyWatchdog)
+		heartbeat = ticker.C
+		beat()
 	}
+	renderedC := d.rendered.C
 	for {
 		select {
 		case <-ctx.Done():
 			d.logger.Info("hostd stopping")
-			d.notify(notifyStopping)
-			d.stopAll()
+			d.stop()
 			return nil
-		case <-readyC:
-			readyC = nil
-			d.readySent = true
-			d.logger.Info("hostd ready: every template has been rendered once")
-			d.notify(notifyReady + "\n" + statusLine("ready"))
+		case <-renderedC:
+			renderedC = nil
+			d.logger.Info("every template has been rendered once")
+			d.notify(statusLine(d.renderStatus()))
 		case <-d.opts.reload:
 			d.reload(ctx)
-		case <-watchdog:
-			d.notify(notifyWatchdog)
+		case <-heartbeat:
+			beat()
 		case f := <-d.failed:
 			d.logger.Error("hostd part stopped; shutting down", "part", f.name, "err", f.err)
-			d.notify(notifyStopping)
-			d.stopAll()
+			d.stop()
 			return fmt.Errorf("%s: %w", f.name, f.err)
 		}
 	}
+}
+
+// stop stops every part. The watchdog keeps being fed meanwhile: stopping
+// is progress (the rollout loop still beats while it waits for a restart).
+func (d *daemon) stop() {
+	d.watchdog.retire(loopMain)
+	d.notify(notifyStopping)
+	d.stopAll()
+}
+
+// renderStatus is the STATUS= text for how far rendering is.
+func (d *daemon) renderStatus() string {
+	if n := d.rendered.pending(); n > 0 {
+		return fmt.Sprintf("running; waiting for %d template(s) to render", n)
+	}
+	return "running; every template rendered"
 }
 
 func (d *daemon) notify(state string) {

@@ -9,20 +9,25 @@ import (
 	"strings"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
+	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 )
 
-// running is what runs now, with the configuration each part was started
+// liveParts is what runs now, with the configuration each part was started
 // with, so a reload restarts only the parts whose configuration changed.
-type running struct {
+type liveParts struct {
 	path      string
 	logFormat string
 
 	pipeline    *part
 	pipelineCfg pipelineConfig
 
-	systemd    *systemdConn
-	restartCfg config.Restart
+	// The rollout outlives a pipeline: a reload hands its batches to the
+	// next one (rollout.go).
+	systemd     *systemdConn
+	restartCfg  config.Restart
+	rollout     *rollout.Rollout
+	rolloutPart *part
 
 	status    *part
 	statusCfg config.Status
@@ -69,8 +74,10 @@ func (d *daemon) startAll(ctx context.Context, cfg *config.Config) error {
 	d.cur.path = cfg.Path
 	d.cur.logFormat = cfg.Log.Format
 	d.cur.restartCfg = cfg.Restart
-	d.cur.systemd = d.newSystemd(cfg)
+	d.cur.systemd = newSystemd(cfg)
 	d.views.systemd.Store(d.cur.systemd)
+	d.cur.rollout = d.newRollout(cfg, d.cur.systemd)
+	d.cur.rolloutPart = d.startRollout(ctx, d.cur.rollout)
 
 	p, err := d.startPipeline(ctx, cfg)
 	if err != nil {
@@ -92,11 +99,13 @@ func (d *daemon) startAll(ctx context.Context, cfg *config.Config) error {
 	return nil
 }
 
-// stopAll stops every part, the last started first.
+// stopAll stops every part, the last started first. Stopping the rollout
+// waits for a restart under way, its stop grace at most.
 func (d *daemon) stopAll() {
 	d.cur.telemetry.stop()
 	d.cur.status.stop()
 	d.cur.pipeline.stop()
+	d.cur.rolloutPart.stop()
 	d.cur.systemd.Close()
 }
 
@@ -122,12 +131,8 @@ func (d *daemon) startStatus(ctx context.Context, cfg config.Status) (*part, err
 // problems changes nothing.
 func (d *daemon) reload(ctx context.Context) {
 	d.logger.Info("reloading configuration", "config", d.cur.path)
-	// Before the first READY=1 systemd still waits for start-up to finish;
-	// announcing a reload (and READY=1 at its end) would cut that short.
-	if d.readySent {
-		d.notify(reloading() + "\n" + statusLine("reloading configuration"))
-		defer d.notify(notifyReady)
-	}
+	d.notify(reloading() + "\n" + statusLine("reloading configuration"))
+	defer d.notify(notifyReady)
 
 	cfg, err := d.opts.load(d.cur.path)
 	if err == nil {
@@ -188,20 +193,18 @@ func (d *daemon) apply(ctx context.Context, cfg *config.Config) {
 		d.replaceTelemetry(ctx, cfg.Telemetry.ListenAddress)
 	}
 	d.state.Reconfigure(d.statusOptions(cfg))
-	d.ready.expect(destinations(cfg))
+	d.rendered.expect(destinations(cfg))
 	if !changed {
 		d.logger.Info("configuration unchanged")
 	}
 }
 
 // replacePipeline stops the old pipeline before starting the new one, so two
-// renderers never write the same file.
+// renderers never write the same file. It does not wait for a restart under
+// way: the old rollout hands it, and the batches waiting, to the new one.
 func (d *daemon) replacePipeline(ctx context.Context, cfg *config.Config) {
 	d.cur.pipeline.stop()
-	d.cur.systemd.Close()
-	d.cur.systemd = d.newSystemd(cfg)
-	d.views.systemd.Store(d.cur.systemd)
-	d.cur.restartCfg = cfg.Restart
+	d.replaceRollout(ctx, cfg)
 
 	p, err := d.startPipeline(ctx, cfg)
 	if err != nil {

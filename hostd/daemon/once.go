@@ -27,7 +27,7 @@ func RenderOnce(ctx context.Context, cfg *config.Config, logger *slog.Logger) ([
 		return nil, fmt.Errorf("%s has no template block: nothing to render", cfg.Path)
 	}
 	defer render.CaptureStdLog(logger.With("component", "consul-template"))()
-	d := &daemon{logger: logger, sink: event.Discard}
+	d := &daemon{logger: logger, sink: event.Discard, watchdog: newWatchdog(0, logger)} // no watchdog: nothing to feed
 
 	client, transport, err := newVaultClient(cfg.Vault)
 	if err != nil {

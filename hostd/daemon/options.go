@@ -68,18 +68,19 @@ func renderTemplates(cfg *config.Config) []render.Template {
 	return out
 }
 
-// renderOptions wires the renderer to the proxy and, when units are
-// restarted, to the rollout.
+// renderOptions wires the renderer to the proxy and the rollout.
 func renderOptions(cfg *config.Config, dialer render.Dialer, roll *rollout.Rollout, d *daemon) render.Options {
 	o := render.Options{
-		Templates:       renderTemplates(cfg),
-		Dialer:          dialer,
-		RefreshInterval: cfg.TemplateConfig.RefreshInterval,
-		MaxBackoff:      cfg.TemplateConfig.MaxBackoff,
-		Sink:            d.sink,
-		Logger:          d.logger.With("component", "render"),
+		Templates:         renderTemplates(cfg),
+		Dialer:            dialer,
+		RefreshInterval:   cfg.TemplateConfig.RefreshInterval,
+		MaxBackoff:        cfg.TemplateConfig.MaxBackoff,
+		Sink:              d.sink,
+		Logger:            d.logger.With("component", "render"),
+		Heartbeat:         d.watchdog.beater(loopRender),
+		HeartbeatInterval: d.watchdog.period(),
 	}
-	if roll != nil {
+	if roll != nil { // nil for a one-shot render: nothing is restarted
 		o.Refuse = roll.Refuse
 		o.OnChange = func(changes []render.Change) {
 			out := make([]rollout.Change, len(changes))

@@ -11,13 +11,14 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/render"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaultproxy"
-	"github.com/sigsci-keys/sigsci-keys/hostd/write"
 )
 
 // startPipeline builds the Vault-to-file pipeline for cfg and runs it as one
 // part: the authenticator keeps a token; once it has one the renderer,
 // talking to Vault through the proxy, writes the templates; changed files go
-// to the rollout, which restarts their units.
+// to the rollout (a part of its own), which restarts their units. Meanwhile
+// the rollout compares each unit's running process with its files, as the
+// previous pipeline or hostd left them, and restarts the units owed one.
 func (d *daemon) startPipeline(ctx context.Context, cfg *config.Config) (*part, error) {
 	client, transport, err := newVaultClient(cfg.Vault)
 	if err != nil {
@@ -32,11 +33,7 @@ func (d *daemon) startPipeline(ctx context.Context, cfg *config.Config) (*part, 
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 
-	var roll *rollout.Rollout
-	if d.cur.systemd != nil {
-		roll = rollout.New(d.cur.systemd, write.Put, d.sink, rolloutOptions(cfg))
-		roll.Submit(d.unfinishedRestarts(cfg)...)
-	}
+	roll := d.cur.rollout
 	var renderer *render.Renderer
 	if len(cfg.Templates) > 0 {
 		renderer, err = render.New(renderOptions(cfg, proxy, roll, d))
@@ -61,40 +58,25 @@ func (d *daemon) startPipeline(ctx context.Context, cfg *config.Config) (*part, 
 				case <-ctx.Done():
 					return ctx.Err()
 				}
+				defer d.watchdog.retire(loopRender)
 				return renderer.Run(ctx)
 			})
 		}
-		if roll != nil {
-			g.Go(func() error { return roll.Run(ctx) })
-		}
+		g.Go(func() error {
+			roll.Reconcile(ctx, watched(cfg))
+			return nil
+		})
 		return g.Wait()
 	}), nil
 }
 
-// unfinishedRestarts returns the changes whose restart the previous pipeline
-// had scheduled but not finished, so a reload does not drop them. The files
-// are on disk already; only the restart is owed. A restart cut short by the
-// reload is run again, which is the safe side.
-func (d *daemon) unfinishedRestarts(cfg *config.Config) []rollout.Change {
-	pending := map[string]bool{}
-	for _, unit := range d.state.PendingRestarts() {
-		pending[unit] = true
-	}
-	var changes []rollout.Change
+// watched lists the files each unit reads.
+func watched(cfg *config.Config) []rollout.Watched {
+	var files []rollout.Watched
 	for _, t := range cfg.Templates {
-		if t.Unit == "" || !pending[t.Unit] {
-			continue
+		if t.Unit != "" {
+			files = append(files, rollout.Watched{Unit: t.Unit, Destination: t.Destination, Backup: t.Backup})
 		}
-		c := rollout.Change{Unit: t.Unit, Destination: t.Destination}
-		if t.Backup {
-			// The old pipeline's in-memory previous content is gone; the
-			// backup on disk is the best there is (without it, a unit that
-			// does not survive this restart cannot be rolled back).
-			if prev, err := write.ReadSnapshot(write.BackupPath(t.Destination)); err == nil {
-				c.Previous = prev
-			}
-		}
-		changes = append(changes, c)
 	}
-	return changes
+	return files
 }

@@ -78,15 +78,10 @@ type systemdConn struct {
 	closed bool
 }
 
-// newSystemd returns a connection for cfg's restart settings, or nil when
-// no template names a unit.
-func (d *daemon) newSystemd(cfg *config.Config) *systemdConn {
-	for _, t := range cfg.Templates {
-		if t.Unit != "" {
-			return &systemdConn{opts: restartOptions(cfg.Restart)}
-		}
-	}
-	return nil
+// newSystemd returns a connection for cfg's restart settings. It dials only
+// when first used: without a template naming a unit, never.
+func newSystemd(cfg *config.Config) *systemdConn {
+	return &systemdConn{opts: restartOptions(cfg.Restart)}
 }
 
 func (s *systemdConn) get(ctx context.Context) (*restart.Conn, error) {
@@ -130,6 +125,15 @@ func (s *systemdConn) UnitState(ctx context.Context, unit string) (restart.State
 		return restart.State{}, err
 	}
 	return c.UnitState(ctx, unit)
+}
+
+// MainProcess reads unit's state and start (see restart.Conn.MainProcess).
+func (s *systemdConn) MainProcess(ctx context.Context, unit string) (restart.Process, error) {
+	c, err := s.get(ctx)
+	if err != nil {
+		return restart.Process{}, err
+	}
+	return c.MainProcess(ctx, unit)
 }
 
 // Close closes the connection; a nil systemdConn is fine.

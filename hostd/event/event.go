@@ -9,7 +9,7 @@ package event
 
 import "time"
 
-// Event is one of Auth, VaultRequest, Render, Restart, Pending or Reload.
+// Event is one of Auth, VaultRequest, Render, Restart, Pending, Reload or Running.
 type Event interface{ event() }
 
 // Auth reports a login or token renewal attempt.
@@ -85,12 +85,33 @@ type Reload struct {
 	Units     []string
 }
 
+// Running reports what content a unit's running process started on, per
+// file it reads: after a restart that passed its health check, and whenever
+// hostd compares the process with its files (at start-up, after a reload).
+type Running struct {
+	Time time.Time
+	Unit string
+	// Files is empty when the unit is not running.
+	Files []RunningFile
+}
+
+// RunningFile is one file as a unit's process runs on it.
+type RunningFile struct {
+	Destination string
+	// Digest is the hex SHA-256 of the content the process started on;
+	// empty when that is not known: the file changed after the process
+	// started, and the unit is owed a restart.
+	Digest string
+	Since  time.Time // when the process started on this content
+}
+
 func (Auth) event()         {}
 func (VaultRequest) event() {}
 func (Render) event()       {}
 func (Restart) event()      {}
 func (Pending) event()      {}
 func (Reload) event()       {}
+func (Running) event()      {}
 
 // Sink receives events. Implementations must not block for long and must be
 // safe for concurrent use.

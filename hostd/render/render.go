@@ -115,6 +115,10 @@ type Options struct {
 	Logger *slog.Logger // default: discard
 	Now    func() time.Time
 	Rand   func() float64
+	// Heartbeat, when set, is called by Run's loop at least every
+	// HeartbeatInterval while the loop is alive (heartbeat.go).
+	Heartbeat         func()
+	HeartbeatInterval time.Duration
 }
 
 // Renderer runs consul-template for a fixed set of templates.
@@ -289,17 +293,20 @@ func (r *Renderer) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return ctx.Err()
 	}
+	beats, stop := r.heartbeat()
+	defer stop()
 	failures := 0
 	for {
+		r.beat()
 		if failures > 0 {
 			d := backoff(failures, r.opts.MinBackoff, r.opts.MaxBackoff, r.opts.Rand)
 			r.opts.Logger.Info("restarting consul-template runner after backoff", "wait", d, "consecutive_failures", failures)
-			if err := sleep(ctx, d); err != nil {
+			if err := r.sleep(ctx, d, beats); err != nil {
 				return err
 			}
 		}
 		started := r.opts.Now()
-		err := r.runOnce(ctx)
+		err := r.runOnce(ctx, beats)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -317,7 +324,7 @@ func (r *Renderer) Run(ctx context.Context) error {
 
 // runOnce creates and runs one runner until it fails or ctx is done, and
 // always stops it before returning.
-func (r *Renderer) runOnce(ctx context.Context) error {
+func (r *Renderer) runOnce(ctx context.Context, beats <-chan time.Time) error {
 	runner, err := manager.NewRunner(r.consulTemplateConfig(), false)
 	if err != nil {
 		return fmt.Errorf("create consul-template runner: %w", err)
@@ -343,6 +350,8 @@ func (r *Renderer) runOnce(ctx context.Context) error {
 			r.publishTemplateErrors(runner.RenderEvents())
 		case <-r.refresh:
 			return errRefresh
+		case <-beats:
+			r.beat()
 		}
 	}
 }
@@ -585,15 +594,4 @@ func backoff(failures int, base, ceiling time.Duration, random func() float64) t
 	d = min(d, ceiling)
 	half := d / 2
 	return half + time.Duration(random()*float64(d-half))
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

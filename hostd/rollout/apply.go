@@ -23,9 +23,9 @@ const (
 	ResultRejected       = "rejected"              // the same content failed before: backups restored, no restart
 )
 
-// errUnanswered ends a health check that systemd stopped answering while
-// hostd is stopping.
-var errUnanswered = errors.New("hostd is stopping and systemd does not answer")
+// errUnanswered ends a health check that hostd gave up while stopping
+// (systemd stopped answering, or the stop could not wait any longer).
+var errUnanswered = errors.New("hostd is stopping: the unit's health is unknown")
 
 // apply restarts the batch's unit. If the unit does not survive the change,
 // it restores the batch's backups and restarts once more; if the restart
@@ -38,7 +38,7 @@ func (r *Rollout) apply(ctx context.Context, b *batch) {
 	// The content this restart runs the unit on: what is rejected if the
 	// unit does not survive it, whatever lands on disk meanwhile.
 	issued := digests(b)
-	first := r.restartAndCheck(ctx, b.unit, leaveFailed)
+	first := r.firstAttempt(ctx, b)
 	switch first.verdict {
 	case retryLater:
 		r.retry(b, first)

@@ -67,6 +67,13 @@ func (r *Rollout) restartAndCheck(ctx context.Context, unit string, whenFailed f
 		a.state, _ = r.unitState(ctx, unit)
 		return a
 	}
+	return r.judge(ctx, unit, start)
+}
+
+// judge runs the health check (and the check command) on a unit whose
+// restart job is done, and says what it means for the content; start is
+// when the attempt began.
+func (r *Rollout) judge(ctx context.Context, unit string, start time.Time) attempt {
 	st, v, err := r.waitHealthy(ctx, unit)
 	if v == healthy && r.opts.Check != nil {
 		st, v, err = r.checkRunning(ctx, unit, st)
@@ -161,6 +168,9 @@ func (r *Rollout) waitHealthy(ctx context.Context, unit string) (restart.State, 
 		}
 		select {
 		case <-ctx.Done():
+			if r.isStopping() && errors.Is(ctx.Err(), context.Canceled) {
+				return last, retryLater, errUnanswered // the stop could not wait any longer
+			}
 			return r.notUp(unit, last, lastErr)
 		case <-time.After(wait):
 		}

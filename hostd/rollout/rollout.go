@@ -10,6 +10,20 @@
 // It restarts through a Restarter (hostd/restart) and puts files back through
 // the function it is given (hostd/write's Put); it never renders or writes a
 // file itself, and it reports only through an event.Sink.
+//
+// A restart owed survives hostd itself (startup.go): with a
+// running.Tracker, every restart is recorded before it is issued and when it
+// ends, and Reconcile, at start-up and after a reload, compares each unit's
+// running process with its files. A unit whose process started before its
+// current file is owed a restart and gets one through the normal schedule; a
+// restart an earlier hostd left unfinished (killed mid-batch, or stopped
+// while waiting for the health check) is checked at once and rolled back if
+// the unit does not survive it.
+//
+// Nothing here makes hostd wait for a batch: a reload hands the pending
+// batches and the restarts under way to the next Rollout (HandOver), and a
+// stop gives the restarts under way StopGrace to end, then leaves them to the
+// next start.
 package rollout
 
 import (
@@ -22,6 +36,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
+	"github.com/sigsci-keys/sigsci-keys/hostd/running"
 	"github.com/sigsci-keys/sigsci-keys/hostd/write"
 )
 
@@ -53,6 +68,7 @@ const (
 	DefaultMaxRetry           = 5 * time.Minute
 	DefaultRetryRejectedAfter = time.Hour
 	DefaultCheckTimeout       = 10 * time.Second
+	DefaultStopGrace          = 20 * time.Second
 )
 
 // Options is the restart policy. Zero durations take the defaults above,
@@ -86,6 +102,18 @@ type Options struct {
 	RetryRejectedAfter time.Duration
 	// Window, when set, holds restarts until the maintenance window opens.
 	Window *Window
+	// StopGrace is how long Run, once its context ends, waits for the
+	// restarts under way to finish; then it stops waiting for them, and a
+	// Tracker keeps them for the next start to finish.
+	StopGrace time.Duration
+
+	// Running, when set, records every restart and what each unit runs on
+	// (the state that lets a restart owed survive hostd). Reconcile needs it.
+	Running *running.Tracker
+	// Heartbeat, when set, is called by Run's loop at least every
+	// HeartbeatInterval, as long as the loop is alive.
+	Heartbeat         func()
+	HeartbeatInterval time.Duration
 
 	// Now, Rand and After are the clock and randomness, injectable for
 	// tests: Rand returns a number in [0, 1); After is time.After.
@@ -118,6 +146,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxRetry <= 0 {
 		o.MaxRetry = DefaultMaxRetry
 	}
+	if o.StopGrace <= 0 {
+		o.StopGrace = DefaultStopGrace
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -139,25 +170,39 @@ type Rollout struct {
 	opts      Options
 
 	wake chan struct{}
-	// stopping is closed when Run's context ends; a health check under
-	// way then gives up as soon as systemd cannot be asked.
+	// crew is shared with the rollouts that take over at a reload.
+	crew *crew
+	// stopping is crew.stopping: closed when hostd stops; a health check
+	// under way then gives up as soon as systemd cannot be asked.
 	stopping <-chan struct{}
+	// applies counts the restarts this Rollout started (Wait).
+	applies sync.WaitGroup
 
 	mu      sync.Mutex
 	pending map[string]*batch // unit → changes waiting for their restart
-	busy    map[string]bool   // units being restarted now
-	retries map[string]int    // unit → restarts systemd refused in a row
+	// busy: units being restarted now, by this Rollout or, after a
+	// HandOver, by the one before it.
+	busy    map[string]bool
+	retries map[string]int // unit → restarts systemd refused in a row
 	// destination → content a unit did not survive (rejected.go)
 	rejected map[string]rejection
-	started  int // batches started, for tests
+	started  int                 // batches started, for tests
+	files    map[string][]string // unit → the files it reads (Reconcile)
+	// next took over at a reload: what this Rollout still gets goes there.
+	next *Rollout
 }
 
 // batch is the set of changes one restart of a unit applies.
 type batch struct {
 	unit    string
-	changes []Change // one per destination, first arrival order
-	share   float64  // the batch's place in the splay, in [0, 1)
+	changes []Change  // one per destination, first arrival order
+	share   float64   // the batch's place in the splay, in [0, 1)
+	changed time.Time // the last change's arrival
 	due     time.Time
+	// resumed: a restart an earlier hostd began at begun and did not
+	// finish; it is checked rather than restarted again (startup.go).
+	resumed bool
+	begun   time.Time
 }
 
 func (b *batch) add(c Change) {
@@ -187,22 +232,30 @@ func New(r Restarter, restore RestoreFunc, sink event.Sink, opts Options) *Rollo
 	if sink == nil {
 		sink = event.Discard
 	}
+	c := newCrew()
 	return &Rollout{
 		restarter: r,
 		restore:   restore,
 		sink:      sink,
 		opts:      opts.withDefaults(),
 		wake:      make(chan struct{}, 1),
+		crew:      c,
+		stopping:  c.stopping,
 		pending:   make(map[string]*batch),
 		busy:      make(map[string]bool),
 		retries:   make(map[string]int),
 		rejected:  make(map[string]rejection),
+		files:     make(map[string][]string),
 	}
 }
 
 // Submit schedules a restart of each change's unit. It never blocks: the
 // restart runs later in Run. Changes without a unit are ignored.
 func (r *Rollout) Submit(changes ...Change) {
+	if next := r.successor(); next != nil {
+		next.Submit(changes...)
+		return
+	}
 	now := r.opts.Now()
 	var scheduled []event.Pending
 	r.mu.Lock()
@@ -219,7 +272,8 @@ func (r *Rollout) Submit(changes ...Change) {
 		b.add(c)
 		// Every change restarts the debounce; the splay is chosen once per
 		// batch so the announced time does not jump around.
-		b.due = r.dueAt(now.Add(r.opts.Debounce), b.share)
+		b.changed = now
+		b.due = r.batchDue(b)
 		touched[c.Unit] = true
 	}
 	for unit := range touched {
@@ -233,6 +287,13 @@ func (r *Rollout) Submit(changes ...Change) {
 	r.poke()
 }
 
+// batchDue is when batch b may start under this Rollout's policy: debounce
+// after its last change, then the window and the batch's share of the splay
+// (schedule.go).
+func (r *Rollout) batchDue(b *batch) time.Time {
+	return r.dueAt(b.changed.Add(r.opts.Debounce), b.share)
+}
+
 func (r *Rollout) poke() {
 	select {
 	case r.wake <- struct{}{}:
@@ -241,34 +302,74 @@ func (r *Rollout) poke() {
 }
 
 // Run starts each batch when it is due, at most one per unit at a time,
-// until ctx ends. A restart already under way is finished (with its health
-// check and rollback, each time-bounded) before Run returns: leaving a unit
-// half-restarted with a change it does not survive would be worse. Only when
-// systemd stops answering during that check does it end early: nothing more
-// can be done for the unit then. Batches not yet due when ctx ends are
-// dropped.
+// until ctx ends. The restarts under way then get StopGrace to finish (with
+// their health check and rollback): leaving a unit half-restarted with a
+// change it does not survive would be worse. After that Run stops waiting
+// for them; their Tracker record stays, and the next start checks the unit
+// (Reconcile). When systemd stops answering during a health check while
+// stopping, the check ends early: nothing more can be done for the unit
+// then. Batches not yet due when ctx ends are dropped; Reconcile finds them
+// again from the files. After a HandOver, Run returns at once: the restarts
+// under way report to the next Rollout.
 func (r *Rollout) Run(ctx context.Context) error {
-	r.stopping = ctx.Done() // before any apply goroutine starts
-	var wg sync.WaitGroup
-	defer wg.Wait()
+	var heartbeat <-chan time.Time
+	if r.opts.Heartbeat != nil && r.opts.HeartbeatInterval > 0 {
+		ticker := time.NewTicker(r.opts.HeartbeatInterval)
+		defer ticker.Stop()
+		heartbeat = ticker.C
+	}
 	for {
-		next := r.startDue(ctx, &wg)
+		r.beat()
+		next := r.startDue()
 		var timer <-chan time.Time
 		if !next.IsZero() {
 			timer = r.opts.After(next.Sub(r.opts.Now()))
 		}
 		select {
 		case <-ctx.Done():
+			r.finish(heartbeat)
 			return nil
 		case <-r.wake:
 		case <-timer:
+		case <-heartbeat:
 		}
 	}
 }
 
+func (r *Rollout) beat() {
+	if r.opts.Heartbeat != nil {
+		r.opts.Heartbeat()
+	}
+}
+
+// finish waits for the restarts under way, StopGrace at most, unless a
+// HandOver passed them on.
+func (r *Rollout) finish(heartbeat <-chan time.Time) {
+	if r.successor() != nil {
+		return
+	}
+	r.crew.stop()
+	grace := r.opts.After(r.opts.StopGrace)
+	for r.restarting() > 0 {
+		r.beat()
+		select {
+		case <-r.wake:
+		case <-heartbeat:
+		case <-grace:
+			// Their waits end now; each batch keeps its record.
+			r.crew.abandon()
+			grace = nil
+		}
+	}
+}
+
+// Wait waits until every restart this Rollout started has ended; call it
+// after Run has returned.
+func (r *Rollout) Wait() { r.applies.Wait() }
+
 // startDue starts every due batch whose unit is idle and returns the time
 // the next pending batch is due (zero when none waits).
-func (r *Rollout) startDue(ctx context.Context, wg *sync.WaitGroup) time.Time {
+func (r *Rollout) startDue() time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.opts.Now()
@@ -286,14 +387,16 @@ func (r *Rollout) startDue(ctx context.Context, wg *sync.WaitGroup) time.Time {
 		delete(r.pending, unit)
 		r.busy[unit] = true
 		r.started++
-		wg.Add(1)
+		r.applies.Add(1)
 		go func() {
-			defer wg.Done()
-			r.apply(context.WithoutCancel(ctx), b)
-			r.mu.Lock()
-			delete(r.busy, unit)
-			r.mu.Unlock()
-			r.poke()
+			defer r.applies.Done()
+			ctx := r.crew.ctx
+			r.begin(b)
+			r.apply(ctx, b)
+			if ctx.Err() == nil {
+				r.settle(ctx, b)
+			}
+			r.release(unit)
 		}()
 	}
 	return next
@@ -304,6 +407,10 @@ func (r *Rollout) startDue(ctx context.Context, wg *sync.WaitGroup) time.Time {
 // splay), merged with any newer changes.
 func (r *Rollout) requeue(b *batch) time.Time {
 	r.mu.Lock()
+	if next := r.next; next != nil {
+		r.mu.Unlock()
+		return next.requeue(b)
+	}
 	defer r.mu.Unlock()
 	r.retries[b.unit]++
 	delay := r.opts.RetryInterval << (r.retries[b.unit] - 1)

@@ -49,6 +49,7 @@ func WriteTable(w io.Writer, s Snapshot) error {
 	for _, u := range s.Units {
 		p("%s\t%s\t%s\t%s\t%s\n", u.Name, unitState(u), ago(now, u.LastRestart), restartResult(u), pending(u, now))
 	}
+	writeRunningOn(p, s.Units, now)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -62,6 +63,25 @@ func WriteTable(w io.Writer, s Snapshot) error {
 		return err
 	}
 	return nil
+}
+
+// writeRunningOn lists, when known, what each unit's process runs on: a
+// short digest of each file's content, or that it started before the file.
+func writeRunningOn(p func(string, ...any), units []Unit, now time.Time) {
+	header := false
+	for _, u := range units {
+		for _, f := range u.RunningOn {
+			if !header {
+				p("\nUNIT\tFILE\tRUNS ON\tSINCE\n")
+				header = true
+			}
+			on := "older content: restart owed"
+			if f.Digest != "" {
+				on = "sha256:" + f.Digest[:min(12, len(f.Digest))]
+			}
+			p("%s\t%s\t%s\t%s\n", u.Name, f.Destination, on, ago(now, f.Since))
+		}
+	}
 }
 
 func vaultLine(v Vault, now time.Time) string {

@@ -113,6 +113,8 @@ func (s *State) Publish(e event.Event) {
 		s.onRestart(e)
 	case event.Pending:
 		s.onPending(e)
+	case event.Running:
+		s.onRunning(e)
 	}
 }
 
@@ -204,16 +206,12 @@ func (s *State) onPending(e event.Pending) {
 	s.pending[e.Unit] = e.Time
 }
 
-// PendingRestarts returns the units with a restart scheduled (an
-// event.Pending not yet followed by an event.Restart), in no order.
-func (s *State) PendingRestarts() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	units := make([]string, 0, len(s.pending))
-	for unit := range s.pending {
-		units = append(units, unit)
+func (s *State) onRunning(e event.Running) {
+	u := s.unitSeen(e.Unit)
+	u.RunningOn = make([]RunningFile, len(e.Files))
+	for i, f := range e.Files {
+		u.RunningOn[i] = RunningFile{Destination: f.Destination, Digest: f.Digest, Since: f.Since}
 	}
-	return units
 }
 
 // template returns the entry for a destination, new or kept from before.

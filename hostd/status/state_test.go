@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -88,14 +89,7 @@ func TestStateFollowsEvents(t *testing.T) {
 		t.Errorf("pending = %+v", u)
 	}
 
-	if got := st.PendingRestarts(); len(got) != 1 || got[0] != "sigsci-agent.service" {
-		t.Errorf("PendingRestarts = %q", got)
-	}
-
 	st.Publish(event.Restart{Time: t0.Add(41 * time.Second), Unit: "sigsci-agent.service", Result: "done", Duration: 1500 * time.Millisecond, ActiveState: "active", SubState: "running"})
-	if got := st.PendingRestarts(); len(got) != 0 {
-		t.Errorf("PendingRestarts after the restart = %q", got)
-	}
 	snap = st.Snapshot(context.Background())
 	u := snap.Units[0]
 	if u.Restarts != 1 || u.LastResult != "done" || u.ActiveState != "active" || u.LastRestartDuration != 1.5 {
@@ -202,6 +196,23 @@ func TestStateReconfigureKeepsHistoryOfKeptTemplates(t *testing.T) {
 	}
 	if snap.Vault.Address != "https://vault2.example:8200" || !snap.StartedAt.Equal(t0) {
 		t.Errorf("snapshot = %+v", snap)
+	}
+}
+
+func TestStateKeepsWhatAUnitRunsOn(t *testing.T) {
+	st := newTestState(&clock{now: t0})
+	st.Publish(event.Running{Time: t0, Unit: "sigsci-agent.service", Files: []event.RunningFile{
+		{Destination: "/etc/sigsci/agent.conf", Digest: "abc", Since: t0.Add(-time.Hour)},
+	}})
+	snap := st.Snapshot(context.Background())
+	want := []RunningFile{{Destination: "/etc/sigsci/agent.conf", Digest: "abc", Since: t0.Add(-time.Hour)}}
+	if len(snap.Units) != 1 || !slices.Equal(snap.Units[0].RunningOn, want) {
+		t.Fatalf("units = %+v, want running on %+v", snap.Units, want)
+	}
+	// A later check replaces the earlier one: the unit is not running now.
+	st.Publish(event.Running{Time: t0, Unit: "sigsci-agent.service"})
+	if got := st.Snapshot(context.Background()).Units[0].RunningOn; len(got) != 0 {
+		t.Errorf("after a check that found the unit stopped: %+v", got)
 	}
 }
 

@@ -101,6 +101,19 @@ type Unit struct {
 	LastError           string    `json:"last_error,omitempty"`
 	PendingDue          time.Time `json:"pending_due,omitzero"` // a restart is scheduled for then
 	PendingCause        string    `json:"pending_cause,omitempty"`
+	// RunningOn is what the unit's running process started on, per file,
+	// as last checked (at start-up, after each restart).
+	RunningOn []RunningFile `json:"running_on,omitempty"`
+}
+
+// RunningFile is one file as a unit's running process runs on it.
+type RunningFile struct {
+	Destination string `json:"destination"`
+	// Digest is the hex SHA-256 of the content the process started on;
+	// empty when that is not known (the file changed after the process
+	// started: a restart is owed).
+	Digest string    `json:"digest,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
 }
 
 // ResultDone is the restart result of a successful restart.

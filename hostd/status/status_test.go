@@ -110,6 +110,27 @@ func TestWriteTable(t *testing.T) {
 	}
 }
 
+func TestWriteTableShowsWhatEachUnitRunsOn(t *testing.T) {
+	s := healthySnapshot()
+	s.Units[0].RunningOn = []RunningFile{
+		{Destination: "/etc/sigsci/agent.conf", Digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Since: t0.Add(-3 * time.Hour)},
+		{Destination: "/etc/sigsci/extra.conf"},
+	}
+	var b strings.Builder
+	if err := WriteTable(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"UNIT                  FILE                    RUNS ON                      SINCE",
+		"sigsci-agent.service  /etc/sigsci/agent.conf  sha256:9f86d081884c          3h ago",
+		"sigsci-agent.service  /etc/sigsci/extra.conf  older content: restart owed  never",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
 func TestWriteTableUnhealthy(t *testing.T) {
 	s := healthySnapshot()
 	s.Auth.Authenticated = false

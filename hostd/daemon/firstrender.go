@@ -6,29 +6,31 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 )
 
-// readiness watches render events and closes C once every configured
+// firstRender watches render events and closes C once every configured
 // template has been rendered without error at least once: then the files
-// the agent needs are in place and hostd tells systemd READY=1.
-type readiness struct {
+// the agent needs are in place, and hostd says so in its log and its
+// STATUS= line. It is a health fact, not readiness: hostd tells systemd
+// READY=1 as soon as it runs, whether or not Vault answers.
+type firstRender struct {
 	C chan struct{}
 
 	mu       sync.Mutex
 	waiting  map[string]bool // destinations not rendered yet
 	rendered map[string]bool // destinations rendered at least once
-	ready    bool
+	done     bool
 }
 
-var _ event.Sink = (*readiness)(nil)
+var _ event.Sink = (*firstRender)(nil)
 
-func newReadiness(destinations []string) *readiness {
-	r := &readiness{C: make(chan struct{}), rendered: map[string]bool{}}
+func newFirstRender(destinations []string) *firstRender {
+	r := &firstRender{C: make(chan struct{}), rendered: map[string]bool{}}
 	r.expect(destinations)
 	return r
 }
 
-// expect sets the templates to wait for (after a reload). Once ready, hostd
-// stays ready.
-func (r *readiness) expect(destinations []string) {
+// expect sets the templates to wait for (after a reload). Once closed, C
+// stays closed.
+func (r *firstRender) expect(destinations []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.waiting = map[string]bool{}
@@ -41,7 +43,7 @@ func (r *readiness) expect(destinations []string) {
 }
 
 // Publish implements event.Sink.
-func (r *readiness) Publish(e event.Event) {
+func (r *firstRender) Publish(e event.Event) {
 	render, ok := e.(event.Render)
 	if !ok || render.Err != "" {
 		return
@@ -54,15 +56,15 @@ func (r *readiness) Publish(e event.Event) {
 }
 
 // pending returns how many templates are still waited for.
-func (r *readiness) pending() int {
+func (r *firstRender) pending() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.waiting)
 }
 
-func (r *readiness) check() {
-	if !r.ready && len(r.waiting) == 0 {
-		r.ready = true
+func (r *firstRender) check() {
+	if !r.done && len(r.waiting) == 0 {
+		r.done = true
 		close(r.C)
 	}
 }

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/status"
+	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+)
+
+// These tests kill hostd for real (SIGKILL: no hand-over, no grace) with a
+// restart of the agent owed, and start it again: the next hostd must find
+// out from systemd and the files alone (and its state directory) that the
+// agent runs on older content, and restart it.
+
+const (
+	agentKeysOne    = "accesskeyid=A1\nsecretaccesskey=S-one\n"
+	agentKeysBroken = "accesskeyid=A3\nsecretaccesskey=broken\n"
+)
+
+// host is a Vault, a systemd user manager running the agent, and the
+// files and state directory hostd processes share across restarts.
+type host struct {
+	t       *testing.T
+	vault   *vaulttest.Server
+	manager *systemdtest.Manager
+	dir     string
+	conf    string
+	state   string
+	socket  string
+}
+
+// newHost starts the agent (with extra [Service] lines) on a hand-written
+// agent.conf it accepts. The agent stays up only on a secret key starting
+// "S-" and records every start in the file "starts".
+func newHost(t *testing.T, service string) *host {
+	t.Helper()
+	h := &host{t: t, vault: vaulttest.Start(t), manager: systemdtest.Start(t), dir: t.TempDir(), state: t.TempDir()}
+	h.vault.Mount("kv", "kv", nil)
+	h.vault.Write("kv/agent", map[string]any{"accessKey": "A1", "secretKey": "S-one", "rotation_period": 60, "ttl": 1})
+	h.conf = filepath.Join(h.dir, "agent.conf")
+	h.socket = filepath.Join(h.dir, "hostd.sock")
+	for path, content := range map[string]string{filepath.Join(h.dir, "token"): h.vault.RootToken, h.conf: "accesskeyid=A0\nsecretaccesskey=S-zero\n"} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unit := fmt.Sprintf("[Unit]\nStartLimitIntervalSec=0\n[Service]\n%sExecStart=/bin/sh -c 'echo start >> %s; grep -q \"^secretaccesskey=S-\" %s && exec sleep infinity'\n",
+		service, filepath.Join(h.dir, "starts"), h.conf)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := h.manager.InstallUnit(ctx, "agent.service", unit); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.manager.StartUnit(ctx, "agent.service"); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// hostd runs hostd with restartSettings until the test kills it.
+func (h *host) hostd(restartSettings string) *exec.Cmd {
+	h.t.Helper()
+	path := writeConfig(h.t, h.dir, fmt.Sprintf(`vault { address = %q }
+auto_auth {
+  method "token_file" { path = %q }
+}
+template_config { max_backoff = "1s" }
+template {
+  contents    = %q
+  destination = %q
+  unit        = "agent.service"
+}
+restart {
+  bus            = "user"
+  debounce       = "0s"
+  splay          = "0s"
+  active_timeout = "3s"
+  %s
+}
+status { socket_path = %q }
+telemetry { listen_address = "" }
+`, h.vault.Addr, filepath.Join(h.dir, "token"), agentTemplate, h.conf, restartSettings, h.socket))
+	cmd := exec.Command(os.Args[0], "run", "-config", path)
+	cmd.Env = append(os.Environ(), "HOSTD_TEST_RUN_MAIN=1", "STATE_DIRECTORY="+h.state, "DBUS_SESSION_BUS_ADDRESS="+h.manager.BusAddress())
+	logs := &lockedBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	h.t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if h.t.Failed() {
+			h.t.Logf("hostd (pid %d) logs:\n%s", cmd.Process.Pid, logs.String())
+		}
+	})
+	return cmd
+}
+
+// kill SIGKILLs hostd and waits until it is gone.
+func kill(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitFor)
+	for syscall.Kill(cmd.Process.Pid, 0) == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // polling the process table with a deadline
+	}
+}
+
+// waitUnit polls hostd's status until the agent's entry satisfies ok.
+func (h *host) waitUnit(what string, ok func(status.Unit) bool) status.Unit {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var last status.Snapshot
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		snap, err := status.Fetch(ctx, h.socket)
+		cancel()
+		if err == nil && len(snap.Units) > 0 && ok(snap.Units[0]) {
+			return snap.Units[0]
+		}
+		last = snap
+		time.Sleep(50 * time.Millisecond) // polling status with a deadline
+	}
+	h.t.Fatalf("the agent's status never showed %s: %+v", what, last.Units)
+	return status.Unit{}
+}
+
+func (h *host) waitConf(want string) {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := os.ReadFile(h.conf)
+		if err == nil && string(got) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("agent.conf = %q, %v; want %q", got, err, want)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the file with a deadline
+	}
+}
+
+func (h *host) starts() int {
+	b, _ := os.ReadFile(filepath.Join(h.dir, "starts"))
+	return strings.Count(string(b), "start\n")
+}
+
+// laterWindow is a maintenance window that opens hours from now.
+func laterWindow() string {
+	start := time.Now().UTC().Add(3 * time.Hour)
+	return fmt.Sprintf("maintenance_window {\n    start = %q\n    end = %q\n    timezone = \"UTC\"\n  }", start.Format("15:00"), start.Add(time.Hour).Format("15:00"))
+}
+
+func digest(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func TestARestartOwedSurvivesASIGKILLOfHostd(t *testing.T) {
+	h := newHost(t, "")
+
+	// The new keys are written; their restart waits for tonight's window.
+	first := h.hostd(laterWindow())
+	h.waitConf(agentKeysOne)
+	h.waitUnit("a restart scheduled", func(u status.Unit) bool { return !u.PendingDue.IsZero() })
+	kill(t, first)
+	if n := h.starts(); n != 1 {
+		t.Fatalf("the agent started %d times before the window", n)
+	}
+
+	// The next hostd (whose window is open now) restarts the agent,
+	// although the file it renders is already up to date.
+	started := time.Now()
+	h.hostd("")
+	u := h.waitUnit("the owed restart", func(u status.Unit) bool { return u.Restarts >= 1 })
+	owed := time.Since(started)
+	if u.LastResult != "done" || h.starts() != 2 {
+		t.Fatalf("the owed restart: %+v, agent started %d times", u, h.starts())
+	}
+	u = h.waitUnit("what the agent runs on", func(u status.Unit) bool { return len(u.RunningOn) == 1 && u.RunningOn[0].Digest != "" })
+	if u.RunningOn[0].Digest != digest(agentKeysOne) {
+		t.Errorf("the agent runs on %+v, want the digest of the new keys", u.RunningOn)
+	}
+	t.Logf("from the start of the next hostd to the owed restart of the agent: %s", owed.Round(time.Millisecond))
+}
+
+// The negative: the agent started after its file got its content; a new
+// hostd finds nothing owed and leaves the agent alone.
+func TestAnAgentStartedAfterItsFileIsLeftAloneByTheNextHostd(t *testing.T) {
+	h := newHost(t, "")
+	first := h.hostd("")
+	h.waitConf(agentKeysOne)
+	h.waitUnit("the restart onto the new keys", func(u status.Unit) bool { return u.Restarts >= 1 && u.LastResult == "done" })
+	kill(t, first)
+
+	h.hostd("")
+	u := h.waitUnit("what the agent runs on", func(u status.Unit) bool { return len(u.RunningOn) == 1 && u.RunningOn[0].Digest != "" })
+	if u.RunningOn[0].Digest != digest(agentKeysOne) {
+		t.Errorf("the agent runs on %+v, want the digest of its keys", u.RunningOn)
+	}
+	if u.Restarts != 0 || !u.PendingDue.IsZero() || h.starts() != 2 {
+		t.Errorf("the next hostd restarted an agent that runs on its current file: %+v, %d starts", u, h.starts())
+	}
+}
+
+// hostd killed in the middle of a restart onto keys the agent does not
+// survive: systemd finishes the job on its own and the agent crash-loops.
+// The next hostd checks the unfinished restart and rolls it back.
+func TestARestartCutShortByASIGKILLIsRolledBackByTheNextHostd(t *testing.T) {
+	gate := filepath.Join(t.TempDir(), "gate")
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := newHost(t, fmt.Sprintf("Restart=always\nRestartSec=100ms\nExecStartPre=/bin/sh -c 'while [ ! -e %s ]; do sleep 0.02; done'\n", gate))
+	first := h.hostd("")
+	h.waitUnit("the restart onto the first keys", func(u status.Unit) bool { return u.Restarts >= 1 && u.LastResult == "done" })
+
+	if err := os.Remove(gate); err != nil {
+		t.Fatal(err)
+	}
+	h.vault.Write("kv/agent", map[string]any{"accessKey": "A3", "secretKey": "broken", "rotation_period": 60, "ttl": 1})
+	h.waitConf(agentKeysBroken)
+	h.waitUnit("a restart under way", func(u status.Unit) bool { return u.ActiveState == "activating" })
+	kill(t, first)
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	started := time.Now()
+	h.hostd("")
+	h.waitConf(agentKeysOne)
+	u := h.waitUnit("the rollback", func(u status.Unit) bool { return u.RolledBack })
+	if u.LastResult != "rolled_back" {
+		t.Fatalf("at the next start: %+v", u)
+	}
+	h.waitUnit("the agent up on the previous keys", func(u status.Unit) bool { return u.ActiveState == "active" && u.SubState == "running" })
+	t.Logf("from the start of the next hostd to the agent rolled back: %s", time.Since(started).Round(time.Millisecond))
+}
