@@ -28,8 +28,8 @@ func TestBackend_StorageIsSealWrappedAndWALIsLocal(t *testing.T) {
 
 func TestBackend_EveryPathHasHelpAndEveryWriteIsForwarded(t *testing.T) {
 	b := newBackend("v0.1.0", newSigsciClient)
-	if len(b.Paths) != 6 {
-		t.Fatalf("%d paths, want 6 (config, role list, role, creds all, creds site, rotate)", len(b.Paths))
+	if len(b.Paths) != 11 {
+		t.Fatalf("%d paths, want 11 (config, role list, role, creds all, creds site, rotate, rotate for a role, fleet all, fleet site, fleet hosts, fleet host)", len(b.Paths))
 	}
 	for _, p := range b.Paths {
 		if p.HelpSynopsis == "" || p.HelpDescription == "" {

@@ -22,6 +22,10 @@ type storedKeys struct {
 	Created           time.Time   `json:"created"`
 	LastVaultRotation time.Time   `json:"last_vault_rotation,omitzero"`
 	NonPrimary        []keyRecord `json:"non_primary,omitempty"`
+	// Retired remembers the access keys (never the secrets) of the newest
+	// retired sets, so that a host still reporting one is recognised as a
+	// host on a dead key rather than refused as a stranger.
+	Retired []retiredKey `json:"retired,omitempty"`
 }
 
 // keyRecord is a non-primary key set kept until it is retired.
@@ -29,7 +33,19 @@ type keyRecord struct {
 	AccessKey string    `json:"access_key"`
 	SecretKey string    `json:"secret_key"`
 	Stored    time.Time `json:"stored"`
+	// DemotedAt is when the set stopped being primary; zero for sets stored
+	// before it was recorded.
+	DemotedAt time.Time `json:"demoted_at,omitzero"`
 }
+
+// retiredKey is the access key of a retired set.
+type retiredKey struct {
+	AccessKey string    `json:"access_key"`
+	RetiredAt time.Time `json:"retired_at"`
+}
+
+// maxRetiredKeys bounds the retired access keys a site remembers.
+const maxRetiredKeys = 10
 
 // String keeps secrets out of any formatted output.
 func (k storedKeys) String() string {
@@ -67,6 +83,54 @@ func (k *storedKeys) tracks(accessKey string) bool {
 	return slices.ContainsFunc(k.NonPrimary, func(r keyRecord) bool { return r.AccessKey == accessKey })
 }
 
+// retired reports whether the access key is one of the site's retired sets.
+func (k *storedKeys) retired(accessKey string) bool {
+	return slices.ContainsFunc(k.Retired, func(r retiredKey) bool { return r.AccessKey == accessKey })
+}
+
+// demotedAt is when a non-primary set stopped being primary. A set stored
+// before that was recorded counts as demoted when the current primary was
+// stored: the latest it can have been.
+func (k *storedKeys) demotedAt(r keyRecord) time.Time {
+	if r.DemotedAt.IsZero() {
+		return k.Created
+	}
+	return r.DemotedAt
+}
+
+// newestDemotion is the non-primary set demoted last, if any.
+func (k *storedKeys) newestDemotion() (keyRecord, time.Time, bool) {
+	var newest keyRecord
+	var at time.Time
+	for _, r := range k.NonPrimary {
+		if t := k.demotedAt(r); t.After(at) || at.IsZero() {
+			newest, at = r, t
+		}
+	}
+	return newest, at, len(k.NonPrimary) > 0
+}
+
+// dropNonPrimary removes the non-primary sets for which gone is true and
+// remembers their access keys as retired. It reports whether any went.
+func (k *storedKeys) dropNonPrimary(gone func(keyRecord) bool, now time.Time) bool {
+	kept := k.NonPrimary[:0:0]
+	for _, r := range k.NonPrimary {
+		if !gone(r) {
+			kept = append(kept, r)
+			continue
+		}
+		k.Retired = append(k.Retired, retiredKey{AccessKey: r.AccessKey, RetiredAt: now})
+	}
+	if len(kept) == len(k.NonPrimary) {
+		return false
+	}
+	k.NonPrimary = kept
+	if n := len(k.Retired); n > maxRetiredKeys {
+		k.Retired = slices.Clone(k.Retired[n-maxRetiredKeys:])
+	}
+	return true
+}
+
 // promote makes ks the primary set; the previous primary, if different, is
 // kept as non-primary, so no stored key is ever lost.
 func (k *storedKeys) promote(ks sigsci.KeySet, now time.Time) {
@@ -76,7 +140,7 @@ func (k *storedKeys) promote(ks sigsci.KeySet, now time.Time) {
 	}
 	k.NonPrimary = slices.DeleteFunc(k.NonPrimary, func(r keyRecord) bool { return r.AccessKey == ks.AccessKey })
 	if k.AccessKey != "" {
-		k.NonPrimary = append(k.NonPrimary, keyRecord{AccessKey: k.AccessKey, SecretKey: k.SecretKey, Stored: k.Created})
+		k.NonPrimary = append(k.NonPrimary, keyRecord{AccessKey: k.AccessKey, SecretKey: k.SecretKey, Stored: k.Created, DemotedAt: now})
 	}
 	k.AccessKey, k.SecretKey, k.Created = ks.AccessKey, ks.SecretKey, now
 }

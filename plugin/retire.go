@@ -33,14 +33,25 @@ type retireResult struct {
 }
 
 // retireSite deletes the non-primary key sets of one stored site at the API
-// and from Vault.
-func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName, site string) (*logical.Response, error) {
+// and from Vault, once the fleet guard allows it or when forced.
+func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName, site string, force bool) (*logical.Response, error) {
 	sc, unlock, err := b.startSiteChange(ctx, req, roleName, site)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 	r, stored, client := sc.role, sc.stored, sc.client
+	forced, err := b.checkFleetAllowsRetire(ctx, req, stored, force)
+	if err != nil {
+		return nil, err
+	}
+	answer := func(res retireResult) *logical.Response {
+		resp := &logical.Response{Data: retireData(roleName, res)}
+		if forced != "" {
+			resp.AddWarning(forced)
+		}
+		return resp
+	}
 
 	sets, err := client.ListKeySets(ctx, r.Corp, site)
 	if err != nil {
@@ -64,7 +75,7 @@ func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName
 		if err != nil {
 			return nil, err
 		}
-		return &logical.Response{Data: retireData(roleName, res)}, nil
+		return answer(res), nil
 	}
 
 	walID, err := b.putWAL(ctx, req.Storage, walKindRetire, &op)
@@ -86,7 +97,42 @@ func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName
 		}
 		return nil, upstreamError(fmt.Sprintf("retiring the non-primary key sets of site %q (retired so far: %s; run the delete again)", site, done), retireErr)
 	}
-	return &logical.Response{Data: retireData(roleName, res)}, nil
+	return answer(res), nil
+}
+
+// checkFleetAllowsRetire applies the retirement guard (guard.go) to a
+// site. It refuses while the guard does, unless forced; a forced
+// retirement is logged and answered with the warning it returns.
+func (b *backend) checkFleetAllowsRetire(ctx context.Context, req *logical.Request, stored *storedKeys, force bool) (string, error) {
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return "", err
+	}
+	f, err := b.loadSiteFleet(ctx, req.Storage, stored, cfg, b.now())
+	if err != nil {
+		return "", err
+	}
+	v := f.verdict
+	if v.allowed {
+		return "", nil
+	}
+	if !force {
+		return "", logical.CodedError(http.StatusConflict, fmt.Sprintf(
+			"retiring the non-primary key sets of site %q is refused: %s; force=true overrides: vault delete %s force=true",
+			stored.Site, v.text(), mountPath(req, retirePath(req, stored.Site))))
+	}
+	b.Logger().Warn("retiring with force=true although the fleet guard refuses",
+		"role", stored.Role, "site", stored.Site, "reason", v.reason)
+	return "retired with force=true although " + v.reason, nil
+}
+
+// retirePath is the path to name in a hint about retiring a site: the one
+// the request used, if it was a retirement.
+func retirePath(req *logical.Request, site string) string {
+	if strings.HasPrefix(req.Path, "rotate/") {
+		return req.Path
+	}
+	return "rotate/sites/" + site
 }
 
 // checkPrimaryMatches refuses a retirement when the API's primary set is not
@@ -185,12 +231,11 @@ func (b *backend) completeRetirement(ctx context.Context, s logical.Storage, cli
 		return retireResult{retired: retired}, errors.Join(deleteErr, err)
 	}
 	if stored != nil {
-		kept := slices.DeleteFunc(slices.Clone(stored.NonPrimary), func(r keyRecord) bool {
+		gone := func(r keyRecord) bool {
 			_, stillLive := live[r.AccessKey]
 			return !stillLive
-		})
-		if len(kept) != len(stored.NonPrimary) {
-			stored.NonPrimary = kept
+		}
+		if stored.dropNonPrimary(gone, b.now()) {
 			if err := b.putKeys(ctx, s, stored); err != nil {
 				return retireResult{retired: retired}, errors.Join(deleteErr, err)
 			}
