@@ -268,7 +268,7 @@ func TestFleet_TidyForgetsHostsNotHeardFrom(t *testing.T) {
 	e.clock.Add(200 * time.Hour)
 	e.report("vault-user", "www", "web-new", primary)
 	e.ok(logical.DeleteOperation, "creds/vault-user/sites/www", nil) // a site gone: its reports go too, in time
-	e.clock.Add(520*time.Hour + time.Second)                          // web-old: 720h1s
+	e.clock.Add(520*time.Hour + time.Second)                         // web-old: 720h1s
 
 	e.tick()
 	hosts := e.ok(logical.ListOperation, hostPath, nil).Data["keys"]
