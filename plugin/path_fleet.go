@@ -143,13 +143,13 @@ func (b *backend) pathFleet() []*framework.Path {
 				logical.ReadOperation: &framework.PathOperation{Callback: b.pathFleetHostRead},
 				logical.UpdateOperation: &framework.PathOperation{
 					Callback:                    b.pathFleetHostWrite,
-					DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "report"},
+					DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "report", OperationSuffix: "host-key"},
 					ForwardPerformanceStandby:   true,
 					ForwardPerformanceSecondary: true,
 				},
 				logical.DeleteOperation: &framework.PathOperation{
 					Callback:                    b.pathFleetHostDelete,
-					DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "forget"},
+					DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "forget", OperationSuffix: "host"},
 					ForwardPerformanceStandby:   true,
 					ForwardPerformanceSecondary: true,
 				},
