@@ -13,9 +13,9 @@ import (
 
 // The retirement guard: the non-primary key sets of a site are retired only
 // once no host still runs one of them. A host that stopped reporting (stale)
-// no longer counts; when no host of the site reports at all (a fleet on
-// stock Vault Agent), the newest demoted set must have been non-primary for
-// retire_min_overlap, so hosts had time to re-read.
+// no longer counts; when no host of the site reports at all, or every one
+// is stale (a fleet on stock Vault Agent), the newest demoted set must have
+// been non-primary for retire_min_overlap, so hosts had time to re-read.
 
 // maxNamedHosts bounds the hosts a refusal or warning names.
 const maxNamedHosts = 10

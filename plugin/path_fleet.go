@@ -48,8 +48,8 @@ Read answers "primary_access_key", "hosts" (hosts reporting, not stale),
 reporting), "retire_allowed" and "retire_blocked_by" (why not, in words, and
 "retire_allowed_after" when that is known). A retirement ("delete
 rotate/sites/<site>") is refused while a host that is not stale reports a
-non-primary key, or, when no host reports at all, until the newest demoted
-set has been non-primary for retire_min_overlap.
+non-primary key, or, when no host reports at all (or every one is stale),
+until the newest demoted set has been non-primary for retire_min_overlap.
 `
 
 const pathFleetAllHelpSyn = `Show the fleet view of every stored site of a role.`
