@@ -1,8 +1,9 @@
 // Package plugin is the Vault secrets engine for Signal Sciences agent keys.
 //
-// It owns the mount's paths (config, role, creds, rotate), the mount's storage
-// layout, per-site locking, and the write-ahead log that makes rotation and
-// retirement crash-safe. It talks to the Signal Sciences API only through the
+// It owns the mount's paths (config, role, creds, rotate, fleet), the mount's
+// storage layout, per-site locking, the write-ahead log that makes rotation
+// and retirement crash-safe, the hosts' reports that guard retirement, and
+// the background work of scheduled rotation. It talks to the Signal Sciences API only through the
 // keysAPI interface (client.go) and must not know the API's JSON shapes, which
 // belong to package sigsci. It keeps no package-level mutable state: every
 // mount gets its own backend.
@@ -30,6 +31,11 @@ A role holds an API identity (corp, email, API token). Copy a site's keys with
 "write creds/<role>/sites/<site>", read them from the same path, rotate with
 "write rotate/sites/<site>" and retire the non-primary sets with
 "delete rotate/sites/<site>".
+
+Hosts report the access key their agent runs under fleet/<role>/sites/<site>;
+a retirement waits until no host still runs an old key. A role can rotate its
+sites on a schedule (rotation_schedule) and retire old sets by itself
+(auto_retire).
 `
 
 // operationPrefixSigsci starts the OpenAPI operation id of every path, as
@@ -89,6 +95,11 @@ type backend struct {
 	clientsMu sync.Mutex
 	clients   map[string]cachedClient
 
+	configMu sync.Mutex // serialises the read-modify-write of the mount config
+	auto     *automation
+	// maxHostsPerSite bounds the host reports of one site.
+	maxHostsPerSite int
+
 	// background work started by Initialize, stopped by Clean.
 	bgMu      sync.Mutex
 	bgCancel  context.CancelFunc
@@ -104,6 +115,9 @@ func newBackend(pluginVersion string, newClient clientFactory) *backend {
 		siteLocks: locksutil.CreateLocks(),
 		clients:   make(map[string]cachedClient),
 		recovered: make(chan struct{}),
+		auto:      newAutomation(),
+
+		maxHostsPerSite: defaultMaxHostsPerSite,
 	}
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
@@ -117,8 +131,11 @@ func newBackend(pluginVersion string, newClient clientFactory) *backend {
 			b.pathRoles(),
 			b.pathCreds(),
 			b.pathRotate(),
+			b.pathRotateForRole(),
+			b.pathFleet(),
 		),
 		InitializeFunc:    b.initialize,
+		PeriodicFunc:      b.periodic,
 		WALRollback:       b.walRollback,
 		WALRollbackMinAge: walRollbackMinAge,
 		Invalidate:        b.invalidate,
@@ -168,6 +185,7 @@ func (b *backend) clean(_ context.Context) {
 		cancel()
 	}
 	b.bgWG.Wait()
+	b.auto.stop()
 	b.dropAllClients()
 }
 

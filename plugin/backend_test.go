@@ -28,8 +28,8 @@ func TestBackend_StorageIsSealWrappedAndWALIsLocal(t *testing.T) {
 
 func TestBackend_EveryPathHasHelpAndEveryWriteIsForwarded(t *testing.T) {
 	b := newBackend("v0.1.0", newSigsciClient)
-	if len(b.Paths) != 6 {
-		t.Fatalf("%d paths, want 6 (config, role list, role, creds all, creds site, rotate)", len(b.Paths))
+	if len(b.Paths) != 11 {
+		t.Fatalf("%d paths, want 11 (config, role list, role, creds all, creds site, rotate, rotate for a role, fleet all, fleet site, fleet hosts, fleet host)", len(b.Paths))
 	}
 	for _, p := range b.Paths {
 		if p.HelpSynopsis == "" || p.HelpDescription == "" {
@@ -177,7 +177,9 @@ func (b *backend) hasClient(name string) bool {
 // both must work for every path.
 func TestBackend_PathHelpAndOpenAPI(t *testing.T) {
 	e := newTestEnv(t)
-	for _, path := range []string{"", "config", "role/", "role/vault-user", "creds/vault-user/sites", "creds/vault-user/sites/www", "rotate/sites/www"} {
+	for _, path := range []string{"", "config", "role/", "role/vault-user", "creds/vault-user/sites", "creds/vault-user/sites/www", "rotate/sites/www",
+		"rotate/vault-user/sites/www", "fleet/vault-user/sites/", "fleet/vault-user/sites/www", "fleet/vault-user/sites/www/hosts/",
+		"fleet/vault-user/sites/www/hosts/web-1"} {
 		resp := e.ok(logical.HelpOperation, path, nil)
 		help, _ := resp.Data["help"].(string)
 		if help == "" {
@@ -192,7 +194,8 @@ func TestBackend_PathHelpAndOpenAPI(t *testing.T) {
 		t.Fatal("root help carries no OpenAPI document")
 	}
 	for _, want := range []string{"/config", "/role", "/role/", "/role/{name}", "/creds/{role}/sites",
-		"/creds/{role}/sites/", "/creds/{role}/sites/{site}", "/rotate/sites/{site}"} {
+		"/creds/{role}/sites/", "/creds/{role}/sites/{site}", "/rotate/sites/{site}", "/rotate/{role}/sites/{site}",
+		"/fleet/{role}/sites", "/fleet/{role}/sites/{site}", "/fleet/{role}/sites/{site}/hosts/", "/fleet/{role}/sites/{site}/hosts/{host}"} {
 		if _, ok := doc.Paths[want]; !ok {
 			t.Errorf("OpenAPI document lacks %s", want)
 		}

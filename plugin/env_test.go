@@ -36,6 +36,7 @@ type testEnv struct {
 	sim     *sigscisim.Server
 	srv     *httptest.Server
 	logs    *syncBuffer
+	clock   *fakeClock // the backend's clock
 
 	mu      sync.Mutex
 	secrets map[string]bool // every secret key seen, for the log check
@@ -70,12 +71,14 @@ func newTestEnv(t *testing.T) *testEnv {
 		sim:     sigscisim.New(testSeed()),
 		logs:    &syncBuffer{},
 		secrets: map[string]bool{},
+		clock:   newFakeClock(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)),
 	}
 	e.sim.SetRetryAfter(0) // honouring a 429's Retry-After costs no test time
 	e.srv = httptest.NewServer(e.sim)
 	t.Cleanup(e.srv.Close)
 
 	e.b = newBackend("v0.1.0-test", e.newClient)
+	e.b.now = e.clock.Now
 	conf := logical.TestBackendConfig()
 	conf.StorageView = e.storage
 	conf.System.(*logical.StaticSystemView).PluginEnvironment = &logical.PluginEnvironment{VaultVersion: "1.19.0"}

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -14,9 +15,15 @@ const (
 	defaultRefreshInterval = 60 * time.Second
 	minRefreshInterval     = 5 * time.Second
 	maxRefreshInterval     = 24 * time.Hour
+
+	defaultFleetStaleAfter  = 30 * time.Minute
+	minFleetStaleAfter      = time.Minute
+	defaultFleetForgetAfter = 720 * time.Hour
+	maxFleetForgetAfter     = 8760 * time.Hour
+	maxRetireMinOverlap     = 720 * time.Hour
 )
 
-const pathConfigHelpSyn = `Configure how often readers of stored keys re-read them.`
+const pathConfigHelpSyn = `Configure how often readers of stored keys re-read them, and how the fleet guards retirement.`
 
 const pathConfigHelpDesc = `
 refresh_interval (default 60s, at least 5s, at most 24h) is returned with every
@@ -25,6 +32,22 @@ and Vault Agent re-read a secret that has no lease after "ttl" seconds, so a
 rotated key reaches every host within about one interval. "ttl" is the
 interval shortened by a random 0-10%, so hosts that happen to read in the same
 second drift apart instead of re-reading Vault together forever.
+
+Hosts report the access key their agent runs under fleet/ (see "vault
+path-help <mount>/fleet/<role>/sites/<site>/hosts/<host>"):
+
+fleet_stale_after (default 30m, at least 1m): a host that has not reported
+for this long is listed as stale and no longer holds back a retirement.
+
+retire_min_overlap (default 2 x refresh_interval; 0 sets it back to the
+default): when no host of a site reports at all (a fleet on stock Vault
+Agent), a retirement waits until the newest demoted key set has been
+non-primary for this long.
+
+fleet_forget_after (default 720h, longer than fleet_stale_after): the report
+of a host not heard from for this long is deleted by a periodic tidy.
+
+A write changes only the fields it names.
 `
 
 func (b *backend) pathConfig() []*framework.Path {
@@ -36,6 +59,20 @@ func (b *backend) pathConfig() []*framework.Path {
 				Type:        framework.TypeDurationSecond,
 				Description: "How often readers should re-read stored keys (e.g. 60s, 2m). Default 60s, minimum 5s.",
 				Default:     int(defaultRefreshInterval.Seconds()),
+			},
+			"fleet_stale_after": {
+				Type:        framework.TypeDurationSecond,
+				Description: "A host that has not reported for this long is stale: listed, but no longer holding back a retirement. Default 30m, minimum 1m.",
+				Default:     int(defaultFleetStaleAfter.Seconds()),
+			},
+			"retire_min_overlap": {
+				Type:        framework.TypeDurationSecond,
+				Description: "When no host of a site reports, how long the newest demoted key set stays before it may be retired. Default (and 0): 2 x refresh_interval.",
+			},
+			"fleet_forget_after": {
+				Type:        framework.TypeDurationSecond,
+				Description: "The report of a host not heard from for this long is deleted. Default 720h; longer than fleet_stale_after.",
+				Default:     int(defaultFleetForgetAfter.Seconds()),
 			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
@@ -55,9 +92,28 @@ func (b *backend) pathConfig() []*framework.Path {
 	}}
 }
 
-// mountConfig is the stored mount configuration.
+// mountConfig is the stored mount configuration. A zero fleet or overlap
+// duration means its default.
 type mountConfig struct {
-	RefreshInterval time.Duration `json:"refresh_interval"`
+	RefreshInterval  time.Duration `json:"refresh_interval"`
+	FleetStaleAfter  time.Duration `json:"fleet_stale_after,omitempty"`
+	RetireMinOverlap time.Duration `json:"retire_min_overlap,omitempty"`
+	FleetForgetAfter time.Duration `json:"fleet_forget_after,omitempty"`
+}
+
+// staleAfter is how long a host's report keeps it in the fleet.
+func (c *mountConfig) staleAfter() time.Duration {
+	return cmp.Or(c.FleetStaleAfter, defaultFleetStaleAfter)
+}
+
+// forgetAfter is how long a host's report is kept at all.
+func (c *mountConfig) forgetAfter() time.Duration {
+	return cmp.Or(c.FleetForgetAfter, defaultFleetForgetAfter)
+}
+
+// retireMinOverlap is how long a demoted set must stay when no host reports.
+func (c *mountConfig) retireMinOverlap() time.Duration {
+	return cmp.Or(c.RetireMinOverlap, 2*c.RefreshInterval)
 }
 
 func (b *backend) loadConfig(ctx context.Context, s logical.Storage) (*mountConfig, error) {
@@ -84,18 +140,24 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 		return nil, err
 	}
 	return &logical.Response{Data: map[string]interface{}{
-		"refresh_interval": int(cfg.RefreshInterval.Seconds()),
+		"refresh_interval":   int(cfg.RefreshInterval.Seconds()),
+		"fleet_stale_after":  int(cfg.staleAfter().Seconds()),
+		"retire_min_overlap": int(cfg.retireMinOverlap().Seconds()),
+		"fleet_forget_after": int(cfg.forgetAfter().Seconds()),
 	}}, nil
 }
 
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	seconds := d.Get("refresh_interval").(int)
-	interval := time.Duration(seconds) * time.Second
-	if interval < minRefreshInterval || interval > maxRefreshInterval {
-		return logical.ErrorResponse("refresh_interval must be between %s and %s, got %s",
-			minRefreshInterval, maxRefreshInterval, interval), nil
+	b.configMu.Lock()
+	defer b.configMu.Unlock()
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
 	}
-	entry, err := logical.StorageEntryJSON(configStorageKey, &mountConfig{RefreshInterval: interval})
+	if err := mergeConfig(cfg, d); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	entry, err := logical.StorageEntryJSON(configStorageKey, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("encoding mount config: %w", err)
 	}
@@ -103,6 +165,34 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		return nil, fmt.Errorf("storing mount config: %w", err)
 	}
 	return nil, nil
+}
+
+// mergeConfig applies the request's fields to cfg and validates the result.
+func mergeConfig(cfg *mountConfig, d *framework.FieldData) error {
+	seconds := func(name string, into *time.Duration) {
+		if v, ok := d.GetOk(name); ok {
+			*into = time.Duration(v.(int)) * time.Second
+		}
+	}
+	seconds("refresh_interval", &cfg.RefreshInterval)
+	seconds("fleet_stale_after", &cfg.FleetStaleAfter)
+	seconds("retire_min_overlap", &cfg.RetireMinOverlap)
+	seconds("fleet_forget_after", &cfg.FleetForgetAfter)
+	switch {
+	case cfg.RefreshInterval < minRefreshInterval || cfg.RefreshInterval > maxRefreshInterval:
+		return fmt.Errorf("refresh_interval must be between %s and %s, got %s",
+			minRefreshInterval, maxRefreshInterval, cfg.RefreshInterval)
+	case cfg.FleetStaleAfter != 0 && cfg.FleetStaleAfter < minFleetStaleAfter:
+		return fmt.Errorf("fleet_stale_after must be at least %s, got %s", minFleetStaleAfter, cfg.FleetStaleAfter)
+	case cfg.RetireMinOverlap < 0 || cfg.RetireMinOverlap > maxRetireMinOverlap:
+		return fmt.Errorf("retire_min_overlap must be between 0 (the default, 2 x refresh_interval) and %s, got %s",
+			maxRetireMinOverlap, cfg.RetireMinOverlap)
+	case cfg.FleetForgetAfter < 0 || cfg.FleetForgetAfter > maxFleetForgetAfter:
+		return fmt.Errorf("fleet_forget_after must be at most %s, got %s", maxFleetForgetAfter, cfg.FleetForgetAfter)
+	case cfg.forgetAfter() <= cfg.staleAfter():
+		return fmt.Errorf("fleet_forget_after (%s) must be longer than fleet_stale_after (%s)", cfg.forgetAfter(), cfg.staleAfter())
+	}
+	return nil
 }
 
 // refreshHints returns the "rotation_period" and "ttl" values (whole seconds,

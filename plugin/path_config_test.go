@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"net/http"
+	"reflect"
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -45,4 +46,52 @@ func TestConfig_RefreshHintsAreNeverZero(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestConfig_FleetFields(t *testing.T) {
+	e := newTestEnv(t)
+	read := func() map[string]interface{} { return e.ok(logical.ReadOperation, "config", nil).Data }
+	want := map[string]interface{}{
+		"refresh_interval":   60,
+		"fleet_stale_after":  1800,
+		"retire_min_overlap": 120, // 2 x refresh_interval
+		"fleet_forget_after": 2592000,
+	}
+	if got := read(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("defaults %v, want %v", got, want)
+	}
+
+	// A write changes only the fields it names.
+	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"fleet_stale_after": "10m", "fleet_forget_after": "48h"})
+	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"refresh_interval": "30s"})
+	want = map[string]interface{}{"refresh_interval": 30, "fleet_stale_after": 600, "retire_min_overlap": 60, "fleet_forget_after": 172800}
+	if got := read(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after partial writes %v, want %v", got, want)
+	}
+	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"retire_min_overlap": "1h"})
+	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"refresh_interval": "5m"})
+	if got := read()["retire_min_overlap"]; got != 3600 {
+		t.Fatalf("a set retire_min_overlap follows refresh_interval: %v", got)
+	}
+	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"retire_min_overlap": 0})
+	if got := read()["retire_min_overlap"]; got != 600 {
+		t.Fatalf("retire_min_overlap=0 is not the default again: %v", got)
+	}
+
+	before := e.storageSnapshot()
+	for _, tc := range []struct {
+		data map[string]interface{}
+		want string
+	}{
+		{map[string]interface{}{"fleet_stale_after": "30s"}, "fleet_stale_after must be at least 1m0s, got 30s"},
+		{map[string]interface{}{"retire_min_overlap": "721h"}, "retire_min_overlap must be between 0 (the default, 2 x refresh_interval) and 720h0m0s"},
+		{map[string]interface{}{"fleet_forget_after": "8761h"}, "fleet_forget_after must be at most 8760h0m0s"},
+		{map[string]interface{}{"fleet_forget_after": "10m"}, "fleet_forget_after (10m0s) must be longer than fleet_stale_after (10m0s)"},
+		{map[string]interface{}{"fleet_stale_after": "49h"}, "fleet_forget_after (48h0m0s) must be longer than fleet_stale_after (49h0m0s)"},
+		// One bad field refuses the whole write.
+		{map[string]interface{}{"refresh_interval": "1m", "fleet_stale_after": "1s"}, "fleet_stale_after must be at least"},
+	} {
+		e.fails(logical.UpdateOperation, "config", tc.data, http.StatusBadRequest, tc.want)
+	}
+	e.assertStorageUnchanged(before)
 }

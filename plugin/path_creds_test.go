@@ -24,7 +24,7 @@ func TestCreds_CopyReadDelete(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	clock := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	e.b.now = func() time.Time { return clock }
+	e.clock.Set(clock)
 
 	resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites/www", nil)
 	if got := str(t, resp, "status"); got != "copied" {

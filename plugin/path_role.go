@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
@@ -31,6 +32,15 @@ sent again. The token is write-only: reads never return it.
 
 Changing the corp of a role that holds stored keys is refused; delete the
 stored keys first, or create another role.
+
+A role may rotate its sites on a schedule: rotation_schedule (a standard
+5-field cron spec, UTC), rotation_window (default 1h: a rotation starts only
+within this long after its scheduled time; the sites are spread over its
+first half), disable_automated_rotation (pause), and auto_retire (default true
+with a schedule: retire the old sets as soon as the hosts' reports allow, see
+fleet/). A scheduled rotation takes the same locks and write-ahead log as a
+manual one, runs only on the active node, and skips a site whose old sets
+still wait for retirement. Read shows them and "next_rotation".
 
 Delete refuses to remove a role that still holds stored keys and says how many
 sites it holds; pass force=true to delete the role and its stored keys from
@@ -94,6 +104,10 @@ func (b *backend) pathRoles() []*framework.Path {
 					Type:        framework.TypeBool,
 					Description: "On delete: also delete the role's stored keys from Vault.",
 				},
+				"rotation_schedule":          rotationScheduleField,
+				"rotation_window":            rotationWindowField,
+				"disable_automated_rotation": disableAutomatedRotationField,
+				"auto_retire":                autoRetireField,
 			},
 			ExistenceCheck: b.pathRoleExists,
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -127,6 +141,7 @@ type roleEntry struct {
 	Email  string `json:"email"`
 	Token  string `json:"token"`
 	APIURL string `json:"api_url"`
+	roleSchedule
 }
 
 // String keeps the token out of any formatted output.
@@ -205,13 +220,13 @@ func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *fra
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: map[string]interface{}{
-		"corp":             r.Corp,
-		"email":            r.Email,
-		"api_url":          r.APIURL,
-		"token_configured": r.Token != "",
-		"stored_sites":     len(sites),
-	}}, nil
+	data := scheduleData(r.roleSchedule, b.now())
+	data["corp"] = r.Corp
+	data["email"] = r.Email
+	data["api_url"] = r.APIURL
+	data["token_configured"] = r.Token != ""
+	data["stored_sites"] = len(sites)
+	return &logical.Response{Data: data}, nil
 }
 
 func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -225,7 +240,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return nil, err
 	}
-	r, err := mergeRole(stored, d)
+	r, err := mergeRole(stored, d, b.now())
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
@@ -254,7 +269,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 
 // mergeRole applies the request's fields to the stored role (nil on create)
 // and validates the result. Fields left out keep their stored values.
-func mergeRole(stored *roleEntry, d *framework.FieldData) (*roleEntry, error) {
+func mergeRole(stored *roleEntry, d *framework.FieldData, now time.Time) (*roleEntry, error) {
 	r := &roleEntry{APIURL: sigsci.DefaultBaseURL}
 	if stored != nil {
 		*r = *stored
@@ -291,6 +306,9 @@ func mergeRole(stored *roleEntry, d *framework.FieldData) (*roleEntry, error) {
 		// The stored token would otherwise be sent to a host nobody who
 		// knows the token has approved.
 		return nil, errors.New("changing api_url sends the API token to a new host: give the token again (token=@token.txt)")
+	}
+	if err := mergeSchedule(&r.roleSchedule, d, now); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -26,6 +26,11 @@ func TestRole_CreateReadListDelete(t *testing.T) {
 		"api_url":          sigsci.DefaultBaseURL,
 		"token_configured": true,
 		"stored_sites":     0,
+		// no schedule
+		"rotation_schedule":          "",
+		"rotation_window":            0,
+		"disable_automated_rotation": false,
+		"auto_retire":                false,
 	}
 	if !reflect.DeepEqual(resp.Data, want) {
 		t.Fatalf("read role: got %v, want %v", resp.Data, want)

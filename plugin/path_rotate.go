@@ -21,7 +21,20 @@ creds/<role>/sites/<site>.
 
 Delete retires every key set the API lists as non-primary for the site: it is
 deleted at the API and from Vault. It is refused if the API's primary set is
-not the one Vault stores (copy the site first).
+not the one Vault stores (copy the site first), and, unless force=true, while
+the fleet guard refuses: a host that is not stale still reports a
+non-primary key, or no host reports at all and the newest demoted set has
+been non-primary for less than retire_min_overlap (see fleet/ and config).
+The refusal names up to ten hosts with their key and says when retiring will
+be allowed; a forced retirement answers with the same list as a warning.
+
+Read shows the primary access key, the demoted sets with "demoted_at", the
+schedule's "next_rotation", "pending_operations" (unfinished rotations or
+retirements Vault is still completing), why auto_retire waits, and the fleet
+summary of fleet/<role>/sites/<site>. It returns no secret.
+
+rotate/<role>/sites/<site> is the same with the role in the path, so that
+ACLs can limit rotation and retirement to one role.
 
 The site must already be stored under a role. If several roles hold a site of
 that name, say which with role=<name>.
@@ -48,8 +61,13 @@ func (b *backend) pathRotate() []*framework.Path {
 				Type:        framework.TypeString,
 				Description: "Role that holds the site; needed only if several roles hold a site of this name.",
 			},
+			"force": forceRetireField,
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback:     b.pathRotateRead,
+				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "rotation-status"},
+			},
 			logical.UpdateOperation: &framework.PathOperation{
 				Callback:                    b.pathRotateWrite,
 				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "rotate"},
@@ -84,7 +102,7 @@ func (b *backend) pathRotateDelete(ctx context.Context, req *logical.Request, d 
 	if err != nil {
 		return nil, err
 	}
-	return b.retireSite(ctx, req, roleName, site)
+	return b.retireSite(ctx, req, roleName, site, d.Get("force").(bool))
 }
 
 // roleForSite finds the role whose stored keys hold the site: the one named
@@ -130,4 +148,58 @@ func (b *backend) roleForSite(ctx context.Context, req *logical.Request, d *fram
 			"site %q is held by several roles (%s); say which with role=<name>",
 			site, strings.Join(holders, ", ")))
 	}
+}
+
+var forceRetireField = &framework.FieldSchema{
+	Type:        framework.TypeBool,
+	Description: "On delete: retire even though hosts may still run a non-primary key (the fleet guard refuses).",
+}
+
+// pathRotateForRole is rotate/sites/<site> with the role in the path, so
+// that ACLs can limit rotation and retirement to one role.
+func (b *backend) pathRotateForRole() []*framework.Path {
+	return []*framework.Path{{
+		Pattern: "rotate/(?P<role>[^/]+)/sites/(?P<site>[^/]+)$",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefixSigsci,
+			OperationSuffix: "role-agent-keys",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"role":  {Type: framework.TypeString, Description: "Role that holds the site.", Required: true},
+			"site":  {Type: framework.TypeString, Description: "Site name.", Required: true},
+			"force": forceRetireField,
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback:     b.pathRotateRead,
+				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "role-rotation-status"},
+			},
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:                    b.pathRotateWrite,
+				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "rotate"},
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+			logical.DeleteOperation: &framework.PathOperation{
+				Callback:                    b.pathRotateDelete,
+				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "retire", OperationSuffix: "role-non-primary-agent-keys"},
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+		},
+		HelpSynopsis:    pathRotateHelpSyn,
+		HelpDescription: pathRotateHelpDesc,
+	}}
+}
+
+func (b *backend) pathRotateRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	roleName, site, err := b.roleForSite(ctx, req, d)
+	if err != nil {
+		return nil, err
+	}
+	status, err := b.rotationStatus(ctx, req.Storage, roleName, site)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: status}, nil
 }

@@ -26,7 +26,7 @@ func TestRotate_RotateWhileHostsHoldTheOldKeyThenRetire(t *testing.T) {
 	hostKey := e.ok(logical.ReadOperation, "creds/vault-user/sites/www", nil)
 	oldAccess := str(t, hostKey, "accessKey")
 	clock := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
-	e.b.now = func() time.Time { return clock }
+	e.clock.Set(clock)
 
 	rot := e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	if _, ok := rot.Data["secretKey"]; ok {
@@ -52,6 +52,11 @@ func TestRotate_RotateWhileHostsHoldTheOldKeyThenRetire(t *testing.T) {
 		t.Fatal("a WAL entry was left after a clean rotation")
 	}
 
+	// A host still on the old key holds the retirement back; once it
+	// reports the new one, the old set goes.
+	e.report("vault-user", "www", "web-1", oldAccess)
+	e.fails(logical.DeleteOperation, "rotate/sites/www", nil, http.StatusConflict, "web-1 ("+oldAccess+")")
+	e.report("vault-user", "www", "web-1", newAccess)
 	ret := e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
 	if got := ret.Data["retired"]; !reflect.DeepEqual(got, []string{oldAccess}) {
 		t.Fatalf("retired = %v", got)
@@ -141,6 +146,7 @@ func TestRotate_SiteHeldBySeveralRolesNeedsRole(t *testing.T) {
 	if all, _ := e.simSets("acme", "www"); !reflect.DeepEqual(all, acmeBefore) {
 		t.Fatal("rotating corp other's site touched corp acme")
 	}
+	e.passOverlap()
 	e.ok(logical.DeleteOperation, "rotate/sites/www", map[string]interface{}{"role": "other-user"})
 	if all, _ := e.simSets("other", "www"); len(all) != 1 {
 		t.Fatalf("corp other has %d sets after retire", len(all))
@@ -184,6 +190,7 @@ func TestRotate_RidesOutTransientFaultsWithoutDuplicates(t *testing.T) {
 				t.Fatalf("stored primary %s (API %s), %d non-primary", k.AccessKey, primary, len(k.NonPrimary))
 			}
 			e.sim.FailNext(2, status)
+			e.passOverlap()
 			e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
 			if all, _ := e.simSets("acme", "www"); !reflect.DeepEqual(all, []string{primary}) {
 				t.Fatalf("after retire under faults: %v", all)
@@ -359,6 +366,7 @@ func TestRetire_LostDeleteAnswerStillRetires(t *testing.T) {
 		}}
 	})
 	old := e.stored("vault-user", "www").nonPrimaryAccessKeys()
+	e.passOverlap()
 	resp := e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
 	if got := resp.Data["retired"]; !reflect.DeepEqual(got, old) {
 		t.Fatalf("retired = %v, want %v", got, old)
@@ -388,6 +396,7 @@ func TestRetire_FailedDeleteIsReportedAndProgressKept(t *testing.T) {
 		}}
 	})
 
+	e.passOverlap()
 	msg := e.fails(logical.DeleteOperation, "rotate/sites/www", nil, http.StatusBadGateway, "run the delete again")
 	if !strings.Contains(msg, "retired so far: "+nonPrimary[0]) {
 		t.Fatalf("error does not say what was retired: %s", msg)
@@ -519,6 +528,7 @@ func TestRetire_RefusedWhileAnotherRoleHandsOutTheOldKey(t *testing.T) {
 		t.Fatalf("rotate warnings: %v", rot.Warnings)
 	}
 
+	e.passOverlap()
 	before := e.storageSnapshot()
 	e.fails(logical.DeleteOperation, "rotate/sites/www", map[string]interface{}{"role": "vault-user"}, http.StatusConflict,
 		`role "second" still hands out key set`)
@@ -564,6 +574,7 @@ func TestRotate_HoldsOffRoleWritesWhileItChangesTheAPI(t *testing.T) {
 		}
 	})
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+	e.passOverlap()
 	e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
 	if checks != 2 {
 		t.Fatalf("checked the role lock %d times, want once for the create and once for the delete", checks)

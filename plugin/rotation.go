@@ -16,7 +16,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 )
 
-// Rotation and retirement of a site's key sets.
+// Rotation of a site's key sets (retirement is in retire.go).
 //
 // Rotate, under the site lock:
 //  1. list the site's key sets at the API ("before");
@@ -29,13 +29,6 @@ import (
 //  5. delete the WAL entry, unless nothing new is listed and the create may
 //     still land (no answer, or a reported success): then the entry stays
 //     for the periodic rollback to look again.
-//
-// Retire, under the site lock:
-//  1. list the key sets; refuse if the API's primary is not the stored one;
-//  2. write a WAL entry naming the non-primary sets to delete;
-//  3. complete: delete each (a 404 means already gone), then remove every
-//     deleted or no-longer-listed set from storage;
-//  4. delete the WAL entry.
 //
 // The complete steps are idempotent and ask the API for the real state, so
 // recovery after a crash (wal.go) simply runs them again.
@@ -56,12 +49,6 @@ type rotationResult struct {
 	rotated  bool        // a new primary set exists and is stored
 	keys     *storedKeys // what is stored now (nil if nothing is)
 	cleanErr error       // a stray set could not be deleted; retried later
-}
-
-// retireResult is what completing a retirement did.
-type retireResult struct {
-	retired []string
-	keys    *storedKeys
 }
 
 // siteChange is what a rotation or retirement of one stored site works with.
@@ -287,187 +274,6 @@ func rotateData(roleName string, k *storedKeys) map[string]interface{} {
 	data := keysData(k)
 	delete(data, "secretKey")
 	data["role"] = roleName
-	return data
-}
-
-// retireSite deletes the non-primary key sets of one stored site at the API
-// and from Vault.
-func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName, site string) (*logical.Response, error) {
-	sc, unlock, err := b.startSiteChange(ctx, req, roleName, site)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	r, stored, client := sc.role, sc.stored, sc.client
-
-	sets, err := client.ListKeySets(ctx, r.Corp, site)
-	if err != nil {
-		return nil, upstreamError(fmt.Sprintf("listing the key sets of site %q", site), err)
-	}
-	if err := checkPrimaryMatches(req, roleName, stored, sets); err != nil {
-		return nil, err
-	}
-	var retire []string
-	for _, k := range sets {
-		if !k.Primary {
-			retire = append(retire, k.AccessKey)
-		}
-	}
-	if err := b.checkNoOtherRoleHandsOut(ctx, req, roleName, r.Corp, site, retire); err != nil {
-		return nil, err
-	}
-	op := walOp{Role: roleName, Corp: r.Corp, Site: site, Primary: stored.AccessKey, Retire: retire}
-	if len(retire) == 0 {
-		res, err := b.completeRetirement(ctx, req.Storage, client, op, sets)
-		if err != nil {
-			return nil, err
-		}
-		return &logical.Response{Data: retireData(roleName, res)}, nil
-	}
-
-	walID, err := b.putWAL(ctx, req.Storage, walKindRetire, &op)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := finishContext(ctx)
-	defer cancel()
-	res, retireErr := b.completeRetirement(ctx, req.Storage, client, op, sets)
-	// Progress is stored either way; a failed retirement is re-run by the
-	// operator, not replayed by recovery.
-	if err := framework.DeleteWAL(ctx, req.Storage, walID); err != nil {
-		return nil, fmt.Errorf("deleting WAL entry: %w", err)
-	}
-	if retireErr != nil {
-		done := "none"
-		if len(res.retired) > 0 {
-			done = strings.Join(res.retired, ", ")
-		}
-		return nil, upstreamError(fmt.Sprintf("retiring the non-primary key sets of site %q (retired so far: %s; run the delete again)", site, done), retireErr)
-	}
-	return &logical.Response{Data: retireData(roleName, res)}, nil
-}
-
-// checkPrimaryMatches refuses a retirement when the API's primary set is not
-// the one Vault hands out: retiring would kill the key hosts are running.
-func checkPrimaryMatches(req *logical.Request, roleName string, stored *storedKeys, sets []sigsci.KeySet) error {
-	primary := primaryOf(sets)
-	if primary == nil {
-		return logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
-			"the API lists no primary key set for site %q; nothing retired", stored.Site))
-	}
-	if primary.AccessKey != stored.AccessKey {
-		return logical.CodedError(http.StatusConflict, fmt.Sprintf(
-			"the API's primary key set of site %q (%s) is not the one Vault stores (%s); copy it first with: vault write -f %s, then retire",
-			stored.Site, primary.AccessKey, stored.AccessKey, mountPath(req, "creds/"+roleName+"/sites/"+stored.Site)))
-	}
-	return nil
-}
-
-// otherHolders returns the stored keys of the site held by other roles of
-// the same corp, by role name.
-func (b *backend) otherHolders(ctx context.Context, s logical.Storage, roleName, corp, site string) (map[string]*storedKeys, error) {
-	roles, err := b.listRoles(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]*storedKeys{}
-	for _, other := range roles {
-		if other == roleName {
-			continue
-		}
-		k, err := b.loadKeys(ctx, s, other, site)
-		if err != nil {
-			return nil, err
-		}
-		if k != nil && k.Corp == corp {
-			out[other] = k
-		}
-	}
-	return out, nil
-}
-
-// checkNoOtherRoleHandsOut refuses a retirement that would delete the key
-// another role of the same corp still hands out for the site as primary.
-func (b *backend) checkNoOtherRoleHandsOut(ctx context.Context, req *logical.Request, roleName, corp, site string, retire []string) error {
-	others, err := b.otherHolders(ctx, req.Storage, roleName, corp, site)
-	if err != nil {
-		return err
-	}
-	for _, other := range slices.Sorted(maps.Keys(others)) {
-		if k := others[other]; slices.Contains(retire, k.AccessKey) {
-			return logical.CodedError(http.StatusConflict, fmt.Sprintf(
-				"role %q still hands out key set %s of site %q, which retiring would delete; copy it again first with: vault write -f %s",
-				other, k.AccessKey, site, mountPath(req, "creds/"+other+"/sites/"+site)))
-		}
-	}
-	return nil
-}
-
-// completeRetirement deletes op's sets at the API (skipping any primary and
-// any already gone) and drops deleted or no-longer-listed sets from storage.
-// sets is the API's current list, or nil to ask for it. It is idempotent.
-func (b *backend) completeRetirement(ctx context.Context, s logical.Storage, client keysAPI, op walOp, sets []sigsci.KeySet) (retireResult, error) {
-	if sets == nil {
-		var err error
-		if sets, err = client.ListKeySets(ctx, op.Corp, op.Site); err != nil {
-			return retireResult{}, fmt.Errorf("listing the key sets of site %q: %w", op.Site, err)
-		}
-	}
-	if err := checkListHasPrimary(op.Site, sets); err != nil {
-		return retireResult{}, err
-	}
-	live := make(map[string]sigsci.KeySet, len(sets))
-	for _, k := range sets {
-		live[k.AccessKey] = k
-	}
-
-	retired := []string{}
-	var deleteErr error
-	for _, accessKey := range op.Retire {
-		k, listed := live[accessKey]
-		if listed && (k.Primary || accessKey == op.Primary) {
-			continue // never delete a primary set
-		}
-		if listed {
-			if err := client.DeleteKeySet(ctx, op.Corp, op.Site, accessKey); err != nil && !sigsci.IsNotFound(err) {
-				deleteErr = err
-				break
-			}
-			delete(live, accessKey)
-		}
-		retired = append(retired, accessKey)
-	}
-
-	stored, err := b.loadKeys(ctx, s, op.Role, op.Site)
-	if err != nil {
-		return retireResult{retired: retired}, errors.Join(deleteErr, err)
-	}
-	if stored != nil {
-		kept := slices.DeleteFunc(slices.Clone(stored.NonPrimary), func(r keyRecord) bool {
-			_, stillLive := live[r.AccessKey]
-			return !stillLive
-		})
-		if len(kept) != len(stored.NonPrimary) {
-			stored.NonPrimary = kept
-			if err := b.putKeys(ctx, s, stored); err != nil {
-				return retireResult{retired: retired}, errors.Join(deleteErr, err)
-			}
-		}
-	}
-	return retireResult{retired: retired, keys: stored}, deleteErr
-}
-
-func retireData(roleName string, res retireResult) map[string]interface{} {
-	data := map[string]interface{}{
-		"role":    roleName,
-		"retired": res.retired,
-	}
-	if res.keys != nil {
-		data["site"] = res.keys.Site
-		data["corp"] = res.keys.Corp
-		data["accessKey"] = res.keys.AccessKey
-		data["non_primary_access_keys"] = res.keys.nonPrimaryAccessKeys()
-	}
 	return data
 }
 

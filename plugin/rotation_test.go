@@ -41,7 +41,7 @@ func TestPromote_KeepsTheOldPrimaryAndIsIdempotent(t *testing.T) {
 	if k.AccessKey != "b" || k.SecretKey != "sb" || !k.Created.Equal(t1) {
 		t.Fatalf("primary after promote: %v", k)
 	}
-	want := []keyRecord{{AccessKey: "a", SecretKey: "sa", Stored: t0}}
+	want := []keyRecord{{AccessKey: "a", SecretKey: "sa", Stored: t0, DemotedAt: t1}}
 	if !reflect.DeepEqual(k.NonPrimary, want) {
 		t.Fatalf("non-primary after promote: %v, want %v", k.NonPrimary, want)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -70,9 +71,10 @@ func decodeWALOp(data interface{}) (walOp, error) {
 
 // walRecord is one WAL entry with its storage id.
 type walRecord struct {
-	id   string
-	kind string
-	op   walOp
+	id      string
+	kind    string
+	op      walOp
+	created time.Time
 }
 
 // listWALOps reads every WAL entry of this engine. Entries that cannot be
@@ -97,7 +99,7 @@ func (b *backend) listWALOps(ctx context.Context, s logical.Storage) ([]walRecor
 			b.Logger().Warn("skipping unreadable WAL entry", "id", id, "error", err)
 			continue
 		}
-		out = append(out, walRecord{id: id, kind: entry.Kind, op: op})
+		out = append(out, walRecord{id: id, kind: entry.Kind, op: op, created: time.Unix(entry.CreatedAt, 0).UTC()})
 	}
 	return out, nil
 }

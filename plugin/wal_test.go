@@ -79,7 +79,7 @@ func TestWAL_RotateCrashedAfterCreateBeforeStore(t *testing.T) {
 	old, _ := rotationInterrupted(t, e)
 	created := e.createAtAPI("www")
 	clock := time.Date(2032, 1, 1, 0, 0, 0, 0, time.UTC)
-	e.b.now = func() time.Time { return clock }
+	e.clock.Set(clock)
 
 	e.rollback()
 	k := e.stored("vault-user", "www")
@@ -97,6 +97,7 @@ func TestWAL_RotateCrashedAfterCreateBeforeStore(t *testing.T) {
 		t.Fatal("WAL entry left")
 	}
 	// The finished rotation can be retired like any other.
+	e.passOverlap()
 	e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
 	if all, _ := e.simSets("acme", "www"); !reflect.DeepEqual(all, []string{created}) {
 		t.Fatalf("after retire: %v", all)
@@ -384,6 +385,7 @@ func TestWAL_EntriesHoldNoSecret(t *testing.T) {
 		}
 	})
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+	e.passOverlap()
 	e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
 	if walSeen != 2 {
 		t.Fatalf("saw %d WAL entries during the remote changes, want 2 (one per change)", walSeen)

@@ -108,7 +108,12 @@ func TestPoliciesFromPackaging(t *testing.T) {
 		mustContain(t, "the keys list", as("operator.token", "vault read /sigsci/creds/vault-user/sites/").OK(t), hostSite, otherSite)
 		as("operator.token", "vault read /sigsci/creds/vault-user/sites/"+hostSite).OK(t)
 		as("operator.token", "vault write -f /sigsci/rotate/sites/"+hostSite).OK(t)
-		as("operator.token", "vault delete /sigsci/rotate/sites/"+hostSite).OK(t)
+		mustContain(t, "the rotation status", as("operator.token", "vault read /sigsci/rotate/sites/"+hostSite).OK(t), "demoted", "primary_access_key")
+		as("operator.token", "vault read /sigsci/rotate/vault-user/sites/"+hostSite).OK(t)
+		// No host reports yet, and the old set was demoted just now.
+		mustContain(t, "the guarded retirement", as("operator.token", "vault delete /sigsci/rotate/sites/"+hostSite).Refused(t),
+			"no host reports for site", "force=true overrides")
+		mustContain(t, "the fleet view", as("operator.token", "vault read /sigsci/fleet/vault-user/sites/").OK(t), hostSite, otherSite)
 	})
 
 	step(t, "the operator policy grants nothing outside sigsci/", func(t *testing.T) {
@@ -166,8 +171,62 @@ func TestPoliciesFromPackaging(t *testing.T) {
 		}
 	})
 
+	report := "vault write /sigsci/fleet/vault-user/sites/" + hostSite + "/hosts/web-1 access_key="
+	step(t, "the host reports its agent's key; the operator retires once it runs the new one", func(t *testing.T) {
+		var status struct {
+			Data struct {
+				Demoted []struct {
+					AccessKey string `json:"access_key"`
+				} `json:"demoted"`
+			} `json:"data"`
+		}
+		decode(t, as("operator.token", "vault read -format=json /sigsci/rotate/sites/"+hostSite).OK(t), &status)
+		if len(status.Data.Demoted) != 1 {
+			t.Fatalf("the rotation status names %d demoted sets, want 1", len(status.Data.Demoted))
+		}
+		oldKey := status.Data.Demoted[0].AccessKey
+		newKey := strings.TrimSpace(as("host.token", "vault read -field=accessKey /sigsci/creds/vault-user/sites/"+hostSite).OK(t))
+		fleet := func() (onOld map[string]string, onPrimary []string, allowed bool) {
+			var view struct {
+				Data struct {
+					OnOld     map[string]string `json:"on_old_keys"`
+					OnPrimary []string          `json:"on_primary"`
+					Allowed   bool              `json:"retire_allowed"`
+				} `json:"data"`
+			}
+			decode(t, as("operator.token", "vault read -format=json /sigsci/fleet/vault-user/sites/"+hostSite).OK(t), &view)
+			return view.Data.OnOld, view.Data.OnPrimary, view.Data.Allowed
+		}
+
+		as("host.token", report+oldKey).OK(t)
+		if onOld, _, allowed := fleet(); onOld["web-1"] != oldKey || allowed {
+			t.Fatalf("the fleet view after a report of the old key: on_old_keys %v, retire_allowed %t", onOld, allowed)
+		}
+		mustContain(t, "the guarded retirement", as("operator.token", "vault delete /sigsci/rotate/sites/"+hostSite).Refused(t),
+			"1 host(s) still run a non-primary key: web-1 ("+oldKey+")")
+
+		as("host.token", report+newKey).OK(t)
+		if _, onPrimary, allowed := fleet(); len(onPrimary) != 1 || onPrimary[0] != "web-1" || !allowed {
+			t.Fatalf("the fleet view after a report of the new key: on_primary %v, retire_allowed %t", onPrimary, allowed)
+		}
+		as("operator.token", "vault delete /sigsci/rotate/sites/"+hostSite).OK(t)
+		as("operator.token", "vault read /sigsci/fleet/vault-user/sites/"+hostSite+"/hosts/web-1").OK(t)
+	})
+
 	step(t, "the host can do nothing else", func(t *testing.T) {
+		hostKey := strings.TrimSpace(as("host.token", "vault read -field=accessKey /sigsci/creds/vault-user/sites/"+hostSite).OK(t))
 		for _, command := range []string{
+			"vault write /sigsci/fleet/vault-user/sites/" + otherSite + "/hosts/web-1 access_key=" + hostKey, // report for another site
+			"vault write /sigsci/fleet/other-role/sites/" + hostSite + "/hosts/web-1 access_key=" + hostKey,
+			"vault read /sigsci/fleet/vault-user/sites/" + hostSite, // the fleet
+			"vault read /sigsci/fleet/vault-user/sites/",
+			"vault read /sigsci/fleet/vault-user/sites/" + hostSite + "/hosts/web-1",
+			"vault list /sigsci/fleet/vault-user/sites/" + hostSite + "/hosts",
+			"vault delete /sigsci/fleet/vault-user/sites/" + hostSite + "/hosts/web-1", // forget itself
+			"vault delete /sigsci/fleet/vault-user/sites/" + hostSite + "/hosts/web-2",
+			"vault read /sigsci/rotate/sites/" + hostSite,
+			"vault write -f /sigsci/rotate/vault-user/sites/" + hostSite,
+			"vault delete /sigsci/rotate/vault-user/sites/" + hostSite,
 			"vault read /sigsci/creds/vault-user/sites/" + otherSite, // another site's keys
 			"vault read /sigsci/creds/vault-user/sites/",             // every site's keys
 			"vault list sigsci/creds/vault-user/sites",
@@ -186,6 +245,10 @@ func TestPoliciesFromPackaging(t *testing.T) {
 			mustContain(t, command, as("host.token", command).Refused(t), "permission denied")
 		}
 		// And nothing it tried changed anything.
+		mustContain(t, "the reporting hosts", as("operator.token", "vault list /sigsci/fleet/vault-user/sites/"+hostSite+"/hosts").OK(t), "web-1")
+		if out := as("operator.token", "vault list /sigsci/fleet/vault-user/sites/"+otherSite+"/hosts"); out.ExitCode == 0 {
+			t.Fatalf("the host reported for another site:\n%s", out.Stdout)
+		}
 		mustContain(t, "the role list", as("operator.token", "vault list sigsci/role").OK(t), "vault-user")
 		if strings.Contains(as("operator.token", "vault list sigsci/role").OK(t), "other") {
 			t.Fatal("the host created a role")

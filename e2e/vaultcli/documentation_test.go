@@ -196,6 +196,21 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 		}
 	})
 
+	step(t, "retiring waits until the hosts run the new key", func(t *testing.T) {
+		stderr := d.sh(t, documented(docRetire)).Refused(t)
+		mustContain(t, "the refusal", stderr, `no host reports for site "`+siteName+`"`, "force=true overrides")
+		// A host reports the key its agent runs with a plain write, as hostd
+		// does with its own token.
+		report := "vault write /sigsci/fleet/vault-user/sites/" + siteName + "/hosts/web-1 access_key="
+		d.sh(t, report+first.AccessKey).OK(t)
+		stderr = d.sh(t, documented(docRetire)).Refused(t)
+		mustContain(t, "the refusal", stderr, "1 host(s) still run a non-primary key: web-1 ("+first.AccessKey+")")
+		d.sh(t, report+rotated).OK(t)
+		if got := field(t, d.sh(t, "vault read /sigsci/fleet/vault-user/sites/"+siteName).OK(t), "retire_allowed"); got != "true" {
+			t.Fatalf("retire_allowed = %s once the only host runs the new key", got)
+		}
+	})
+
 	step(t, "deleting non-primary keys retires the old set at the API", func(t *testing.T) {
 		d.sh(t, documented(docRetire)).OK(t)
 		sets := d.sim.KeySets(corpID, siteName)

@@ -89,8 +89,10 @@ func (w *world) rotate(t testing.TB) sigsci.KeySet {
 }
 
 // retire deletes the site's non-primary key sets, as an operator does once
-// every host runs on the new pair.
+// every host runs on the new pair. Neither tool reports the key it runs
+// here, and the bench has seen the new pair in the file, so it overrides
+// the guard's wait for retire_min_overlap.
 func (w *world) retire(t testing.TB) {
 	t.Helper()
-	w.sh(t, "vault delete sigsci/rotate/sites/"+siteName)
+	w.sh(t, "vault delete sigsci/rotate/sites/"+siteName+" force=true")
 }

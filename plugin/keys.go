@@ -1,0 +1,205 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
+)
+
+// storedKeys is what Vault holds for one site of one role: the primary key
+// set, and the older sets that are still live at the API until retired.
+type storedKeys struct {
+	Role              string      `json:"role"`
+	Corp              string      `json:"corp"`
+	Site              string      `json:"site"`
+	AccessKey         string      `json:"access_key"`
+	SecretKey         string      `json:"secret_key"`
+	Created           time.Time   `json:"created"`
+	LastVaultRotation time.Time   `json:"last_vault_rotation,omitzero"`
+	NonPrimary        []keyRecord `json:"non_primary,omitempty"`
+	// Retired remembers the access keys (never the secrets) of the newest
+	// retired sets, so that a host still reporting one is recognised as a
+	// host on a dead key rather than refused as a stranger.
+	Retired []retiredKey `json:"retired,omitempty"`
+}
+
+// keyRecord is a non-primary key set kept until it is retired.
+type keyRecord struct {
+	AccessKey string    `json:"access_key"`
+	SecretKey string    `json:"secret_key"`
+	Stored    time.Time `json:"stored"`
+	// DemotedAt is when the set stopped being primary; zero for sets stored
+	// before it was recorded.
+	DemotedAt time.Time `json:"demoted_at,omitzero"`
+}
+
+// retiredKey is the access key of a retired set.
+type retiredKey struct {
+	AccessKey string    `json:"access_key"`
+	RetiredAt time.Time `json:"retired_at"`
+}
+
+// maxRetiredKeys bounds the retired access keys a site remembers.
+const maxRetiredKeys = 10
+
+// String keeps secrets out of any formatted output.
+func (k storedKeys) String() string {
+	return fmt.Sprintf("keys{role=%s corp=%s site=%s access_key=%s secret_key=<redacted> non_primary=%d}",
+		k.Role, k.Corp, k.Site, k.AccessKey, len(k.NonPrimary))
+}
+
+// GoString keeps secrets out of %#v.
+func (k storedKeys) GoString() string { return k.String() }
+
+// String keeps the secret out of any formatted output.
+func (k keyRecord) String() string {
+	return fmt.Sprintf("key{access_key=%s secret_key=<redacted>}", k.AccessKey)
+}
+
+// GoString keeps the secret out of %#v.
+func (k keyRecord) GoString() string { return k.String() }
+
+func (k *storedKeys) nonPrimaryAccessKeys() []string {
+	out := make([]string, 0, len(k.NonPrimary))
+	for _, r := range k.NonPrimary {
+		out = append(out, r.AccessKey)
+	}
+	return out
+}
+
+// tracks reports whether Vault knows the access key, as primary or not.
+func (k *storedKeys) tracks(accessKey string) bool {
+	if k == nil {
+		return false
+	}
+	if k.AccessKey == accessKey {
+		return true
+	}
+	return slices.ContainsFunc(k.NonPrimary, func(r keyRecord) bool { return r.AccessKey == accessKey })
+}
+
+// retired reports whether the access key is one of the site's retired sets.
+func (k *storedKeys) retired(accessKey string) bool {
+	return slices.ContainsFunc(k.Retired, func(r retiredKey) bool { return r.AccessKey == accessKey })
+}
+
+// demotedAt is when a non-primary set stopped being primary. A set stored
+// before that was recorded counts as demoted when the current primary was
+// stored: the latest it can have been.
+func (k *storedKeys) demotedAt(r keyRecord) time.Time {
+	if r.DemotedAt.IsZero() {
+		return k.Created
+	}
+	return r.DemotedAt
+}
+
+// newestDemotion is the non-primary set demoted last, if any.
+func (k *storedKeys) newestDemotion() (keyRecord, time.Time, bool) {
+	var newest keyRecord
+	var at time.Time
+	for _, r := range k.NonPrimary {
+		if t := k.demotedAt(r); t.After(at) || at.IsZero() {
+			newest, at = r, t
+		}
+	}
+	return newest, at, len(k.NonPrimary) > 0
+}
+
+// dropNonPrimary removes the non-primary sets for which gone is true and
+// remembers their access keys as retired. It reports whether any went.
+func (k *storedKeys) dropNonPrimary(gone func(keyRecord) bool, now time.Time) bool {
+	kept := k.NonPrimary[:0:0]
+	for _, r := range k.NonPrimary {
+		if !gone(r) {
+			kept = append(kept, r)
+			continue
+		}
+		k.Retired = append(k.Retired, retiredKey{AccessKey: r.AccessKey, RetiredAt: now})
+	}
+	if len(kept) == len(k.NonPrimary) {
+		return false
+	}
+	k.NonPrimary = kept
+	if n := len(k.Retired); n > maxRetiredKeys {
+		k.Retired = slices.Clone(k.Retired[n-maxRetiredKeys:])
+	}
+	return true
+}
+
+// promote makes ks the primary set; the previous primary, if different, is
+// kept as non-primary, so no stored key is ever lost.
+func (k *storedKeys) promote(ks sigsci.KeySet, now time.Time) {
+	if k.AccessKey == ks.AccessKey {
+		k.SecretKey = ks.SecretKey
+		return
+	}
+	k.NonPrimary = slices.DeleteFunc(k.NonPrimary, func(r keyRecord) bool { return r.AccessKey == ks.AccessKey })
+	if k.AccessKey != "" {
+		k.NonPrimary = append(k.NonPrimary, keyRecord{AccessKey: k.AccessKey, SecretKey: k.SecretKey, Stored: k.Created, DemotedAt: now})
+	}
+	k.AccessKey, k.SecretKey, k.Created = ks.AccessKey, ks.SecretKey, now
+}
+
+func credsKey(role, site string) string {
+	return credsPrefix + role + "/" + site
+}
+
+func (b *backend) loadKeys(ctx context.Context, s logical.Storage, role, site string) (*storedKeys, error) {
+	entry, err := s.Get(ctx, credsKey(role, site))
+	if err != nil {
+		return nil, fmt.Errorf("reading stored keys of site %q: %w", site, err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	k := new(storedKeys)
+	if err := entry.DecodeJSON(k); err != nil {
+		return nil, fmt.Errorf("decoding stored keys of site %q: %w", site, err)
+	}
+	return k, nil
+}
+
+func (b *backend) putKeys(ctx context.Context, s logical.Storage, k *storedKeys) error {
+	entry, err := logical.StorageEntryJSON(credsKey(k.Role, k.Site), k)
+	if err != nil {
+		return fmt.Errorf("encoding stored keys of site %q: %w", k.Site, err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("storing keys of site %q: %w", k.Site, err)
+	}
+	return nil
+}
+
+// storedSites lists the sites a role holds keys for, sorted.
+func (b *backend) storedSites(ctx context.Context, s logical.Storage, role string) ([]string, error) {
+	sites, err := s.List(ctx, credsPrefix+role+"/")
+	if err != nil {
+		return nil, fmt.Errorf("listing stored sites of role %q: %w", role, err)
+	}
+	sort.Strings(sites)
+	return sites, nil
+}
+
+// keysData is the data returned for one stored site.
+func keysData(k *storedKeys) map[string]interface{} {
+	data := map[string]interface{}{
+		"accessKey":               k.AccessKey,
+		"secretKey":               k.SecretKey,
+		"site":                    k.Site,
+		"corp":                    k.Corp,
+		"created":                 k.Created.UTC().Format(time.RFC3339),
+		"non_primary_access_keys": k.nonPrimaryAccessKeys(),
+	}
+	// Left out, not "", until the first rotation: consul-template hides
+	// every data value in its error messages, and an empty one turns a
+	// template error into "[redacted]" between every character.
+	if !k.LastVaultRotation.IsZero() {
+		data["last_vault_rotation"] = k.LastVaultRotation.UTC().Format(time.RFC3339)
+	}
+	return data
+}
