@@ -8,7 +8,6 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
-
 )
 
 const pathCredsSiteHelpSyn = `Copy, read or delete the stored agent keys of one site.`
