@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/hashicorp/vault/api"
 
@@ -102,6 +103,12 @@ func rolloutOptions(cfg *config.Config) rollout.Options {
 		StableFor:          r.StableFor,
 		MaxRetry:           cfg.TemplateConfig.MaxBackoff,
 		RetryRejectedAfter: r.RetryRejectedAfter,
+		Units:              []string{}, // none unless a template names one
+	}
+	for _, t := range cfg.Templates {
+		if t.Unit != "" && !slices.Contains(o.Units, t.Unit) {
+			o.Units = append(o.Units, t.Unit)
+		}
 	}
 	if r.Window != nil {
 		o.Window = &rollout.Window{Start: r.Window.Start, End: r.Window.End, Location: r.Window.Location}

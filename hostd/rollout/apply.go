@@ -56,6 +56,10 @@ func (r *Rollout) apply(ctx context.Context, b *batch) {
 // retry requeues a batch whose restart said nothing about its content.
 func (r *Rollout) retry(b *batch, a attempt) {
 	due := r.requeue(b)
+	if due.IsZero() {
+		r.publish(b.unit, a, false, fmt.Sprintf("%v; not retried: the configuration no longer restarts %s", a.err, b.unit))
+		return
+	}
 	r.publish(b.unit, a, false, fmt.Sprintf("%v; retrying at %s", a.err, due.Format(time.RFC3339)))
 	// Still scheduled: say so after the failure, so a consumer tracking
 	// "pending" sees the retry.
@@ -83,9 +87,10 @@ func (r *Rollout) rollBack(ctx context.Context, b *batch, issued map[string]dige
 	case retryLater:
 		// The batch now holds the restored content: running it again
 		// restarts the unit on that.
-		due := r.requeue(b)
-		why += fmt.Sprintf("; the restart on it said nothing (%v), retrying at %s", second.err, due.Format(time.RFC3339))
-		defer r.sink.Publish(event.Pending{Time: r.opts.Now(), Unit: b.unit, Due: due, Cause: b.destinations()})
+		if due := r.requeue(b); !due.IsZero() {
+			why += fmt.Sprintf("; the restart on it said nothing (%v), retrying at %s", second.err, due.Format(time.RFC3339))
+			defer r.sink.Publish(event.Pending{Time: r.opts.Now(), Unit: b.unit, Due: due, Cause: b.destinations()})
+		}
 	case unhealthy:
 		result = ResultRollbackFailed
 		why += fmt.Sprintf(", but the unit is still not healthy: %v", second.err)

@@ -6,3 +6,14 @@ func (r *Rollout) BatchesStarted() int { return r.batchesStarted() }
 
 // Poke makes Run look at its schedule now, as a Submit would.
 func (r *Rollout) Poke() { r.poke() }
+
+// PendingUnits is the units with a batch waiting for its time.
+func (r *Rollout) PendingUnits() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var units []string
+	for unit := range r.pending {
+		units = append(units, unit)
+	}
+	return units
+}

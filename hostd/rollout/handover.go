@@ -39,6 +39,9 @@ func (r *Rollout) HandOver(next *Rollout) {
 	var moved []event.Pending
 	now := next.opts.Now()
 	for unit, b := range r.pending {
+		if !next.manages(unit) {
+			continue // its template is gone: nothing is owed any more
+		}
 		if have := next.pending[unit]; have != nil {
 			for _, c := range have.changes {
 				b.add(c)

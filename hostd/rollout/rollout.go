@@ -29,6 +29,7 @@ package rollout
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -102,6 +103,10 @@ type Options struct {
 	RetryRejectedAfter time.Duration
 	// Window, when set, holds restarts until the maintenance window opens.
 	Window *Window
+	// Units, when set, are the units this configuration restarts: a batch
+	// of any other unit (handed over at a reload that removed its template,
+	// or a retry of it) is dropped, not kept owed.
+	Units []string
 	// StopGrace is how long Run, once its context ends, waits for the
 	// restarts under way to finish; then it stops waiting for them, and a
 	// Tracker keeps them for the next start to finish.
@@ -261,7 +266,7 @@ func (r *Rollout) Submit(changes ...Change) {
 	r.mu.Lock()
 	touched := make(map[string]bool)
 	for _, c := range changes {
-		if c.Unit == "" {
+		if c.Unit == "" || !r.manages(c.Unit) {
 			continue
 		}
 		b := r.pending[c.Unit]
@@ -402,6 +407,11 @@ func (r *Rollout) startDue() time.Time {
 	return next
 }
 
+// manages reports whether this configuration restarts unit.
+func (r *Rollout) manages(unit string) bool {
+	return r.opts.Units == nil || slices.Contains(r.opts.Units, unit)
+}
+
 // requeue puts a batch back whose restart said nothing about its content,
 // due after a backoff that doubles per retry in a row (and the batch's
 // splay), merged with any newer changes.
@@ -412,6 +422,9 @@ func (r *Rollout) requeue(b *batch) time.Time {
 		return next.requeue(b)
 	}
 	defer r.mu.Unlock()
+	if !r.manages(b.unit) {
+		return time.Time{} // the configuration no longer restarts it
+	}
 	r.retries[b.unit]++
 	delay := r.opts.RetryInterval << (r.retries[b.unit] - 1)
 	if delay > r.opts.MaxRetry || delay <= 0 {

@@ -289,3 +289,27 @@ func TestARollbackLeftUnfinishedIsRestartedAtOnceByTheNextHostd(t *testing.T) {
 	}
 	h.waitStarts(2)
 }
+
+// A reload that removed the unit's template: the restart it was owed is
+// dropped, not handed to the new configuration, and nothing is published
+// for the unit any more (a Pending would bring back its metric series).
+func TestAHandOverDropsTheBatchOfAUnitTheNextConfigurationLacks(t *testing.T) {
+	h := newHost(t, "exit", rollout.Options{})
+	old := h.start(t.TempDir(), rollout.Options{Debounce: time.Hour})
+	old.rollout.Submit(h.writeConf("agent.conf", "good 2"))
+	old.events.waitPending(t, h.ctx)
+
+	next := h.start(t.TempDir(), rollout.Options{Debounce: time.Hour, Units: []string{"other.service"}})
+	old.rollout.HandOver(next.rollout)
+	old.stop()
+	if units := next.rollout.PendingUnits(); len(units) != 0 {
+		t.Fatalf("the next Rollout owes restarts of %v, want none: its configuration does not restart %s", units, h.unit)
+	}
+	old.rollout.Submit(h.writeConf("agent.conf", "good 3")) // a late change of the old renderer
+	if units := next.rollout.PendingUnits(); len(units) != 0 {
+		t.Fatalf("a late change made the next Rollout owe restarts of %v", units)
+	}
+	if n := next.rollout.BatchesStarted(); n != 0 {
+		t.Fatalf("the next Rollout restarted %s", h.unit)
+	}
+}
