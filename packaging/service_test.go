@@ -15,14 +15,11 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 )
 
-// The settings of hostd.service that a systemd *user* manager on this kind of
-// machine cannot set up (the service fails with 226/NAMESPACE before hostd
-// runs). The test relaxes only these; PID 1 on a real host applies them.
-const userManagerDropIn = `[Service]
-ProtectHome=read-only
-ProtectKernelTunables=no
-ProtectKernelLogs=no
-ExecStart=
+// userManagerDropIn relaxes the settings of hostd.service that a systemd
+// *user* manager on this kind of machine cannot set up, and points hostd at
+// the test's configuration; PID 1 on a real host applies the packaged unit
+// as it is.
+const userManagerDropIn = systemdtest.RelaxedSandbox + `ExecStart=
 ExecStart=/usr/bin/hostd run -config ` + sandboxConfig + `
 `
 
@@ -40,33 +37,17 @@ const sandboxConfig = "/etc/hostd/unit-test.hcl"
 // directory, and stops cleanly on SIGTERM.
 //
 // What differs from PID 1, for sd_notify: a user manager's notify socket
-// lives in its owner's runtime directory, which is private (0700, and the
-// socket 0755); PID 1's /run/systemd/notify is open to every service. So the
-// test opens the way to the socket for user hostd (directories 0711, socket
-// 0777), as PID 1 has it, and places the manager's directory where hostd's
-// sandbox still sees it: not in /tmp (PrivateTmp=), nor in /run, which
-// systemd replaces with a tmpfs for the sandbox where /run is no mount point
-// (as in a container). The unit file is the packaged one.
+// lives in its owner's runtime directory, which is private; PID 1's
+// /run/systemd/notify is open to every service. systemdtest.ForServiceUsers
+// opens the way to the socket for user hostd, as PID 1 has it, and places the
+// manager's directory where hostd's sandbox still sees it: not in /tmp
+// (PrivateTmp=), nor in /run, which systemd replaces with a tmpfs for the
+// sandbox where /run is no mount point (as in a container). The unit file is
+// the packaged one.
 func checkServiceRunsUnderItsSandbox(t *testing.T) {
-	dir, err := os.MkdirTemp("/var/lib", "hostd-unit-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	m, err := systemdtest.StartUserManager(ctx, dir)
-	if err != nil {
-		t.Fatalf("starting a systemd user manager: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := m.Stop(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("systemd user manager output:\n%s", m.Output())
-		}
-	})
+	m := systemdtest.Start(t, systemdtest.ForServiceUsers())
 
 	socket := filepath.Join(m.RuntimeDir(), "hostd", "hostd.sock")
 	example := string(readFile(t, "/etc/hostd/hostd.hcl"))
@@ -81,10 +62,7 @@ func checkServiceRunsUnderItsSandbox(t *testing.T) {
 	writeOwned(t, "/etc/hostd/role-id", "unit-test-role-id\n", 0o400, "hostd", "hostd")
 	writeOwned(t, "/etc/hostd/secret-id", "unit-test-secret-id\n", 0o400, "hostd", "hostd")
 
-	if err := os.MkdirAll(filepath.Join(m.UnitDir(), "hostd.service.d"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(m.UnitDir(), "hostd.service.d", "user-manager.conf"), []byte(userManagerDropIn), 0o644); err != nil {
+	if err := m.InstallDropIn(ctx, "hostd.service", "user-manager.conf", userManagerDropIn); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.InstallUnit(ctx, "hostd.service", string(readFile(t, "/usr/lib/systemd/system/hostd.service"))); err != nil {
@@ -99,12 +77,6 @@ func checkServiceRunsUnderItsSandbox(t *testing.T) {
 			t.Fatalf("systemctl --user %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 		return strings.TrimSpace(string(out))
-	}
-	// The way to the manager's notify socket, for user hostd.
-	for path, mode := range map[string]os.FileMode{dir: 0o711, m.RuntimeDir(): 0o711, filepath.Join(m.RuntimeDir(), "systemd", "notify"): 0o777} {
-		if err := os.Chmod(path, mode); err != nil {
-			t.Fatalf("opening the manager's notify socket to user hostd: %v", err)
-		}
 	}
 	// Type=notify: the start job ends at READY=1, which hostd sends once it
 	// runs, Vault or not (TimeoutStartSec bounds the wait).

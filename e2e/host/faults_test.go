@@ -385,12 +385,18 @@ type unitProps struct {
 
 func (h *host) unitProps(t *testing.T) unitProps {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), "systemctl", "--user", "show", agentUnit,
+	return h.propsOf(t, agentUnit)
+}
+
+// propsOf reads unit's unitProps from the host's manager.
+func (h *host) propsOf(t *testing.T, unit string) unitProps {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), "systemctl", "--user", "show", unit,
 		"-p", "ActiveState,SubState,MainPID,InvocationID,NRestarts")
 	cmd.Env = append(os.Environ(), h.manager.Env()...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("systemctl --user show %s: %v\n%s", agentUnit, err, out)
+		t.Fatalf("systemctl --user show %s: %v\n%s", unit, err, out)
 	}
 	props := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
@@ -399,7 +405,7 @@ func (h *host) unitProps(t *testing.T) unitProps {
 	}
 	p := unitProps{props["ActiveState"], props["SubState"], props["MainPID"], props["InvocationID"], props["NRestarts"]}
 	if p.MainPID == "" || p.InvocationID == "" || p.NRestarts == "" {
-		t.Fatalf("systemctl --user show %s printed too little:\n%s", agentUnit, out)
+		t.Fatalf("systemctl --user show %s printed too little:\n%s", unit, out)
 	}
 	return p
 }

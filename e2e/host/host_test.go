@@ -80,6 +80,7 @@ type host struct {
 	apiToken string
 	sim      *harness.Simulator
 	vault    *harness.Vault
+	front    *frontEnd // where hostd.hcl reaches Vault; nil: Vault itself
 	manager  *systemdtest.Manager
 	work     string // the operator's working directory
 
@@ -106,16 +107,7 @@ func (h *host) sh(t *testing.T, script string) harness.Result {
 // pair. Everything it starts stops when t ends.
 func setUpHost(t *testing.T, opts hostOptions) *host {
 	t.Helper()
-	h := &host{apiToken: "sigsci-api-token-" + randomHex(t)}
-	h.sim = harness.StartSimulator(t, sigscisim.Seed{Corps: []sigscisim.CorpSeed{{
-		Name:  corpID,
-		Users: []sigscisim.UserSeed{{Email: emailID, Token: h.apiToken}},
-		Sites: []sigscisim.SiteSeed{{Name: siteName, DisplayName: "WWW"}},
-	}}})
-	h.vault = harness.StartVault(t, &programs)
-	h.manager = systemdtest.Start(t)
-	h.work = t.TempDir()
-	h.dir = filepath.Join(h.work, "host")
+	h := newHost(t, systemdtest.Start(t))
 	h.templatePath = filepath.Join(h.dir, "agent.ctmpl")
 	h.agentConf = filepath.Join(h.dir, "agent.conf")
 	h.agentTOML = filepath.Join(h.dir, "agent.toml")
@@ -126,46 +118,7 @@ func setUpHost(t *testing.T, opts hostOptions) *host {
 	if opts.metrics {
 		h.metricsAddr = harness.FreeLoopbackAddr(t)
 	}
-	if err := os.WriteFile(filepath.Join(h.work, "token.txt"), []byte(h.apiToken+"\n"), 0o600); err != nil {
-		t.Fatalf("writing token.txt: %v", err)
-	}
-
-	step(t, "the operator installs the plugin, creates the role and copies the site", func(t *testing.T) {
-		h.vault.Shell(t, programs.Bin, "vault plugin register -sha256=$(sha256sum vault-plugin-sigsci|cut -c-64) secret vault-plugin-sigsci").OK(t)
-		h.vault.Shell(t, programs.Bin, "vault secrets enable -path=sigsci vault-plugin-sigsci").OK(t)
-		h.sh(t, "vault write /sigsci/role/vault-user corp="+corpID+" email="+emailID+" api_url="+h.sim.APIURL+" token=@token.txt").OK(t)
-		h.sh(t, "vault write -f /sigsci/creds/vault-user/sites/"+siteName).OK(t)
-	})
-
-	step(t, "the host gets an AppRole that reads its site only", func(t *testing.T) {
-		if err := os.Mkdir(h.dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(h.work, "host.hcl"), []byte(hostPolicy), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		h.sh(t, "vault auth enable approle").OK(t)
-		h.sh(t, "vault policy write sigsci-host-"+siteName+" host.hcl").OK(t)
-		h.sh(t, "vault write auth/approle/role/host-"+siteName+" token_policies=sigsci-host-"+siteName+" token_ttl=1h").OK(t)
-		h.sh(t, "vault read -field=role_id auth/approle/role/host-"+siteName+"/role-id > host/role-id").OK(t)
-		h.sh(t, "vault write -f -field=secret_id auth/approle/role/host-"+siteName+"/secret-id > host/secret-id").OK(t)
-	})
-
-	bin := t.TempDir()
-	step(t, "the fake agent is installed as a user unit", func(t *testing.T) {
-		build := exec.Command("go", "build", "-o", filepath.Join(bin, "fakeagent"), "./fakeagent")
-		build.Dir = ".."
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("building the fake agent: %v\n%s", err, out)
-		}
-		unit := fmt.Sprintf("[Unit]\nDescription=fake Signal Sciences agent\n\n[Service]\nExecStart=%s -config %s -check-url %s -state-file %s\n",
-			filepath.Join(bin, "fakeagent"), h.agentConf, h.sim.URL+"/sim/agent/check", h.stateFile)
-		ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
-		defer cancel()
-		if err := h.manager.InstallUnit(ctx, agentUnit, unit); err != nil {
-			t.Fatal(err)
-		}
-	})
+	h.installAgent(t)
 
 	story := t // hostd outlives each step
 	step(t, "hostd starts and the agent runs on the live primary pair", func(t *testing.T) {
@@ -196,6 +149,69 @@ func setUpHost(t *testing.T, opts hostOptions) *host {
 		})
 	})
 	return h
+}
+
+// newHost starts the Vault side of a host, as an operator sets it up: the
+// simulator with the site, a Vault with the plugin, the role and the site's
+// first keys, and an AppRole that reads the site only, whose role-id and
+// secret-id are in h.dir. The agent's unit is for manager to run.
+func newHost(t *testing.T, manager *systemdtest.Manager) *host {
+	t.Helper()
+	h := &host{apiToken: "sigsci-api-token-" + randomHex(t), manager: manager}
+	h.sim = harness.StartSimulator(t, sigscisim.Seed{Corps: []sigscisim.CorpSeed{{
+		Name:  corpID,
+		Users: []sigscisim.UserSeed{{Email: emailID, Token: h.apiToken}},
+		Sites: []sigscisim.SiteSeed{{Name: siteName, DisplayName: "WWW"}},
+	}}})
+	h.vault = harness.StartVault(t, &programs)
+	h.work = t.TempDir()
+	h.dir = filepath.Join(h.work, "host")
+	if err := os.WriteFile(filepath.Join(h.work, "token.txt"), []byte(h.apiToken+"\n"), 0o600); err != nil {
+		t.Fatalf("writing token.txt: %v", err)
+	}
+
+	step(t, "the operator installs the plugin, creates the role and copies the site", func(t *testing.T) {
+		h.vault.Shell(t, programs.Bin, "vault plugin register -sha256=$(sha256sum vault-plugin-sigsci|cut -c-64) secret vault-plugin-sigsci").OK(t)
+		h.vault.Shell(t, programs.Bin, "vault secrets enable -path=sigsci vault-plugin-sigsci").OK(t)
+		h.sh(t, "vault write /sigsci/role/vault-user corp="+corpID+" email="+emailID+" api_url="+h.sim.APIURL+" token=@token.txt").OK(t)
+		h.sh(t, "vault write -f /sigsci/creds/vault-user/sites/"+siteName).OK(t)
+	})
+
+	step(t, "the host gets an AppRole that reads its site only", func(t *testing.T) {
+		if err := os.Mkdir(h.dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(h.work, "host.hcl"), []byte(hostPolicy), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		h.sh(t, "vault auth enable approle").OK(t)
+		h.sh(t, "vault policy write sigsci-host-"+siteName+" host.hcl").OK(t)
+		h.sh(t, "vault write auth/approle/role/host-"+siteName+" token_policies=sigsci-host-"+siteName+" token_ttl=1h").OK(t)
+		h.sh(t, "vault read -field=role_id auth/approle/role/host-"+siteName+"/role-id > host/role-id").OK(t)
+		h.sh(t, "vault write -f -field=secret_id auth/approle/role/host-"+siteName+"/secret-id > host/secret-id").OK(t)
+	})
+	return h
+}
+
+// installAgent builds the fake agent and installs it as agentUnit, reading
+// h.agentConf and recording its keys in h.stateFile.
+func (h *host) installAgent(t *testing.T) {
+	t.Helper()
+	bin := t.TempDir()
+	step(t, "the fake agent is installed as a user unit", func(t *testing.T) {
+		build := exec.Command("go", "build", "-o", filepath.Join(bin, "fakeagent"), "./fakeagent")
+		build.Dir = ".."
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("building the fake agent: %v\n%s", err, out)
+		}
+		unit := fmt.Sprintf("[Unit]\nDescription=fake Signal Sciences agent\n\n[Service]\nExecStart=%s -config %s -check-url %s -state-file %s\n",
+			filepath.Join(bin, "fakeagent"), h.agentConf, h.sim.URL+"/sim/agent/check", h.stateFile)
+		ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+		defer cancel()
+		if err := h.manager.InstallUnit(ctx, agentUnit, unit); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // writeTemplate writes the agent's template source (agent.ctmpl), the way

@@ -4,6 +4,9 @@
 // /run/systemd, so it believes it may run although PID 1 is not systemd, and
 // with XDG_RUNTIME_DIR and XDG_CONFIG_HOME inside a directory of the caller's
 // choosing, so its units and sockets stay out of the host's. It needs root.
+// Started ForServiceUsers, it also serves system units that run as other
+// users the way PID 1 does: its bus admits them, polkit decides what they
+// may do, and they reach its notify socket.
 //
 // The package owns that manager process and the unit files it installs; it
 // must not touch the host's systemd, the caller's environment, or any unit
@@ -58,11 +61,18 @@ type Manager struct {
 // StartUserManager starts a user manager whose runtime and configuration
 // directories live under dir (which must exist and should have a short path:
 // unix socket paths are limited to 108 bytes). It returns once
-// org.freedesktop.systemd1 answers on the manager's bus, or an error when ctx
-// ends first. The manager runs until Stop.
-func StartUserManager(ctx context.Context, dir string) (*Manager, error) {
+// org.freedesktop.systemd1 answers on the manager's bus (and, with
+// ForServiceUsers, polkit too), or an error when ctx ends first. The manager
+// runs until Stop.
+func StartUserManager(ctx context.Context, dir string, opts ...Option) (*Manager, error) {
+	s := settingsOf(opts)
 	if err := checkAvailable(); err != nil {
 		return nil, err
+	}
+	if s.serviceUsers {
+		if err := checkServiceUsersAvailable(); err != nil {
+			return nil, err
+		}
 	}
 	dir, err := filepath.Abs(dir)
 	if err != nil {
@@ -72,12 +82,23 @@ func StartUserManager(ctx context.Context, dir string) (*Manager, error) {
 	if err := m.makeDirs(); err != nil {
 		return nil, err
 	}
+	if s.serviceUsers {
+		if err := m.admitEveryUser(); err != nil {
+			return nil, err
+		}
+	}
 	if err := m.spawn(); err != nil {
 		return nil, err
 	}
 	if err := m.waitReady(ctx); err != nil {
 		_ = m.Stop()
 		return nil, fmt.Errorf("systemdtest: user manager did not come up: %w\nmanager output:\n%s", err, m.Output())
+	}
+	if s.serviceUsers {
+		if err := m.serveOtherUsers(ctx); err != nil {
+			_ = m.Stop()
+			return nil, fmt.Errorf("%w\nmanager output:\n%s", err, m.Output())
+		}
 	}
 	return m, nil
 }
@@ -251,18 +272,6 @@ func dialAuthHello(address string) (*dbus.Conn, error) {
 		return nil, err
 	}
 	return conn, nil
-}
-
-// InstallUnit writes the unit file name (e.g. "fakeagent.service") with
-// content and reloads the manager so it sees the new definition.
-func (m *Manager) InstallUnit(ctx context.Context, name, content string) error {
-	if name == "" || filepath.Base(name) != name {
-		return fmt.Errorf("systemdtest: bad unit name %q", name)
-	}
-	if err := os.WriteFile(filepath.Join(m.UnitDir(), name), []byte(content), 0o644); err != nil {
-		return fmt.Errorf("systemdtest: install %s: %w", name, err)
-	}
-	return m.Reload(ctx)
 }
 
 // Reload is systemctl --user daemon-reload; systemd answers once the reload

@@ -14,12 +14,17 @@ const startTimeout = 30 * time.Second
 // Start starts a user manager in a fresh temporary directory for the test and
 // stops it when the test ends. Where the machine cannot run one (not root, no
 // unshare) the test is skipped with the reason, unless CI=true, where that is
-// a failure: CI runs as root and must exercise the real restart path.
-func Start(t testing.TB) *Manager {
+// a failure: CI runs as root and must exercise the real restart path. With
+// ForServiceUsers the directory is in /var/lib, where sandboxed units see it.
+func Start(t testing.TB, opts ...Option) *Manager {
 	t.Helper()
+	parent := ""
+	if settingsOf(opts).serviceUsers {
+		parent = "/var/lib"
+	}
 	// A short path: the bus socket lives below it and unix socket paths are
 	// limited to 108 bytes, which t.TempDir's long names can exceed.
-	dir, err := os.MkdirTemp("", "sdtest")
+	dir, err := os.MkdirTemp(parent, "sdtest")
 	if err != nil {
 		t.Fatalf("systemdtest: %v", err)
 	}
@@ -27,7 +32,7 @@ func Start(t testing.TB) *Manager {
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	m, err := StartUserManager(ctx, dir)
+	m, err := StartUserManager(ctx, dir, opts...)
 	if errors.Is(err, ErrUnavailable) && os.Getenv("CI") != "true" {
 		t.Skipf("skipping: needs a real systemd user manager: %v", err)
 	}
