@@ -62,10 +62,10 @@ func TestRetryRejectedTriesTheContentNow(t *testing.T) {
 // newer render lands during the health check (t0 write N1, t1 restart on
 // N1, t2 write N2, t3 the check on N1 fails): N1 is refused, N2 is not.
 func TestRejectedContentIsWhatTheUnitRanOn(t *testing.T) {
-	h := newHostWith(t, "snapshot", 10*time.Second, func(dir string) rollout.Options {
+	h := newHostWith(t, "accept", 10*time.Second, func(dir string) rollout.Options {
 		// The check holds the health check open until the test lets it
 		// go, then judges the content the agent started with.
-		script := `touch "$0/check-started"; while [ ! -e "$0/release" ]; do sleep 0.05; done; grep -q good "$0/running.conf"`
+		script := `touch "$0/check-started"; while [ ! -e "$0/release" ]; do sleep 0.05; done; grep -q good "$0/loaded"`
 		return rollout.Options{Check: &rollout.Check{Command: []string{"/bin/sh", "-c", script, dir}, Timeout: 30 * time.Second}}
 	})
 	dest := filepath.Join(h.dir, "agent.conf")
@@ -114,7 +114,7 @@ func (h *host) waitFile(name string) {
 // failed (its Previous is N1). If it fails too, its rollback must put back
 // what the unit runs on after the first rollback, not N1.
 func TestBatchQueuedDuringARollbackRollsBackToTheRestoredContent(t *testing.T) {
-	h := newHostWith(t, "snapshot", 10*time.Second, func(dir string) rollout.Options {
+	h := newHostWith(t, "accept", 10*time.Second, func(dir string) rollout.Options {
 		// The first check waits for the test; checks 1 and 3 fail, so
 		// the first batch and the one queued during it are rolled back.
 		script := `n=$(( $(cat "$0/checks" 2>/dev/null || echo 0) + 1 )); echo $n > "$0/checks"

@@ -39,28 +39,35 @@ type host struct {
 
 // agentUnit is a fake WAF agent: it records each start, refuses config
 // containing "bad" (the way given by refuse) and otherwise keeps running.
+//
+// It loads its config while it starts: an ExecStartPre records the start
+// and copies the *.conf files to "loaded", and the main process judges what
+// was loaded. Both are done by the time systemd reports the start, so a
+// restart right after it (a test's first change, moments after newHost)
+// cannot stop the agent before it has recorded its start, and a file the
+// test writes once the start is done is not what the agent runs on.
 func agentUnit(dir, refuse string) string {
-	check := `if cat "$$CONF_DIR"/*.conf | grep -q bad; then echo "bad config" >&2; exit 1; fi`
+	load := "ExecStartPre=/bin/sh -c 'echo start >> \"$$CONF_DIR/starts\"; cat \"$$CONF_DIR\"/*.conf > \"$$CONF_DIR/loaded\"'\n"
+	refuseLoaded := `if grep -q bad "$$CONF_DIR/loaded"; then echo "bad config" >&2; exit 1; fi`
 	var svc string
 	switch refuse {
 	case "exit": // starts, reads its config, exits: the job result is still "done"
-		svc = "ExecStart=/bin/sh -c 'echo start >> \"$$CONF_DIR/starts\"; " + check + "; exec sleep infinity'\n"
+		svc = load + "ExecStart=/bin/sh -c '" + refuseLoaded + "; exec sleep infinity'\n"
 	case "crashloop": // the same, but systemd restarts it forever
-		svc = "ExecStart=/bin/sh -c 'echo start >> \"$$CONF_DIR/starts\"; " + check + "; exec sleep infinity'\n" +
+		svc = load + "ExecStart=/bin/sh -c '" + refuseLoaded + "; exec sleep infinity'\n" +
 			"Restart=always\nRestartSec=30ms\n"
 	case "refuse-start": // a config check before start: the job itself fails
-		svc = "ExecStartPre=/bin/sh -c '" + check + "'\n" +
-			"ExecStart=/bin/sh -c 'echo start >> \"$$CONF_DIR/starts\"; exec sleep infinity'\n"
+		svc = "ExecStartPre=/bin/sh -c 'if cat \"$$CONF_DIR\"/*.conf | grep -q bad; then echo \"bad config\" >&2; exit 1; fi'\n" +
+			load + "ExecStart=/bin/sleep infinity\n"
 	case "die-later": // starts, runs a while on a config it cannot use, then exits
-		svc = "ExecStart=/bin/sh -c 'echo start >> \"$$CONF_DIR/starts\"; " +
-			`if cat "$$CONF_DIR"/*.conf | grep -q bad; then sleep 2; echo "bad config" >&2; exit 1; fi` + "; exec sleep infinity'\n"
-	case "snapshot": // accepts any config and keeps a copy of what it started with in running.conf
-		svc = "ExecStart=/bin/sh -c 'echo start >> \"$$CONF_DIR/starts\"; cp \"$$CONF_DIR/agent.conf\" \"$$CONF_DIR/running.conf\"; exec sleep infinity'\n"
+		svc = load + "ExecStart=/bin/sh -c 'if grep -q bad \"$$CONF_DIR/loaded\"; then sleep 2; echo \"bad config\" >&2; exit 1; fi; exec sleep infinity'\n"
+	case "accept": // accepts any config
+		svc = load + "ExecStart=/bin/sleep infinity\n"
 	case "slow-stop": // accepts any config; a stop takes a second
-		svc = "ExecStart=/bin/sh -c 'echo start >> \"$$CONF_DIR/starts\"; exec sleep infinity'\nExecStop=/bin/sleep 1\n"
+		svc = load + "ExecStart=/bin/sleep infinity\nExecStop=/bin/sleep 1\n"
 	case "slow-start": // accepts any config; a start takes 30 s while the file "slow" exists
 		svc = "ExecStartPre=/bin/sh -c 'if [ -e \"$$CONF_DIR/slow\" ]; then sleep 30; fi'\n" +
-			"ExecStart=/bin/sh -c 'echo start >> \"$$CONF_DIR/starts\"; exec sleep infinity'\n"
+			load + "ExecStart=/bin/sleep infinity\n"
 	default:
 		panic(refuse)
 	}
@@ -155,7 +162,7 @@ func (h *host) starts() int {
 	h.t.Helper()
 	b, err := os.ReadFile(filepath.Join(h.dir, "starts"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0 // started, but its shell has not written yet
+		return 0 // no start recorded yet
 	}
 	if err != nil {
 		h.t.Fatal(err)
@@ -164,8 +171,9 @@ func (h *host) starts() int {
 }
 
 // waitStarts waits until the agent has recorded n starts and fails if it
-// recorded more. systemd may call the unit up a moment before the shell has
-// written its line, so the count is polled (with the test's deadline).
+// recorded more. A start is on disk before systemd calls the unit up, but
+// a restart may still be under way, so the count is polled (with the test's
+// deadline).
 func (h *host) waitStarts(n int) {
 	h.t.Helper()
 	ticker := time.NewTicker(10 * time.Millisecond)

@@ -16,11 +16,21 @@ import (
 
 // fakeClock is a clock tests move by hand. After records each wait so a test
 // can tell when Run has looked at the clock again.
+//
+// After counts its wait from the time Now last returned, not from the time
+// the clock shows when After is called. Run reads the clock, works out how
+// long to wait until the next batch is due, then asks for that wait; a test
+// that moves the clock in between would otherwise make the wait end that much
+// after the batch is due, where no Advance reaches it. A real clock moves on
+// by itself, so there the same delay only makes the wait end a moment late.
+// The tests read the clock themselves only where it shows what Run last
+// read, so their readings do not move the time Run's next wait counts from.
 type fakeClock struct {
 	mu      sync.Mutex
 	now     time.Time
+	read    time.Time // what Now last returned
 	waiters []waiter
-	waits   chan time.Time // the fake time at which Run started each wait
+	waits   chan time.Time // the reading each wait Run started counts from
 }
 
 type waiter struct {
@@ -29,12 +39,13 @@ type waiter struct {
 }
 
 func newFakeClock(now time.Time) *fakeClock {
-	return &fakeClock{now: now, waits: make(chan time.Time, 100)}
+	return &fakeClock{now: now, read: now, waits: make(chan time.Time, 100)}
 }
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.read = c.now
 	return c.now
 }
 
@@ -42,13 +53,13 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
+	if at := c.read.Add(d); at.After(c.now) {
+		c.waiters = append(c.waiters, waiter{at: at, ch: ch})
 	} else {
-		c.waiters = append(c.waiters, waiter{at: c.now.Add(d), ch: ch})
+		ch <- c.now
 	}
 	select {
-	case c.waits <- c.now:
+	case c.waits <- c.read:
 	default:
 	}
 	return ch
@@ -70,8 +81,9 @@ func (c *fakeClock) Advance(t time.Time) {
 	c.waiters = kept
 }
 
-// waitForRunAt blocks until Run has started a wait at fake time t or later:
-// it has looked at the schedule since the clock reached t.
+// waitForRunAt blocks until Run has started a wait worked out from a
+// reading of the clock at t or later: it has looked at the schedule since
+// the clock reached t.
 func (c *fakeClock) waitForRunAt(ctx context.Context, t *testing.T, at time.Time) {
 	t.Helper()
 	for {
@@ -142,8 +154,8 @@ func TestMaintenanceWindowDefersTheRestart(t *testing.T) {
 }
 
 // advanceOnceRunWaits moves the clock to due once Run has started waiting
-// for the retry. Advancing earlier races Run: it computes its wait from the
-// clock before the move and registers it after, then waits past due.
+// for the retry, so the retry shows that Run's own wait wakes it: moved
+// earlier, the clock would let Run find the retry due the next time it looks.
 func advanceOnceRunWaits(t *testing.T, ctx context.Context, clock *fakeClock, due time.Time) {
 	t.Helper()
 	clock.waitForRunAt(ctx, t, clock.Now())

@@ -219,15 +219,16 @@ func (r *Rollout) begin(b *batch) {
 	tracker.Begin(b.unit, rec)
 }
 
-// settle records that the batch has ended and publishes what its unit runs
-// on now.
+// settle publishes what the batch's unit runs on now and records that the
+// batch has ended. The assessment comes first: while the batch is recorded,
+// a process it started is known to run on the content it restarted with.
 func (r *Rollout) settle(ctx context.Context, b *batch) {
 	tracker := r.opts.Running
 	reader, ok := r.restarter.(ProcessReader)
 	if tracker == nil {
 		return
 	}
-	tracker.Settle(b.unit)
+	defer tracker.Settle(b.unit)
 	if !ok {
 		return
 	}

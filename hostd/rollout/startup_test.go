@@ -98,6 +98,22 @@ func (h *host) waitState(what string, ok func(restart.State) bool) {
 	}
 }
 
+// waitPastModTime waits until a process started from now on is told apart
+// from path's content: later than its modification time by more than the
+// resolution of that time.
+func (h *host) waitPastModTime(path string) {
+	h.t.Helper()
+	info, err := os.Stat(path)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	select {
+	case <-time.After(time.Until(info.ModTime().Add(running.ModTimeResolution))):
+	case <-h.ctx.Done():
+		h.t.Fatal("the test's deadline passed")
+	}
+}
+
 // laterWindow is a one-minute maintenance window hours from now.
 func laterWindow() *rollout.Window {
 	start := time.Duration(time.Now().UTC().Add(3*time.Hour).Hour()) * time.Hour
@@ -142,10 +158,11 @@ func TestAUnitStartedBeforeItsFileIsRestartedByTheNextHostd(t *testing.T) {
 // operator restarted it, or hostd did before it stopped): nothing is owed.
 func TestAUnitStartedAfterItsFileIsLeftAlone(t *testing.T) {
 	h := newHost(t, "exit", rollout.Options{})
-	h.writeConf("agent.conf", "good 2")
+	change := h.writeConf("agent.conf", "good 2")
 	if err := h.m.StopUnit(h.ctx, h.unit); err != nil {
 		t.Fatal(err)
 	}
+	h.waitPastModTime(change.Destination)
 	if err := h.m.StartUnit(h.ctx, h.unit); err != nil {
 		t.Fatal(err)
 	}

@@ -7,10 +7,14 @@
 // The answer compares the unit's main process, as systemd reports it (its
 // start time), with each file: a process that started after the file got
 // its current content runs on that content; one that started before it is
-// owed a restart. Whenever the comparison is made for a running process,
-// the Tracker records that process (invocation id, PID, start) with the
-// digests it runs on; while the same process runs, the record decides, so
-// a clock step or the same bytes written again cannot mislead it.
+// owed a restart. File times are coarse (ModTimeResolution): a file
+// stamped that close to the start counts as newer than the process, except
+// that a process started by the restart under way (a Batch) runs on the
+// content that restart was begun with. Whenever the comparison is made for
+// a running process, the Tracker records that process (invocation id, PID,
+// start) with the digests it runs on; while the same process runs, the
+// record decides, so a clock step or the same bytes written again cannot
+// mislead it.
 //
 // The Tracker also records the restart that hostd is doing right now (a
 // Batch), so a hostd killed in the middle of one finds it at its next start
@@ -104,6 +108,15 @@ func ReadDigest(path string) (digest string, modified time.Time, err error) {
 	return hex.EncodeToString(h.Sum(nil)), info.ModTime(), nil
 }
 
+// ModTimeResolution is how far a file's modification time may trail the
+// moment it was written. Linux stamps a file from its coarse clock, which
+// moves once per scheduler tick (at most 10ms apart, at HZ=100), while
+// systemd stamps a process's start from the precise clock: a file written
+// a few milliseconds after a process started can look older than it. A file
+// modified less than this before a process started is taken as written
+// after it: a restart too many, rather than a process left on old content.
+const ModTimeResolution = 10 * time.Millisecond
+
 // assess compares process p with each destination, using rec when it was
 // made for the same process.
 func assess(unit string, p restart.Process, destinations []string, rec *unitRecord) Assessment {
@@ -124,7 +137,10 @@ func assess(unit string, p restart.Process, destinations []string, rec *unitReco
 			f.Owed = f.Running != f.Digest
 		case err != nil:
 			// No file to run on: nothing is owed for it.
-		case modified.After(p.Started):
+		case rec.restartedWith(p, dest, digest):
+			f.Running, f.Since = digest, p.Started
+		case modified.After(p.Started.Add(-ModTimeResolution)):
+			// Written after the start, or too close to it to tell.
 			f.Owed = true
 		default:
 			f.Running, f.Since = digest, p.Started

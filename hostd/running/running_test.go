@@ -69,6 +69,48 @@ func TestAProcessStartedAfterItsFileRunsOnIt(t *testing.T) {
 	}
 }
 
+// A file's modification time comes from the kernel's coarse clock and may
+// read a few milliseconds before the moment it was written: a file stamped
+// within ModTimeResolution before the process started may be newer than
+// the process, and is owed a restart.
+func TestAFileWrittenAsTheProcessStartedIsOwedARestart(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "agent.conf")
+	started := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	writeAt(t, conf, "key 2\n", started.Add(-running.ModTimeResolution/2))
+
+	if a := running.New("", discard()).Assess(unit, process("aa", started), []string{conf}); len(a.Owed()) != 1 {
+		t.Fatalf("a file stamped %s before the start: %+v, want owed", running.ModTimeResolution/2, a.Files)
+	}
+}
+
+// hostd's own restart: a process started after the batch began, whose file
+// still holds what the batch restarted it with, runs on that, however close
+// the file's time is to the start.
+func TestAProcessStartedByTheBatchRunsOnItsContent(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "agent.conf")
+	begun := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	started := begun.Add(time.Millisecond)
+	writeAt(t, conf, "key 2\n", begun.Add(-time.Millisecond))
+	tracker := running.New("", discard())
+	tracker.Begin(unit, running.Batch{Begun: begun, Files: []running.BatchFile{{Destination: conf, Digest: running.Digest([]byte("key 2\n"))}}})
+
+	want := running.Digest([]byte("key 2\n"))
+	if a := tracker.Assess(unit, process("bb", started), []string{conf}); len(a.Owed()) != 0 || a.Files[0].Running != want {
+		t.Fatalf("the process the batch started: %+v, want it running on %s", a.Files, want)
+	}
+	// A process that started before the batch began was not restarted by it.
+	if a := tracker.Assess(unit, process("aa", begun.Add(-time.Millisecond)), []string{conf}); len(a.Owed()) != 1 {
+		t.Errorf("a process older than the batch: %+v, want owed", a.Files)
+	}
+	// Content written since the batch began is not what it restarted with.
+	writeAt(t, conf, "key 3\n", begun.Add(-time.Millisecond))
+	if a := tracker.Assess(unit, process("cc", started), []string{conf}); len(a.Owed()) != 1 {
+		t.Errorf("a file changed since the batch began: %+v, want owed", a.Files)
+	}
+}
+
 func TestAStoppedUnitRunsOnNothingAndIsOwedNothing(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "agent.conf")
 	writeAt(t, conf, "key 2\n", time.Now())

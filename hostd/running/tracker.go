@@ -53,6 +53,23 @@ func (rec *unitRecord) sameProcess(p restart.Process) bool {
 		rec.MainPID == p.MainPID && rec.Started.Equal(p.Started)
 }
 
+// restartedWith reports whether p was started by the batch under way, on
+// the content digest it restarted dest with: p started after the batch
+// began and dest still holds that content. The batch read it before the
+// restart was issued, so file times, too coarse this close to the start,
+// need not decide.
+func (rec *unitRecord) restartedWith(p restart.Process, dest, digest string) bool {
+	if rec == nil || rec.Batch == nil || !p.Started.After(rec.Batch.Begun) {
+		return false
+	}
+	for _, f := range rec.Batch.Files {
+		if f.Destination == dest {
+			return f.Digest != "" && f.Digest == digest
+		}
+	}
+	return false
+}
+
 type stateContent struct {
 	Version int                    `json:"version"`
 	Units   map[string]*unitRecord `json:"units"`
