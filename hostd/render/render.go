@@ -2,9 +2,11 @@
 // configuration explicitly (nothing from the environment, no token, Vault
 // reached only through hostd/vaultproxy), supervises the runner and restarts
 // it with capped, jittered backoff, writes every rendered file through
-// hostd/write, publishes an event.Render per attempt, and reports the files
-// that changed, per systemd unit, once every template of that unit has
-// rendered. Once renders every template a single time (`hostd render`).
+// hostd/write, publishes an event.Render per attempt and an event.Content
+// saying which sigsci creds secrets and access keys a file's content came
+// from (sources.go), and reports the files that changed, per systemd unit,
+// once every template of that unit has rendered. Once renders every
+// template a single time (`hostd render`).
 //
 // It does not log in to Vault, restart units or decide when a restart runs:
 // auth, restart and rollout do. A template that cannot render leaves its
@@ -30,6 +32,7 @@ import (
 	"github.com/hashicorp/consul-template/renderer"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/running"
 	"github.com/sigsci-keys/sigsci-keys/hostd/write"
 )
 
@@ -86,6 +89,10 @@ type Options struct {
 	// OnChange receives the changed files of units whose every template has
 	// rendered, one batch per render pass. It must not block.
 	OnChange func([]Change)
+	// Keys, when set, is what the proxy saw of Vault's answers for sigsci
+	// creds secrets; with it every render pass publishes an event.Content
+	// per destination whose sources changed (sources.go).
+	Keys KeyLog
 	// Refuse, when set, is asked before each write; an error keeps the old
 	// file and is reported as the template's error. hostd's rollout refuses
 	// content a unit did not survive, so a rolled-back file is not written
@@ -111,6 +118,7 @@ type Renderer struct {
 
 	starts  atomic.Int64
 	refresh chan struct{} // Refresh asks the running runner to start over
+	sources sources       // what the current runner's content came from
 
 	mu       sync.Mutex
 	rendered map[string]bool   // destinations written successfully at least once
@@ -246,6 +254,9 @@ func (r *Renderer) runOnce(ctx context.Context, beats <-chan time.Time) error {
 		return fmt.Errorf("create consul-template runner: %w", err)
 	}
 	r.starts.Add(1)
+	if r.opts.Keys != nil {
+		r.sources.begin(r.opts.Keys)
+	}
 	r.publishInvalidTemplates()
 	finished, panicked := startRunner(runner)
 	defer stopRunner(runner, finished)
@@ -263,7 +274,9 @@ func (r *Renderer) runOnce(ctx context.Context, beats <-chan time.Time) error {
 		case <-runner.TemplateRenderedCh():
 			r.reportCompleteUnits()
 		case <-runner.RenderEventCh():
-			r.publishTemplateErrors(runner.RenderEvents())
+			events := runner.RenderEvents()
+			r.publishTemplateErrors(events)
+			r.publishContents(events)
 		case <-r.refresh:
 			return errRefresh
 		case <-beats:
@@ -325,6 +338,7 @@ func (r *Renderer) writeFile(in *renderer.RenderInput) (*renderer.RenderResult, 
 	if err != nil {
 		return nil, err // consul-template records it; publishTemplateErrors reports it
 	}
+	r.sources.wrote(t.Destination, running.Digest(in.Contents))
 	now := r.opts.Now()
 	r.mu.Lock()
 	r.rendered[t.Destination] = true
