@@ -21,7 +21,7 @@ import (
 // fakeKeyLog answers AccessKeys from a fixed table, ignoring positions.
 type fakeKeyLog map[string][]string
 
-func (fakeKeyLog) Mark() uint64                                  { return 7 }
+func (fakeKeyLog) Mark() uint64                                    { return 7 }
 func (l fakeKeyLog) AccessKeys(path string, since uint64) []string { return slices.Clone(l[path]) }
 
 // renderedEvent is consul-template's event for a template of dest that

@@ -114,7 +114,7 @@ func TestKeyLogSaysUnknownOnceItDroppedAnswers(t *testing.T) {
 
 func TestParseCredsPath(t *testing.T) {
 	for path, want := range map[string]*CredsSecret{
-		"sigsci/creds/vault-user/sites/www":     {Mount: "sigsci", Role: "vault-user", Site: "www"},
+		"sigsci/creds/vault-user/sites/www":      {Mount: "sigsci", Role: "vault-user", Site: "www"},
 		"/ns1/sigsci/creds/vault-user/sites/www": {Mount: "ns1/sigsci", Role: "vault-user", Site: "www"},
 		"sigsci/creds/vault-user/sites/":         nil,
 		"sigsci/creds/vault-user/sites/www/x":    nil,
