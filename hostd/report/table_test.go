@@ -14,9 +14,9 @@ const (
 )
 
 var (
-	www = Site{Mount: "sigsci", Role: "vault-user", Site: "www"}
+	www     = Site{Mount: "sigsci", Role: "vault-user", Site: "www"}
 	apiSite = Site{Mount: "sigsci", Role: "vault-user", Site: "api"}
-	t0  = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	t0      = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 )
 
 func creds(s Site, key string) event.Creds {
