@@ -9,6 +9,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/auth"
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
 	"github.com/sigsci-keys/sigsci-keys/hostd/render"
+	"github.com/sigsci-keys/sigsci-keys/hostd/report"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaultproxy"
 )
@@ -19,6 +20,7 @@ import (
 // to the rollout (a part of its own), which restarts their units. Meanwhile
 // the rollout compares each unit's running process with its files, as the
 // previous pipeline or hostd left them, and restarts the units owed one.
+// The fleet report writes with this pipeline's Vault client and token.
 func (d *daemon) startPipeline(ctx context.Context, cfg *config.Config) (*part, error) {
 	client, transport, err := newVaultClient(cfg.Vault)
 	if err != nil {
@@ -42,6 +44,7 @@ func (d *daemon) startPipeline(ctx context.Context, cfg *config.Config) (*part, 
 			return nil, fmt.Errorf("pipeline: %w", err)
 		}
 	}
+	d.reporter.UseWriter(report.NewVaultWriter(client, authn))
 	d.views.authn.Store(authn)
 	d.views.renderer.Store(renderer)
 	d.views.rollout.Store(roll)
