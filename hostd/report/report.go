@@ -227,7 +227,7 @@ func (r *Reporter) poke() {
 
 // Run sends the reports that are due, until ctx ends; it returns nil then.
 func (r *Reporter) Run(ctx context.Context) error {
-	for {
+	for ctx.Err() == nil {
 		r.publishKeys()
 		j, wait := r.next()
 		if j != nil {
@@ -240,11 +240,11 @@ func (r *Reporter) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
 		case <-r.wake:
 		case <-timer:
 		}
 	}
+	return nil
 }
 
 // job is one report to send.
@@ -301,7 +301,7 @@ func (r *Reporter) send(ctx context.Context, j job) {
 	var retry time.Duration
 	failures := 0
 	if st := r.sites[j.want.Site]; st != nil {
-		retry = r.schedule(st, j.want, err, now)
+		retry = r.schedule(st, j, err, now)
 		failures = st.failures
 	}
 	r.mu.Unlock()
@@ -312,11 +312,12 @@ func (r *Reporter) send(ctx context.Context, j job) {
 	r.opts.Sink.Publish(e)
 }
 
-// schedule records the outcome of reporting w for st and returns the retry
-// delay after a failure. The caller holds r.mu.
-func (r *Reporter) schedule(st *siteReport, w Want, err error, now time.Time) time.Duration {
-	if !st.want.same(w) {
-		st.due = now // a newer report came meanwhile
+// schedule records the outcome of j for st and returns the retry delay
+// after a failure. The caller holds r.mu.
+func (r *Reporter) schedule(st *siteReport, j job, err error, now time.Time) time.Duration {
+	w := j.want
+	if !st.want.same(w) || j.path != reportPath(w.Site, r.settings.Host) {
+		st.due = now // a newer report, or a new host name, came meanwhile
 		return 0
 	}
 	if err == nil {

@@ -62,6 +62,17 @@ func (c *fakeClock) advance(d time.Duration) {
 	c.timers = kept
 }
 
+// nudge fires every pending timer without moving the clock: a spurious
+// wake-up, after which Run looks at the clock again.
+func (c *fakeClock) nudge() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, tm := range c.timers {
+		tm.c <- c.now
+	}
+	c.timers = nil
+}
+
 // waitAsked waits until Run waits for d.
 func (c *fakeClock) waitAsked(t *testing.T, d time.Duration) {
 	t.Helper()
@@ -126,6 +137,28 @@ func (w *fakeWriter) next(t *testing.T) written {
 	}
 }
 
+// after moves clock on by d once Run waits for d, and returns the write
+// that follows. Run may have read the clock just before the move and start
+// a wait from the old time after it: each wait it starts meanwhile is
+// nudged, so it reads the clock again.
+func (w *fakeWriter) after(t *testing.T, clock *fakeClock, d time.Duration) written {
+	t.Helper()
+	clock.waitAsked(t, d)
+	clock.advance(d)
+	deadline := time.After(waitFor)
+	for {
+		select {
+		case wr := <-w.writes:
+			return wr
+		case <-clock.asked:
+			clock.nudge()
+		case <-deadline:
+			t.Fatalf("no report written %s later", d)
+			return written{}
+		}
+	}
+}
+
 // reporter runs a Reporter until the test ends.
 func reporter(t *testing.T, clock *fakeClock, settings Settings, dir string) (*Reporter, *eventtest.Recorder[event.Event]) {
 	t.Helper()
@@ -185,9 +218,8 @@ func TestAReportIsSentAtOnceAndRepeatedAsAHeartbeat(t *testing.T) {
 		t.Fatalf("agent keys %+v", k)
 	}
 
-	clock.waitAsked(t, 10*time.Minute) // Rand 0.5: the interval itself
-	clock.advance(10 * time.Minute)
-	if again := w.next(t); again.data["access_key"] != "ak-1" {
+	// Rand 0.5: the interval itself.
+	if again := w.after(t, clock, 10*time.Minute); again.data["access_key"] != "ak-1" {
 		t.Fatalf("heartbeat %v", again.data)
 	}
 	events.WaitFor(t, 0, waitFor, "the heartbeat's event", reportOf(true, true))
@@ -208,13 +240,9 @@ func TestAFailedReportIsRetriedWithBackoff(t *testing.T) {
 	}
 	// Backoff from 5s at the middle of its upper half (Rand 0.5): 3.75s,
 	// then 7.5s.
-	clock.waitAsked(t, 3750*time.Millisecond)
-	clock.advance(3750 * time.Millisecond)
-	w.next(t)
+	w.after(t, clock, 3750*time.Millisecond)
 	_, next = events.WaitFor(t, next, waitFor, "the second failure", reportOf(false, false))
-	clock.waitAsked(t, 7500*time.Millisecond)
-	clock.advance(7500 * time.Millisecond)
-	w.next(t)
+	w.after(t, clock, 7500*time.Millisecond)
 	events.WaitFor(t, next, waitFor, "the retry that gets through", reportOf(true, false))
 	clock.waitAsked(t, 10*time.Minute)
 }
@@ -295,5 +323,26 @@ func TestARestartedHostdReportsTheKeyOfContentItRenderedBefore(t *testing.T) {
 	second.Publish(rendered(agentConf, agentUnit, "d2", creds(www, "ak-2")))
 	if got := w.next(t); got.data["access_key"] != "ak-1" {
 		t.Fatalf("reported %v, want ak-1: the unit runs the content of the earlier hostd", got.data)
+	}
+}
+
+func TestRunReturnsWhenStoppedDuringAHungReport(t *testing.T) {
+	clock := newFakeClock()
+	r := New(Options{Settings: enabled, Now: clock.Now, After: clock.After})
+	w := newFakeWriter()
+	w.block = make(chan struct{}) // never closed: Vault does not answer
+	r.UseWriter(w)
+	r.Publish(rendered("/etc/keys.env", "", "d1", creds(www, "ak-1")))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("Run did not return when stopped with a report due")
 	}
 }
