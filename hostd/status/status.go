@@ -123,7 +123,8 @@ type Unit struct {
 	PendingDue          time.Time `json:"pending_due,omitzero"` // a restart is scheduled for then
 	PendingCause        string    `json:"pending_cause,omitempty"`
 	// RunningOn is what the unit's running process started on, per file,
-	// as last checked (at start-up, after each restart).
+	// as last checked (at start-up, after each restart, every refresh
+	// interval).
 	RunningOn []RunningFile `json:"running_on,omitempty"`
 }
 
