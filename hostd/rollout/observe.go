@@ -7,11 +7,13 @@ import (
 
 // Observe compares each unit's running process with its files once more,
 // as Reconcile did, and publishes what it runs on (an event.Running). It
-// restarts nothing, and it leaves alone a unit with a batch pending or
-// under way. It sees what happens to a unit without hostd: an agent that
-// was stopped when its files changed and was started by hand since (it
-// runs the new files), a crash systemd restarted. A unit systemd does not
-// answer for is skipped until the next call. Call it after Reconcile.
+// restarts nothing and schedules nothing, and it leaves alone a unit being
+// restarted now (its batch reports once the health check is done). It sees
+// what happens to a unit without hostd: an agent that was stopped when its
+// files changed and was started by hand since (it runs the new files), an
+// agent restarted by hand while its restart waits for a window, a crash
+// systemd restarted. A unit systemd does not answer for is skipped until
+// the next call. Call it after Reconcile.
 func (r *Rollout) Observe(ctx context.Context) {
 	reader, ok := r.restarter.(ProcessReader)
 	if !ok || r.opts.Running == nil {
@@ -29,16 +31,23 @@ func (r *Rollout) Observe(ctx context.Context) {
 	}
 	slices.Sort(units)
 	for _, unit := range units {
-		if r.scheduled(unit) {
+		if r.busyNow(unit) {
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, processTimeout)
 		p, err := reader.MainProcess(pctx, unit)
 		cancel()
-		if err != nil || r.scheduled(unit) {
-			continue // no answer, or a batch began meanwhile: it reports itself
+		if err != nil || r.busyNow(unit) {
+			continue // no answer, or a restart began meanwhile: it reports itself
 		}
 		a := r.opts.Running.Assess(unit, p, files[unit])
 		r.sink.Publish(a.Event(r.opts.Now()))
 	}
+}
+
+// busyNow reports whether unit is being restarted now.
+func (r *Rollout) busyNow(unit string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.busy[unit]
 }

@@ -39,3 +39,28 @@ func TestObserveSeesAnAgentStartedByHand(t *testing.T) {
 		t.Fatal("Observe restarted the agent")
 	}
 }
+
+// The restart waits for a window; an operator restarts the agent by hand
+// meanwhile. Observe sees it run the new file; the batch stays scheduled.
+func TestObserveSeesAnAgentRestartedByHandWhileItsRestartWaits(t *testing.T) {
+	h := newHost(t, "exit", rollout.Options{})
+	in := h.start(t.TempDir(), rollout.Options{Window: laterWindow()})
+	in.rollout.Reconcile(h.ctx, h.watched())
+	waitRunning(t, h.ctx, in.events)
+	in.rollout.Submit(h.writeConf("agent.conf", "good 2"))
+	in.events.waitPending(t, h.ctx)
+
+	starts := h.starts()
+	if err := h.m.StopUnit(h.ctx, h.unit); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.m.StartUnit(h.ctx, h.unit); err != nil {
+		t.Fatal(err)
+	}
+	h.waitStarts(starts + 1)
+	in.rollout.Observe(h.ctx)
+	want := running.Digest([]byte("good 2\n"))
+	if r := waitRunning(t, h.ctx, in.events); len(r.Files) != 1 || r.Files[0].Digest != want {
+		t.Fatalf("after the restart by hand the agent runs on %+v, want digest %s", r.Files, want)
+	}
+}
