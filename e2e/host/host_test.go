@@ -27,15 +27,20 @@ const (
 	siteName  = "www"
 	agentUnit = "sigsci-agent.service"
 
+	// hostName is the host's name in the fleet (report.host).
+	hostName = "web-1"
+
 	waitTimeout  = 90 * time.Second
 	pollInterval = 100 * time.Millisecond
 )
 
-// hostPolicy lets the host read its site's keys and nothing else.
-const hostPolicy = `path "sigsci/creds/vault-user/sites/` + siteName + `" {
-  capabilities = ["read"]
+// hostPolicy is the packaged host policy (packaging/vault/host.hcl) for the
+// host's site, as its comment tells the operator to write it: read the
+// site's keys and report which key the agent runs, nothing else.
+func hostPolicy(t *testing.T) string {
+	t.Helper()
+	return strings.ReplaceAll(repoFile(t, "packaging/vault/host.hcl"), "<site-name>", siteName)
 }
-`
 
 // documentedTemplate is the product documentation's template
 // (templates/documented.ctmpl) for the host's site: the agent reads the file
@@ -126,7 +131,7 @@ func setUpHost(t *testing.T, opts hostOptions) *host {
 		if err := os.WriteFile(filepath.Join(h.dir, "agent-toml.ctmpl"), []byte(repoFile(t, "templates/agent.ctmpl")), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(h.configPath, []byte(hostdConfig(h)), 0o600); err != nil {
+		if err := os.WriteFile(h.configPath, []byte(hostdConfig(h, "")), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		h.hostd = startHostd(t, story, h.configPath, h.hostdLog, h.manager.Env())
@@ -177,11 +182,11 @@ func newHost(t *testing.T, manager *systemdtest.Manager) *host {
 		h.sh(t, "vault write -f /sigsci/creds/vault-user/sites/"+siteName).OK(t)
 	})
 
-	step(t, "the host gets an AppRole that reads its site only", func(t *testing.T) {
+	step(t, "the host gets an AppRole with the packaged host policy", func(t *testing.T) {
 		if err := os.Mkdir(h.dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(h.work, "host.hcl"), []byte(hostPolicy), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(h.work, "host.hcl"), []byte(hostPolicy(t)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		h.sh(t, "vault auth enable approle").OK(t)
@@ -253,11 +258,18 @@ func TestRotationReachesTheAgent(t *testing.T) {
 		}
 	})
 
+	step(t, "hostd reports the new key, and the fleet view shows the host on the primary", func(t *testing.T) {
+		h.waitOnPrimary(t, rotated.AccessKey)
+		report := parseJSON(t, h.sh(t, "vault read -format=json /sigsci/fleet/vault-user/sites/"+siteName+"/hosts/"+hostName).OK(t))
+		if report["access_key"] != rotated.AccessKey || report["unit"] != agentUnit || report["agent_started"] == "" || report["version"] == "" {
+			t.Fatalf("the host's report: %v", report)
+		}
+	})
+
 	step(t, "retiring the old pair kills it at the API and leaves the agent running", func(t *testing.T) {
-		// This story's hostd does not report the key the agent runs, so the
-		// guard would wait for retire_min_overlap; the story has seen the
-		// agent run the new pair, so it overrides the guard.
-		h.sh(t, "vault delete /sigsci/rotate/sites/"+siteName+" force=true").OK(t)
+		// The documented command, without force: every host that reports
+		// runs the primary.
+		h.sh(t, "vault delete /sigsci/rotate/sites/"+siteName).OK(t)
 		if r := h.sim.CheckAgentKeys(old.AccessKey, old.SecretKey); r.Live {
 			t.Fatalf("the retired pair %s is still live at the API", old.AccessKey)
 		}
@@ -282,7 +294,9 @@ func TestRotationReachesTheAgent(t *testing.T) {
 		}
 		waitFor(t, "the agent to run on the pair of the second rotation", agentRunsOn(h.stateFile, next.AccessKey))
 		t.Logf("rotate + hostd refresh to agent: %s", time.Since(start).Round(time.Millisecond))
-		h.sh(t, "vault delete /sigsci/rotate/sites/"+siteName+" force=true").OK(t)
+		h.waitOnPrimary(t, next.AccessKey)
+		t.Logf("rotate + hostd refresh to the fleet view: %s", time.Since(start).Round(time.Millisecond))
+		h.sh(t, "vault delete /sigsci/rotate/sites/"+siteName).OK(t)
 	})
 
 	step(t, "no secret reaches hostd's log, status or metrics", func(t *testing.T) {
@@ -295,8 +309,9 @@ func TestRotationReachesTheAgent(t *testing.T) {
 }
 
 // hostdConfig is the host's hostd.hcl: agent.ctmpl to agent.conf and the
-// repository's agent.ctmpl to agent.toml, both for the agent's unit.
-func hostdConfig(h *host) string {
+// repository's agent.ctmpl to agent.toml, both for the agent's unit, and
+// the fleet report as hostName. extraRestart goes into the restart block.
+func hostdConfig(h *host, extraRestart string) string {
 	return fmt.Sprintf(`vault {
   address = %q
 }
@@ -329,6 +344,12 @@ restart {
   bus      = "user"
   debounce = "0s"
   splay    = "0s"
+  %s
+}
+
+report {
+  host     = %q
+  interval = "5s"
 }
 
 telemetry {
@@ -339,7 +360,7 @@ status {
   socket_path = %q
 }
 `, h.vault.Addr, filepath.Join(h.dir, "role-id"), filepath.Join(h.dir, "secret-id"),
-		h.templatePath, h.agentConf, agentUnit, filepath.Join(h.dir, "agent-toml.ctmpl"), h.agentTOML, agentUnit, h.metricsAddr, h.socket)
+		h.templatePath, h.agentConf, agentUnit, filepath.Join(h.dir, "agent-toml.ctmpl"), h.agentTOML, agentUnit, extraRestart, hostName, h.metricsAddr, h.socket)
 }
 
 // startHostd runs hostd as a child process with the user manager's bus in its

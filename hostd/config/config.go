@@ -20,6 +20,7 @@ type Config struct {
 	Telemetry      Telemetry
 	Status         Status
 	Log            Log
+	Report         Report
 	Path           string // file it came from
 
 	// Warnings are things that are allowed but probably not what the
@@ -112,6 +113,15 @@ type Status struct {
 	SocketMode os.FileMode
 }
 
+// Report configures the fleet report: which access key each agent runs,
+// written to Vault for every sigsci creds secret hostd reads (none is sent
+// for a configuration that reads none).
+type Report struct {
+	Enabled  bool
+	Host     string        // the host's name in the fleet
+	Interval time.Duration // heartbeat
+}
+
 // Log configures hostd's own logging.
 type Log struct {
 	Level  string // debug, info, warn or error
@@ -134,6 +144,7 @@ const (
 	DefaultSocketMode         = os.FileMode(0o600)
 	DefaultLogLevel           = "info"
 	DefaultLogFormat          = "text"
+	DefaultReportInterval     = 10 * time.Minute
 	DefaultAppRoleMount       = "auth/approle"
 	DefaultCertMount          = "auth/cert"
 )

@@ -32,6 +32,7 @@ func (c *converter) config(raw *rawFile) *Config {
 	cfg.Telemetry = c.telemetry(only(c, raw.Telemetry, "telemetry", func(b *rawTelemetry) hcl.Range { return b.DefRange }))
 	cfg.Status = c.status(only(c, raw.Status, "status", func(b *rawStatus) hcl.Range { return b.DefRange }))
 	cfg.Log = c.log(only(c, raw.Log, "log", func(b *rawLog) hcl.Range { return b.DefRange }))
+	cfg.Report = c.report(only(c, raw.Report, "report", func(b *rawReport) hcl.Range { return b.DefRange }))
 	return cfg
 }
 

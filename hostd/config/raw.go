@@ -24,6 +24,7 @@ type rawFile struct {
 	Telemetry      []*rawTelemetry      `hcl:"telemetry,block"`
 	Status         []*rawStatus         `hcl:"status,block"`
 	Log            []*rawLog            `hcl:"log,block"`
+	Report         []*rawReport         `hcl:"report,block"`
 
 	// set by decodeFile: where "the whole file" is, for missing blocks.
 	fileRange hcl.Range

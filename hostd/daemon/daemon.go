@@ -1,8 +1,8 @@
 // Package daemon runs hostd: it builds the pipeline from the configuration
-// (auth → vaultproxy → render/write → rollout/restart → metrics/status),
-// serves the status socket and the metrics endpoint, applies a new
-// configuration on SIGHUP, and reports to systemd (READY, RELOADING,
-// STOPPING, WATCHDOG).
+// (auth → vaultproxy → render/write → rollout/restart → the fleet report to
+// Vault, metrics, status), serves the status socket and the metrics
+// endpoint, applies a new configuration on SIGHUP, and reports to systemd
+// (READY, RELOADING, STOPPING, WATCHDOG).
 //
 // READY=1 means hostd runs (configuration loaded, status socket and
 // pipeline started), not that Vault answered: a host booted during a Vault
@@ -33,6 +33,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/metrics"
 	"github.com/sigsci-keys/sigsci-keys/hostd/render"
+	"github.com/sigsci-keys/sigsci-keys/hostd/report"
 	"github.com/sigsci-keys/sigsci-keys/hostd/running"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 )
@@ -126,6 +127,7 @@ type daemon struct {
 	sink     event.Sink
 	views    *liveViews
 	tracker  *running.Tracker
+	reporter *report.Reporter
 	watchdog *watchdog
 
 	failed chan partFailure
@@ -145,7 +147,13 @@ func newDaemon(o options, logger *slog.Logger, version string, cfg *config.Confi
 	}
 	d.state = status.NewState(d.statusOptions(cfg))
 	d.metrics = metrics.New(version)
-	d.sink = event.Fanout{d.state, d.metrics, d.rendered, restartLog{logger.With("component", "rollout")}}
+	d.reporter = report.New(report.Options{
+		Settings: reportSettings(cfg, version),
+		StateDir: o.stateDir,
+		Sink:     event.Fanout{d.state, d.metrics},
+		Logger:   logger.With("component", "report"),
+	})
+	d.sink = event.Fanout{d.state, d.metrics, d.rendered, restartLog{logger.With("component", "rollout")}, d.reporter}
 	return d
 }
 

@@ -34,6 +34,11 @@ type liveParts struct {
 
 	telemetry     *part
 	telemetryAddr string
+
+	// The fleet report outlives a pipeline too: each pipeline gives it
+	// its Vault client and token.
+	reportPart *part
+	reportCfg  config.Report
 }
 
 // pipelineConfig is the part of the configuration the Vault-to-file
@@ -78,6 +83,7 @@ func (d *daemon) startAll(ctx context.Context, cfg *config.Config) error {
 	d.views.systemd.Store(d.cur.systemd)
 	d.cur.rollout = d.newRollout(cfg, d.cur.systemd)
 	d.cur.rolloutPart = d.startRollout(ctx, d.cur.rollout)
+	d.cur.reportPart, d.cur.reportCfg = launch(ctx, "fleet report", d.failed, d.reporter.Run), cfg.Report
 
 	p, err := d.startPipeline(ctx, cfg)
 	if err != nil {
@@ -102,6 +108,7 @@ func (d *daemon) startAll(ctx context.Context, cfg *config.Config) error {
 // stopAll stops every part, the last started first. Stopping the rollout
 // waits for a restart under way, its stop grace at most.
 func (d *daemon) stopAll() {
+	d.cur.reportPart.stop()
 	d.cur.telemetry.stop()
 	d.cur.status.stop()
 	d.cur.pipeline.stop()
@@ -191,6 +198,11 @@ func (d *daemon) apply(ctx context.Context, cfg *config.Config) {
 	if cfg.Telemetry.ListenAddress != d.cur.telemetryAddr {
 		changed = true
 		d.replaceTelemetry(ctx, cfg.Telemetry.ListenAddress)
+	}
+	if cfg.Report != d.cur.reportCfg {
+		changed = true
+		d.reporter.Configure(reportSettings(cfg, d.version))
+		d.cur.reportCfg = cfg.Report
 	}
 	d.state.Reconfigure(d.statusOptions(cfg))
 	d.rendered.expect(destinations(cfg))

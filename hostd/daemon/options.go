@@ -9,6 +9,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/auth"
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
 	"github.com/sigsci-keys/sigsci-keys/hostd/render"
+	"github.com/sigsci-keys/sigsci-keys/hostd/report"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaultproxy"
@@ -69,11 +70,13 @@ func renderTemplates(cfg *config.Config) []render.Template {
 	return out
 }
 
-// renderOptions wires the renderer to the proxy and the rollout.
-func renderOptions(cfg *config.Config, dialer render.Dialer, roll *rollout.Rollout, d *daemon) render.Options {
+// renderOptions wires the renderer to the proxy (its path to Vault, and
+// what it saw of the creds secrets' access keys) and the rollout.
+func renderOptions(cfg *config.Config, proxy *vaultproxy.Proxy, roll *rollout.Rollout, d *daemon) render.Options {
 	o := render.Options{
 		Templates:         renderTemplates(cfg),
-		Dialer:            dialer,
+		Dialer:            proxy,
+		Keys:              proxy,
 		RefreshInterval:   cfg.TemplateConfig.RefreshInterval,
 		MaxBackoff:        cfg.TemplateConfig.MaxBackoff,
 		Sink:              d.sink,
@@ -117,6 +120,12 @@ func rolloutOptions(cfg *config.Config) rollout.Options {
 		o.Check = &rollout.Check{Command: r.Check.Command, Timeout: r.Check.Timeout}
 	}
 	return o
+}
+
+// reportSettings maps the report block onto the fleet report's settings.
+func reportSettings(cfg *config.Config, version string) report.Settings {
+	r := cfg.Report
+	return report.Settings{Enabled: r.Enabled, Host: r.Host, Interval: r.Interval, Version: version}
 }
 
 func restartOptions(cfg config.Restart) restart.Options {

@@ -3,12 +3,14 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/auth"
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
 	"github.com/sigsci-keys/sigsci-keys/hostd/render"
+	"github.com/sigsci-keys/sigsci-keys/hostd/report"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaultproxy"
 )
@@ -18,7 +20,9 @@ import (
 // talking to Vault through the proxy, writes the templates; changed files go
 // to the rollout (a part of its own), which restarts their units. Meanwhile
 // the rollout compares each unit's running process with its files, as the
-// previous pipeline or hostd left them, and restarts the units owed one.
+// previous pipeline or hostd left them, restarts the units owed one, and
+// looks again at what each unit runs every refresh interval. The fleet
+// report writes with this pipeline's Vault client and token.
 func (d *daemon) startPipeline(ctx context.Context, cfg *config.Config) (*part, error) {
 	client, transport, err := newVaultClient(cfg.Vault)
 	if err != nil {
@@ -42,6 +46,7 @@ func (d *daemon) startPipeline(ctx context.Context, cfg *config.Config) (*part, 
 			return nil, fmt.Errorf("pipeline: %w", err)
 		}
 	}
+	d.reporter.UseWriter(report.NewVaultWriter(client, authn))
 	d.views.authn.Store(authn)
 	d.views.renderer.Store(renderer)
 	d.views.rollout.Store(roll)
@@ -64,10 +69,28 @@ func (d *daemon) startPipeline(ctx context.Context, cfg *config.Config) (*part, 
 		}
 		g.Go(func() error {
 			roll.Reconcile(ctx, watched(cfg))
+			observe(ctx, roll, cfg.TemplateConfig.RefreshInterval)
 			return nil
 		})
 		return g.Wait()
 	}), nil
+}
+
+// observe has the rollout look at what each unit runs every interval (as
+// often as secrets are read), until ctx ends: an agent started by hand
+// after hostd left it stopped is then seen, and reported, running its new
+// files.
+func observe(ctx context.Context, roll *rollout.Rollout, every time.Duration) {
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			roll.Observe(ctx)
+		}
+	}
 }
 
 // watched lists the files each unit reads.

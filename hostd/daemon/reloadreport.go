@@ -30,5 +30,6 @@ func (d *daemon) reportReload(ok bool) {
 func (d *daemon) runsWith(cfg *config.Config) bool {
 	return reflect.DeepEqual(d.cur.pipelineCfg, pipelineConfigOf(cfg)) &&
 		d.cur.statusCfg == cfg.Status &&
-		d.cur.telemetryAddr == cfg.Telemetry.ListenAddress
+		d.cur.telemetryAddr == cfg.Telemetry.ListenAddress &&
+		d.cur.reportCfg == cfg.Report
 }

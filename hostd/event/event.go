@@ -1,15 +1,17 @@
 // Package event holds the plain data that hostd's stages hand to each other.
 //
 // Data flows one way: auth → render → write → restart → report. Each stage
-// publishes what happened as one of the values below; the report side
-// (metrics, status) consumes them. The types carry names, times, states and
-// error text only, never a token or a secret, and this package imports nothing
-// of hostd so that no stage has to reach back up the chain.
+// publishes what happened as one of the values below; the report side (the
+// fleet report to Vault, metrics, status) consumes them. The types carry
+// names, times, states, error text and access key ids (identifiers, not
+// secrets) only, never a token or a secret key, and this package imports
+// nothing of hostd so that no stage has to reach back up the chain.
 package event
 
 import "time"
 
-// Event is one of Auth, VaultRequest, Render, Restart, Pending, Reload or Running.
+// Event is one of Auth, VaultRequest, Render, Content, Restart, Pending,
+// Reload, Running, Report or AgentKeys.
 type Event interface{ event() }
 
 // Auth reports a login or token renewal attempt.
@@ -43,6 +45,29 @@ type Render struct {
 	Changed  bool   // the destination's bytes changed on disk
 	Backup   string // where the previous content was kept, if Changed
 	Err      string // render or write error; the old file stays in place
+}
+
+// Content reports which Signal Sciences creds secrets a destination's
+// content was rendered from, and the access key of each, taken from Vault's
+// answers (never from the file). The renderer publishes it after a render
+// pass when it differs from the last one for that destination.
+type Content struct {
+	Time     time.Time
+	Template string // the template's name: its destination path
+	Unit     string // the systemd unit fed by this template, if any
+	Digest   string // hex SHA-256 of the content, as running.Digest
+	// Creds is empty when no sigsci creds secret fed the content.
+	Creds []Creds
+}
+
+// Creds names one sigsci creds secret, <Mount>/creds/<Role>/sites/<Site>,
+// and the access key id (never the secret key) it held.
+type Creds struct {
+	Mount, Role, Site string
+	// AccessKey is "" when hostd cannot tell which of Vault's answers the
+	// content was rendered from (a new key arrived during the render): the
+	// renderer then reads every secret again.
+	AccessKey string
 }
 
 // Restart reports the outcome of restarting a unit after its files changed.
@@ -87,7 +112,8 @@ type Reload struct {
 
 // Running reports what content a unit's running process started on, per
 // file it reads: after a restart that passed its health check, and whenever
-// hostd compares the process with its files (at start-up, after a reload).
+// hostd compares the process with its files (at start-up, after a reload,
+// and every refresh interval).
 type Running struct {
 	Time time.Time
 	Unit string
@@ -105,6 +131,33 @@ type RunningFile struct {
 	Since  time.Time // when the process started on this content
 }
 
+// Report reports one attempt to tell Vault which access key this host runs
+// for a site: a write of <Mount>/fleet/<Role>/sites/<Site>/hosts/<Host>.
+type Report struct {
+	Time              time.Time
+	Mount, Role, Site string
+	Host              string
+	AccessKey         string
+	Unit              string // the unit that runs it; "" for a template without one
+	Heartbeat         bool   // a repeat of the report Vault has, not a change
+	OK                bool
+	Err               string // why Vault refused or did not answer; never a token
+}
+
+// AgentKeys lists, each time it changes, the access key every unit runs for
+// every site it reads (and the key in each file without a unit).
+type AgentKeys struct {
+	Time time.Time
+	Keys []AgentKey
+}
+
+// AgentKey is the access key one unit runs for one site.
+type AgentKey struct {
+	Unit              string // "" for a template without a unit
+	Mount, Role, Site string
+	AccessKey         string
+}
+
 func (Auth) event()         {}
 func (VaultRequest) event() {}
 func (Render) event()       {}
@@ -112,6 +165,9 @@ func (Restart) event()      {}
 func (Pending) event()      {}
 func (Reload) event()       {}
 func (Running) event()      {}
+func (Content) event()      {}
+func (Report) event()       {}
+func (AgentKeys) event()    {}
 
 // Sink receives events. Implementations must not block for long and must be
 // safe for concurrent use.

@@ -8,7 +8,8 @@
 // says (let alone a secret) reaches the exposition; labels are the auth
 // method, HTTP status codes, template destinations and unit names, all
 // few per host. When a reload removes a template or a unit, its series are
-// deleted.
+// deleted. The fleet report's metrics (fleet.go) also label access key ids:
+// identifiers, one or two per site at a time.
 package metrics
 
 import (
@@ -54,6 +55,7 @@ type Metrics struct {
 	restartDue      *prometheus.GaugeVec
 	reloadOK        prometheus.Gauge
 	reloadSuccess   prometheus.Gauge
+	fleet           *fleetMetrics
 
 	mu          sync.Mutex
 	authOK      bool      // the last login or renewal that decided it succeeded
@@ -77,6 +79,7 @@ func newMetrics(version string, now func() time.Time) *Metrics {
 		lastPending: make(map[string]time.Time),
 		templates:   make(map[string]bool),
 		units:       make(map[string]bool),
+		fleet:       newFleetMetrics(),
 
 		authAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "auth_attempts_total",
@@ -160,6 +163,7 @@ func newMetrics(version string, now func() time.Time) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	m.reg.MustRegister(m.fleet.collectors()...)
 	return m
 }
 
@@ -186,6 +190,10 @@ func (m *Metrics) Publish(e event.Event) {
 		m.pending(e)
 	case event.Reload:
 		m.reload(e)
+	case event.Report:
+		m.fleet.report(e)
+	case event.AgentKeys:
+		m.fleet.agentKeys(e)
 	}
 }
 

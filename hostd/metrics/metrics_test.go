@@ -302,6 +302,7 @@ func TestMetricNamesFollowTheConvention(t *testing.T) {
 	m.Publish(event.VaultRequest{Time: t0, StatusCode: 200})
 	m.Publish(event.VaultRequest{Time: t0})
 	m.Publish(event.Reload{Time: t0, OK: true, Templates: []string{"/x"}, Units: []string{"u.service"}})
+	m.Publish(event.AgentKeys{Time: t0, Keys: []event.AgentKey{{Unit: "u.service", Site: "www", AccessKey: "ak"}}})
 	problems, err := testutil.GatherAndLint(m.Registry())
 	if err != nil {
 		t.Fatal(err)
@@ -320,6 +321,7 @@ func TestMetricNamesFollowTheConvention(t *testing.T) {
 		"hostd_unit_rollbacks_total", "hostd_unit_restart_pending",
 		"hostd_config_last_reload_successful", "hostd_config_last_reload_success_timestamp_seconds",
 		"hostd_unit_restart_due_timestamp_seconds", "hostd_template_last_render_successful",
+		"hostd_fleet_reports_total", "hostd_agent_key_info",
 	}
 	families, err := m.Registry().Gather()
 	if err != nil {

@@ -2,9 +2,11 @@
 // configuration explicitly (nothing from the environment, no token, Vault
 // reached only through hostd/vaultproxy), supervises the runner and restarts
 // it with capped, jittered backoff, writes every rendered file through
-// hostd/write, publishes an event.Render per attempt, and reports the files
-// that changed, per systemd unit, once every template of that unit has
-// rendered. Once renders every template a single time (`hostd render`).
+// hostd/write, publishes an event.Render per attempt and an event.Content
+// saying which sigsci creds secrets and access keys a file's content came
+// from (sources.go), and reports the files that changed, per systemd unit,
+// once every template of that unit has rendered. Once renders every
+// template a single time (`hostd render`).
 //
 // It does not log in to Vault, restart units or decide when a restart runs:
 // auth, restart and rollout do. A template that cannot render leaves its
@@ -20,10 +22,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"regexp"
-	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,10 +30,9 @@ import (
 	ctconfig "github.com/hashicorp/consul-template/config"
 	"github.com/hashicorp/consul-template/manager"
 	"github.com/hashicorp/consul-template/renderer"
-	cttemplate "github.com/hashicorp/consul-template/template"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
-	"github.com/sigsci-keys/sigsci-keys/hostd/vaultproxy"
+	"github.com/sigsci-keys/sigsci-keys/hostd/running"
 	"github.com/sigsci-keys/sigsci-keys/hostd/write"
 )
 
@@ -48,21 +46,6 @@ const (
 // healthyRun: a runner that ran this long before failing starts the backoff
 // over.
 const healthyRun = time.Minute
-
-// placeholderToken is what consul-template believes its token is. The proxy
-// replaces it on every request; a non-empty value also stops consul-template
-// from reading ~/.vault-token.
-const placeholderToken = "hostd-vault-proxy-sets-the-token"
-
-// deniedFunctions are the template functions that would reach Consul or
-// Nomad, run a program or write a file: hostd templates read Vault only.
-var deniedFunctions = []string{
-	"datacenters", "exportedServices", "importedServices", "key", "keyExists",
-	"keyOrDefault", "ls", "safeLs", "node", "nodes", "partitions", "peerings",
-	"service", "connect", "services", "tree", "safeTree", "caRoots", "caLeaf",
-	"nomadServices", "nomadService", "nomadVarList", "nomadVarListSafe",
-	"nomadVar", "nomadVarExists", "plugin", "writeToFile",
-}
 
 // Template is one file to render.
 type Template struct {
@@ -106,6 +89,10 @@ type Options struct {
 	// OnChange receives the changed files of units whose every template has
 	// rendered, one batch per render pass. It must not block.
 	OnChange func([]Change)
+	// Keys, when set, is what the proxy saw of Vault's answers for sigsci
+	// creds secrets; with it every render pass publishes an event.Content
+	// per destination whose sources changed (sources.go).
+	Keys KeyLog
 	// Refuse, when set, is asked before each write; an error keeps the old
 	// file and is reported as the template's error. hostd's rollout refuses
 	// content a unit did not survive, so a rolled-back file is not written
@@ -131,6 +118,7 @@ type Renderer struct {
 
 	starts  atomic.Int64
 	refresh chan struct{} // Refresh asks the running runner to start over
+	sources sources       // what the current runner's content came from
 
 	mu       sync.Mutex
 	rendered map[string]bool   // destinations written successfully at least once
@@ -192,47 +180,6 @@ func New(opts Options) (*Renderer, error) {
 	return r, nil
 }
 
-// Validate reports every template that cannot render whatever Vault
-// returns: bad fields, unreadable source, syntax errors, denied functions,
-// errors before any data is available.
-func Validate(templates []Template) error {
-	var errs []error
-	for i, t := range templates {
-		t, err := loadTemplate(t)
-		if err == nil {
-			err = checkTemplate(t)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("template %d (%s): %w", i+1, t.Destination, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// checkTemplate runs t the way a new runner's first pass does: with no data
-// at all. A template that errors here errors on every runner's first pass,
-// and consul-template (v0.42.1) crashes when such a template is evaluated a
-// second time, so it must not be given to a runner.
-func checkTemplate(t Template) error {
-	tmpl, err := cttemplate.NewTemplate(&cttemplate.NewTemplateInput{
-		Contents:         t.Contents,
-		Destination:      t.Destination,
-		ErrMissingKey:    t.ErrorOnMissingKey,
-		LeftDelim:        "{{",
-		RightDelim:       "}}",
-		FunctionDenylist: deniedFunctions,
-	})
-	if err != nil {
-		return err
-	}
-	cfg := ctconfig.DefaultConfig()
-	cfg.Finalize()
-	if _, err := tmpl.Execute(&cttemplate.ExecuteInput{Brain: cttemplate.NewBrain(), Config: cfg}); err != nil {
-		return fmt.Errorf("cannot render: %s", redact(err.Error(), t.Contents))
-	}
-	return nil
-}
-
 func withDefaults(o Options) Options {
 	if o.RefreshInterval <= 0 {
 		o.RefreshInterval = DefaultRefreshInterval
@@ -257,29 +204,6 @@ func withDefaults(o Options) Options {
 		o.Rand = rand.Float64
 	}
 	return o
-}
-
-// loadTemplate validates t and reads its source, so that the template is
-// fixed for the Renderer's life and an unreadable file is reported now.
-func loadTemplate(t Template) (Template, error) {
-	switch {
-	case t.Destination == "":
-		return t, errors.New("destination is required")
-	case t.Source != "" && t.Contents != "":
-		return t, fmt.Errorf("%s: give source or contents, not both", t.Destination)
-	case t.Source == "" && t.Contents == "":
-		return t, fmt.Errorf("%s: source or contents is required", t.Destination)
-	case t.Perms&^os.ModePerm != 0:
-		return t, fmt.Errorf("%s: perms %#o: only permission bits are allowed", t.Destination, uint32(t.Perms))
-	}
-	if t.Source != "" {
-		b, err := os.ReadFile(t.Source)
-		if err != nil {
-			return t, fmt.Errorf("%s: read template source: %w", t.Destination, err)
-		}
-		t.Contents = string(b)
-	}
-	return t, nil
 }
 
 // Starts reports how many consul-template runners were started.
@@ -330,6 +254,9 @@ func (r *Renderer) runOnce(ctx context.Context, beats <-chan time.Time) error {
 		return fmt.Errorf("create consul-template runner: %w", err)
 	}
 	r.starts.Add(1)
+	if r.opts.Keys != nil {
+		r.sources.begin(r.opts.Keys)
+	}
 	r.publishInvalidTemplates()
 	finished, panicked := startRunner(runner)
 	defer stopRunner(runner, finished)
@@ -347,7 +274,9 @@ func (r *Renderer) runOnce(ctx context.Context, beats <-chan time.Time) error {
 		case <-runner.TemplateRenderedCh():
 			r.reportCompleteUnits()
 		case <-runner.RenderEventCh():
-			r.publishTemplateErrors(runner.RenderEvents())
+			events := runner.RenderEvents()
+			r.publishTemplateErrors(events)
+			r.publishContents(events)
 		case <-r.refresh:
 			return errRefresh
 		case <-beats:
@@ -392,87 +321,6 @@ func (r *Renderer) publishInvalidTemplates() {
 	}
 }
 
-// consulTemplateConfig sets every field that would otherwise come from the
-// environment or a file, then finalizes.
-func (r *Renderer) consulTemplateConfig() *ctconfig.Config {
-	c := ctconfig.DefaultConfig()
-	c.Vault = &ctconfig.VaultConfig{
-		Address:               ctconfig.String(vaultproxy.Address),
-		Enabled:               ctconfig.Bool(true),
-		Namespace:             ctconfig.String(""), // the proxy sets it
-		RenewToken:            ctconfig.Bool(false),
-		Token:                 ctconfig.String(placeholderToken),
-		UnwrapToken:           ctconfig.Bool(false),
-		ClientUserAgent:       ctconfig.String("hostd"),
-		DefaultLeaseDuration:  ctconfig.TimeDuration(r.opts.RefreshInterval),
-		LeaseRenewalThreshold: ctconfig.Float64(ctconfig.DefaultLeaseRenewalThreshold),
-		SSL:                   unusedSSL(), // the proxy speaks plain HTTP in-process; it holds the TLS settings
-		Retry: &ctconfig.RetryConfig{
-			Enabled:    ctconfig.Bool(true),
-			Attempts:   ctconfig.Int(0), // keep retrying: the old files stay meanwhile
-			Backoff:    ctconfig.TimeDuration(250 * time.Millisecond),
-			MaxBackoff: ctconfig.TimeDuration(r.opts.MaxBackoff),
-		},
-		Transport:                  &ctconfig.TransportConfig{CustomDialer: r.opts.Dialer},
-		K8SAuthRoleName:            ctconfig.String(""),
-		K8SServiceAccountToken:     ctconfig.String(""),
-		K8SServiceAccountTokenPath: ctconfig.String(""),
-		K8SServiceMountPath:        ctconfig.String(""),
-	}
-	// Consul and Nomad are never used (their template functions are denied),
-	// but consul-template builds both clients and logs its whole config at
-	// debug level: fill every field it would read from the environment, so
-	// no CONSUL_/NOMAD_ token ends up in that line.
-	c.Consul = &ctconfig.ConsulConfig{
-		Address: ctconfig.String(""), Namespace: ctconfig.String(""),
-		Token: ctconfig.String(""), TokenFile: ctconfig.String(""),
-		Auth:  &ctconfig.AuthConfig{Enabled: ctconfig.Bool(false), Username: ctconfig.String(""), Password: ctconfig.String("")},
-		SSL:   unusedSSL(),
-		Retry: &ctconfig.RetryConfig{Enabled: ctconfig.Bool(false)},
-	}
-	c.Nomad = &ctconfig.NomadConfig{
-		Address: ctconfig.String(""), Enabled: ctconfig.Bool(false), Namespace: ctconfig.String(""),
-		Token: ctconfig.String(""), AuthUsername: ctconfig.String(""), AuthPassword: ctconfig.String(""),
-		SSL:   unusedSSL(),
-		Retry: &ctconfig.RetryConfig{Enabled: ctconfig.Bool(false)},
-	}
-	c.Dedup = &ctconfig.DedupConfig{Enabled: ctconfig.Bool(false)}
-	c.Wait = &ctconfig.WaitConfig{Enabled: ctconfig.Bool(false)}
-	c.PidFile = ctconfig.String("")
-	c.LogLevel = ctconfig.String("debug")
-	c.TemplateErrFatal = ctconfig.Bool(false) // one bad template must not stop the others
-	templates := make(ctconfig.TemplateConfigs, 0, len(r.templates))
-	for _, t := range r.templates {
-		templates = append(templates, &ctconfig.TemplateConfig{
-			Contents:         ctconfig.String(t.Contents),
-			Destination:      ctconfig.String(t.Destination),
-			Perms:            ctconfig.FileMode(t.Perms),
-			ErrMissingKey:    ctconfig.Bool(t.ErrorOnMissingKey),
-			ErrFatal:         ctconfig.Bool(false),
-			Backup:           ctconfig.Bool(false), // hostd/write keeps the backup
-			CreateDestDirs:   ctconfig.Bool(false),
-			Wait:             &ctconfig.WaitConfig{Enabled: ctconfig.Bool(false)},
-			FunctionDenylist: slices.Clone(deniedFunctions),
-			SandboxPath:      ctconfig.String(""),
-		})
-	}
-	c.Templates = &templates
-	c.RendererFunc = r.writeFile
-	c.ReaderFunc = os.ReadFile
-	c.Finalize()
-	return c
-}
-
-// unusedSSL is an SSL config with TLS off and every field set, so nothing is
-// read from VAULT_CACERT, CONSUL_CACERT and the like.
-func unusedSSL() *ctconfig.SSLConfig {
-	return &ctconfig.SSLConfig{
-		Enabled: ctconfig.Bool(false), Verify: ctconfig.Bool(true),
-		CaCert: ctconfig.String(""), CaCertBytes: ctconfig.String(""), CaPath: ctconfig.String(""),
-		Cert: ctconfig.String(""), Key: ctconfig.String(""), ServerName: ctconfig.String(""),
-	}
-}
-
 // writeFile is consul-template's RendererFunc: hostd/write does the write.
 func (r *Renderer) writeFile(in *renderer.RenderInput) (*renderer.RenderResult, error) {
 	t, ok := r.byDest[in.Path]
@@ -490,6 +338,7 @@ func (r *Renderer) writeFile(in *renderer.RenderInput) (*renderer.RenderResult, 
 	if err != nil {
 		return nil, err // consul-template records it; publishTemplateErrors reports it
 	}
+	r.sources.wrote(t.Destination, running.Digest(in.Contents))
 	now := r.opts.Now()
 	r.mu.Lock()
 	r.rendered[t.Destination] = true
@@ -567,21 +416,6 @@ func (r *Renderer) publishTemplateErrors(events map[string]*manager.RenderEvent)
 		r.opts.Logger.Warn("template did not render; the old file stays", "destination", dest, "err", msg)
 		r.opts.Sink.Publish(event.Render{Time: now, Template: dest, Unit: t.Unit, Err: msg})
 	}
-}
-
-var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
-
-// redact replaces every quoted string in a template error that does not come
-// from the template text itself: such a string can only be data, and data
-// may be a secret (consul-template redacts top-level secret values only).
-func redact(msg, contents string) string {
-	return quoted.ReplaceAllStringFunc(msg, func(q string) string {
-		inner := q[1 : len(q)-1]
-		if inner == "" || strings.Contains(contents, inner) {
-			return q
-		}
-		return `"[redacted]"`
-	})
 }
 
 // backoff returns the wait before attempt failures+1: base doubled per

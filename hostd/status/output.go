@@ -50,6 +50,7 @@ func WriteTable(w io.Writer, s Snapshot) error {
 		p("%s\t%s\t%s\t%s\t%s\n", u.Name, unitState(u), ago(now, u.LastRestart), restartResult(u), pending(u, now))
 	}
 	writeRunningOn(p, s.Units, now)
+	writeReports(p, s.Reports, now)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -81,6 +82,25 @@ func writeRunningOn(p func(string, ...any), units []Unit, now time.Time) {
 			}
 			p("%s\t%s\t%s\t%s\n", u.Name, f.Destination, on, ago(now, f.Since))
 		}
+	}
+}
+
+// writeReports lists the last fleet report per site: which key, when, and
+// whether Vault took it.
+func writeReports(p func(string, ...any), reports []Report, now time.Time) {
+	if len(reports) == 0 {
+		return
+	}
+	p("\nFLEET REPORT\tAS HOST\tACCESS KEY\tLAST REPORT\tRESULT\n")
+	for _, r := range reports {
+		result := "ok"
+		if r.LastError != "" {
+			result = "error: " + r.LastError
+			if !r.LastSuccess.IsZero() {
+				result += " (last taken " + ago(now, r.LastSuccess) + ")"
+			}
+		}
+		p("%s/%s/sites/%s\t%s\t%s\t%s\t%s\n", r.Mount, r.Role, r.Site, r.Host, r.AccessKey, ago(now, r.LastAttempt), result)
 	}
 }
 

@@ -52,6 +52,7 @@ type State struct {
 	templates []*Template // configured first, then any seen in events
 	units     []*Unit
 	pending   map[string]time.Time // unit → time of the Pending event
+	reports   []*Report            // one per site, in the order first seen
 }
 
 var _ event.Sink = (*State)(nil)
@@ -115,6 +116,8 @@ func (s *State) Publish(e event.Event) {
 		s.onPending(e)
 	case event.Running:
 		s.onRunning(e)
+	case event.Report:
+		s.onReport(e)
 	}
 }
 
@@ -214,6 +217,20 @@ func (s *State) onRunning(e event.Running) {
 	}
 }
 
+func (s *State) onReport(e event.Report) {
+	i := slices.IndexFunc(s.reports, func(r *Report) bool { return r.Mount == e.Mount && r.Role == e.Role && r.Site == e.Site })
+	if i < 0 {
+		s.reports = append(s.reports, &Report{Mount: e.Mount, Role: e.Role, Site: e.Site})
+		i = len(s.reports) - 1
+	}
+	r := s.reports[i]
+	r.Host, r.AccessKey, r.Unit, r.LastAttempt = e.Host, e.AccessKey, e.Unit, e.Time
+	r.LastError = scrub(e.Err)
+	if e.OK {
+		r.LastSuccess = e.Time
+	}
+}
+
 // template returns the entry for a destination, new or kept from before.
 func (s *State) template(dest string) *Template {
 	for _, t := range s.templates {
@@ -268,6 +285,9 @@ func (s *State) Snapshot(ctx context.Context) Snapshot {
 	}
 	for _, u := range s.units {
 		snap.Units = append(snap.Units, *u)
+	}
+	for _, r := range s.reports {
+		snap.Reports = append(snap.Reports, *r)
 	}
 	authState, unitState := s.opts.AuthState, s.opts.UnitState
 	s.mu.Unlock()

@@ -300,3 +300,26 @@ func TestStateVaultFailingSinceFirstFailureUntilASuccess(t *testing.T) {
 		t.Fatalf("vault JSON %s, %v: want grace_seconds 60", data, err)
 	}
 }
+
+func TestStateKeepsTheLastReportPerSite(t *testing.T) {
+	st := newTestState(&clock{now: t0})
+	report := event.Report{Time: t0, Mount: "sigsci", Role: "vault-user", Site: "www", Host: "web-1", AccessKey: "ak-1", Unit: "sigsci-agent.service", OK: true}
+	st.Publish(report)
+	failed := report
+	failed.Time, failed.OK, failed.Err = t0.Add(10*time.Minute), false, "vault answered 403: permission denied "+canary
+	st.Publish(failed)
+	st.Publish(event.Report{Time: t0, Mount: "sigsci", Role: "vault-user", Site: "api", Host: "web-1", AccessKey: "ak-api", OK: true})
+
+	snap := st.Snapshot(context.Background())
+	if len(snap.Reports) != 2 {
+		t.Fatalf("reports = %+v, want one per site", snap.Reports)
+	}
+	got := snap.Reports[0]
+	if got.Site != "www" || got.AccessKey != "ak-1" || !got.LastAttempt.Equal(failed.Time) || !got.LastSuccess.Equal(t0) ||
+		!strings.HasPrefix(got.LastError, "vault answered 403: permission denied") || strings.Contains(got.LastError, canary) {
+		t.Fatalf("www's report = %+v", got)
+	}
+	if ok, reasons := Healthy(snap); strings.Contains(strings.Join(reasons, "\n"), "report") {
+		t.Errorf("a failing report made hostd unhealthy (%v): %v", ok, reasons)
+	}
+}

@@ -25,6 +25,27 @@ type Snapshot struct {
 	Auth        Auth       `json:"auth"`
 	Templates   []Template `json:"templates"`
 	Units       []Unit     `json:"units"`
+	// Reports is the last fleet report per site (hostd/report), if any.
+	Reports []Report `json:"reports,omitempty"`
+}
+
+// Report is the last report to Vault of the access key this host runs for
+// one site. A failing report does not make hostd unhealthy (the agent
+// serves on its keys either way), but retirement then waits for a report
+// that does not come.
+type Report struct {
+	Mount     string `json:"mount"`
+	Role      string `json:"role"`
+	Site      string `json:"site"`
+	Host      string `json:"host"`
+	AccessKey string `json:"access_key"`
+	Unit      string `json:"unit,omitempty"`
+	// LastAttempt is the last report sent, LastSuccess the last one Vault
+	// took; LastError says why the last attempt failed ("" when it did
+	// not).
+	LastAttempt time.Time `json:"last_attempt"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
 }
 
 // Vault describes the renderer's requests to Vault.
@@ -102,7 +123,8 @@ type Unit struct {
 	PendingDue          time.Time `json:"pending_due,omitzero"` // a restart is scheduled for then
 	PendingCause        string    `json:"pending_cause,omitempty"`
 	// RunningOn is what the unit's running process started on, per file,
-	// as last checked (at start-up, after each restart).
+	// as last checked (at start-up, after each restart, every refresh
+	// interval).
 	RunningOn []RunningFile `json:"running_on,omitempty"`
 }
 

@@ -219,3 +219,25 @@ func TestDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteTableShowsTheLastReportPerSite(t *testing.T) {
+	s := healthySnapshot()
+	s.Reports = []Report{
+		{Mount: "sigsci", Role: "vault-user", Site: "www", Host: "web-1", AccessKey: "ak-1", LastAttempt: t0.Add(-time.Minute), LastSuccess: t0.Add(-time.Minute)},
+		{Mount: "sigsci", Role: "vault-user", Site: "api", Host: "web-1", AccessKey: "ak-api", LastAttempt: t0.Add(-5 * time.Second),
+			LastSuccess: t0.Add(-time.Hour), LastError: "vault answered 403: permission denied"},
+	}
+	var b strings.Builder
+	if err := WriteTable(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"FLEET REPORT                 AS HOST  ACCESS KEY  LAST REPORT  RESULT",
+		"sigsci/vault-user/sites/www  web-1    ak-1        1m ago       ok",
+		"sigsci/vault-user/sites/api  web-1    ak-api      5s ago       error: vault answered 403: permission denied (last taken 1h ago)",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -9,9 +9,10 @@
 // token invalid; it gives up on a request Vault does not answer in time (a
 // hung Vault is an error, not a silent wait); it delays answers saying Vault
 // is unavailable by a random jitter, so a fleet does not retry in step; it
-// reads the gzip answers of a compressing front end; and it publishes an
-// event.VaultRequest for each request. It never logs a header, a token or a
-// response body. It knows nothing of templates or files.
+// reads the gzip answers of a compressing front end; it notes the access key
+// id of every answer for a sigsci creds secret (creds.go); and it publishes
+// an event.VaultRequest for each request. It never logs a header, a token or
+// a response body. It knows nothing of templates or files.
 package vaultproxy
 
 import (
@@ -102,6 +103,7 @@ type Proxy struct {
 	listener *pipeListener
 	served   chan struct{}
 	sleep    func(context.Context, time.Duration) // waits out a failure delay
+	keys     keyLog                               // creds answers' access keys
 }
 
 // New starts a Proxy. Close stops it.
@@ -218,6 +220,9 @@ func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 func (p *Proxy) inspectResponse(resp *http.Response) error {
 	p.publish(resp.StatusCode, "")
 	if err := decompress(resp); err != nil {
+		return err
+	}
+	if err := p.noteCreds(resp); err != nil {
 		return err
 	}
 	p.opts.Logger.Debug("vault request", "method", resp.Request.Method, "path", resp.Request.URL.Path, "status", resp.StatusCode)

@@ -45,6 +45,19 @@ restart {
   splay = "30s"
 }
 
+# hostd tells Vault which access key the agent runs (never a secret), for
+# each sigsci creds secret it reads: it writes
+# sigsci/fleet/<role>/sites/<site>/hosts/<host> after each restart that
+# passed its health check, and again every interval. A retirement
+# (vault delete sigsci/rotate/sites/<site>) waits for the hosts still on an
+# old key. The host policy (/usr/share/doc/hostd/vault/host.hcl) allows it.
+# On by default, as this machine's host name:
+# report {
+#   enabled  = true
+#   host     = "web-1"
+#   interval = "10m"
+# }
+
 telemetry {
   listen_address = "127.0.0.1:9464"
 }

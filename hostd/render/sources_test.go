@@ -1,0 +1,174 @@
+package render
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	ctconfig "github.com/hashicorp/consul-template/config"
+	dep "github.com/hashicorp/consul-template/dependency"
+	"github.com/hashicorp/consul-template/manager"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/running"
+)
+
+// fakeKeyLog answers AccessKeys from a fixed table, ignoring positions.
+type fakeKeyLog map[string][]string
+
+func (fakeKeyLog) Mark() uint64                                    { return 7 }
+func (l fakeKeyLog) AccessKeys(path string, since uint64) []string { return slices.Clone(l[path]) }
+
+// renderedEvent is consul-template's event for a template of dest that
+// rendered from the secrets at paths.
+func renderedEvent(t *testing.T, dest string, paths ...string) *manager.RenderEvent {
+	t.Helper()
+	used := new(dep.Set)
+	for _, p := range paths {
+		q, err := dep.NewVaultReadQuery(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		used.Add(q)
+	}
+	return &manager.RenderEvent{
+		WouldRender:     true,
+		UsedDeps:        used,
+		TemplateConfigs: []*ctconfig.TemplateConfig{{Destination: ctconfig.String(dest)}},
+	}
+}
+
+const (
+	wwwCreds = "sigsci/creds/vault-user/sites/www"
+	apiCreds = "sigsci/creds/vault-user/sites/api"
+)
+
+func TestContentNamesTheKeyOfEveryCredsSecretItCameFrom(t *testing.T) {
+	log := fakeKeyLog{wwwCreds: {"ak-www"}, apiCreds: {"ak-api"}, "secret/data/other": nil}
+	var s sources
+	s.begin(log)
+	s.wrote("/etc/sigsci/agent.conf", "d1")
+	templates := map[string]Template{"/etc/sigsci/agent.conf": {Unit: "sigsci-agent.service"}}
+	events := map[string]*manager.RenderEvent{"t": renderedEvent(t, "/etc/sigsci/agent.conf", wwwCreds, "secret/data/other", apiCreds)}
+
+	got, rotated := s.contents(log, events, templates, time.Unix(100, 0))
+	want := event.Content{Time: time.Unix(100, 0), Template: "/etc/sigsci/agent.conf", Unit: "sigsci-agent.service", Digest: "d1", Creds: []event.Creds{
+		{Mount: "sigsci", Role: "vault-user", Site: "api", AccessKey: "ak-api"},
+		{Mount: "sigsci", Role: "vault-user", Site: "www", AccessKey: "ak-www"},
+	}}
+	if rotated || len(got) != 1 || !sameContent(got[0], want) {
+		t.Fatalf("contents = %+v (rotated %v), want %+v", got, rotated, want)
+	}
+	if again, _ := s.contents(log, events, templates, time.Unix(200, 0)); len(again) != 0 {
+		t.Fatalf("the same content again was published again: %+v", again)
+	}
+	s.wrote("/etc/sigsci/agent.conf", "d2")
+	if next, _ := s.contents(log, events, templates, time.Unix(300, 0)); len(next) != 1 || next[0].Digest != "d2" {
+		t.Fatalf("new content: %+v", next)
+	}
+}
+
+func TestContentWhileTwoKeysWereAnsweredLeavesTheKeyUnknown(t *testing.T) {
+	log := fakeKeyLog{wwwCreds: {"ak-old", "ak-new"}, apiCreds: {"", "ak-api"}}
+	var s sources
+	s.begin(log)
+	s.wrote("/a.conf", "d1")
+	s.wrote("/b.conf", "d2")
+	events := map[string]*manager.RenderEvent{
+		"a": renderedEvent(t, "/a.conf", wwwCreds),
+		"b": renderedEvent(t, "/b.conf", apiCreds),
+	}
+	got, rotated := s.contents(log, events, map[string]Template{}, time.Unix(1, 0))
+	if !rotated {
+		t.Fatal("two keys answered for www: a new runner must read every secret again")
+	}
+	if len(got) != 2 || got[0].Creds[0].AccessKey != "" || got[1].Creds[0].AccessKey != "" {
+		t.Fatalf("contents = %+v, want both keys unknown", got)
+	}
+
+	// An unreadable answer beside one key is unknown too, but reading
+	// again would not help: no new runner for it alone.
+	only := map[string]*manager.RenderEvent{"b": renderedEvent(t, "/b.conf", apiCreds)}
+	if _, rotated := s.contents(log, only, map[string]Template{}, time.Unix(2, 0)); rotated {
+		t.Fatal("an unreadable answer asked for a new runner")
+	}
+}
+
+func TestContentIsOnlyForTemplatesTheRunnerWrote(t *testing.T) {
+	log := fakeKeyLog{wwwCreds: {"ak"}}
+	var s sources
+	s.wrote("/a.conf", "before the runner")
+	s.begin(log)
+	failedEv := renderedEvent(t, "/b.conf", wwwCreds)
+	failedEv.Error = errTest
+	events := map[string]*manager.RenderEvent{"a": renderedEvent(t, "/a.conf", wwwCreds), "b": failedEv}
+	if got, _ := s.contents(log, events, map[string]Template{}, time.Unix(1, 0)); len(got) != 0 {
+		t.Fatalf("contents = %+v, want none: /a.conf was written by an earlier runner, /b.conf failed", got)
+	}
+}
+
+var errTest = errors.New("template failed")
+
+func sameContent(a, b event.Content) bool {
+	return a.Time.Equal(b.Time) && a.Template == b.Template && a.Unit == b.Unit && a.Digest == b.Digest && slices.Equal(a.Creds, b.Creds)
+}
+
+// TestRenderedContentCarriesTheAccessKeyVaultAnswered runs the real path: a
+// real Vault (a kv mount standing in for the sigsci engine at the same
+// path), the proxy and consul-template.
+func TestRenderedContentCarriesTheAccessKeyVaultAnswered(t *testing.T) {
+	s := newStack(t)
+	s.vault.Mount("sigsci", "kv", map[string]string{"version": "1"})
+	s.vault.WritePolicy("waf", `path "secret/data/*" { capabilities = ["read"] }
+path "sigsci/creds/*" { capabilities = ["read"] }`)
+	s.vault.Write(wwwCreds, map[string]any{"accessKey": "ak-1", "secretKey": "secret-key-1"})
+	dest := filepath.Join(s.dir, "agent.conf")
+	r, err := New(Options{
+		Templates: []Template{{
+			Contents:    `{{ with secret "` + wwwCreds + `" }}accesskeyid={{ .Data.accessKey }}` + "\n" + `secretaccesskey={{ .Data.secretKey }}{{ end }}` + "\n",
+			Destination: dest, Unit: "sigsci-agent.service", ErrorOnMissingKey: true,
+		}},
+		Dialer: s.proxy, Keys: s.proxy, RefreshInterval: s.interval,
+		MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
+		Sink: s.events, Logger: slog.New(slog.NewTextHandler(s.logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runRenderer(t, r)
+
+	content := func(key string) func(event.Event) bool {
+		return func(e event.Event) bool {
+			c, ok := e.(event.Content)
+			return ok && c.Template == dest && len(c.Creds) == 1 && c.Creds[0].AccessKey == key
+		}
+	}
+	ev, next := s.events.WaitFor(t, 0, 15*time.Second, "the content of ak-1", content("ak-1"))
+	c := ev.(event.Content)
+	if want := (event.Creds{Mount: "sigsci", Role: "vault-user", Site: "www", AccessKey: "ak-1"}); c.Creds[0] != want || c.Unit != "sigsci-agent.service" {
+		t.Fatalf("content = %+v", c)
+	}
+	if digest, _, _ := running.ReadDigest(dest); c.Digest != digest {
+		t.Fatalf("content digest %s, file digest %s", c.Digest, digest)
+	}
+
+	// The runner that read ak-1 reads ak-2 too: which one a content holds
+	// is unknown until a new runner, with ak-2 only, renders it.
+	s.vault.Write(wwwCreds, map[string]any{"accessKey": "ak-2", "secretKey": "secret-key-2"})
+	_, unknown := s.events.WaitFor(t, next, refresh+10*time.Second, "the content with its key unknown", content(""))
+	ev, _ = s.events.WaitFor(t, unknown, 15*time.Second, "the content of ak-2", content("ak-2"))
+	if r.Starts() != 2 {
+		t.Fatalf("%d runner starts, want 2: the first, and the one reading every secret again after the rotation", r.Starts())
+	}
+	if digest, _, _ := running.ReadDigest(dest); ev.(event.Content).Digest != digest {
+		t.Fatalf("after the rotation: content digest %s, file digest %s", ev.(event.Content).Digest, digest)
+	}
+	if all := fmt.Sprintf("%+v", s.events.All()); strings.Contains(all, "secret-key") {
+		t.Fatal("a secret key reached an event")
+	}
+}
