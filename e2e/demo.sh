@@ -120,11 +120,9 @@ say "Copying every site's keys into Vault"
 run vault write -f /sigsci/creds/vault-user/sites/
 run vault read -field=accessKey /sigsci/creds/vault-user/sites/www
 
-say "Letting a host read only its own site: an AppRole for hostd"
+say "Letting a host read its own site and report its agent's key: an AppRole for hostd"
 vault auth enable approle >/dev/null
-vault policy write waf-www - >/dev/null <<'POLICY'
-path "sigsci/creds/vault-user/sites/www" { capabilities = ["read"] }
-POLICY
+sed 's/<site-name>/www/g' "$repo/packaging/vault/host.hcl" | vault policy write waf-www - >/dev/null
 vault write auth/approle/role/waf-www token_policies=waf-www token_ttl=10m >/dev/null
 vault read -field=role_id auth/approle/role/waf-www/role-id > etc/role-id
 vault write -f -field=secret_id auth/approle/role/waf-www/secret-id > etc/secret-id
@@ -172,10 +170,14 @@ restart {
   debounce = "0s"
   splay    = "0s"
 }
+report {
+  host     = "demo-host"
+  interval = "5s"
+}
 telemetry { listen_address = "$metrics" }
 status { socket_path = "$work/hostd.sock" }
 HCL
-sed -n '/^template {/,/^}/p; /^restart {/,/^}/p' etc/hostd.hcl
+sed -n '/^template {/,/^}/p; /^restart {/,/^}/p; /^report {/,/^}/p' etc/hostd.hcl
 "$repo/bin/hostd" validate -config etc/hostd.hcl
 
 say "First boot: hostd render writes agent.conf once, then the agent starts on it"
@@ -193,6 +195,9 @@ say "Starting hostd: it finds agent.conf current and the agent running on it"
 "$repo/bin/hostd" run -config etc/hostd.hcl 2>"$work/hostd.log" &
 hostd_pid=$!
 wait_for "hostd's first render" "$repo/bin/hostd" status -socket "$work/hostd.sock"
+on_primary() { vault read -field=on_primary /sigsci/fleet/vault-user/sites/www | grep -q demo-host; }
+wait_for "hostd to report the key the agent runs" on_primary
+run vault read /sigsci/fleet/vault-user/sites/www
 echo "agent.state: access key $(agent_key), pid $(agent_pid) (Vault's primary: $primary)"
 curl -s "http://$metrics/metrics" | grep '^hostd_' > metrics.before
 
@@ -203,6 +208,8 @@ before_pid=$(agent_pid)
 start=$(now)
 run vault write -f /sigsci/rotate/sites/www
 after=$(vault read -field=accessKey /sigsci/creds/vault-user/sites/www)
+echo "retiring now would take demo-host's agent down; the guard refuses:"
+run vault delete /sigsci/rotate/sites/www || true
 echo "Vault's primary is now $after (was $before); waiting for hostd to notice (refresh every 5 s)"
 wait_for "hostd to render the new key" grep -q "$after" agent.conf
 rendered=$(since "$start")
@@ -212,12 +219,10 @@ printf 'hostd rendered the new key %s s after the rotate command; the agent runs
 echo "agent.state: access key $(agent_key), pid $(agent_pid) (was pid $before_pid: restarted by hostd over D-Bus)"
 wait_for "hostd to see the agent stay up" restarts_done_are 1
 
-say "Retiring the old key set at the API and in Vault"
-# No host reports the key its agent runs here, so the guard waits for
-# retire_min_overlap after the rotation; the agent was just seen running the
-# new key, so the operator overrides it.
-run vault delete /sigsci/rotate/sites/www || true
-run vault delete /sigsci/rotate/sites/www force=true
+say "Retiring the old key set once every host reports the new one"
+wait_for "hostd to report the new key" on_primary
+run vault read /sigsci/fleet/vault-user/sites/www
+run vault delete /sigsci/rotate/sites/www
 echo "the old pair at the simulator's agent-key check (the secret goes on stdin, not shown):"
 printf '$ curl -s %s/sim/agent/check -d '\''{"accesskeyid":"%s","secretaccesskey":"…"}'\''\n' "$sim" "$before"
 printf '{"accesskeyid":"%s","secretaccesskey":"%s"}' "$before" "$before_secret" |
