@@ -29,7 +29,6 @@ package rollout
 import (
 	"context"
 	"math/rand/v2"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -405,49 +404,6 @@ func (r *Rollout) startDue() time.Time {
 		}()
 	}
 	return next
-}
-
-// manages reports whether this configuration restarts unit.
-func (r *Rollout) manages(unit string) bool {
-	return r.opts.Units == nil || slices.Contains(r.opts.Units, unit)
-}
-
-// requeue puts a batch back whose restart said nothing about its content,
-// due after a backoff that doubles per retry in a row (and the batch's
-// splay), merged with any newer changes.
-func (r *Rollout) requeue(b *batch) time.Time {
-	r.mu.Lock()
-	if next := r.next; next != nil {
-		r.mu.Unlock()
-		return next.requeue(b)
-	}
-	defer r.mu.Unlock()
-	if !r.manages(b.unit) {
-		return time.Time{} // the configuration no longer restarts it
-	}
-	r.retries[b.unit]++
-	delay := r.opts.RetryInterval << (r.retries[b.unit] - 1)
-	if delay > r.opts.MaxRetry || delay <= 0 {
-		delay = r.opts.MaxRetry
-	}
-	due := r.dueAt(r.opts.Now().Add(delay), b.share)
-	if newer := r.pending[b.unit]; newer != nil {
-		for _, c := range newer.changes {
-			b.add(c)
-		}
-		if newer.due.After(due) {
-			due = newer.due
-		}
-	}
-	b.due = due
-	r.pending[b.unit] = b
-	return due
-}
-
-func (r *Rollout) resetRetries(unit string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.retries, unit)
 }
 
 func (r *Rollout) batchesStarted() int {

@@ -1,6 +1,9 @@
 package rollout
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // dueAt is when a batch whose restart may run from earliest on is due:
 // earliest itself, or the window's next opening when earliest falls outside
@@ -16,4 +19,47 @@ func (r *Rollout) dueAt(earliest time.Time, share float64) time.Time {
 		splay = closes.Sub(start)
 	}
 	return start.Add(time.Duration(share * float64(splay)))
+}
+
+// manages reports whether this configuration restarts unit.
+func (r *Rollout) manages(unit string) bool {
+	return r.opts.Units == nil || slices.Contains(r.opts.Units, unit)
+}
+
+// requeue puts a batch back whose restart said nothing about its content,
+// due after a backoff that doubles per retry in a row (and the batch's
+// splay), merged with any newer changes.
+func (r *Rollout) requeue(b *batch) time.Time {
+	r.mu.Lock()
+	if next := r.next; next != nil {
+		r.mu.Unlock()
+		return next.requeue(b)
+	}
+	defer r.mu.Unlock()
+	if !r.manages(b.unit) {
+		return time.Time{} // the configuration no longer restarts it
+	}
+	r.retries[b.unit]++
+	delay := r.opts.RetryInterval << (r.retries[b.unit] - 1)
+	if delay > r.opts.MaxRetry || delay <= 0 {
+		delay = r.opts.MaxRetry
+	}
+	due := r.dueAt(r.opts.Now().Add(delay), b.share)
+	if newer := r.pending[b.unit]; newer != nil {
+		for _, c := range newer.changes {
+			b.add(c)
+		}
+		if newer.due.After(due) {
+			due = newer.due
+		}
+	}
+	b.due = due
+	r.pending[b.unit] = b
+	return due
+}
+
+func (r *Rollout) resetRetries(unit string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.retries, unit)
 }
