@@ -115,7 +115,10 @@ func (r *Rollout) reconcile(unit string, p restart.Process, watched []Watched) {
 			owed = append(owed, Change{Unit: unit, Destination: w.Destination, Previous: backup(w, "")})
 		}
 	}
-	if len(owed) > 0 {
+	// Checked again: a render may have scheduled (or begun) the unit's
+	// restart onto its current files while the process was assessed, and a
+	// second batch would restart it once more for nothing.
+	if len(owed) > 0 && !r.scheduled(unit) {
 		r.Submit(owed...)
 	}
 }
