@@ -43,7 +43,7 @@ func TestReloadOutcomeIsExposed(t *testing.T) {
 	h := start(t, func(dir, socket string) string {
 		return configTextFull(dir, socket, "0600", "info", addr, "agent.conf")
 	})
-	fetch(t, h.socket)
+	h.waitReady()
 	const ok, at = "hostd_config_last_reload_successful", "hostd_config_last_reload_success_timestamp_seconds"
 	if v, found := metricValue(t, addr, ok); !found || v != 1 {
 		t.Fatalf("%s after the start = %v (exposed: %v), want 1", ok, v, found)
@@ -127,6 +127,7 @@ telemetry { listen_address = %q }
 		}
 		return text(dir, socket, true)
 	})
+	h.waitReady()
 	waitFile(t, removed, "accesskeyid=A1\nsecretaccesskey=S-one\n")
 	pending := `hostd_unit_restart_pending{unit="old.service"}`
 	deadline := time.Now().Add(waitFor)
