@@ -198,6 +198,7 @@ type batch struct {
 	changes []Change  // one per destination, first arrival order
 	share   float64   // the batch's place in the splay, in [0, 1)
 	changed time.Time // the last change's arrival
+	retry   time.Time // a retry's backoff ends: not due before (requeue)
 	due     time.Time
 	// resumed: a restart an earlier hostd began at begun and did not
 	// finish; it is checked rather than restarted again (startup.go).
@@ -272,7 +273,7 @@ func (r *Rollout) Submit(changes ...Change) {
 		b.add(c)
 		// Every change restarts the debounce; the splay is chosen once per
 		// batch so the announced time does not jump around.
-		b.changed = now
+		b.changed, b.retry = now, time.Time{}
 		b.due = r.batchDue(b)
 		touched[c.Unit] = true
 	}
@@ -288,10 +289,10 @@ func (r *Rollout) Submit(changes ...Change) {
 }
 
 // batchDue is when batch b may start under this Rollout's policy: debounce
-// after its last change, then the window and the batch's share of the splay
-// (schedule.go).
+// after its last change (or, for a retry, once its backoff ends), then the
+// window and the batch's share of the splay (schedule.go).
 func (r *Rollout) batchDue(b *batch) time.Time {
-	return r.dueAt(b.changed.Add(r.opts.Debounce), b.share)
+	return r.dueAt(later(b.changed.Add(r.opts.Debounce), b.retry), b.share)
 }
 
 func (r *Rollout) poke() {
@@ -417,11 +418,13 @@ func (r *Rollout) requeue(b *batch) time.Time {
 	if delay > r.opts.MaxRetry || delay <= 0 {
 		delay = r.opts.MaxRetry
 	}
-	due := r.dueAt(r.opts.Now().Add(delay), b.share)
+	b.retry = r.opts.Now().Add(delay)
+	due := r.dueAt(b.retry, b.share)
 	if newer := r.pending[b.unit]; newer != nil {
 		for _, c := range newer.changes {
 			b.add(c)
 		}
+		b.changed = later(b.changed, newer.changed)
 		if newer.due.After(due) {
 			due = newer.due
 		}

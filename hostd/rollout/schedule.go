@@ -17,3 +17,11 @@ func (r *Rollout) dueAt(earliest time.Time, share float64) time.Time {
 	}
 	return start.Add(time.Duration(share * float64(splay)))
 }
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
