@@ -129,14 +129,17 @@ telemetry { listen_address = %q }
 	})
 	h.waitReady()
 	waitFile(t, removed, "accesskeyid=A1\nsecretaccesskey=S-one\n")
-	pending := `hostd_unit_restart_pending{unit="old.service"}`
+	// The first restart has failed and its retry waits (RetryInterval):
+	// nothing of old.service is under way when the reload comes.
+	failed, pending := `hostd_unit_restarts_total{result="error",unit="old.service"}`, `hostd_unit_restart_pending{unit="old.service"}`
 	deadline := time.Now().Add(waitFor)
 	for {
-		if v, _ := metricValue(t, addr, pending); v == 1 {
+		n, _ := metricValue(t, addr, failed)
+		if v, _ := metricValue(t, addr, pending); n >= 1 && v == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s never became 1", pending)
+			t.Fatalf("%s never became 1 after a failed restart", pending)
 		}
 		time.Sleep(20 * time.Millisecond) // polling the endpoint with a deadline
 	}
