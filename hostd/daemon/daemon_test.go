@@ -191,6 +191,14 @@ func (h *harness) stop() error {
 	}
 }
 
+// waitReady waits until the daemon has sent READY=1: every part is up. The
+// status socket answers before that, and the metrics endpoint is bound
+// after it, so a test that scrapes the endpoint waits for this.
+func (h *harness) waitReady() {
+	h.t.Helper()
+	h.notes.waitCount(h.t, notifyReady, 1)
+}
+
 // fetch waits until the status socket at path answers.
 func fetch(t *testing.T, path string) status.Snapshot {
 	t.Helper()
@@ -413,7 +421,7 @@ func TestMetricsEndpointFollowsReload(t *testing.T) {
 	h := start(t, func(dir, socket string) string {
 		return configTextFull(dir, socket, "0600", "info", first, "agent.conf")
 	})
-	fetch(t, h.socket) // started
+	h.waitReady()
 	body, err := getMetrics(t, first)
 	if err != nil {
 		t.Fatal(err)

@@ -48,7 +48,9 @@ func (r *Rollout) HandOver(next *Rollout) {
 			}
 		}
 		if !b.resumed {
-			b.due = next.batchDue(b) // the share of the splay scales to next's policy
+			// The share of the splay scales to next's policy; a retry
+			// keeps its backoff.
+			b.due = next.batchDue(b)
 		}
 		next.pending[unit] = b
 		moved = append(moved, event.Pending{Time: now, Unit: unit, Due: b.due, Cause: b.destinations()})

@@ -202,6 +202,7 @@ type batch struct {
 	changes []Change  // one per destination, first arrival order
 	share   float64   // the batch's place in the splay, in [0, 1)
 	changed time.Time // the last change's arrival
+	retry   time.Time // a retry's backoff ends: not due before (requeue)
 	due     time.Time
 	// resumed: a restart an earlier hostd began at begun and did not
 	// finish; it is checked rather than restarted again (startup.go).
@@ -276,7 +277,7 @@ func (r *Rollout) Submit(changes ...Change) {
 		b.add(c)
 		// Every change restarts the debounce; the splay is chosen once per
 		// batch so the announced time does not jump around.
-		b.changed = now
+		b.changed, b.retry = now, time.Time{}
 		b.due = r.batchDue(b)
 		touched[c.Unit] = true
 	}
@@ -292,10 +293,10 @@ func (r *Rollout) Submit(changes ...Change) {
 }
 
 // batchDue is when batch b may start under this Rollout's policy: debounce
-// after its last change, then the window and the batch's share of the splay
-// (schedule.go).
+// after its last change (or, for a retry, once its backoff ends), then the
+// window and the batch's share of the splay (schedule.go).
 func (r *Rollout) batchDue(b *batch) time.Time {
-	return r.dueAt(b.changed.Add(r.opts.Debounce), b.share)
+	return r.dueAt(later(b.changed.Add(r.opts.Debounce), b.retry), b.share)
 }
 
 func (r *Rollout) poke() {

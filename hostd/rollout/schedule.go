@@ -21,6 +21,14 @@ func (r *Rollout) dueAt(earliest time.Time, share float64) time.Time {
 	return start.Add(time.Duration(share * float64(splay)))
 }
 
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 // manages reports whether this configuration restarts unit.
 func (r *Rollout) manages(unit string) bool {
 	return r.opts.Units == nil || slices.Contains(r.opts.Units, unit)
@@ -44,11 +52,13 @@ func (r *Rollout) requeue(b *batch) time.Time {
 	if delay > r.opts.MaxRetry || delay <= 0 {
 		delay = r.opts.MaxRetry
 	}
-	due := r.dueAt(r.opts.Now().Add(delay), b.share)
+	b.retry = r.opts.Now().Add(delay)
+	due := r.dueAt(b.retry, b.share)
 	if newer := r.pending[b.unit]; newer != nil {
 		for _, c := range newer.changes {
 			b.add(c)
 		}
+		b.changed = later(b.changed, newer.changed)
 		if newer.due.After(due) {
 			due = newer.due
 		}

@@ -341,3 +341,35 @@ func TestRetryKeepsTheSplayInsideTheWindow(t *testing.T) {
 		t.Fatalf("retry due %s, want %s (next window plus the splay)", retry.Due, want)
 	}
 }
+
+// A reload hands a batch waiting for its retry to the next Rollout: the
+// retry keeps its backoff there, it does not run at once.
+func TestAHandOverKeepsTheRetryBackoff(t *testing.T) {
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clock := newFakeClock(start)
+	rec := newRecorder()
+	opts := rollout.Options{Debounce: time.Second, RetryInterval: 5 * time.Minute, Now: clock.Now, After: clock.After}
+	ro := rollout.New(refusingSystemd{}, nil, rec, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	runCtx, stop := context.WithCancel(ctx)
+	go func() { done <- ro.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	ro.Submit(rollout.Change{Unit: "a.service", Destination: "/etc/a.conf"})
+	first := rec.waitPending(t, ctx)
+	advanceOnceRunWaits(t, ctx, clock, first.Due)
+	if r := rec.waitRestart(t, ctx); r.Result != rollout.ResultError {
+		t.Fatalf("restart of an unknown unit: %+v", r)
+	}
+	retry := rec.waitPending(t, ctx)
+	if want := first.Due.Add(5 * time.Minute); !retry.Due.Equal(want) {
+		t.Fatalf("retry due %s, want %s", retry.Due, want)
+	}
+
+	ro.HandOver(rollout.New(refusingSystemd{}, nil, rec, opts))
+	if moved := rec.waitPending(t, ctx); !moved.Due.Equal(retry.Due) {
+		t.Fatalf("after the hand-over the retry is due %s, want %s (its backoff)", moved.Due, retry.Due)
+	}
+}
