@@ -63,30 +63,35 @@ func (b *backend) pathRotate() []*framework.Path {
 			},
 			"force": forceRetireField,
 		},
-		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation: &framework.PathOperation{
-				Callback:     b.pathRotateRead,
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "rotation-status"},
-			},
-			logical.UpdateOperation: &framework.PathOperation{
-				Callback:                    b.pathRotateWrite,
-				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "rotate"},
-				ForwardPerformanceStandby:   true,
-				ForwardPerformanceSecondary: true,
-			},
-			logical.DeleteOperation: &framework.PathOperation{
-				Callback: b.pathRotateDelete,
-				DisplayAttrs: &framework.DisplayAttributes{
-					OperationVerb:   "retire",
-					OperationSuffix: "non-primary-agent-keys",
-				},
-				ForwardPerformanceStandby:   true,
-				ForwardPerformanceSecondary: true,
-			},
-		},
+		Operations:      b.rotateOperations(""),
 		HelpSynopsis:    pathRotateHelpSyn,
 		HelpDescription: pathRotateHelpDesc,
 	}}
+}
+
+// rotateOperations are the read, rotate and retire operations of a rotate
+// path. scope prefixes their OpenAPI suffixes: "" for the documented
+// rotate/sites/<site>, "role-" for rotate/<role>/sites/<site>, so that each
+// path keeps ids of its own.
+func (b *backend) rotateOperations(scope string) map[logical.Operation]framework.OperationHandler {
+	return map[logical.Operation]framework.OperationHandler{
+		logical.ReadOperation: &framework.PathOperation{
+			Callback:     b.pathRotateRead,
+			DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: scope + "rotation-status"},
+		},
+		logical.UpdateOperation: &framework.PathOperation{
+			Callback:                    b.pathRotateWrite,
+			DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "rotate"},
+			ForwardPerformanceStandby:   true,
+			ForwardPerformanceSecondary: true,
+		},
+		logical.DeleteOperation: &framework.PathOperation{
+			Callback:                    b.pathRotateDelete,
+			DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "retire", OperationSuffix: scope + "non-primary-agent-keys"},
+			ForwardPerformanceStandby:   true,
+			ForwardPerformanceSecondary: true,
+		},
+	}
 }
 
 func (b *backend) pathRotateWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -169,24 +174,7 @@ func (b *backend) pathRotateForRole() []*framework.Path {
 			"site":  {Type: framework.TypeString, Description: "Site name.", Required: true},
 			"force": forceRetireField,
 		},
-		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation: &framework.PathOperation{
-				Callback:     b.pathRotateRead,
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "role-rotation-status"},
-			},
-			logical.UpdateOperation: &framework.PathOperation{
-				Callback:                    b.pathRotateWrite,
-				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "rotate"},
-				ForwardPerformanceStandby:   true,
-				ForwardPerformanceSecondary: true,
-			},
-			logical.DeleteOperation: &framework.PathOperation{
-				Callback:                    b.pathRotateDelete,
-				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "retire", OperationSuffix: "role-non-primary-agent-keys"},
-				ForwardPerformanceStandby:   true,
-				ForwardPerformanceSecondary: true,
-			},
-		},
+		Operations:      b.rotateOperations("role-"),
 		HelpSynopsis:    pathRotateHelpSyn,
 		HelpDescription: pathRotateHelpDesc,
 	}}
