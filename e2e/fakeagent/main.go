@@ -6,7 +6,10 @@
 // secretaccesskey), the documentation's secretkey spelling, and quoted or bare
 // values. It proves the pair against the simulator's agent-key check, exits
 // non-zero when the pair is not live (so systemd sees a failed start), and
-// records which access key it runs with. It never prints the secret key.
+// records which access key it runs with. With -recheck it proves the pair
+// again at that interval, as the real agent does each time it talks to the
+// cloud, and exits non-zero once the pair is no longer live. It never prints
+// the secret key.
 package main
 
 import (
@@ -30,13 +33,14 @@ func main() {
 	configPath := flag.String("config", "/etc/sigsci/agent.conf", "agent configuration to read")
 	checkURL := flag.String("check-url", "", "the simulator's agent-key check endpoint (…/sim/agent/check)")
 	stateFile := flag.String("state-file", "", "where to record the access key the agent runs with (JSON)")
+	recheck := flag.Duration("recheck", 0, "prove the pair again at this interval and exit non-zero once it is not live; 0: only at start")
 	flag.Parse()
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	if err := run(ctx, logger, *configPath, *checkURL, *stateFile); err != nil {
+	if err := run(ctx, logger, *configPath, *checkURL, *stateFile, *recheck); err != nil {
 		logger.Error("fakeagent stopped", "err", err)
 		os.Exit(1)
 	}
@@ -50,9 +54,13 @@ type State struct {
 	Primary   bool      `json:"primary"`
 	Started   time.Time `json:"started"`
 	PID       int       `json:"pid"`
+	// Checked is when the pair last proved live (-recheck).
+	Checked time.Time `json:"checked"`
+	// Lost says why the pair stopped being live while the agent ran on it.
+	Lost string `json:"lost,omitempty"`
 }
 
-func run(ctx context.Context, logger *slog.Logger, configPath, checkURL, stateFile string) error {
+func run(ctx context.Context, logger *slog.Logger, configPath, checkURL, stateFile string, recheck time.Duration) error {
 	if checkURL == "" {
 		return errors.New("-check-url is required")
 	}
@@ -71,18 +79,53 @@ func run(ctx context.Context, logger *slog.Logger, configPath, checkURL, stateFi
 	if !result.Live {
 		return fmt.Errorf("access key %s is not live: %s", keys.AccessKeyID, result.Reason)
 	}
+	started := time.Now().UTC()
 	state := State{AccessKey: keys.AccessKeyID, Corp: result.Corp, Site: result.Site,
-		Primary: result.Primary, Started: time.Now().UTC(), PID: os.Getpid()}
-	if stateFile != "" {
+		Primary: result.Primary, Started: started, Checked: started, PID: os.Getpid()}
+	if err := writeState(stateFile, state); err != nil {
+		return err
+	}
+	logger.Info("running with access key", "access_key", state.AccessKey, "corp", state.Corp,
+		"site", state.Site, "primary", state.Primary)
+	if err := keepChecking(ctx, checkURL, keys, recheck, stateFile, state); err != nil {
+		return err
+	}
+	logger.Info("stopping", "access_key", state.AccessKey)
+	return nil
+}
+
+// keepChecking proves keys again every interval until ctx ends, recording
+// each proof in the state file; it returns an error once the pair is not
+// live. A zero interval only waits for ctx.
+func keepChecking(ctx context.Context, checkURL string, keys sigscisim.AgentCheckRequest, interval time.Duration, stateFile string, state State) error {
+	if interval <= 0 {
+		<-ctx.Done()
+		return nil
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		result, err := check(ctx, checkURL, keys)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			continue // the simulator unreachable is not a dead pair
+		case !result.Live:
+			state.Lost = result.Reason
+			_ = writeState(stateFile, state)
+			return fmt.Errorf("access key %s stopped being live while the agent ran on it: %s", keys.AccessKeyID, result.Reason)
+		}
+		state.Checked = time.Now().UTC()
 		if err := writeState(stateFile, state); err != nil {
 			return err
 		}
 	}
-	logger.Info("running with access key", "access_key", state.AccessKey, "corp", state.Corp,
-		"site", state.Site, "primary", state.Primary)
-	<-ctx.Done()
-	logger.Info("stopping", "access_key", state.AccessKey)
-	return nil
 }
 
 // parseKeys reads key = value lines; # starts a comment.
@@ -148,7 +191,11 @@ func check(ctx context.Context, url string, keys sigscisim.AgentCheckRequest) (s
 	return result, nil
 }
 
+// writeState records state in path, atomically; "" records nothing.
 func writeState(path string, state State) error {
+	if path == "" {
+		return nil
+	}
 	data, err := json.Marshal(state)
 	if err != nil {
 		return err

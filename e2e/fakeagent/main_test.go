@@ -1,7 +1,17 @@
 package main
 
 import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
 
 func TestParseKeysAcceptsEverySpellingTheAgentMeets(t *testing.T) {
@@ -38,4 +48,68 @@ func TestParseKeysRefusesIncompleteConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAgentStopsOnceItsPairIsRetired: with -recheck the agent proves its
+// pair against the simulator again and again, and once the pair is retired
+// it records why in its state file and stops with an error.
+func TestAgentStopsOnceItsPairIsRetired(t *testing.T) {
+	sim := sigscisim.New(sigscisim.Seed{Corps: []sigscisim.CorpSeed{{Name: "corp", Sites: []sigscisim.SiteSeed{{Name: "www"}}}}})
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	pair := sim.KeySets("corp", "www")[0]
+	dir := t.TempDir()
+	config, stateFile := filepath.Join(dir, "agent.conf"), filepath.Join(dir, "agent.state")
+	if err := os.WriteFile(config, []byte("accesskeyid = \""+pair.AccessKey+"\"\nsecretaccesskey = \""+pair.SecretKey+"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	stopped := make(chan error, 1)
+	go func() {
+		stopped <- run(t.Context(), logger, config, srv.URL+"/sim/agent/check", stateFile, time.Millisecond)
+	}()
+
+	// Two proofs after the first: the agent keeps checking a live pair.
+	first := waitForState(t, stateFile, func(State) bool { return true })
+	waitForState(t, stateFile, func(s State) bool { return s.Checked.After(first.Checked) })
+	sim.RemoveSite("corp", "www")
+	select {
+	case err := <-stopped:
+		if err == nil || !strings.Contains(err.Error(), "retired") {
+			t.Fatalf("the agent stopped with %v, want an error naming the retirement", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the agent kept running on a retired pair")
+	}
+	if s := readTestState(t, stateFile); s.Lost != "retired" || s.AccessKey != pair.AccessKey {
+		t.Fatalf("state after the retirement: %+v", s)
+	}
+}
+
+func waitForState(t *testing.T, path string, cond func(State) bool) State {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(path); err == nil {
+			if s := readTestState(t, path); cond(s) {
+				return s
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("the agent's state never showed what the test waits for")
+	return State{}
+}
+
+func readTestState(t *testing.T, path string) State {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s State
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -234,7 +234,7 @@ func (s *Server) deleteKeySet(w http.ResponseWriter, r *http.Request) {
 	case st.keys[i].primary:
 		writeMessage(w, http.StatusBadRequest, "the primary agent key cannot be deleted")
 	default:
-		s.retired[accessKey] = siteRef{c.name, st.name}
+		s.retired[accessKey] = retiredKey{c.name, st.name, s.now()}
 		st.retired = append(st.retired, accessKey)
 		st.keys = slices.Delete(st.keys, i, i+1)
 		w.WriteHeader(http.StatusNoContent)

@@ -80,6 +80,15 @@ func (s *Server) CheckAgentKeys(accessKey, secretKey string) AgentCheckResult {
 	return AgentCheckResult{Reason: "unknown access key"}
 }
 
+// RetiredAt reports when accessKey was retired, by a DELETE or by its
+// site's removal; false while it is live or was never a key set.
+func (s *Server) RetiredAt(accessKey string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.retired[accessKey]
+	return r.at, ok
+}
+
 // State returns corps, users, sites and access keys, without secrets.
 func (s *Server) State() State {
 	s.mu.Lock()

@@ -78,7 +78,7 @@ type Server struct {
 	corps   map[string]*corp
 	order   []string         // corp names in seed order
 	users   map[string]*user // by email
-	retired map[string]siteRef
+	retired map[string]retiredKey
 	calls   map[string]int
 	faults  Faults
 	window  map[string]rateWindow // per user
@@ -108,7 +108,11 @@ type user struct {
 	corps  map[string]bool
 }
 
-type siteRef struct{ corp, site string }
+// retiredKey is where a retired access key belonged and when it was retired.
+type retiredKey struct {
+	corp, site string
+	at         time.Time
+}
 
 type rateWindow struct {
 	start time.Time
@@ -125,7 +129,7 @@ func New(seed Seed) *Server {
 		now:     time.Now,
 		corps:   map[string]*corp{},
 		users:   map[string]*user{},
-		retired: map[string]siteRef{},
+		retired: map[string]retiredKey{},
 		calls:   map[string]int{},
 		window:  map[string]rateWindow{},
 		faults:  seed.Faults,
@@ -223,7 +227,7 @@ func (s *Server) RemoveSite(corpName, siteName string) bool {
 		return false
 	}
 	for _, k := range c.sites[i].keys {
-		s.retired[k.accessKey] = siteRef{corpName, siteName}
+		s.retired[k.accessKey] = retiredKey{corpName, siteName, s.now()}
 	}
 	c.sites = slices.Delete(c.sites, i, i+1)
 	return true
