@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -270,8 +271,8 @@ func TestCreds_CopyTimesOut(t *testing.T) {
 	e.copySite("vault-user", "www")
 	before := e.storageSnapshot()
 
-	e.b.newClient = func(r *roleEntry) (keysAPI, error) {
-		cfg := clientConfig(r.APIURL, r.Email, r.Token)
+	e.b.newClient = func(r *roleEntry, log hclog.Logger) (keysAPI, error) {
+		cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
 		cfg.Timeout = 50 * time.Millisecond
 		cfg.MaxRetries = 1
 		return sigsci.New(cfg)
@@ -378,8 +379,8 @@ func TestCreds_CopyAllWithTimeoutsReportsEverySiteAndKeepsOldKeys(t *testing.T) 
 	e.copySite("vault-user", "www")
 	before := e.storageSnapshot()
 
-	e.b.newClient = func(r *roleEntry) (keysAPI, error) {
-		cfg := clientConfig(r.APIURL, r.Email, r.Token)
+	e.b.newClient = func(r *roleEntry, log hclog.Logger) (keysAPI, error) {
+		cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
 		cfg.Timeout = 100 * time.Millisecond
 		cfg.MaxRetries = 1
 		c, err := sigsci.New(cfg)
