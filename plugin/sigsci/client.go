@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -57,7 +58,7 @@ const (
 
 // Config configures a Client. Zero values take the defaults above.
 type Config struct {
-	BaseURL    string        // default DefaultBaseURL; must be an absolute http(s) URL
+	BaseURL    string        // default DefaultBaseURL; an absolute https:// URL (http:// only for a loopback host)
 	Email      string        // sent as x-api-user
 	Token      string        // sent as x-api-token; never logged, never in errors
 	HTTPClient *http.Client  // optional; redirects are never followed whatever it says
@@ -160,6 +161,9 @@ func checkBaseURL(raw string) (string, error) {
 	if u.Host == "" {
 		return "", fmt.Errorf("sigsci: API base URL %q has no host", u.Redacted())
 	}
+	if u.Scheme == "http" && !LoopbackHost(u.Hostname()) {
+		return "", fmt.Errorf("sigsci: API base URL %q must use https:// (http:// only for a loopback host)", u.Redacted())
+	}
 	if u.User != nil {
 		return "", errors.New("sigsci: API base URL must not carry user:password; set Email and Token instead")
 	}
@@ -167,6 +171,17 @@ func checkBaseURL(raw string) (string, error) {
 		return "", fmt.Errorf("sigsci: API base URL %q must not have a query or fragment", u.Redacted())
 	}
 	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// LoopbackHost reports whether host (no port, no brackets) is a loopback
+// address, 127.0.0.0/8 or ::1, or the name localhost: the only hosts the
+// client talks to over plain http://, as local simulators are.
+func LoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func checkCredentials(email, token string) error {
