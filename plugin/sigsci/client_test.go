@@ -690,7 +690,7 @@ func TestCreateIsRetriedWhenTheRequestWasNeverSent(t *testing.T) {
 	}
 }
 
-func TestCreateWithoutTheSetInTheAnswerTakesTheNewest(t *testing.T) {
+func TestCreateWithoutTheSetInTheAnswerTakesTheNewPrimary(t *testing.T) {
 	sim := sigscisim.New(seed())
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {

@@ -200,3 +200,60 @@ func TestSitesOfAnAPIThatIgnoresPage(t *testing.T) {
 		t.Errorf("warning = %q", got)
 	}
 }
+
+// aSetAppearsAfterTheFirstList has another client create a key set right
+// after the first agentKeys list is answered, before GET /keys is read. With
+// stale, later lists still show only the sets of the first one.
+func aSetAppearsAfterTheFirstList(sim *sigscisim.Server, stale bool) http.Handler {
+	var mu sync.Mutex
+	var first []byte
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/agentKeys") {
+			sim.ServeHTTP(w, r)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if first != nil && stale {
+			_, _ = w.Write(first)
+			return
+		}
+		rec := httptest.NewRecorder()
+		sim.ServeHTTP(rec, r)
+		if first == nil {
+			first = rec.Body.Bytes()
+			post := httptest.NewRequest(http.MethodPost, r.URL.Path, nil)
+			post.Header = r.Header.Clone()
+			sim.ServeHTTP(httptest.NewRecorder(), post)
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	})
+}
+
+func TestListKeySetsListsAgainWhenThePrimaryIsNewerThanTheList(t *testing.T) {
+	sim := sigscisim.New(seed())
+	srv := httptest.NewServer(aSetAppearsAfterTheFirstList(sim, false))
+	defer srv.Close()
+	sets, err := newClient(t, fastConfig(srv.URL+sigscisim.APIPrefix)).ListKeySets(context.Background(), corp, "www")
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth := sim.KeySets(corp, "www")
+	if len(sets) != 2 || sets[0] != truth[0] || sets[1] != truth[1] || !sets[1].Primary {
+		t.Errorf("listed %v, the API has %v", sets, truth)
+	}
+	if got := sim.Calls(sigscisim.EndpointListKeySets); got != 2 {
+		t.Errorf("%d list calls, want 2", got)
+	}
+}
+
+func TestListKeySetsRefusesAListWithoutThePrimary(t *testing.T) {
+	sim := sigscisim.New(seed())
+	srv := httptest.NewServer(aSetAppearsAfterTheFirstList(sim, true))
+	defer srv.Close()
+	_, err := newClient(t, fastConfig(srv.URL+sigscisim.APIPrefix)).ListKeySets(context.Background(), corp, "www")
+	if err == nil || !strings.Contains(err.Error(), "does not list the primary key set") {
+		t.Fatalf("err = %v", err)
+	}
+}
