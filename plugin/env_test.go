@@ -95,11 +95,12 @@ func newTestEnv(t *testing.T) *testEnv {
 
 // clientConfig is the API client configuration used in tests: short
 // timeouts and backoffs, so fault tests run fast.
-func clientConfig(baseURL, email, token string) sigsci.Config {
+func clientConfig(baseURL, email, token string, log hclog.Logger) sigsci.Config {
 	return sigsci.Config{
 		BaseURL:    baseURL,
 		Email:      email,
 		Token:      token,
+		Logger:     log,
 		Timeout:    2 * time.Second,
 		MaxRetries: 3,
 		MinBackoff: time.Millisecond,
@@ -107,8 +108,8 @@ func clientConfig(baseURL, email, token string) sigsci.Config {
 	}
 }
 
-func (e *testEnv) newClient(r *roleEntry) (keysAPI, error) {
-	c, err := sigsci.New(clientConfig(r.APIURL, r.Email, r.Token))
+func (e *testEnv) newClient(r *roleEntry, log hclog.Logger) (keysAPI, error) {
+	c, err := sigsci.New(clientConfig(r.APIURL, r.Email, r.Token, log))
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +131,7 @@ func (e *testEnv) wrapAPI(wrap func(keysAPI) keysAPI) {
 // the dashboard, or a step an interrupted operation had already done).
 func (e *testEnv) api(email, token string) *sigsci.Client {
 	e.t.Helper()
-	c, err := sigsci.New(clientConfig(e.apiURL(), email, token))
+	c, err := sigsci.New(clientConfig(e.apiURL(), email, token, nil))
 	if err != nil {
 		e.t.Fatalf("api client: %v", err)
 	}

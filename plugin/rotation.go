@@ -22,7 +22,8 @@ import (
 //  1. list the site's key sets at the API ("before");
 //  2. write a WAL entry naming the site and "before";
 //  3. create a key set at the API (it becomes primary);
-//  4. complete: list again; a primary set not in "before" is the new one:
+//  4. complete: list again, whatever the create answered; the primary set
+//     (as GET .../keys names it) is the new one if it is not in "before":
 //     store it as primary, keep the old primary as non-primary; delete any
 //     other set not in "before" that Vault never handed out (a create
 //     retried by the client after a lost answer);

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -241,7 +242,7 @@ func (b *backend) completeWAL(ctx context.Context, s logical.Storage, rec walRec
 		b.Logger().Info("completed an interrupted rotation", "corp", op.Corp, "site", op.Site, "rotated", res.rotated)
 	case walKindRetire:
 		res, err := b.completeRetirement(ctx, s, client, op, nil)
-		if err != nil && !isPermanentAPIError(err) {
+		if err != nil && !isPermanentAPIError(err) && !errors.Is(err, errRetireNotConfirmed) {
 			return err
 		}
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
+	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
 
 // These tests write WAL entries by hand, as an interrupted operation would
@@ -330,6 +331,27 @@ func TestWAL_RetireCrashedAfterStoreBeforeWALDelete(t *testing.T) {
 	})
 	e.rollback()
 	e.assertRetired(primary)
+}
+
+// An API whose DELETE route answers 404 retires nothing: recovery keeps
+// every stored set and gives the entry up with a warning instead of
+// retrying it forever.
+func TestWAL_RetireRecoveryAgainstADeleteRouteThatAnswers404(t *testing.T) {
+	e := newTestEnv(t)
+	_, retire := retirementInterrupted(t, e)
+	if err := e.sim.SetDialect(sigscisim.Dialect{DeleteAnswer: sigscisim.DeleteWrongRoute404}); err != nil {
+		t.Fatal(err)
+	}
+	e.rollback()
+	if all, _ := e.simSets("acme", "www"); len(all) != 3 {
+		t.Fatalf("the API has %v, want all three sets", all)
+	}
+	if got := e.stored("vault-user", "www").nonPrimaryAccessKeys(); !reflect.DeepEqual(got, retire) {
+		t.Fatalf("stored non-primary %v, want %v kept", got, retire)
+	}
+	if e.walCount() != 0 || !strings.Contains(e.logs.String(), "still lists it") {
+		t.Fatalf("%d WAL entries left; log:\n%s", e.walCount(), e.logs.String())
+	}
 }
 
 func TestWAL_RetireNeverDeletesAPrimary(t *testing.T) {
