@@ -19,8 +19,11 @@ non-primary set, so hosts keep working until they have read the new keys. The
 answer holds the new "accessKey" and metadata, never the secret: read it from
 creds/<role>/sites/<site>.
 
-Delete retires every key set the API lists as non-primary for the site: it is
-deleted at the API and from Vault. It is refused if the API's primary set is
+Delete retires the site's non-primary key sets that this mount stored (the
+sets it rotated away from): each is deleted at the API and from Vault.
+Neither operation ever deletes a key set made elsewhere (another mount or
+Vault cluster, Terraform, a person in the dashboard): both answers list such
+sets by access key as "untracked" and leave them alone. Delete is refused if the API's primary set is
 not the one Vault stores (copy the site first), and, unless force=true, while
 the fleet guard refuses: a host that is not stale still reports a
 non-primary key, or no host reports at all and the newest demoted set has

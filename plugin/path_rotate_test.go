@@ -407,28 +407,36 @@ func TestRetire_FailedDeleteIsReportedAndProgressKept(t *testing.T) {
 	}
 }
 
-func TestRotate_RetriedCreateLeavesNoDuplicate(t *testing.T) {
+// A key set someone else creates (another mount, Terraform, a person in the
+// dashboard) while Vault rotates is not Vault's to delete: it stays at the
+// API and the answer reports it as untracked.
+func TestRotate_SetMadeElsewhereDuringTheRotationIsLeftAndReported(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	e.copySite("vault-user", "www")
 	old := e.stored("vault-user", "www")
+	var outside string
 	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
-			// A client that retried after a lost answer: the API created twice.
-			if _, err := c.CreateKeySet(ctx, corp, site); err != nil {
-				return sigsci.KeySet{}, err
-			}
+			outside = e.createAtAPI(site) // a person rotates in the dashboard meanwhile
 			return c.CreateKeySet(ctx, corp, site)
 		}}
 	})
 
-	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+	rot := e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	all, primary := e.simSets("acme", "www")
-	if len(all) != 2 || !slices.Contains(all, old.AccessKey) {
-		t.Fatalf("after a doubled create the API has %v (old %s), want old + new only", all, old.AccessKey)
+	if len(all) != 3 || !slices.Contains(all, outside) || !slices.Contains(all, old.AccessKey) {
+		t.Fatalf("after a rotation beside an outside create the API has %v (old %s, outside %s), want all three", all, old.AccessKey, outside)
 	}
-	if e.stored("vault-user", "www").AccessKey != primary {
-		t.Fatal("the stored key is not the API primary")
+	k := e.stored("vault-user", "www")
+	if k.AccessKey != primary || str(t, rot, "accessKey") != primary || k.tracks(outside) {
+		t.Fatalf("stored %v, API primary %s, outside %s", k, primary, outside)
+	}
+	if got := stringsField(t, rot.Data, "untracked"); !reflect.DeepEqual(got, []string{outside}) {
+		t.Fatalf("untracked = %v, want [%s]", got, outside)
+	}
+	if e.walCount() != 0 {
+		t.Fatal("WAL entry left")
 	}
 }
 

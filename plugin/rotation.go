@@ -22,11 +22,13 @@ import (
 //  1. list the site's key sets at the API ("before");
 //  2. write a WAL entry naming the site and "before";
 //  3. create a key set at the API (it becomes primary);
-//  4. complete: list again, whatever the create answered; the primary set
-//     (as GET .../keys names it) is the new one if it is not in "before":
-//     store it as primary, keep the old primary as non-primary; delete any
-//     other set not in "before" that Vault never handed out (a create
-//     retried by the client after a lost answer);
+//  4. complete: list again, whatever the create answered; the new set is
+//     the one the create answered with if the list has it, or else the
+//     primary set (as GET .../keys names it) if it is not in "before":
+//     store it as primary and keep the old primary as non-primary. A
+//     rotation deletes nothing: any other set it finds was made elsewhere
+//     (another mount or Vault cluster, Terraform, a person in the
+//     dashboard) and is reported as "untracked";
 //  5. delete the WAL entry, unless nothing new is listed and the create may
 //     still land (no answer, or a reported success): then the entry stays
 //     for the periodic rollback to look again.
@@ -47,9 +49,9 @@ func finishContext(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // rotationResult is what completing a rotation found and did.
 type rotationResult struct {
-	rotated  bool        // a new primary set exists and is stored
-	keys     *storedKeys // what is stored now (nil if nothing is)
-	cleanErr error       // a stray set could not be deleted; retried later
+	rotated   bool        // a new primary set exists and is stored
+	keys      *storedKeys // what is stored now (nil if nothing is)
+	untracked []string    // listed sets this mount does not hold
 }
 
 // siteChange is what a rotation or retirement of one stored site works with.
@@ -105,7 +107,7 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 		return nil, err
 	}
 	defer unlock()
-	r, stored, client := sc.role, sc.stored, sc.client
+	r, client := sc.role, sc.client
 
 	before, err := client.ListKeySets(ctx, r.Corp, site)
 	if err != nil {
@@ -114,7 +116,7 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 	if err := checkListHasPrimary(site, before); err != nil {
 		return nil, logical.CodedError(http.StatusBadGateway, err.Error())
 	}
-	op := walOp{Role: roleName, Corp: r.Corp, Site: site, Before: accessKeys(before), PreviousPrimary: stored.AccessKey}
+	op := walOp{Role: roleName, Corp: r.Corp, Site: site, Before: accessKeys(before)}
 	walID, err := b.putWAL(ctx, req.Storage, walKindRotate, &op)
 	if err != nil {
 		return nil, err
@@ -139,12 +141,7 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 		return nil, b.rotationNotListed(ctx, req.Storage, walID, site, createErr)
 	}
 
-	resp := &logical.Response{Data: rotateData(roleName, res.keys)}
-	if res.cleanErr != nil {
-		// The new key is stored; the WAL stays so recovery deletes the stray set.
-		resp.AddWarning(fmt.Sprintf("an extra key set created by a retried request could not be deleted yet (%v); Vault retries automatically", res.cleanErr))
-		return resp, nil
-	}
+	resp := &logical.Response{Data: rotateData(roleName, res)}
 	if err := framework.DeleteWAL(ctx, req.Storage, walID); err != nil {
 		return nil, fmt.Errorf("deleting WAL entry: %w", err)
 	}
@@ -201,7 +198,7 @@ func (b *backend) completeRotation(ctx context.Context, s logical.Storage, clien
 	if err != nil {
 		return rotationResult{}, err
 	}
-	fresh, strays := newKeySets(after, op.Before, stored)
+	fresh := newKeySet(after, op.Before, hint)
 
 	res := rotationResult{keys: stored}
 	if fresh != nil {
@@ -223,33 +220,41 @@ func (b *backend) completeRotation(ctx context.Context, s logical.Storage, clien
 			res.keys = stored
 		}
 	}
-	for _, accessKey := range strays {
-		err := client.DeleteKeySet(ctx, op.Corp, op.Site, accessKey)
-		if err != nil && !sigsci.IsNotFound(err) {
-			res.cleanErr = fmt.Errorf("deleting extra key set %s of site %q: %w", accessKey, op.Site, err)
-			break
-		}
-		b.Logger().Info("deleted a key set created by a retried request", "site", op.Site, "corp", op.Corp, "access_key", accessKey)
-	}
+	res.untracked = untrackedSets(after, res.keys)
 	return res, nil
 }
 
-// newKeySets sorts the sets the API lists now but did not list before: the
-// primary one (nil if none) and the others that Vault does not track.
-func newKeySets(after []sigsci.KeySet, before []string, stored *storedKeys) (*sigsci.KeySet, []string) {
+// newKeySet finds the set a rotation created among those the API lists now
+// but did not list before: the one the create answered with, if it is
+// listed and its secret is known (the list or the create carries it, or it
+// is the primary), or else the primary one. nil if there is none.
+func newKeySet(after []sigsci.KeySet, before []string, hint *sigsci.KeySet) *sigsci.KeySet {
 	var fresh *sigsci.KeySet
-	var strays []string
 	for i := range after {
-		k := after[i]
-		switch {
-		case slices.Contains(before, k.AccessKey):
-		case k.Primary && fresh == nil:
-			fresh = &after[i]
-		case !stored.tracks(k.AccessKey):
-			strays = append(strays, k.AccessKey)
+		k := &after[i]
+		if slices.Contains(before, k.AccessKey) {
+			continue
+		}
+		if hint != nil && k.AccessKey == hint.AccessKey && (k.Primary || k.SecretKey != "" || hint.SecretKey != "") {
+			return k
+		}
+		if k.Primary && fresh == nil {
+			fresh = k
 		}
 	}
-	return fresh, strays
+	return fresh
+}
+
+// untrackedSets lists the access keys of the listed sets that the stored
+// keys do not hold: sets made elsewhere, which this mount never deletes.
+func untrackedSets(sets []sigsci.KeySet, stored *storedKeys) []string {
+	out := []string{}
+	for _, k := range sets {
+		if !stored.tracks(k.AccessKey) {
+			out = append(out, k.AccessKey)
+		}
+	}
+	return out
 }
 
 // withSecret returns the new primary set with its secret: from the list, from
@@ -271,10 +276,11 @@ func (b *backend) withSecret(ctx context.Context, client keysAPI, op walOp, fres
 	return primary, nil
 }
 
-func rotateData(roleName string, k *storedKeys) map[string]interface{} {
-	data := keysData(k)
+func rotateData(roleName string, res rotationResult) map[string]interface{} {
+	data := keysData(res.keys)
 	delete(data, "secretKey")
 	data["role"] = roleName
+	data["untracked"] = res.untracked
 	return data
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -31,9 +32,8 @@ type walOp struct {
 	Corp string `json:"corp"`
 	Site string `json:"site"`
 
-	// rotate: the sets listed before the create, and the stored primary.
-	Before          []string `json:"before,omitempty"`
-	PreviousPrimary string   `json:"previous_primary,omitempty"`
+	// rotate: the sets listed before the create.
+	Before []string `json:"before,omitempty"`
 
 	// retire: the primary to keep and the sets to delete.
 	Primary string   `json:"primary,omitempty"`
@@ -236,10 +236,8 @@ func (b *backend) completeWAL(ctx context.Context, s logical.Storage, rec walRec
 		if err != nil {
 			return err
 		}
-		if res.cleanErr != nil {
-			return res.cleanErr
-		}
-		b.Logger().Info("completed an interrupted rotation", "corp", op.Corp, "site", op.Site, "rotated", res.rotated)
+		b.Logger().Info("completed an interrupted rotation", "corp", op.Corp, "site", op.Site, "rotated", res.rotated,
+			"untracked", strings.Join(res.untracked, ","))
 	case walKindRetire:
 		res, err := b.completeRetirement(ctx, s, client, op, nil)
 		if err != nil && !isPermanentAPIError(err) && !errors.Is(err, errRetireNotConfirmed) {
