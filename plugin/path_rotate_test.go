@@ -347,6 +347,31 @@ func TestRotate_APIUnreachableChangesNothing(t *testing.T) {
 	}
 }
 
+// A retirement deletes only the non-primary sets this mount stored: a set a
+// person made in the dashboard (now non-primary) stays, reported as
+// untracked.
+func TestRetire_LeavesANonPrimarySetMadeElsewhere(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	old := e.stored("vault-user", "www").AccessKey
+	outside := e.createAtAPI("www")
+	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+
+	e.passOverlap()
+	ret := e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
+	all, primary := e.simSets("acme", "www")
+	if !reflect.DeepEqual(all, []string{outside, primary}) {
+		t.Fatalf("API after retire: %v, want the outside set %s and the primary %s", all, outside, primary)
+	}
+	if got := ret.Data["retired"]; !reflect.DeepEqual(got, []string{old}) {
+		t.Fatalf("retired = %v, want [%s]", got, old)
+	}
+	if got := stringsField(t, ret.Data, "untracked"); !reflect.DeepEqual(got, []string{outside}) {
+		t.Fatalf("untracked = %v, want [%s]", got, outside)
+	}
+}
+
 func TestRetire_LostDeleteAnswerStillRetires(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
