@@ -349,6 +349,19 @@ func (e *testEnv) simSets(corp, site string) (all []string, primary string) {
 	return all, primary
 }
 
+// apiCalls is the number of calls the simulator has received since its
+// counters were last reset.
+func (e *testEnv) apiCalls() int {
+	n := 0
+	for _, ep := range []string{
+		sigscisim.EndpointListSites, sigscisim.EndpointPrimaryKeys, sigscisim.EndpointListKeySets,
+		sigscisim.EndpointCreateKeySet, sigscisim.EndpointDeleteKeySet, sigscisim.EndpointUnknown,
+	} {
+		n += e.sim.Calls(ep)
+	}
+	return n
+}
+
 // walCount is the number of WAL entries in storage.
 func (e *testEnv) walCount() int {
 	e.t.Helper()

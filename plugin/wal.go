@@ -135,10 +135,20 @@ func (b *backend) pendingWALSites(ctx context.Context, s logical.Storage, role s
 	return sites, nil
 }
 
+// errWritesNotSafe keeps a WAL entry on a node where writes are not safe. It
+// wraps logical.ErrReadOnly, which Vault's rollback manager does not log as
+// a failure: the active node of the primary cluster does the work.
+var errWritesNotSafe = fmt.Errorf("WAL rollback left to the active node of the primary cluster: %w", logical.ErrReadOnly)
+
 // walRollback is Vault's periodic rollback of a WAL entry old enough to
 // belong to an interrupted operation. Returning nil lets the framework
-// delete the entry; an error keeps it for the next round.
+// delete the entry; an error keeps it for the next round. Where writes are
+// not safe (a performance standby or secondary) it does nothing and keeps
+// the entry.
 func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind string, data interface{}) error {
+	if !b.WriteSafeReplicationState() {
+		return errWritesNotSafe
+	}
 	if kind != walKindRotate && kind != walKindRetire {
 		b.Logger().Warn("dropping WAL entry of unknown kind", "kind", kind)
 		return nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
@@ -445,4 +446,36 @@ func TestWAL_RetireRecoveryWaitsOutAListWithoutPrimary(t *testing.T) {
 	broken = false
 	e.rollback()
 	e.assertRetired(primary)
+}
+
+// Where writes are not safe (a performance standby, a performance secondary
+// cluster), Vault's rollback must neither call the API nor let the framework
+// drop the entry: the active node of the primary cluster completes it.
+func TestWAL_RollbackDoesNothingWhereWritesAreNotSafe(t *testing.T) {
+	for name, state := range map[string]consts.ReplicationState{
+		"performance standby":   consts.ReplicationPerformanceStandby,
+		"performance secondary": consts.ReplicationPerformanceSecondary,
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newTestEnv(t)
+			rotationInterrupted(t, e)
+			created := e.createAtAPI("www")
+			sys := e.b.System().(*logical.StaticSystemView)
+			sys.ReplicationStateVal = state
+			before := e.storageSnapshot()
+			e.sim.ResetCalls()
+
+			_, _ = e.do(logical.RollbackOperation, "", map[string]interface{}{"immediate": true})
+			if n := e.apiCalls(); n != 0 {
+				t.Fatalf("the rollback made %d API calls where writes are not safe", n)
+			}
+			e.assertStorageUnchanged(before) // the WAL entry included
+
+			sys.ReplicationStateVal = 0 // this node is the active one now
+			e.rollback()
+			if k := e.stored("vault-user", "www"); k.AccessKey != created || e.walCount() != 0 {
+				t.Fatalf("the active node's rollback did not complete the rotation: stored %s, %d WAL entries", k.AccessKey, e.walCount())
+			}
+		})
+	}
 }
