@@ -32,9 +32,13 @@ The refusal names up to ten hosts with their key and says when retiring will
 be allowed; a forced retirement answers with the same list as a warning.
 
 Read shows the primary access key, the demoted sets with "demoted_at", the
-schedule's "next_rotation", "pending_operations" (unfinished rotations or
-retirements Vault is still completing), why auto_retire waits, and the fleet
-summary of fleet/<role>/sites/<site>. It returns no secret.
+schedule's "next_rotation", "pending_operations", why auto_retire waits, and
+the fleet summary of fleet/<role>/sites/<site>. It returns no secret. Each
+pending operation (a rotation or retirement Vault is still completing) has
+its "operation", "role", "started", "age" (seconds), "last_error" (why it
+could not be completed yet, if it failed) and, once it has been pending for
+pending_max_age (see config), "given_up_at": it then no longer holds up the
+site, and the next successful rotate or retire reports it in a warning.
 
 rotate/<role>/sites/<site> is the same with the role in the path, so that
 ACLs can limit rotation and retirement to one role.
@@ -44,7 +48,11 @@ that name, say which with role=<name>.
 
 Both operations are crash-safe: an interrupted rotation or retirement is
 completed from the API's real state when the plugin starts, by Vault's
-periodic rollback, or before the next operation on the same site.
+periodic rollback, or before the next operation on the same site. While an
+unfinished operation cannot be completed, rotate and retire of its site are
+refused (503). A rotation that another instance of the plugin may still be
+running (just after a plugin reload or a change of active node) and whose
+new set the API does not list yet is waited for, at most a few minutes.
 `
 
 func (b *backend) pathRotate() []*framework.Path {

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 )
@@ -54,6 +53,7 @@ func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName
 		if forced != "" {
 			resp.AddWarning(forced)
 		}
+		b.reportGivenUp(ctx, req.Storage, sc.givenUp, resp)
 		return resp
 	}
 
@@ -82,7 +82,7 @@ func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName
 		return answer(res), nil
 	}
 
-	walID, err := b.putWAL(ctx, req.Storage, walKindRetire, &op)
+	rec, err := b.putWAL(ctx, req.Storage, walKindRetire, &op)
 	if err != nil {
 		return nil, err
 	}
@@ -91,8 +91,8 @@ func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName
 	res, retireErr := b.completeRetirement(ctx, req.Storage, client, op, sets)
 	// Progress is stored either way; a failed retirement is re-run by the
 	// operator, not replayed by recovery.
-	if err := framework.DeleteWAL(ctx, req.Storage, walID); err != nil {
-		return nil, fmt.Errorf("deleting WAL entry: %w", err)
+	if err := b.deleteWAL(ctx, req.Storage, rec); err != nil {
+		return nil, err
 	}
 	if retireErr != nil {
 		done := "none"

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
@@ -40,6 +39,15 @@ import (
 // have happened (confirm, store, clean up), after the caller stopped waiting.
 const finishTimeout = 2 * time.Minute
 
+// createTimeout bounds a rotation's create, whatever the caller's deadline
+// (a scheduled rotation has none).
+const createTimeout = 90 * time.Second
+
+// operationDeadline is the longest a running operation holds its WAL
+// entry: a rotation's create, then the finishing steps. Recovery leaves a
+// younger rotation of another instance alone while its set is not listed.
+const operationDeadline = createTimeout + finishTimeout
+
 // finishContext detaches ctx from the caller's cancellation (keeping its
 // values) for the steps after a remote change: leaving them half done would
 // only hand the work to recovery.
@@ -59,6 +67,9 @@ type siteChange struct {
 	role   *roleEntry
 	stored *storedKeys
 	client keysAPI
+	// givenUp are the site's operations given up after pending_max_age,
+	// reported (and deleted) once the new operation succeeded.
+	givenUp []walRecord
 }
 
 // startSiteChange prepares a remote change of one stored site: it holds the
@@ -85,7 +96,8 @@ func (b *backend) startSiteChange(ctx context.Context, req *logical.Request, rol
 // loadSiteChange completes the site's unfinished operations and loads its
 // stored keys and the role's client. The caller holds the site's lock.
 func (b *backend) loadSiteChange(ctx context.Context, req *logical.Request, roleName string, r *roleEntry, site string) (*siteChange, error) {
-	if err := b.recoverPendingFor(ctx, req.Storage, r.Corp, site); err != nil {
+	givenUp, err := b.recoverPendingFor(ctx, req.Storage, r.Corp, site)
+	if err != nil {
 		return nil, err
 	}
 	stored, err := b.requireKeys(ctx, req, roleName, site)
@@ -96,7 +108,7 @@ func (b *backend) loadSiteChange(ctx context.Context, req *logical.Request, role
 	if err != nil {
 		return nil, err
 	}
-	return &siteChange{role: r, stored: stored, client: client}, nil
+	return &siteChange{role: r, stored: stored, client: client, givenUp: givenUp}, nil
 }
 
 // rotateSite rotates the keys of one stored site. The caller has checked
@@ -117,12 +129,14 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 		return nil, logical.CodedError(http.StatusBadGateway, err.Error())
 	}
 	op := walOp{Role: roleName, Corp: r.Corp, Site: site, Before: accessKeys(before)}
-	walID, err := b.putWAL(ctx, req.Storage, walKindRotate, &op)
+	rec, err := b.putWAL(ctx, req.Storage, walKindRotate, &op)
 	if err != nil {
 		return nil, err
 	}
 
-	created, createErr := client.CreateKeySet(ctx, r.Corp, site)
+	createCtx, cancelCreate := context.WithTimeout(ctx, createTimeout)
+	created, createErr := client.CreateKeySet(createCtx, r.Corp, site)
+	cancelCreate()
 	var hint *sigsci.KeySet
 	if createErr == nil {
 		hint = &created
@@ -132,19 +146,21 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 	defer cancel()
 	res, err := b.completeRotation(ctx, req.Storage, client, op, hint)
 	if err != nil {
+		b.noteWALError(ctx, req.Storage, rec, err)
 		b.Logger().Warn("rotation not confirmed; left for recovery", "site", site, "corp", r.Corp, "error", err)
 		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
 			"the rotation of site %q could not be confirmed: %v; Vault completes it (or finds nothing to undo) automatically, before the next rotate or retire of this site at the latest",
 			site, err))
 	}
 	if !res.rotated {
-		return nil, b.rotationNotListed(ctx, req.Storage, walID, site, createErr)
+		return nil, b.rotationNotListed(ctx, req.Storage, rec, site, createErr)
 	}
 
 	resp := &logical.Response{Data: rotateData(roleName, res)}
-	if err := framework.DeleteWAL(ctx, req.Storage, walID); err != nil {
-		return nil, fmt.Errorf("deleting WAL entry: %w", err)
+	if err := b.deleteWAL(ctx, req.Storage, rec); err != nil {
+		return nil, err
 	}
+	b.reportGivenUp(ctx, req.Storage, sc.givenUp, resp)
 	if others, err := b.otherHolders(ctx, req.Storage, roleName, r.Corp, site); err == nil && len(others) > 0 {
 		resp.AddWarning(fmt.Sprintf("role(s) %s of the same corp also hold site %q and hand out the old key until copied again (vault write -f %s)",
 			strings.Join(slices.Sorted(maps.Keys(others)), ", "), site, mountPath(req, "creds/<role>/sites/"+site)))
@@ -162,17 +178,19 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 // the API reported as done (even if what followed failed) can still produce
 // a set after the list: the WAL entry stays, so the periodic rollback looks
 // again and stores the set if it appears, instead of leaving it orphaned.
-func (b *backend) rotationNotListed(ctx context.Context, s logical.Storage, walID, site string, createErr error) error {
+func (b *backend) rotationNotListed(ctx context.Context, s logical.Storage, rec walRecord, site string, createErr error) error {
 	if createRefused(createErr) {
-		if err := framework.DeleteWAL(ctx, s, walID); err != nil {
-			return fmt.Errorf("deleting WAL entry: %w", err)
+		if err := b.deleteWAL(ctx, s, rec); err != nil {
+			return err
 		}
 		return upstreamError(fmt.Sprintf("creating a key set for site %q", site), createErr)
 	}
 	const later = "stored keys left unchanged; Vault checks the site again and stores the set if it appears"
 	if createErr != nil {
+		b.noteWALError(ctx, s, rec, fmt.Errorf("creating a key set: %w", createErr))
 		return upstreamError(fmt.Sprintf("creating a key set for site %q (%s)", site, later), createErr)
 	}
+	b.noteWALError(ctx, s, rec, errors.New("the API reported the create as done but lists no new primary key set"))
 	return logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
 		"the API reported success but lists no new primary key set for site %q; %s", site, later))
 }
