@@ -43,6 +43,13 @@ site, and the next successful rotate or retire reports it in a warning.
 rotate/<role>/sites/<site> is the same with the role in the path, so that
 ACLs can limit rotation and retirement to one role.
 
+With expected_primary=<accessKey>, write is a compare-and-swap: it rotates
+only if the stored primary is that access key, and is refused (412, nothing
+changed) once the primary moved on. A rotate retried after its answer was
+lost (a timeout, a change of active node) then cannot rotate twice. An
+unfinished rotation of the site is completed first, so the comparison sees
+the primary it moved to.
+
 The site must already be stored under a role. If several roles hold a site of
 that name, say which with role=<name>.
 
@@ -72,7 +79,8 @@ func (b *backend) pathRotate() []*framework.Path {
 				Type:        framework.TypeString,
 				Description: "Role that holds the site; needed only if several roles hold a site of this name.",
 			},
-			"force": forceRetireField,
+			"force":            forceRetireField,
+			"expected_primary": expectedPrimaryField,
 		},
 		Operations:      b.rotateOperations(""),
 		HelpSynopsis:    pathRotateHelpSyn,
@@ -110,7 +118,7 @@ func (b *backend) pathRotateWrite(ctx context.Context, req *logical.Request, d *
 	if err != nil {
 		return nil, err
 	}
-	return b.rotateSite(ctx, req, roleName, site)
+	return b.rotateSite(ctx, req, roleName, site, d.Get("expected_primary").(string))
 }
 
 func (b *backend) pathRotateDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -166,6 +174,11 @@ func (b *backend) roleForSite(ctx context.Context, req *logical.Request, d *fram
 	}
 }
 
+var expectedPrimaryField = &framework.FieldSchema{
+	Type:        framework.TypeString,
+	Description: "On write: rotate only if the site's stored primary access key is this one (compare-and-swap), else refuse with 412; makes a retried rotate safe.",
+}
+
 var forceRetireField = &framework.FieldSchema{
 	Type:        framework.TypeBool,
 	Description: "On delete: retire even though hosts may still run a non-primary key (the fleet guard refuses).",
@@ -181,9 +194,10 @@ func (b *backend) pathRotateForRole() []*framework.Path {
 			OperationSuffix: "role-agent-keys",
 		},
 		Fields: map[string]*framework.FieldSchema{
-			"role":  {Type: framework.TypeString, Description: "Role that holds the site.", Required: true},
-			"site":  {Type: framework.TypeString, Description: "Site name.", Required: true},
-			"force": forceRetireField,
+			"role":             {Type: framework.TypeString, Description: "Role that holds the site.", Required: true},
+			"site":             {Type: framework.TypeString, Description: "Site name.", Required: true},
+			"force":            forceRetireField,
+			"expected_primary": expectedPrimaryField,
 		},
 		Operations:      b.rotateOperations("role-"),
 		HelpSynopsis:    pathRotateHelpSyn,

@@ -681,3 +681,48 @@ func TestRotate_BrokenListBeforeTheCreateStartsNothing(t *testing.T) {
 		t.Fatalf("API sets %v, want %v", all, apiBefore)
 	}
 }
+
+// A rotate retried after a lost answer (a failover, a timeout) must not
+// rotate twice: with expected_primary it is a compare-and-swap, refused
+// once the primary moved on, on both rotate paths.
+func TestRotate_ExpectedPrimaryMakesRotateACompareAndSwap(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	first := e.stored("vault-user", "www").AccessKey
+
+	second := str(t, e.ok(logical.UpdateOperation, "rotate/sites/www", map[string]interface{}{"expected_primary": first}), "accessKey")
+	before := e.storageSnapshot()
+	e.sim.ResetCalls()
+	for _, path := range []string{"rotate/sites/www", "rotate/vault-user/sites/www"} {
+		e.fails(logical.UpdateOperation, path, map[string]interface{}{"expected_primary": first}, http.StatusPreconditionFailed,
+			`the primary key set of site "www" is `+second+`, not the expected `+first+`; it was rotated meanwhile: nothing changed`)
+	}
+	if n := e.remoteChanges(); n != 0 {
+		t.Fatalf("a refused compare-and-swap made %d creates or deletes", n)
+	}
+	e.assertStorageUnchanged(before)
+	third := str(t, e.ok(logical.UpdateOperation, "rotate/vault-user/sites/www", map[string]interface{}{"expected_primary": second}), "accessKey")
+	if third == second || e.stored("vault-user", "www").AccessKey != third {
+		t.Fatalf("the compare-and-swap with the current primary did not rotate: %s", third)
+	}
+}
+
+// The retry meets the rotation it retries still pending (the old active
+// node was killed after the create): Vault completes that rotation first,
+// and the compare-and-swap then sees the primary it moved to.
+func TestRotate_ExpectedPrimarySeesAPendingRotationCompleted(t *testing.T) {
+	e := newTestEnv(t)
+	old, _ := rotationInterrupted(t, e)
+	landed := e.createAtAPI("www")
+	e.sim.ResetCalls()
+
+	e.fails(logical.UpdateOperation, "rotate/sites/www", map[string]interface{}{"expected_primary": old.AccessKey},
+		http.StatusPreconditionFailed, "is "+landed+", not the expected "+old.AccessKey)
+	if n := e.sim.Calls(sigscisim.EndpointCreateKeySet); n != 0 {
+		t.Fatalf("%d creates", n)
+	}
+	if k := e.stored("vault-user", "www"); k.AccessKey != landed || e.walCount() != 0 {
+		t.Fatalf("the pending rotation was not completed first: stored %v, %d WAL entries", k, e.walCount())
+	}
+}

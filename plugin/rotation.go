@@ -112,14 +112,21 @@ func (b *backend) loadSiteChange(ctx context.Context, req *logical.Request, role
 }
 
 // rotateSite rotates the keys of one stored site. The caller has checked
-// that the role holds the site.
-func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName, site string) (*logical.Response, error) {
+// that the role holds the site. A non-empty expected makes it a
+// compare-and-swap: it rotates only if the stored primary (once any pending
+// operation on the site is completed) is that access key.
+func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName, site, expected string) (*logical.Response, error) {
 	sc, unlock, err := b.startSiteChange(ctx, req, roleName, site)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 	r, client := sc.role, sc.client
+	if expected != "" && sc.stored.AccessKey != expected {
+		return nil, logical.CodedError(http.StatusPreconditionFailed, fmt.Sprintf(
+			"the primary key set of site %q is %s, not the expected %s; it was rotated meanwhile: nothing changed (see vault read %s)",
+			site, sc.stored.AccessKey, expected, mountPath(req, "rotate/sites/"+site)))
+	}
 
 	before, err := client.ListKeySets(ctx, r.Corp, site)
 	if err != nil {
