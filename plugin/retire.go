@@ -26,7 +26,7 @@ import (
 //  4. delete the WAL entry.
 //
 // completeRetirement is idempotent and asks the API for the real state, so
-// recovery after a crash (wal.go) simply runs it again.
+// recovery after a crash (recovery.go) simply runs it again.
 
 // retireResult is what completing a retirement did.
 type retireResult struct {

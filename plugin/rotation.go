@@ -33,7 +33,7 @@ import (
 //     for the periodic rollback to look again.
 //
 // The complete steps are idempotent and ask the API for the real state, so
-// recovery after a crash (wal.go) simply runs them again.
+// recovery after a crash (recovery.go) simply runs them again.
 
 // finishTimeout bounds the work that completes a remote change once it may
 // have happened (confirm, store, clean up), after the caller stopped waiting.
@@ -122,10 +122,8 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 	}
 	defer unlock()
 	r, client := sc.role, sc.client
-	if expected != "" && sc.stored.AccessKey != expected {
-		return nil, logical.CodedError(http.StatusPreconditionFailed, fmt.Sprintf(
-			"the primary key set of site %q is %s, not the expected %s; it was rotated meanwhile: nothing changed (see vault read %s)",
-			site, sc.stored.AccessKey, expected, mountPath(req, "rotate/sites/"+site)))
+	if err := checkExpectedPrimary(req, sc.stored, expected); err != nil {
+		return nil, err
 	}
 
 	before, err := client.ListKeySets(ctx, r.Corp, site)
@@ -177,6 +175,17 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 			site, n, mountPath(req, "rotate/sites/"+site)))
 	}
 	return resp, nil
+}
+
+// checkExpectedPrimary refuses a compare-and-swap rotation (expected_primary)
+// whose expected access key is no longer the stored primary.
+func checkExpectedPrimary(req *logical.Request, stored *storedKeys, expected string) error {
+	if expected == "" || stored.AccessKey == expected {
+		return nil
+	}
+	return logical.CodedError(http.StatusPreconditionFailed, fmt.Sprintf(
+		"the primary key set of site %q is %s, not the expected %s; it was rotated meanwhile: nothing changed (see vault read %s)",
+		stored.Site, stored.AccessKey, expected, mountPath(req, "rotate/sites/"+stored.Site)))
 }
 
 // rotationNotListed answers a rotation whose new key set the API does not
