@@ -353,11 +353,8 @@ func (e *testEnv) simSets(corp, site string) (all []string, primary string) {
 // counters were last reset.
 func (e *testEnv) apiCalls() int {
 	n := 0
-	for _, ep := range []string{
-		sigscisim.EndpointListSites, sigscisim.EndpointPrimaryKeys, sigscisim.EndpointListKeySets,
-		sigscisim.EndpointCreateKeySet, sigscisim.EndpointDeleteKeySet, sigscisim.EndpointUnknown,
-	} {
-		n += e.sim.Calls(ep)
+	for _, calls := range e.sim.CallCounts() {
+		n += calls
 	}
 	return n
 }
