@@ -76,21 +76,46 @@ func newTestEnv(t *testing.T) *testEnv {
 	e.sim.SetRetryAfter(0) // honouring a 429's Retry-After costs no test time
 	e.srv = httptest.NewServer(e.sim)
 	t.Cleanup(e.srv.Close)
+	e.startBackend()
+	return e
+}
 
-	e.b = newBackend("v0.1.0-test", e.newClient)
-	e.b.now = e.clock.Now
+// startBackend sets up a backend instance of the mount over the env's
+// storage, as Vault does when it mounts the engine or a node becomes active.
+func (e *testEnv) startBackend() {
+	e.t.Helper()
+	b := newBackend("v0.1.0-test", e.newClient)
+	b.now = e.clock.Now
 	conf := logical.TestBackendConfig()
 	conf.StorageView = e.storage
 	conf.System.(*logical.StaticSystemView).PluginEnvironment = &logical.PluginEnvironment{VaultVersion: "1.19.0"}
 	conf.Logger = hclog.New(&hclog.LoggerOptions{Output: e.logs, Level: hclog.Trace})
-	if err := e.b.Setup(context.Background(), conf); err != nil {
-		t.Fatalf("setup: %v", err)
+	if err := b.Setup(context.Background(), conf); err != nil {
+		e.t.Fatalf("setup: %v", err)
 	}
-	t.Cleanup(func() {
-		e.b.Cleanup(context.Background())
+	e.b = b
+	e.t.Cleanup(func() {
+		b.Cleanup(context.Background())
 		e.assertNoSecretInLogs()
 	})
-	return e
+}
+
+// secondMount is another mount of the engine (its own storage and
+// backend) on the same API and clock: another Vault cluster or mount that
+// manages the same corp.
+func (e *testEnv) secondMount() *testEnv {
+	e.t.Helper()
+	m := &testEnv{
+		t:       e.t,
+		storage: &logical.InmemStorage{},
+		sim:     e.sim,
+		srv:     e.srv,
+		logs:    &syncBuffer{},
+		secrets: map[string]bool{},
+		clock:   e.clock,
+	}
+	m.startBackend()
+	return m
 }
 
 // clientConfig is the API client configuration used in tests: short
@@ -322,6 +347,16 @@ func (e *testEnv) simSets(corp, site string) (all []string, primary string) {
 		}
 	}
 	return all, primary
+}
+
+// apiCalls is the number of calls the simulator has received since its
+// counters were last reset.
+func (e *testEnv) apiCalls() int {
+	n := 0
+	for _, calls := range e.sim.CallCounts() {
+		n += calls
+	}
+	return n
 }
 
 // walCount is the number of WAL entries in storage.

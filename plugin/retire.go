@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 )
@@ -18,18 +17,22 @@ import (
 //
 // Retire, under the site lock:
 //  1. list the key sets; refuse if the API's primary is not the stored one;
-//  2. write a WAL entry naming the non-primary sets to delete;
+//  2. write a WAL entry naming the sets to delete: the listed non-primary
+//     sets this mount stored as its own. Any other set was made elsewhere
+//     (another mount, Terraform, a person): it is left alone and reported
+//     as "untracked";
 //  3. complete: delete each (a 404 means already gone), then remove every
 //     deleted or no-longer-listed set from storage;
 //  4. delete the WAL entry.
 //
 // completeRetirement is idempotent and asks the API for the real state, so
-// recovery after a crash (wal.go) simply runs it again.
+// recovery after a crash (recovery.go) simply runs it again.
 
 // retireResult is what completing a retirement did.
 type retireResult struct {
-	retired []string
-	keys    *storedKeys
+	retired   []string
+	keys      *storedKeys
+	untracked []string // listed sets this mount does not hold
 }
 
 // retireSite deletes the non-primary key sets of one stored site at the API
@@ -50,6 +53,7 @@ func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName
 		if forced != "" {
 			resp.AddWarning(forced)
 		}
+		b.reportGivenUp(ctx, req.Storage, sc.givenUp, resp)
 		return resp
 	}
 
@@ -62,7 +66,7 @@ func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName
 	}
 	var retire []string
 	for _, k := range sets {
-		if !k.Primary {
+		if !k.Primary && k.AccessKey != stored.AccessKey && stored.tracks(k.AccessKey) {
 			retire = append(retire, k.AccessKey)
 		}
 	}
@@ -78,7 +82,7 @@ func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName
 		return answer(res), nil
 	}
 
-	walID, err := b.putWAL(ctx, req.Storage, walKindRetire, &op)
+	rec, err := b.putWAL(ctx, req.Storage, walKindRetire, &op)
 	if err != nil {
 		return nil, err
 	}
@@ -87,8 +91,8 @@ func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName
 	res, retireErr := b.completeRetirement(ctx, req.Storage, client, op, sets)
 	// Progress is stored either way; a failed retirement is re-run by the
 	// operator, not replayed by recovery.
-	if err := framework.DeleteWAL(ctx, req.Storage, walID); err != nil {
-		return nil, fmt.Errorf("deleting WAL entry: %w", err)
+	if err := b.deleteWAL(ctx, req.Storage, rec); err != nil {
+		return nil, err
 	}
 	if retireErr != nil {
 		done := "none"
@@ -247,7 +251,15 @@ func (b *backend) completeRetirement(ctx context.Context, s logical.Storage, cli
 			}
 		}
 	}
-	return retireResult{retired: retired, keys: stored}, deleteErr
+	res := retireResult{retired: retired, keys: stored, untracked: []string{}}
+	if stored != nil {
+		stillLive := slices.DeleteFunc(slices.Clone(sets), func(k sigsci.KeySet) bool {
+			_, ok := live[k.AccessKey]
+			return !ok
+		})
+		res.untracked = untrackedSets(stillLive, stored)
+	}
+	return res, deleteErr
 }
 
 // deleteKeySets sends the DELETE of each of op's listed, non-primary sets and
@@ -297,8 +309,9 @@ func indexKeySets(sets []sigsci.KeySet) map[string]sigsci.KeySet {
 
 func retireData(roleName string, res retireResult) map[string]interface{} {
 	data := map[string]interface{}{
-		"role":    roleName,
-		"retired": res.retired,
+		"role":      roleName,
+		"retired":   res.retired,
+		"untracked": res.untracked,
 	}
 	if res.keys != nil {
 		data["site"] = res.keys.Site
