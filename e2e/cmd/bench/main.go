@@ -16,6 +16,12 @@
 // requests each tool made to Vault (from the audit log) and what each leaves
 // on disk. Progress goes to standard error. Nothing here asserts a speed.
 //
+// A fleet trial per tool follows (fleet.go): -fleet hosts of the site, each
+// with its own instance of the tool, and a role with auto_retire; it times a
+// rotation to every host's file, to every host's report in Vault, and to the
+// automatic retirement of the old set, and counts Vault requests per host
+// per hour, reports included.
+//
 // It owns only the processes and temporary directories of its trials, and
 // stops and removes them when it ends or is interrupted.
 package main
@@ -41,6 +47,9 @@ type options struct {
 	refresh      time.Duration // both tools' re-read interval
 	mountRefresh time.Duration // the plugin's refresh_interval: the ttl hint in every creds read
 	poll         time.Duration // how often the rendered file is read
+
+	fleet          int // hosts of the fleet trial; 0 skips it
+	fleetRotations int
 }
 
 func main() {
@@ -52,6 +61,8 @@ func main() {
 	flag.DurationVar(&o.mountRefresh, "mount-refresh", 5*time.Second,
 		"the plugin's refresh_interval (sigsci/config), returned with every read as the ttl and rotation_period hints; the plugin's default is 60s")
 	flag.DurationVar(&o.poll, "poll", 20*time.Millisecond, "how often the rendered file is read while waiting for a new key")
+	flag.IntVar(&o.fleet, "fleet", 10, "hosts of the fleet trial (one trial per tool); 0 skips it")
+	flag.IntVar(&o.fleetRotations, "fleet-rotations", 2, "rotations per fleet trial, each waiting for auto_retire (about a minute)")
 	flag.Parse()
 	if err := o.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -64,6 +75,8 @@ func (o options) check() error {
 	switch {
 	case o.runs < 1 || o.rotations < 1:
 		return fmt.Errorf("-runs and -rotations must be at least 1")
+	case o.fleet < 0 || o.fleet > 100 || (o.fleet > 0 && o.fleetRotations < 1):
+		return fmt.Errorf("-fleet must be between 0 and 100, with -fleet-rotations at least 1")
 	case o.refresh < 5*time.Second || o.mountRefresh < 5*time.Second:
 		return fmt.Errorf("-refresh and -mount-refresh must be at least 5s (hostd's and the plugin's minimum)")
 	case o.poll < time.Millisecond || o.poll > 100*time.Millisecond:
@@ -93,6 +106,16 @@ func bench(t testing.TB, o options) {
 		}
 	}
 	printReport(os.Stdout, o, vaultVersion(t, programs.Vault), tools, results)
+	if o.fleet == 0 {
+		return
+	}
+	fleets := make(map[string][]fleetResult)
+	for _, tl := range tools {
+		harness.Step(t, "fleet-"+tl.short, func(t testing.TB) {
+			fleets[tl.name] = append(fleets[tl.name], runFleetTrial(t, programs, root, tl, o))
+		})
+	}
+	printFleetReport(os.Stdout, o, tools, fleets)
 }
 
 // buildPrograms finds the cached Vault (building it if needed) and builds the
