@@ -66,41 +66,76 @@ func (v *Vault) Shell(t testing.TB, dir, script string) Result {
 	return v.run(t, cmd, dir, script)
 }
 
+// StartShell starts script like Shell and returns at once, for a command
+// that a test interrupts (by stopping the server, say) while it runs. Wait
+// returns its result; a command never waited for is killed when the test ends.
+func (v *Vault) StartShell(t testing.TB, dir, script string) *Running {
+	t.Helper()
+	r := v.begin(t, exec.Command("sh", "-c", script), dir, script)
+	t.Cleanup(func() {
+		_ = r.cmd.Process.Kill() // no-op once it has exited
+		<-r.exited
+	})
+	return r
+}
+
+// Running is a CLI command started by StartShell.
+type Running struct {
+	display, dir   string
+	cmd            *exec.Cmd
+	stdout, stderr bytes.Buffer
+	deadline       time.Time
+	exited         chan struct{}
+	err            error
+}
+
 func (v *Vault) run(t testing.TB, cmd *exec.Cmd, dir, display string) Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), cliTimeout)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
+	return v.begin(t, cmd, dir, display).Wait(t)
+}
+
+func (v *Vault) begin(t testing.TB, cmd *exec.Cmd, dir, display string) *Running {
+	t.Helper()
+	r := &Running{display: display, dir: dir, cmd: cmd, deadline: time.Now().Add(cliTimeout), exited: make(chan struct{})}
 	cmd.Dir = dir
 	cmd.Env = v.CLIEnv()
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-
+	cmd.Stdout = &r.stdout
+	cmd.Stderr = &r.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %q: %v", display, err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
+	go func() {
+		r.err = cmd.Wait()
+		close(r.exited)
+	}()
+	return r
+}
+
+// Wait waits for the command to exit and returns what it printed; it fails
+// the test if the command runs longer than cliTimeout in all.
+func (r *Running) Wait(t testing.TB) Result {
+	t.Helper()
+	ctx, cancel := context.WithDeadline(t.Context(), r.deadline)
+	defer cancel()
 	select {
-	case err = <-done:
+	case <-r.exited:
 	case <-ctx.Done():
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("%q did not finish within %s", display, cliTimeout)
+		_ = r.cmd.Process.Kill()
+		<-r.exited
+		t.Fatalf("%q did not finish within %s", r.display, cliTimeout)
 	}
 
-	r := Result{Command: display, Dir: dir, Stdout: stdout.String(), Stderr: stderr.String()}
+	res := Result{Command: r.display, Dir: r.dir, Stdout: r.stdout.String(), Stderr: r.stderr.String()}
 	var exitErr *exec.ExitError
 	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		r.ExitCode = exitErr.ExitCode()
+	case r.err == nil:
+	case errors.As(r.err, &exitErr):
+		res.ExitCode = exitErr.ExitCode()
 	default:
-		t.Fatalf("running %q: %v", display, err)
+		t.Fatalf("running %q: %v", r.display, r.err)
 	}
-	t.Logf("$ %s  -> exit %d", display, r.ExitCode)
-	return r
+	t.Logf("$ %s  -> exit %d", r.display, res.ExitCode)
+	return res
 }
 
 // CLIEnv is the environment of CLI commands: the caller's, without its VAULT_*

@@ -92,37 +92,14 @@ func (v *Vault) start(t testing.TB, config string) error {
 	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	v.Addr = "http://" + listen
 
-	logFile, err := os.Create(v.LogPath)
-	if err != nil {
-		return fmt.Errorf("creating the server log: %w", err)
-	}
-	defer logFile.Close()
-	stdoutFile, err := os.Create(v.StdoutPath)
-	if err != nil {
-		return fmt.Errorf("creating the server output file: %w", err)
-	}
-	defer stdoutFile.Close()
-
-	v.cmd = exec.Command(v.programs.Vault, "server", "-dev",
+	if err := v.launch("server", "-dev",
 		"-dev-root-token-id="+v.Token,
 		"-dev-listen-address="+listen,
 		"-config="+config,
 		"-log-level=debug",
-	)
-	v.cmd.Env = append(WithoutVaultEnv(os.Environ()), "HOME="+v.Home)
-	v.cmd.Dir = v.Home
-	v.cmd.Stdout = stdoutFile
-	v.cmd.Stderr = logFile
-	v.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // plugins run in its process group
-	if err := v.cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", v.programs.Vault, err)
+	); err != nil {
+		return err
 	}
-	v.exited = make(chan struct{})
-	go func() {
-		v.exitErr = v.cmd.Wait()
-		close(v.exited)
-	}()
-
 	ctx, cancel := context.WithTimeout(t.Context(), vaultStartTimeout)
 	defer cancel()
 	if err := v.waitReady(ctx); err != nil {
@@ -133,42 +110,84 @@ func (v *Vault) start(t testing.TB, config string) error {
 	return nil
 }
 
+// launch starts `vault args...` as v's server process, in a process group of
+// its own (its plugins run in it), with its standard error appended to
+// v.LogPath and its standard output to v.StdoutPath.
+func (v *Vault) launch(args ...string) error {
+	logFile, err := os.OpenFile(v.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening the server log: %w", err)
+	}
+	defer logFile.Close()
+	stdoutFile, err := os.OpenFile(v.StdoutPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening the server output file: %w", err)
+	}
+	defer stdoutFile.Close()
+
+	cmd := exec.Command(v.programs.Vault, args...)
+	cmd.Env = append(WithoutVaultEnv(os.Environ()), "HOME="+v.Home)
+	cmd.Dir = v.Home
+	cmd.Stdout = stdoutFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", v.programs.Vault, err)
+	}
+	exited := make(chan struct{})
+	v.cmd, v.exited = cmd, exited
+	go func() {
+		v.exitErr = cmd.Wait()
+		close(exited)
+	}()
+	return nil
+}
+
 // waitReady polls until the server answers healthy and accepts our root token
 // (which proves the answer comes from this server, not another one that
 // happens to listen on the port), the process exits, or ctx ends.
 func (v *Vault) waitReady(ctx context.Context) error {
+	return v.waitUntil(ctx, "ready", func(ctx context.Context, client *http.Client) bool {
+		return v.status(ctx, client, "/v1/sys/health", "") == http.StatusOK &&
+			v.status(ctx, client, "/v1/auth/token/lookup-self", v.Token) == http.StatusOK
+	})
+}
+
+// waitUntil polls cond until it holds, the process exits, or ctx ends; what
+// names the awaited state in the error.
+func (v *Vault) waitUntil(ctx context.Context, what string, cond func(context.Context, *http.Client) bool) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if v.answers(ctx, client, "/v1/sys/health", "") && v.answers(ctx, client, "/v1/auth/token/lookup-self", v.Token) {
+		if cond(ctx, client) {
 			return nil
 		}
 		select {
 		case <-v.exited:
-			return fmt.Errorf("vault server exited before it was ready: %v", v.exitErr)
+			return fmt.Errorf("vault server exited before it was %s: %v", what, v.exitErr)
 		case <-ctx.Done():
-			return fmt.Errorf("vault server not ready at %s: %w", v.Addr, ctx.Err())
+			return fmt.Errorf("vault server not %s at %s: %w", what, v.Addr, ctx.Err())
 		case <-tick.C:
 		}
 	}
 }
 
-// answers reports whether GET path answers 200.
-func (v *Vault) answers(ctx context.Context, client *http.Client, path, token string) bool {
+// status returns the HTTP status of GET path, or 0 without an answer.
+func (v *Vault) status(ctx context.Context, client *http.Client, path, token string) int {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.Addr+path, nil)
 	if err != nil {
-		return false
+		return 0
 	}
 	if token != "" {
 		req.Header.Set("X-Vault-Token", token)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return false
+		return 0
 	}
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return resp.StatusCode
 }
 
 // Pause freezes the server and its plugins (SIGSTOP to its process group):

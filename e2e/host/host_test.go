@@ -478,21 +478,7 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 // waitWithin polls cond until it holds, failing the test after timeout.
 func waitWithin(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
-	defer cancel()
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v (last: %s)", what, ctx.Err(), last)
-		case <-tick.C:
-		}
-	}
+	harness.WaitWithin(t, timeout, pollInterval, what, cond)
 }
 
 func primary(t *testing.T, sim *harness.Simulator) sigsci.KeySet {

@@ -48,13 +48,29 @@ func (s *Server) endpointOf(r *http.Request) string {
 	return method + " " + strings.TrimPrefix(path, APIPrefix)
 }
 
-// serveAPI counts the call, applies the faults, authenticates, and handles it.
+// serveAPI counts the call, applies the latencies, and handles it.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	endpoint := s.endpointOf(r)
 	s.count(endpoint)
 	if !s.waitLatency(r) {
 		return
 	}
+	d, answerOnly := s.endpointLatency(endpoint)
+	switch {
+	case d == 0:
+		s.handleAPICall(w, r, endpoint)
+	case answerOnly:
+		held := &heldAnswer{header: http.Header{}}
+		s.handleAPICall(held, r, endpoint)
+		held.sendAfter(w, r, d)
+	default:
+		time.Sleep(d) // the server's own slowness: it works on whatever the client does
+		s.handleAPICall(w, r, endpoint)
+	}
+}
+
+// handleAPICall applies the other faults, authenticates, and handles the call.
+func (s *Server) handleAPICall(w http.ResponseWriter, r *http.Request, endpoint string) {
 	email := r.Header.Get(wire.HeaderUser)
 	kind, status := s.pendingFault(email, endpoint)
 	switch {

@@ -229,17 +229,26 @@ func (s *Server) handleDrop(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleLatency(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Latency Duration `json:"latency"`
-	}
+	var req EndpointLatency
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	if req.Latency < 0 {
+	switch {
+	case req.Latency < 0:
 		writeMessage(w, http.StatusBadRequest, "latency must not be negative")
 		return
+	case req.Endpoint == "" && req.AnswerOnly:
+		writeMessage(w, http.StatusBadRequest, "answerOnly needs an endpoint")
+		return
+	case req.Endpoint == "":
+		s.SetLatency(time.Duration(req.Latency))
+	default:
+		if err := req.validate(); err != nil {
+			writeMessage(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		s.SetEndpointLatency(req.Endpoint, time.Duration(req.Latency), req.AnswerOnly)
 	}
-	s.SetLatency(time.Duration(req.Latency))
 	writeJSON(w, http.StatusOK, s.Faults())
 }
 

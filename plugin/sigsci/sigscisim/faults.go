@@ -59,6 +59,25 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.faults.Latency = Duration(max(d, 0))
 }
 
+// SetEndpointLatency makes each call of one endpoint (an Endpoint* name)
+// take d at the server, on top of SetLatency's delay; 0 turns it off. The
+// server carries the call out after d even if the client has gone away
+// meanwhile. With answerOnly it carries the call out at once and holds only
+// the answer for d (or until the client goes away). It panics on an unknown
+// endpoint name.
+func (s *Server) SetEndpointLatency(endpoint string, d time.Duration, answerOnly bool) {
+	e := &EndpointLatency{Endpoint: endpoint, Latency: Duration(d), AnswerOnly: answerOnly}
+	if err := e.validate(); err != nil {
+		panic("sigscisim: SetEndpointLatency: " + err.Error())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.EndpointLatency = nil
+	if d > 0 {
+		s.faults.EndpointLatency = e
+	}
+}
+
 // SetRateLimit allows perSecond API calls per user per second; excess calls
 // get 429 with Retry-After. 0 turns the limit off.
 func (s *Server) SetRateLimit(perSecond int) {
@@ -97,6 +116,10 @@ func (s *Server) Faults() Faults {
 	if f.RetryAfter != nil {
 		v := *f.RetryAfter
 		f.RetryAfter = &v
+	}
+	if f.EndpointLatency != nil {
+		e := *f.EndpointLatency
+		f.EndpointLatency = &e
 	}
 	return f
 }
@@ -183,6 +206,56 @@ func (s *Server) waitLatency(r *http.Request) bool {
 	case <-r.Context().Done():
 		return false
 	}
+}
+
+// endpointLatency is the slowness of endpoint's calls at the server: how
+// long, and whether only the answer waits. d is 0 for a call that is not slow.
+func (s *Server) endpointLatency(endpoint string) (d time.Duration, answerOnly bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.faults.EndpointLatency
+	if e == nil || e.Endpoint != endpoint {
+		return 0, false
+	}
+	return time.Duration(e.Latency), e.AnswerOnly
+}
+
+// heldAnswer records an answer to send later (EndpointLatency.AnswerOnly).
+type heldAnswer struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (h *heldAnswer) Header() http.Header { return h.header }
+func (h *heldAnswer) Write(b []byte) (int, error) {
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	h.body = append(h.body, b...)
+	return len(b), nil
+}
+func (h *heldAnswer) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+
+// sendAfter sends the held answer to w once d has passed; nothing if the
+// client goes away first.
+func (h *heldAnswer) sendAfter(w http.ResponseWriter, r *http.Request, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+		return
+	}
+	for k, v := range h.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(max(h.status, http.StatusOK))
+	_, _ = w.Write(h.body)
 }
 
 // dropConnection closes the client's connection without an answer.

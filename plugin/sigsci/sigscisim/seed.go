@@ -48,6 +48,8 @@ type SiteSeed struct {
 type Faults struct {
 	// Latency delays every API call before it is answered.
 	Latency Duration `json:"latency"`
+	// EndpointLatency makes the calls of one endpoint slow at the server.
+	EndpointLatency *EndpointLatency `json:"endpointLatency,omitempty"`
 	// RateLimit is the number of API calls each user may make per second;
 	// 0 turns rate limiting off. Excess calls get 429 with Retry-After.
 	RateLimit int `json:"rateLimit"`
@@ -64,6 +66,32 @@ type Faults struct {
 	// DropNextAfterHandling API calls are carried out (a POST creates its
 	// set), then the connection is closed without an answer.
 	DropNextAfterHandling int `json:"dropNextAfterHandling"`
+}
+
+// EndpointLatency is a server that is slow on one endpoint (after Latency).
+type EndpointLatency struct {
+	// Endpoint is an Endpoint* name.
+	Endpoint string `json:"endpoint"`
+	// Latency is how long each call takes at the server. The server carries
+	// the call out after it even if the client has gone away meanwhile, as a
+	// server finishes a request it received whole.
+	Latency Duration `json:"latency"`
+	// AnswerOnly carries the call out at once and holds only its answer for
+	// Latency, or until the client goes away: a create that lands while its
+	// answer is still on the way.
+	AnswerOnly bool `json:"answerOnly,omitempty"`
+}
+
+func (e *EndpointLatency) validate() error {
+	switch {
+	case e == nil:
+		return nil
+	case !slices.Contains(apiEndpoints(), e.Endpoint):
+		return fmt.Errorf("endpointLatency.endpoint %q is not one of %q", e.Endpoint, apiEndpoints())
+	case e.Latency < 0:
+		return errors.New("endpointLatency.latency must not be negative")
+	}
+	return nil
 }
 
 // Duration is a time.Duration written in JSON as a Go duration string ("250ms").
@@ -164,5 +192,5 @@ func (f Faults) validate() error {
 	case f.FailEndpoint != "" && !slices.Contains(apiEndpoints(), f.FailEndpoint):
 		return fmt.Errorf("failEndpoint %q is not one of %q", f.FailEndpoint, apiEndpoints())
 	}
-	return nil
+	return f.EndpointLatency.validate()
 }

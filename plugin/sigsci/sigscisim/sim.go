@@ -22,8 +22,8 @@
 // answer of a create or a delete, how rate limiting is signalled, and a
 // sites list that ignores page.
 //
-// Faults apply to API calls only, in this order: latency, drop before
-// handling, fail-next, rate limit (per user, per second), then the call
+// Faults apply to API calls only, in this order: latency, the endpoint's
+// latency (EndpointLatency), drop before handling, fail-next, rate limit (per user, per second), then the call
 // (or, for drop-after-handling, the call followed by a closed connection).
 // Every API call is counted per endpoint (the Endpoint* names) on arrival,
 // whatever its answer; a request matching no endpoint counts as EndpointUnknown.
@@ -37,7 +37,7 @@
 //	PUT    /sim/faults        replace all Faults with the body (absent fields: off)
 //	POST   /sim/fail          {"n":2,"status":503,"endpoint":""}  next n API calls (of endpoint, if given) answer status; 429 means rate limited, in the dialect's shape
 //	POST   /sim/drop          {"n":1,"afterHandling":false} next n API calls lose their connection
-//	POST   /sim/latency       {"latency":"250ms"}
+//	POST   /sim/latency       {"latency":"250ms"} every API call; with "endpoint" (and "answerOnly") only that endpoint's, see EndpointLatency
 //	POST   /sim/ratelimit     {"perSecond":5,"retryAfter":1}   perSecond 0 turns it off
 //	GET    /sim/dialect       the current Dialect
 //	PUT    /sim/dialect       replace the Dialect with the body (absent fields: default shape)
