@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
@@ -83,7 +84,7 @@ telemetry { listen_address = "" }
 		t.Errorf("agent.conf: %v, %v; want mode 0600", info, err)
 	}
 	u := waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts >= 1 })
-	if u.LastResult != "done" || u.ActiveState != "active" {
+	if u.LastResult != event.ResultDone || u.ActiveState != "active" {
 		t.Errorf("after the first render: %+v", u)
 	}
 	restarts := u.Restarts
@@ -92,7 +93,7 @@ telemetry { listen_address = "" }
 	vault.Write("kv/agent", agentKeys("A2", "S-two"))
 	waitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
 	u = waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts > restarts })
-	if u.LastResult != "done" || u.RolledBack {
+	if u.LastResult != event.ResultDone || u.RolledBack {
 		t.Errorf("after the rotation: %+v", u)
 	}
 	restarts = u.Restarts
@@ -126,7 +127,7 @@ telemetry { listen_address = "" }
 		t.Fatal(err)
 	}
 	u = waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts >= restarts+2 && u.RolledBack })
-	if u.LastResult != "rolled_back" || u.ActiveState != "active" {
+	if u.LastResult != event.ResultRolledBack || u.ActiveState != "active" {
 		t.Errorf("after hostd refresh retried the refused keys: %+v", u)
 	}
 	waitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
@@ -265,7 +266,7 @@ telemetry { listen_address = "" }
 	h.write(text(h.socket, clock(-time.Hour), clock(time.Hour)))
 	h.triggerReload()
 	u = waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts >= 1 })
-	if u.LastResult != "done" || u.ActiveState != "active" {
+	if u.LastResult != event.ResultDone || u.ActiveState != "active" {
 		t.Errorf("after the reload opened the window: %+v", u)
 	}
 }

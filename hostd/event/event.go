@@ -74,7 +74,7 @@ type Creds struct {
 type Restart struct {
 	Time     time.Time
 	Unit     string
-	Result   string // done, failed, canceled, not_running, rolled_back, ...
+	Result   string // one of the Result* values below, or another systemd job result
 	Duration time.Duration
 	// ActiveState and SubState are read from systemd after the restart.
 	ActiveState string
@@ -83,10 +83,26 @@ type Restart struct {
 	Err         string
 }
 
-// RestartNotRunning is Restart.Result when the unit was not running
-// (stopped, or failed before the change): it was not restarted, and it reads
-// its new files when it is started. It is not a failure of the change.
-const RestartNotRunning = "not_running"
+// Restart results (Restart.Result). The first are systemd's job results as
+// hostd/restart reports them; systemd has others (canceled, timeout,
+// dependency, skipped, and newer ones), which pass through unchanged. The
+// rest are hostd's own: hostd/rollout publishes them.
+const (
+	ResultDone       = "done"        // the job succeeded; for a change, the unit then passed its health check
+	ResultFailed     = "failed"      // the job failed: the unit did not start
+	ResultJobTimeout = "job_timeout" // no job result within hostd's job timeout: the job may still run, or its result was lost with the bus (systemd's own "timeout" is JobTimeoutSec firing)
+
+	ResultUnhealthy   = "unhealthy"   // job done, but the unit did not stay up or failed the check
+	ResultUnconfirmed = "unconfirmed" // job done, but the unit's state could not be read; retried later
+	// ResultNotRunning: the unit was not running (stopped, or failed before
+	// the change): it was not restarted, and it reads its new files when it
+	// is started. It is not a failure of the change.
+	ResultNotRunning     = "not_running"
+	ResultError          = "error"           // no restart job was queued (unit unknown, bus down); retried later
+	ResultRolledBack     = "rolled_back"     // backups restored and the unit is healthy on them
+	ResultRollbackFailed = "rollback_failed" // backups restored, but the unit is still not healthy
+	ResultRejected       = "rejected"        // the same content failed before: backups restored, no restart
+)
 
 // Pending reports that a unit has a restart scheduled.
 type Pending struct {

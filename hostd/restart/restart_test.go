@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 )
@@ -60,7 +61,7 @@ func TestRestartRunsANewInstanceOfTheUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Job != "done" || res.Unit != "agent.service" || res.Duration <= 0 {
+	if res.Job != event.ResultDone || res.Unit != "agent.service" || res.Duration <= 0 {
 		t.Fatalf("result: %+v", res)
 	}
 	t.Logf("restart of a running Type=simple unit took %s", res.Duration)
@@ -120,7 +121,7 @@ func TestTryRestartRestartsOnlyARunningUnit(t *testing.T) {
 	}
 
 	for _, unit := range []string{"running.service", "stopped.service", "failed.service"} {
-		if res, err := conn.TryRestart(ctx, unit); err != nil || res.Job != "done" {
+		if res, err := conn.TryRestart(ctx, unit); err != nil || res.Job != event.ResultDone {
 			t.Fatalf("try-restart %s: %+v, %v; want done", unit, res, err)
 		}
 	}
@@ -170,7 +171,7 @@ func TestRestartReportsAFailedJob(t *testing.T) {
 	if !errors.Is(err, restart.ErrJobFailed) {
 		t.Fatalf("err = %v, want ErrJobFailed", err)
 	}
-	if res.Job != "failed" {
+	if res.Job != event.ResultFailed {
 		t.Fatalf("job result %q, want failed", res.Job)
 	}
 	st, err := conn.UnitState(ctx, "broken.service")
@@ -198,7 +199,7 @@ func TestRestartStopsWaitingAfterTheJobTimeout(t *testing.T) {
 	if !errors.Is(err, restart.ErrJobTimeout) {
 		t.Fatalf("err = %v, want ErrJobTimeout", err)
 	}
-	if res.Job != restart.JobTimeout || res.Duration < jobTimeout {
+	if res.Job != event.ResultJobTimeout || res.Duration < jobTimeout {
 		t.Fatalf("result %+v, want job_timeout after %s", res, jobTimeout)
 	}
 
@@ -209,7 +210,7 @@ func TestRestartStopsWaitingAfterTheJobTimeout(t *testing.T) {
 	}
 	waitState(ctx, t, conn, "slow.service", func(s restart.State) bool { return s.Active() })
 	res, err = conn.Restart(ctx, "quick.service")
-	if err != nil || res.Job != "done" {
+	if err != nil || res.Job != event.ResultDone {
 		t.Fatalf("restart after an abandoned job: %+v, %v", res, err)
 	}
 }
@@ -246,7 +247,7 @@ func TestDialUserBusFromEnvironment(t *testing.T) {
 func TestRedialsAfterTheConnectionIsClosed(t *testing.T) {
 	_, conn, ctx := setup(t, 10*time.Second, map[string]string{"agent.service": sleeper}, "agent.service")
 	conn.Close()
-	if res, err := conn.Restart(ctx, "agent.service"); err != nil || res.Job != "done" {
+	if res, err := conn.Restart(ctx, "agent.service"); err != nil || res.Job != event.ResultDone {
 		t.Fatalf("restart after Close: %+v, %v", res, err)
 	}
 }

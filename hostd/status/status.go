@@ -138,9 +138,6 @@ type RunningFile struct {
 	Since  time.Time `json:"since,omitzero"`
 }
 
-// ResultDone is the restart result of a successful restart.
-const ResultDone = "done"
-
 // Healthy reports whether s describes a host that serves with fresh keys,
 // and if not, why, one reason per problem. Unhealthy means: not
 // authenticated to Vault, Vault requests failing for longer than the
@@ -185,7 +182,7 @@ func unitProblems(u Unit) []string {
 	switch {
 	case u.RolledBack:
 		reasons = append(reasons, fmt.Sprintf("unit %s: last restart was rolled back to the previous configuration", u.Name))
-	case u.LastResult != "" && u.LastResult != ResultDone && u.LastResult != event.RestartNotRunning:
+	case u.LastResult != "" && u.LastResult != event.ResultDone && u.LastResult != event.ResultNotRunning:
 		r := fmt.Sprintf("unit %s: last restart failed (%s)", u.Name, u.LastResult)
 		if u.LastError != "" {
 			r += ": " + u.LastError
