@@ -56,7 +56,7 @@ type Options struct {
 	// Method is MethodAppRole, MethodCert, MethodJWT or MethodTokenFile.
 	Method string
 	// MountPath is where the auth method is mounted ("auth/approle" or
-	// "approle"); the default is auth/<method>.
+	// "approle"); the default is DefaultMountPath(Method).
 	MountPath string
 
 	RoleIDFile, SecretIDFile string // approle: read at every login
@@ -176,11 +176,15 @@ func withDefaults(o Options) Options {
 		o.Rand = randFloat
 	}
 	if o.MountPath == "" {
-		o.MountPath = o.Method
+		o.MountPath = DefaultMountPath(o.Method)
 	}
 	o.MountPath = "auth/" + strings.TrimPrefix(strings.Trim(o.MountPath, "/"), "auth/")
 	return o
 }
+
+// DefaultMountPath is where a login method is mounted unless the
+// configuration says otherwise: auth/<method>.
+func DefaultMountPath(method string) string { return "auth/" + method }
 
 // Token returns the current token, or "" before the first login and after
 // Vault rejected the token until the next login succeeds.

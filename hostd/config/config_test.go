@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/auth"
+	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 )
 
 // base is the smallest valid file; extra blocks in the cases below start at
@@ -100,7 +103,7 @@ log {
 		t.Errorf("Vault = %+v, want %+v", cfg.Vault, wantVault)
 	}
 	wantAuth := AutoAuth{
-		Method: MethodAppRole, MountPath: "auth/waf-approle",
+		Method: auth.MethodAppRole, MountPath: "auth/waf-approle",
 		RoleIDFile: "/etc/hostd/role-id", SecretIDFile: "/etc/hostd/secret-id",
 		RemoveSecretIDFileAfterReading: true,
 	}
@@ -124,7 +127,7 @@ log {
 		}
 	}
 	r := cfg.Restart
-	if r.Bus != BusUser || r.Debounce != 3*time.Second || r.Splay != 0 || r.JobTimeout != time.Minute || r.ActiveTimeout != 20*time.Second {
+	if r.Bus != restart.UserBus || r.Debounce != 3*time.Second || r.Splay != 0 || r.JobTimeout != time.Minute || r.ActiveTimeout != 20*time.Second {
 		t.Errorf("Restart = %+v", r)
 	}
 	if r.Window == nil || r.Window.Start != 2*time.Hour || r.Window.End != 4*time.Hour+30*time.Minute || r.Window.Location.String() != "UTC" {
@@ -190,7 +193,7 @@ auto_auth {
   method "cert" { name = "waf-hosts" }
 }
 `)
-	if cert.AutoAuth != (AutoAuth{Method: MethodCert, MountPath: "auth/cert", CertName: "waf-hosts"}) {
+	if cert.AutoAuth != (AutoAuth{Method: auth.MethodCert, MountPath: "auth/cert", CertName: "waf-hosts"}) {
 		t.Errorf("cert AutoAuth = %+v", cert.AutoAuth)
 	}
 	token := mustParse(t, "hostd.hcl", `vault { address = "https://vault.example:8200" }
@@ -198,7 +201,7 @@ auto_auth {
   method "token_file" { path = "/etc/hostd/token" }
 }
 `)
-	if token.AutoAuth != (AutoAuth{Method: MethodTokenFile, TokenFile: "/etc/hostd/token"}) {
+	if token.AutoAuth != (AutoAuth{Method: auth.MethodTokenFile, TokenFile: "/etc/hostd/token"}) {
 		t.Errorf("token_file AutoAuth = %+v", token.AutoAuth)
 	}
 }

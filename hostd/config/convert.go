@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/render"
+	"github.com/sigsci-keys/sigsci-keys/hostd/write"
 )
 
 // converter turns the raw file into a Config, filling defaults and adding a
@@ -99,8 +102,8 @@ func (c *converter) templateConfig(r *rawTemplateConfig) TemplateConfig {
 		r = &rawTemplateConfig{}
 	}
 	return TemplateConfig{
-		RefreshInterval: c.duration(r.RefreshInterval, r.RefreshIntervalRange, "refresh_interval", DefaultRefreshInterval, 5*time.Second, 24*time.Hour),
-		MaxBackoff:      c.duration(r.MaxBackoff, r.MaxBackoffRange, "max_backoff", DefaultMaxBackoff, time.Second, time.Hour),
+		RefreshInterval: c.duration(r.RefreshInterval, r.RefreshIntervalRange, "refresh_interval", render.DefaultRefreshInterval, 5*time.Second, 24*time.Hour),
+		MaxBackoff:      c.duration(r.MaxBackoff, r.MaxBackoffRange, "max_backoff", render.DefaultMaxBackoff, time.Second, time.Hour),
 	}
 }
 
@@ -143,7 +146,7 @@ func (c *converter) template(r *rawTemplate) Template {
 			t.Destination = r.Destination
 		}
 	}
-	t.Perms = c.mode(r.Perms, r.PermsRange, "perms", DefaultPerms)
+	t.Perms = c.mode(r.Perms, r.PermsRange, "perms", write.DefaultPerms)
 	if t.Perms&0o002 != 0 {
 		c.errorf(r.PermsRange, "World-writable template", "perms %#o would let any user change the rendered file; use 0600 or 0640", t.Perms)
 	} else if t.Perms&0o004 != 0 {
