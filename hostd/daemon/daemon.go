@@ -38,44 +38,6 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 )
 
-// Option changes how Run runs; the defaults suit a systemd service.
-type Option func(*options)
-
-type options struct {
-	level     *slog.LevelVar
-	notifier  Notifier
-	reload    <-chan struct{}
-	load      func(path string) (*config.Config, error)
-	stateDir  string
-	stopGrace time.Duration
-}
-
-// WithLogLevel gives Run the level variable of its logger (see NewLogger),
-// so a reload can change the level.
-func WithLogLevel(level *slog.LevelVar) Option { return func(o *options) { o.level = level } }
-
-// WithNotifier replaces the systemd notifier.
-func WithNotifier(n Notifier) Option { return func(o *options) { o.notifier = n } }
-
-// WithReload makes Run reload its configuration on every receive from ch
-// instead of on SIGHUP.
-func WithReload(ch <-chan struct{}) Option { return func(o *options) { o.reload = ch } }
-
-// WithStateDirectory makes Run keep its state (what each unit runs on, the
-// restart under way) in dir instead of $STATE_DIRECTORY, which systemd sets
-// from StateDirectory=. Without either, the state lives in memory only.
-func WithStateDirectory(dir string) Option { return func(o *options) { o.stateDir = dir } }
-
-// WithStopGrace sets how long a stop waits for a restart under way
-// (default rollout.DefaultStopGrace).
-func WithStopGrace(d time.Duration) Option { return func(o *options) { o.stopGrace = d } }
-
-// stateDirectory is the first directory of $STATE_DIRECTORY.
-func stateDirectory() string {
-	dir, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":")
-	return dir
-}
-
 // Run runs hostd with cfg until ctx is done, then stops everything it
 // started and returns nil. It returns an error when a part cannot start or
 // stops on its own. cfg.Path is re-read on SIGHUP; a configuration with

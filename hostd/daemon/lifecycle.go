@@ -3,14 +3,13 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"reflect"
 	"strings"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
+	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
-	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 )
 
 // liveParts is what runs now, with the configuration each part was started
@@ -24,7 +23,7 @@ type liveParts struct {
 
 	// The rollout outlives a pipeline: a reload hands its batches to the
 	// next one (rollout.go).
-	systemd     *systemdConn
+	systemd     *restart.LazyConn
 	restartCfg  config.Restart
 	rollout     *rollout.Rollout
 	rolloutPart *part
@@ -79,7 +78,7 @@ func (d *daemon) startAll(ctx context.Context, cfg *config.Config) error {
 	d.cur.path = cfg.Path
 	d.cur.logFormat = cfg.Log.Format
 	d.cur.restartCfg = cfg.Restart
-	d.cur.systemd = newSystemd(cfg)
+	d.cur.systemd = newSystemd(cfg.Restart)
 	d.views.systemd.Store(d.cur.systemd)
 	d.cur.rollout = d.newRollout(cfg, d.cur.systemd)
 	d.cur.rolloutPart = d.startRollout(ctx, d.cur.rollout)
@@ -114,24 +113,6 @@ func (d *daemon) stopAll() {
 	d.cur.pipeline.stop()
 	d.cur.rolloutPart.stop()
 	d.cur.systemd.Close()
-}
-
-func (d *daemon) startStatus(ctx context.Context, cfg config.Status) (*part, error) {
-	ln, err := status.Listen(ctx, cfg.SocketPath, cfg.SocketMode)
-	if err != nil {
-		return nil, err
-	}
-	h := status.NewHandler(d.state, func() error {
-		err := d.views.refresh()
-		if err == nil {
-			d.logger.Info("refresh asked on the status socket: reading every secret again")
-		}
-		return err
-	})
-	d.logger.Info("status socket listening", "path", cfg.SocketPath, "mode", fmt.Sprintf("%#o", cfg.SocketMode))
-	return launch(ctx, "status socket", d.failed, func(ctx context.Context) error {
-		return status.Serve(ctx, ln, h)
-	}), nil
 }
 
 // reload reads the configuration file again and applies it. A file with
@@ -232,33 +213,6 @@ func (d *daemon) replacePipeline(ctx context.Context, cfg *config.Config) {
 	}
 	d.cur.pipeline, d.cur.pipelineCfg = p, pipelineConfigOf(cfg)
 	d.logger.Info("pipeline restarted with the new configuration")
-}
-
-// replaceStatus moves the status socket. A new path is opened before the
-// old socket is closed; the same path (new mode) must be closed first.
-func (d *daemon) replaceStatus(ctx context.Context, cfg config.Status) {
-	if cfg.SocketPath == d.cur.statusCfg.SocketPath {
-		d.cur.status.stop()
-		p, err := d.startStatus(ctx, cfg)
-		if err != nil {
-			d.logger.Error("status socket: new settings failed; keeping the old ones", "err", err)
-			if p, err = d.startStatus(ctx, d.cur.statusCfg); err != nil {
-				d.fail("status socket", err)
-				return
-			}
-			d.cur.status = p
-			return
-		}
-		d.cur.status, d.cur.statusCfg = p, cfg
-		return
-	}
-	p, err := d.startStatus(ctx, cfg)
-	if err != nil {
-		d.logger.Error("status socket: new path failed; keeping the old one", "err", err, "path", cfg.SocketPath)
-		return
-	}
-	d.cur.status.stop()
-	d.cur.status, d.cur.statusCfg = p, cfg
 }
 
 // fail stops the daemon because a part cannot run at all.
