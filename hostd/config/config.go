@@ -1,7 +1,9 @@
 // Package config owns hostd's configuration file: the HCL schema, the
 // defaults, and the validation that reports every mistake with its
-// file:line:col. It produces plain Go values for the other hostd packages and
-// must not start anything, talk to Vault or systemd, or read secret files.
+// file:line:col. It produces plain Go values for the other hostd packages
+// (each template's text included: it reads every template source file once,
+// when it loads) and must not start anything, talk to Vault or systemd, or
+// read secret files.
 //
 // A setting's default and its allowed names (auth methods, buses) belong to
 // the package that uses the setting (auth, render, write, rollout, restart,
@@ -64,8 +66,10 @@ type TemplateConfig struct {
 	RefreshInterval, MaxBackoff time.Duration
 }
 
-// Template is one file hostd renders. Exactly one of Source and Contents is
-// set.
+// Template is one file hostd renders. Contents is the template text, given
+// inline or read from the Source file when the configuration was loaded (the
+// file is read once: what was checked is what is rendered); Source names
+// that file, for messages, and is empty for inline contents.
 type Template struct {
 	Source, Contents, Destination string
 	Perms                         os.FileMode

@@ -114,7 +114,7 @@ log {
 		t.Errorf("TemplateConfig = %+v, want %+v", cfg.TemplateConfig, want)
 	}
 	wantTemplates := []Template{
-		{Source: src, Destination: "/etc/sigsci/agent.conf", Perms: 0o640, User: "sigsci", Group: "sigsci",
+		{Source: src, Contents: templateSource, Destination: "/etc/sigsci/agent.conf", Perms: 0o640, User: "sigsci", Group: "sigsci",
 			ErrorOnMissingKey: false, Backup: true, Unit: "sigsci-agent.service"},
 		{Contents: "x", Destination: "/etc/sigsci/other.conf", Perms: 0o600, ErrorOnMissingKey: true, Backup: true},
 	}
@@ -450,6 +450,27 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// The template that was checked is the one rendered: its source is read
+// once, when the configuration is loaded, and an edit shows at the next load.
+func TestATemplateSourceIsReadOnceAtLoad(t *testing.T) {
+	dir := t.TempDir()
+	src := writeTemplateSource(t, dir)
+	text := base + "template {\n  source = \"" + src + "\"\n  destination = \"/etc/sigsci/agent.conf\"\n}\n"
+	cfg := mustParse(t, "hostd.hcl", text)
+	if got := cfg.Templates[0]; got.Source != src || got.Contents != templateSource {
+		t.Fatalf("template = %+v, want source %s holding %q", got, src, templateSource)
+	}
+	if err := os.WriteFile(src, []byte("edited"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Templates[0].Contents; got != templateSource {
+		t.Errorf("after an edit, the loaded configuration holds %q, want %q", got, templateSource)
+	}
+	if got := mustParse(t, "hostd.hcl", text).Templates[0].Contents; got != "edited" {
+		t.Errorf("the next load holds %q, want the edit", got)
+	}
+}
+
 func TestProblemString(t *testing.T) {
 	p := Problem{File: "a.hcl", Line: 3, Column: 7, Summary: "Invalid bus", Detail: "use system or user"}
 	if got, want := p.String(), "a.hcl:3:7: Invalid bus; use system or user"; got != want {
@@ -492,10 +513,13 @@ func assertOneProblem(t *testing.T, err error, file string, line int, want ...st
 	return p
 }
 
+// templateSource is the text writeTemplateSource writes.
+const templateSource = `{{ with secret "sigsci/creds/r/sites/s" }}{{ end }}`
+
 func writeTemplateSource(t *testing.T, dir string) string {
 	t.Helper()
 	path := filepath.Join(dir, "agent.ctmpl")
-	if err := os.WriteFile(path, []byte(`{{ with secret "sigsci/creds/r/sites/s" }}{{ end }}`), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(templateSource), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path

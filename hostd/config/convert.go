@@ -138,7 +138,7 @@ func (c *converter) template(r *rawTemplate) Template {
 		ErrorOnMissingKey: boolOr(r.ErrorOnMissingKey, true),
 		Backup:            boolOr(r.Backup, true),
 	}
-	c.templateInput(r)
+	t.Contents = c.templateInput(r)
 	if c.required(r.DestinationRange, r.DefRange, "template", "destination") && c.absPath(r.Destination, r.DestinationRange, "destination") {
 		if strings.HasSuffix(r.Destination, "/") {
 			c.errorf(r.DestinationRange, "Invalid destination", "destination must be a file, not a directory, got %q", r.Destination)
@@ -164,8 +164,9 @@ func (c *converter) template(r *rawTemplate) Template {
 }
 
 // templateInput checks that exactly one of source and contents is given and
-// that a source file can be read now.
-func (c *converter) templateInput(r *rawTemplate) {
+// returns the template text: the contents, or the source file read now, once
+// (what is checked is then what is rendered).
+func (c *converter) templateInput(r *rawTemplate) string {
 	hasSource, hasContents := set(r.SourceRange), set(r.ContentsRange)
 	switch {
 	case hasSource && hasContents:
@@ -178,11 +179,14 @@ func (c *converter) templateInput(r *rawTemplate) {
 		}
 	case hasSource:
 		if c.usable(r.SourceRange) && c.absPath(r.Source, r.SourceRange, "source") {
-			if err := checkReadableFile(r.Source); err != nil {
+			text, err := readTemplateSource(r.Source)
+			if err != nil {
 				c.errorf(r.SourceRange, "Unreadable template source", "%v", err)
 			}
+			return text
 		}
 	}
+	return r.Contents
 }
 
 func (c *converter) telemetry(r *rawTelemetry) Telemetry {

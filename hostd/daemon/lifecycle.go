@@ -3,8 +3,8 @@ package daemon
 import (
 	"context"
 	"errors"
-	"os"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
@@ -18,8 +18,10 @@ type liveParts struct {
 	path      string
 	logFormat string
 
+	// pipelineCfg is the configuration the pipeline was started with, as
+	// it was loaded: a reload whose pipeline fails to start restarts it.
 	pipeline    *part
-	pipelineCfg pipelineConfig
+	pipelineCfg *config.Config
 
 	// The rollout outlives a pipeline: a reload hands its batches to the
 	// next one (rollout.go).
@@ -40,38 +42,13 @@ type liveParts struct {
 	reportCfg  config.Report
 }
 
-// pipelineConfig is the part of the configuration the Vault-to-file
-// pipeline is built from, with the text of each template's source file: an
-// edited agent.ctmpl must rebuild the pipeline on SIGHUP like an edited
-// hostd.hcl.
-type pipelineConfig struct {
-	Vault          config.Vault
-	AutoAuth       config.AutoAuth
-	TemplateConfig config.TemplateConfig
-	Templates      []config.Template
-	Sources        []string
-}
-
-func pipelineConfigOf(cfg *config.Config) pipelineConfig {
-	pc := pipelineConfig{cfg.Vault, cfg.AutoAuth, cfg.TemplateConfig, cfg.Templates, nil}
-	for _, t := range cfg.Templates {
-		pc.Sources = append(pc.Sources, sourceText(t.Source))
-	}
-	return pc
-}
-
-// sourceText is a template source file's content as the pipeline compares
-// it ("" for inline contents; an unreadable file compares unequal to any
-// text, and the new renderer reports why).
-func sourceText(path string) string {
-	if path == "" {
-		return ""
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "\x00unreadable: " + err.Error()
-	}
-	return string(data)
+// samePipeline reports whether a and b build the same Vault-to-file
+// pipeline. Templates compare with their text (config reads each source file
+// when it loads), so an edited agent.ctmpl rebuilds the pipeline on SIGHUP
+// like an edited hostd.hcl.
+func samePipeline(a, b *config.Config) bool {
+	return a.Vault == b.Vault && a.AutoAuth == b.AutoAuth && a.TemplateConfig == b.TemplateConfig &&
+		slices.Equal(a.Templates, b.Templates)
 }
 
 func (d *daemon) startAll(ctx context.Context, cfg *config.Config) error {
@@ -88,7 +65,7 @@ func (d *daemon) startAll(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	d.cur.pipeline, d.cur.pipelineCfg = p, pipelineConfigOf(cfg)
+	d.cur.pipeline, d.cur.pipelineCfg = p, cfg
 
 	s, err := d.startStatus(ctx, cfg.Status)
 	if err != nil {
@@ -168,7 +145,7 @@ func (d *daemon) apply(ctx context.Context, cfg *config.Config) {
 		d.logger.Warn("log format changes take effect at the next start", "format", cfg.Log.Format)
 	}
 
-	if pc := pipelineConfigOf(cfg); !reflect.DeepEqual(pc, d.cur.pipelineCfg) || !sameRestart(cfg.Restart, d.cur.restartCfg) {
+	if !samePipeline(cfg, d.cur.pipelineCfg) || !sameRestart(cfg.Restart, d.cur.restartCfg) {
 		changed = true
 		d.replacePipeline(ctx, cfg)
 	}
@@ -202,16 +179,14 @@ func (d *daemon) replacePipeline(ctx context.Context, cfg *config.Config) {
 	p, err := d.startPipeline(ctx, cfg)
 	if err != nil {
 		d.logger.Error("new configuration failed to start; restarting the previous pipeline", "err", err)
-		old := &config.Config{Vault: d.cur.pipelineCfg.Vault, AutoAuth: d.cur.pipelineCfg.AutoAuth,
-			TemplateConfig: d.cur.pipelineCfg.TemplateConfig, Templates: d.cur.pipelineCfg.Templates, Restart: cfg.Restart}
-		if p, err = d.startPipeline(ctx, old); err != nil {
+		if p, err = d.startPipeline(ctx, d.cur.pipelineCfg); err != nil {
 			d.fail("pipeline", err)
 			return
 		}
 		d.cur.pipeline = p
 		return
 	}
-	d.cur.pipeline, d.cur.pipelineCfg = p, pipelineConfigOf(cfg)
+	d.cur.pipeline, d.cur.pipelineCfg = p, cfg
 	d.logger.Info("pipeline restarted with the new configuration")
 }
 

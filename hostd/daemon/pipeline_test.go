@@ -309,3 +309,53 @@ telemetry { listen_address = "" }
 	vault.Write("kv/static", map[string]any{"accessKey": "A2"})
 	waitFile(t, conf, "A2")
 }
+
+// TestAReloadThatCannotStartKeepsTheLoadedTemplate: a reload whose pipeline
+// cannot start (here: a CA file that holds no certificate) restarts the
+// previous pipeline as it was loaded, its template text included, not with
+// what the edited source file holds now.
+func TestAReloadThatCannotStartKeepsTheLoadedTemplate(t *testing.T) {
+	vault := vaulttest.Start(t)
+	vault.Mount("kv", "kv", nil)
+	vault.Write("kv/static", map[string]any{"accessKey": "A1"})
+	dir := t.TempDir()
+	conf, source, badCA := filepath.Join(dir, "static.conf"), filepath.Join(dir, "static.ctmpl"), filepath.Join(dir, "ca.pem")
+	const body = `{{ with secret "kv/static" }}{{ .Data.accessKey }}{{ end }}`
+	for path, content := range map[string]string{filepath.Join(dir, "token"): vault.RootToken, source: "v1 " + body, badCA: "not a certificate\n"} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text := func(socket, vaultExtra string) string {
+		return fmt.Sprintf(`vault {
+  address = %q
+  %s
+}
+auto_auth {
+  method "token_file" { path = %q }
+}
+template {
+  source      = %q
+  destination = %q
+}
+status { socket_path = %q }
+telemetry { listen_address = "" }
+`, vault.Addr, vaultExtra, filepath.Join(dir, "token"), source, conf, socket)
+	}
+	h := start(t, func(_, socket string) string { return text(socket, "") })
+	waitFile(t, conf, "v1 A1")
+
+	if err := os.WriteFile(source, []byte("v2 "+body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.write(text(h.socket, fmt.Sprintf("ca_cert = %q", badCA)))
+	reloaded := time.Now()
+	h.triggerReload()
+	if !strings.Contains(h.logs.String(), "new configuration failed to start; restarting the previous pipeline") {
+		t.Fatalf("the new pipeline must fail to start:\n%s", h.logs.String())
+	}
+	waitTemplate(t, h.socket, func(tpl status.Template) bool { return tpl.LastRender.After(reloaded) })
+	if got, err := os.ReadFile(conf); err != nil || string(got) != "v1 A1" {
+		t.Errorf("%s = %q, %v after the previous pipeline restarted; want what it rendered before, %q", conf, got, err, "v1 A1")
+	}
+}

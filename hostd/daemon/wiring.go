@@ -94,12 +94,13 @@ func proxyOptions(cfg *config.Config, transport *http.Transport, tokens vaultpro
 	}
 }
 
-// renderTemplates maps the configured templates onto render's.
+// renderTemplates maps the configured templates onto render's. Each is
+// given its text, which config read from the source file: the renderer
+// reads no file of its own, so what was checked is what renders.
 func renderTemplates(cfg *config.Config) []render.Template {
 	out := make([]render.Template, len(cfg.Templates))
 	for i, t := range cfg.Templates {
 		out[i] = render.Template{
-			Source:            t.Source,
 			Contents:          t.Contents,
 			Destination:       t.Destination,
 			Perms:             t.Perms,
