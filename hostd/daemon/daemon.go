@@ -1,8 +1,9 @@
 // Package daemon runs hostd: it builds the pipeline from the configuration
 // (auth → vaultproxy → render/write → rollout/restart → the fleet report to
 // Vault, metrics, status), serves the status socket and the metrics
-// endpoint, applies a new configuration on SIGHUP, and reports to systemd
-// (READY, RELOADING, STOPPING, WATCHDOG).
+// endpoint, applies a new configuration on every reload request (main turns
+// SIGHUP into one), and reports to systemd (READY, RELOADING, STOPPING,
+// WATCHDOG). It installs no signal handler.
 //
 // READY=1 means hostd runs (configuration loaded, status socket and
 // pipeline started), not that Vault answered: a host booted during a Vault
@@ -23,10 +24,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
@@ -40,42 +38,18 @@ import (
 
 // Run runs hostd with cfg until ctx is done, then stops everything it
 // started and returns nil. It returns an error when a part cannot start or
-// stops on its own. cfg.Path is re-read on SIGHUP; a configuration with
-// problems is logged and ignored, and the running one stays.
-func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, version string, opts ...Option) error {
-	o := options{notifier: systemdNotifier{}, load: config.Load, stateDir: stateDirectory()}
+// stops on its own. Every receive from reload re-reads cfg.Path; a
+// configuration with problems is logged and ignored, and the running one
+// stays.
+func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, version string, reload <-chan struct{}, opts ...Option) error {
+	o := options{notifier: systemdNotifier{}, load: config.Load, stateDir: stateDirectory(), reload: reload}
 	for _, opt := range opts {
 		opt(&o)
-	}
-	if o.reload == nil {
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-		o.reload = forward(ctx, hup)
 	}
 	// consul-template logs through the standard log package.
 	defer render.CaptureStdLog(logger.With("component", "consul-template"))()
 	d := newDaemon(o, logger, version, cfg)
 	return d.run(ctx, cfg)
-}
-
-// forward turns signals into reload requests until ctx is done.
-func forward(ctx context.Context, sigs <-chan os.Signal) <-chan struct{} {
-	out := make(chan struct{}, 1)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-sigs:
-				select {
-				case out <- struct{}{}:
-				default: // a reload is already queued
-				}
-			}
-		}
-	}()
-	return out
 }
 
 type daemon struct {

@@ -42,10 +42,6 @@ func WithLogLevel(level *slog.LevelVar) Option { return func(o *options) { o.lev
 // WithNotifier replaces the systemd notifier.
 func WithNotifier(n Notifier) Option { return func(o *options) { o.notifier = n } }
 
-// WithReload makes Run reload its configuration on every receive from ch
-// instead of on SIGHUP.
-func WithReload(ch <-chan struct{}) Option { return func(o *options) { o.reload = ch } }
-
 // WithStateDirectory makes Run keep its state (what each unit runs on, the
 // restart under way) in dir instead of $STATE_DIRECTORY, which systemd sets
 // from StateDirectory=. Without either, the state lives in memory only.

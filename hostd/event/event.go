@@ -1,11 +1,25 @@
 // Package event holds the plain data that hostd's stages hand to each other.
 //
-// Data flows one way: auth → render → write → restart → report. Each stage
-// publishes what happened as one of the values below; the report side (the
-// fleet report to Vault, metrics, status) consumes them. The types carry
-// names, times, states, error text and access key ids (identifiers, not
-// secrets) only, never a token or a secret key, and this package imports
-// nothing of hostd so that no stage has to reach back up the chain.
+// Data flows down the chain auth → vaultproxy → render → write →
+// rollout/restart → report: each stage passes its result to the next as plain
+// values (render's changed files to rollout) and publishes what happened as
+// one of the values below, which the report side (the fleet report to Vault,
+// metrics, status) consumes. Four calls run back up the chain, each wired by
+// hostd/daemon through a function value or a small interface, so that no
+// stage imports one above it:
+//
+//   - vaultproxy tells auth that Vault rejected the token (TokenRejected), so
+//     that auth logs in again at once;
+//   - render asks rollout before each write whether a unit did not survive
+//     that content (render's Options.Refuse, rollout's Refuse);
+//   - status reads live views at each snapshot (auth's state, systemd's state
+//     of each unit) and, for `hostd refresh`, has the renderer read every
+//     secret again and rollout try rejected content again;
+//   - the fleet report writes to Vault with auth's current token.
+//
+// Nothing else flows back. The types carry names, times, states, error text
+// and access key ids (identifiers, not secrets) only, never a token or a
+// secret key, and this package imports nothing of hostd.
 package event
 
 import "time"

@@ -1,11 +1,15 @@
-// Package status owns what `hostd status` shows: a State that keeps the
-// latest of every event (it is an event.Sink), the Snapshot built from it,
-// the unix-socket server and client that carry the Snapshot, its table and
-// JSON forms, and the health rule behind the command's exit code.
+// Package status owns hostd's local socket and what it says: a State that
+// keeps the latest of every event (it is an event.Sink), the Snapshot built
+// from it, the unix-socket server and client that carry the Snapshot, its
+// table and JSON forms, the health rule behind `hostd status`'s exit code,
+// and both ends of `hostd refresh` (refresh.go).
 //
-// It only reads: it never changes a template, a unit or the Vault token, and
-// it never holds the token. Error texts are scrubbed of anything that looks
-// like a Vault token before they are kept.
+// The socket serves one command that changes something: POST RefreshPath
+// calls the refresh function the daemon gives NewHandler, which makes hostd
+// read every secret again now (and rewrite files that changed). Everything
+// else only reads. The package itself never changes a template, a unit or
+// the Vault token, and never holds the token. Error texts are scrubbed of
+// anything that looks like a Vault token before they are kept.
 package status
 
 import (
