@@ -62,8 +62,16 @@ type AutoAuth struct {
 // TemplateConfig holds settings shared by every template.
 type TemplateConfig struct {
 	// RefreshInterval is how often secrets are re-read (jittered by the
-	// renderer); MaxBackoff caps every retry delay.
-	RefreshInterval, MaxBackoff time.Duration
+	// renderer).
+	RefreshInterval time.Duration
+	// MaxBackoff caps every retry delay of hostd, the templates' and
+	// beyond: consul-template's retries of a failed Vault read and the
+	// renderer's restarts of its runner (render), the waits between failed
+	// logins and failed token renewals (auth, from 1s, doubling), and the
+	// waits before retrying a restart that said nothing about the new files
+	// or a unit whose process could not be read (rollout, from 30s,
+	// doubling).
+	MaxBackoff time.Duration
 }
 
 // Template is one file hostd renders. Contents is the template text, given
