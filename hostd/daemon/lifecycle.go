@@ -176,18 +176,13 @@ func (d *daemon) replacePipeline(ctx context.Context, cfg *config.Config) {
 	d.cur.pipeline.stop()
 	d.replaceRollout(ctx, cfg)
 
-	p, err := d.startPipeline(ctx, cfg)
-	if err != nil {
-		d.logger.Error("new configuration failed to start; restarting the previous pipeline", "err", err)
-		if p, err = d.startPipeline(ctx, d.cur.pipelineCfg); err != nil {
-			d.fail("pipeline", err)
-			return
-		}
-		d.cur.pipeline = p
-		return
+	start := func(c *config.Config) (*part, error) { return d.startPipeline(ctx, c) }
+	var moved bool
+	d.cur.pipeline, d.cur.pipelineCfg, moved = restartPart(d, "pipeline", "new configuration failed to start; restarting the previous pipeline",
+		start, cfg, d.cur.pipelineCfg)
+	if moved {
+		d.logger.Info("pipeline restarted with the new configuration")
 	}
-	d.cur.pipeline, d.cur.pipelineCfg = p, cfg
-	d.logger.Info("pipeline restarted with the new configuration")
 }
 
 // fail stops the daemon because a part cannot run at all.

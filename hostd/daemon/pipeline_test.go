@@ -327,20 +327,10 @@ func TestAReloadThatCannotStartKeepsTheLoadedTemplate(t *testing.T) {
 		}
 	}
 	text := func(socket, vaultExtra string) string {
-		return fmt.Sprintf(`vault {
-  address = %q
-  %s
-}
-auto_auth {
-  method "token_file" { path = %q }
-}
-template {
-  source      = %q
-  destination = %q
-}
-status { socket_path = %q }
-telemetry { listen_address = "" }
-`, vault.Addr, vaultExtra, filepath.Join(dir, "token"), source, conf, socket)
+		return fmt.Sprintf("vault {\n  address = %q\n  %s\n}\n", vault.Addr, vaultExtra) +
+			fmt.Sprintf("auto_auth {\n  method \"token_file\" { path = %q }\n}\n", filepath.Join(dir, "token")) +
+			fmt.Sprintf("template {\n  source = %q\n  destination = %q\n}\n", source, conf) +
+			fmt.Sprintf("status { socket_path = %q }\ntelemetry { listen_address = \"\" }\n", socket)
 	}
 	h := start(t, func(_, socket string) string { return text(socket, "") })
 	waitFile(t, conf, "v1 A1")

@@ -34,17 +34,9 @@ func (d *daemon) startStatus(ctx context.Context, cfg config.Status) (*part, err
 func (d *daemon) replaceStatus(ctx context.Context, cfg config.Status) {
 	if cfg.SocketPath == d.cur.statusCfg.SocketPath {
 		d.cur.status.stop()
-		p, err := d.startStatus(ctx, cfg)
-		if err != nil {
-			d.logger.Error("status socket: new settings failed; keeping the old ones", "err", err)
-			if p, err = d.startStatus(ctx, d.cur.statusCfg); err != nil {
-				d.fail("status socket", err)
-				return
-			}
-			d.cur.status = p
-			return
-		}
-		d.cur.status, d.cur.statusCfg = p, cfg
+		start := func(c config.Status) (*part, error) { return d.startStatus(ctx, c) }
+		d.cur.status, d.cur.statusCfg, _ = restartPart(d, "status socket", "status socket: new settings failed; keeping the old ones",
+			start, cfg, d.cur.statusCfg)
 		return
 	}
 	p, err := d.startStatus(ctx, cfg)
