@@ -1,7 +1,8 @@
 // Command hostd keeps a WAF agent's keys fresh on its host: it logs in to
 // Vault, renders the agent's configuration, restarts the agent when the keys
 // change, and answers `hostd status`. This file only wires flags, logging and
-// subcommands; the work is done in the hostd/... packages.
+// subcommands, and signals.go turns signals into a stop and reload requests;
+// the work is done in the hostd/... packages.
 package main
 
 import (
@@ -11,10 +12,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
@@ -114,9 +113,11 @@ func runDaemon(args []string, stderr io.Writer) int {
 	}
 	logger, level := daemon.NewLogger(stderr, cfg.Log)
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := stopSignals()
 	defer stop()
-	if err := daemon.Run(ctx, cfg, logger, version, daemon.WithLogLevel(level)); err != nil {
+	reload, stopReloads := reloadSignals(ctx)
+	defer stopReloads()
+	if err := daemon.Run(ctx, cfg, logger, version, reload, daemon.WithLogLevel(level)); err != nil {
 		logger.Error("hostd failed", "err", err)
 		return exitFailure
 	}
@@ -152,9 +153,6 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// refreshPoll spaces the status reads while hostd refresh waits.
-const refreshPoll = 100 * time.Millisecond
-
 func runRefresh(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("refresh", stderr)
 	socket := fs.String("socket", config.DefaultSocketPath, "status socket `path`")
@@ -164,63 +162,24 @@ func runRefresh(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	asked := time.Now()
-	if err := status.AskRefresh(ctx, *socket); err != nil {
+	report, err := status.Refresh(ctx, *socket)
+	var notAsked *status.AskError
+	switch {
+	case errors.As(err, &notAsked):
 		fmt.Fprintf(stderr, "hostd refresh: %v\n", err)
 		return exitUnknown
-	}
-	snap, err := waitForRenders(ctx, *socket, asked)
-	if err != nil {
+	case err != nil:
 		fmt.Fprintf(stderr, "hostd refresh: %v\n", err)
 		return exitFailure
 	}
-	failed := 0
-	for _, t := range snap.Templates {
-		result := "unchanged"
-		switch {
-		case t.LastError != "":
-			result, failed = "failed: "+t.LastError, failed+1
-		case !t.LastChange.Before(asked):
-			result = "changed"
-		}
-		fmt.Fprintf(stdout, "%s\t%s\n", t.Destination, result)
+	if err := status.WriteRefresh(stdout, report); err != nil {
+		fmt.Fprintf(stderr, "hostd refresh: %v\n", err)
+		return exitFailure
 	}
-	fmt.Fprintf(stdout, "refreshed %d template(s) in %s; restarts follow the restart policy (hostd status)\n",
-		len(snap.Templates), time.Since(asked).Round(time.Millisecond))
-	if failed > 0 {
+	if report.Failed() > 0 {
 		return exitFailure
 	}
 	return exitOK
-}
-
-// waitForRenders polls hostd until every template has been rendered (or has
-// failed) since asked.
-func waitForRenders(ctx context.Context, socket string, asked time.Time) (status.Snapshot, error) {
-	ticker := time.NewTicker(refreshPoll)
-	defer ticker.Stop()
-	for {
-		snap, err := status.Fetch(ctx, socket)
-		if err == nil && renderedSince(snap, asked) {
-			return snap, nil
-		}
-		select {
-		case <-ctx.Done():
-			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-				return snap, fmt.Errorf("waiting for the renders: %w", err)
-			}
-			return snap, fmt.Errorf("not every template rendered within the timeout; see hostd status")
-		case <-ticker.C:
-		}
-	}
-}
-
-func renderedSince(snap status.Snapshot, asked time.Time) bool {
-	for _, t := range snap.Templates {
-		if t.LastRender.Before(asked) {
-			return false
-		}
-	}
-	return true
 }
 
 func runValidate(args []string, stdout, stderr io.Writer) int {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
@@ -28,7 +26,7 @@ func runRender(args []string, stdout, stderr io.Writer) int {
 	}
 	logger, _ := daemon.NewLogger(stderr, cfg.Log)
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := stopSignals()
 	defer stop()
 	ctx, cancel := context.WithTimeoutCause(ctx, *timeout, fmt.Errorf("-timeout %s passed", *timeout))
 	defer cancel()

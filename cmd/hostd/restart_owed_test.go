@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
@@ -190,7 +191,7 @@ func TestARestartOwedSurvivesASIGKILLOfHostd(t *testing.T) {
 	h.hostd("")
 	u := h.waitUnit("the owed restart", func(u status.Unit) bool { return u.Restarts >= 1 })
 	owed := time.Since(started)
-	if u.LastResult != "done" || h.starts() != 2 {
+	if u.LastResult != event.ResultDone || h.starts() != 2 {
 		t.Fatalf("the owed restart: %+v, agent started %d times", u, h.starts())
 	}
 	u = h.waitUnit("what the agent runs on", func(u status.Unit) bool { return len(u.RunningOn) == 1 && u.RunningOn[0].Digest != "" })
@@ -211,7 +212,7 @@ func TestAnAgentStartedAfterItsFileIsLeftAloneByTheNextHostd(t *testing.T) {
 	// unfinished batch, which the next hostd checks (and counts), the case
 	// TestARestartCutShortByASIGKILLIsRolledBackByTheNextHostd covers.
 	h.waitUnit("the restart onto the new keys, settled", func(u status.Unit) bool {
-		return u.Restarts >= 1 && u.LastResult == "done" && len(u.RunningOn) == 1 && u.RunningOn[0].Digest == digest(agentKeysOne)
+		return u.Restarts >= 1 && u.LastResult == event.ResultDone && len(u.RunningOn) == 1 && u.RunningOn[0].Digest == digest(agentKeysOne)
 	})
 	kill(t, first)
 
@@ -235,7 +236,7 @@ func TestARestartCutShortByASIGKILLIsRolledBackByTheNextHostd(t *testing.T) {
 	}
 	h := newHost(t, fmt.Sprintf("Restart=always\nRestartSec=100ms\nExecStartPre=/bin/sh -c 'while [ ! -e %s ]; do sleep 0.02; done'\n", gate))
 	first := h.hostd("")
-	h.waitUnit("the restart onto the first keys", func(u status.Unit) bool { return u.Restarts >= 1 && u.LastResult == "done" })
+	h.waitUnit("the restart onto the first keys", func(u status.Unit) bool { return u.Restarts >= 1 && u.LastResult == event.ResultDone })
 
 	if err := os.Remove(gate); err != nil {
 		t.Fatal(err)
@@ -252,7 +253,7 @@ func TestARestartCutShortByASIGKILLIsRolledBackByTheNextHostd(t *testing.T) {
 	h.hostd("")
 	h.waitConf(agentKeysOne)
 	u := h.waitUnit("the rollback", func(u status.Unit) bool { return u.RolledBack })
-	if u.LastResult != "rolled_back" {
+	if u.LastResult != event.ResultRolledBack {
 		t.Fatalf("at the next start: %+v", u)
 	}
 	h.waitUnit("the agent up on the previous keys", func(u status.Unit) bool { return u.ActiveState == "active" && u.SubState == "running" })

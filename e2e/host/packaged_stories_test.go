@@ -128,7 +128,7 @@ func TestPackagedHostdLeavesAStoppedAgentStopped(t *testing.T) {
 	step(t, "hostd renders the new keys and leaves the agent stopped", func(t *testing.T) {
 		waitFor(t, "hostd to find the agent not running", func() (bool, string) {
 			u := h.unit(t, h.snapshot(t))
-			return u.LastResult == event.RestartNotRunning && u.LastRestart.After(rotatedAt), fmt.Sprintf("unit %+v", u)
+			return u.LastResult == event.ResultNotRunning && u.LastRestart.After(rotatedAt), fmt.Sprintf("unit %+v", u)
 		})
 		if conf := readFile(h.agentConf); !strings.Contains(conf, rotated.AccessKey) {
 			t.Errorf("agent.conf does not hold the new access key %s", rotated.AccessKey)
@@ -139,7 +139,7 @@ func TestPackagedHostdLeavesAStoppedAgentStopped(t *testing.T) {
 		if s := readState(t, h.stateFile); s != old {
 			t.Errorf("an agent ran after the operator stopped it: now %+v, was %+v", s, old)
 		}
-		if table := h.statusTable(t); !strings.Contains(table, event.RestartNotRunning) {
+		if table := h.statusTable(t); !strings.Contains(table, event.ResultNotRunning) {
 			t.Errorf("hostd status does not say the agent was not running:\n%s", table)
 		}
 	})
@@ -235,7 +235,7 @@ func (h *host) waitRestartedByThisHostd(t *testing.T) status.Snapshot {
 	waitFor(t, "this hostd to report its restart of the agent", func() (bool, string) {
 		snap, _ = h.status(t)
 		u := h.unit(t, snap)
-		return u.Restarts >= 1 && u.LastResult == status.ResultDone && u.PendingDue.IsZero(), fmt.Sprintf("unit %+v", u)
+		return u.Restarts >= 1 && u.LastResult == event.ResultDone && u.PendingDue.IsZero(), fmt.Sprintf("unit %+v", u)
 	})
 	return snap
 }

@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -56,7 +55,7 @@ type Options struct {
 	// Method is MethodAppRole, MethodCert, MethodJWT or MethodTokenFile.
 	Method string
 	// MountPath is where the auth method is mounted ("auth/approle" or
-	// "approle"); the default is auth/<method>.
+	// "approle"); the default is DefaultMountPath(Method).
 	MountPath string
 
 	RoleIDFile, SecretIDFile string // approle: read at every login
@@ -167,7 +166,7 @@ func withDefaults(o Options) Options {
 		o.Sink = event.Discard
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -176,11 +175,15 @@ func withDefaults(o Options) Options {
 		o.Rand = randFloat
 	}
 	if o.MountPath == "" {
-		o.MountPath = o.Method
+		o.MountPath = DefaultMountPath(o.Method)
 	}
 	o.MountPath = "auth/" + strings.TrimPrefix(strings.Trim(o.MountPath, "/"), "auth/")
 	return o
 }
+
+// DefaultMountPath is where a login method is mounted unless the
+// configuration says otherwise: auth/<method>.
+func DefaultMountPath(method string) string { return "auth/" + method }
 
 // Token returns the current token, or "" before the first login and after
 // Vault rejected the token until the next login succeeds.

@@ -5,14 +5,12 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/auth"
 )
 
 // This file holds the auto_auth block: its raw schema per method and its
 // conversion.
-
-// DefaultJWTMount is where the jwt method is mounted unless mount_path says
-// otherwise.
-const DefaultJWTMount = "auth/jwt"
 
 type rawAutoAuth struct {
 	DefRange hcl.Range    `hcl:",def_range"`
@@ -76,13 +74,13 @@ func (c *converter) autoAuth(r *rawAutoAuth, v Vault) AutoAuth {
 	}
 	m := r.Methods[0]
 	switch m.Type {
-	case MethodAppRole:
+	case auth.MethodAppRole:
 		return c.appRole(m)
-	case MethodCert:
+	case auth.MethodCert:
 		return c.cert(m, v)
-	case MethodJWT:
+	case auth.MethodJWT:
 		return c.jwt(m)
-	case MethodTokenFile:
+	case auth.MethodTokenFile:
 		return c.tokenFile(m)
 	default:
 		c.errorf(m.TypeRange, "Unknown auth method", "method %q is not supported; choose %s", m.Type, methodChoice)
@@ -94,8 +92,8 @@ func (c *converter) appRole(m *rawMethod) AutoAuth {
 	var r rawAppRole
 	c.diags = append(c.diags, gohcl.DecodeBody(m.Body, nil, &r)...)
 	a := AutoAuth{
-		Method:                         MethodAppRole,
-		MountPath:                      c.mountPath(r.MountPath, r.MountPathRange, DefaultAppRoleMount),
+		Method:                         auth.MethodAppRole,
+		MountPath:                      c.mountPath(r.MountPath, r.MountPathRange, auth.DefaultMountPath(auth.MethodAppRole)),
 		RoleIDFile:                     r.RoleIDFile,
 		SecretIDFile:                   r.SecretIDFile,
 		RemoveSecretIDFileAfterReading: r.RemoveSecretIDFileAfterReading,
@@ -120,8 +118,8 @@ func (c *converter) cert(m *rawMethod, v Vault) AutoAuth {
 		c.errorf(m.DefRange, "Cert login without a certificate", `method "cert" logs in with the TLS client certificate: set client_cert and client_key in the vault block`)
 	}
 	return AutoAuth{
-		Method:    MethodCert,
-		MountPath: c.mountPath(r.MountPath, r.MountPathRange, DefaultCertMount),
+		Method:    auth.MethodCert,
+		MountPath: c.mountPath(r.MountPath, r.MountPathRange, auth.DefaultMountPath(auth.MethodCert)),
 		CertName:  r.Name,
 	}
 }
@@ -129,7 +127,7 @@ func (c *converter) cert(m *rawMethod, v Vault) AutoAuth {
 func (c *converter) jwt(m *rawMethod) AutoAuth {
 	var r rawJWT
 	c.diags = append(c.diags, gohcl.DecodeBody(m.Body, nil, &r)...)
-	a := AutoAuth{Method: MethodJWT, MountPath: c.mountPath(r.MountPath, r.MountPathRange, DefaultJWTMount)}
+	a := AutoAuth{Method: auth.MethodJWT, MountPath: c.mountPath(r.MountPath, r.MountPathRange, auth.DefaultMountPath(auth.MethodJWT))}
 	if c.required(r.RoleRange, m.DefRange, `method "jwt"`, "role") {
 		if strings.TrimSpace(r.Role) == "" || strings.ContainsAny(r.Role, "/ \t\n") {
 			c.errorf(r.RoleRange, "Invalid role", `role must name a role of the jwt auth method, such as "waf", got %q`, r.Role)
@@ -149,7 +147,7 @@ func (c *converter) tokenFile(m *rawMethod) AutoAuth {
 	if c.required(r.PathRange, m.DefRange, `method "token_file"`, "path") {
 		c.absPath(r.Path, r.PathRange, "path")
 	}
-	return AutoAuth{Method: MethodTokenFile, TokenFile: r.Path}
+	return AutoAuth{Method: auth.MethodTokenFile, TokenFile: r.Path}
 }
 
 func (c *converter) mountPath(value string, rng hcl.Range, def string) string {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/auth"
 )
 
 const vaultBlock = "vault { address = \"https://v:8200\" }\n"
@@ -18,7 +20,7 @@ func TestParseJWTMethod(t *testing.T) {
     path = "/run/identity/token.jwt"
   }
 `))
-	want := AutoAuth{Method: MethodJWT, MountPath: "auth/jwt", Role: "waf", JWTFile: "/run/identity/token.jwt"}
+	want := AutoAuth{Method: auth.MethodJWT, MountPath: "auth/jwt", Role: "waf", JWTFile: "/run/identity/token.jwt"}
 	if cfg.AutoAuth != want {
 		t.Fatalf("jwt AutoAuth = %+v, want %+v", cfg.AutoAuth, want)
 	}
@@ -41,7 +43,7 @@ func TestParseAppRoleWrappedSecretID(t *testing.T) {
     remove_secret_id_file_after_reading = true
   }
 `))
-	want := AutoAuth{Method: MethodAppRole, MountPath: "auth/approle", RoleIDFile: "/etc/hostd/role-id",
+	want := AutoAuth{Method: auth.MethodAppRole, MountPath: "auth/approle", RoleIDFile: "/etc/hostd/role-id",
 		SecretIDFile: "/run/hostd/secret-id-wrapped", RemoveSecretIDFileAfterReading: true,
 		SecretIDResponseWrappingPath: "auth/approle/role/waf/secret-id"}
 	if cfg.AutoAuth != want {

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -58,22 +59,26 @@ func isLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// checkReadableFile opens path for reading and makes sure it is a regular
-// file. The error names the path and the reason.
-func checkReadableFile(path string) error {
+// readTemplateSource reads the template file at path, which must be a
+// regular file. The error names the path and the reason.
+func readTemplateSource(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("cannot read template source: %w", err)
+		return "", fmt.Errorf("cannot read template source: %w", err)
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("cannot read template source: %w", err)
+		return "", fmt.Errorf("cannot read template source: %w", err)
 	}
 	if !info.Mode().IsRegular() {
-		return fmt.Errorf("template source %s is not a regular file", path)
+		return "", fmt.Errorf("template source %s is not a regular file", path)
 	}
-	return nil
+	text, err := io.ReadAll(f)
+	if err != nil {
+		return "", fmt.Errorf("cannot read template source: %w", err)
+	}
+	return string(text), nil
 }
 
 func loadLocation(name string) (*time.Location, error) {

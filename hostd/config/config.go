@@ -1,7 +1,13 @@
 // Package config owns hostd's configuration file: the HCL schema, the
 // defaults, and the validation that reports every mistake with its
-// file:line:col. It produces plain Go values for the other hostd packages and
-// must not start anything, talk to Vault or systemd, or read secret files.
+// file:line:col. It produces plain Go values for the other hostd packages
+// (each template's text included: it reads every template source file once,
+// when it loads) and must not start anything, talk to Vault or systemd, or
+// read secret files.
+//
+// A setting's default and its allowed names (auth methods, buses) belong to
+// the package that uses the setting (auth, render, write, rollout, restart,
+// report); config refers to them, and those packages never import config.
 package config
 
 import (
@@ -40,18 +46,10 @@ type Vault struct {
 	TLSSkipVerify bool
 }
 
-// Auth methods hostd can log in with.
-const (
-	MethodAppRole   = "approle"
-	MethodCert      = "cert"
-	MethodJWT       = "jwt"
-	MethodTokenFile = "token_file"
-)
-
 // AutoAuth is the single login method hostd uses. Only the fields of Method
 // are set.
 type AutoAuth struct {
-	Method                         string // approle, cert, jwt or token_file
+	Method                         string // one of auth's Method* names
 	MountPath                      string // without leading or trailing slash; empty for token_file
 	RoleIDFile, SecretIDFile       string
 	RemoveSecretIDFileAfterReading bool
@@ -64,12 +62,22 @@ type AutoAuth struct {
 // TemplateConfig holds settings shared by every template.
 type TemplateConfig struct {
 	// RefreshInterval is how often secrets are re-read (jittered by the
-	// renderer); MaxBackoff caps every retry delay.
-	RefreshInterval, MaxBackoff time.Duration
+	// renderer).
+	RefreshInterval time.Duration
+	// MaxBackoff caps every retry delay of hostd, the templates' and
+	// beyond: consul-template's retries of a failed Vault read and the
+	// renderer's restarts of its runner (render), the waits between failed
+	// logins and failed token renewals (auth, from 1s, doubling), and the
+	// waits before retrying a restart that said nothing about the new files
+	// or a unit whose process could not be read (rollout, from 30s,
+	// doubling).
+	MaxBackoff time.Duration
 }
 
-// Template is one file hostd renders. Exactly one of Source and Contents is
-// set.
+// Template is one file hostd renders. Contents is the template text, given
+// inline or read from the Source file when the configuration was loaded (the
+// file is read once: what was checked is what is rendered); Source names
+// that file, for messages, and is empty for inline contents.
 type Template struct {
 	Source, Contents, Destination string
 	Perms                         os.FileMode
@@ -78,15 +86,9 @@ type Template struct {
 	Unit                          string // systemd unit restarted when Destination changes; may be empty
 }
 
-// Buses hostd can reach systemd on.
-const (
-	BusSystem = "system"
-	BusUser   = "user"
-)
-
 // Restart is the policy for restarting units whose files changed.
 type Restart struct {
-	Bus             string // system or user
+	Bus             string // restart.SystemBus or restart.UserBus
 	Debounce, Splay time.Duration
 	// JobTimeout zero: derived from the unit's own timeouts at each restart.
 	JobTimeout, ActiveTimeout, StableFor time.Duration
@@ -128,25 +130,17 @@ type Log struct {
 	Format string // text or json
 }
 
-// Defaults for a WAF host.
+// Defaults for a WAF host that no other package has. The rest are the
+// defaults of the package that uses the setting (render, write, rollout,
+// report, auth), taken from there, so each is defined once.
 const (
-	DefaultRefreshInterval    = 30 * time.Second
-	DefaultMaxBackoff         = 5 * time.Minute
-	DefaultPerms              = os.FileMode(0o600)
-	DefaultDebounce           = 2 * time.Second
-	DefaultSplay              = 30 * time.Second
-	DefaultActiveTimeout      = 30 * time.Second
-	DefaultStableFor          = 5 * time.Second
-	DefaultRetryRejectedAfter = time.Hour
-	DefaultCheckTimeout       = 10 * time.Second
-	DefaultListenAddress      = "127.0.0.1:9464"
-	DefaultSocketPath         = "/run/hostd/hostd.sock"
-	DefaultSocketMode         = os.FileMode(0o600)
-	DefaultLogLevel           = "info"
-	DefaultLogFormat          = "text"
-	DefaultReportInterval     = 10 * time.Minute
-	DefaultAppRoleMount       = "auth/approle"
-	DefaultCertMount          = "auth/cert"
+	DefaultDebounce      = 2 * time.Second
+	DefaultSplay         = 30 * time.Second
+	DefaultListenAddress = "127.0.0.1:9464"
+	DefaultSocketPath    = "/run/hostd/hostd.sock"
+	DefaultSocketMode    = os.FileMode(0o600)
+	DefaultLogLevel      = "info"
+	DefaultLogFormat     = "text"
 )
 
 // Load reads, parses and validates the configuration file at path. The error

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/auth"
+	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 )
 
 // base is the smallest valid file; extra blocks in the cases below start at
@@ -100,7 +103,7 @@ log {
 		t.Errorf("Vault = %+v, want %+v", cfg.Vault, wantVault)
 	}
 	wantAuth := AutoAuth{
-		Method: MethodAppRole, MountPath: "auth/waf-approle",
+		Method: auth.MethodAppRole, MountPath: "auth/waf-approle",
 		RoleIDFile: "/etc/hostd/role-id", SecretIDFile: "/etc/hostd/secret-id",
 		RemoveSecretIDFileAfterReading: true,
 	}
@@ -111,7 +114,7 @@ log {
 		t.Errorf("TemplateConfig = %+v, want %+v", cfg.TemplateConfig, want)
 	}
 	wantTemplates := []Template{
-		{Source: src, Destination: "/etc/sigsci/agent.conf", Perms: 0o640, User: "sigsci", Group: "sigsci",
+		{Source: src, Contents: templateSource, Destination: "/etc/sigsci/agent.conf", Perms: 0o640, User: "sigsci", Group: "sigsci",
 			ErrorOnMissingKey: false, Backup: true, Unit: "sigsci-agent.service"},
 		{Contents: "x", Destination: "/etc/sigsci/other.conf", Perms: 0o600, ErrorOnMissingKey: true, Backup: true},
 	}
@@ -124,7 +127,7 @@ log {
 		}
 	}
 	r := cfg.Restart
-	if r.Bus != BusUser || r.Debounce != 3*time.Second || r.Splay != 0 || r.JobTimeout != time.Minute || r.ActiveTimeout != 20*time.Second {
+	if r.Bus != restart.UserBus || r.Debounce != 3*time.Second || r.Splay != 0 || r.JobTimeout != time.Minute || r.ActiveTimeout != 20*time.Second {
 		t.Errorf("Restart = %+v", r)
 	}
 	if r.Window == nil || r.Window.Start != 2*time.Hour || r.Window.End != 4*time.Hour+30*time.Minute || r.Window.Location.String() != "UTC" {
@@ -190,7 +193,7 @@ auto_auth {
   method "cert" { name = "waf-hosts" }
 }
 `)
-	if cert.AutoAuth != (AutoAuth{Method: MethodCert, MountPath: "auth/cert", CertName: "waf-hosts"}) {
+	if cert.AutoAuth != (AutoAuth{Method: auth.MethodCert, MountPath: "auth/cert", CertName: "waf-hosts"}) {
 		t.Errorf("cert AutoAuth = %+v", cert.AutoAuth)
 	}
 	token := mustParse(t, "hostd.hcl", `vault { address = "https://vault.example:8200" }
@@ -198,7 +201,7 @@ auto_auth {
   method "token_file" { path = "/etc/hostd/token" }
 }
 `)
-	if token.AutoAuth != (AutoAuth{Method: MethodTokenFile, TokenFile: "/etc/hostd/token"}) {
+	if token.AutoAuth != (AutoAuth{Method: auth.MethodTokenFile, TokenFile: "/etc/hostd/token"}) {
 		t.Errorf("token_file AutoAuth = %+v", token.AutoAuth)
 	}
 }
@@ -447,6 +450,27 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// The template that was checked is the one rendered: its source is read
+// once, when the configuration is loaded, and an edit shows at the next load.
+func TestATemplateSourceIsReadOnceAtLoad(t *testing.T) {
+	dir := t.TempDir()
+	src := writeTemplateSource(t, dir)
+	text := base + "template {\n  source = \"" + src + "\"\n  destination = \"/etc/sigsci/agent.conf\"\n}\n"
+	cfg := mustParse(t, "hostd.hcl", text)
+	if got := cfg.Templates[0]; got.Source != src || got.Contents != templateSource {
+		t.Fatalf("template = %+v, want source %s holding %q", got, src, templateSource)
+	}
+	if err := os.WriteFile(src, []byte("edited"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Templates[0].Contents; got != templateSource {
+		t.Errorf("after an edit, the loaded configuration holds %q, want %q", got, templateSource)
+	}
+	if got := mustParse(t, "hostd.hcl", text).Templates[0].Contents; got != "edited" {
+		t.Errorf("the next load holds %q, want the edit", got)
+	}
+}
+
 func TestProblemString(t *testing.T) {
 	p := Problem{File: "a.hcl", Line: 3, Column: 7, Summary: "Invalid bus", Detail: "use system or user"}
 	if got, want := p.String(), "a.hcl:3:7: Invalid bus; use system or user"; got != want {
@@ -489,10 +513,13 @@ func assertOneProblem(t *testing.T, err error, file string, line int, want ...st
 	return p
 }
 
+// templateSource is the text writeTemplateSource writes.
+const templateSource = `{{ with secret "sigsci/creds/r/sites/s" }}{{ end }}`
+
 func writeTemplateSource(t *testing.T, dir string) string {
 	t.Helper()
 	path := filepath.Join(dir, "agent.ctmpl")
-	if err := os.WriteFile(path, []byte(`{{ with secret "sigsci/creds/r/sites/s" }}{{ end }}`), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(templateSource), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path

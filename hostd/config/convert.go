@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/render"
+	"github.com/sigsci-keys/sigsci-keys/hostd/write"
 )
 
 // converter turns the raw file into a Config, filling defaults and adding a
@@ -99,8 +102,8 @@ func (c *converter) templateConfig(r *rawTemplateConfig) TemplateConfig {
 		r = &rawTemplateConfig{}
 	}
 	return TemplateConfig{
-		RefreshInterval: c.duration(r.RefreshInterval, r.RefreshIntervalRange, "refresh_interval", DefaultRefreshInterval, 5*time.Second, 24*time.Hour),
-		MaxBackoff:      c.duration(r.MaxBackoff, r.MaxBackoffRange, "max_backoff", DefaultMaxBackoff, time.Second, time.Hour),
+		RefreshInterval: c.duration(r.RefreshInterval, r.RefreshIntervalRange, "refresh_interval", render.DefaultRefreshInterval, 5*time.Second, 24*time.Hour),
+		MaxBackoff:      c.duration(r.MaxBackoff, r.MaxBackoffRange, "max_backoff", render.DefaultMaxBackoff, time.Second, time.Hour),
 	}
 }
 
@@ -135,7 +138,7 @@ func (c *converter) template(r *rawTemplate) Template {
 		ErrorOnMissingKey: boolOr(r.ErrorOnMissingKey, true),
 		Backup:            boolOr(r.Backup, true),
 	}
-	c.templateInput(r)
+	t.Contents = c.templateInput(r)
 	if c.required(r.DestinationRange, r.DefRange, "template", "destination") && c.absPath(r.Destination, r.DestinationRange, "destination") {
 		if strings.HasSuffix(r.Destination, "/") {
 			c.errorf(r.DestinationRange, "Invalid destination", "destination must be a file, not a directory, got %q", r.Destination)
@@ -143,7 +146,7 @@ func (c *converter) template(r *rawTemplate) Template {
 			t.Destination = r.Destination
 		}
 	}
-	t.Perms = c.mode(r.Perms, r.PermsRange, "perms", DefaultPerms)
+	t.Perms = c.mode(r.Perms, r.PermsRange, "perms", write.DefaultPerms)
 	if t.Perms&0o002 != 0 {
 		c.errorf(r.PermsRange, "World-writable template", "perms %#o would let any user change the rendered file; use 0600 or 0640", t.Perms)
 	} else if t.Perms&0o004 != 0 {
@@ -161,8 +164,9 @@ func (c *converter) template(r *rawTemplate) Template {
 }
 
 // templateInput checks that exactly one of source and contents is given and
-// that a source file can be read now.
-func (c *converter) templateInput(r *rawTemplate) {
+// returns the template text: the contents, or the source file read now, once
+// (what is checked is then what is rendered).
+func (c *converter) templateInput(r *rawTemplate) string {
 	hasSource, hasContents := set(r.SourceRange), set(r.ContentsRange)
 	switch {
 	case hasSource && hasContents:
@@ -175,11 +179,14 @@ func (c *converter) templateInput(r *rawTemplate) {
 		}
 	case hasSource:
 		if c.usable(r.SourceRange) && c.absPath(r.Source, r.SourceRange, "source") {
-			if err := checkReadableFile(r.Source); err != nil {
+			text, err := readTemplateSource(r.Source)
+			if err != nil {
 				c.errorf(r.SourceRange, "Unreadable template source", "%v", err)
 			}
+			return text
 		}
 	}
+	return r.Contents
 }
 
 func (c *converter) telemetry(r *rawTelemetry) Telemetry {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/report"
 )
 
 // This file converts the report block: whether and as which host hostd
@@ -41,7 +43,7 @@ func (c *converter) report(r *rawReport) Report {
 	}
 	rep := Report{
 		Enabled:  boolOr(r.Enabled, true),
-		Interval: c.duration(r.Interval, r.IntervalRange, "interval", DefaultReportInterval, 5*time.Second, 24*time.Hour),
+		Interval: c.duration(r.Interval, r.IntervalRange, "interval", report.DefaultInterval, 5*time.Second, 24*time.Hour),
 	}
 	if c.usable(r.IntervalRange) && rep.Interval >= staleAfter {
 		c.warnf(r.IntervalRange, "Report interval too long", "the sigsci engine counts a host as stale after fleet_stale_after (30m by default) without a report, and a stale host no longer holds back a retirement; keep interval well below it")

@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
+	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 )
 
 // This file converts the restart block: the policy for restarting units,
@@ -16,13 +19,13 @@ func (c *converter) restart(r *rawRestart) Restart {
 		r = &rawRestart{}
 	}
 	return Restart{
-		Bus:                c.oneOf(r.Bus, r.BusRange, "bus", BusSystem, BusSystem, BusUser),
+		Bus:                c.oneOf(r.Bus, r.BusRange, "bus", restart.SystemBus, restart.SystemBus, restart.UserBus),
 		Debounce:           c.duration(r.Debounce, r.DebounceRange, "debounce", DefaultDebounce, 0, time.Hour),
 		Splay:              c.duration(r.Splay, r.SplayRange, "splay", DefaultSplay, 0, 24*time.Hour),
 		JobTimeout:         c.duration(r.JobTimeout, r.JobTimeoutRange, "job_timeout", 0, time.Second, time.Hour),
-		ActiveTimeout:      c.duration(r.ActiveTimeout, r.ActiveTimeoutRange, "active_timeout", DefaultActiveTimeout, time.Second, time.Hour),
-		StableFor:          c.duration(r.StableFor, r.StableForRange, "stable_for", DefaultStableFor, time.Second, 10*time.Minute),
-		RetryRejectedAfter: c.duration(r.RetryRejectedAfter, r.RetryRejectedAfterRange, "retry_rejected_after", DefaultRetryRejectedAfter, time.Minute, 7*24*time.Hour),
+		ActiveTimeout:      c.duration(r.ActiveTimeout, r.ActiveTimeoutRange, "active_timeout", rollout.DefaultActiveTimeout, time.Second, time.Hour),
+		StableFor:          c.duration(r.StableFor, r.StableForRange, "stable_for", rollout.DefaultStableFor, time.Second, 10*time.Minute),
+		RetryRejectedAfter: c.duration(r.RetryRejectedAfter, r.RetryRejectedAfterRange, "retry_rejected_after", rollout.DefaultRetryRejectedAfter, time.Minute, 7*24*time.Hour),
 		Check:              c.check(r.Check),
 		Window:             c.window(r.Window),
 	}
@@ -32,7 +35,7 @@ func (c *converter) check(r *rawCheck) *Check {
 	if r == nil {
 		return nil
 	}
-	ch := &Check{Timeout: c.duration(r.Timeout, r.TimeoutRange, "timeout", DefaultCheckTimeout, time.Second, 10*time.Minute)}
+	ch := &Check{Timeout: c.duration(r.Timeout, r.TimeoutRange, "timeout", rollout.DefaultCheckTimeout, time.Second, 10*time.Minute)}
 	if !c.required(r.CommandRange, r.DefRange, "check", "command") {
 		return ch
 	}

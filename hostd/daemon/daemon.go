@@ -1,8 +1,9 @@
 // Package daemon runs hostd: it builds the pipeline from the configuration
 // (auth → vaultproxy → render/write → rollout/restart → the fleet report to
 // Vault, metrics, status), serves the status socket and the metrics
-// endpoint, applies a new configuration on SIGHUP, and reports to systemd
-// (READY, RELOADING, STOPPING, WATCHDOG).
+// endpoint, applies a new configuration on every reload request (main turns
+// SIGHUP into one), and reports to systemd (READY, RELOADING, STOPPING,
+// WATCHDOG). It installs no signal handler.
 //
 // READY=1 means hostd runs (configuration loaded, status socket and
 // pipeline started), not that Vault answered: a host booted during a Vault
@@ -23,10 +24,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
@@ -38,82 +36,20 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 )
 
-// Option changes how Run runs; the defaults suit a systemd service.
-type Option func(*options)
-
-type options struct {
-	level     *slog.LevelVar
-	notifier  Notifier
-	reload    <-chan struct{}
-	load      func(path string) (*config.Config, error)
-	stateDir  string
-	stopGrace time.Duration
-}
-
-// WithLogLevel gives Run the level variable of its logger (see NewLogger),
-// so a reload can change the level.
-func WithLogLevel(level *slog.LevelVar) Option { return func(o *options) { o.level = level } }
-
-// WithNotifier replaces the systemd notifier.
-func WithNotifier(n Notifier) Option { return func(o *options) { o.notifier = n } }
-
-// WithReload makes Run reload its configuration on every receive from ch
-// instead of on SIGHUP.
-func WithReload(ch <-chan struct{}) Option { return func(o *options) { o.reload = ch } }
-
-// WithStateDirectory makes Run keep its state (what each unit runs on, the
-// restart under way) in dir instead of $STATE_DIRECTORY, which systemd sets
-// from StateDirectory=. Without either, the state lives in memory only.
-func WithStateDirectory(dir string) Option { return func(o *options) { o.stateDir = dir } }
-
-// WithStopGrace sets how long a stop waits for a restart under way
-// (default rollout.DefaultStopGrace).
-func WithStopGrace(d time.Duration) Option { return func(o *options) { o.stopGrace = d } }
-
-// stateDirectory is the first directory of $STATE_DIRECTORY.
-func stateDirectory() string {
-	dir, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":")
-	return dir
-}
-
 // Run runs hostd with cfg until ctx is done, then stops everything it
 // started and returns nil. It returns an error when a part cannot start or
-// stops on its own. cfg.Path is re-read on SIGHUP; a configuration with
-// problems is logged and ignored, and the running one stays.
-func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, version string, opts ...Option) error {
-	o := options{notifier: systemdNotifier{}, load: config.Load, stateDir: stateDirectory()}
+// stops on its own. Every receive from reload re-reads cfg.Path; a
+// configuration with problems is logged and ignored, and the running one
+// stays.
+func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, version string, reload <-chan struct{}, opts ...Option) error {
+	o := options{notifier: systemdNotifier{}, load: config.Load, stateDir: stateDirectory(), reload: reload}
 	for _, opt := range opts {
 		opt(&o)
-	}
-	if o.reload == nil {
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-		o.reload = forward(ctx, hup)
 	}
 	// consul-template logs through the standard log package.
 	defer render.CaptureStdLog(logger.With("component", "consul-template"))()
 	d := newDaemon(o, logger, version, cfg)
 	return d.run(ctx, cfg)
-}
-
-// forward turns signals into reload requests until ctx is done.
-func forward(ctx context.Context, sigs <-chan os.Signal) <-chan struct{} {
-	out := make(chan struct{}, 1)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-sigs:
-				select {
-				case out <- struct{}{}:
-				default: // a reload is already queued
-				}
-			}
-		}
-	}()
-	return out
 }
 
 type daemon struct {

@@ -143,7 +143,7 @@ func startWith(t *testing.T, notes *recorder, text func(dir, socket string) stri
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() {
-		h.done <- Run(ctx, cfg, logger, "9.9.9", append([]Option{WithLogLevel(level), WithNotifier(h.notes), WithReload(h.reload)}, opts...)...)
+		h.done <- Run(ctx, cfg, logger, "9.9.9", h.reload, append([]Option{WithLogLevel(level), WithNotifier(h.notes)}, opts...)...)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -385,7 +385,7 @@ func TestRunFailsWhenTheStatusSocketCannotBeCreated(t *testing.T) {
 	logger, _ := NewLogger(&vaulttest.LogBuffer{}, cfg.Log)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	err = Run(ctx, cfg, logger, "test", WithNotifier(newRecorder()), WithReload(make(chan struct{})))
+	err = Run(ctx, cfg, logger, "test", make(chan struct{}), WithNotifier(newRecorder()))
 	if err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Fatalf("Run = %v, want the socket error", err)
 	}
@@ -465,7 +465,7 @@ func TestRunFailsWhenTheMetricsPortIsTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	logger, _ := NewLogger(&vaulttest.LogBuffer{}, cfg.Log)
-	err = Run(context.Background(), cfg, logger, "test", WithNotifier(newRecorder()), WithReload(make(chan struct{})))
+	err = Run(context.Background(), cfg, logger, "test", make(chan struct{}), WithNotifier(newRecorder()))
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("Run = %v, want the port error", err)
 	}

@@ -3,14 +3,13 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
+	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
-	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 )
 
 // liveParts is what runs now, with the configuration each part was started
@@ -19,12 +18,14 @@ type liveParts struct {
 	path      string
 	logFormat string
 
+	// pipelineCfg is the configuration the pipeline was started with, as
+	// it was loaded: a reload whose pipeline fails to start restarts it.
 	pipeline    *part
-	pipelineCfg pipelineConfig
+	pipelineCfg *config.Config
 
 	// The rollout outlives a pipeline: a reload hands its batches to the
 	// next one (rollout.go).
-	systemd     *systemdConn
+	systemd     *restart.LazyConn
 	restartCfg  config.Restart
 	rollout     *rollout.Rollout
 	rolloutPart *part
@@ -41,45 +42,20 @@ type liveParts struct {
 	reportCfg  config.Report
 }
 
-// pipelineConfig is the part of the configuration the Vault-to-file
-// pipeline is built from, with the text of each template's source file: an
-// edited agent.ctmpl must rebuild the pipeline on SIGHUP like an edited
-// hostd.hcl.
-type pipelineConfig struct {
-	Vault          config.Vault
-	AutoAuth       config.AutoAuth
-	TemplateConfig config.TemplateConfig
-	Templates      []config.Template
-	Sources        []string
-}
-
-func pipelineConfigOf(cfg *config.Config) pipelineConfig {
-	pc := pipelineConfig{cfg.Vault, cfg.AutoAuth, cfg.TemplateConfig, cfg.Templates, nil}
-	for _, t := range cfg.Templates {
-		pc.Sources = append(pc.Sources, sourceText(t.Source))
-	}
-	return pc
-}
-
-// sourceText is a template source file's content as the pipeline compares
-// it ("" for inline contents; an unreadable file compares unequal to any
-// text, and the new renderer reports why).
-func sourceText(path string) string {
-	if path == "" {
-		return ""
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "\x00unreadable: " + err.Error()
-	}
-	return string(data)
+// samePipeline reports whether a and b build the same Vault-to-file
+// pipeline. Templates compare with their text (config reads each source file
+// when it loads), so an edited agent.ctmpl rebuilds the pipeline on SIGHUP
+// like an edited hostd.hcl.
+func samePipeline(a, b *config.Config) bool {
+	return a.Vault == b.Vault && a.AutoAuth == b.AutoAuth && a.TemplateConfig == b.TemplateConfig &&
+		slices.Equal(a.Templates, b.Templates)
 }
 
 func (d *daemon) startAll(ctx context.Context, cfg *config.Config) error {
 	d.cur.path = cfg.Path
 	d.cur.logFormat = cfg.Log.Format
 	d.cur.restartCfg = cfg.Restart
-	d.cur.systemd = newSystemd(cfg)
+	d.cur.systemd = newSystemd(cfg.Restart)
 	d.views.systemd.Store(d.cur.systemd)
 	d.cur.rollout = d.newRollout(cfg, d.cur.systemd)
 	d.cur.rolloutPart = d.startRollout(ctx, d.cur.rollout)
@@ -89,7 +65,7 @@ func (d *daemon) startAll(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	d.cur.pipeline, d.cur.pipelineCfg = p, pipelineConfigOf(cfg)
+	d.cur.pipeline, d.cur.pipelineCfg = p, cfg
 
 	s, err := d.startStatus(ctx, cfg.Status)
 	if err != nil {
@@ -114,24 +90,6 @@ func (d *daemon) stopAll() {
 	d.cur.pipeline.stop()
 	d.cur.rolloutPart.stop()
 	d.cur.systemd.Close()
-}
-
-func (d *daemon) startStatus(ctx context.Context, cfg config.Status) (*part, error) {
-	ln, err := status.Listen(ctx, cfg.SocketPath, cfg.SocketMode)
-	if err != nil {
-		return nil, err
-	}
-	h := status.NewHandler(d.state, func() error {
-		err := d.views.refresh()
-		if err == nil {
-			d.logger.Info("refresh asked on the status socket: reading every secret again")
-		}
-		return err
-	})
-	d.logger.Info("status socket listening", "path", cfg.SocketPath, "mode", fmt.Sprintf("%#o", cfg.SocketMode))
-	return launch(ctx, "status socket", d.failed, func(ctx context.Context) error {
-		return status.Serve(ctx, ln, h)
-	}), nil
 }
 
 // reload reads the configuration file again and applies it. A file with
@@ -187,7 +145,7 @@ func (d *daemon) apply(ctx context.Context, cfg *config.Config) {
 		d.logger.Warn("log format changes take effect at the next start", "format", cfg.Log.Format)
 	}
 
-	if pc := pipelineConfigOf(cfg); !reflect.DeepEqual(pc, d.cur.pipelineCfg) || !sameRestart(cfg.Restart, d.cur.restartCfg) {
+	if !samePipeline(cfg, d.cur.pipelineCfg) || !sameRestart(cfg.Restart, d.cur.restartCfg) {
 		changed = true
 		d.replacePipeline(ctx, cfg)
 	}
@@ -218,47 +176,13 @@ func (d *daemon) replacePipeline(ctx context.Context, cfg *config.Config) {
 	d.cur.pipeline.stop()
 	d.replaceRollout(ctx, cfg)
 
-	p, err := d.startPipeline(ctx, cfg)
-	if err != nil {
-		d.logger.Error("new configuration failed to start; restarting the previous pipeline", "err", err)
-		old := &config.Config{Vault: d.cur.pipelineCfg.Vault, AutoAuth: d.cur.pipelineCfg.AutoAuth,
-			TemplateConfig: d.cur.pipelineCfg.TemplateConfig, Templates: d.cur.pipelineCfg.Templates, Restart: cfg.Restart}
-		if p, err = d.startPipeline(ctx, old); err != nil {
-			d.fail("pipeline", err)
-			return
-		}
-		d.cur.pipeline = p
-		return
+	start := func(c *config.Config) (*part, error) { return d.startPipeline(ctx, c) }
+	var moved bool
+	d.cur.pipeline, d.cur.pipelineCfg, moved = restartPart(d, "pipeline", "new configuration failed to start; restarting the previous pipeline",
+		start, cfg, d.cur.pipelineCfg)
+	if moved {
+		d.logger.Info("pipeline restarted with the new configuration")
 	}
-	d.cur.pipeline, d.cur.pipelineCfg = p, pipelineConfigOf(cfg)
-	d.logger.Info("pipeline restarted with the new configuration")
-}
-
-// replaceStatus moves the status socket. A new path is opened before the
-// old socket is closed; the same path (new mode) must be closed first.
-func (d *daemon) replaceStatus(ctx context.Context, cfg config.Status) {
-	if cfg.SocketPath == d.cur.statusCfg.SocketPath {
-		d.cur.status.stop()
-		p, err := d.startStatus(ctx, cfg)
-		if err != nil {
-			d.logger.Error("status socket: new settings failed; keeping the old ones", "err", err)
-			if p, err = d.startStatus(ctx, d.cur.statusCfg); err != nil {
-				d.fail("status socket", err)
-				return
-			}
-			d.cur.status = p
-			return
-		}
-		d.cur.status, d.cur.statusCfg = p, cfg
-		return
-	}
-	p, err := d.startStatus(ctx, cfg)
-	if err != nil {
-		d.logger.Error("status socket: new path failed; keeping the old one", "err", err, "path", cfg.SocketPath)
-		return
-	}
-	d.cur.status.stop()
-	d.cur.status, d.cur.statusCfg = p, cfg
 }
 
 // fail stops the daemon because a part cannot run at all.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
@@ -174,7 +175,7 @@ func TestAReloadDuringASlowRestartReturnsAndTheWatchdogIsFed(t *testing.T) {
 	notes.watchdog = 400 * time.Millisecond
 	h := startWith(t, notes, func(_, socket string) string { return a.config(socket, `active_timeout = "3s"`) })
 	first := waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts >= 1 })
-	if first.LastResult != "done" {
+	if first.LastResult != event.ResultDone {
 		t.Fatalf("first restart: %+v", first)
 	}
 
@@ -201,7 +202,7 @@ func TestAReloadDuringASlowRestartReturnsAndTheWatchdogIsFed(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts > first.Restarts })
-	if u.LastResult != "done" || u.ActiveState != "active" {
+	if u.LastResult != event.ResultDone || u.ActiveState != "active" {
 		t.Errorf("the restart handed over at the reload: %+v", u)
 	}
 }
@@ -214,7 +215,7 @@ func TestAStopDuringAFailingRestartIsFinishedAtTheNextStart(t *testing.T) {
 	state := t.TempDir()
 	first := startWith(t, newRecorder(), func(_, socket string) string { return a.config(socket, `active_timeout = "1h"`) },
 		WithStateDirectory(state), WithStopGrace(200*time.Millisecond))
-	waitUnit(t, first.socket, func(u status.Unit) bool { return u.Restarts >= 1 && u.LastResult == "done" })
+	waitUnit(t, first.socket, func(u status.Unit) bool { return u.Restarts >= 1 && u.LastResult == event.ResultDone })
 	waitFile(t, a.conf, keysOne)
 
 	a.vault.Write("kv/agent", agentKeys("A3", "broken"))
@@ -234,7 +235,7 @@ func TestAStopDuringAFailingRestartIsFinishedAtTheNextStart(t *testing.T) {
 		WithStateDirectory(state))
 	waitFile(t, a.conf, keysOne)
 	u := waitUnit(t, second.socket, func(u status.Unit) bool { return u.RolledBack && u.LastResult != "" })
-	if u.LastResult != "rolled_back" {
+	if u.LastResult != event.ResultRolledBack {
 		t.Fatalf("at the next start: %+v", u)
 	}
 	a.waitAgent("running on the previous keys", func(st restart.State) bool { return st.Active() && st.SubState == "running" })

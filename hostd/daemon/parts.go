@@ -42,6 +42,23 @@ func launch(ctx context.Context, name string, failed chan<- partFailure, run fun
 	return p
 }
 
+// restartPart starts a part, which the caller stopped, with next. When that
+// fails it logs why with failedMsg and starts the part again with prev; when
+// that fails too, the daemon stops (as for a part that ended on its own) and
+// no part runs. It returns the part, the configuration it runs with, and
+// whether that is next.
+func restartPart[C any](d *daemon, name, failedMsg string, start func(C) (*part, error), next, prev C) (*part, C, bool) {
+	p, err := start(next)
+	if err == nil {
+		return p, next, true
+	}
+	d.logger.Error(failedMsg, "err", err)
+	if p, err = start(prev); err != nil {
+		d.fail(name, err)
+	}
+	return p, prev, false
+}
+
 // stop cancels the part and waits until it has ended. A nil part is fine.
 func (p *part) stop() {
 	if p == nil {

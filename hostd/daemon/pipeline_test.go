@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
@@ -83,7 +84,7 @@ telemetry { listen_address = "" }
 		t.Errorf("agent.conf: %v, %v; want mode 0600", info, err)
 	}
 	u := waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts >= 1 })
-	if u.LastResult != "done" || u.ActiveState != "active" {
+	if u.LastResult != event.ResultDone || u.ActiveState != "active" {
 		t.Errorf("after the first render: %+v", u)
 	}
 	restarts := u.Restarts
@@ -92,7 +93,7 @@ telemetry { listen_address = "" }
 	vault.Write("kv/agent", agentKeys("A2", "S-two"))
 	waitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
 	u = waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts > restarts })
-	if u.LastResult != "done" || u.RolledBack {
+	if u.LastResult != event.ResultDone || u.RolledBack {
 		t.Errorf("after the rotation: %+v", u)
 	}
 	restarts = u.Restarts
@@ -126,7 +127,7 @@ telemetry { listen_address = "" }
 		t.Fatal(err)
 	}
 	u = waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts >= restarts+2 && u.RolledBack })
-	if u.LastResult != "rolled_back" || u.ActiveState != "active" {
+	if u.LastResult != event.ResultRolledBack || u.ActiveState != "active" {
 		t.Errorf("after hostd refresh retried the refused keys: %+v", u)
 	}
 	waitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
@@ -265,7 +266,7 @@ telemetry { listen_address = "" }
 	h.write(text(h.socket, clock(-time.Hour), clock(time.Hour)))
 	h.triggerReload()
 	u = waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts >= 1 })
-	if u.LastResult != "done" || u.ActiveState != "active" {
+	if u.LastResult != event.ResultDone || u.ActiveState != "active" {
 		t.Errorf("after the reload opened the window: %+v", u)
 	}
 }
@@ -307,4 +308,44 @@ telemetry { listen_address = "" }
 	waitTemplate(t, h.socket, func(tpl status.Template) bool { return tpl.LastRender.After(reloaded) })
 	vault.Write("kv/static", map[string]any{"accessKey": "A2"})
 	waitFile(t, conf, "A2")
+}
+
+// TestAReloadThatCannotStartKeepsTheLoadedTemplate: a reload whose pipeline
+// cannot start (here: a CA file that holds no certificate) restarts the
+// previous pipeline as it was loaded, its template text included, not with
+// what the edited source file holds now.
+func TestAReloadThatCannotStartKeepsTheLoadedTemplate(t *testing.T) {
+	vault := vaulttest.Start(t)
+	vault.Mount("kv", "kv", nil)
+	vault.Write("kv/static", map[string]any{"accessKey": "A1"})
+	dir := t.TempDir()
+	conf, source, badCA := filepath.Join(dir, "static.conf"), filepath.Join(dir, "static.ctmpl"), filepath.Join(dir, "ca.pem")
+	const body = `{{ with secret "kv/static" }}{{ .Data.accessKey }}{{ end }}`
+	for path, content := range map[string]string{filepath.Join(dir, "token"): vault.RootToken, source: "v1 " + body, badCA: "not a certificate\n"} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text := func(socket, vaultExtra string) string {
+		return fmt.Sprintf("vault {\n  address = %q\n  %s\n}\n", vault.Addr, vaultExtra) +
+			fmt.Sprintf("auto_auth {\n  method \"token_file\" { path = %q }\n}\n", filepath.Join(dir, "token")) +
+			fmt.Sprintf("template {\n  source = %q\n  destination = %q\n}\n", source, conf) +
+			fmt.Sprintf("status { socket_path = %q }\ntelemetry { listen_address = \"\" }\n", socket)
+	}
+	h := start(t, func(_, socket string) string { return text(socket, "") })
+	waitFile(t, conf, "v1 A1")
+
+	if err := os.WriteFile(source, []byte("v2 "+body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.write(text(h.socket, fmt.Sprintf("ca_cert = %q", badCA)))
+	reloaded := time.Now()
+	h.triggerReload()
+	if !strings.Contains(h.logs.String(), "new configuration failed to start; restarting the previous pipeline") {
+		t.Fatalf("the new pipeline must fail to start:\n%s", h.logs.String())
+	}
+	waitTemplate(t, h.socket, func(tpl status.Template) bool { return tpl.LastRender.After(reloaded) })
+	if got, err := os.ReadFile(conf); err != nil || string(got) != "v1 A1" {
+		t.Errorf("%s = %q, %v after the previous pipeline restarted; want what it rendered before, %q", conf, got, err, "v1 A1")
+	}
 }

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"reflect"
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
@@ -28,7 +27,7 @@ func (d *daemon) reportReload(ok bool) {
 // whose new settings failed keeps the old ones, and the reload counts as
 // failed.
 func (d *daemon) runsWith(cfg *config.Config) bool {
-	return reflect.DeepEqual(d.cur.pipelineCfg, pipelineConfigOf(cfg)) &&
+	return samePipeline(d.cur.pipelineCfg, cfg) &&
 		d.cur.statusCfg == cfg.Status &&
 		d.cur.telemetryAddr == cfg.Telemetry.ListenAddress &&
 		d.cur.reportCfg == cfg.Report

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
+	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/write"
 )
@@ -14,7 +15,7 @@ import (
 
 // newRollout returns a rollout with cfg's restart policy, restarting through
 // sd and recording in the daemon's tracker.
-func (d *daemon) newRollout(cfg *config.Config, sd *systemdConn) *rollout.Rollout {
+func (d *daemon) newRollout(cfg *config.Config, sd *restart.LazyConn) *rollout.Rollout {
 	opts := rolloutOptions(cfg)
 	opts.Running = d.tracker
 	opts.StopGrace = d.opts.stopGrace
@@ -38,7 +39,7 @@ func (d *daemon) startRollout(ctx context.Context, roll *rollout.Rollout) *part 
 func (d *daemon) replaceRollout(ctx context.Context, cfg *config.Config) {
 	old, oldPart, oldSystemd := d.cur.rollout, d.cur.rolloutPart, d.cur.systemd
 	if restartOptions(cfg.Restart) != restartOptions(d.cur.restartCfg) {
-		d.cur.systemd = newSystemd(cfg)
+		d.cur.systemd = newSystemd(cfg.Restart)
 		d.views.systemd.Store(d.cur.systemd)
 	}
 	d.cur.restartCfg = cfg.Restart

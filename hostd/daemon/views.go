@@ -3,11 +3,9 @@ package daemon
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/auth"
-	"github.com/sigsci-keys/sigsci-keys/hostd/config"
 	"github.com/sigsci-keys/sigsci-keys/hostd/render"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
@@ -18,7 +16,7 @@ import (
 // current answers; the parts behind them change on reload.
 type liveViews struct {
 	authn    atomic.Pointer[auth.Authenticator]
-	systemd  atomic.Pointer[systemdConn]
+	systemd  atomic.Pointer[restart.LazyConn]
 	renderer atomic.Pointer[render.Renderer] // nil without templates
 	rollout  atomic.Pointer[rollout.Rollout] // nil without units
 }
@@ -65,87 +63,4 @@ func (v *liveViews) unitState(ctx context.Context, unit string) (string, string,
 		return "", "", err
 	}
 	return st.ActiveState, st.SubState, nil
-}
-
-// systemdConn connects to systemd on first use, so hostd starts (and keeps
-// rendering) even while the bus is not there yet; a failed dial is tried
-// again on the next call.
-type systemdConn struct {
-	opts restart.Options
-
-	mu     sync.Mutex
-	conn   *restart.Conn
-	closed bool
-}
-
-// newSystemd returns a connection for cfg's restart settings. It dials only
-// when first used: without a template naming a unit, never.
-func newSystemd(cfg *config.Config) *systemdConn {
-	return &systemdConn{opts: restartOptions(cfg.Restart)}
-}
-
-func (s *systemdConn) get(ctx context.Context) (*restart.Conn, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, errors.New("systemd connection closed")
-	}
-	if s.conn == nil {
-		conn, err := restart.Dial(ctx, s.opts)
-		if err != nil {
-			return nil, err
-		}
-		s.conn = conn
-	}
-	return s.conn, nil
-}
-
-// TryRestart restarts unit if it is running (see restart.Conn.TryRestart).
-func (s *systemdConn) TryRestart(ctx context.Context, unit string) (restart.Result, error) {
-	c, err := s.get(ctx)
-	if err != nil {
-		return restart.Result{Unit: unit}, err
-	}
-	return c.TryRestart(ctx, unit)
-}
-
-// Restart restarts unit (see restart.Conn.Restart).
-func (s *systemdConn) Restart(ctx context.Context, unit string) (restart.Result, error) {
-	c, err := s.get(ctx)
-	if err != nil {
-		return restart.Result{Unit: unit}, err
-	}
-	return c.Restart(ctx, unit)
-}
-
-// UnitState reads unit's state (see restart.Conn.UnitState).
-func (s *systemdConn) UnitState(ctx context.Context, unit string) (restart.State, error) {
-	c, err := s.get(ctx)
-	if err != nil {
-		return restart.State{}, err
-	}
-	return c.UnitState(ctx, unit)
-}
-
-// MainProcess reads unit's state and start (see restart.Conn.MainProcess).
-func (s *systemdConn) MainProcess(ctx context.Context, unit string) (restart.Process, error) {
-	c, err := s.get(ctx)
-	if err != nil {
-		return restart.Process{}, err
-	}
-	return c.MainProcess(ctx, unit)
-}
-
-// Close closes the connection; a nil systemdConn is fine.
-func (s *systemdConn) Close() {
-	if s == nil {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	if s.conn != nil {
-		s.conn.Close()
-		s.conn = nil
-	}
 }

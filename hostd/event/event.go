@@ -1,11 +1,25 @@
 // Package event holds the plain data that hostd's stages hand to each other.
 //
-// Data flows one way: auth → render → write → restart → report. Each stage
-// publishes what happened as one of the values below; the report side (the
-// fleet report to Vault, metrics, status) consumes them. The types carry
-// names, times, states, error text and access key ids (identifiers, not
-// secrets) only, never a token or a secret key, and this package imports
-// nothing of hostd so that no stage has to reach back up the chain.
+// Data flows down the chain auth → vaultproxy → render → write →
+// rollout/restart → report: each stage passes its result to the next as plain
+// values (render's changed files to rollout) and publishes what happened as
+// one of the values below, which the report side (the fleet report to Vault,
+// metrics, status) consumes. Four calls run back up the chain, each wired by
+// hostd/daemon through a function value or a small interface, so that no
+// stage imports one above it:
+//
+//   - vaultproxy tells auth that Vault rejected the token (TokenRejected), so
+//     that auth logs in again at once;
+//   - render asks rollout before each write whether a unit did not survive
+//     that content (render's Options.Refuse, rollout's Refuse);
+//   - status reads live views at each snapshot (auth's state, systemd's state
+//     of each unit) and, for `hostd refresh`, has the renderer read every
+//     secret again and rollout try rejected content again;
+//   - the fleet report writes to Vault with auth's current token.
+//
+// Nothing else flows back. The types carry names, times, states, error text
+// and access key ids (identifiers, not secrets) only, never a token or a
+// secret key, and this package imports nothing of hostd.
 package event
 
 import "time"
@@ -75,7 +89,7 @@ type Creds struct {
 type Restart struct {
 	Time     time.Time
 	Unit     string
-	Result   string // done, failed, canceled, not_running, rolled_back, ...
+	Result   string // one of the Result* values below, or another systemd job result
 	Duration time.Duration
 	// ActiveState and SubState are read from systemd after the restart.
 	ActiveState string
@@ -84,10 +98,26 @@ type Restart struct {
 	Err         string
 }
 
-// RestartNotRunning is Restart.Result when the unit was not running
-// (stopped, or failed before the change): it was not restarted, and it reads
-// its new files when it is started. It is not a failure of the change.
-const RestartNotRunning = "not_running"
+// Restart results (Restart.Result). The first are systemd's job results as
+// hostd/restart reports them; systemd has others (canceled, timeout,
+// dependency, skipped, and newer ones), which pass through unchanged. The
+// rest are hostd's own: hostd/rollout publishes them.
+const (
+	ResultDone       = "done"        // the job succeeded; for a change, the unit then passed its health check
+	ResultFailed     = "failed"      // the job failed: the unit did not start
+	ResultJobTimeout = "job_timeout" // no job result within hostd's job timeout: the job may still run, or its result was lost with the bus (systemd's own "timeout" is JobTimeoutSec firing)
+
+	ResultUnhealthy   = "unhealthy"   // job done, but the unit did not stay up or failed the check
+	ResultUnconfirmed = "unconfirmed" // job done, but the unit's state could not be read; retried later
+	// ResultNotRunning: the unit was not running (stopped, or failed before
+	// the change): it was not restarted, and it reads its new files when it
+	// is started. It is not a failure of the change.
+	ResultNotRunning     = "not_running"
+	ResultError          = "error"           // no restart job was queued (unit unknown, bus down); retried later
+	ResultRolledBack     = "rolled_back"     // backups restored and the unit is healthy on them
+	ResultRollbackFailed = "rollback_failed" // backups restored, but the unit is still not healthy
+	ResultRejected       = "rejected"        // the same content failed before: backups restored, no restart
+)
 
 // Pending reports that a unit has a restart scheduled.
 type Pending struct {

@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
-	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 )
 
 const namespace = "hostd"
@@ -274,7 +273,7 @@ func (m *Metrics) restart(e event.Restart) {
 	m.restarts.WithLabelValues(e.Unit, e.Result).Inc()
 	// An attempt that queued no job took no restart time: its D-Bus call
 	// latency stays out of the distribution (it is counted above).
-	if e.Duration > 0 && e.Result != rollout.ResultError {
+	if e.Duration > 0 && e.Result != event.ResultError {
 		m.restartDuration.WithLabelValues(e.Unit).Observe(e.Duration.Seconds())
 	}
 	if e.RolledBack {

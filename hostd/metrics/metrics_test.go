@@ -133,8 +133,8 @@ func TestRestartEvents(t *testing.T) {
 	expect(t, m, pendingText(1), "hostd_unit_restart_pending")
 
 	start := t0.Add(time.Minute)
-	m.Publish(event.Restart{Time: start.Add(80 * time.Millisecond), Unit: unit, Result: "unhealthy", Duration: 80 * time.Millisecond, Err: "failed"})
-	m.Publish(event.Restart{Time: start.Add(3 * time.Second), Unit: unit, Result: "rolled_back", Duration: 2 * time.Second, RolledBack: true})
+	m.Publish(event.Restart{Time: start.Add(80 * time.Millisecond), Unit: unit, Result: event.ResultUnhealthy, Duration: 80 * time.Millisecond, Err: "failed"})
+	m.Publish(event.Restart{Time: start.Add(3 * time.Second), Unit: unit, Result: event.ResultRolledBack, Duration: 2 * time.Second, RolledBack: true})
 	expect(t, m, `
 # HELP hostd_unit_restarts_total Unit restarts after a change, by result: done, systemd's job results, unhealthy, error, rolled_back, rollback_failed.
 # TYPE hostd_unit_restarts_total counter
@@ -168,11 +168,11 @@ func TestPendingSurvivesTheEndOfAnEarlierRestart(t *testing.T) {
 	m.Publish(event.Pending{Time: t0, Unit: unit, Due: t0.Add(time.Second)})
 	// The restart starts at t0+1s; a change arrives while it runs.
 	m.Publish(event.Pending{Time: t0.Add(1500 * time.Millisecond), Unit: unit, Due: t0.Add(4 * time.Second)})
-	m.Publish(event.Restart{Time: t0.Add(2 * time.Second), Unit: unit, Result: "done", Duration: time.Second})
+	m.Publish(event.Restart{Time: t0.Add(2 * time.Second), Unit: unit, Result: event.ResultDone, Duration: time.Second})
 	expect(t, m, pendingText(1), "hostd_unit_restart_pending")
 
 	// The next restart covers that change.
-	m.Publish(event.Restart{Time: t0.Add(5 * time.Second), Unit: unit, Result: "done", Duration: time.Second})
+	m.Publish(event.Restart{Time: t0.Add(5 * time.Second), Unit: unit, Result: event.ResultDone, Duration: time.Second})
 	expect(t, m, pendingText(0), "hostd_unit_restart_pending")
 }
 
@@ -185,11 +185,11 @@ func TestRestartDueFollowsTheScheduledRestart(t *testing.T) {
 
 	// systemd refuses the restart: it is scheduled again, later.
 	retry := due.Add(30 * time.Second)
-	m.Publish(event.Restart{Time: due, Unit: unit, Result: "error"})
+	m.Publish(event.Restart{Time: due, Unit: unit, Result: event.ResultError})
 	m.Publish(event.Pending{Time: due, Unit: unit, Due: retry})
 	expect(t, m, dueText(unixSeconds(retry)), "hostd_unit_restart_due_timestamp_seconds")
 
-	m.Publish(event.Restart{Time: retry.Add(time.Second), Unit: unit, Result: "done", Duration: time.Second})
+	m.Publish(event.Restart{Time: retry.Add(time.Second), Unit: unit, Result: event.ResultDone, Duration: time.Second})
 	expect(t, m, dueText(0), "hostd_unit_restart_due_timestamp_seconds")
 }
 
@@ -234,7 +234,7 @@ hostd_unit_rollbacks_total{unit="sigsci-agent.service"} 0
 
 	// Seeing the unit again does not reset what it counted.
 	m.Publish(event.Pending{Time: t0, Unit: "sigsci-agent.service", Due: t0.Add(time.Second)})
-	m.Publish(event.Restart{Time: t0.Add(3 * time.Second), Unit: "sigsci-agent.service", Result: "rolled_back", Duration: time.Second, RolledBack: true})
+	m.Publish(event.Restart{Time: t0.Add(3 * time.Second), Unit: "sigsci-agent.service", Result: event.ResultRolledBack, Duration: time.Second, RolledBack: true})
 	m.Publish(event.Render{Time: t0.Add(time.Minute), Template: "/etc/sigsci/agent.conf", Unit: "sigsci-agent.service"})
 	expect(t, m, `
 # HELP hostd_unit_rollbacks_total Changes a unit did not survive, whose previous files were restored.
@@ -257,7 +257,7 @@ func TestErrorTextNeverReachesTheExposition(t *testing.T) {
 	sink.Publish(event.Auth{Time: t0, Method: "approle", Err: "login failed with token " + canary})
 	sink.Publish(event.VaultRequest{Time: t0, Err: "dial: " + canary})
 	sink.Publish(event.Render{Time: t0, Template: "/etc/sigsci/agent.conf", Err: "render: " + canary})
-	sink.Publish(event.Restart{Time: t0, Unit: "sigsci-agent.service", Result: "failed", Err: canary})
+	sink.Publish(event.Restart{Time: t0, Unit: "sigsci-agent.service", Result: event.ResultFailed, Err: canary})
 
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
@@ -296,7 +296,7 @@ func TestErrorTextNeverReachesTheExposition(t *testing.T) {
 func TestMetricNamesFollowTheConvention(t *testing.T) {
 	m, _ := newTestMetrics()
 	m.Publish(event.Pending{Time: t0, Unit: "u.service"})
-	m.Publish(event.Restart{Time: t0, Unit: "u.service", Result: "done", Duration: time.Second, RolledBack: true})
+	m.Publish(event.Restart{Time: t0, Unit: "u.service", Result: event.ResultDone, Duration: time.Second, RolledBack: true})
 	m.Publish(event.Render{Time: t0, Template: "/x", Changed: true})
 	m.Publish(event.Auth{Time: t0, Method: "cert", OK: true})
 	m.Publish(event.VaultRequest{Time: t0, StatusCode: 200})
@@ -359,14 +359,14 @@ func TestTokenRejectedByVaultIsNotAuthenticated(t *testing.T) {
 func TestRestartDurationLeavesOutAttemptsWithoutAJob(t *testing.T) {
 	m, _ := newTestMetrics()
 	const unit = "sigsci-agent.service"
-	m.Publish(event.Restart{Time: t0, Unit: unit, Result: "error", Duration: 3 * time.Millisecond, Err: "access denied"})
+	m.Publish(event.Restart{Time: t0, Unit: unit, Result: event.ResultError, Duration: 3 * time.Millisecond, Err: "access denied"})
 	if n := testutil.CollectAndCount(m.restartDuration); n != 0 {
 		t.Errorf("an attempt that queued no job was observed (%d series)", n)
 	}
 	if v := testutil.ToFloat64(m.restarts.WithLabelValues(unit, "error")); v != 1 {
 		t.Errorf(`unit_restarts_total{result="error"} = %v, want 1`, v)
 	}
-	m.Publish(event.Restart{Time: t0, Unit: unit, Result: "failed", Duration: 2 * time.Second, Err: "job failed"})
+	m.Publish(event.Restart{Time: t0, Unit: unit, Result: event.ResultFailed, Duration: 2 * time.Second, Err: "job failed"})
 	if n := testutil.CollectAndCount(m.restartDuration); n != 1 {
 		t.Errorf("a restart whose job failed must be observed (%d series)", n)
 	}

@@ -52,8 +52,8 @@ func TestReloadDeletesTheSeriesOfRemovedTemplatesAndUnits(t *testing.T) {
 		m.Publish(event.Render{Time: t0, Template: tpl.dest, Unit: tpl.unit, Changed: true})
 		m.Publish(event.Render{Time: t0, Template: tpl.dest, Unit: tpl.unit, Err: "missing key"})
 		m.Publish(event.Pending{Time: t0, Unit: tpl.unit, Due: t0.Add(time.Minute)})
-		m.Publish(event.Restart{Time: t0.Add(2 * time.Second), Unit: tpl.unit, Result: "unhealthy", Duration: time.Second})
-		m.Publish(event.Restart{Time: t0.Add(3 * time.Second), Unit: tpl.unit, Result: "rolled_back", Duration: time.Second, RolledBack: true})
+		m.Publish(event.Restart{Time: t0.Add(2 * time.Second), Unit: tpl.unit, Result: event.ResultUnhealthy, Duration: time.Second})
+		m.Publish(event.Restart{Time: t0.Add(3 * time.Second), Unit: tpl.unit, Result: event.ResultRolledBack, Duration: time.Second, RolledBack: true})
 	}
 	// The old unit's next batch was scheduled when the reload dropped it.
 	m.Publish(event.Pending{Time: t0.Add(time.Minute), Unit: goneUnit, Due: t0.Add(time.Hour)})

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 )
 
 // Job timeouts when Options.JobTimeout is zero: a restart is a stop and a
@@ -21,12 +23,6 @@ const (
 	maxUnitTimeout = uint64(24 * time.Hour / time.Microsecond)
 )
 
-// JobTimeout is Result.Job when no job result arrived within the job
-// timeout. systemd's job may still be running, or its result was lost with
-// the bus connection; systemd's own "timeout" result is a different thing
-// (its JobTimeoutSec fired).
-const JobTimeout = "job_timeout"
-
 // Errors a caller can tell apart with errors.Is.
 var (
 	ErrNoSuchUnit = errors.New("no such unit")
@@ -37,9 +33,10 @@ var (
 // Result is the outcome of one restart job.
 type Result struct {
 	Unit string
-	// Job is systemd's job result: done, canceled, timeout, failed,
-	// dependency, skipped (or newer ones); JobTimeout when none arrived in
-	// time; empty when the job could not be queued.
+	// Job is systemd's job result: event.ResultDone, event.ResultFailed,
+	// canceled, timeout, dependency, skipped (or newer ones);
+	// event.ResultJobTimeout when none arrived within the job timeout;
+	// empty when the job could not be queued.
 	Job string
 	// Duration runs from queueing the job to its result. For a
 	// Type=simple service "done" means the process was started, not that it
@@ -91,12 +88,12 @@ func (c *Conn) runJob(ctx context.Context, unit, verb string, queue queueFunc) (
 	select {
 	case res.Job = <-done:
 		res.Duration = time.Since(start)
-		if res.Job != "done" {
+		if res.Job != event.ResultDone {
 			return res, fmt.Errorf("%s %s: systemd job result %q: %w", verb, unit, res.Job, ErrJobFailed)
 		}
 		return res, nil
 	case <-timer.C:
-		res.Job, res.Duration = JobTimeout, time.Since(start)
+		res.Job, res.Duration = event.ResultJobTimeout, time.Since(start)
 		return res, fmt.Errorf("%s %s: %w after %s (systemd may still be running the job)", verb, unit, ErrJobTimeout, timeout)
 	case <-ctx.Done():
 		res.Duration = time.Since(start)

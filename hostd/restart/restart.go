@@ -6,8 +6,8 @@
 // when the unit does not come back, is hostd/rollout's business. It never
 // starts, stops or changes a unit other than by the restart it is asked for.
 //
-// This file holds the connection; job.go the restart jobs; state.go the
-// unit's state.
+// This file holds the connection; lazy.go a connection dialled on first
+// use; job.go the restart jobs; state.go and properties.go the unit's state.
 package restart
 
 import (

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 )
@@ -60,7 +61,7 @@ func TestRestartRunsANewInstanceOfTheUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Job != "done" || res.Unit != "agent.service" || res.Duration <= 0 {
+	if res.Job != event.ResultDone || res.Unit != "agent.service" || res.Duration <= 0 {
 		t.Fatalf("result: %+v", res)
 	}
 	t.Logf("restart of a running Type=simple unit took %s", res.Duration)
@@ -120,7 +121,7 @@ func TestTryRestartRestartsOnlyARunningUnit(t *testing.T) {
 	}
 
 	for _, unit := range []string{"running.service", "stopped.service", "failed.service"} {
-		if res, err := conn.TryRestart(ctx, unit); err != nil || res.Job != "done" {
+		if res, err := conn.TryRestart(ctx, unit); err != nil || res.Job != event.ResultDone {
 			t.Fatalf("try-restart %s: %+v, %v; want done", unit, res, err)
 		}
 	}
@@ -170,7 +171,7 @@ func TestRestartReportsAFailedJob(t *testing.T) {
 	if !errors.Is(err, restart.ErrJobFailed) {
 		t.Fatalf("err = %v, want ErrJobFailed", err)
 	}
-	if res.Job != "failed" {
+	if res.Job != event.ResultFailed {
 		t.Fatalf("job result %q, want failed", res.Job)
 	}
 	st, err := conn.UnitState(ctx, "broken.service")
@@ -198,7 +199,7 @@ func TestRestartStopsWaitingAfterTheJobTimeout(t *testing.T) {
 	if !errors.Is(err, restart.ErrJobTimeout) {
 		t.Fatalf("err = %v, want ErrJobTimeout", err)
 	}
-	if res.Job != restart.JobTimeout || res.Duration < jobTimeout {
+	if res.Job != event.ResultJobTimeout || res.Duration < jobTimeout {
 		t.Fatalf("result %+v, want job_timeout after %s", res, jobTimeout)
 	}
 
@@ -209,7 +210,7 @@ func TestRestartStopsWaitingAfterTheJobTimeout(t *testing.T) {
 	}
 	waitState(ctx, t, conn, "slow.service", func(s restart.State) bool { return s.Active() })
 	res, err = conn.Restart(ctx, "quick.service")
-	if err != nil || res.Job != "done" {
+	if err != nil || res.Job != event.ResultDone {
 		t.Fatalf("restart after an abandoned job: %+v, %v", res, err)
 	}
 }
@@ -246,8 +247,39 @@ func TestDialUserBusFromEnvironment(t *testing.T) {
 func TestRedialsAfterTheConnectionIsClosed(t *testing.T) {
 	_, conn, ctx := setup(t, 10*time.Second, map[string]string{"agent.service": sleeper}, "agent.service")
 	conn.Close()
-	if res, err := conn.Restart(ctx, "agent.service"); err != nil || res.Job != "done" {
+	if res, err := conn.Restart(ctx, "agent.service"); err != nil || res.Job != event.ResultDone {
 		t.Fatalf("restart after Close: %+v, %v", res, err)
+	}
+}
+
+// A host may boot with hostd before the bus: the lazy connection fails
+// while there is none, connects once it is there, and refuses after Close.
+func TestLazyConnDialsOnceTheBusIsThereAndNotAfterClose(t *testing.T) {
+	m, _, ctx := setup(t, 10*time.Second, map[string]string{"agent.service": sleeper}, "agent.service")
+	bus := filepath.Join(t.TempDir(), "bus")
+	lazy := restart.NewLazyConn(restart.Options{Bus: restart.UserBus, Address: "unix:path=" + bus})
+	t.Cleanup(lazy.Close)
+
+	if _, err := lazy.UnitState(ctx, "agent.service"); err == nil || !strings.Contains(err.Error(), bus) {
+		t.Fatalf("before the bus is there: err = %v, want one naming %s", err, bus)
+	}
+	if err := os.Symlink(filepath.Join(m.RuntimeDir(), "bus"), bus); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := lazy.UnitState(ctx, "agent.service"); err != nil || !st.Active() {
+		t.Fatalf("once the bus is there: %+v, %v", st, err)
+	}
+	if p, err := lazy.MainProcess(ctx, "agent.service"); err != nil || !p.Running() {
+		t.Fatalf("main process: %+v, %v", p, err)
+	}
+
+	lazy.Close()
+	res, err := lazy.Restart(ctx, "agent.service")
+	if !errors.Is(err, restart.ErrClosed) || res.Unit != "agent.service" || res.Job != "" {
+		t.Fatalf("restart after Close: %+v, %v; want nothing queued and ErrClosed", res, err)
+	}
+	if _, err := lazy.TryRestart(ctx, "agent.service"); !errors.Is(err, restart.ErrClosed) {
+		t.Fatalf("try-restart after Close: %v, want ErrClosed", err)
 	}
 }
 

@@ -11,18 +11,6 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/write"
 )
 
-// Restart results published in event.Restart beyond systemd's job results
-// (done, failed, timeout, canceled, dependency, skipped, restart.JobTimeout).
-const (
-	ResultUnhealthy      = "unhealthy"             // job done, but the unit did not stay up or failed the check
-	ResultUnconfirmed    = "unconfirmed"           // job done, but the unit's state could not be read; retried later
-	ResultNotRunning     = event.RestartNotRunning // the unit is stopped or failed: not restarted, its files are used at its next start
-	ResultError          = "error"                 // no restart job was queued (unit unknown, bus down); retried later
-	ResultRolledBack     = "rolled_back"           // backups restored and the unit is healthy on them
-	ResultRollbackFailed = "rollback_failed"       // backups restored, but the unit is still not healthy
-	ResultRejected       = "rejected"              // the same content failed before: backups restored, no restart
-)
-
 // errUnanswered ends a health check that hostd gave up while stopping
 // (systemd stopped answering, or the stop could not wait any longer).
 var errUnanswered = errors.New("hostd is stopping: the unit's health is unknown")
@@ -75,12 +63,12 @@ func (r *Rollout) rollBack(ctx context.Context, b *batch, issued map[string]dige
 	r.rebase(b, restored)
 	if len(restored) == 0 {
 		problems = append(problems, "no backup to roll back to")
-		r.publish(b.unit, attempt{result: ResultRollbackFailed, state: first.state}, true, strings.Join(problems, "; "))
+		r.publish(b.unit, attempt{result: event.ResultRollbackFailed, state: first.state}, true, strings.Join(problems, "; "))
 		return
 	}
 	second := r.restartAndCheck(ctx, b.unit, startFailed)
 	why := fmt.Sprintf("the unit did not survive the change to %s (%v); restored the previous content", strings.Join(restored, ", "), first.err)
-	result := ResultRolledBack
+	result := event.ResultRolledBack
 	switch second.verdict {
 	case notRunning:
 		why += "; the unit is stopped and uses it at its next start"
@@ -92,7 +80,7 @@ func (r *Rollout) rollBack(ctx context.Context, b *batch, issued map[string]dige
 			defer r.sink.Publish(event.Pending{Time: r.opts.Now(), Unit: b.unit, Due: due, Cause: b.destinations()})
 		}
 	case unhealthy:
-		result = ResultRollbackFailed
+		result = event.ResultRollbackFailed
 		why += fmt.Sprintf(", but the unit is still not healthy: %v", second.err)
 	}
 	if len(problems) > 0 {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 )
 
@@ -49,12 +50,12 @@ func (r *Rollout) restartAndCheck(ctx context.Context, unit string, whenFailed f
 	start := time.Now()
 	before, err := r.unitState(ctx, unit)
 	if err != nil {
-		return attempt{result: ResultError, state: before, duration: time.Since(start), err: err, verdict: retryLater}
+		return attempt{result: event.ResultError, state: before, duration: time.Since(start), err: err, verdict: retryLater}
 	}
 	restartUnit := r.restarter.TryRestart
 	switch {
 	case before.ActiveState == "inactive", before.ActiveState == "failed" && whenFailed == leaveFailed:
-		return attempt{result: ResultNotRunning, state: before, verdict: notRunning}
+		return attempt{result: event.ResultNotRunning, state: before, verdict: notRunning}
 	case before.ActiveState == "failed":
 		restartUnit = r.restarter.Restart
 	}
@@ -62,7 +63,7 @@ func (r *Rollout) restartAndCheck(ctx context.Context, unit string, whenFailed f
 	if err != nil {
 		a := attempt{result: res.Job, duration: time.Since(start), err: err, verdict: jobVerdict(res.Job)}
 		if res.Job == "" {
-			a.result = ResultError // no job was queued: nothing happened to the unit
+			a.result = event.ResultError // no job was queued: nothing happened to the unit
 		}
 		a.state, _ = r.unitState(ctx, unit)
 		return a
@@ -78,26 +79,26 @@ func (r *Rollout) judge(ctx context.Context, unit string, start time.Time) attem
 	if v == healthy && r.opts.Check != nil {
 		st, v, err = r.checkRunning(ctx, unit, st)
 	}
-	a := attempt{result: "done", state: st, duration: time.Since(start), err: err, verdict: v}
+	a := attempt{result: event.ResultDone, state: st, duration: time.Since(start), err: err, verdict: v}
 	switch v {
 	case unhealthy:
-		a.result = ResultUnhealthy
+		a.result = event.ResultUnhealthy
 	case retryLater:
-		a.result = ResultUnconfirmed
+		a.result = event.ResultUnconfirmed
 	case notRunning:
-		a.result = ResultNotRunning
+		a.result = event.ResultNotRunning
 	}
 	return a
 }
 
-// jobVerdict judges a restart job that did not end "done". Only "failed"
-// says the unit could not start on the new content. "canceled" (another job
+// jobVerdict judges a restart job that did not end done. Only failed says
+// the unit could not start on the new content. "canceled" (another job
 // replaced it: an operator's stop or restart, a shutdown), "dependency" (a
 // unit it requires failed), systemd's "timeout" (JobTimeoutSec), hostd's own
-// restart.JobTimeout (the job is slow, or its result was lost with the bus)
-// and any newer result say nothing about the content.
+// event.ResultJobTimeout (the job is slow, or its result was lost with the
+// bus) and any newer result say nothing about the content.
 func jobVerdict(job string) verdict {
-	if job == "failed" {
+	if job == event.ResultFailed {
 		return unhealthy
 	}
 	return retryLater
@@ -109,7 +110,7 @@ func jobVerdict(job string) verdict {
 // not be read afterwards.
 func RetriedLater(result string) bool {
 	switch result {
-	case "done", "failed", ResultUnhealthy, ResultNotRunning, ResultRolledBack, ResultRollbackFailed, ResultRejected:
+	case event.ResultDone, event.ResultFailed, event.ResultUnhealthy, event.ResultNotRunning, event.ResultRolledBack, event.ResultRollbackFailed, event.ResultRejected:
 		return false
 	}
 	return true

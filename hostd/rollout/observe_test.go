@@ -3,6 +3,7 @@ package rollout_test
 import (
 	"testing"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/running"
 )
@@ -19,7 +20,7 @@ func TestObserveSeesAnAgentStartedByHand(t *testing.T) {
 		t.Fatal(err)
 	}
 	in.rollout.Submit(h.writeConf("agent.conf", "good 2"))
-	if r := in.events.waitRestart(t, h.ctx); r.Result != "not_running" {
+	if r := in.events.waitRestart(t, h.ctx); r.Result != event.ResultNotRunning {
 		t.Fatalf("restart of the stopped agent: %+v", r)
 	}
 	if r := waitRunning(t, h.ctx, in.events); len(r.Files) != 0 {

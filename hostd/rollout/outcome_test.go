@@ -69,8 +69,8 @@ func TestOperatorStopDuringTheRestartIsRetriedNotRolledBack(t *testing.T) {
 		t.Fatalf("no retry scheduled after the canceled job: %+v", p)
 	}
 	retry := h.events.waitRestart(t, h.ctx)
-	if retry.Result != rollout.ResultNotRunning || retry.RolledBack || retry.Err != "" {
-		t.Fatalf("retry of a stopped agent: %+v, want %s", retry, rollout.ResultNotRunning)
+	if retry.Result != event.ResultNotRunning || retry.RolledBack || retry.Err != "" {
+		t.Fatalf("retry of a stopped agent: %+v, want %s", retry, event.ResultNotRunning)
 	}
 	if st := h.state(); st.Active() || st.ActiveState == "activating" {
 		t.Fatalf("the agent the operator stopped was started again: %+v", st)
@@ -93,8 +93,8 @@ func TestJobTimeoutIsRetriedNotRolledBack(t *testing.T) {
 
 	h.rollout.Submit(h.writeConf("agent.conf", "good 2"))
 	first := h.events.waitRestart(t, h.ctx)
-	if first.Result != restart.JobTimeout || first.RolledBack {
-		t.Fatalf("first restart: %+v, want %s and no rollback", first, restart.JobTimeout)
+	if first.Result != event.ResultJobTimeout || first.RolledBack {
+		t.Fatalf("first restart: %+v, want %s and no rollback", first, event.ResultJobTimeout)
 	}
 	if got := h.readConf("agent.conf"); got != "good 2" {
 		t.Fatalf("agent.conf = %q after hostd's job timeout, want the new content kept", got)
@@ -108,7 +108,7 @@ func TestJobTimeoutIsRetriedNotRolledBack(t *testing.T) {
 		if r.RolledBack {
 			t.Fatalf("rolled back after a job timeout: %+v", r)
 		}
-		if r.Result == "done" {
+		if r.Result == event.ResultDone {
 			break
 		}
 	}
@@ -128,8 +128,8 @@ func TestStoppedAgentIsNotStarted(t *testing.T) {
 
 	h.rollout.Submit(h.writeConf("agent.conf", "good 2"))
 	r := h.events.waitRestart(t, h.ctx)
-	if r.Result != rollout.ResultNotRunning || r.RolledBack || r.Err != "" || r.ActiveState != "inactive" {
-		t.Fatalf("change for a stopped agent: %+v, want %s", r, rollout.ResultNotRunning)
+	if r.Result != event.ResultNotRunning || r.RolledBack || r.Err != "" || r.ActiveState != "inactive" {
+		t.Fatalf("change for a stopped agent: %+v, want %s", r, event.ResultNotRunning)
 	}
 	if st := h.state(); st.ActiveState != "inactive" {
 		t.Fatalf("hostd started the agent an operator stopped: %+v", st)
@@ -153,8 +153,8 @@ func TestOperatorStopDuringTheHealthCheckIsNotRolledBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := h.events.waitRestart(t, h.ctx)
-	if r.Result != rollout.ResultNotRunning || r.RolledBack {
-		t.Fatalf("agent stopped during the health check: %+v, want %s", r, rollout.ResultNotRunning)
+	if r.Result != event.ResultNotRunning || r.RolledBack {
+		t.Fatalf("agent stopped during the health check: %+v, want %s", r, event.ResultNotRunning)
 	}
 	if got := h.readConf("agent.conf"); got != "good 2" {
 		t.Fatalf("agent.conf = %q, want the new content kept", got)
@@ -172,8 +172,8 @@ func TestFailedAgentIsNotStarted(t *testing.T) {
 	failed := h.waitActiveState(func(s restart.State) bool { return s.ActiveState == "failed" })
 
 	h.rollout.Submit(h.writeConf("agent.conf", "good 2"))
-	if r := h.events.waitRestart(t, h.ctx); r.Result != rollout.ResultNotRunning || r.RolledBack {
-		t.Fatalf("change for a failed agent: %+v, want %s", r, rollout.ResultNotRunning)
+	if r := h.events.waitRestart(t, h.ctx); r.Result != event.ResultNotRunning || r.RolledBack {
+		t.Fatalf("change for a failed agent: %+v, want %s", r, event.ResultNotRunning)
 	}
 	if st := h.state(); st.ActiveState != "failed" || st.InvocationID != failed.InvocationID {
 		t.Fatalf("hostd started a failed agent: before %+v, after %+v", failed, st)
@@ -205,15 +205,15 @@ func (s *scriptedSystemd) restart(verb string) (restart.Result, error) {
 	defer s.mu.Unlock()
 	job := s.job
 	if s.restarted {
-		job = "done"
+		job = event.ResultDone
 	}
 	s.restarted = true
 	s.verbs = append(s.verbs, verb)
 	res := restart.Result{Job: job}
-	if job == restart.JobTimeout {
+	if job == event.ResultJobTimeout {
 		return res, restart.ErrJobTimeout
 	}
-	if job != "done" {
+	if job != event.ResultDone {
 		return res, restart.ErrJobFailed
 	}
 	return res, nil
@@ -238,9 +238,9 @@ func TestOnlyAFailedJobIsAReasonToRollBack(t *testing.T) {
 		{job: "canceled", result: "canceled"},
 		{job: "dependency", result: "dependency"},
 		{job: "timeout", result: "timeout"},
-		{job: restart.JobTimeout, result: restart.JobTimeout},
-		{job: "done", stateErr: errors.New("connection reset by peer"), result: rollout.ResultUnconfirmed},
-		{job: "failed", result: "failed", rollback: true},
+		{job: event.ResultJobTimeout, result: event.ResultJobTimeout},
+		{job: event.ResultDone, stateErr: errors.New("connection reset by peer"), result: event.ResultUnconfirmed},
+		{job: event.ResultFailed, result: event.ResultFailed, rollback: true},
 	} {
 		t.Run(tc.result, func(t *testing.T) {
 			clock := newFakeClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
@@ -266,7 +266,7 @@ func TestOnlyAFailedJobIsAReasonToRollBack(t *testing.T) {
 				t.Fatalf("first event %+v, want result %s", first, tc.result)
 			}
 			if tc.rollback {
-				if second := rec.waitRestart(t, ctx); second.Result != rollout.ResultRolledBack {
+				if second := rec.waitRestart(t, ctx); second.Result != event.ResultRolledBack {
 					t.Fatalf("after a failed job: %+v, want a rollback", second)
 				}
 				return

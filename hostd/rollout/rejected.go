@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 )
 
 // A change a unit did not survive is rendered again on every refresh, as
@@ -116,5 +118,5 @@ func (r *Rollout) rejectAgain(ctx context.Context, b *batch, when time.Time) {
 		why += "; " + strings.Join(problems, "; ")
 	}
 	state, _ := r.unitState(ctx, b.unit)
-	r.publish(b.unit, attempt{result: ResultRejected, state: state}, true, why)
+	r.publish(b.unit, attempt{result: event.ResultRejected, state: state}, true, why)
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 )
 
@@ -13,10 +14,10 @@ import (
 func (h *host) rejectBad(content string) {
 	h.t.Helper()
 	h.rollout.Submit(h.writeConf("agent.conf", content))
-	if first := h.events.waitRestart(h.t, h.ctx); first.Result != "failed" {
+	if first := h.events.waitRestart(h.t, h.ctx); first.Result != event.ResultFailed {
 		h.t.Fatalf("restart on %q: %+v, want a failed job", content, first)
 	}
-	if second := h.events.waitRestart(h.t, h.ctx); second.Result != rollout.ResultRolledBack {
+	if second := h.events.waitRestart(h.t, h.ctx); second.Result != event.ResultRolledBack {
 		h.t.Fatalf("rollback of %q: %+v", content, second)
 	}
 }
@@ -75,10 +76,10 @@ func TestRejectedContentIsWhatTheUnitRanOn(t *testing.T) {
 	h.rollout.Submit(h.writeConf("agent.conf", "good N2")) // t2: a refresh during the check
 	h.touch("release")                                     // t3: the check on N1 fails
 
-	if first := h.events.waitRestart(t, h.ctx); first.Result != rollout.ResultUnhealthy {
+	if first := h.events.waitRestart(t, h.ctx); first.Result != event.ResultUnhealthy {
 		t.Fatalf("restart on N1: %+v", first)
 	}
-	if second := h.events.waitRestart(t, h.ctx); second.Result != rollout.ResultRolledBack {
+	if second := h.events.waitRestart(t, h.ctx); second.Result != event.ResultRolledBack {
 		t.Fatalf("rollback: %+v", second)
 	}
 	if err := h.rollout.Refuse(dest, []byte("bad N1\n")); err == nil {
@@ -88,7 +89,7 @@ func TestRejectedContentIsWhatTheUnitRanOn(t *testing.T) {
 		t.Errorf("N2, written during the check and never run, is refused: %v", err)
 	}
 	// The batch queued for N2 runs next, on the restored file.
-	if next := h.events.waitRestart(t, h.ctx); next.Result != "done" || next.RolledBack {
+	if next := h.events.waitRestart(t, h.ctx); next.Result != event.ResultDone || next.RolledBack {
 		t.Fatalf("the batch queued during the check: %+v", next)
 	}
 }
@@ -128,7 +129,7 @@ if [ $n -eq 1 ]; then touch "$0/check-started"; while [ ! -e "$0/release" ]; do 
 	h.rollout.Submit(h.writeConf("agent.conf", "bad N2")) // Previous: N1
 	h.touch("release")
 
-	for i, want := range []string{rollout.ResultUnhealthy, rollout.ResultRolledBack, rollout.ResultUnhealthy, rollout.ResultRolledBack} {
+	for i, want := range []string{event.ResultUnhealthy, event.ResultRolledBack, event.ResultUnhealthy, event.ResultRolledBack} {
 		if r := h.events.waitRestart(t, h.ctx); r.Result != want {
 			t.Fatalf("event %d: %+v, want %s", i+1, r, want)
 		}

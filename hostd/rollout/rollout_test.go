@@ -214,7 +214,7 @@ func TestChangedConfigRestartsTheAgent(t *testing.T) {
 		t.Fatalf("pending event: %+v", p)
 	}
 	r := h.events.waitRestart(t, h.ctx)
-	if r.Result != "done" || r.RolledBack || r.Err != "" || r.ActiveState != "active" || r.SubState != "running" {
+	if r.Result != event.ResultDone || r.RolledBack || r.Err != "" || r.ActiveState != "active" || r.SubState != "running" {
 		t.Fatalf("restart event: %+v", r)
 	}
 	t.Logf("restart + health check (watch interval %s) took %s", watch, r.Duration)
@@ -241,7 +241,7 @@ func TestManyChangesToSeveralFilesMakeOneRestart(t *testing.T) {
 	}
 
 	r := h.events.waitRestart(t, h.ctx)
-	if r.Result != "done" {
+	if r.Result != event.ResultDone {
 		t.Fatalf("restart event: %+v", r)
 	}
 	if n := h.rollout.BatchesStarted(); n != 1 {
@@ -261,12 +261,12 @@ func TestAgentThatRejectsTheChangeIsRolledBack(t *testing.T) {
 			h.rollout.Submit(h.writeConf("agent.conf", "bad key"))
 
 			first := h.events.waitRestart(t, h.ctx)
-			if first.RolledBack || first.Result == "done" || first.Err == "" {
+			if first.RolledBack || first.Result == event.ResultDone || first.Err == "" {
 				t.Fatalf("first restart event: %+v", first)
 			}
 			t.Logf("first attempt: result %s after %s: %s", first.Result, first.Duration, first.Err)
 			second := h.events.waitRestart(t, h.ctx)
-			if !second.RolledBack || second.Result != rollout.ResultRolledBack || !strings.Contains(second.Err, "agent.conf") {
+			if !second.RolledBack || second.Result != event.ResultRolledBack || !strings.Contains(second.Err, "agent.conf") {
 				t.Fatalf("rollback event: %+v", second)
 			}
 			t.Logf("rollback restart took %s", second.Duration)
@@ -289,7 +289,7 @@ func TestAgentThatRejectsTheChangeIsRolledBack(t *testing.T) {
 			inv := h.state().InvocationID
 			h.rollout.Submit(h.writeConf("agent.conf", "bad key"))
 			again := h.events.waitRestart(t, h.ctx)
-			if again.Result != rollout.ResultRejected || !again.RolledBack || h.state().InvocationID != inv {
+			if again.Result != event.ResultRejected || !again.RolledBack || h.state().InvocationID != inv {
 				t.Fatalf("same bad content again: %+v, invocation %s → %s", again, inv, h.state().InvocationID)
 			}
 			if got := h.readConf("agent.conf"); got != "good 1" {
@@ -297,7 +297,7 @@ func TestAgentThatRejectsTheChangeIsRolledBack(t *testing.T) {
 			}
 			// ...while different content is tried normally.
 			h.rollout.Submit(h.writeConf("agent.conf", "good 2"))
-			if r := h.events.waitRestart(t, h.ctx); r.Result != "done" || h.state().InvocationID == inv {
+			if r := h.events.waitRestart(t, h.ctx); r.Result != event.ResultDone || h.state().InvocationID == inv {
 				t.Fatalf("new content after a rejection: %+v (invocation still %s)", r, inv)
 			}
 		})
@@ -315,7 +315,7 @@ func TestRollbackRestoresTheContentBeforeTheBatch(t *testing.T) {
 	if first := h.events.waitRestart(t, h.ctx); first.RolledBack || first.Err == "" {
 		t.Fatalf("first restart event: %+v", first)
 	}
-	if second := h.events.waitRestart(t, h.ctx); second.Result != rollout.ResultRolledBack {
+	if second := h.events.waitRestart(t, h.ctx); second.Result != event.ResultRolledBack {
 		t.Fatalf("rollback event: %+v", second)
 	}
 	if got := h.readConf("agent.conf"); got != "good 1" {
@@ -333,11 +333,11 @@ func TestChangesDuringARestartMakeTheNextBatch(t *testing.T) {
 	h.events.waitPending(t, h.ctx)
 	h.rollout.Submit(h.writeConf("agent.conf", "good 3"))
 	h.events.waitPending(t, h.ctx)
-	if r := h.events.waitRestart(t, h.ctx); r.Result != "done" {
+	if r := h.events.waitRestart(t, h.ctx); r.Result != event.ResultDone {
 		t.Fatalf("restart: %+v", r)
 	}
 	h.rollout.Submit(h.writeConf("agent.conf", "good 4"))
-	if r := h.events.waitRestart(t, h.ctx); r.Result != "done" {
+	if r := h.events.waitRestart(t, h.ctx); r.Result != event.ResultDone {
 		t.Fatalf("second restart: %+v", r)
 	}
 	h.waitStarts(3)

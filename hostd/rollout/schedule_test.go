@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/write"
@@ -147,7 +148,7 @@ func TestMaintenanceWindowDefersTheRestart(t *testing.T) {
 	}
 
 	clock.Advance(opens)
-	if r := h.events.waitRestart(t, h.ctx); r.Result != "done" || !r.Time.Equal(opens) {
+	if r := h.events.waitRestart(t, h.ctx); r.Result != event.ResultDone || !r.Time.Equal(opens) {
 		t.Fatalf("restart in the window: %+v", r)
 	}
 	h.waitStarts(2)
@@ -178,7 +179,7 @@ func TestRestartOfAnUnknownUnitIsRetriedWithBackoff(t *testing.T) {
 		}
 		r := h.events.waitRestart(t, h.ctx)
 		due = clock.Now().Add(wait)
-		if r.Result != rollout.ResultError || !strings.Contains(r.Err, "no such unit") || !strings.Contains(r.Err, due.Format(time.RFC3339)) {
+		if r.Result != event.ResultError || !strings.Contains(r.Err, "no such unit") || !strings.Contains(r.Err, due.Format(time.RFC3339)) {
 			t.Fatalf("attempt %d: %+v, want an error retried at %s", i+1, r, due)
 		}
 		if p := h.events.waitPending(t, h.ctx); !p.Due.Equal(due) || p.Unit != "later.service" {
@@ -195,7 +196,7 @@ func TestRestartOfAnUnknownUnitIsRetriedWithBackoff(t *testing.T) {
 	}
 	advanceOnceRunWaits(t, h.ctx, clock, due)
 	r := h.events.waitRestart(t, h.ctx)
-	if r.Unit != "later.service" || r.Result != "done" {
+	if r.Unit != "later.service" || r.Result != event.ResultDone {
 		t.Fatalf("restart once the unit exists: %+v", r)
 	}
 }
@@ -210,7 +211,7 @@ type unreachableSystemd struct {
 
 func (u *unreachableSystemd) TryRestart(context.Context, string) (restart.Result, error) {
 	u.restarted.Store(true)
-	return restart.Result{Job: "done"}, nil
+	return restart.Result{Job: event.ResultDone}, nil
 }
 
 func (u *unreachableSystemd) Restart(ctx context.Context, unit string) (restart.Result, error) {
@@ -334,7 +335,7 @@ func TestRetryKeepsTheSplayInsideTheWindow(t *testing.T) {
 		t.Fatalf("due %s, want %s", first.Due, want)
 	}
 	advanceOnceRunWaits(t, ctx, clock, first.Due)
-	if r := rec.waitRestart(t, ctx); r.Result != rollout.ResultError {
+	if r := rec.waitRestart(t, ctx); r.Result != event.ResultError {
 		t.Fatalf("restart of an unknown unit: %+v", r)
 	}
 	if retry, want := rec.waitPending(t, ctx), time.Date(2026, 3, 2, 2, 15, 0, 0, time.UTC); !retry.Due.Equal(want) {
@@ -360,7 +361,7 @@ func TestAHandOverKeepsTheRetryBackoff(t *testing.T) {
 	ro.Submit(rollout.Change{Unit: "a.service", Destination: "/etc/a.conf"})
 	first := rec.waitPending(t, ctx)
 	advanceOnceRunWaits(t, ctx, clock, first.Due)
-	if r := rec.waitRestart(t, ctx); r.Result != rollout.ResultError {
+	if r := rec.waitRestart(t, ctx); r.Result != event.ResultError {
 		t.Fatalf("restart of an unknown unit: %+v", r)
 	}
 	retry := rec.waitPending(t, ctx)

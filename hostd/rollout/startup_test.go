@@ -144,7 +144,7 @@ func TestAUnitStartedBeforeItsFileIsRestartedByTheNextHostd(t *testing.T) {
 	if p := next.events.waitPending(t, h.ctx); p.Unit != h.unit {
 		t.Fatalf("pending: %+v", p)
 	}
-	if r := next.events.waitRestart(t, h.ctx); r.Result != "done" {
+	if r := next.events.waitRestart(t, h.ctx); r.Result != event.ResultDone {
 		t.Fatalf("the owed restart: %+v", r)
 	}
 	h.waitStarts(2)
@@ -200,7 +200,7 @@ func TestARestartLeftUnfinishedByAStopIsCheckedAndRolledBackAtTheNextStart(t *te
 	first.rollout.Submit(h.writeConf("agent.conf", "bad key"))
 	h.waitStarts(2) // the restart onto the bad key was issued
 	first.stop()    // returns after the grace, not after an hour
-	if r := first.events.waitRestart(t, h.ctx); r.RolledBack || r.Result == rollout.ResultRolledBack {
+	if r := first.events.waitRestart(t, h.ctx); r.RolledBack || r.Result == event.ResultRolledBack {
 		t.Fatalf("the stop must not roll back without a verdict: %+v", r)
 	}
 	if got := h.readConf("agent.conf"); got != "bad key" {
@@ -213,7 +213,7 @@ func TestARestartLeftUnfinishedByAStopIsCheckedAndRolledBackAtTheNextStart(t *te
 	if checked.Err == "" || checked.RolledBack {
 		t.Fatalf("the check of the unfinished restart: %+v", checked)
 	}
-	if back := next.events.waitRestart(t, h.ctx); back.Result != rollout.ResultRolledBack {
+	if back := next.events.waitRestart(t, h.ctx); back.Result != event.ResultRolledBack {
 		t.Fatalf("rollback at the next start: %+v", back)
 	}
 	if got := h.readConf("agent.conf"); got != "good 1" {
@@ -248,10 +248,10 @@ func TestAHandOverDoesNotWaitForTheRestartUnderWay(t *testing.T) {
 	}
 
 	open()
-	if r := old.events.waitRestart(t, h.ctx); r.Result != "done" {
+	if r := old.events.waitRestart(t, h.ctx); r.Result != event.ResultDone {
 		t.Fatalf("the restart under way at the hand-over: %+v", r)
 	}
-	if r := next.events.waitRestart(t, h.ctx); r.Result != "done" {
+	if r := next.events.waitRestart(t, h.ctx); r.Result != event.ResultDone {
 		t.Fatalf("the change submitted after the hand-over: %+v", r)
 	}
 	h.waitStarts(3)
@@ -301,7 +301,7 @@ func TestARollbackLeftUnfinishedIsRestartedAtOnceByTheNextHostd(t *testing.T) {
 	if p := next.events.waitPending(t, h.ctx); !p.Due.Equal(p.Time) {
 		t.Fatalf("the rollback's restart waits until %s: %+v", p.Due, p)
 	}
-	if r := next.events.waitRestart(t, h.ctx); r.Result != "done" {
+	if r := next.events.waitRestart(t, h.ctx); r.Result != event.ResultDone {
 		t.Fatalf("the rollback's restart: %+v", r)
 	}
 	h.waitStarts(2)

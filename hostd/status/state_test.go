@@ -89,10 +89,10 @@ func TestStateFollowsEvents(t *testing.T) {
 		t.Errorf("pending = %+v", u)
 	}
 
-	st.Publish(event.Restart{Time: t0.Add(41 * time.Second), Unit: "sigsci-agent.service", Result: "done", Duration: 1500 * time.Millisecond, ActiveState: "active", SubState: "running"})
+	st.Publish(event.Restart{Time: t0.Add(41 * time.Second), Unit: "sigsci-agent.service", Result: event.ResultDone, Duration: 1500 * time.Millisecond, ActiveState: "active", SubState: "running"})
 	snap = st.Snapshot(context.Background())
 	u := snap.Units[0]
-	if u.Restarts != 1 || u.LastResult != "done" || u.ActiveState != "active" || u.LastRestartDuration != 1.5 {
+	if u.Restarts != 1 || u.LastResult != event.ResultDone || u.ActiveState != "active" || u.LastRestartDuration != 1.5 {
 		t.Errorf("unit after restart = %+v", u)
 	}
 	if !u.PendingDue.IsZero() || u.PendingCause != "" {
@@ -160,7 +160,7 @@ func TestStateLiveViews(t *testing.T) {
 		},
 		Now: c.Now,
 	})
-	st.Publish(event.Restart{Time: t0, Unit: "a.service", Result: "done", ActiveState: "active", SubState: "running"})
+	st.Publish(event.Restart{Time: t0, Unit: "a.service", Result: event.ResultDone, ActiveState: "active", SubState: "running"})
 	snap := st.Snapshot(context.Background())
 	if !snap.Auth.Authenticated || snap.Auth.Method != "cert" {
 		t.Errorf("auth must come from AuthState: %+v", snap.Auth)
@@ -223,7 +223,7 @@ func TestStateNeverShowsATokenFromAnErrorText(t *testing.T) {
 	st.Publish(event.Auth{Time: t0, Method: "approle", Err: leak})
 	st.Publish(event.VaultRequest{Time: t0, Err: leak})
 	st.Publish(event.Render{Time: t0, Template: "/etc/sigsci/agent.conf", Err: leak})
-	st.Publish(event.Restart{Time: t0, Unit: "sigsci-agent.service", Result: "failed", Err: leak})
+	st.Publish(event.Restart{Time: t0, Unit: "sigsci-agent.service", Result: event.ResultFailed, Err: leak})
 	st.Publish(event.Pending{Time: t0, Unit: "sigsci-agent.service", Cause: leak})
 	st.Publish(event.Auth{Time: t0, Method: "approle", Err: "legacy s.abcdefghijklmnopqrstuvwx and batch hvb.AAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
 	snap := st.Snapshot(context.Background())

@@ -1,11 +1,15 @@
-// Package status owns what `hostd status` shows: a State that keeps the
-// latest of every event (it is an event.Sink), the Snapshot built from it,
-// the unix-socket server and client that carry the Snapshot, its table and
-// JSON forms, and the health rule behind the command's exit code.
+// Package status owns hostd's local socket and what it says: a State that
+// keeps the latest of every event (it is an event.Sink), the Snapshot built
+// from it, the unix-socket server and client that carry the Snapshot, its
+// table and JSON forms, the health rule behind `hostd status`'s exit code,
+// and both ends of `hostd refresh` (refresh.go).
 //
-// It only reads: it never changes a template, a unit or the Vault token, and
-// it never holds the token. Error texts are scrubbed of anything that looks
-// like a Vault token before they are kept.
+// The socket serves one command that changes something: POST RefreshPath
+// calls the refresh function the daemon gives NewHandler, which makes hostd
+// read every secret again now (and rewrite files that changed). Everything
+// else only reads. The package itself never changes a template, a unit or
+// the Vault token, and never holds the token. Error texts are scrubbed of
+// anything that looks like a Vault token before they are kept.
 package status
 
 import (
@@ -138,9 +142,6 @@ type RunningFile struct {
 	Since  time.Time `json:"since,omitzero"`
 }
 
-// ResultDone is the restart result of a successful restart.
-const ResultDone = "done"
-
 // Healthy reports whether s describes a host that serves with fresh keys,
 // and if not, why, one reason per problem. Unhealthy means: not
 // authenticated to Vault, Vault requests failing for longer than the
@@ -185,7 +186,7 @@ func unitProblems(u Unit) []string {
 	switch {
 	case u.RolledBack:
 		reasons = append(reasons, fmt.Sprintf("unit %s: last restart was rolled back to the previous configuration", u.Name))
-	case u.LastResult != "" && u.LastResult != ResultDone && u.LastResult != event.RestartNotRunning:
+	case u.LastResult != "" && u.LastResult != event.ResultDone && u.LastResult != event.ResultNotRunning:
 		r := fmt.Sprintf("unit %s: last restart failed (%s)", u.Name, u.LastResult)
 		if u.LastError != "" {
 			r += ": " + u.LastError

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 )
 
 // healthySnapshot is a host where everything works.
@@ -20,7 +22,7 @@ func healthySnapshot() Snapshot {
 		Templates: []Template{{Destination: "/etc/sigsci/agent.conf", Unit: "sigsci-agent.service", Renders: 360, Changes: 2,
 			LastRender: t0.Add(-4 * time.Second), LastChange: t0.Add(-3 * time.Hour)}},
 		Units: []Unit{{Name: "sigsci-agent.service", ActiveState: "active", SubState: "running", Restarts: 2,
-			LastRestart: t0.Add(-3 * time.Hour), LastResult: "done", LastRestartDuration: 1.2}},
+			LastRestart: t0.Add(-3 * time.Hour), LastResult: event.ResultDone, LastRestartDuration: 1.2}},
 	}
 }
 
@@ -43,10 +45,10 @@ func TestHealthy(t *testing.T) {
 		{"unit activating", func(s *Snapshot) { s.Units[0].ActiveState, s.Units[0].SubState = "activating", "auto-restart" }, []string{"unit sigsci-agent.service is activating/auto-restart"}},
 		{"unit state unreadable", func(s *Snapshot) { s.Units[0].StateError = "dbus: no connection" }, []string{"unit sigsci-agent.service: state unknown: dbus: no connection"}},
 		{"last restart failed", func(s *Snapshot) {
-			s.Units[0].LastResult = "failed"
+			s.Units[0].LastResult = event.ResultFailed
 			s.Units[0].LastError = "job failed"
 		}, []string{"unit sigsci-agent.service: last restart failed (failed): job failed"}},
-		{"last restart timed out", func(s *Snapshot) { s.Units[0].LastResult = "job_timeout" }, []string{"unit sigsci-agent.service: last restart failed (job_timeout)"}},
+		{"last restart timed out", func(s *Snapshot) { s.Units[0].LastResult = event.ResultJobTimeout }, []string{"unit sigsci-agent.service: last restart failed (job_timeout)"}},
 		{"rolled back", func(s *Snapshot) { s.Units[0].RolledBack = true }, []string{"unit sigsci-agent.service: last restart was rolled back to the previous configuration"}},
 		{"unit never restarted is fine", func(s *Snapshot) { s.Units[0].LastResult = "" }, nil},
 		// An operator stopped the agent: hostd left it stopped, which is no

@@ -21,6 +21,7 @@ auto_auth {
 
 template_config {
   refresh_interval = "30s"
+  # Caps every retry delay of hostd, logins and restart retries included.
   max_backoff      = "5m"
 }
 

@@ -25,7 +25,7 @@ func (l restartLog) Publish(e event.Event) {
 
 func restartLevel(e event.Restart) slog.Level {
 	switch {
-	case e.Result == rollout.ResultRollbackFailed:
+	case e.Result == event.ResultRollbackFailed:
 		return slog.LevelError
 	case e.Err != "":
 		return slog.LevelWarn
@@ -36,19 +36,19 @@ func restartLevel(e event.Restart) slog.Level {
 
 func restartMessage(e event.Restart) string {
 	switch e.Result {
-	case rollout.ResultRolledBack:
+	case event.ResultRolledBack:
 		return "rolled back: the unit runs on the previous files"
-	case rollout.ResultRollbackFailed:
+	case event.ResultRollbackFailed:
 		return "rollback failed: the unit is not healthy on the previous files either"
-	case rollout.ResultRejected:
+	case event.ResultRejected:
 		return "content the unit did not survive came again: previous files kept, no restart"
-	case rollout.ResultError:
+	case event.ResultError:
 		return "restart not accepted by systemd; will retry"
-	case rollout.ResultNotRunning:
+	case event.ResultNotRunning:
 		return "unit not running: not restarted; it reads the new files when it is started"
-	case "done":
+	case event.ResultDone:
 		return "restarted unit"
-	case rollout.ResultUnconfirmed:
+	case event.ResultUnconfirmed:
 		return "restarted, but the unit's state could not be read; will retry"
 	}
 	if rollout.RetriedLater(e.Result) {

@@ -1,8 +1,12 @@
 package daemon
 
 import (
+	"log/slog"
 	"net/http"
+	"os"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 
@@ -15,8 +19,43 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaultproxy"
 )
 
-// This file maps the configuration onto each package's own options, so no
-// package but this one depends on hostd/config's layout.
+// This file holds how Run is wired: its Options, and the mapping of the
+// configuration onto each package's own options, so no package but this one
+// depends on hostd/config's layout.
+
+// Option changes how Run runs; the defaults suit a systemd service.
+type Option func(*options)
+
+type options struct {
+	level     *slog.LevelVar
+	notifier  Notifier
+	reload    <-chan struct{}
+	load      func(path string) (*config.Config, error)
+	stateDir  string
+	stopGrace time.Duration
+}
+
+// WithLogLevel gives Run the level variable of its logger (see NewLogger),
+// so a reload can change the level.
+func WithLogLevel(level *slog.LevelVar) Option { return func(o *options) { o.level = level } }
+
+// WithNotifier replaces the systemd notifier.
+func WithNotifier(n Notifier) Option { return func(o *options) { o.notifier = n } }
+
+// WithStateDirectory makes Run keep its state (what each unit runs on, the
+// restart under way) in dir instead of $STATE_DIRECTORY, which systemd sets
+// from StateDirectory=. Without either, the state lives in memory only.
+func WithStateDirectory(dir string) Option { return func(o *options) { o.stateDir = dir } }
+
+// WithStopGrace sets how long a stop waits for a restart under way
+// (default rollout.DefaultStopGrace).
+func WithStopGrace(d time.Duration) Option { return func(o *options) { o.stopGrace = d } }
+
+// stateDirectory is the first directory of $STATE_DIRECTORY.
+func stateDirectory() string {
+	dir, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":")
+	return dir
+}
 
 func authOptions(cfg *config.Config, client *api.Client, d *daemon) auth.Options {
 	a := cfg.AutoAuth
@@ -51,12 +90,13 @@ func proxyOptions(cfg *config.Config, transport *http.Transport, tokens vaultpro
 	}
 }
 
-// renderTemplates maps the configured templates onto render's.
+// renderTemplates maps the configured templates onto render's. Each is
+// given its text, which config read from the source file: the renderer
+// reads no file of its own, so what was checked is what renders.
 func renderTemplates(cfg *config.Config) []render.Template {
 	out := make([]render.Template, len(cfg.Templates))
 	for i, t := range cfg.Templates {
 		out[i] = render.Template{
-			Source:            t.Source,
 			Contents:          t.Contents,
 			Destination:       t.Destination,
 			Perms:             t.Perms,
@@ -130,6 +170,12 @@ func reportSettings(cfg *config.Config, version string) report.Settings {
 
 func restartOptions(cfg config.Restart) restart.Options {
 	return restart.Options{Bus: cfg.Bus, JobTimeout: cfg.JobTimeout}
+}
+
+// newSystemd returns the connection to systemd for cfg. It dials only when
+// first used: without a template naming a unit, never.
+func newSystemd(cfg config.Restart) *restart.LazyConn {
+	return restart.NewLazyConn(restartOptions(cfg))
 }
 
 // CheckTemplates reports every template in cfg that cannot render whatever
