@@ -2,6 +2,8 @@ package plugin
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -184,7 +186,15 @@ func (b *backend) automateSite(ctx context.Context, req *logical.Request, r *rol
 		}
 		return
 	}
-	resp, err := b.rotateSite(ctx, req, name, site, "")
+	// A compare-and-swap on the primary the pass decided on: when the
+	// rotation first completes one that was interrupted (a crash, a failover,
+	// a plugin reload), that one is the window's rotation, and the site is
+	// not rotated twice.
+	resp, err := b.rotateSite(ctx, req, name, site, keys.AccessKey)
+	if isCodedStatus(err, http.StatusPreconditionFailed) {
+		log.Info("scheduled rotation: an interrupted rotation of the site was completed first and counts as this one")
+		return
+	}
 	if err != nil {
 		if b.auto.once("rotate-error "+tag, every, now) {
 			log.Warn("scheduled rotation failed; retried while its window is open", "error", err)
@@ -283,4 +293,10 @@ func walkReports(ctx context.Context, s logical.Storage, f func(key string, r ho
 		}
 	}
 	return nil
+}
+
+// isCodedStatus reports whether err is a logical.CodedError with status.
+func isCodedStatus(err error, status int) bool {
+	var coded logical.HTTPCodedError
+	return errors.As(err, &coded) && coded.Code() == status
 }

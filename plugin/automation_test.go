@@ -311,3 +311,35 @@ func TestAutomation_CleanStopsARunningPass(t *testing.T) {
 		t.Fatal("a pass stopped before its create left a change behind")
 	}
 }
+
+// TestScheduler_APendingRotationCompletedFirstIsTheScheduledOne: a
+// rotation interrupted before its scheduled time (a crash, a failover, a
+// plugin reload) whose create had landed is completed by the scheduled
+// pass, and that completion is the window's rotation: the pass does not
+// rotate a second time on top of it, so hosts never skip a key.
+func TestScheduler_APendingRotationCompletedFirstIsTheScheduledOne(t *testing.T) {
+	e := scheduled(t, []string{"www"}, map[string]interface{}{"auto_retire": false})
+	old := e.stored("vault-user", "www")
+	before, _ := e.simSets("acme", "www")
+	e.putWAL(walKindRotate, map[string]interface{}{
+		"op_id": "op-rotate-1", "role": "vault-user", "corp": "acme", "site": "www",
+		"before": before, "previous_primary": old.AccessKey,
+	})
+	landed := e.createAtAPI("www")
+
+	e.tickAt(day2(3, 0, 0))
+	all, primary := e.simSets("acme", "www")
+	if len(all) != 2 || primary != landed {
+		t.Fatalf("the API holds %v with primary %s; want the old set and the one the interrupted rotation created (%s)", all, primary, landed)
+	}
+	if k := e.stored("vault-user", "www"); k.AccessKey != landed || !reflect.DeepEqual(k.nonPrimaryAccessKeys(), []string{old.AccessKey}) {
+		t.Fatalf("stored: %v", k)
+	}
+	if strings.Contains(e.logs.String(), "[WARN]") {
+		t.Fatalf("a warning for a rotation that was completed:\n%s", e.logs.String())
+	}
+	e.tickAt(day2(3, 1, 0))
+	if n := len(e.sim.KeySets("acme", "www")); n != 2 {
+		t.Fatalf("the next tick left %d sets at the API, want 2", n)
+	}
+}
