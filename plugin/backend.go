@@ -94,6 +94,7 @@ type backend struct {
 
 	clientsMu sync.Mutex
 	clients   map[string]cachedClient
+	memo      *entryMemo // the roles and the mount config, as last read
 
 	configMu sync.Mutex // serialises the read-modify-write of the mount config
 	auto     *automation
@@ -114,6 +115,7 @@ func newBackend(pluginVersion string, newClient clientFactory) *backend {
 		roleLocks: locksutil.CreateLocks(),
 		siteLocks: locksutil.CreateLocks(),
 		clients:   make(map[string]cachedClient),
+		memo:      newEntryMemo(),
 		recovered: make(chan struct{}),
 		auto:      newAutomation(),
 
@@ -169,11 +171,21 @@ func (b *backend) initialize(_ context.Context, req *logical.InitializationReque
 	return nil
 }
 
-// invalidate drops cached clients when a role changes on another node.
+// invalidate forgets what this node remembers of an entry that changed on
+// another node: a role (and the API client built from it) or the mount config.
 func (b *backend) invalidate(_ context.Context, key string) {
 	if name, ok := strings.CutPrefix(key, rolePrefix); ok {
-		b.dropClient(name)
+		b.roleChanged(name)
 	}
+	if key == configStorageKey {
+		b.memo.forgetConfig()
+	}
+}
+
+// roleChanged forgets the copy of a role and the API client built from it.
+func (b *backend) roleChanged(name string) {
+	b.memo.forgetRole(name)
+	b.dropClient(name)
 }
 
 // clean stops background work and forgets cached clients.
@@ -187,6 +199,7 @@ func (b *backend) clean(_ context.Context) {
 	b.bgWG.Wait()
 	b.auto.stop()
 	b.dropAllClients()
+	b.memo.forgetAll()
 }
 
 // siteLockKey is the key of the lock that guards one site of one corp.

@@ -42,6 +42,8 @@ type testEnv struct {
 	secrets map[string]bool // every secret key seen, for the log check
 	// wrap, if set, decorates the API client the backend builds.
 	wrap func(keysAPI) keysAPI
+	// view, if set, is the storage requests see instead of storage.
+	view logical.Storage
 }
 
 func testSeed() sigscisim.Seed {
@@ -150,7 +152,7 @@ func (e *testEnv) do(op logical.Operation, path string, data map[string]interfac
 		Operation:  op,
 		Path:       path,
 		Data:       data,
-		Storage:    e.storage,
+		Storage:    e.requestStorage(),
 		MountPoint: "sigsci/",
 	}
 	if op == logical.CreateOperation || op == logical.UpdateOperation {
@@ -169,6 +171,14 @@ func (e *testEnv) do(op logical.Operation, path string, data map[string]interfac
 	e.assertNoToken(resp, err)
 	e.noteSecrets(resp)
 	return resp, err
+}
+
+// requestStorage is the storage a request sees.
+func (e *testEnv) requestStorage() logical.Storage {
+	if e.view != nil {
+		return e.view
+	}
+	return e.storage
 }
 
 // ok sends a request that must succeed and returns its data.

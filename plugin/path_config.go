@@ -116,21 +116,26 @@ func (c *mountConfig) retireMinOverlap() time.Duration {
 	return cmp.Or(c.RetireMinOverlap, 2*c.RefreshInterval)
 }
 
+// loadConfig returns the mount config, from memory once read.
 func (b *backend) loadConfig(ctx context.Context, s logical.Storage) (*mountConfig, error) {
+	if cfg, ok := b.memo.config(); ok {
+		return cfg, nil
+	}
+	gen := b.memo.generation()
 	cfg := &mountConfig{RefreshInterval: defaultRefreshInterval}
 	entry, err := s.Get(ctx, configStorageKey)
 	if err != nil {
 		return nil, fmt.Errorf("reading mount config: %w", err)
 	}
-	if entry == nil {
-		return cfg, nil
-	}
-	if err := entry.DecodeJSON(cfg); err != nil {
-		return nil, fmt.Errorf("decoding mount config: %w", err)
+	if entry != nil {
+		if err := entry.DecodeJSON(cfg); err != nil {
+			return nil, fmt.Errorf("decoding mount config: %w", err)
+		}
 	}
 	if cfg.RefreshInterval < minRefreshInterval {
 		cfg.RefreshInterval = defaultRefreshInterval
 	}
+	b.memo.keepConfig(gen, cfg)
 	return cfg, nil
 }
 
@@ -164,6 +169,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := req.Storage.Put(ctx, entry); err != nil {
 		return nil, fmt.Errorf("storing mount config: %w", err)
 	}
+	b.memo.forgetConfig()
 	return nil, nil
 }
 

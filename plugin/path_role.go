@@ -152,7 +152,12 @@ func (r roleEntry) String() string {
 // GoString keeps the token out of %#v.
 func (r roleEntry) GoString() string { return r.String() }
 
+// loadRole returns the role, from memory once read, or nil if there is none.
 func (b *backend) loadRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
+	if r, ok := b.memo.role(name); ok {
+		return r, nil
+	}
+	gen := b.memo.generation()
 	entry, err := s.Get(ctx, rolePrefix+name)
 	if err != nil {
 		return nil, fmt.Errorf("reading role %q: %w", name, err)
@@ -164,6 +169,7 @@ func (b *backend) loadRole(ctx context.Context, s logical.Storage, name string) 
 	if err := entry.DecodeJSON(r); err != nil {
 		return nil, fmt.Errorf("decoding role %q: %w", name, err)
 	}
+	b.memo.keepRole(gen, name, r)
 	return r, nil
 }
 
@@ -263,7 +269,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if err := req.Storage.Put(ctx, entry); err != nil {
 		return nil, fmt.Errorf("storing role %q: %w", name, err)
 	}
-	b.dropClient(name)
+	b.roleChanged(name)
 	return nil, nil
 }
 
@@ -351,7 +357,7 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 	if err := req.Storage.Delete(ctx, rolePrefix+name); err != nil {
 		return nil, fmt.Errorf("deleting role %q: %w", name, err)
 	}
-	b.dropClient(name)
+	b.roleChanged(name)
 
 	if len(sites) == 0 && len(pending) == 0 {
 		return nil, nil
