@@ -166,10 +166,11 @@ func TestCreds_CopyAllReadAllList(t *testing.T) {
 		for _, site := range []string{"api", "shop", "www"} {
 			one := sites[site].(map[string]interface{})
 			live := e.sim.KeySets("acme", site)
-			if one["accessKey"] != live[0].AccessKey || one["secretKey"] != live[0].SecretKey || one["site"] != site {
-				t.Fatalf("read all: site %s = %v", site, one)
+			if one["accessKey"] != live[0].AccessKey || one["site"] != site || one["created"] == nil {
+				t.Fatalf("read all: site %s: access key %v, site %v, created %v", site, one["accessKey"], one["site"], one["created"])
 			}
 		}
+		assertNoSecretKey(t, all, e.sim.Secrets())
 		if _, ok := all.Data["ttl"].(int); !ok {
 			t.Fatalf("read all: ttl %T", all.Data["ttl"])
 		}
@@ -473,5 +474,99 @@ func TestCreds_CopyHoldsOffRoleWritesWhileItRuns(t *testing.T) {
 			}
 			roleLock.Unlock()
 		})
+	}
+}
+
+// assertNoSecretKey fails if an answer carries a secretKey field or any of
+// the given secrets.
+func assertNoSecretKey(t *testing.T, resp *logical.Response, secrets []string) {
+	t.Helper()
+	raw, err := json.Marshal(resp.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "secretKey") || strings.Contains(string(raw), "secret_key") {
+		t.Fatal("the answer names a secret key field")
+	}
+	for _, secret := range secrets {
+		if secret != "" && strings.Contains(string(raw), secret) {
+			t.Fatal("the answer carries a secret")
+		}
+	}
+}
+
+// The all-sites read is a directory: names and metadata of every stored
+// site, never a secret key (those come only from the per-site read), so that
+// a policy can grant it without granting every secret, and its audit entry
+// holds no secret.
+func TestCreds_ReadAllShowsMetadataAndNoSecretKey(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+	e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
+	k := e.stored("vault-user", "www")
+
+	all := e.ok(logical.ReadOperation, "creds/vault-user/sites/", nil)
+	assertNoSecretKey(t, all, e.sim.Secrets())
+	www := all.Data["sites"].(map[string]interface{})["www"].(map[string]interface{})
+	if www["accessKey"] != k.AccessKey || www["last_vault_rotation"] == nil {
+		t.Fatalf("www: access key %v, last rotation %v; want %s and a time", www["accessKey"], www["last_vault_rotation"], k.AccessKey)
+	}
+	if got := www["non_primary_access_keys"]; !reflect.DeepEqual(got, k.nonPrimaryAccessKeys()) {
+		t.Fatalf("non_primary_access_keys = %v, want %v", got, k.nonPrimaryAccessKeys())
+	}
+	demoted := www["demoted"].([]map[string]interface{})
+	if len(demoted) != 1 || demoted[0]["access_key"] != k.NonPrimary[0].AccessKey || demoted[0]["demoted_at"] == "" {
+		t.Fatalf("demoted = %v", demoted)
+	}
+	if got := all.Data["total"]; got != 3 {
+		t.Fatalf("total = %v, want 3", got)
+	}
+	if _, ok := all.Data["next_after"]; ok {
+		t.Fatal("one page holds every site, yet next_after is set")
+	}
+}
+
+func TestCreds_ReadAllPages(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	for i := range 4 {
+		e.sim.AddSite("acme", sigscisim.SiteSeed{Name: fmt.Sprintf("bulk%d", i)})
+	}
+	e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
+
+	var pages [][]string
+	after := ""
+	for {
+		resp := e.ok(logical.ReadOperation, "creds/vault-user/sites/", map[string]interface{}{"after": after, "limit": 3})
+		keys := resp.Data["keys"].([]string)
+		if len(resp.Data["sites"].(map[string]interface{})) != len(keys) || resp.Data["total"] != 7 {
+			t.Fatalf("page after %q: keys %v, %d sites, total %v", after, keys, len(resp.Data["sites"].(map[string]interface{})), resp.Data["total"])
+		}
+		pages = append(pages, keys)
+		next, more := resp.Data["next_after"].(string)
+		if !more {
+			break
+		}
+		if next != keys[len(keys)-1] || len(pages) > 3 {
+			t.Fatalf("next_after = %q after page %v", next, keys)
+		}
+		after = next
+	}
+	want := [][]string{{"api", "bulk0", "bulk1"}, {"bulk2", "bulk3", "shop"}, {"www"}}
+	if !reflect.DeepEqual(pages, want) {
+		t.Fatalf("pages = %v, want %v", pages, want)
+	}
+
+	for _, tc := range []struct {
+		data map[string]interface{}
+		want string
+	}{
+		{map[string]interface{}{"limit": 0}, "limit must be between 1 and 5000"},
+		{map[string]interface{}{"limit": 5001}, "limit must be between 1 and 5000"},
+		{map[string]interface{}{"after": "Not A Site"}, "after:"},
+	} {
+		e.fails(logical.ReadOperation, "creds/vault-user/sites/", tc.data, http.StatusBadRequest, tc.want)
 	}
 }
