@@ -47,6 +47,7 @@ const (
 	configStorageKey = "config"
 	rolePrefix       = "role/"
 	credsPrefix      = "creds/"
+	copyRecordPrefix = "copy/" // copy/<role>: the state of the role's last copy of all sites
 )
 
 // walRollbackMinAge is how old a WAL entry must be before Vault's periodic
@@ -101,6 +102,14 @@ type backend struct {
 	// maxHostsPerSite bounds the host reports of one site.
 	maxHostsPerSite int
 
+	// copies of all sites: each role's last one, running in the background
+	// under jobsCtx until done or until Clean cancels it.
+	copiesMu   sync.Mutex
+	copies     map[string]*copyJob
+	jobsCtx    context.Context
+	jobsCancel context.CancelFunc
+	jobsWG     sync.WaitGroup
+
 	// background work started by Initialize, stopped by Clean.
 	bgMu      sync.Mutex
 	bgCancel  context.CancelFunc
@@ -116,11 +125,13 @@ func newBackend(pluginVersion string, newClient clientFactory) *backend {
 		siteLocks: locksutil.CreateLocks(),
 		clients:   make(map[string]cachedClient),
 		memo:      newEntryMemo(),
+		copies:    make(map[string]*copyJob),
 		recovered: make(chan struct{}),
 		auto:      newAutomation(),
 
 		maxHostsPerSite: defaultMaxHostsPerSite,
 	}
+	b.jobsCtx, b.jobsCancel = context.WithCancel(context.Background())
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
@@ -196,7 +207,9 @@ func (b *backend) clean(_ context.Context) {
 	if cancel != nil {
 		cancel()
 	}
+	b.jobsCancel()
 	b.bgWG.Wait()
+	b.jobsWG.Wait()
 	b.auto.stop()
 	b.dropAllClients()
 	b.memo.forgetAll()

@@ -53,9 +53,9 @@ func TestIsPermanentAPIError(t *testing.T) {
 
 func TestClientCache_OnePerRoleUntilDropped(t *testing.T) {
 	built := 0
-	b := newBackend("v0.1.0", func(r *roleEntry) (keysAPI, error) {
+	b := newBackend("v0.1.0", func(r *roleEntry, hc *http.Client) (keysAPI, error) {
 		built++
-		return newSigsciClient(r)
+		return newSigsciClient(r, hc)
 	})
 	r := &roleEntry{Corp: "acme", Email: acmeEmail, Token: acmeToken, APIURL: sigsci.DefaultBaseURL}
 	for range 3 {
@@ -78,9 +78,9 @@ func TestClientCache_OnePerRoleUntilDropped(t *testing.T) {
 
 func TestClientCache_RebuiltWhenTheRoleChanged(t *testing.T) {
 	built := 0
-	b := newBackend("v0.1.0", func(r *roleEntry) (keysAPI, error) {
+	b := newBackend("v0.1.0", func(r *roleEntry, hc *http.Client) (keysAPI, error) {
 		built++
-		return newSigsciClient(r)
+		return newSigsciClient(r, hc)
 	})
 	r := &roleEntry{Corp: "acme", Email: acmeEmail, Token: acmeToken, APIURL: sigsci.DefaultBaseURL}
 	if _, err := b.client("vault-user", r); err != nil {

@@ -79,6 +79,18 @@ func newTestEnv(t *testing.T) *testEnv {
 	e.srv = httptest.NewServer(e.sim)
 	t.Cleanup(e.srv.Close)
 
+	e.startBackend()
+	t.Cleanup(func() {
+		e.b.Cleanup(context.Background())
+		e.assertNoSecretInLogs()
+	})
+	return e
+}
+
+// startBackend sets up a new backend of the mount on the environment's
+// storage.
+func (e *testEnv) startBackend() {
+	e.t.Helper()
 	e.b = newBackend("v0.1.0-test", e.newClient)
 	e.b.now = e.clock.Now
 	conf := logical.TestBackendConfig()
@@ -86,13 +98,16 @@ func newTestEnv(t *testing.T) *testEnv {
 	conf.System.(*logical.StaticSystemView).PluginEnvironment = &logical.PluginEnvironment{VaultVersion: "1.19.0"}
 	conf.Logger = hclog.New(&hclog.LoggerOptions{Output: e.logs, Level: hclog.Trace})
 	if err := e.b.Setup(context.Background(), conf); err != nil {
-		t.Fatalf("setup: %v", err)
+		e.t.Fatalf("setup: %v", err)
 	}
-	t.Cleanup(func() {
-		e.b.Cleanup(context.Background())
-		e.assertNoSecretInLogs()
-	})
-	return e
+}
+
+// restart stops the backend, as Vault does on a seal, a step-down or a
+// plugin reload, and starts a new one on the same storage.
+func (e *testEnv) restart() {
+	e.t.Helper()
+	e.b.Cleanup(context.Background())
+	e.startBackend()
 }
 
 // clientConfig is the API client configuration used in tests: short
@@ -109,8 +124,10 @@ func clientConfig(baseURL, email, token string) sigsci.Config {
 	}
 }
 
-func (e *testEnv) newClient(r *roleEntry) (keysAPI, error) {
-	c, err := sigsci.New(clientConfig(r.APIURL, r.Email, r.Token))
+func (e *testEnv) newClient(r *roleEntry, hc *http.Client) (keysAPI, error) {
+	cfg := clientConfig(r.APIURL, r.Email, r.Token)
+	cfg.HTTPClient = hc
+	c, err := sigsci.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +165,12 @@ func (e *testEnv) acmeAPI() *sigsci.Client { return e.api(acmeEmail, acmeToken) 
 // and checks that no API token appears anywhere in the answer.
 func (e *testEnv) do(op logical.Operation, path string, data map[string]interface{}) (*logical.Response, error) {
 	e.t.Helper()
+	return e.doCtx(context.Background(), op, path, data)
+}
+
+// doCtx is do under the request context ctx (a deadline, as Vault sets one).
+func (e *testEnv) doCtx(ctx context.Context, op logical.Operation, path string, data map[string]interface{}) (*logical.Response, error) {
+	e.t.Helper()
 	req := &logical.Request{
 		Operation:  op,
 		Path:       path,
@@ -156,7 +179,7 @@ func (e *testEnv) do(op logical.Operation, path string, data map[string]interfac
 		MountPoint: "sigsci/",
 	}
 	if op == logical.CreateOperation || op == logical.UpdateOperation {
-		found, exists, err := e.b.HandleExistenceCheck(context.Background(), req)
+		found, exists, err := e.b.HandleExistenceCheck(ctx, req)
 		if err != nil {
 			e.t.Fatalf("%s %s: existence check: %v", op, path, err)
 		}
@@ -167,7 +190,7 @@ func (e *testEnv) do(op logical.Operation, path string, data map[string]interfac
 			}
 		}
 	}
-	resp, err := e.b.HandleRequest(context.Background(), req)
+	resp, err := e.b.HandleRequest(ctx, req)
 	e.assertNoToken(resp, err)
 	e.noteSecrets(resp)
 	return resp, err

@@ -21,6 +21,9 @@ const (
 	defaultFleetForgetAfter = 720 * time.Hour
 	maxFleetForgetAfter     = 8760 * time.Hour
 	maxRetireMinOverlap     = 720 * time.Hour
+
+	defaultCopyMaxConcurrency = 16
+	maxCopyMaxConcurrency     = 64
 )
 
 const pathConfigHelpSyn = `Configure how often readers of stored keys re-read them, and how the fleet guards retirement.`
@@ -46,6 +49,11 @@ non-primary for this long.
 
 fleet_forget_after (default 720h, longer than fleet_stale_after): the report
 of a host not heard from for this long is deleted by a periodic tidy.
+
+copy_max_concurrency (default 16, 1 to 64): the most API calls a copy of all
+sites makes at once, and the HTTP connections it keeps open for reuse. The
+copy starts lower, grows while the API answers, and halves when the API
+answers that its rate limit is exceeded.
 
 A write changes only the fields it names.
 `
@@ -74,6 +82,11 @@ func (b *backend) pathConfig() []*framework.Path {
 				Description: "The report of a host not heard from for this long is deleted. Default 720h; longer than fleet_stale_after.",
 				Default:     int(defaultFleetForgetAfter.Seconds()),
 			},
+			"copy_max_concurrency": {
+				Type:        framework.TypeInt,
+				Description: "The most API calls a copy of all sites makes at once, and the HTTP connections kept for them. Default 16, 1 to 64.",
+				Default:     defaultCopyMaxConcurrency,
+			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
@@ -99,6 +112,14 @@ type mountConfig struct {
 	FleetStaleAfter  time.Duration `json:"fleet_stale_after,omitempty"`
 	RetireMinOverlap time.Duration `json:"retire_min_overlap,omitempty"`
 	FleetForgetAfter time.Duration `json:"fleet_forget_after,omitempty"`
+	// CopyMaxConcurrency bounds the API calls of a copy of all sites; 0
+	// means the default.
+	CopyMaxConcurrency int `json:"copy_max_concurrency,omitempty"`
+}
+
+// copyMaxConcurrency is the effective copy_max_concurrency.
+func (c *mountConfig) copyMaxConcurrency() int {
+	return cmp.Or(c.CopyMaxConcurrency, defaultCopyMaxConcurrency)
 }
 
 // staleAfter is how long a host's report keeps it in the fleet.
@@ -145,10 +166,11 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 		return nil, err
 	}
 	return &logical.Response{Data: map[string]interface{}{
-		"refresh_interval":   int(cfg.RefreshInterval.Seconds()),
-		"fleet_stale_after":  int(cfg.staleAfter().Seconds()),
-		"retire_min_overlap": int(cfg.retireMinOverlap().Seconds()),
-		"fleet_forget_after": int(cfg.forgetAfter().Seconds()),
+		"refresh_interval":     int(cfg.RefreshInterval.Seconds()),
+		"fleet_stale_after":    int(cfg.staleAfter().Seconds()),
+		"retire_min_overlap":   int(cfg.retireMinOverlap().Seconds()),
+		"fleet_forget_after":   int(cfg.forgetAfter().Seconds()),
+		"copy_max_concurrency": cfg.copyMaxConcurrency(),
 	}}, nil
 }
 
@@ -184,6 +206,12 @@ func mergeConfig(cfg *mountConfig, d *framework.FieldData) error {
 	seconds("fleet_stale_after", &cfg.FleetStaleAfter)
 	seconds("retire_min_overlap", &cfg.RetireMinOverlap)
 	seconds("fleet_forget_after", &cfg.FleetForgetAfter)
+	if v, ok := d.GetOk("copy_max_concurrency"); ok {
+		cfg.CopyMaxConcurrency = v.(int)
+		if cfg.CopyMaxConcurrency < 1 || cfg.CopyMaxConcurrency > maxCopyMaxConcurrency {
+			return fmt.Errorf("copy_max_concurrency must be between 1 and %d, got %d", maxCopyMaxConcurrency, cfg.CopyMaxConcurrency)
+		}
+	}
 	switch {
 	case cfg.RefreshInterval < minRefreshInterval || cfg.RefreshInterval > maxRefreshInterval:
 		return fmt.Errorf("refresh_interval must be between %s and %s, got %s",

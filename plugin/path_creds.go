@@ -32,15 +32,23 @@ const pathCredsAllHelpSyn = `Copy the keys of every site of the role's corp, or 
 
 const pathCredsAllHelpDesc = `
 Write copies the primary key set of every site the API lists for the role's
-corp, a few sites at a time, and answers a per-site summary: "copied",
-"unchanged", "failed" (site: reason) and "not_at_api" (sites stored in Vault
-that the API no longer lists; they are kept). Sites that failed are left as
-they were; the others stay stored.
+corp, as many at a time as the API allows (up to copy_max_concurrency, see
+"config"). It answers within at most 30s (sooner if the request's deadline
+is nearer) with what is done so far: "state" (running, finished or stopped),
+"total", "done", "left", "failed" (site: reason), "started", "finished",
+"copied" and "unchanged" (site names) and, once finished, "not_at_api"
+(sites stored in Vault that the API no longer lists; they are kept). What is
+left goes on in the background on the active node. A write while a copy
+runs answers that copy's progress; the next copy tries first the sites the
+last one failed on. Sites that failed are left as they were; the others
+stay stored.
 
 Read is the directory of the stored sites, without any secret: "keys" (the
 site names, sorted), "sites" (site: accessKey, created, last_vault_rotation,
 non_primary_access_keys and "demoted", each older set's access_key and
-demoted_at) and "total" (all stored sites). A secret key is only ever read
+demoted_at), "total" (all stored sites) and "copy", the state of the last
+copy of all sites (as the write answers it, without the site lists; state
+"interrupted" if the node that ran it went away). A secret key is only ever read
 from creds/<role>/sites/<site>. A large answer pages: "limit" sites (default
 1000, at most 5000) after the site named "after"; "next_after" is the "after"
 of the next page, absent on the last. List answers only "keys".
@@ -269,6 +277,13 @@ func (b *backend) pathCredsReadAll(ctx context.Context, req *logical.Request, d 
 	}
 	if next != "" {
 		data["next_after"] = next
+	}
+	copyState, err := b.copyStatus(ctx, req.Storage, roleName)
+	if err != nil {
+		return nil, err
+	}
+	if copyState != nil {
+		data["copy"] = copyState
 	}
 	return &logical.Response{Data: data}, nil
 }

@@ -354,10 +354,14 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 			return nil, fmt.Errorf("deleting stored keys of site %q: %w", site, err)
 		}
 	}
+	if err := req.Storage.Delete(ctx, copyRecordKey(name)); err != nil {
+		return nil, fmt.Errorf("deleting the state of the copy of all sites of role %q: %w", name, err)
+	}
 	if err := req.Storage.Delete(ctx, rolePrefix+name); err != nil {
 		return nil, fmt.Errorf("deleting role %q: %w", name, err)
 	}
 	b.roleChanged(name)
+	b.forgetCopy(name)
 
 	if len(sites) == 0 && len(pending) == 0 {
 		return nil, nil
