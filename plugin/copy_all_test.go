@@ -289,19 +289,39 @@ func TestCopyAll_RunsOnlyWhereWritesAreSafe(t *testing.T) {
 	}
 }
 
+// roleOnOwnServer serves the simulator on a server of the test's own, with
+// handler wrapped and server set up by setUp, and writes role vault-user
+// for corp acme against it.
+func (e *testEnv) roleOnOwnServer(wrap func(http.Handler) http.Handler, setUp func(*httptest.Server)) {
+	e.t.Helper()
+	srv := httptest.NewUnstartedServer(wrap(e.sim))
+	setUp(srv)
+	srv.Start()
+	e.t.Cleanup(srv.Close)
+	e.ok(logical.UpdateOperation, "role/vault-user", map[string]interface{}{
+		"corp": "acme", "email": acmeEmail, "token": acmeToken, "api_url": srv.URL + sigscisim.APIPrefix,
+	})
+}
+
+// The API sees at most copy_max_concurrency calls of a copy at once.
 func TestCopyAll_ConcurrencyIsBoundedByTheMountConfig(t *testing.T) {
 	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.bulkCorp(12)
-	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"copy_max_concurrency": 3})
+	e.bulkCorp(37) // 40 sites
 	gauge := &concurrencyGauge{}
-	e.wrapAPI(func(c keysAPI) keysAPI { return &gaugedAPI{keysAPI: c, g: gauge} })
+	e.roleOnOwnServer(func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			gauge.enter()
+			defer gauge.leave()
+			h.ServeHTTP(w, r)
+		})
+	}, func(*httptest.Server) {})
+	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"copy_max_concurrency": 3})
 	e.sim.SetLatency(20 * time.Millisecond)
 	t.Cleanup(func() { e.sim.SetLatency(0) })
 
 	resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
-	if copied := resp.Data["copied"].([]string); len(copied) != 15 {
-		t.Fatalf("copied %d sites, want 15", len(copied))
+	if copied := resp.Data["copied"].([]string); len(copied) != 40 {
+		t.Fatalf("copied %d sites, want 40", len(copied))
 	}
 	if peak := gauge.peak(); peak > 3 || peak < 2 {
 		t.Fatalf("peak concurrent API calls %d, want 2..3", peak)
@@ -314,16 +334,12 @@ func TestCopyAll_ReusesItsConnections(t *testing.T) {
 	e := newTestEnv(t)
 	e.bulkCorp(37) // 40 sites
 	var dialed atomic.Int32
-	srv := httptest.NewUnstartedServer(e.sim)
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			dialed.Add(1)
+	e.roleOnOwnServer(func(h http.Handler) http.Handler { return h }, func(srv *httptest.Server) {
+		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				dialed.Add(1)
+			}
 		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	e.ok(logical.UpdateOperation, "role/vault-user", map[string]interface{}{
-		"corp": "acme", "email": acmeEmail, "token": acmeToken, "api_url": srv.URL + sigscisim.APIPrefix,
 	})
 	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"copy_max_concurrency": 8})
 	e.sim.SetLatency(5 * time.Millisecond)

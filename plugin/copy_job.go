@@ -28,6 +28,12 @@ const (
 	copyInterrupted = "interrupted" // its record says running, but no node runs it
 )
 
+// copyWorkersPerSlot is how many workers a copy has for each call its window
+// may have in flight at most. Only as many as the window can use copy at a
+// time (see enterWorker); the others stand in for workers waiting out a
+// refusal's Retry-After.
+const copyWorkersPerSlot = 4
+
 // copyJob is one copy of all sites of a role.
 type copyJob struct {
 	role    string
@@ -253,7 +259,7 @@ func (b *backend) lastFailedSites(ctx context.Context, s logical.Storage, roleNa
 func (b *backend) runCopy(ctx context.Context, s logical.Storage, job *copyJob, failedBefore map[string]bool) {
 	defer close(job.done)
 	defer job.cancel()
-	sites, err := b.listForCopy(ctx, s, job)
+	sites, limit, err := b.listForCopy(ctx, s, job)
 	if err != nil {
 		job.mu.Lock()
 		job.listErr = err
@@ -265,11 +271,11 @@ func (b *backend) runCopy(ctx context.Context, s logical.Storage, job *copyJob, 
 	b.saveCopy(ctx, s, job)
 
 	var wg sync.WaitGroup
-	for range job.ceiling {
+	for range job.ceiling * copyWorkersPerSlot {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b.copyWorker(ctx, s, job)
+			b.copyWorker(ctx, s, job, limit)
 		}()
 	}
 	wg.Wait()
@@ -282,17 +288,18 @@ func (b *backend) runCopy(ctx context.Context, s logical.Storage, job *copyJob, 
 	b.saveCopy(ctx, s, job)
 }
 
-// listForCopy reads the corp's site list with the role as it is now.
-func (b *backend) listForCopy(ctx context.Context, s logical.Storage, job *copyJob) ([]sigsci.Site, error) {
+// listForCopy reads the corp's site list with the role as it is now, and
+// returns the window of the client that read it.
+func (b *backend) listForCopy(ctx context.Context, s logical.Storage, job *copyJob) ([]sigsci.Site, *adaptiveLimit, error) {
 	r, c, err := b.roleForCopy(ctx, s, job)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sites, err := c.api.ListSites(ctx, r.Corp)
 	if err != nil {
-		return nil, upstreamError(fmt.Sprintf("listing the sites of corp %q", r.Corp), err)
+		return nil, nil, upstreamError(fmt.Sprintf("listing the sites of corp %q", r.Corp), err)
 	}
-	return sites, nil
+	return sites, c.limit, nil
 }
 
 // errCopyRoleGone stops a copy whose role was deleted or moved to another corp.
@@ -313,16 +320,22 @@ func (b *backend) roleForCopy(ctx context.Context, s logical.Storage, job *copyJ
 	return r, c, err
 }
 
-// copyWorker copies queued sites until the queue is empty or the job stops.
-// A site whose copy failed for a passing reason (rate limiting, 5xx, a
-// timeout) is tried once more at the end.
-func (b *backend) copyWorker(ctx context.Context, s logical.Storage, job *copyJob) {
-	for ctx.Err() == nil {
-		site, ok := job.next()
-		if !ok {
+// copyWorker copies queued sites, each once the window admits it, until the
+// queue is empty or the job stops. A site whose copy failed for a passing
+// reason (rate limiting, 5xx, a timeout) is tried once more at the end.
+func (b *backend) copyWorker(ctx context.Context, s logical.Storage, job *copyJob, limit *adaptiveLimit) {
+	for {
+		callCtx, w, err := limit.enterWorker(ctx)
+		if err != nil {
 			return
 		}
-		res := b.copyListedSite(ctx, s, job, site)
+		site, ok := job.next()
+		if !ok {
+			limit.leaveWorker(w)
+			return
+		}
+		res := b.copyListedSite(callCtx, s, job, site)
+		limit.leaveWorker(w)
 		if ctx.Err() != nil {
 			return // cut short: the site is left, not failed
 		}

@@ -509,18 +509,6 @@ func (g *concurrencyGauge) peak() int {
 	return g.max
 }
 
-// gaugedAPI measures how many key reads are in flight at once.
-type gaugedAPI struct {
-	keysAPI
-	g *concurrencyGauge
-}
-
-func (a *gaugedAPI) PrimaryKeys(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
-	a.g.enter()
-	defer a.g.leave()
-	return a.keysAPI.PrimaryKeys(ctx, corp, site)
-}
-
 func newHTTPServer(t *testing.T, h http.Handler) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(h)

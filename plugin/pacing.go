@@ -1,60 +1,51 @@
 package plugin
 
 import (
-	"bytes"
 	"context"
-	"io"
-	"net/http"
-	"strings"
 	"sync"
+	"time"
 )
 
 // The pace of the calls to the API. The API answers a client that calls too
-// fast with 429 (or 400 "Rate limit exceeded"), and publishes no limit, so
+// fast with 429 (or 400 "Rate limit exceeded") and publishes no limit, so
 // every role's client finds its pace itself: an adaptive window of calls in
-// flight that grows by one per window of answered calls and halves when the
-// API refuses for rate limiting (additive increase, multiplicative decrease,
-// as TCP does). A copy of all sites keeps the window full; single calls
-// (a copy of one site, a rotation) pass through the same window, so they
-// count against the same limit as the API does.
+// flight that grows while the API answers and shrinks when it refuses for
+// rate limiting (additive increase, multiplicative decrease). A copy of all
+// sites keeps the window full; single calls (a copy of one site, a
+// rotation) pass through the same window, as they count against the same
+// limit at the API.
 
 // initialCopyWindow is where the window of a new client starts.
 const initialCopyWindow = 4
 
-// rateLimitMessage is how the API words a rate limit it answers with 400.
-const rateLimitMessage = "rate limit exceeded"
+// windowCut is what a rate-limit refusal leaves of the window.
+const windowCut = 0.75
 
-// maxPeekBytes bounds how much of a 400 answer is read to find that wording.
-const maxPeekBytes = 64 << 10
+// windowsPerStep is how many windows of answered calls grow the window by
+// one. Growing by one per window, as TCP does, overshoots an API that counts
+// calls per second: its refusals come only once the second's quota is spent.
+const windowsPerStep = 4
 
-// callOutcome is what one call tells the window.
-type callOutcome int
+// minCutSpacing is the least time between two cuts of the window. An API
+// that counts calls per interval refuses every call until the interval
+// ends; those refusals are one signal, not one per call, and cutting on each
+// would empty the window just as the API takes calls again.
+const minCutSpacing = time.Second
 
-const (
-	callAnswered    callOutcome = iota // the API answered (any status but rate limiting or 5xx)
-	callRateLimited                    // the API refused the call for its rate
-	callFailed                         // 5xx or no answer: says nothing about the rate
-)
-
-func (o callOutcome) String() string {
-	switch o {
-	case callAnswered:
-		return "answered"
-	case callRateLimited:
-		return "rate limited"
-	}
-	return "failed"
-}
-
-// adaptiveLimit is the window of API calls in flight of one client.
+// adaptiveLimit is the window of API calls in flight of one client, and the
+// gate of the workers of a copy of all sites.
 type adaptiveLimit struct {
 	mu       sync.Mutex
 	ceiling  int
 	window   float64
 	inFlight int
-	sent     uint64        // calls admitted so far; a call's number is its order
-	cutAfter uint64        // calls numbered below this were sent before the last cut
-	wake     chan struct{} // closed when a slot frees or the window grows
+	sent     uint64    // calls admitted so far; a call's number is its order
+	cutAfter uint64    // calls numbered below this were sent before the last cut
+	cutAt    time.Time // when the window was last cut
+	workers  int       // copy workers admitted
+	waiting  int       // of those, the ones waiting out a refusal's Retry-After
+	wake     chan struct{}
+	now      func() time.Time
 }
 
 func newAdaptiveLimit(ceiling int) *adaptiveLimit {
@@ -63,6 +54,7 @@ func newAdaptiveLimit(ceiling int) *adaptiveLimit {
 		ceiling: ceiling,
 		window:  float64(min(initialCopyWindow, ceiling)),
 		wake:    make(chan struct{}),
+		now:     time.Now,
 	}
 }
 
@@ -85,120 +77,118 @@ func (l *adaptiveLimit) slots() int {
 	return max(int(l.window), 1)
 }
 
-// acquire waits for a free slot in the window and returns the call's number.
-func (l *adaptiveLimit) acquire(ctx context.Context) (uint64, error) {
+// signal wakes every waiter to look again. Caller holds mu.
+func (l *adaptiveLimit) signal() {
+	close(l.wake)
+	l.wake = make(chan struct{})
+}
+
+// waitUntil waits until ready (called with mu held) holds, and returns with
+// mu held; or returns the context's error without it.
+func (l *adaptiveLimit) waitUntil(ctx context.Context, ready func() bool) error {
 	for {
 		l.mu.Lock()
-		if l.inFlight < l.slots() {
-			l.inFlight++
-			call := l.sent
-			l.sent++
-			l.mu.Unlock()
-			return call, nil
+		if ready() {
+			return nil
 		}
 		wake := l.wake
 		l.mu.Unlock()
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			return 0, context.Cause(ctx)
+			return context.Cause(ctx)
 		}
 	}
 }
 
+// acquire waits for a free slot in the window and returns the call's number.
+// A copy worker that calls again has stopped waiting out a refusal.
+func (l *adaptiveLimit) acquire(ctx context.Context) (uint64, error) {
+	if w := workerOf(ctx, l); w != nil {
+		l.mu.Lock()
+		l.stopWaiting(w)
+		l.mu.Unlock()
+	}
+	if err := l.waitUntil(ctx, func() bool { return l.inFlight < l.slots() }); err != nil {
+		return 0, err
+	}
+	defer l.mu.Unlock()
+	l.inFlight++
+	call := l.sent
+	l.sent++
+	return call, nil
+}
+
 // release frees the slot of a call and adapts the window to its outcome. A
-// refusal of a call sent before the last cut is the same congestion the cut
-// answered, so the window halves at most once per window of calls.
-func (l *adaptiveLimit) release(call uint64, o callOutcome) {
+// refusal of a call sent before the last cut, or within minCutSpacing of
+// it, is the same congestion the cut answered.
+func (l *adaptiveLimit) release(ctx context.Context, call uint64, o callOutcome) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.inFlight--
 	switch {
 	case o == callAnswered:
-		l.window = min(l.window+1/l.window, float64(l.ceiling))
-	case o == callRateLimited && call >= l.cutAfter:
-		l.window = max(l.window/2, 1)
-		l.cutAfter = l.sent
-	}
-	close(l.wake)
-	l.wake = make(chan struct{})
-}
-
-// limitedTransport sends every request through the window of its client.
-type limitedTransport struct {
-	base  http.RoundTripper
-	limit *adaptiveLimit
-}
-
-// newAPIHTTPClient is the HTTP client of one role's API client: connections
-// are kept for reuse (up to pool per host, so a copy at full window does not
-// open a connection per call) and every call goes through the window.
-func newAPIHTTPClient(limit *adaptiveLimit, pool int) *http.Client {
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.MaxIdleConns = max(base.MaxIdleConns, pool)
-	base.MaxIdleConnsPerHost = pool
-	return &http.Client{Transport: &limitedTransport{base: base, limit: limit}}
-}
-
-func (t *limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	call, err := t.limit.acquire(req.Context())
-	if err != nil {
-		if req.Body != nil {
-			_ = req.Body.Close()
+		l.window = min(l.window+1/(l.window*windowsPerStep), float64(l.ceiling))
+	case o == callRateLimited:
+		if w := workerOf(ctx, l); w != nil && !w.waiting {
+			w.waiting = true
+			l.waiting++
 		}
-		return nil, err
+		if call >= l.cutAfter && l.now().Sub(l.cutAt) >= minCutSpacing {
+			l.window = max(l.window*windowCut, 1)
+			l.cutAfter = l.sent
+			l.cutAt = l.now()
+		}
 	}
-	resp, err := t.base.RoundTrip(req)
-	if err != nil {
-		t.limit.release(call, callFailed)
-		return nil, err
-	}
-	// The call holds its slot (and its connection) until its answer is
-	// read and closed, so the next call finds the connection free.
-	outcome := outcomeOf(resp)
-	resp.Body = &releasingBody{ReadCloser: resp.Body, release: func() { t.limit.release(call, outcome) }}
-	return resp, nil
+	l.signal()
 }
 
-// releasingBody frees its call's slot when the answer is closed.
-type releasingBody struct {
-	io.ReadCloser
-	once    sync.Once
-	release func()
+// copyWorker is one worker of a copy of all sites as its window sees it;
+// it rides in the context of the worker's calls.
+type copyWorker struct {
+	limit   *adaptiveLimit
+	waiting bool // its last call was refused; guarded by limit.mu
 }
 
-func (b *releasingBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.once.Do(b.release)
-	return err
+type copyWorkerKey struct{}
+
+// workerOf is the copy worker that makes a call through l, if any.
+func workerOf(ctx context.Context, l *adaptiveLimit) *copyWorker {
+	w, _ := ctx.Value(copyWorkerKey{}).(*copyWorker)
+	if w == nil || w.limit != l {
+		return nil
+	}
+	return w
 }
 
-// closeIdle closes the kept connections of a client no longer used.
-func (t *limitedTransport) closeIdle() {
-	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
+// enterWorker admits a copy worker once the window can use it: while the
+// workers not waiting out a refusal are fewer than the window plus one
+// (ready for the next free slot). A worker waiting out a Retry-After thus
+// lets another one in, and the window never idles while some sleep. The
+// returned context carries the worker to its calls.
+func (l *adaptiveLimit) enterWorker(ctx context.Context) (context.Context, *copyWorker, error) {
+	if err := l.waitUntil(ctx, func() bool { return l.workers-l.waiting < l.slots()+1 }); err != nil {
+		return nil, nil, err
 	}
+	defer l.mu.Unlock()
+	l.workers++
+	w := &copyWorker{limit: l}
+	return context.WithValue(ctx, copyWorkerKey{}, w), w, nil
 }
 
-// outcomeOf classifies an answer. A 400 is read (and put back) to tell a
-// rate limit from a bad request.
-func outcomeOf(resp *http.Response) callOutcome {
-	switch {
-	case resp.StatusCode == http.StatusTooManyRequests:
-		return callRateLimited
-	case resp.StatusCode >= 500:
-		return callFailed
-	case resp.StatusCode != http.StatusBadRequest:
-		return callAnswered
+// leaveWorker ends a worker's turn (its site is done).
+func (l *adaptiveLimit) leaveWorker(w *copyWorker) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stopWaiting(w)
+	l.workers--
+	l.signal()
+}
+
+// stopWaiting marks w as no longer waiting out a refusal. Caller holds mu.
+func (l *adaptiveLimit) stopWaiting(w *copyWorker) {
+	if w.waiting {
+		w.waiting = false
+		l.waiting--
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxPeekBytes))
-	rest := resp.Body
-	resp.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(body), rest), rest}
-	if err == nil && strings.Contains(strings.ToLower(string(body)), rateLimitMessage) {
-		return callRateLimited
-	}
-	return callAnswered
 }

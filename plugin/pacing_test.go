@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 )
 
 // admit takes n calls through the limit and returns them in order.
@@ -29,7 +30,7 @@ func TestAdaptiveLimit_GrowsWhileCallsSucceedUpToTheCeiling(t *testing.T) {
 	}
 	for range 100 {
 		for _, call := range admit(t, l, l.current()) {
-			l.release(call, callAnswered)
+			l.release(context.Background(), call, callAnswered)
 		}
 	}
 	if got := l.current(); got != 8 {
@@ -37,39 +38,94 @@ func TestAdaptiveLimit_GrowsWhileCallsSucceedUpToTheCeiling(t *testing.T) {
 	}
 }
 
-func TestAdaptiveLimit_HalvesOncePerWindowOnRateLimiting(t *testing.T) {
+func TestAdaptiveLimit_ShrinksOncePerSecondOnRateLimiting(t *testing.T) {
+	clock := newFakeClock(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
 	l := newAdaptiveLimit(16)
-	for range 200 {
+	l.now = clock.Now
+	for range 400 {
 		for _, call := range admit(t, l, l.current()) {
-			l.release(call, callAnswered)
+			l.release(context.Background(), call, callAnswered)
 		}
 	}
-	calls := admit(t, l, 16)
+	if got := l.current(); got != 16 {
+		t.Fatalf("the window grew to %d, want the ceiling 16", got)
+	}
 	// Every call of the window was refused: that is one signal, not 16.
-	for _, call := range calls {
-		l.release(call, callRateLimited)
+	for _, call := range admit(t, l, 16) {
+		l.release(context.Background(), call, callRateLimited)
 	}
-	if got := l.current(); got != 8 {
-		t.Fatalf("after a refused window the window is %d, want 8", got)
+	if got := l.current(); got != 12 {
+		t.Fatalf("after a refused window the window is %d, want 12", got)
 	}
-	// A call sent after the cut and refused again cuts again.
-	later := admit(t, l, 1)
-	l.release(later[0], callRateLimited)
-	if got := l.current(); got != 4 {
-		t.Fatalf("after a second refusal the window is %d, want 4", got)
+	// Refused again within the second (the API's interval has not ended):
+	// the same signal.
+	call := admit(t, l, 1)
+	l.release(context.Background(), call[0], callRateLimited)
+	if got := l.current(); got != 12 {
+		t.Fatalf("a refusal within a second of the cut moved the window to %d", got)
 	}
-	for range 10 {
+	// A second later, still refused: cut again, never below 1.
+	for range 20 {
+		clock.Add(time.Second)
 		call := admit(t, l, 1)
-		l.release(call[0], callRateLimited)
+		l.release(context.Background(), call[0], callRateLimited)
 	}
 	if got := l.current(); got != 1 {
-		t.Fatalf("the window fell to %d, want at least 1", got)
+		t.Fatalf("the window fell to %d, want 1", got)
 	}
 	// A failed call (5xx, connection) neither grows nor shrinks it.
-	call := admit(t, l, 1)
-	l.release(call[0], callFailed)
-	if got := l.current(); got != 1 {
-		t.Fatalf("a failed call moved the window to %d", got)
+	before := l.size()
+	call = admit(t, l, 1)
+	l.release(context.Background(), call[0], callFailed)
+	if got := l.size(); got != before {
+		t.Fatalf("a failed call moved the window from %v to %v", before, got)
+	}
+}
+
+// A copy has more workers than its window has slots; the window lets in as
+// many as it can use, and one more for each worker waiting out a refusal.
+func TestAdaptiveLimit_AdmitsWorkersTheWindowCanUse(t *testing.T) {
+	l := newAdaptiveLimit(8) // window 4: admits 5 workers
+	l.now = newFakeClock(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)).Now
+	var workers []*copyWorker
+	var ctxs []context.Context
+	for range 5 {
+		ctx, w, err := l.enterWorker(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		workers, ctxs = append(workers, w), append(ctxs, ctx)
+	}
+	full, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := l.enterWorker(full); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a sixth worker got in: %v", err)
+	}
+	// Two workers' calls are refused (the window shrinks to 3): they wait
+	// out the Retry-After, so another worker may work meanwhile.
+	for _, ctx := range ctxs[:2] {
+		call, err := l.acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.release(ctx, call, callRateLimited)
+	}
+	_, w6, err := l.enterWorker(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its retry makes it a worker again, and the gate is full once more.
+	if _, err := l.acquire(ctxs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.enterWorker(full); !errors.Is(err, context.Canceled) {
+		t.Fatal("the gate stayed open after the waiting worker called again")
+	}
+	// Two sites done: room for one worker again (4 active at a window of 3).
+	l.leaveWorker(w6)
+	l.leaveWorker(workers[2])
+	if _, _, err := l.enterWorker(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -89,8 +145,8 @@ func TestAdaptiveLimit_WaitsForAFreeSlotOrTheCaller(t *testing.T) {
 		}
 		admitted <- call
 	}()
-	l.release(first[0], callAnswered)
-	l.release(<-admitted, callAnswered)
+	l.release(context.Background(), first[0], callAnswered)
+	l.release(context.Background(), <-admitted, callAnswered)
 }
 
 func TestLimitedTransport_KnowsRateLimitingFromItsAnswers(t *testing.T) {
