@@ -52,8 +52,9 @@ of a host not heard from for this long is deleted by a periodic tidy.
 
 copy_max_concurrency (default 16, 1 to 64): the most API calls a copy of all
 sites makes at once, and the HTTP connections it keeps open for reuse. The
-copy starts lower, grows while the API answers, and halves when the API
-answers that its rate limit is exceeded.
+copy starts lower, grows while the API answers, and shrinks by a quarter
+(at most once a second) when the API answers that its rate limit is
+exceeded.
 
 A write changes only the fields it names.
 `
