@@ -184,7 +184,7 @@ func (b *backend) automateSite(ctx context.Context, req *logical.Request, r *rol
 		}
 		return
 	}
-	resp, err := b.rotateSite(ctx, req, name, site)
+	resp, err := b.rotateSite(ctx, req, name, site, "")
 	if err != nil {
 		if b.auto.once("rotate-error "+tag, every, now) {
 			log.Warn("scheduled rotation failed; retried while its window is open", "error", err)

@@ -51,10 +51,12 @@ const (
 )
 
 // walRollbackMinAge is how old a WAL entry must be before Vault's periodic
-// rollback looks at it. Recovery takes the site's lock and checks that the
-// entry still exists, so an entry of a rotation still in flight is never
-// acted upon twice; the age only keeps rollback from queueing on that lock.
-const walRollbackMinAge = time.Minute
+// rollback looks at it. It outlasts operationDeadline, the longest an
+// operation holds its entry, so the rollback never completes an operation
+// that another backend instance (the old process of a plugin reload, an
+// active node not quite stopped) is still running; within one instance the
+// site's lock already keeps them apart. aws and gcp use 5 minutes too.
+const walRollbackMinAge = 5 * time.Minute
 
 // fullSemverRe requires all three version numbers: go-version alone also
 // takes "v1" as "v1.0.0", which would not match a registered "v1.0.0".
@@ -93,6 +95,8 @@ type backend struct {
 	roleLocks []*locksutil.LockEntry
 	siteLocks []*locksutil.LockEntry
 
+	wal *walIndex // this instance's view of the WAL (wal_index.go)
+
 	clientsMu sync.Mutex
 	clients   map[string]cachedClient
 	memo      *entryMemo // the roles and the mount config, as last read
@@ -124,6 +128,7 @@ func newBackend(pluginVersion string, newClient clientFactory) *backend {
 		roleLocks: locksutil.CreateLocks(),
 		siteLocks: locksutil.CreateLocks(),
 		clients:   make(map[string]cachedClient),
+		wal:       newWALIndex(),
 		memo:      newEntryMemo(),
 		copies:    make(map[string]*copyJob),
 		recovered: make(chan struct{}),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
@@ -13,6 +14,8 @@ import (
 
 // keysAPI is the part of the Signal Sciences API the engine uses. The real
 // implementation is *sigsci.Client; tests may wrap it to inject faults.
+// ListKeySets marks as primary the set GET .../keys names (the list's own
+// flag is only cross-checked), so every decision below rests on that.
 type keysAPI interface {
 	ListSites(ctx context.Context, corp string) ([]sigsci.Site, error)
 	PrimaryKeys(ctx context.Context, corp, site string) (sigsci.KeySet, error)
@@ -24,16 +27,17 @@ type keysAPI interface {
 var _ keysAPI = (*sigsci.Client)(nil)
 
 // clientFactory builds an API client for a role that sends its calls with
-// hc.
-type clientFactory func(r *roleEntry, hc *http.Client) (keysAPI, error)
+// hc; the client reports answers of an unexpected shape to log.
+type clientFactory func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error)
 
 // newSigsciClient is the production clientFactory.
-func newSigsciClient(r *roleEntry, hc *http.Client) (keysAPI, error) {
+func newSigsciClient(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
 	c, err := sigsci.New(sigsci.Config{
 		BaseURL:    r.APIURL,
 		Email:      r.Email,
 		Token:      r.Token,
 		HTTPClient: hc,
+		Logger:     log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building API client for corp %q: %w", r.Corp, err)
@@ -81,7 +85,7 @@ func (b *backend) cachedClientFor(name string, r *roleEntry, ceiling int) (cache
 	}
 	limit := newAdaptiveLimit(ceiling)
 	hc := newAPIHTTPClient(limit, ceiling)
-	api, err := b.newClient(r, hc)
+	api, err := b.newClient(r, hc, b.Logger().Named("api"))
 	if err != nil {
 		return cachedClient{}, err
 	}
@@ -114,11 +118,12 @@ func (b *backend) dropAllClients() {
 }
 
 // isPermanentAPIError reports whether retrying the same call later cannot
-// help: the API answered with a 4xx other than 408 and 429.
+// help: the API answered with a 4xx other than 408 and rate limiting (a 429,
+// or a 400 that says the rate limit was exceeded).
 func isPermanentAPIError(err error) bool {
 	status := sigsci.StatusCode(err)
 	return status >= 400 && status < 500 &&
-		status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
+		status != http.StatusRequestTimeout && !sigsci.IsRateLimited(err)
 }
 
 // upstreamError turns an API failure into an error for the Vault caller. A

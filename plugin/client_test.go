@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
@@ -49,13 +50,17 @@ func TestIsPermanentAPIError(t *testing.T) {
 	if isPermanentAPIError(errors.New("network")) {
 		t.Fatal("a network error is not permanent")
 	}
+	limited := &sigsci.APIError{StatusCode: http.StatusBadRequest, Message: "Rate limit exceeded", RateLimited: true}
+	if isPermanentAPIError(fmt.Errorf("wrapped: %w", limited)) {
+		t.Fatal("a 400 that says the rate limit was exceeded is not permanent")
+	}
 }
 
 func TestClientCache_OnePerRoleUntilDropped(t *testing.T) {
 	built := 0
-	b := newBackend("v0.1.0", func(r *roleEntry, hc *http.Client) (keysAPI, error) {
+	b := newBackend("v0.1.0", func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
 		built++
-		return newSigsciClient(r, hc)
+		return newSigsciClient(r, hc, log)
 	})
 	r := &roleEntry{Corp: "acme", Email: acmeEmail, Token: acmeToken, APIURL: sigsci.DefaultBaseURL}
 	for range 3 {
@@ -78,9 +83,9 @@ func TestClientCache_OnePerRoleUntilDropped(t *testing.T) {
 
 func TestClientCache_RebuiltWhenTheRoleChanged(t *testing.T) {
 	built := 0
-	b := newBackend("v0.1.0", func(r *roleEntry, hc *http.Client) (keysAPI, error) {
+	b := newBackend("v0.1.0", func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
 		built++
-		return newSigsciClient(r, hc)
+		return newSigsciClient(r, hc, log)
 	})
 	r := &roleEntry{Corp: "acme", Email: acmeEmail, Token: acmeToken, APIURL: sigsci.DefaultBaseURL}
 	if _, err := b.client("vault-user", r); err != nil {

@@ -78,28 +78,46 @@ func newTestEnv(t *testing.T) *testEnv {
 	e.sim.SetRetryAfter(0) // honouring a 429's Retry-After costs no test time
 	e.srv = httptest.NewServer(e.sim)
 	t.Cleanup(e.srv.Close)
-
 	e.startBackend()
-	t.Cleanup(func() {
-		e.b.Cleanup(context.Background())
-		e.assertNoSecretInLogs()
-	})
 	return e
 }
 
-// startBackend sets up a new backend of the mount on the environment's
-// storage.
+// startBackend sets up a backend instance of the mount over the env's
+// storage, as Vault does when it mounts the engine or a node becomes active.
 func (e *testEnv) startBackend() {
 	e.t.Helper()
-	e.b = newBackend("v0.1.0-test", e.newClient)
-	e.b.now = e.clock.Now
+	b := newBackend("v0.1.0-test", e.newClient)
+	b.now = e.clock.Now
 	conf := logical.TestBackendConfig()
 	conf.StorageView = e.storage
 	conf.System.(*logical.StaticSystemView).PluginEnvironment = &logical.PluginEnvironment{VaultVersion: "1.19.0"}
 	conf.Logger = hclog.New(&hclog.LoggerOptions{Output: e.logs, Level: hclog.Trace})
-	if err := e.b.Setup(context.Background(), conf); err != nil {
+	if err := b.Setup(context.Background(), conf); err != nil {
 		e.t.Fatalf("setup: %v", err)
 	}
+	e.b = b
+	e.t.Cleanup(func() {
+		b.Cleanup(context.Background())
+		e.assertNoSecretInLogs()
+	})
+}
+
+// secondMount is another mount of the engine (its own storage and
+// backend) on the same API and clock: another Vault cluster or mount that
+// manages the same corp.
+func (e *testEnv) secondMount() *testEnv {
+	e.t.Helper()
+	m := &testEnv{
+		t:       e.t,
+		storage: &logical.InmemStorage{},
+		sim:     e.sim,
+		srv:     e.srv,
+		logs:    &syncBuffer{},
+		secrets: map[string]bool{},
+		clock:   e.clock,
+	}
+	m.startBackend()
+	return m
 }
 
 // restart stops the backend, as Vault does on a seal, a step-down or a
@@ -112,11 +130,12 @@ func (e *testEnv) restart() {
 
 // clientConfig is the API client configuration used in tests: short
 // timeouts and backoffs, so fault tests run fast.
-func clientConfig(baseURL, email, token string) sigsci.Config {
+func clientConfig(baseURL, email, token string, log hclog.Logger) sigsci.Config {
 	return sigsci.Config{
 		BaseURL:    baseURL,
 		Email:      email,
 		Token:      token,
+		Logger:     log,
 		Timeout:    2 * time.Second,
 		MaxRetries: 3,
 		MinBackoff: time.Millisecond,
@@ -124,8 +143,8 @@ func clientConfig(baseURL, email, token string) sigsci.Config {
 	}
 }
 
-func (e *testEnv) newClient(r *roleEntry, hc *http.Client) (keysAPI, error) {
-	cfg := clientConfig(r.APIURL, r.Email, r.Token)
+func (e *testEnv) newClient(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
+	cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
 	cfg.HTTPClient = hc
 	c, err := sigsci.New(cfg)
 	if err != nil {
@@ -149,7 +168,7 @@ func (e *testEnv) wrapAPI(wrap func(keysAPI) keysAPI) {
 // the dashboard, or a step an interrupted operation had already done).
 func (e *testEnv) api(email, token string) *sigsci.Client {
 	e.t.Helper()
-	c, err := sigsci.New(clientConfig(e.apiURL(), email, token))
+	c, err := sigsci.New(clientConfig(e.apiURL(), email, token, nil))
 	if err != nil {
 		e.t.Fatalf("api client: %v", err)
 	}
@@ -354,6 +373,16 @@ func (e *testEnv) simSets(corp, site string) (all []string, primary string) {
 		}
 	}
 	return all, primary
+}
+
+// apiCalls is the number of calls the simulator has received since its
+// counters were last reset.
+func (e *testEnv) apiCalls() int {
+	n := 0
+	for _, calls := range e.sim.CallCounts() {
+		n += calls
+	}
+	return n
 }
 
 // walCount is the number of WAL entries in storage.

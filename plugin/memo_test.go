@@ -3,22 +3,10 @@ package plugin
 import (
 	"context"
 	"net/http"
-	"sync/atomic"
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
-
-// countingStorage counts the storage reads of the requests sent through it.
-type countingStorage struct {
-	logical.Storage
-	gets atomic.Int64
-}
-
-func (c *countingStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
-	c.gets.Add(1)
-	return c.Storage.Get(ctx, key)
-}
 
 // countStorage makes every later request go through a counting storage.
 func (e *testEnv) countStorage() *countingStorage {

@@ -22,6 +22,9 @@ const (
 	maxFleetForgetAfter     = 8760 * time.Hour
 	maxRetireMinOverlap     = 720 * time.Hour
 
+	defaultPendingMaxAge      = 24 * time.Hour
+	minPendingMaxAge          = 10 * time.Minute
+	maxPendingMaxAge          = 8760 * time.Hour
 	defaultCopyMaxConcurrency = 16
 	maxCopyMaxConcurrency     = 64
 )
@@ -49,6 +52,13 @@ non-primary for this long.
 
 fleet_forget_after (default 720h, longer than fleet_stale_after): the report
 of a host not heard from for this long is deleted by a periodic tidy.
+
+pending_max_age (default 24h, 10m to 8760h; 0 sets it back to the default):
+a rotation or retirement that Vault could not complete for this long (the
+API kept refusing or failing) is given up: it is logged once, no longer
+holds up the site's rotations and retirements, and stays listed under
+"pending_operations" of rotate/sites/<site> until the next successful
+rotate or retire of the site reports it.
 
 copy_max_concurrency (default 16, 1 to 64): the most API calls a copy of all
 sites makes at once, and the HTTP connections it keeps open for reuse. The
@@ -83,6 +93,11 @@ func (b *backend) pathConfig() []*framework.Path {
 				Description: "The report of a host not heard from for this long is deleted. Default 720h; longer than fleet_stale_after.",
 				Default:     int(defaultFleetForgetAfter.Seconds()),
 			},
+			"pending_max_age": {
+				Type:        framework.TypeDurationSecond,
+				Description: "An unfinished rotation or retirement older than this is given up: it no longer holds up the site, and stays listed. Default (and 0) 24h; 10m to 8760h.",
+				Default:     int(defaultPendingMaxAge.Seconds()),
+			},
 			"copy_max_concurrency": {
 				Type:        framework.TypeInt,
 				Description: "The most API calls a copy of all sites makes at once, and the HTTP connections kept for them. Default 16, 1 to 64.",
@@ -113,6 +128,7 @@ type mountConfig struct {
 	FleetStaleAfter  time.Duration `json:"fleet_stale_after,omitempty"`
 	RetireMinOverlap time.Duration `json:"retire_min_overlap,omitempty"`
 	FleetForgetAfter time.Duration `json:"fleet_forget_after,omitempty"`
+	PendingMaxAge    time.Duration `json:"pending_max_age,omitempty"`
 	// CopyMaxConcurrency bounds the API calls of a copy of all sites; 0
 	// means the default.
 	CopyMaxConcurrency int `json:"copy_max_concurrency,omitempty"`
@@ -131,6 +147,11 @@ func (c *mountConfig) staleAfter() time.Duration {
 // forgetAfter is how long a host's report is kept at all.
 func (c *mountConfig) forgetAfter() time.Duration {
 	return cmp.Or(c.FleetForgetAfter, defaultFleetForgetAfter)
+}
+
+// pendingMaxAge is how long an unfinished operation holds up its site.
+func (c *mountConfig) pendingMaxAge() time.Duration {
+	return cmp.Or(c.PendingMaxAge, defaultPendingMaxAge)
 }
 
 // retireMinOverlap is how long a demoted set must stay when no host reports.
@@ -171,6 +192,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 		"fleet_stale_after":    int(cfg.staleAfter().Seconds()),
 		"retire_min_overlap":   int(cfg.retireMinOverlap().Seconds()),
 		"fleet_forget_after":   int(cfg.forgetAfter().Seconds()),
+		"pending_max_age":      int(cfg.pendingMaxAge().Seconds()),
 		"copy_max_concurrency": cfg.copyMaxConcurrency(),
 	}}, nil
 }
@@ -207,6 +229,7 @@ func mergeConfig(cfg *mountConfig, d *framework.FieldData) error {
 	seconds("fleet_stale_after", &cfg.FleetStaleAfter)
 	seconds("retire_min_overlap", &cfg.RetireMinOverlap)
 	seconds("fleet_forget_after", &cfg.FleetForgetAfter)
+	seconds("pending_max_age", &cfg.PendingMaxAge)
 	if v, ok := d.GetOk("copy_max_concurrency"); ok {
 		cfg.CopyMaxConcurrency = v.(int)
 		if cfg.CopyMaxConcurrency < 1 || cfg.CopyMaxConcurrency > maxCopyMaxConcurrency {
@@ -214,6 +237,9 @@ func mergeConfig(cfg *mountConfig, d *framework.FieldData) error {
 		}
 	}
 	switch {
+	case cfg.PendingMaxAge != 0 && (cfg.PendingMaxAge < minPendingMaxAge || cfg.PendingMaxAge > maxPendingMaxAge):
+		return fmt.Errorf("pending_max_age must be between %s and %s (0: the default, %s), got %s",
+			minPendingMaxAge, maxPendingMaxAge, defaultPendingMaxAge, cfg.PendingMaxAge)
 	case cfg.RefreshInterval < minRefreshInterval || cfg.RefreshInterval > maxRefreshInterval:
 		return fmt.Errorf("refresh_interval must be between %s and %s, got %s",
 			minRefreshInterval, maxRefreshInterval, cfg.RefreshInterval)

@@ -56,6 +56,7 @@ func TestConfig_FleetFields(t *testing.T) {
 		"fleet_stale_after":    1800,
 		"retire_min_overlap":   120, // 2 x refresh_interval
 		"fleet_forget_after":   2592000,
+		"pending_max_age":      86400,
 		"copy_max_concurrency": 16,
 	}
 	if got := read(); !reflect.DeepEqual(got, want) {
@@ -65,7 +66,7 @@ func TestConfig_FleetFields(t *testing.T) {
 	// A write changes only the fields it names.
 	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"fleet_stale_after": "10m", "fleet_forget_after": "48h"})
 	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"refresh_interval": "30s"})
-	want = map[string]interface{}{"refresh_interval": 30, "fleet_stale_after": 600, "retire_min_overlap": 60, "fleet_forget_after": 172800,
+	want = map[string]interface{}{"refresh_interval": 30, "fleet_stale_after": 600, "retire_min_overlap": 60, "fleet_forget_after": 172800, "pending_max_age": 86400,
 		"copy_max_concurrency": 16}
 	if got := read(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after partial writes %v, want %v", got, want)
@@ -119,4 +120,22 @@ func TestConfig_CopyMaxConcurrency(t *testing.T) {
 		t.Fatalf("copy_max_concurrency=many: status %d", status)
 	}
 	e.assertStorageUnchanged(before)
+}
+
+func TestConfig_PendingMaxAge(t *testing.T) {
+	e := newTestEnv(t)
+	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"pending_max_age": "2h"})
+	if got := e.ok(logical.ReadOperation, "config", nil).Data["pending_max_age"]; got != 7200 {
+		t.Fatalf("pending_max_age = %v, want 7200", got)
+	}
+	before := e.storageSnapshot()
+	for _, bad := range []interface{}{"5m", "8761h"} {
+		e.fails(logical.UpdateOperation, "config", map[string]interface{}{"pending_max_age": bad},
+			http.StatusBadRequest, "pending_max_age must be between 10m0s and 8760h0m0s")
+	}
+	e.assertStorageUnchanged(before)
+	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"pending_max_age": 0})
+	if got := e.ok(logical.ReadOperation, "config", nil).Data["pending_max_age"]; got != 86400 {
+		t.Fatalf("pending_max_age=0 is not the default again: %v", got)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -270,8 +271,8 @@ func TestCreds_CopyTimesOut(t *testing.T) {
 	e.copySite("vault-user", "www")
 	before := e.storageSnapshot()
 
-	e.b.newClient = func(r *roleEntry, hc *http.Client) (keysAPI, error) {
-		cfg := clientConfig(r.APIURL, r.Email, r.Token)
+	e.b.newClient = func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
+		cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
 		cfg.HTTPClient = hc
 		cfg.Timeout = 50 * time.Millisecond
 		cfg.MaxRetries = 1
@@ -356,8 +357,8 @@ func TestCreds_CopyAllWithTimeoutsReportsEverySiteAndKeepsOldKeys(t *testing.T) 
 	e.copySite("vault-user", "www")
 	before := e.storageSnapshot()
 
-	e.b.newClient = func(r *roleEntry, hc *http.Client) (keysAPI, error) {
-		cfg := clientConfig(r.APIURL, r.Email, r.Token)
+	e.b.newClient = func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
+		cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
 		cfg.HTTPClient = hc
 		cfg.Timeout = 100 * time.Millisecond
 		cfg.MaxRetries = 1
@@ -550,5 +551,32 @@ func TestCreds_ReadAllPages(t *testing.T) {
 		{map[string]interface{}{"after": "Not A Site"}, "after:"},
 	} {
 		e.fails(logical.ReadOperation, "creds/vault-user/sites/", tc.data, http.StatusBadRequest, tc.want)
+	}
+}
+
+// A proxy's error page, or an API error with fields besides "message",
+// reaches the Vault caller as the API's message only, never as the body.
+func TestCreds_APIErrorBodiesAreNotReflected(t *testing.T) {
+	e := newTestEnv(t)
+	api := newHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/sites/www/") {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusBadGateway)
+			fmt.Fprint(w, "<html><body>upstream proxy 10.0.0.7 refused</body></html>")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `{"message":"corp suspended","internal":"db-host-7","echo":"`+r.Header.Get("x-api-token")+`"}`)
+	}))
+	e.ok(logical.UpdateOperation, "role/r", map[string]interface{}{
+		"corp": "acme", "email": acmeEmail, "token": acmeToken, "api_url": api.URL + sigscisim.APIPrefix,
+	})
+	html := e.fails(logical.UpdateOperation, "creds/r/sites/www", nil, http.StatusBadGateway, "502 Bad Gateway (the answer carries no JSON message: text/html, ")
+	extra := e.fails(logical.UpdateOperation, "creds/r/sites/api", nil, http.StatusBadGateway, "403 Forbidden: corp suspended")
+	for _, msg := range []string{html, extra} {
+		if containsAny(msg, "upstream proxy", "10.0.0.7", "<html>", "db-host-7", "internal", acmeToken) {
+			t.Errorf("the answer reflects the API's body: %s", msg)
+		}
 	}
 }

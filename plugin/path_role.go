@@ -33,6 +33,11 @@ sent again. The token is write-only: reads never return it.
 Changing the corp of a role that holds stored keys is refused; delete the
 stored keys first, or create another role.
 
+api_url must be an https:// URL; http:// is accepted only for a loopback
+host (127.0.0.0/8, ::1, localhost), such as a local simulator, so the token
+never crosses a network in clear. Changing api_url needs the token again.
+API errors in answers carry only the API's JSON "message", never a raw body.
+
 A role may rotate its sites on a schedule: rotation_schedule (a standard
 5-field cron spec, UTC), rotation_window (default 1h: a rotation starts only
 within this long after its scheduled time; the sites are spread over its
@@ -46,6 +51,9 @@ Delete refuses to remove a role that still holds stored keys and says how many
 sites it holds; pass force=true to delete the role and its stored keys from
 Vault (key sets at the API are left untouched).
 `
+
+const apiURLDescription = "API root URL. Default " + sigsci.DefaultBaseURL + ". Must be https://; http:// is accepted " +
+	"only for a loopback host (127.0.0.0/8, ::1, localhost), such as a local simulator. Changing it needs the token again."
 
 func (b *backend) pathRoles() []*framework.Path {
 	return []*framework.Path{
@@ -95,7 +103,7 @@ func (b *backend) pathRoles() []*framework.Path {
 				},
 				"api_url": {
 					Type:        framework.TypeString,
-					Description: "API root URL. Default " + sigsci.DefaultBaseURL,
+					Description: apiURLDescription,
 					DisplayAttrs: &framework.DisplayAttributes{
 						Name: "API URL",
 					},

@@ -154,6 +154,10 @@ func TestRole_Validation(t *testing.T) {
 		{"api_url with credentials", "role/r", with("api_url", "https://u:p@api.example"), "credentials"},
 		{"api_url with query", "role/r", with("api_url", "https://api.example/?x=1"), "query"},
 		{"api_url oversized", "role/r", with("api_url", "https://api.example/"+strings.Repeat("a", maxAPIURLLen)), "longer than"},
+		{"api_url http to a remote host", "role/r", with("api_url", "http://api.example/api/v0"), "api_url must use https://"},
+		{"api_url http to a private address", "role/r", with("api_url", "http://10.1.2.3:8085/api/v0"), "api_url must use https://"},
+		{"api_url http to a name like a loopback address", "role/r", with("api_url", "http://127.0.0.1.nip.io/api/v0"), "api_url must use https://"},
+		{"api_url http to a subdomain of localhost", "role/r", with("api_url", "http://localhost.attacker.example/api/v0"), "api_url must use https://"},
 		{"role name with space", "role/bad name", valid(), "role name \"bad name\" is invalid"},
 		{"role name starts with dash", "role/-r", valid(), "is invalid"},
 		{"oversized role name", "role/" + strings.Repeat("r", maxRoleNameLen+1), valid(), "longer than"},
@@ -170,6 +174,19 @@ func TestRole_Validation(t *testing.T) {
 			e.assertStorageUnchanged(before)
 		})
 	}
+
+	t.Run("api_url over http only to a loopback host", func(t *testing.T) {
+		e := newTestEnv(t)
+		for _, u := range []string{
+			"http://127.0.0.1:8085/api/v0", "http://127.9.9.9/api/v0", "http://[::1]:8085/api/v0",
+			"http://localhost:8085/api/v0", "http://LocalHost/api/v0", "https://api.example/api/v0",
+		} {
+			e.ok(logical.UpdateOperation, "role/r", with("api_url", u))
+			if got := str(t, e.ok(logical.ReadOperation, "role/r", nil), "api_url"); got != u {
+				t.Fatalf("api_url %q stored as %q", u, got)
+			}
+		}
+	})
 
 	t.Run("create needs every field", func(t *testing.T) {
 		e := newTestEnv(t)

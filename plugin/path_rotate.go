@@ -19,8 +19,11 @@ non-primary set, so hosts keep working until they have read the new keys. The
 answer holds the new "accessKey" and metadata, never the secret: read it from
 creds/<role>/sites/<site>.
 
-Delete retires every key set the API lists as non-primary for the site: it is
-deleted at the API and from Vault. It is refused if the API's primary set is
+Delete retires the site's non-primary key sets that this mount stored (the
+sets it rotated away from): each is deleted at the API and from Vault.
+Neither operation ever deletes a key set made elsewhere (another mount or
+Vault cluster, Terraform, a person in the dashboard): both answers list such
+sets by access key as "untracked" and leave them alone. Delete is refused if the API's primary set is
 not the one Vault stores (copy the site first), and, unless force=true, while
 the fleet guard refuses: a host that is not stale still reports a
 non-primary key, or no host reports at all and the newest demoted set has
@@ -29,19 +32,34 @@ The refusal names up to ten hosts with their key and says when retiring will
 be allowed; a forced retirement answers with the same list as a warning.
 
 Read shows the primary access key, the demoted sets with "demoted_at", the
-schedule's "next_rotation", "pending_operations" (unfinished rotations or
-retirements Vault is still completing), why auto_retire waits, and the fleet
-summary of fleet/<role>/sites/<site>. It returns no secret.
+schedule's "next_rotation", "pending_operations", why auto_retire waits, and
+the fleet summary of fleet/<role>/sites/<site>. It returns no secret. Each
+pending operation (a rotation or retirement Vault is still completing) has
+its "operation", "role", "started", "age" (seconds), "last_error" (why it
+could not be completed yet, if it failed) and, once it has been pending for
+pending_max_age (see config), "given_up_at": it then no longer holds up the
+site, and the next successful rotate or retire reports it in a warning.
 
 rotate/<role>/sites/<site> is the same with the role in the path, so that
 ACLs can limit rotation and retirement to one role.
+
+With expected_primary=<accessKey>, write is a compare-and-swap: it rotates
+only if the stored primary is that access key, and is refused (412, nothing
+changed) once the primary moved on. A rotate retried after its answer was
+lost (a timeout, a change of active node) then cannot rotate twice. An
+unfinished rotation of the site is completed first, so the comparison sees
+the primary it moved to.
 
 The site must already be stored under a role. If several roles hold a site of
 that name, say which with role=<name>.
 
 Both operations are crash-safe: an interrupted rotation or retirement is
 completed from the API's real state when the plugin starts, by Vault's
-periodic rollback, or before the next operation on the same site.
+periodic rollback, or before the next operation on the same site. While an
+unfinished operation cannot be completed, rotate and retire of its site are
+refused (503). A rotation that another instance of the plugin may still be
+running (just after a plugin reload or a change of active node) and whose
+new set the API does not list yet is waited for, at most a few minutes.
 `
 
 func (b *backend) pathRotate() []*framework.Path {
@@ -61,7 +79,8 @@ func (b *backend) pathRotate() []*framework.Path {
 				Type:        framework.TypeString,
 				Description: "Role that holds the site; needed only if several roles hold a site of this name.",
 			},
-			"force": forceRetireField,
+			"force":            forceRetireField,
+			"expected_primary": expectedPrimaryField,
 		},
 		Operations:      b.rotateOperations(""),
 		HelpSynopsis:    pathRotateHelpSyn,
@@ -99,7 +118,7 @@ func (b *backend) pathRotateWrite(ctx context.Context, req *logical.Request, d *
 	if err != nil {
 		return nil, err
 	}
-	return b.rotateSite(ctx, req, roleName, site)
+	return b.rotateSite(ctx, req, roleName, site, d.Get("expected_primary").(string))
 }
 
 func (b *backend) pathRotateDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -155,6 +174,11 @@ func (b *backend) roleForSite(ctx context.Context, req *logical.Request, d *fram
 	}
 }
 
+var expectedPrimaryField = &framework.FieldSchema{
+	Type:        framework.TypeString,
+	Description: "On write: rotate only if the site's stored primary access key is this one (compare-and-swap), else refuse with 412; makes a retried rotate safe.",
+}
+
 var forceRetireField = &framework.FieldSchema{
 	Type:        framework.TypeBool,
 	Description: "On delete: retire even though hosts may still run a non-primary key (the fleet guard refuses).",
@@ -170,9 +194,10 @@ func (b *backend) pathRotateForRole() []*framework.Path {
 			OperationSuffix: "role-agent-keys",
 		},
 		Fields: map[string]*framework.FieldSchema{
-			"role":  {Type: framework.TypeString, Description: "Role that holds the site.", Required: true},
-			"site":  {Type: framework.TypeString, Description: "Site name.", Required: true},
-			"force": forceRetireField,
+			"role":             {Type: framework.TypeString, Description: "Role that holds the site.", Required: true},
+			"site":             {Type: framework.TypeString, Description: "Site name.", Required: true},
+			"force":            forceRetireField,
+			"expected_primary": expectedPrimaryField,
 		},
 		Operations:      b.rotateOperations("role-"),
 		HelpSynopsis:    pathRotateHelpSyn,

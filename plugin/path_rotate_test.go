@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -88,22 +89,15 @@ func TestRotate_CallsNoMoreThanNeeded(t *testing.T) {
 	e.copySite("vault-user", "www")
 	e.sim.ResetCalls()
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
-	total := 0
-	for _, ep := range []string{
-		"GET /corps/{corp}/sites/{site}/agentKeys",
-		"POST /corps/{corp}/sites/{site}/agentKeys",
-		"GET /corps/{corp}/sites/{site}/keys",
-		"DELETE /corps/{corp}/sites/{site}/agentKeys/{accessKey}",
-	} {
-		total += e.sim.Calls(ep)
+	// List before and after the create, each with the read of the primary
+	// set that decides which listed set is primary (and carries its secret).
+	want := map[string]int{
+		sigscisim.EndpointListKeySets:  2,
+		sigscisim.EndpointPrimaryKeys:  2,
+		sigscisim.EndpointCreateKeySet: 1,
 	}
-	if post := e.sim.Calls("POST /corps/{corp}/sites/{site}/agentKeys"); post != 1 {
-		t.Fatalf("rotation made %d creates", post)
-	}
-	// list before, create, list after; a read of the primary only if the
-	// list carries no secrets.
-	if total < 3 || total > 4 {
-		t.Fatalf("rotation made %d API calls, want 3 or 4", total)
+	if got := e.sim.CallCounts(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("rotation made the API calls %v, want %v", got, want)
 	}
 }
 
@@ -250,8 +244,8 @@ func TestRotate_CreateTimesOutBeforeTheAPIActs(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	e.copySite("vault-user", "www")
-	e.b.newClient = func(r *roleEntry, hc *http.Client) (keysAPI, error) {
-		cfg := clientConfig(r.APIURL, r.Email, r.Token)
+	e.b.newClient = func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
+		cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
 		cfg.HTTPClient = hc
 		cfg.Timeout = 100 * time.Millisecond
 		c, err := sigsci.New(cfg)
@@ -354,6 +348,31 @@ func TestRotate_APIUnreachableChangesNothing(t *testing.T) {
 	}
 }
 
+// A retirement deletes only the non-primary sets this mount stored: a set a
+// person made in the dashboard (now non-primary) stays, reported as
+// untracked.
+func TestRetire_LeavesANonPrimarySetMadeElsewhere(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	old := e.stored("vault-user", "www").AccessKey
+	outside := e.createAtAPI("www")
+	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+
+	e.passOverlap()
+	ret := e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
+	all, primary := e.simSets("acme", "www")
+	if !reflect.DeepEqual(all, []string{outside, primary}) {
+		t.Fatalf("API after retire: %v, want the outside set %s and the primary %s", all, outside, primary)
+	}
+	if got := ret.Data["retired"]; !reflect.DeepEqual(got, []string{old}) {
+		t.Fatalf("retired = %v, want [%s]", got, old)
+	}
+	if got := stringsField(t, ret.Data, "untracked"); !reflect.DeepEqual(got, []string{outside}) {
+		t.Fatalf("untracked = %v, want [%s]", got, outside)
+	}
+}
+
 func TestRetire_LostDeleteAnswerStillRetires(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
@@ -414,28 +433,36 @@ func TestRetire_FailedDeleteIsReportedAndProgressKept(t *testing.T) {
 	}
 }
 
-func TestRotate_RetriedCreateLeavesNoDuplicate(t *testing.T) {
+// A key set someone else creates (another mount, Terraform, a person in the
+// dashboard) while Vault rotates is not Vault's to delete: it stays at the
+// API and the answer reports it as untracked.
+func TestRotate_SetMadeElsewhereDuringTheRotationIsLeftAndReported(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	e.copySite("vault-user", "www")
 	old := e.stored("vault-user", "www")
+	var outside string
 	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
-			// A client that retried after a lost answer: the API created twice.
-			if _, err := c.CreateKeySet(ctx, corp, site); err != nil {
-				return sigsci.KeySet{}, err
-			}
+			outside = e.createAtAPI(site) // a person rotates in the dashboard meanwhile
 			return c.CreateKeySet(ctx, corp, site)
 		}}
 	})
 
-	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+	rot := e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	all, primary := e.simSets("acme", "www")
-	if len(all) != 2 || !slices.Contains(all, old.AccessKey) {
-		t.Fatalf("after a doubled create the API has %v (old %s), want old + new only", all, old.AccessKey)
+	if len(all) != 3 || !slices.Contains(all, outside) || !slices.Contains(all, old.AccessKey) {
+		t.Fatalf("after a rotation beside an outside create the API has %v (old %s, outside %s), want all three", all, old.AccessKey, outside)
 	}
-	if e.stored("vault-user", "www").AccessKey != primary {
-		t.Fatal("the stored key is not the API primary")
+	k := e.stored("vault-user", "www")
+	if k.AccessKey != primary || str(t, rot, "accessKey") != primary || k.tracks(outside) {
+		t.Fatalf("stored %v, API primary %s, outside %s", k, primary, outside)
+	}
+	if got := stringsField(t, rot.Data, "untracked"); !reflect.DeepEqual(got, []string{outside}) {
+		t.Fatalf("untracked = %v, want [%s]", got, outside)
+	}
+	if e.walCount() != 0 {
+		t.Fatal("WAL entry left")
 	}
 }
 
@@ -653,5 +680,50 @@ func TestRotate_BrokenListBeforeTheCreateStartsNothing(t *testing.T) {
 	e.assertStorageUnchanged(before)
 	if all, _ := e.simSets("acme", "www"); !reflect.DeepEqual(all, apiBefore) || !slices.Contains(all, outside) {
 		t.Fatalf("API sets %v, want %v", all, apiBefore)
+	}
+}
+
+// A rotate retried after a lost answer (a failover, a timeout) must not
+// rotate twice: with expected_primary it is a compare-and-swap, refused
+// once the primary moved on, on both rotate paths.
+func TestRotate_ExpectedPrimaryMakesRotateACompareAndSwap(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	first := e.stored("vault-user", "www").AccessKey
+
+	second := str(t, e.ok(logical.UpdateOperation, "rotate/sites/www", map[string]interface{}{"expected_primary": first}), "accessKey")
+	before := e.storageSnapshot()
+	e.sim.ResetCalls()
+	for _, path := range []string{"rotate/sites/www", "rotate/vault-user/sites/www"} {
+		e.fails(logical.UpdateOperation, path, map[string]interface{}{"expected_primary": first}, http.StatusPreconditionFailed,
+			`the primary key set of site "www" is `+second+`, not the expected `+first+`; it was rotated meanwhile: nothing changed`)
+	}
+	if n := e.remoteChanges(); n != 0 {
+		t.Fatalf("a refused compare-and-swap made %d creates or deletes", n)
+	}
+	e.assertStorageUnchanged(before)
+	third := str(t, e.ok(logical.UpdateOperation, "rotate/vault-user/sites/www", map[string]interface{}{"expected_primary": second}), "accessKey")
+	if third == second || e.stored("vault-user", "www").AccessKey != third {
+		t.Fatalf("the compare-and-swap with the current primary did not rotate: %s", third)
+	}
+}
+
+// The retry meets the rotation it retries still pending (the old active
+// node was killed after the create): Vault completes that rotation first,
+// and the compare-and-swap then sees the primary it moved to.
+func TestRotate_ExpectedPrimarySeesAPendingRotationCompleted(t *testing.T) {
+	e := newTestEnv(t)
+	old, _ := rotationInterrupted(t, e)
+	landed := e.createAtAPI("www")
+	e.sim.ResetCalls()
+
+	e.fails(logical.UpdateOperation, "rotate/sites/www", map[string]interface{}{"expected_primary": old.AccessKey},
+		http.StatusPreconditionFailed, "is "+landed+", not the expected "+old.AccessKey)
+	if n := e.sim.Calls(sigscisim.EndpointCreateKeySet); n != 0 {
+		t.Fatalf("%d creates", n)
+	}
+	if k := e.stored("vault-user", "www"); k.AccessKey != landed || e.walCount() != 0 {
+		t.Fatalf("the pending rotation was not completed first: stored %v, %d WAL entries", k, e.walCount())
 	}
 }

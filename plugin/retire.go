@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 )
@@ -18,18 +17,22 @@ import (
 //
 // Retire, under the site lock:
 //  1. list the key sets; refuse if the API's primary is not the stored one;
-//  2. write a WAL entry naming the non-primary sets to delete;
+//  2. write a WAL entry naming the sets to delete: the listed non-primary
+//     sets this mount stored as its own. Any other set was made elsewhere
+//     (another mount, Terraform, a person): it is left alone and reported
+//     as "untracked";
 //  3. complete: delete each (a 404 means already gone), then remove every
 //     deleted or no-longer-listed set from storage;
 //  4. delete the WAL entry.
 //
 // completeRetirement is idempotent and asks the API for the real state, so
-// recovery after a crash (wal.go) simply runs it again.
+// recovery after a crash (recovery.go) simply runs it again.
 
 // retireResult is what completing a retirement did.
 type retireResult struct {
-	retired []string
-	keys    *storedKeys
+	retired   []string
+	keys      *storedKeys
+	untracked []string // listed sets this mount does not hold
 }
 
 // retireSite deletes the non-primary key sets of one stored site at the API
@@ -50,6 +53,7 @@ func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName
 		if forced != "" {
 			resp.AddWarning(forced)
 		}
+		b.reportGivenUp(ctx, req.Storage, sc.givenUp, resp)
 		return resp
 	}
 
@@ -62,7 +66,7 @@ func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName
 	}
 	var retire []string
 	for _, k := range sets {
-		if !k.Primary {
+		if !k.Primary && k.AccessKey != stored.AccessKey && stored.tracks(k.AccessKey) {
 			retire = append(retire, k.AccessKey)
 		}
 	}
@@ -78,7 +82,7 @@ func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName
 		return answer(res), nil
 	}
 
-	walID, err := b.putWAL(ctx, req.Storage, walKindRetire, &op)
+	rec, err := b.putWAL(ctx, req.Storage, walKindRetire, &op)
 	if err != nil {
 		return nil, err
 	}
@@ -87,8 +91,8 @@ func (b *backend) retireSite(ctx context.Context, req *logical.Request, roleName
 	res, retireErr := b.completeRetirement(ctx, req.Storage, client, op, sets)
 	// Progress is stored either way; a failed retirement is re-run by the
 	// operator, not replayed by recovery.
-	if err := framework.DeleteWAL(ctx, req.Storage, walID); err != nil {
-		return nil, fmt.Errorf("deleting WAL entry: %w", err)
+	if err := b.deleteWAL(ctx, req.Storage, rec); err != nil {
+		return nil, err
 	}
 	if retireErr != nil {
 		done := "none"
@@ -191,9 +195,15 @@ func (b *backend) checkNoOtherRoleHandsOut(ctx context.Context, req *logical.Req
 	return nil
 }
 
+// errRetireNotConfirmed marks a DELETE the API answered (with success or a
+// 404) while it still lists the set: retrying the same call cannot help.
+var errRetireNotConfirmed = errors.New("retirement not confirmed")
+
 // completeRetirement deletes op's sets at the API (skipping any primary and
-// any already gone) and drops deleted or no-longer-listed sets from storage.
-// sets is the API's current list, or nil to ask for it. It is idempotent.
+// any already gone), lists the sets again to confirm which are gone, and
+// drops the sets the API no longer lists from storage. A DELETE answered
+// with success or 404 does not count: only the list does. sets is the API's
+// current list, or nil to ask for it. It is idempotent.
 func (b *backend) completeRetirement(ctx context.Context, s logical.Storage, client keysAPI, op walOp, sets []sigsci.KeySet) (retireResult, error) {
 	if sets == nil {
 		var err error
@@ -204,27 +214,27 @@ func (b *backend) completeRetirement(ctx context.Context, s logical.Storage, cli
 	if err := checkListHasPrimary(op.Site, sets); err != nil {
 		return retireResult{}, err
 	}
-	live := make(map[string]sigsci.KeySet, len(sets))
-	for _, k := range sets {
-		live[k.AccessKey] = k
+	answered, deleteErr := b.deleteKeySets(ctx, client, op, indexKeySets(sets))
+	if len(answered) > 0 || deleteErr != nil {
+		after, err := client.ListKeySets(ctx, op.Corp, op.Site)
+		if err != nil {
+			return retireResult{retired: []string{}}, errors.Join(deleteErr,
+				fmt.Errorf("listing the key sets of site %q to confirm the retirement: %w", op.Site, err))
+		}
+		if err := checkListHasPrimary(op.Site, after); err != nil {
+			return retireResult{retired: []string{}}, errors.Join(deleteErr, err)
+		}
+		sets = after
 	}
+	live := indexKeySets(sets)
 
 	retired := []string{}
-	var deleteErr error
 	for _, accessKey := range op.Retire {
-		k, listed := live[accessKey]
-		if listed && (k.Primary || accessKey == op.Primary) {
-			continue // never delete a primary set
+		if _, listed := live[accessKey]; !listed {
+			retired = append(retired, accessKey)
 		}
-		if listed {
-			if err := client.DeleteKeySet(ctx, op.Corp, op.Site, accessKey); err != nil && !sigsci.IsNotFound(err) {
-				deleteErr = err
-				break
-			}
-			delete(live, accessKey)
-		}
-		retired = append(retired, accessKey)
 	}
+	deleteErr = errors.Join(deleteErr, notConfirmed(op.Site, answered, live))
 
 	stored, err := b.loadKeys(ctx, s, op.Role, op.Site)
 	if err != nil {
@@ -241,13 +251,67 @@ func (b *backend) completeRetirement(ctx context.Context, s logical.Storage, cli
 			}
 		}
 	}
-	return retireResult{retired: retired, keys: stored}, deleteErr
+	res := retireResult{retired: retired, keys: stored, untracked: []string{}}
+	if stored != nil {
+		stillLive := slices.DeleteFunc(slices.Clone(sets), func(k sigsci.KeySet) bool {
+			_, ok := live[k.AccessKey]
+			return !ok
+		})
+		res.untracked = untrackedSets(stillLive, stored)
+	}
+	return res, deleteErr
+}
+
+// deleteKeySets sends the DELETE of each of op's listed, non-primary sets and
+// returns what the API answered for each it answered with success or 404
+// (access key -> "" or the 404 error); it stops at the first other failure.
+func (b *backend) deleteKeySets(ctx context.Context, client keysAPI, op walOp, live map[string]sigsci.KeySet) (map[string]error, error) {
+	answered := map[string]error{}
+	for _, accessKey := range op.Retire {
+		k, listed := live[accessKey]
+		if !listed || k.Primary || accessKey == op.Primary {
+			continue // gone already, or a primary set, which is never deleted
+		}
+		err := client.DeleteKeySet(ctx, op.Corp, op.Site, accessKey)
+		if err != nil && !sigsci.IsNotFound(err) {
+			return answered, err
+		}
+		answered[accessKey] = err
+	}
+	return answered, nil
+}
+
+// notConfirmed reports the sets whose DELETE was answered while the API
+// still lists them, or nil.
+func notConfirmed(site string, answered map[string]error, live map[string]sigsci.KeySet) error {
+	var errs []error
+	for _, accessKey := range slices.Sorted(maps.Keys(answered)) {
+		if _, listed := live[accessKey]; !listed {
+			continue
+		}
+		answer := "accepted"
+		if answered[accessKey] != nil {
+			answer = "answered 404 Not Found to"
+		}
+		errs = append(errs, fmt.Errorf("%w: the API %s the DELETE of key set %s of site %q but still lists it (is the API's DELETE route the one this engine assumes?)",
+			errRetireNotConfirmed, answer, accessKey, site))
+	}
+	return errors.Join(errs...)
+}
+
+func indexKeySets(sets []sigsci.KeySet) map[string]sigsci.KeySet {
+	out := make(map[string]sigsci.KeySet, len(sets))
+	for _, k := range sets {
+		out[k.AccessKey] = k
+	}
+	return out
 }
 
 func retireData(roleName string, res retireResult) map[string]interface{} {
 	data := map[string]interface{}{
-		"role":    roleName,
-		"retired": res.retired,
+		"role":      roleName,
+		"retired":   res.retired,
+		"untracked": res.untracked,
 	}
 	if res.keys != nil {
 		data["site"] = res.keys.Site

@@ -119,13 +119,29 @@ func (b *backend) pendingOperations(ctx context.Context, s logical.Storage, corp
 		if rec.op.Corp != corp || rec.op.Site != site {
 			continue
 		}
-		out = append(out, map[string]interface{}{
-			"operation": operationName(rec.kind),
-			"role":      rec.op.Role,
-			"started":   rec.created.Format(time.RFC3339),
-		})
+		out = append(out, pendingData(rec, b.opAge(rec)))
 	}
 	return out, nil
+}
+
+// pendingData describes one unfinished operation: its kind, role, start
+// and age (whole seconds), why recovery could not complete it yet, and when
+// it was given up after pending_max_age.
+func pendingData(rec walRecord, age time.Duration) map[string]interface{} {
+	started := rec.started()
+	data := map[string]interface{}{
+		"operation": operationName(rec.kind),
+		"role":      rec.op.Role,
+		"started":   started.UTC().Format(time.RFC3339),
+		"age":       int(max(age, 0) / time.Second),
+	}
+	if rec.op.LastError != "" {
+		data["last_error"] = rec.op.LastError
+	}
+	if !rec.op.GivenUpAt.IsZero() {
+		data["given_up_at"] = rec.op.GivenUpAt.UTC().Format(time.RFC3339)
+	}
+	return data
 }
 
 // operationName names the operation of a WAL entry kind.

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
@@ -22,20 +21,32 @@ import (
 //  1. list the site's key sets at the API ("before");
 //  2. write a WAL entry naming the site and "before";
 //  3. create a key set at the API (it becomes primary);
-//  4. complete: list again; a primary set not in "before" is the new one:
-//     store it as primary, keep the old primary as non-primary; delete any
-//     other set not in "before" that Vault never handed out (a create
-//     retried by the client after a lost answer);
+//  4. complete: list again, whatever the create answered; the new set is
+//     the one the create answered with if the list has it, or else the
+//     primary set (as GET .../keys names it) if it is not in "before":
+//     store it as primary and keep the old primary as non-primary. A
+//     rotation deletes nothing: any other set it finds was made elsewhere
+//     (another mount or Vault cluster, Terraform, a person in the
+//     dashboard) and is reported as "untracked";
 //  5. delete the WAL entry, unless nothing new is listed and the create may
 //     still land (no answer, or a reported success): then the entry stays
 //     for the periodic rollback to look again.
 //
 // The complete steps are idempotent and ask the API for the real state, so
-// recovery after a crash (wal.go) simply runs them again.
+// recovery after a crash (recovery.go) simply runs them again.
 
 // finishTimeout bounds the work that completes a remote change once it may
 // have happened (confirm, store, clean up), after the caller stopped waiting.
 const finishTimeout = 2 * time.Minute
+
+// createTimeout bounds a rotation's create, whatever the caller's deadline
+// (a scheduled rotation has none).
+const createTimeout = 90 * time.Second
+
+// operationDeadline is the longest a running operation holds its WAL
+// entry: a rotation's create, then the finishing steps. Recovery leaves a
+// younger rotation of another instance alone while its set is not listed.
+const operationDeadline = createTimeout + finishTimeout
 
 // finishContext detaches ctx from the caller's cancellation (keeping its
 // values) for the steps after a remote change: leaving them half done would
@@ -46,9 +57,9 @@ func finishContext(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // rotationResult is what completing a rotation found and did.
 type rotationResult struct {
-	rotated  bool        // a new primary set exists and is stored
-	keys     *storedKeys // what is stored now (nil if nothing is)
-	cleanErr error       // a stray set could not be deleted; retried later
+	rotated   bool        // a new primary set exists and is stored
+	keys      *storedKeys // what is stored now (nil if nothing is)
+	untracked []string    // listed sets this mount does not hold
 }
 
 // siteChange is what a rotation or retirement of one stored site works with.
@@ -56,6 +67,9 @@ type siteChange struct {
 	role   *roleEntry
 	stored *storedKeys
 	client keysAPI
+	// givenUp are the site's operations given up after pending_max_age,
+	// reported (and deleted) once the new operation succeeded.
+	givenUp []walRecord
 }
 
 // startSiteChange prepares a remote change of one stored site: it holds the
@@ -82,7 +96,8 @@ func (b *backend) startSiteChange(ctx context.Context, req *logical.Request, rol
 // loadSiteChange completes the site's unfinished operations and loads its
 // stored keys and the role's client. The caller holds the site's lock.
 func (b *backend) loadSiteChange(ctx context.Context, req *logical.Request, roleName string, r *roleEntry, site string) (*siteChange, error) {
-	if err := b.recoverPendingFor(ctx, req.Storage, r.Corp, site); err != nil {
+	givenUp, err := b.recoverPendingFor(ctx, req.Storage, r.Corp, site)
+	if err != nil {
 		return nil, err
 	}
 	stored, err := b.requireKeys(ctx, req, roleName, site)
@@ -93,18 +108,23 @@ func (b *backend) loadSiteChange(ctx context.Context, req *logical.Request, role
 	if err != nil {
 		return nil, err
 	}
-	return &siteChange{role: r, stored: stored, client: client}, nil
+	return &siteChange{role: r, stored: stored, client: client, givenUp: givenUp}, nil
 }
 
 // rotateSite rotates the keys of one stored site. The caller has checked
-// that the role holds the site.
-func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName, site string) (*logical.Response, error) {
+// that the role holds the site. A non-empty expected makes it a
+// compare-and-swap: it rotates only if the stored primary (once any pending
+// operation on the site is completed) is that access key.
+func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName, site, expected string) (*logical.Response, error) {
 	sc, unlock, err := b.startSiteChange(ctx, req, roleName, site)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	r, stored, client := sc.role, sc.stored, sc.client
+	r, client := sc.role, sc.client
+	if err := checkExpectedPrimary(req, sc.stored, expected); err != nil {
+		return nil, err
+	}
 
 	before, err := client.ListKeySets(ctx, r.Corp, site)
 	if err != nil {
@@ -113,13 +133,15 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 	if err := checkListHasPrimary(site, before); err != nil {
 		return nil, logical.CodedError(http.StatusBadGateway, err.Error())
 	}
-	op := walOp{Role: roleName, Corp: r.Corp, Site: site, Before: accessKeys(before), PreviousPrimary: stored.AccessKey}
-	walID, err := b.putWAL(ctx, req.Storage, walKindRotate, &op)
+	op := walOp{Role: roleName, Corp: r.Corp, Site: site, Before: accessKeys(before)}
+	rec, err := b.putWAL(ctx, req.Storage, walKindRotate, &op)
 	if err != nil {
 		return nil, err
 	}
 
-	created, createErr := client.CreateKeySet(ctx, r.Corp, site)
+	createCtx, cancelCreate := context.WithTimeout(ctx, createTimeout)
+	created, createErr := client.CreateKeySet(createCtx, r.Corp, site)
+	cancelCreate()
 	var hint *sigsci.KeySet
 	if createErr == nil {
 		hint = &created
@@ -129,24 +151,21 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 	defer cancel()
 	res, err := b.completeRotation(ctx, req.Storage, client, op, hint)
 	if err != nil {
+		b.noteWALError(ctx, req.Storage, rec, err)
 		b.Logger().Warn("rotation not confirmed; left for recovery", "site", site, "corp", r.Corp, "error", err)
 		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
 			"the rotation of site %q could not be confirmed: %v; Vault completes it (or finds nothing to undo) automatically, before the next rotate or retire of this site at the latest",
 			site, err))
 	}
 	if !res.rotated {
-		return nil, b.rotationNotListed(ctx, req.Storage, walID, site, createErr)
+		return nil, b.rotationNotListed(ctx, req.Storage, rec, site, createErr)
 	}
 
-	resp := &logical.Response{Data: rotateData(roleName, res.keys)}
-	if res.cleanErr != nil {
-		// The new key is stored; the WAL stays so recovery deletes the stray set.
-		resp.AddWarning(fmt.Sprintf("an extra key set created by a retried request could not be deleted yet (%v); Vault retries automatically", res.cleanErr))
-		return resp, nil
+	resp := &logical.Response{Data: rotateData(roleName, res)}
+	if err := b.deleteWAL(ctx, req.Storage, rec); err != nil {
+		return nil, err
 	}
-	if err := framework.DeleteWAL(ctx, req.Storage, walID); err != nil {
-		return nil, fmt.Errorf("deleting WAL entry: %w", err)
-	}
+	b.reportGivenUp(ctx, req.Storage, sc.givenUp, resp)
 	if others, err := b.otherHolders(ctx, req.Storage, roleName, r.Corp, site); err == nil && len(others) > 0 {
 		resp.AddWarning(fmt.Sprintf("role(s) %s of the same corp also hold site %q and hand out the old key until copied again (vault write -f %s)",
 			strings.Join(slices.Sorted(maps.Keys(others)), ", "), site, mountPath(req, "creds/<role>/sites/"+site)))
@@ -158,23 +177,36 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 	return resp, nil
 }
 
+// checkExpectedPrimary refuses a compare-and-swap rotation (expected_primary)
+// whose expected access key is no longer the stored primary.
+func checkExpectedPrimary(req *logical.Request, stored *storedKeys, expected string) error {
+	if expected == "" || stored.AccessKey == expected {
+		return nil
+	}
+	return logical.CodedError(http.StatusPreconditionFailed, fmt.Sprintf(
+		"the primary key set of site %q is %s, not the expected %s; it was rotated meanwhile: nothing changed (see vault read %s)",
+		stored.Site, stored.AccessKey, expected, mountPath(req, "rotate/sites/"+stored.Site)))
+}
+
 // rotationNotListed answers a rotation whose new key set the API does not
 // list (yet). Only a create the API refused ends the operation. A create
 // that may have reached the API (no answer, a 5xx, the caller gone) or that
 // the API reported as done (even if what followed failed) can still produce
 // a set after the list: the WAL entry stays, so the periodic rollback looks
 // again and stores the set if it appears, instead of leaving it orphaned.
-func (b *backend) rotationNotListed(ctx context.Context, s logical.Storage, walID, site string, createErr error) error {
+func (b *backend) rotationNotListed(ctx context.Context, s logical.Storage, rec walRecord, site string, createErr error) error {
 	if createRefused(createErr) {
-		if err := framework.DeleteWAL(ctx, s, walID); err != nil {
-			return fmt.Errorf("deleting WAL entry: %w", err)
+		if err := b.deleteWAL(ctx, s, rec); err != nil {
+			return err
 		}
 		return upstreamError(fmt.Sprintf("creating a key set for site %q", site), createErr)
 	}
 	const later = "stored keys left unchanged; Vault checks the site again and stores the set if it appears"
 	if createErr != nil {
+		b.noteWALError(ctx, s, rec, fmt.Errorf("creating a key set: %w", createErr))
 		return upstreamError(fmt.Sprintf("creating a key set for site %q (%s)", site, later), createErr)
 	}
+	b.noteWALError(ctx, s, rec, errors.New("the API reported the create as done but lists no new primary key set"))
 	return logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
 		"the API reported success but lists no new primary key set for site %q; %s", site, later))
 }
@@ -200,7 +232,7 @@ func (b *backend) completeRotation(ctx context.Context, s logical.Storage, clien
 	if err != nil {
 		return rotationResult{}, err
 	}
-	fresh, strays := newKeySets(after, op.Before, stored)
+	fresh := newKeySet(after, op.Before, hint)
 
 	res := rotationResult{keys: stored}
 	if fresh != nil {
@@ -222,33 +254,41 @@ func (b *backend) completeRotation(ctx context.Context, s logical.Storage, clien
 			res.keys = stored
 		}
 	}
-	for _, accessKey := range strays {
-		err := client.DeleteKeySet(ctx, op.Corp, op.Site, accessKey)
-		if err != nil && !sigsci.IsNotFound(err) {
-			res.cleanErr = fmt.Errorf("deleting extra key set %s of site %q: %w", accessKey, op.Site, err)
-			break
-		}
-		b.Logger().Info("deleted a key set created by a retried request", "site", op.Site, "corp", op.Corp, "access_key", accessKey)
-	}
+	res.untracked = untrackedSets(after, res.keys)
 	return res, nil
 }
 
-// newKeySets sorts the sets the API lists now but did not list before: the
-// primary one (nil if none) and the others that Vault does not track.
-func newKeySets(after []sigsci.KeySet, before []string, stored *storedKeys) (*sigsci.KeySet, []string) {
+// newKeySet finds the set a rotation created among those the API lists now
+// but did not list before: the one the create answered with, if it is
+// listed and its secret is known (the list or the create carries it, or it
+// is the primary), or else the primary one. nil if there is none.
+func newKeySet(after []sigsci.KeySet, before []string, hint *sigsci.KeySet) *sigsci.KeySet {
 	var fresh *sigsci.KeySet
-	var strays []string
 	for i := range after {
-		k := after[i]
-		switch {
-		case slices.Contains(before, k.AccessKey):
-		case k.Primary && fresh == nil:
-			fresh = &after[i]
-		case !stored.tracks(k.AccessKey):
-			strays = append(strays, k.AccessKey)
+		k := &after[i]
+		if slices.Contains(before, k.AccessKey) {
+			continue
+		}
+		if hint != nil && k.AccessKey == hint.AccessKey && (k.Primary || k.SecretKey != "" || hint.SecretKey != "") {
+			return k
+		}
+		if k.Primary && fresh == nil {
+			fresh = k
 		}
 	}
-	return fresh, strays
+	return fresh
+}
+
+// untrackedSets lists the access keys of the listed sets that the stored
+// keys do not hold: sets made elsewhere, which this mount never deletes.
+func untrackedSets(sets []sigsci.KeySet, stored *storedKeys) []string {
+	out := []string{}
+	for _, k := range sets {
+		if !stored.tracks(k.AccessKey) {
+			out = append(out, k.AccessKey)
+		}
+	}
+	return out
 }
 
 // withSecret returns the new primary set with its secret: from the list, from
@@ -270,10 +310,11 @@ func (b *backend) withSecret(ctx context.Context, client keysAPI, op walOp, fres
 	return primary, nil
 }
 
-func rotateData(roleName string, k *storedKeys) map[string]interface{} {
-	data := keysData(k)
+func rotateData(roleName string, res rotationResult) map[string]interface{} {
+	data := keysData(res.keys)
 	delete(data, "secretKey")
 	data["role"] = roleName
+	data["untracked"] = res.untracked
 	return data
 }
 

@@ -87,8 +87,9 @@ func validateToken(token string) error {
 	return nil
 }
 
-// normaliseAPIURL checks that u is an absolute http(s) URL without
-// credentials, query or fragment, and strips a trailing slash.
+// normaliseAPIURL checks that u is an absolute https:// URL (http:// only
+// for a loopback host) without credentials, query or fragment, and strips a
+// trailing slash.
 func normaliseAPIURL(raw string) (string, error) {
 	if raw == "" {
 		return "", fmt.Errorf("api_url is empty")
@@ -106,6 +107,9 @@ func normaliseAPIURL(raw string) (string, error) {
 		return "", fmt.Errorf("api_url must be an absolute http:// or https:// URL")
 	case u.Host == "":
 		return "", fmt.Errorf("api_url has no host")
+	case u.Scheme == "http" && !sigsci.LoopbackHost(u.Hostname()):
+		return "", fmt.Errorf("api_url must use https://: http:// is accepted only for a loopback host " +
+			"(127.0.0.0/8, ::1, localhost), such as a local simulator, because the API token would otherwise cross the network in clear")
 	case u.User != nil:
 		return "", fmt.Errorf("api_url must not carry credentials")
 	case u.RawQuery != "" || u.Fragment != "":

@@ -11,9 +11,11 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
-
-	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 )
+
+// The write-ahead log: one framework WAL entry per remote change in flight.
+// This file holds the entry's format and its storage; wal_index.go keeps
+// the entries in memory, and recovery.go completes interrupted ones.
 
 // WAL entry kinds.
 const (
@@ -21,36 +23,115 @@ const (
 	walKindRetire = "sigsci-retire"
 )
 
+// maxLastErrorLen bounds the error text a WAL entry keeps.
+const maxLastErrorLen = 500
+
 // walOp is the data of a WAL entry: enough to find the site and to tell,
 // from the API's list of key sets, what the interrupted operation did. It
-// holds access keys only, never a secret (WAL entries are not seal-wrapped).
+// holds access keys and error texts only, never a secret (WAL entries are
+// not seal-wrapped, and no error of this engine carries a secret).
 type walOp struct {
 	OpID string `json:"op_id"`
 	Role string `json:"role"`
 	Corp string `json:"corp"`
 	Site string `json:"site"`
+	// Started is when the operation wrote the entry, by the backend's clock.
+	Started time.Time `json:"started,omitzero"`
 
-	// rotate: the sets listed before the create, and the stored primary.
-	Before          []string `json:"before,omitempty"`
-	PreviousPrimary string   `json:"previous_primary,omitempty"`
+	// rotate: the sets listed before the create.
+	Before []string `json:"before,omitempty"`
 
 	// retire: the primary to keep and the sets to delete.
 	Primary string   `json:"primary,omitempty"`
 	Retire  []string `json:"retire,omitempty"`
+
+	// LastError is why recovery could not complete the operation yet.
+	LastError string `json:"last_error,omitempty"`
+	// GivenUpAt is when recovery gave the operation up (pending_max_age).
+	GivenUpAt time.Time `json:"given_up_at,omitzero"`
 }
 
-// putWAL gives op a unique id and writes it to the WAL.
-func (b *backend) putWAL(ctx context.Context, s logical.Storage, kind string, op *walOp) (string, error) {
+// walRecord is one WAL entry with its storage id.
+type walRecord struct {
+	id      string
+	kind    string
+	op      walOp
+	created time.Time // the framework's timestamp, by the node's real clock
+}
+
+// started is when the operation began: its own record of it, or, for an
+// entry written before that was recorded, the framework's timestamp.
+func (r walRecord) started() time.Time {
+	if !r.op.Started.IsZero() {
+		return r.op.Started
+	}
+	return r.created
+}
+
+// opAge is how long ago the operation began. The start it recorded is by
+// the backend's clock; the framework's timestamp is by the node's clock.
+func (b *backend) opAge(rec walRecord) time.Duration {
+	if !rec.op.Started.IsZero() {
+		return b.now().Sub(rec.op.Started)
+	}
+	return time.Since(rec.created)
+}
+
+// putWAL gives op a unique id and its start time, writes it to the WAL and
+// indexes it as this instance's own.
+func (b *backend) putWAL(ctx context.Context, s logical.Storage, kind string, op *walOp) (walRecord, error) {
 	var raw [16]byte
 	if _, err := rand.Read(raw[:]); err != nil {
-		return "", fmt.Errorf("generating an operation id: %w", err)
+		return walRecord{}, fmt.Errorf("generating an operation id: %w", err)
 	}
 	op.OpID = hex.EncodeToString(raw[:])
+	op.Started = b.now().UTC()
+	created := time.Now().UTC()
 	id, err := framework.PutWAL(ctx, s, kind, op)
 	if err != nil {
-		return "", fmt.Errorf("writing WAL entry for site %q: %w", op.Site, err)
+		return walRecord{}, fmt.Errorf("writing WAL entry for site %q: %w", op.Site, err)
 	}
-	return id, nil
+	rec := walRecord{id: id, kind: kind, op: *op, created: created}
+	b.wal.add(rec, true)
+	return rec, nil
+}
+
+// rewriteWAL stores a changed walOp in its existing entry, keeping the
+// entry's id and timestamp, so that Vault's rollback sees the same entry.
+func (b *backend) rewriteWAL(ctx context.Context, s logical.Storage, rec walRecord) error {
+	value, err := json.Marshal(&framework.WALEntry{Kind: rec.kind, Data: rec.op, CreatedAt: rec.created.Unix()})
+	if err != nil {
+		return fmt.Errorf("encoding WAL entry %s: %w", rec.id, err)
+	}
+	if err := s.Put(ctx, &logical.StorageEntry{Key: framework.WALPrefix + rec.id, Value: value}); err != nil {
+		return fmt.Errorf("updating WAL entry %s: %w", rec.id, err)
+	}
+	b.wal.add(rec, false)
+	return nil
+}
+
+// noteWALError keeps why an operation could not be completed in its entry,
+// for the rotation status to show. A failure to do so is only logged.
+func (b *backend) noteWALError(ctx context.Context, s logical.Storage, rec walRecord, cause error) {
+	msg := cause.Error()
+	if len(msg) > maxLastErrorLen {
+		msg = msg[:maxLastErrorLen] + "…"
+	}
+	if msg == rec.op.LastError {
+		return
+	}
+	rec.op.LastError = msg
+	if err := b.rewriteWAL(ctx, s, rec); err != nil {
+		b.Logger().Warn("could not record the last error of an unfinished operation", "site", rec.op.Site, "error", err)
+	}
+}
+
+func (b *backend) deleteWAL(ctx context.Context, s logical.Storage, rec walRecord) error {
+	if err := framework.DeleteWAL(ctx, s, rec.id); err != nil {
+		return fmt.Errorf("deleting WAL entry %s: %w", rec.id, err)
+	}
+	b.wal.remove(rec.id)
+	return nil
 }
 
 // decodeWALOp turns WAL data (a generic map once read back) into a walOp.
@@ -69,16 +150,25 @@ func decodeWALOp(data interface{}) (walOp, error) {
 	return op, nil
 }
 
-// walRecord is one WAL entry with its storage id.
-type walRecord struct {
-	id      string
-	kind    string
-	op      walOp
-	created time.Time
+// readWAL reads one WAL entry of this engine; ok is false if it is gone,
+// of another kind, or unreadable (reported in the log).
+func (b *backend) readWAL(ctx context.Context, s logical.Storage, id string) (walRecord, bool, error) {
+	entry, err := framework.GetWAL(ctx, s, id)
+	if err != nil {
+		return walRecord{}, false, fmt.Errorf("reading WAL entry %s: %w", id, err)
+	}
+	if entry == nil || (entry.Kind != walKindRotate && entry.Kind != walKindRetire) {
+		return walRecord{}, false, nil
+	}
+	op, err := decodeWALOp(entry.Data)
+	if err != nil {
+		b.Logger().Warn("skipping unreadable WAL entry", "id", id, "error", err)
+		return walRecord{}, false, nil
+	}
+	return walRecord{id: id, kind: entry.Kind, op: op, created: time.Unix(entry.CreatedAt, 0).UTC()}, true, nil
 }
 
-// listWALOps reads every WAL entry of this engine. Entries that cannot be
-// decoded are reported in the log and skipped.
+// listWALOps reads every WAL entry of this engine from storage, in id order.
 func (b *backend) listWALOps(ctx context.Context, s logical.Storage) ([]walRecord, error) {
 	ids, err := framework.ListWAL(ctx, s)
 	if err != nil {
@@ -87,36 +177,15 @@ func (b *backend) listWALOps(ctx context.Context, s logical.Storage) ([]walRecor
 	sort.Strings(ids)
 	var out []walRecord
 	for _, id := range ids {
-		entry, err := framework.GetWAL(ctx, s, id)
+		rec, ok, err := b.readWAL(ctx, s, id)
 		if err != nil {
-			return nil, fmt.Errorf("reading WAL entry %s: %w", id, err)
+			return nil, err
 		}
-		if entry == nil || (entry.Kind != walKindRotate && entry.Kind != walKindRetire) {
-			continue
+		if ok {
+			out = append(out, rec)
 		}
-		op, err := decodeWALOp(entry.Data)
-		if err != nil {
-			b.Logger().Warn("skipping unreadable WAL entry", "id", id, "error", err)
-			continue
-		}
-		out = append(out, walRecord{id: id, kind: entry.Kind, op: op, created: time.Unix(entry.CreatedAt, 0).UTC()})
 	}
 	return out, nil
-}
-
-// findWAL returns the storage id of the WAL entry of an operation, or ""
-// when it no longer exists (it was completed meanwhile).
-func (b *backend) findWAL(ctx context.Context, s logical.Storage, opID string) (string, error) {
-	records, err := b.listWALOps(ctx, s)
-	if err != nil {
-		return "", err
-	}
-	for _, rec := range records {
-		if rec.op.OpID == opID {
-			return rec.id, nil
-		}
-	}
-	return "", nil
 }
 
 // pendingWALSites lists the sites of a role with an unfinished operation.
@@ -132,131 +201,4 @@ func (b *backend) pendingWALSites(ctx context.Context, s logical.Storage, role s
 		}
 	}
 	return sites, nil
-}
-
-// walRollback is Vault's periodic rollback of a WAL entry old enough to
-// belong to an interrupted operation. Returning nil lets the framework
-// delete the entry; an error keeps it for the next round.
-func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind string, data interface{}) error {
-	if kind != walKindRotate && kind != walKindRetire {
-		b.Logger().Warn("dropping WAL entry of unknown kind", "kind", kind)
-		return nil
-	}
-	op, err := decodeWALOp(data)
-	if err != nil {
-		b.Logger().Warn("dropping unreadable WAL entry", "kind", kind, "error", err)
-		return nil
-	}
-	defer b.lockSite(op.Corp, op.Site)()
-	id, err := b.findWAL(ctx, req.Storage, op.OpID)
-	if err != nil {
-		return err
-	}
-	if id == "" {
-		return nil // completed by a request or by start-up recovery meanwhile
-	}
-	return b.completeWAL(ctx, req.Storage, walRecord{id: id, kind: kind, op: op})
-}
-
-// recoverAll completes, at start-up, every operation a crash interrupted.
-// Failures are logged; the periodic rollback retries them.
-func (b *backend) recoverAll(ctx context.Context, s logical.Storage) {
-	records, err := b.listWALOps(ctx, s)
-	if err != nil {
-		b.Logger().Error("start-up recovery could not list WAL entries", "error", err)
-		return
-	}
-	for _, rec := range records {
-		if ctx.Err() != nil {
-			return
-		}
-		b.recoverOne(ctx, s, rec)
-	}
-}
-
-func (b *backend) recoverOne(ctx context.Context, s logical.Storage, rec walRecord) {
-	defer b.lockSite(rec.op.Corp, rec.op.Site)()
-	id, err := b.findWAL(ctx, s, rec.op.OpID)
-	if err != nil || id == "" {
-		return
-	}
-	if err := b.completeWAL(ctx, s, rec); err != nil {
-		b.Logger().Warn("could not complete an interrupted operation; the periodic rollback retries it",
-			"kind", rec.kind, "site", rec.op.Site, "corp", rec.op.Corp, "error", err)
-	}
-}
-
-// recoverPendingFor completes the unfinished operations of one site before
-// a new operation on it starts. The caller holds the site lock.
-func (b *backend) recoverPendingFor(ctx context.Context, s logical.Storage, corp, site string) error {
-	records, err := b.listWALOps(ctx, s)
-	if err != nil {
-		return err
-	}
-	for _, rec := range records {
-		if rec.op.Corp != corp || rec.op.Site != site {
-			continue
-		}
-		if err := b.completeWAL(ctx, s, rec); err != nil {
-			return logical.CodedError(503, fmt.Sprintf(
-				"an earlier operation on site %q is unfinished and could not be completed yet: %v; retry later", site, err))
-		}
-	}
-	return nil
-}
-
-// completeWAL finishes one interrupted operation and deletes its WAL entry.
-// The caller holds the site lock. An entry that can never be completed (its
-// role is gone, or the site no longer exists at the API) is dropped with a
-// warning; an error means "try again later".
-func (b *backend) completeWAL(ctx context.Context, s logical.Storage, rec walRecord) error {
-	op := rec.op
-	r, err := b.loadRole(ctx, s, op.Role)
-	if err != nil {
-		return err
-	}
-	if r == nil || r.Corp != op.Corp {
-		b.Logger().Warn("dropping an unfinished operation whose role no longer exists for its corp; check the site's key sets at the API",
-			"kind", rec.kind, "role", op.Role, "corp", op.Corp, "site", op.Site)
-		return b.deleteWAL(ctx, s, rec.id)
-	}
-	client, err := b.client(op.Role, r)
-	if err != nil {
-		return err
-	}
-
-	switch rec.kind {
-	case walKindRotate:
-		res, err := b.completeRotation(ctx, s, client, op, nil)
-		if sigsci.IsNotFound(err) {
-			b.Logger().Warn("dropping an unfinished rotation of a site the API no longer has", "corp", op.Corp, "site", op.Site)
-			return b.deleteWAL(ctx, s, rec.id)
-		}
-		if err != nil {
-			return err
-		}
-		if res.cleanErr != nil {
-			return res.cleanErr
-		}
-		b.Logger().Info("completed an interrupted rotation", "corp", op.Corp, "site", op.Site, "rotated", res.rotated)
-	case walKindRetire:
-		res, err := b.completeRetirement(ctx, s, client, op, nil)
-		if err != nil && !isPermanentAPIError(err) {
-			return err
-		}
-		if err != nil {
-			b.Logger().Warn("gave up an interrupted retirement the API refuses; run the delete again",
-				"corp", op.Corp, "site", op.Site, "error", err)
-		} else {
-			b.Logger().Info("completed an interrupted retirement", "corp", op.Corp, "site", op.Site, "retired", len(res.retired))
-		}
-	}
-	return b.deleteWAL(ctx, s, rec.id)
-}
-
-func (b *backend) deleteWAL(ctx context.Context, s logical.Storage, id string) error {
-	if err := framework.DeleteWAL(ctx, s, id); err != nil {
-		return fmt.Errorf("deleting WAL entry %s: %w", id, err)
-	}
-	return nil
 }

@@ -369,11 +369,11 @@ func (h *host) template(t *testing.T, snap status.Snapshot) status.Template {
 func (h *host) unit(t *testing.T, snap status.Snapshot) status.Unit {
 	t.Helper()
 	for _, u := range snap.Units {
-		if u.Name == agentUnit {
+		if u.Name == h.unitName {
 			return u
 		}
 	}
-	t.Fatalf("hostd status lists no unit %s: %+v", agentUnit, snap.Units)
+	t.Fatalf("hostd status lists no unit %s: %+v", h.unitName, snap.Units)
 	return status.Unit{}
 }
 
@@ -385,7 +385,7 @@ type unitProps struct {
 
 func (h *host) unitProps(t *testing.T) unitProps {
 	t.Helper()
-	return h.propsOf(t, agentUnit)
+	return h.propsOf(t, h.unitName)
 }
 
 // propsOf reads unit's unitProps from the host's manager.

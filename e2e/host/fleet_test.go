@@ -120,9 +120,9 @@ func (h *host) fleet(t *testing.T) fleetView {
 // key accessKey, and retirement allowed.
 func (h *host) waitOnPrimary(t *testing.T, accessKey string) {
 	t.Helper()
-	waitFor(t, "the fleet view to show "+hostName+" on "+accessKey, func() (bool, string) {
+	waitFor(t, "the fleet view to show "+h.name+" on "+accessKey, func() (bool, string) {
 		v := h.fleet(t)
-		return v.PrimaryAccessKey == accessKey && slices.Contains(v.OnPrimary, hostName) && v.RetireAllowed, fmt.Sprintf("%+v", v)
+		return v.PrimaryAccessKey == accessKey && slices.Contains(v.OnPrimary, h.name) && v.RetireAllowed, fmt.Sprintf("%+v", v)
 	})
 }
 

@@ -66,9 +66,12 @@ func repoFile(t *testing.T, path string) string {
 
 // agentState is what the fake agent records about the keys it runs with.
 type agentState struct {
-	AccessKey string `json:"accessKey"`
-	Primary   bool   `json:"primary"`
-	PID       int    `json:"pid"`
+	AccessKey string    `json:"accessKey"`
+	Primary   bool      `json:"primary"`
+	PID       int       `json:"pid"`
+	Started   time.Time `json:"started"`
+	Checked   time.Time `json:"checked"` // when the pair last proved live (-recheck)
+	Lost      string    `json:"lost"`    // why the pair stopped being live under the agent
 }
 
 // hostOptions choose how setUpHost builds the host; the zero value is the
@@ -89,6 +92,8 @@ type host struct {
 	manager  *systemdtest.Manager
 	work     string // the operator's working directory
 
+	name         string // the host's name in the fleet (report.host)
+	unitName     string // the agent's unit
 	dir          string // the host's configuration directory
 	templatePath string // agent.ctmpl: the documented template, rendered to agentConf
 	agentConf    string
@@ -99,6 +104,10 @@ type host struct {
 	hostdLog     string
 	metricsAddr  string // host:port of hostd's metrics; empty when off
 	hostd        *exec.Cmd
+
+	stateDir string        // hostd's $STATE_DIRECTORY; empty: hostd keeps its state in memory
+	agentBin string        // the fake agent's binary; built by installAgent when empty
+	recheck  time.Duration // the fake agent's -recheck; 0: it checks its pair at start only
 }
 
 // sh runs an operator's shell command against the host's Vault.
@@ -113,20 +122,34 @@ func (h *host) sh(t *testing.T, script string) harness.Result {
 func setUpHost(t *testing.T, opts hostOptions) *host {
 	t.Helper()
 	h := newHost(t, systemdtest.Start(t))
-	h.templatePath = filepath.Join(h.dir, "agent.ctmpl")
-	h.agentConf = filepath.Join(h.dir, "agent.conf")
-	h.agentTOML = filepath.Join(h.dir, "agent.toml")
-	h.stateFile = filepath.Join(h.dir, "agent.state")
-	h.configPath = filepath.Join(h.dir, "hostd.hcl")
-	h.socket = filepath.Join(h.manager.Dir(), "hostd.sock")
-	h.hostdLog = filepath.Join(h.dir, "hostd.log")
+	h.placeIn(h.dir, hostName, agentUnit)
 	if opts.metrics {
 		h.metricsAddr = harness.FreeLoopbackAddr(t)
 	}
 	h.installAgent(t)
+	h.startAgentAndHostd(t, t)
+	return h
+}
 
-	story := t // hostd outlives each step
-	step(t, "hostd starts and the agent runs on the live primary pair", func(t *testing.T) {
+// placeIn puts the host's files in dir and names the host and its agent's
+// unit.
+func (h *host) placeIn(dir, name, unit string) {
+	h.dir, h.name, h.unitName = dir, name, unit
+	h.templatePath = filepath.Join(dir, "agent.ctmpl")
+	h.agentConf = filepath.Join(dir, "agent.conf")
+	h.agentTOML = filepath.Join(dir, "agent.toml")
+	h.stateFile = filepath.Join(dir, "agent.state")
+	h.configPath = filepath.Join(dir, "hostd.hcl")
+	h.socket = filepath.Join(h.manager.Dir(), "hostd-"+name+".sock")
+	h.hostdLog = filepath.Join(dir, "hostd.log")
+}
+
+// startAgentAndHostd writes the host's templates and hostd.hcl, starts
+// hostd (until story ends) and then the agent, and returns once the agent
+// runs on the live primary pair and hostd's first restart has settled.
+func (h *host) startAgentAndHostd(t, story *testing.T) {
+	t.Helper()
+	step(t, "hostd starts on "+h.name+" and the agent runs on the live primary pair", func(t *testing.T) {
 		h.writeTemplate(t, documentedTemplate(t))
 		if err := os.WriteFile(filepath.Join(h.dir, "agent-toml.ctmpl"), []byte(repoFile(t, "templates/agent.ctmpl")), 0o600); err != nil {
 			t.Fatal(err)
@@ -134,14 +157,14 @@ func setUpHost(t *testing.T, opts hostOptions) *host {
 		if err := os.WriteFile(h.configPath, []byte(hostdConfig(h, "")), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		h.hostd = startHostd(t, story, h.configPath, h.hostdLog, h.manager.Env())
+		h.startHostd(t, story)
 		waitFor(t, "hostd to render agent.conf", func() (bool, string) {
 			_, err := os.Stat(h.agentConf)
 			return err == nil, fmt.Sprint(err)
 		})
 		ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 		defer cancel()
-		if err := h.manager.StartUnit(ctx, agentUnit); err != nil {
+		if err := h.manager.StartUnit(ctx, h.unitName); err != nil {
 			t.Fatalf("starting the agent: %v\nhostd log:\n%s", err, readFile(h.hostdLog))
 		}
 		want := primary(t, h.sim).AccessKey
@@ -153,7 +176,17 @@ func setUpHost(t *testing.T, opts hostOptions) *host {
 			return u.Restarts >= 1 && u.PendingDue.IsZero(), fmt.Sprintf("unit %+v", u)
 		})
 	})
-	return h
+}
+
+// startHostd starts the host's hostd until story ends, logging to
+// h.hostdLog.
+func (h *host) startHostd(t, story *testing.T) {
+	t.Helper()
+	env := h.manager.Env()
+	if h.stateDir != "" {
+		env = append(env, "STATE_DIRECTORY="+h.stateDir)
+	}
+	h.hostd = startHostd(t, story, h.configPath, h.hostdLog, env)
 }
 
 // newHost starts the Vault side of a host, as an operator sets it up: the
@@ -162,7 +195,7 @@ func setUpHost(t *testing.T, opts hostOptions) *host {
 // secret-id are in h.dir. The agent's unit is for manager to run.
 func newHost(t *testing.T, manager *systemdtest.Manager) *host {
 	t.Helper()
-	h := &host{apiToken: "sigsci-api-token-" + randomHex(t), manager: manager}
+	h := &host{apiToken: "sigsci-api-token-" + randomHex(t), manager: manager, name: hostName, unitName: agentUnit}
 	h.sim = harness.StartSimulator(t, sigscisim.Seed{Corps: []sigscisim.CorpSeed{{
 		Name:  corpID,
 		Users: []sigscisim.UserSeed{{Email: emailID, Token: h.apiToken}},
@@ -202,21 +235,30 @@ func newHost(t *testing.T, manager *systemdtest.Manager) *host {
 // h.agentConf and recording its keys in h.stateFile.
 func (h *host) installAgent(t *testing.T) {
 	t.Helper()
-	bin := t.TempDir()
-	step(t, "the fake agent is installed as a user unit", func(t *testing.T) {
-		build := exec.Command("go", "build", "-o", filepath.Join(bin, "fakeagent"), "./fakeagent")
-		build.Dir = ".."
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("building the fake agent: %v\n%s", err, out)
-		}
-		unit := fmt.Sprintf("[Unit]\nDescription=fake Signal Sciences agent\n\n[Service]\nExecStart=%s -config %s -check-url %s -state-file %s\n",
-			filepath.Join(bin, "fakeagent"), h.agentConf, h.sim.URL+"/sim/agent/check", h.stateFile)
+	if h.agentBin == "" {
+		h.agentBin = buildFakeAgent(t)
+	}
+	step(t, "the fake agent is installed as the user unit "+h.unitName, func(t *testing.T) {
+		unit := fmt.Sprintf("[Unit]\nDescription=fake Signal Sciences agent\n\n[Service]\nExecStart=%s -config %s -check-url %s -state-file %s -recheck %s\n",
+			h.agentBin, h.agentConf, h.sim.URL+"/sim/agent/check", h.stateFile, h.recheck)
 		ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 		defer cancel()
-		if err := h.manager.InstallUnit(ctx, agentUnit, unit); err != nil {
+		if err := h.manager.InstallUnit(ctx, h.unitName, unit); err != nil {
 			t.Fatal(err)
 		}
 	})
+}
+
+// buildFakeAgent builds the fake agent and returns its binary.
+func buildFakeAgent(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "fakeagent")
+	build := exec.Command("go", "build", "-o", bin, "./fakeagent")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the fake agent: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // writeTemplate writes the agent's template source (agent.ctmpl), the way
@@ -360,7 +402,7 @@ status {
   socket_path = %q
 }
 `, h.vault.Addr, filepath.Join(h.dir, "role-id"), filepath.Join(h.dir, "secret-id"),
-		h.templatePath, h.agentConf, agentUnit, filepath.Join(h.dir, "agent-toml.ctmpl"), h.agentTOML, agentUnit, extraRestart, hostName, h.metricsAddr, h.socket)
+		h.templatePath, h.agentConf, h.unitName, filepath.Join(h.dir, "agent-toml.ctmpl"), h.agentTOML, h.unitName, extraRestart, h.name, h.metricsAddr, h.socket)
 }
 
 // startHostd runs hostd as a child process with the user manager's bus in its

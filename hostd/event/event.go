@@ -65,8 +65,9 @@ type Content struct {
 type Creds struct {
 	Mount, Role, Site string
 	// AccessKey is "" when hostd cannot tell which of Vault's answers the
-	// content was rendered from (a new key arrived during the render): the
-	// renderer then reads every secret again.
+	// content was rendered from (a new key arrived during the render and
+	// the content shows neither key's id): the renderer then reads every
+	// secret again.
 	AccessKey string
 }
 

@@ -32,7 +32,6 @@ import (
 	"github.com/hashicorp/consul-template/renderer"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
-	"github.com/sigsci-keys/sigsci-keys/hostd/running"
 	"github.com/sigsci-keys/sigsci-keys/hostd/write"
 )
 
@@ -338,7 +337,7 @@ func (r *Renderer) writeFile(in *renderer.RenderInput) (*renderer.RenderResult, 
 	if err != nil {
 		return nil, err // consul-template records it; publishTemplateErrors reports it
 	}
-	r.sources.wrote(t.Destination, running.Digest(in.Contents))
+	r.sources.wrote(r.opts.Keys, t.Destination, in.Contents)
 	now := r.opts.Now()
 	r.mu.Lock()
 	r.rendered[t.Destination] = true

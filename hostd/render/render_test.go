@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -92,6 +93,7 @@ type stack struct {
 	// upstream is the proxy's transport to Vault; tests close its idle
 	// keep-alive connections before counting goroutines.
 	upstream *http.Transport
+	requests *requestCounter // what the proxy sent to Vault
 	events   *eventtest.Recorder[event.Event]
 	logs     *vaulttest.LogBuffer
 	interval time.Duration // how often the proxy and the renderer re-read
@@ -137,8 +139,9 @@ func newStackReadingEvery(t *testing.T, interval time.Duration) *stack {
 	s.tokens = append(s.tokens, a.Token())
 
 	s.upstream = http.DefaultTransport.(*http.Transport).Clone()
+	s.requests = &requestCounter{next: s.upstream, paths: map[string]int{}}
 	p, err := vaultproxy.New(vaultproxy.Options{
-		Upstream: v.Addr, Transport: s.upstream, Tokens: a, RefreshInterval: interval, Sink: s.events, Logger: logger,
+		Upstream: v.Addr, Transport: s.requests, Tokens: a, RefreshInterval: interval, Sink: s.events, Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -151,6 +154,27 @@ func newStackReadingEvery(t *testing.T, interval time.Duration) *stack {
 		s.assertNoTokenLogged(t)
 	})
 	return s
+}
+
+// requestCounter counts the requests the proxy sends to Vault, per path
+// (without /v1/).
+type requestCounter struct {
+	next  http.RoundTripper
+	mu    sync.Mutex
+	paths map[string]int
+}
+
+func (c *requestCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.paths[strings.TrimPrefix(r.URL.Path, "/v1/")]++
+	c.mu.Unlock()
+	return c.next.RoundTrip(r)
+}
+
+func (c *requestCounter) count(path string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.paths[path]
 }
 
 func (s *stack) assertNoTokenLogged(t *testing.T) {

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/hashicorp/consul-template/manager"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/running"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaultproxy"
 )
 
@@ -20,12 +22,14 @@ import (
 //
 // consul-template does not say which answer a render used. But a runner's
 // templates can only have been rendered from answers given after the runner
-// was created: each runner has its own store of answers. So when every
-// answer for a secret since then carries the same access key, the content
-// holds that key. When two keys were answered (a rotation arrived while the
-// runner ran), the content may hold either: it is published with the key
-// unknown, and a new runner reads every secret again, after which there is
-// one key again.
+// was created and before the content was written: each runner has its own
+// store of answers. So when every answer for a secret since then carries the
+// same access key, the content holds that key. When a rotation brought a
+// second key while the runner ran, the content holds the one of those keys
+// whose access key id it shows (the agent's template prints it), so the read
+// that brought a new key is the only one it costs. Only when the content
+// shows none or several of them is it published with the key unknown, and a
+// new runner reads every secret again, after which there is one key again.
 
 // KeyLog is what the proxy saw of Vault's answers for sigsci creds secrets;
 // *vaultproxy.Proxy is one.
@@ -36,15 +40,18 @@ type KeyLog interface {
 	// position since on; "" for an answer whose key could not be read;
 	// empty when path is no creds secret or had no answer.
 	AccessKeys(path string, since uint64) []string
+	// AnsweredKeys returns the distinct access keys answered for any path
+	// from position since on, without "".
+	AnsweredKeys(since uint64) []string
 }
 
 // sources keeps, for the runner that runs now, what its content came from.
 type sources struct {
 	mu   sync.Mutex
 	mark uint64 // the KeyLog's position when the runner was created
-	// written: destination → digest of the content this runner last wrote
-	// or found in place.
-	written map[string]string
+	// written: destination → the content this runner last wrote or found
+	// in place.
+	written map[string]writtenContent
 	// published: destination → the last event.Content published, to
 	// publish a destination again only when what it came from changed.
 	published map[string]string
@@ -55,17 +62,38 @@ func (s *sources) begin(log KeyLog) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.mark = log.Mark()
-	s.written = map[string]string{}
+	s.written = map[string]writtenContent{}
 }
 
-// wrote records that destination holds content with digest.
-func (s *sources) wrote(destination, digest string) {
+// writtenContent is what sources keeps of a content: never the content
+// itself.
+type writtenContent struct {
+	digest string
+	// shown: the access keys answered since the runner was created, up to
+	// the write, whose id the content holds.
+	shown map[string]bool
+}
+
+// wrote records that destination holds content; log is nil when the
+// renderer has no KeyLog.
+func (s *sources) wrote(log KeyLog, destination string, content []byte) {
+	w := writtenContent{digest: running.Digest(content), shown: map[string]bool{}}
+	s.mu.Lock()
+	mark := s.mark
+	s.mu.Unlock()
+	if log != nil {
+		for _, key := range log.AnsweredKeys(mark) {
+			if bytes.Contains(content, []byte(key)) {
+				w.shown[key] = true
+			}
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.written == nil {
-		s.written = map[string]string{}
+		s.written = map[string]writtenContent{}
 	}
-	s.written[destination] = digest
+	s.written[destination] = w
 }
 
 // contents returns an event.Content for each template that rendered in
@@ -82,15 +110,15 @@ func (s *sources) contents(log KeyLog, events map[string]*manager.RenderEvent, t
 		// The digest first, then the answers: every answer the content
 		// can have come from was logged before it was written.
 		s.mu.Lock()
-		digest, ok := s.written[dest]
+		w, ok := s.written[dest]
 		mark := s.mark
 		s.mu.Unlock()
 		if !ok {
 			continue
 		}
-		c := event.Content{Time: now, Template: dest, Unit: templates[dest].Unit, Digest: digest}
+		c := event.Content{Time: now, Template: dest, Unit: templates[dest].Unit, Digest: w.digest}
 		for _, d := range ev.UsedDeps.List() {
-			creds, twoKeys, ok := credsOf(log, d.String(), mark)
+			creds, twoKeys, ok := credsOf(log, d.String(), mark, w.shown)
 			if ok {
 				c.Creds = append(c.Creds, creds)
 				rotated = rotated || twoKeys
@@ -124,10 +152,11 @@ func (s *sources) novel(c event.Content) bool {
 }
 
 // credsOf is the creds secret behind consul-template dependency dep, with
-// its access key if one key only was answered since mark. ok is false for a
-// dependency that is no sigsci creds secret; twoKeys says that two keys were
-// answered.
-func credsOf(log KeyLog, dep string, mark uint64) (creds event.Creds, twoKeys, ok bool) {
+// the access key of a content that shows the keys in shown (keyOf). ok is
+// false for a dependency that is no sigsci creds secret; twoKeys says that
+// two keys were answered since mark and the content does not tell which it
+// holds.
+func credsOf(log KeyLog, dep string, mark uint64, shown map[string]bool) (creds event.Creds, twoKeys, ok bool) {
 	path, ok := vaultPath(dep)
 	if !ok {
 		return creds, false, false
@@ -141,16 +170,32 @@ func credsOf(log KeyLog, dep string, mark uint64) (creds event.Creds, twoKeys, o
 		return creds, false, false
 	}
 	creds = event.Creds{Mount: secret.Mount, Role: secret.Role, Site: secret.Site}
+	creds.AccessKey, twoKeys = keyOf(keys, shown)
+	return creds, twoKeys, true
+}
+
+// keyOf is the access key a content holds of keys, those answered for one
+// secret since its runner was created: the one key answered or, after a
+// rotation, the one of them the content shows. It is "" when that cannot be
+// told; twoKeys then says whether a new runner would tell it: it would after
+// a rotation, not for an answer whose key could not be read.
+func keyOf(keys []string, shown map[string]bool) (key string, twoKeys bool) {
 	if len(keys) == 1 {
-		creds.AccessKey = keys[0]
+		return keys[0], false
 	}
-	known := 0
+	if slices.Contains(keys, "") {
+		return "", len(keys) > 2
+	}
+	var found []string
 	for _, k := range keys {
-		if k != "" {
-			known++
+		if shown[k] {
+			found = append(found, k)
 		}
 	}
-	return creds, known > 1, true
+	if len(found) == 1 {
+		return found[0], false
+	}
+	return "", true
 }
 
 // vaultPath reads the Vault path of a consul-template dependency:

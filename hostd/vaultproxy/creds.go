@@ -116,6 +116,23 @@ func (p *Proxy) AccessKeys(path string, since uint64) []string {
 	return keys
 }
 
+// AnsweredKeys returns the distinct access keys of the answers Vault gave
+// for any creds secret from position since on, without the unknown "".
+func (p *Proxy) AnsweredKeys(since uint64) []string {
+	p.keys.mu.Lock()
+	defer p.keys.mu.Unlock()
+	var keys []string
+	seen := map[string]bool{"": true}
+	for _, pk := range p.keys.paths {
+		for _, r := range pk.runs {
+			if r.last >= since && !seen[r.key] {
+				keys, seen[r.key] = append(keys, r.key), true
+			}
+		}
+	}
+	return keys
+}
+
 // noteCreds logs the access key of a successful answer for a creds secret.
 // An answer that is not JSON with a data object holding "accessKey" is no
 // sigsci creds answer and is not logged; one whose body cannot be read is

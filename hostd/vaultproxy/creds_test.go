@@ -72,6 +72,14 @@ func TestCredsAnswersAreLoggedWithTheirAccessKey(t *testing.T) {
 	if got := s.proxy.AccessKeys("/team/sigsci/creds/ops/sites/api/", start); !slices.Equal(got, []string{second}) {
 		t.Fatalf("a mount with a slash: %q", got)
 	}
+	all := s.proxy.AnsweredKeys(start)
+	slices.Sort(all)
+	if !slices.Equal(all, []string{first, second}) {
+		t.Fatalf("every path since the start: %q, want both keys once", all)
+	}
+	if got := s.proxy.AnsweredKeys(beforeRotation); !slices.Equal(got, []string{second}) {
+		t.Fatalf("every path since the rotation: %q", got)
+	}
 }
 
 func TestAnswersThatAreNoCredsAnswerAreNotTakenForOne(t *testing.T) {
@@ -92,6 +100,9 @@ func TestAnswersThatAreNoCredsAnswerAreNotTakenForOne(t *testing.T) {
 		if got := s.proxy.AccessKeys(path, 0); !slices.Equal(got, []string{""}) {
 			t.Errorf("%s: %q, want one unknown key", path, got)
 		}
+	}
+	if got := s.proxy.AnsweredKeys(0); got != nil {
+		t.Errorf("every path: %q, want no key: none could be read", got)
 	}
 }
 

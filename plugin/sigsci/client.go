@@ -5,14 +5,18 @@
 // internal/wire). It must not touch Vault storage or decide policy such as
 // which key set to retire: callers (the secrets engine) do that.
 //
-// The API token never appears in an error, a log line or fmt output.
+// The API token never appears in an error, a log line or fmt output, and an
+// error carries only the API's JSON "message", never a raw answer body.
 //
-// Retry policy. GET and DELETE are retried on 429, on 5xx (except 501) and on
-// connection errors and per-attempt timeouts. POST (CreateKeySet) creates a key
-// set, so repeating it after the request may have reached the server could
-// create a second set: POST is retried only on 429 (the server refused it) and
-// on errors raised before any connection was obtained (dial, DNS, TLS setup),
-// when the request certainly was not sent. Every other CreateKeySet failure in
+// Retry policy. GET and DELETE are retried on rate limiting, on 5xx (except
+// 501) and on connection errors and per-attempt timeouts. Rate limiting is a
+// 429, or a 400 whose message contains "Rate limit exceeded" (as the v0 API
+// also signals it); a Retry-After is honoured when present, else the client
+// backs off. POST (CreateKeySet) creates a key set, so repeating it after the
+// request may have reached the server could create a second set: POST is
+// retried only on rate limiting (the server refused it) and on errors raised
+// before any connection was obtained (dial, DNS, TLS setup), when the request
+// certainly was not sent. Every other CreateKeySet failure in
 // which the set may exist wraps ErrOutcomeUnknown; the caller reconciles with
 // ListKeySets.
 package sigsci
@@ -23,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -53,7 +58,7 @@ const (
 
 // Config configures a Client. Zero values take the defaults above.
 type Config struct {
-	BaseURL    string        // default DefaultBaseURL; must be an absolute http(s) URL
+	BaseURL    string        // default DefaultBaseURL; an absolute https:// URL (http:// only for a loopback host)
 	Email      string        // sent as x-api-user
 	Token      string        // sent as x-api-token; never logged, never in errors
 	HTTPClient *http.Client  // optional; redirects are never followed whatever it says
@@ -67,7 +72,21 @@ type Config struct {
 	// MaxRetryAfter is the longest Retry-After the client waits for (default
 	// 60s). A longer one ends the retries and the 429/503 is returned.
 	MaxRetryAfter time.Duration
+	// Logger receives warnings about answers that depart from the expected
+	// shape (never a secret); default: discarded.
+	Logger Logger
 }
+
+// Logger is where the client reports answers of an unexpected shape, with
+// key/value pairs; an hclog.Logger is one.
+type Logger interface {
+	Warn(msg string, args ...interface{})
+}
+
+// discardLogger is the Logger of a client configured without one.
+type discardLogger struct{}
+
+func (discardLogger) Warn(string, ...interface{}) {}
 
 // Client calls the API. It is safe for concurrent use.
 type Client struct {
@@ -80,6 +99,7 @@ type Client struct {
 	minBackoff    time.Duration
 	maxBackoff    time.Duration
 	maxRetryAfter time.Duration
+	logger        Logger
 
 	// now and sleep are replaced in tests so that waits are observed, not slept.
 	now   func() time.Time
@@ -108,6 +128,7 @@ func New(cfg Config) (*Client, error) {
 		minBackoff:    orDefault(cfg.MinBackoff, DefaultMinBackoff),
 		maxBackoff:    orDefault(cfg.MaxBackoff, DefaultMaxBackoff),
 		maxRetryAfter: orDefault(cfg.MaxRetryAfter, DefaultMaxRetryAfter),
+		logger:        cfg.Logger,
 		now:           time.Now,
 		sleep:         sleepContext,
 	}
@@ -116,6 +137,9 @@ func New(cfg Config) (*Client, error) {
 		c.maxRetries = DefaultMaxRetries
 	case cfg.MaxRetries < 0:
 		c.maxRetries = 0
+	}
+	if c.logger == nil {
+		c.logger = discardLogger{}
 	}
 	if c.minBackoff > c.maxBackoff {
 		return nil, fmt.Errorf("sigsci: MinBackoff (%s) is larger than MaxBackoff (%s)", c.minBackoff, c.maxBackoff)
@@ -137,6 +161,9 @@ func checkBaseURL(raw string) (string, error) {
 	if u.Host == "" {
 		return "", fmt.Errorf("sigsci: API base URL %q has no host", u.Redacted())
 	}
+	if u.Scheme == "http" && !LoopbackHost(u.Hostname()) {
+		return "", fmt.Errorf("sigsci: API base URL %q must use https:// (http:// only for a loopback host)", u.Redacted())
+	}
 	if u.User != nil {
 		return "", errors.New("sigsci: API base URL must not carry user:password; set Email and Token instead")
 	}
@@ -144,6 +171,17 @@ func checkBaseURL(raw string) (string, error) {
 		return "", fmt.Errorf("sigsci: API base URL %q must not have a query or fragment", u.Redacted())
 	}
 	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// LoopbackHost reports whether host (no port, no brackets) is a loopback
+// address, 127.0.0.0/8 or ::1, or the name localhost: the only hosts the
+// client talks to over plain http://, as local simulators are.
+func LoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func checkCredentials(email, token string) error {
@@ -331,11 +369,11 @@ func (c *Client) judge(method, path string, a attempt) verdict {
 		// sees an empty body and lists the sets.
 		return verdict{}
 	}
-	apiErr := &APIError{Method: method, Path: path, StatusCode: a.status, Message: c.message(a.body)}
+	apiErr := c.apiError(method, path, a)
 	v := verdict{err: apiErr}
 	v.retryAfter, v.hasAfter = parseRetryAfter(a.header.Get("Retry-After"), c.now())
 	switch {
-	case a.status == http.StatusTooManyRequests:
+	case apiErr.RateLimited:
 		v.retry = true
 	case a.status >= 500 && a.status != http.StatusNotImplemented:
 		if post {
@@ -347,15 +385,16 @@ func (c *Client) judge(method, path string, a attempt) verdict {
 	return v
 }
 
-// message extracts the API's {"message"} from an error body, or a short
-// cleaned excerpt of a body that is not JSON. The token is scrubbed in case a
-// proxy echoes the request.
-func (c *Client) message(body []byte) string {
-	msg := decodeErrorMessage(body)
+// apiError builds the error of a non-2xx answer from the API's {"message"}
+// only. The token is scrubbed in case a proxy echoes the request.
+func (c *Client) apiError(method, path string, a attempt) *APIError {
+	e := &APIError{Method: method, Path: path, StatusCode: a.status}
+	e.Message, e.Detail = decodeErrorMessage(a.body, a.header.Get("Content-Type"))
 	if c.token != "" {
-		msg = strings.ReplaceAll(msg, c.token, "[redacted]")
+		e.Message = strings.ReplaceAll(e.Message, c.token, "[redacted]")
 	}
-	return msg
+	e.RateLimited = a.status == http.StatusTooManyRequests || a.status == http.StatusBadRequest && isRateLimitMessage(e.Message)
+	return e
 }
 
 // backoff is the wait before retry n+1: exponential from minBackoff, capped

@@ -201,7 +201,7 @@ func TestRetryAfterAsHTTPDate(t *testing.T) {
 	defer srv.Close()
 	c := newClient(t, fastConfig(srv.URL))
 	waits := recordSleeps(c)
-	if _, err := c.ListKeySets(context.Background(), corp, "www"); err != nil {
+	if _, err := c.ListSites(context.Background(), corp); err != nil {
 		t.Fatal(err)
 	}
 	if len(*waits) != 1 || (*waits)[0] < 28*time.Second || (*waits)[0] > 30*time.Second {
@@ -532,8 +532,9 @@ func TestErrorsCarryStatusAndMessageButNotTheToken(t *testing.T) {
 	}
 }
 
-func TestErrorBodyEchoingTheTokenIsScrubbed(t *testing.T) {
+func TestErrorBodyThatIsNotJSONIsNotReflected(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(http.StatusBadGateway)
 		fmt.Fprintf(w, "<html>proxy error for request with x-api-token: %s\n</html>", r.Header.Get("x-api-token"))
 	}))
@@ -541,11 +542,51 @@ func TestErrorBodyEchoingTheTokenIsScrubbed(t *testing.T) {
 	cfg := fastConfig(srv.URL)
 	cfg.MaxRetries = -1
 	_, err := newClient(t, cfg).ListSites(context.Background(), corp)
-	if sigsci.StatusCode(err) != http.StatusBadGateway || !strings.Contains(err.Error(), "proxy error") {
+	var apiErr *sigsci.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadGateway || apiErr.Message != "" {
+		t.Fatalf("err = %#v", err)
+	}
+	if !strings.Contains(err.Error(), "no JSON message: text/html, ") {
+		t.Errorf("the error does not say what the answer was: %v", err)
+	}
+	for _, leak := range []string{"proxy error", "<html>", token} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("the error reflects the body (%q): %v", leak, err)
+		}
+	}
+}
+
+func TestErrorCarriesOnlyTheAPIMessage(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprintf(w, `{"message":"token %s\nis not allowed %s","trace":"internal-trace-7f3a","request":{"x-api-token":%q}}`,
+			r.Header.Get("x-api-token"), strings.Repeat("x", 400), r.Header.Get("x-api-token"))
+	}))
+	defer srv.Close()
+	_, err := newClient(t, fastConfig(srv.URL)).ListSites(context.Background(), corp)
+	var apiErr *sigsci.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusForbidden || !strings.HasPrefix(apiErr.Message, "token [redacted] is not allowed xxx") {
 		t.Fatalf("err = %v", err)
 	}
-	if strings.Contains(err.Error(), token) {
-		t.Errorf("error shows the token: %v", err)
+	if n := len([]rune(apiErr.Message)); n > 301 || !strings.HasSuffix(apiErr.Message, "…") {
+		t.Errorf("message of %d runes, want it shortened to 300 and marked: %q", n, apiErr.Message)
+	}
+	for _, leak := range []string{"internal-trace", token, "\n"} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("the error carries %q: %v", leak, err)
+		}
+	}
+	// A JSON body without a message says only what it was.
+	srv2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `{"error":"internal-trace-7f3a"}`)
+	}))
+	defer srv2.Close()
+	_, err = newClient(t, fastConfig(srv2.URL)).ListSites(context.Background(), corp)
+	if err == nil || strings.Contains(err.Error(), "internal-trace") || !strings.Contains(err.Error(), "no JSON message: application/json, 31 bytes") {
+		t.Errorf("err = %v", err)
 	}
 }
 
@@ -649,7 +690,7 @@ func TestCreateIsRetriedWhenTheRequestWasNeverSent(t *testing.T) {
 	}
 }
 
-func TestCreateWithoutTheSetInTheAnswerTakesTheNewest(t *testing.T) {
+func TestCreateWithoutTheSetInTheAnswerTakesTheNewPrimary(t *testing.T) {
 	sim := sigscisim.New(seed())
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {

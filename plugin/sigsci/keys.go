@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/internal/wire"
 )
@@ -32,13 +34,46 @@ func (c *Client) PrimaryKeys(ctx context.Context, corp, site string) (KeySet, er
 	return KeySet{AccessKey: keys.AccessKey, SecretKey: keys.SecretKey, Primary: true}, nil
 }
 
-// ListKeySets returns the site's live key sets, in the API's order.
+// ListKeySets returns the site's live key sets, in the API's order. Which
+// set is primary is decided by GET .../keys, whose shape is documented: the
+// list's own primary flag (under any of the names wire.KeySet reads) is only
+// cross-checked, and a disagreement is logged, never trusted. The primary
+// set carries the secret GET .../keys gave.
 func (c *Client) ListKeySets(ctx context.Context, corp, site string) ([]KeySet, error) {
 	path, err := sitePath(corp, site)
 	if err != nil {
 		return nil, err
 	}
 	path += "/agentKeys"
+	listed, err := c.listKeySets(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	primary, err := c.PrimaryKeys(ctx, corp, site)
+	if err != nil {
+		return nil, err
+	}
+	if !lists(listed, primary.AccessKey) {
+		// A set created between the two calls is primary but not listed
+		// yet: list once more.
+		if listed, err = c.listKeySets(ctx, path); err != nil {
+			return nil, err
+		}
+		if !lists(listed, primary.AccessKey) {
+			return nil, fmt.Errorf("sigsci: GET %s does not list the primary key set %s that GET .../keys names", path, primary.AccessKey)
+		}
+	}
+	return c.markPrimary(corp, site, listed, primary), nil
+}
+
+// listedKeySet is one item of the agentKeys list, with the list's own
+// primary flag (nil when the item has none).
+type listedKeySet struct {
+	KeySet
+	flag *bool
+}
+
+func (c *Client) listKeySets(ctx context.Context, path string) ([]listedKeySet, error) {
 	_, body, err := c.do(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return nil, err
@@ -47,18 +82,53 @@ func (c *Client) ListKeySets(ctx context.Context, corp, site string) ([]KeySet, 
 	if err := json.Unmarshal(body, &list); err != nil {
 		return nil, fmt.Errorf("sigsci: GET %s: unexpected answer: %w", path, err)
 	}
-	sets := make([]KeySet, 0, len(list.Data))
+	out := make([]listedKeySet, 0, len(list.Data))
 	for _, k := range list.Data {
-		sets = append(sets, keySetFromWire(k, false))
+		out = append(out, listedKeySet{
+			KeySet: KeySet{AccessKey: k.AccessKey, SecretKey: k.SecretKey, Created: createdOf(k)},
+			flag:   primaryFlag(k),
+		})
 	}
-	return sets, nil
+	return out, nil
+}
+
+func lists(sets []listedKeySet, accessKey string) bool {
+	return slices.ContainsFunc(sets, func(k listedKeySet) bool { return k.AccessKey == accessKey })
+}
+
+// markPrimary marks the set GET .../keys named as the primary one and logs
+// a list whose own flag says otherwise.
+func (c *Client) markPrimary(corp, site string, listed []listedKeySet, primary KeySet) []KeySet {
+	sets := make([]KeySet, 0, len(listed))
+	flagged := []string{}
+	disagrees := false
+	for _, l := range listed {
+		k := l.KeySet
+		k.Primary = k.AccessKey == primary.AccessKey
+		if k.Primary {
+			k.SecretKey = primary.SecretKey
+		}
+		if l.flag != nil {
+			disagrees = disagrees || *l.flag != k.Primary
+			if *l.flag {
+				flagged = append(flagged, k.AccessKey)
+			}
+		}
+		sets = append(sets, k)
+	}
+	if disagrees {
+		c.logger.Warn("the key-set list's primary flag disagrees with GET .../keys, which decides",
+			"corp", corp, "site", site, "primary", primary.AccessKey, "flagged_primary", flagged)
+	}
+	return sets
 }
 
 // CreateKeySet creates a new key set for the site; the API makes it primary.
 // The request is not repeated once it may have reached the server; such
-// failures wrap ErrOutcomeUnknown (see the package documentation). If the
-// answer does not carry the new set, the sets are listed and the newest is
-// returned.
+// failures wrap ErrOutcomeUnknown (see the package documentation). The
+// answer may carry the set, carry it wrapped in "data", or not carry it ({}
+// or no body); then the set GET .../keys names as primary is returned. The
+// answer is the API's word only: callers that must be sure list the sets.
 func (c *Client) CreateKeySet(ctx context.Context, corp, site string) (KeySet, error) {
 	path, err := sitePath(corp, site)
 	if err != nil {
@@ -69,48 +139,51 @@ func (c *Client) CreateKeySet(ctx context.Context, corp, site string) (KeySet, e
 	if err != nil {
 		return KeySet{}, err
 	}
-	var created wire.KeySet
-	if json.Unmarshal(body, &created) == nil && created.AccessKey != "" && created.SecretKey != "" {
-		return keySetFromWire(created, true), nil
+	if created, ok := decodeCreated(body); ok {
+		return created, nil
 	}
-	return c.newestKeySet(ctx, corp, site)
+	return c.newPrimary(ctx, corp, site)
 }
 
-// newestKeySet finds the set a POST just created when its answer was empty.
-func (c *Client) newestKeySet(ctx context.Context, corp, site string) (KeySet, error) {
-	sets, err := c.ListKeySets(ctx, corp, site)
-	if err != nil {
-		return KeySet{}, fmt.Errorf("sigsci: key set created but its answer was empty, and listing failed: %w", err)
-	}
-	newest, ok := pickNewest(sets)
-	if !ok {
-		return KeySet{}, errors.New("sigsci: key set created but its answer was empty and the site lists no key sets")
-	}
-	return newest, nil
-}
-
-// pickNewest returns the set with the latest Created; on a tie a primary set
-// wins, then the later one in the list.
-func pickNewest(sets []KeySet) (KeySet, bool) {
-	if len(sets) == 0 {
+// decodeCreated reads the set from a create answer, if it carries one.
+func decodeCreated(body []byte) (KeySet, bool) {
+	var answer wire.CreatedKeySet
+	if json.Unmarshal(body, &answer) != nil {
 		return KeySet{}, false
 	}
-	best := sets[0]
-	for _, s := range sets[1:] {
-		switch {
-		case s.Created.After(best.Created):
-			best = s
-		case s.Created.Equal(best.Created) && (s.Primary || !best.Primary):
-			best = s
+	k := answer.KeySet
+	if answer.Data != nil {
+		k = *answer.Data
+	}
+	if k.AccessKey == "" || k.SecretKey == "" {
+		return KeySet{}, false
+	}
+	primary := true
+	if f := primaryFlag(k); f != nil {
+		primary = *f
+	}
+	return KeySet{AccessKey: k.AccessKey, SecretKey: k.SecretKey, Primary: primary, Created: createdOf(k)}, true
+}
+
+// newPrimary finds the set a POST just created when its answer did not
+// carry it: the new set is the primary one.
+func (c *Client) newPrimary(ctx context.Context, corp, site string) (KeySet, error) {
+	sets, err := c.ListKeySets(ctx, corp, site)
+	if err != nil {
+		return KeySet{}, fmt.Errorf("sigsci: key set created but the answer does not carry it, and listing failed: %w", err)
+	}
+	for _, k := range sets {
+		if k.Primary {
+			return k, nil
 		}
 	}
-	return best, true
+	return KeySet{}, errors.New("sigsci: key set created but the answer does not carry it and the site lists no primary set")
 }
 
 // DeleteKeySet retires one key set. The API refuses to delete the primary set
-// (400). A 404 (IsNotFound) means the set, site or corp is not there; when a
-// DELETE was retried after a lost answer, the set may have been deleted by the
-// first attempt, so callers treat a 404 for a set they listed as "already gone".
+// (400). A 404 (IsNotFound) means the set, site or corp is not there, or that
+// the route is not the API's: callers list the sets again to learn whether
+// the set is gone.
 func (c *Client) DeleteKeySet(ctx context.Context, corp, site, accessKey string) error {
 	path, err := keySetPath(corp, site, accessKey)
 	if err != nil {
@@ -120,10 +193,23 @@ func (c *Client) DeleteKeySet(ctx context.Context, corp, site, accessKey string)
 	return err
 }
 
-func keySetFromWire(k wire.KeySet, primaryByDefault bool) KeySet {
-	primary := primaryByDefault
-	if k.Primary != nil {
-		primary = *k.Primary
+// primaryFlag is an item's own primary flag under whichever name it uses,
+// or nil.
+func primaryFlag(k wire.KeySet) *bool {
+	for _, f := range []*bool{k.Primary, k.IsPrimary, k.IsPrimarySnake} {
+		if f != nil {
+			return f
+		}
 	}
-	return KeySet{AccessKey: k.AccessKey, SecretKey: k.SecretKey, Primary: primary, Created: k.Created.Time}
+	return nil
+}
+
+// createdOf is an item's creation time under whichever name it uses, or zero.
+func createdOf(k wire.KeySet) time.Time {
+	for _, t := range []wire.Time{k.Created, k.CreatedAt, k.CreatedAtSnake} {
+		if !t.IsZero() {
+			return t.Time
+		}
+	}
+	return time.Time{}
 }

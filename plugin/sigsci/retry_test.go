@@ -54,6 +54,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		"relative":    {BaseURL: "/api/v0", Email: "e", Token: "t"},
 		"userinfo":    {BaseURL: "https://u:p@x/api", Email: "e", Token: "t"},
 		"query":       {BaseURL: "https://x/api?a=b", Email: "e", Token: "t"},
+		"http remote": {BaseURL: "http://api.example/api/v0", Email: "e", Token: "t"},
 		"no email":    {Token: "t"},
 		"no token":    {Email: "e"},
 		"token nl":    {Email: "e", Token: "t\n"},

@@ -16,6 +16,12 @@
 // requests each tool made to Vault (from the audit log) and what each leaves
 // on disk. Progress goes to standard error. Nothing here asserts a speed.
 //
+// A fleet trial per tool follows (fleet.go): -fleet hosts of the site, each
+// with its own instance of the tool, and a role with auto_retire; it times a
+// rotation to every host's file, to every host's report in Vault, and to the
+// automatic retirement of the old set, and counts Vault requests per host
+// per hour, reports included.
+//
 // Then, at corp scale (-copy-sites, -read-clients; 0 skips each): a corp of
 // 5,000 sites is copied with the documented command against a simulator that
 // answers in 100 ms and allows 50 calls/s, and the time until every site is
@@ -48,8 +54,12 @@ type options struct {
 	refresh      time.Duration // both tools' re-read interval
 	mountRefresh time.Duration // the plugin's refresh_interval: the ttl hint in every creds read
 	poll         time.Duration // how often the rendered file is read
-	tools        bool          // run the hostd vs Vault Agent trials
-	scale        scaleOptions
+
+	fleet          int // hosts of the fleet trial; 0 skips it
+	fleetRotations int
+
+	tools bool // run the hostd vs Vault Agent trials, and the fleet trials
+	scale scaleOptions
 }
 
 func main() {
@@ -61,7 +71,9 @@ func main() {
 	flag.DurationVar(&o.mountRefresh, "mount-refresh", 5*time.Second,
 		"the plugin's refresh_interval (sigsci/config), returned with every read as the ttl and rotation_period hints; the plugin's default is 60s")
 	flag.DurationVar(&o.poll, "poll", 20*time.Millisecond, "how often the rendered file is read while waiting for a new key")
-	flag.BoolVar(&o.tools, "tools", true, "run the hostd vs Vault Agent trials")
+	flag.IntVar(&o.fleet, "fleet", 10, "hosts of the fleet trial (one trial per tool); 0 skips it")
+	flag.IntVar(&o.fleetRotations, "fleet-rotations", 2, "rotations per fleet trial, each waiting for auto_retire (about a minute)")
+	flag.BoolVar(&o.tools, "tools", true, "run the hostd vs Vault Agent trials and the fleet trials")
 	flag.IntVar(&o.scale.copySites, "copy-sites", 5000, "sites of the corp copied at scale (0 skips the copy)")
 	flag.DurationVar(&o.scale.copyLatency, "copy-latency", 100*time.Millisecond, "latency of every API call during the copy")
 	flag.IntVar(&o.scale.copyRate, "copy-rate", 50, "API calls per second the simulator allows during the copy")
@@ -79,6 +91,8 @@ func (o options) check() error {
 	switch {
 	case o.runs < 1 || o.rotations < 1:
 		return fmt.Errorf("-runs and -rotations must be at least 1")
+	case o.fleet < 0 || o.fleet > 100 || (o.fleet > 0 && o.fleetRotations < 1):
+		return fmt.Errorf("-fleet must be between 0 and 100, with -fleet-rotations at least 1")
 	case o.refresh < 5*time.Second || o.mountRefresh < 5*time.Second:
 		return fmt.Errorf("-refresh and -mount-refresh must be at least 5s (hostd's and the plugin's minimum)")
 	case o.poll < time.Millisecond || o.poll > 100*time.Millisecond:
@@ -126,6 +140,16 @@ func compareTools(t testing.TB, programs *harness.Programs, o options) {
 		}
 	}
 	printReport(os.Stdout, o, vaultVersion(t, programs.Vault), tools, results)
+	if o.fleet == 0 {
+		return
+	}
+	fleets := make(map[string][]fleetResult)
+	for _, tl := range tools {
+		harness.Step(t, "fleet-"+tl.short, func(t testing.TB) {
+			fleets[tl.name] = append(fleets[tl.name], runFleetTrial(t, programs, root, tl, o))
+		})
+	}
+	printFleetReport(os.Stdout, o, tools, fleets)
 }
 
 // buildPrograms finds the cached Vault (building it if needed) and builds the

@@ -98,6 +98,17 @@ type requestCount struct {
 	credsReads          []time.Time
 }
 
+// withPrefix counts the requests to paths under prefix (not the creds).
+func (c requestCount) withPrefix(prefix string) int {
+	n := 0
+	for path, count := range c.byPath {
+		if strings.HasPrefix(path, prefix) {
+			n += count
+		}
+	}
+	return n
+}
+
 // auditEntry is the part of a file audit device line the bench reads.
 type auditEntry struct {
 	Time time.Time `json:"time"`

@@ -19,18 +19,9 @@ func printReport(out io.Writer, o options, vaultVersion string, tools []tool, re
 		o.runs, o.rotations, o.refresh, o.mountRefresh)
 	fmt.Fprintf(out, "Vault Agent is `vault agent` of %s; no restart or command on change; min / median / max\n\n", vaultVersion)
 
-	tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
-	header := "figure"
-	for _, tl := range tools {
-		header += "\t" + tl.name
-	}
-	fmt.Fprintln(tw, header+"\t")
+	tw := newTable(out, tools)
 	row := func(name string, cell func(tl tool, rs []trialResult) string) {
-		line := name
-		for _, tl := range tools {
-			line += "\t" + cell(tl, results[tl.name])
-		}
-		fmt.Fprintln(tw, line+"\t")
+		tw.row(name, func(tl tool) string { return cell(tl, results[tl.name]) })
 	}
 
 	row("binary size (stripped)", func(tl tool, _ []trialResult) string { return fileMiB(tl.binary) })
@@ -63,13 +54,36 @@ func printReport(out io.Writer, o options, vaultVersion string, tools []tool, re
 	row("files holding a Vault token", files(func(r trialResult) []string { return r.tokenFiles }))
 	row("files holding an agent secret key", files(func(r trialResult) []string { return r.keyFiles }))
 	row("token or secret in its log", files(func(r trialResult) []string { return r.logLeaks }))
-	tw.Flush()
+	tw.flush()
 
 	fmt.Fprintln(out, "\nVault requests other than creds reads, all trials:")
 	for _, tl := range tools {
 		fmt.Fprintf(out, "  %s: %s\n", tl.name, otherPaths(results[tl.name]))
 	}
 }
+
+// table is a side-by-side table: one row per figure, one column per tool.
+type table struct {
+	tw    *tabwriter.Writer
+	tools []tool
+}
+
+func newTable(out io.Writer, tools []tool) *table {
+	t := &table{tw: tabwriter.NewWriter(out, 0, 0, 3, ' ', 0), tools: tools}
+	t.row("figure", func(tl tool) string { return tl.name })
+	return t
+}
+
+// row writes one figure, cell giving each tool's value.
+func (t *table) row(name string, cell func(tl tool) string) {
+	line := name
+	for _, tl := range t.tools {
+		line += "\t" + cell(tl)
+	}
+	fmt.Fprintln(t.tw, line+"\t")
+}
+
+func (t *table) flush() { _ = t.tw.Flush() }
 
 // The cell makers: each turns one figure per trial into min / median / max.
 

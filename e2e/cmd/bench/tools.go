@@ -26,12 +26,15 @@ type tool struct {
 	config func(t testing.TB, h host) string
 	// args are the command-line arguments that run it with config file path.
 	args func(path string) []string
+	// reports: the tool reports the key it runs to Vault's fleet view.
+	reports bool
 }
 
 // host is the files one tool works with. Everything the tool itself writes
 // lands under dir (its HOME and TMPDIR are there too), so that what it leaves
 // on disk can be inspected; its log is kept outside dir.
 type host struct {
+	name         string // the host's name in the fleet; "" for hostd's default (the hostname)
 	vaultAddr    string
 	dir          string
 	roleIDFile   string
@@ -44,11 +47,12 @@ type host struct {
 
 func hostdTool(p *harness.Programs) tool {
 	return tool{
-		name:   "hostd",
-		short:  "hostd",
-		binary: p.Command("hostd"),
-		config: hostdConfig,
-		args:   func(path string) []string { return []string{"run", "-config", path} },
+		name:    "hostd",
+		short:   "hostd",
+		binary:  p.Command("hostd"),
+		config:  hostdConfig,
+		args:    func(path string) []string { return []string{"run", "-config", path} },
+		reports: true,
 	}
 }
 
@@ -63,8 +67,13 @@ func vaultAgentTool(p *harness.Programs) tool {
 }
 
 // hostdConfig is hostd's documented configuration for one template, with no
-// unit to restart; its metrics endpoint stays on, as by default.
+// unit to restart; its metrics endpoint stays on, as by default, and it
+// reports the key it rendered as h.name every report.interval (default).
 func hostdConfig(t testing.TB, h host) string {
+	report := ""
+	if h.name != "" {
+		report = fmt.Sprintf("\nreport {\n  host = %q\n}\n", h.name)
+	}
 	return fmt.Sprintf(`vault {
   address = %q
 }
@@ -93,8 +102,8 @@ telemetry {
 status {
   socket_path = %q
 }
-`, h.vaultAddr, h.roleIDFile, h.secretIDFile, h.refresh.String(), h.template, h.destination,
-		harness.FreeLoopbackAddr(t), filepath.Join(h.dir, "hostd.sock"))
+%s`, h.vaultAddr, h.roleIDFile, h.secretIDFile, h.refresh.String(), h.template, h.destination,
+		harness.FreeLoopbackAddr(t), filepath.Join(h.dir, "hostd.sock"), report)
 }
 
 // vaultAgentConfig is the matching Vault Agent configuration: the same

@@ -87,10 +87,11 @@ func (w *world) rotate(t testing.TB) sigsci.KeySet {
 	return after
 }
 
-// retire deletes the site's non-primary key sets, as an operator does once
-// every host runs on the new pair. Neither tool reports the key it runs
-// here, and the bench has seen the new pair in the file, so it overrides
-// the guard's wait for retire_min_overlap.
+// retire deletes the site's non-primary key sets at once, as soon as the
+// bench has seen the new pair in the file: sooner than hostd's report of it
+// reaches Vault, and sooner than retire_min_overlap for Vault Agent, which
+// cannot report, so it overrides the guard. The fleet trial (fleet.go)
+// measures the guarded retirement.
 func (w *world) retire(t testing.TB) {
 	t.Helper()
 	w.sh(t, "vault delete sigsci/rotate/sites/"+siteName+" force=true")

@@ -17,6 +17,11 @@ import (
 
 const maxPageLimit = 100
 
+// apiEndpoints names the API endpoints, as Calls counts them.
+func apiEndpoints() []string {
+	return []string{EndpointListSites, EndpointPrimaryKeys, EndpointListKeySets, EndpointCreateKeySet, EndpointDeleteKeySet}
+}
+
 func (s *Server) apiMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	routes := map[string]http.HandlerFunc{
@@ -51,15 +56,15 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email := r.Header.Get(wire.HeaderUser)
-	kind, status := s.pendingFault(email)
-	switch kind {
-	case faultDropBefore:
+	kind, status := s.pendingFault(email, endpoint)
+	switch {
+	case kind == faultDropBefore:
 		dropConnection(w)
 		return
-	case faultFail, faultRateLimited:
-		if status == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", s.retryAfter())
-		}
+	case kind == faultRateLimited || kind == faultFail && status == http.StatusTooManyRequests:
+		s.writeRateLimited(w)
+		return
+	case kind == faultFail:
 		writeMessage(w, status, "simulated failure: "+http.StatusText(status))
 		return
 	}
@@ -142,6 +147,9 @@ func (s *Server) listSites(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if s.dialect.SitesIgnorePage {
+		page = 1
+	}
 	out := simSiteList{Data: []simSite{}, TotalCount: len(c.sites)}
 	start := (page - 1) * limit
 	for i := start; i < len(c.sites) && i < start+limit; i++ {
@@ -198,7 +206,7 @@ func (s *Server) listKeySets(w http.ResponseWriter, r *http.Request) {
 	total := len(st.keys)
 	out := wire.KeySetList{Data: make([]wire.KeySet, 0, total), TotalCount: &total}
 	for _, k := range st.keys {
-		out.Data = append(out.Data, k.wire())
+		out.Data = append(out.Data, s.dialect.wire(k))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -216,7 +224,7 @@ func (s *Server) createKeySet(w http.ResponseWriter, r *http.Request) {
 	k := newKeySet(s.now().UTC())
 	st.keys = append(st.keys, k)
 	s.secrets = append(s.secrets, k.secretKey)
-	writeJSON(w, http.StatusCreated, k.wire())
+	s.dialect.writeCreated(w, k)
 }
 
 func (s *Server) deleteKeySet(w http.ResponseWriter, r *http.Request) {
@@ -224,6 +232,10 @@ func (s *Server) deleteKeySet(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	c, st, ok := s.lookupSite(w, r, r.PathValue("site"))
 	if !ok {
+		return
+	}
+	if s.dialect.DeleteAnswer == DeleteWrongRoute404 {
+		writeMessage(w, http.StatusNotFound, "not found")
 		return
 	}
 	accessKey := r.PathValue("accessKey")
@@ -237,13 +249,8 @@ func (s *Server) deleteKeySet(w http.ResponseWriter, r *http.Request) {
 		s.retired[accessKey] = retiredKey{c.name, st.name, s.now()}
 		st.retired = append(st.retired, accessKey)
 		st.keys = slices.Delete(st.keys, i, i+1)
-		w.WriteHeader(http.StatusNoContent)
+		s.dialect.writeDeleted(w)
 	}
-}
-
-func (k *keySet) wire() wire.KeySet {
-	primary := k.primary
-	return wire.KeySet{AccessKey: k.accessKey, SecretKey: k.secretKey, Primary: &primary, Created: wire.Time{Time: k.created}}
 }
 
 // newKeySet makes a primary set with a UUID-like access key and a random

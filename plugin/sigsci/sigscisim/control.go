@@ -140,6 +140,8 @@ func (s *Server) controlMux() *http.ServeMux {
 	mux.HandleFunc("POST /sim/drop", s.handleDrop)
 	mux.HandleFunc("POST /sim/latency", s.handleLatency)
 	mux.HandleFunc("POST /sim/ratelimit", s.handleRateLimit)
+	mux.HandleFunc("GET /sim/dialect", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Dialect()) })
+	mux.HandleFunc("PUT /sim/dialect", s.handlePutDialect)
 	mux.HandleFunc("POST /sim/sites", s.handleAddSite)
 	mux.HandleFunc("DELETE /sim/sites/{corp}/{site}", s.handleRemoveSite)
 	mux.HandleFunc("/sim/", func(w http.ResponseWriter, r *http.Request) {
@@ -187,8 +189,9 @@ func (s *Server) handlePutFaults(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleFail(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		N      int `json:"n"`
-		Status int `json:"status"`
+		N        int    `json:"n"`
+		Status   int    `json:"status"`
+		Endpoint string `json:"endpoint"`
 	}
 	if !decodeBody(w, r, &req) {
 		return
@@ -197,7 +200,11 @@ func (s *Server) handleFail(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusBadRequest, "n must be >= 0 and status a 4xx or 5xx code (default 503)")
 		return
 	}
-	s.FailNext(req.N, req.Status)
+	if req.Endpoint != "" && !slices.Contains(apiEndpoints(), req.Endpoint) {
+		writeMessage(w, http.StatusBadRequest, fmt.Sprintf("endpoint %q is not one of %q", req.Endpoint, apiEndpoints()))
+		return
+	}
+	s.FailNextOn(req.Endpoint, req.N, req.Status)
 	writeJSON(w, http.StatusOK, s.Faults())
 }
 

@@ -1,16 +1,29 @@
 package sigscisim
 
 import (
+	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 )
 
 const defaultFailStatus = http.StatusServiceUnavailable
 
-// FailNext makes the next n API calls answer status with a JSON message (a
-// 429 carries Retry-After). A status outside 400..599 means 503; n <= 0 clears.
+// FailNext makes the next n API calls answer status with a JSON message. A
+// 429 means rate limiting and is answered in the dialect's shape (by default
+// 429 with Retry-After). A status outside 400..599 means 503; n <= 0 clears.
 func (s *Server) FailNext(n int, status int) {
+	s.FailNextOn("", n, status)
+}
+
+// FailNextOn is FailNext for the calls of one endpoint (an Endpoint* name);
+// calls of other endpoints pass. "" means every endpoint. It panics on an
+// unknown endpoint name.
+func (s *Server) FailNextOn(endpoint string, n int, status int) {
+	if endpoint != "" && !slices.Contains(apiEndpoints(), endpoint) {
+		panic(fmt.Sprintf("sigscisim: FailNextOn(%q): not an API endpoint", endpoint))
+	}
 	if status < 400 || status > 599 {
 		status = defaultFailStatus
 	}
@@ -18,6 +31,7 @@ func (s *Server) FailNext(n int, status int) {
 	defer s.mu.Unlock()
 	s.faults.FailNext = max(n, 0)
 	s.faults.FailStatus = status
+	s.faults.FailEndpoint = endpoint
 }
 
 // DropNext makes the next n API calls lose their connection before they are
@@ -99,8 +113,8 @@ const (
 )
 
 // pendingFault consumes the fault (if any) that applies to the next call by
-// email, and returns it with the status to answer for faultFail.
-func (s *Server) pendingFault(email string) (fault, int) {
+// email to endpoint, and returns it with the status to answer for faultFail.
+func (s *Server) pendingFault(email, endpoint string) (fault, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := &s.faults
@@ -108,7 +122,7 @@ func (s *Server) pendingFault(email string) (fault, int) {
 	case f.DropNext > 0:
 		f.DropNext--
 		return faultDropBefore, 0
-	case f.FailNext > 0:
+	case f.FailNext > 0 && (f.FailEndpoint == "" || f.FailEndpoint == endpoint):
 		f.FailNext--
 		status := f.FailStatus
 		if status == 0 {

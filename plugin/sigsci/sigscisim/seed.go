@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
@@ -14,10 +15,12 @@ import (
 //
 //	{"corps":[{"name":"acme","users":[{"email":"ops@acme.test","token":"t0k"}],
 //	           "sites":[{"name":"www","displayName":"WWW"}]}],
-//	 "faults":{"latency":"50ms","rateLimit":20}}
+//	 "faults":{"latency":"50ms","rateLimit":20},
+//	 "dialect":{"primaryFlag":"is_primary"}}
 type Seed struct {
-	Corps  []CorpSeed `json:"corps"`
-	Faults Faults     `json:"faults"`
+	Corps   []CorpSeed `json:"corps"`
+	Faults  Faults     `json:"faults"`
+	Dialect Dialect    `json:"dialect"`
 }
 
 // CorpSeed is one corp with its API users and sites. The same email may be a
@@ -50,9 +53,12 @@ type Faults struct {
 	RateLimit int `json:"rateLimit"`
 	// RetryAfter is the Retry-After (seconds) sent with every 429; nil means 1.
 	RetryAfter *int `json:"retryAfter,omitempty"`
-	// FailNext API calls are answered with FailStatus (default 503).
-	FailNext   int `json:"failNext"`
-	FailStatus int `json:"failStatus"`
+	// FailNext API calls are answered with FailStatus (default 503); a 429
+	// is rate limiting, answered in the dialect's shape. With FailEndpoint
+	// (an Endpoint* name) only calls of that endpoint fail.
+	FailNext     int    `json:"failNext"`
+	FailStatus   int    `json:"failStatus"`
+	FailEndpoint string `json:"failEndpoint,omitempty"`
 	// DropNext API calls have their connection closed before being handled.
 	DropNext int `json:"dropNext"`
 	// DropNextAfterHandling API calls are carried out (a POST creates its
@@ -118,7 +124,10 @@ func (s Seed) Validate() error {
 			return fmt.Errorf("corp %q: %w", c.Name, err)
 		}
 	}
-	return s.Faults.validate()
+	if err := s.Faults.validate(); err != nil {
+		return err
+	}
+	return s.Dialect.validate()
 }
 
 func validateCorpSeed(c CorpSeed) error {
@@ -152,6 +161,8 @@ func (f Faults) validate() error {
 		return errors.New("failNext, dropNext and dropNextAfterHandling must not be negative")
 	case f.FailStatus != 0 && (f.FailStatus < 400 || f.FailStatus > 599):
 		return fmt.Errorf("failStatus %d is not a 4xx or 5xx status", f.FailStatus)
+	case f.FailEndpoint != "" && !slices.Contains(apiEndpoints(), f.FailEndpoint):
+		return fmt.Errorf("failEndpoint %q is not one of %q", f.FailEndpoint, apiEndpoints())
 	}
 	return nil
 }

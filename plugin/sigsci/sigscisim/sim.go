@@ -16,6 +16,12 @@
 //	POST   /corps/{corp}/sites/{site}/agentKeys   201 with the new set, which becomes primary
 //	DELETE /corps/{corp}/sites/{site}/agentKeys/{accessKey}  204; 400 for the primary set; 404 unknown
 //
+// That is the default Dialect. Where the real API's shape is not known, a
+// Dialect switches the answers to another candidate shape (see Dialect and
+// Dialects): the name of the list's primary flag and creation time, the
+// answer of a create or a delete, how rate limiting is signalled, and a
+// sites list that ignores page.
+//
 // Faults apply to API calls only, in this order: latency, drop before
 // handling, fail-next, rate limit (per user, per second), then the call
 // (or, for drop-after-handling, the call followed by a closed connection).
@@ -29,10 +35,12 @@
 //	GET    /sim/calls         {"<endpoint>": count, ...};  DELETE /sim/calls resets the counts
 //	GET    /sim/faults        the current Faults (remaining fail/drop counts included)
 //	PUT    /sim/faults        replace all Faults with the body (absent fields: off)
-//	POST   /sim/fail          {"n":2,"status":503}          next n API calls answer status (429 carries Retry-After)
+//	POST   /sim/fail          {"n":2,"status":503,"endpoint":""}  next n API calls (of endpoint, if given) answer status; 429 means rate limited, in the dialect's shape
 //	POST   /sim/drop          {"n":1,"afterHandling":false} next n API calls lose their connection
 //	POST   /sim/latency       {"latency":"250ms"}
 //	POST   /sim/ratelimit     {"perSecond":5,"retryAfter":1}   perSecond 0 turns it off
+//	GET    /sim/dialect       the current Dialect
+//	PUT    /sim/dialect       replace the Dialect with the body (absent fields: default shape)
 //	POST   /sim/sites         {"corp","name","displayName"} adds a site with a fresh primary set (201; 409 if it exists)
 //	DELETE /sim/sites/{corp}/{site}  removes a site and its sets (204)
 //
@@ -81,6 +89,7 @@ type Server struct {
 	retired map[string]retiredKey
 	calls   map[string]int
 	faults  Faults
+	dialect Dialect
 	window  map[string]rateWindow // per user
 	secrets []string              // every API token and secret key ever known
 }
@@ -133,6 +142,7 @@ func New(seed Seed) *Server {
 		calls:   map[string]int{},
 		window:  map[string]rateWindow{},
 		faults:  seed.Faults,
+		dialect: seed.Dialect,
 	}
 	for _, c := range seed.Corps {
 		s.addCorp(c.Name)

@@ -26,11 +26,19 @@ type Error struct {
 	Message string `json:"message"`
 }
 
+// RateLimitMessage is what the message of a rate-limited call contains when
+// the API signals rate limiting with a 400 rather than a 429. Public clients
+// of the v0 API (Fastly's own among them) retry on exactly this text; none
+// reads a Retry-After, so its presence is not assumed either.
+const RateLimitMessage = "Rate limit exceeded"
+
 // SiteList is the answer of GET /corps/{corp}/sites (documented: "data").
 //
 // Assumption: the sites list honours ?page=P&limit=L (limit at most 100) and
 // carries "totalCount" like the other list endpoints do; a client must also
-// cope with its absence (short or empty page ends the list).
+// cope with its absence (short or empty page ends the list) and with an API
+// that ignores page (the same page again adds nothing new and ends the list;
+// names are de-duplicated).
 type SiteList struct {
 	Data       []Site `json:"data"`
 	TotalCount *int   `json:"totalCount,omitempty"`
@@ -63,25 +71,42 @@ type KeySetList struct {
 
 // KeySet is one agent key set.
 //
-// Assumption: items carry accessKey, secretKey, primary and created (RFC 3339).
+// Assumption: items carry accessKey and secretKey. Nothing public shows an
+// item, so the primary flag and the creation time are read under each name
+// seen in the v0 and v1 APIs: "primary", "isPrimary" or "is_primary", and
+// "created", "createdAt" or "created_at". The flag is never trusted on its
+// own: the primary set is the one GET .../keys names (PrimaryKeys).
 //
 // Assumption: POST /corps/{corp}/sites/{site}/agentKeys (no body) answers
-// 200 or 201 with the new set in this same shape, and the new set is primary.
-// A missing "primary" is read as true for that answer; a body without
-// accessKey makes the client list the sets and take the newest.
+// 200 or 201 with the new set in this shape, wrapped as {"data": set}, or
+// without it ({} or 204 with no body), and the new set is primary. Whatever
+// the answer, the client confirms the new set by listing.
 //
 // Assumption: DELETE /corps/{corp}/sites/{site}/agentKeys/{accessKey} retires
 // one set and answers 204 (200 is accepted too); deleting the primary set is
-// refused with 400, an unknown set answers 404.
+// refused with 400, an unknown set answers 404. A 404 is not taken as proof
+// that a set is gone (a wrong route answers 404 too): the client lists again.
 type KeySet struct {
-	AccessKey string `json:"accessKey"`
-	SecretKey string `json:"secretKey"`
-	Primary   *bool  `json:"primary,omitempty"`
-	Created   Time   `json:"created"`
+	AccessKey      string `json:"accessKey,omitempty"`
+	SecretKey      string `json:"secretKey,omitempty"`
+	Primary        *bool  `json:"primary,omitempty"`
+	IsPrimary      *bool  `json:"isPrimary,omitempty"`
+	IsPrimarySnake *bool  `json:"is_primary,omitempty"`
+	Created        Time   `json:"created,omitzero"`
+	CreatedAt      Time   `json:"createdAt,omitzero"`
+	CreatedAtSnake Time   `json:"created_at,omitzero"`
+}
+
+// CreatedKeySet is the answer of POST .../agentKeys: the set itself or the
+// set wrapped in "data" (Assumption, see KeySet); both may be absent.
+type CreatedKeySet struct {
+	KeySet
+	Data *KeySet `json:"data,omitempty"`
 }
 
 // Time is an RFC 3339 timestamp that also accepts null and "" (read as the
 // zero time), so a missing or empty "created" does not fail a whole answer.
+// A zero Time is left out of a KeySet (omitzero) and written as null elsewhere.
 type Time struct {
 	time.Time
 }
