@@ -73,7 +73,11 @@ func NewFactory(pluginVersion string) (logical.Factory, error) {
 	}
 	return func(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 		b := newBackend(pluginVersion, newSigsciClient)
-		if err := b.Setup(ctx, conf); err != nil {
+		withView := *conf
+		if conf.System != nil {
+			withView.System = newCachedSystemView(conf.System, time.Now)
+		}
+		if err := b.Setup(ctx, &withView); err != nil {
 			return nil, err
 		}
 		return b, nil
