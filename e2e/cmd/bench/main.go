@@ -78,7 +78,8 @@ func main() {
 	flag.DurationVar(&o.scale.copyLatency, "copy-latency", 100*time.Millisecond, "latency of every API call during the copy")
 	flag.IntVar(&o.scale.copyRate, "copy-rate", 50, "API calls per second the simulator allows during the copy")
 	flag.IntVar(&o.scale.readClients, "read-clients", 32, "concurrent clients of the read comparison (0 skips it)")
-	flag.DurationVar(&o.scale.readFor, "read-for", 5*time.Second, "how long each kind of read is measured")
+	flag.DurationVar(&o.scale.readFor, "read-for", 4*time.Second, "how long each kind of read is measured in a round")
+	flag.IntVar(&o.scale.readRounds, "read-rounds", 3, "rounds of creds reads then KV v2 reads")
 	flag.Parse()
 	if err := o.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -101,8 +102,8 @@ func (o options) check() error {
 		return fmt.Errorf("-copy-sites, -read-clients and -copy-latency must not be negative")
 	case o.scale.copySites > 0 && o.scale.copyRate < 1:
 		return fmt.Errorf("-copy-rate must be at least 1")
-	case o.scale.readClients > 0 && o.scale.readFor < time.Second:
-		return fmt.Errorf("-read-for must be at least 1s")
+	case o.scale.readClients > 0 && (o.scale.readFor < time.Second || o.scale.readRounds < 1):
+		return fmt.Errorf("-read-for must be at least 1s and -read-rounds at least 1")
 	}
 	return nil
 }
