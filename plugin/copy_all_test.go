@@ -376,7 +376,11 @@ func TestCopyAll_BacksOffWhenTheAPIRateLimits(t *testing.T) {
 	if reads := e.sim.Calls(sigscisim.EndpointPrimaryKeys); reads <= 40 {
 		t.Fatalf("%d key reads: the rate limit never bit, the test proves nothing", reads)
 	}
-	if w := e.copyClientOf("vault-user", defaultCopyMaxConcurrency).limit.current(); w >= defaultCopyMaxConcurrency {
-		t.Fatalf("after rate limiting the window is %d, the ceiling", w)
+	l := e.copyClientOf("vault-user", defaultCopyMaxConcurrency).limit
+	l.mu.Lock()
+	cut, window := !l.cutAt.IsZero(), l.window
+	l.mu.Unlock()
+	if !cut || window >= defaultCopyMaxConcurrency {
+		t.Fatalf("after rate limiting: window cut %v, window %.2f", cut, window)
 	}
 }

@@ -275,7 +275,7 @@ func (b *backend) runCopy(ctx context.Context, s logical.Storage, job *copyJob, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b.copyWorker(ctx, s, job, limit)
+			b.runCopyWorker(ctx, s, job, limit)
 		}()
 	}
 	wg.Wait()
@@ -320,10 +320,10 @@ func (b *backend) roleForCopy(ctx context.Context, s logical.Storage, job *copyJ
 	return r, c, err
 }
 
-// copyWorker copies queued sites, each once the window admits it, until the
+// runCopyWorker copies queued sites, each once the window admits it, until the
 // queue is empty or the job stops. A site whose copy failed for a passing
 // reason (rate limiting, 5xx, a timeout) is tried once more at the end.
-func (b *backend) copyWorker(ctx context.Context, s logical.Storage, job *copyJob, limit *adaptiveLimit) {
+func (b *backend) runCopyWorker(ctx context.Context, s logical.Storage, job *copyJob, limit *adaptiveLimit) {
 	for {
 		callCtx, w, err := limit.enterWorker(ctx)
 		if err != nil {
