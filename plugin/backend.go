@@ -47,6 +47,7 @@ const (
 	configStorageKey = "config"
 	rolePrefix       = "role/"
 	credsPrefix      = "creds/"
+	copyRecordPrefix = "copy/" // copy/<role>: the state of the role's last copy of all sites
 )
 
 // walRollbackMinAge is how old a WAL entry must be before Vault's periodic
@@ -72,7 +73,11 @@ func NewFactory(pluginVersion string) (logical.Factory, error) {
 	}
 	return func(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 		b := newBackend(pluginVersion, newSigsciClient)
-		if err := b.Setup(ctx, conf); err != nil {
+		withView := *conf
+		if conf.System != nil {
+			withView.System = newCachedSystemView(conf.System, time.Now)
+		}
+		if err := b.Setup(ctx, &withView); err != nil {
 			return nil, err
 		}
 		return b, nil
@@ -98,11 +103,20 @@ type backend struct {
 
 	clientsMu sync.Mutex
 	clients   map[string]cachedClient
+	memo      *entryMemo // the roles and the mount config, as last read
 
 	configMu sync.Mutex // serialises the read-modify-write of the mount config
 	auto     *automation
 	// maxHostsPerSite bounds the host reports of one site.
 	maxHostsPerSite int
+
+	// copies of all sites: each role's last one, running in the background
+	// under jobsCtx until done or until Clean cancels it.
+	copiesMu   sync.Mutex
+	copies     map[string]*copyJob
+	jobsCtx    context.Context
+	jobsCancel context.CancelFunc
+	jobsWG     sync.WaitGroup
 
 	// background work started by Initialize, stopped by Clean.
 	bgMu      sync.Mutex
@@ -119,11 +133,14 @@ func newBackend(pluginVersion string, newClient clientFactory) *backend {
 		siteLocks: locksutil.CreateLocks(),
 		clients:   make(map[string]cachedClient),
 		wal:       newWALIndex(),
+		memo:      newEntryMemo(),
+		copies:    make(map[string]*copyJob),
 		recovered: make(chan struct{}),
 		auto:      newAutomation(),
 
 		maxHostsPerSite: defaultMaxHostsPerSite,
 	}
+	b.jobsCtx, b.jobsCancel = context.WithCancel(context.Background())
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
@@ -174,11 +191,21 @@ func (b *backend) initialize(_ context.Context, req *logical.InitializationReque
 	return nil
 }
 
-// invalidate drops cached clients when a role changes on another node.
+// invalidate forgets what this node remembers of an entry that changed on
+// another node: a role (and the API client built from it) or the mount config.
 func (b *backend) invalidate(_ context.Context, key string) {
 	if name, ok := strings.CutPrefix(key, rolePrefix); ok {
-		b.dropClient(name)
+		b.roleChanged(name)
 	}
+	if key == configStorageKey {
+		b.memo.forgetConfig()
+	}
+}
+
+// roleChanged forgets the copy of a role and the API client built from it.
+func (b *backend) roleChanged(name string) {
+	b.memo.forgetRole(name)
+	b.dropClient(name)
 }
 
 // clean stops background work and forgets cached clients.
@@ -189,9 +216,12 @@ func (b *backend) clean(_ context.Context) {
 	if cancel != nil {
 		cancel()
 	}
+	b.jobsCancel()
 	b.bgWG.Wait()
+	b.jobsWG.Wait()
 	b.auto.stop()
 	b.dropAllClients()
+	b.memo.forgetAll()
 }
 
 // siteLockKey is the key of the lock that guards one site of one corp.

@@ -26,17 +26,18 @@ type keysAPI interface {
 
 var _ keysAPI = (*sigsci.Client)(nil)
 
-// clientFactory builds an API client for a role; the client reports
-// answers of an unexpected shape to log.
-type clientFactory func(r *roleEntry, log hclog.Logger) (keysAPI, error)
+// clientFactory builds an API client for a role that sends its calls with
+// hc; the client reports answers of an unexpected shape to log.
+type clientFactory func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error)
 
 // newSigsciClient is the production clientFactory.
-func newSigsciClient(r *roleEntry, log hclog.Logger) (keysAPI, error) {
+func newSigsciClient(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
 	c, err := sigsci.New(sigsci.Config{
-		BaseURL: r.APIURL,
-		Email:   r.Email,
-		Token:   r.Token,
-		Logger:  log,
+		BaseURL:    r.APIURL,
+		Email:      r.Email,
+		Token:      r.Token,
+		HTTPClient: hc,
+		Logger:     log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building API client for corp %q: %w", r.Corp, err)
@@ -44,10 +45,14 @@ func newSigsciClient(r *roleEntry, log hclog.Logger) (keysAPI, error) {
 	return c, nil
 }
 
-// cachedClient is an API client and the role settings it was built from.
+// cachedClient is an API client, the role settings it was built from, and
+// its pace: the window of its calls and the connections it keeps.
 type cachedClient struct {
-	role roleEntry
-	api  keysAPI
+	role      roleEntry
+	api       keysAPI
+	limit     *adaptiveLimit
+	transport *limitedTransport
+	ceiling   int // copy_max_concurrency when it was built
 }
 
 // client returns the cached API client of a role, building it on first use
@@ -56,23 +61,49 @@ type cachedClient struct {
 // when a request that loaded the role before an update comes late). Writes,
 // deletes and Invalidate also drop the cache entry.
 func (b *backend) client(name string, r *roleEntry) (keysAPI, error) {
+	c, err := b.cachedClientFor(name, r, 0)
+	return c.api, err
+}
+
+// copyClient is client for a copy of all sites: its window and connection
+// pool are bounded by the mount's copy_max_concurrency.
+func (b *backend) copyClient(name string, r *roleEntry, ceiling int) (cachedClient, error) {
+	return b.cachedClientFor(name, r, ceiling)
+}
+
+// cachedClientFor returns the cached client of a role, rebuilt if the role
+// changed or if ceiling (0: any) differs from the one it was built with.
+func (b *backend) cachedClientFor(name string, r *roleEntry, ceiling int) (cachedClient, error) {
 	b.clientsMu.Lock()
 	defer b.clientsMu.Unlock()
-	if c, ok := b.clients[name]; ok && c.role == *r {
-		return c.api, nil
+	c, ok := b.clients[name]
+	if ok && c.role == *r && (ceiling == 0 || c.ceiling == ceiling) {
+		return c, nil
 	}
-	api, err := b.newClient(r, b.Logger().Named("api"))
+	if ceiling == 0 {
+		ceiling = defaultCopyMaxConcurrency
+	}
+	limit := newAdaptiveLimit(ceiling)
+	hc := newAPIHTTPClient(limit, ceiling)
+	api, err := b.newClient(r, hc, b.Logger().Named("api"))
 	if err != nil {
-		return nil, err
+		return cachedClient{}, err
 	}
-	b.clients[name] = cachedClient{role: *r, api: api}
-	return api, nil
+	if ok {
+		c.transport.closeIdle()
+	}
+	c = cachedClient{role: *r, api: api, limit: limit, transport: hc.Transport.(*limitedTransport), ceiling: ceiling}
+	b.clients[name] = c
+	return c, nil
 }
 
 // dropClient forgets the cached client of a role.
 func (b *backend) dropClient(name string) {
 	b.clientsMu.Lock()
 	defer b.clientsMu.Unlock()
+	if c, ok := b.clients[name]; ok {
+		c.transport.closeIdle()
+	}
 	delete(b.clients, name)
 }
 
@@ -80,6 +111,9 @@ func (b *backend) dropClient(name string) {
 func (b *backend) dropAllClients() {
 	b.clientsMu.Lock()
 	defer b.clientsMu.Unlock()
+	for _, c := range b.clients {
+		c.transport.closeIdle()
+	}
 	clear(b.clients)
 }
 

@@ -58,9 +58,9 @@ func TestIsPermanentAPIError(t *testing.T) {
 
 func TestClientCache_OnePerRoleUntilDropped(t *testing.T) {
 	built := 0
-	b := newBackend("v0.1.0", func(r *roleEntry, log hclog.Logger) (keysAPI, error) {
+	b := newBackend("v0.1.0", func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
 		built++
-		return newSigsciClient(r, log)
+		return newSigsciClient(r, hc, log)
 	})
 	r := &roleEntry{Corp: "acme", Email: acmeEmail, Token: acmeToken, APIURL: sigsci.DefaultBaseURL}
 	for range 3 {
@@ -83,9 +83,9 @@ func TestClientCache_OnePerRoleUntilDropped(t *testing.T) {
 
 func TestClientCache_RebuiltWhenTheRoleChanged(t *testing.T) {
 	built := 0
-	b := newBackend("v0.1.0", func(r *roleEntry, log hclog.Logger) (keysAPI, error) {
+	b := newBackend("v0.1.0", func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
 		built++
-		return newSigsciClient(r, log)
+		return newSigsciClient(r, hc, log)
 	})
 	r := &roleEntry{Corp: "acme", Email: acmeEmail, Token: acmeToken, APIURL: sigsci.DefaultBaseURL}
 	if _, err := b.client("vault-user", r); err != nil {

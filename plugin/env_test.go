@@ -42,6 +42,8 @@ type testEnv struct {
 	secrets map[string]bool // every secret key seen, for the log check
 	// wrap, if set, decorates the API client the backend builds.
 	wrap func(keysAPI) keysAPI
+	// view, if set, is the storage requests see instead of storage.
+	view logical.Storage
 }
 
 func testSeed() sigscisim.Seed {
@@ -118,6 +120,14 @@ func (e *testEnv) secondMount() *testEnv {
 	return m
 }
 
+// restart stops the backend, as Vault does on a seal, a step-down or a
+// plugin reload, and starts a new one on the same storage.
+func (e *testEnv) restart() {
+	e.t.Helper()
+	e.b.Cleanup(context.Background())
+	e.startBackend()
+}
+
 // clientConfig is the API client configuration used in tests: short
 // timeouts and backoffs, so fault tests run fast.
 func clientConfig(baseURL, email, token string, log hclog.Logger) sigsci.Config {
@@ -133,8 +143,10 @@ func clientConfig(baseURL, email, token string, log hclog.Logger) sigsci.Config 
 	}
 }
 
-func (e *testEnv) newClient(r *roleEntry, log hclog.Logger) (keysAPI, error) {
-	c, err := sigsci.New(clientConfig(r.APIURL, r.Email, r.Token, log))
+func (e *testEnv) newClient(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
+	cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
+	cfg.HTTPClient = hc
+	c, err := sigsci.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -172,15 +184,21 @@ func (e *testEnv) acmeAPI() *sigsci.Client { return e.api(acmeEmail, acmeToken) 
 // and checks that no API token appears anywhere in the answer.
 func (e *testEnv) do(op logical.Operation, path string, data map[string]interface{}) (*logical.Response, error) {
 	e.t.Helper()
+	return e.doCtx(context.Background(), op, path, data)
+}
+
+// doCtx is do under the request context ctx (a deadline, as Vault sets one).
+func (e *testEnv) doCtx(ctx context.Context, op logical.Operation, path string, data map[string]interface{}) (*logical.Response, error) {
+	e.t.Helper()
 	req := &logical.Request{
 		Operation:  op,
 		Path:       path,
 		Data:       data,
-		Storage:    e.storage,
+		Storage:    e.requestStorage(),
 		MountPoint: "sigsci/",
 	}
 	if op == logical.CreateOperation || op == logical.UpdateOperation {
-		found, exists, err := e.b.HandleExistenceCheck(context.Background(), req)
+		found, exists, err := e.b.HandleExistenceCheck(ctx, req)
 		if err != nil {
 			e.t.Fatalf("%s %s: existence check: %v", op, path, err)
 		}
@@ -191,10 +209,18 @@ func (e *testEnv) do(op logical.Operation, path string, data map[string]interfac
 			}
 		}
 	}
-	resp, err := e.b.HandleRequest(context.Background(), req)
+	resp, err := e.b.HandleRequest(ctx, req)
 	e.assertNoToken(resp, err)
 	e.noteSecrets(resp)
 	return resp, err
+}
+
+// requestStorage is the storage a request sees.
+func (e *testEnv) requestStorage() logical.Storage {
+	if e.view != nil {
+		return e.view
+	}
+	return e.storage
 }
 
 // ok sends a request that must succeed and returns its data.
@@ -510,18 +536,6 @@ func (g *concurrencyGauge) peak() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.max
-}
-
-// gaugedAPI measures how many key reads are in flight at once.
-type gaugedAPI struct {
-	keysAPI
-	g *concurrencyGauge
-}
-
-func (a *gaugedAPI) PrimaryKeys(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
-	a.g.enter()
-	defer a.g.leave()
-	return a.keysAPI.PrimaryKeys(ctx, corp, site)
 }
 
 func newHTTPServer(t *testing.T, h http.Handler) *httptest.Server {

@@ -185,6 +185,19 @@ func (b *backend) storedSites(ctx context.Context, s logical.Storage, role strin
 	return sites, nil
 }
 
+// demoted describes the non-primary sets: access key and when each stopped
+// being primary.
+func (k *storedKeys) demoted() []map[string]interface{} {
+	out := make([]map[string]interface{}, 0, len(k.NonPrimary))
+	for _, rec := range k.NonPrimary {
+		out = append(out, map[string]interface{}{
+			"access_key": rec.AccessKey,
+			"demoted_at": k.demotedAt(rec).UTC().Format(time.RFC3339),
+		})
+	}
+	return out
+}
+
 // keysData is the data returned for one stored site.
 func keysData(k *storedKeys) map[string]interface{} {
 	data := map[string]interface{}{

@@ -22,9 +22,11 @@ const (
 	maxFleetForgetAfter     = 8760 * time.Hour
 	maxRetireMinOverlap     = 720 * time.Hour
 
-	defaultPendingMaxAge = 24 * time.Hour
-	minPendingMaxAge     = 10 * time.Minute
-	maxPendingMaxAge     = 8760 * time.Hour
+	defaultPendingMaxAge      = 24 * time.Hour
+	minPendingMaxAge          = 10 * time.Minute
+	maxPendingMaxAge          = 8760 * time.Hour
+	defaultCopyMaxConcurrency = 16
+	maxCopyMaxConcurrency     = 64
 )
 
 const pathConfigHelpSyn = `Configure how often readers of stored keys re-read them, and how the fleet guards retirement.`
@@ -58,6 +60,12 @@ holds up the site's rotations and retirements, and stays listed under
 "pending_operations" of rotate/sites/<site> until the next successful
 rotate or retire of the site reports it.
 
+copy_max_concurrency (default 16, 1 to 64): the most API calls a copy of all
+sites makes at once, and the HTTP connections it keeps open for reuse. The
+copy starts lower, grows while the API answers, and shrinks by a quarter
+(at most once a second) when the API answers that its rate limit is
+exceeded.
+
 A write changes only the fields it names.
 `
 
@@ -90,6 +98,11 @@ func (b *backend) pathConfig() []*framework.Path {
 				Description: "An unfinished rotation or retirement older than this is given up: it no longer holds up the site, and stays listed. Default (and 0) 24h; 10m to 8760h.",
 				Default:     int(defaultPendingMaxAge.Seconds()),
 			},
+			"copy_max_concurrency": {
+				Type:        framework.TypeInt,
+				Description: "The most API calls a copy of all sites makes at once, and the HTTP connections kept for them. Default 16, 1 to 64.",
+				Default:     defaultCopyMaxConcurrency,
+			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
@@ -116,6 +129,14 @@ type mountConfig struct {
 	RetireMinOverlap time.Duration `json:"retire_min_overlap,omitempty"`
 	FleetForgetAfter time.Duration `json:"fleet_forget_after,omitempty"`
 	PendingMaxAge    time.Duration `json:"pending_max_age,omitempty"`
+	// CopyMaxConcurrency bounds the API calls of a copy of all sites; 0
+	// means the default.
+	CopyMaxConcurrency int `json:"copy_max_concurrency,omitempty"`
+}
+
+// copyMaxConcurrency is the effective copy_max_concurrency.
+func (c *mountConfig) copyMaxConcurrency() int {
+	return cmp.Or(c.CopyMaxConcurrency, defaultCopyMaxConcurrency)
 }
 
 // staleAfter is how long a host's report keeps it in the fleet.
@@ -138,21 +159,26 @@ func (c *mountConfig) retireMinOverlap() time.Duration {
 	return cmp.Or(c.RetireMinOverlap, 2*c.RefreshInterval)
 }
 
+// loadConfig returns the mount config, from memory once read.
 func (b *backend) loadConfig(ctx context.Context, s logical.Storage) (*mountConfig, error) {
+	if cfg, ok := b.memo.config(); ok {
+		return cfg, nil
+	}
+	gen := b.memo.generation()
 	cfg := &mountConfig{RefreshInterval: defaultRefreshInterval}
 	entry, err := s.Get(ctx, configStorageKey)
 	if err != nil {
 		return nil, fmt.Errorf("reading mount config: %w", err)
 	}
-	if entry == nil {
-		return cfg, nil
-	}
-	if err := entry.DecodeJSON(cfg); err != nil {
-		return nil, fmt.Errorf("decoding mount config: %w", err)
+	if entry != nil {
+		if err := entry.DecodeJSON(cfg); err != nil {
+			return nil, fmt.Errorf("decoding mount config: %w", err)
+		}
 	}
 	if cfg.RefreshInterval < minRefreshInterval {
 		cfg.RefreshInterval = defaultRefreshInterval
 	}
+	b.memo.keepConfig(gen, cfg)
 	return cfg, nil
 }
 
@@ -162,11 +188,12 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 		return nil, err
 	}
 	return &logical.Response{Data: map[string]interface{}{
-		"refresh_interval":   int(cfg.RefreshInterval.Seconds()),
-		"fleet_stale_after":  int(cfg.staleAfter().Seconds()),
-		"retire_min_overlap": int(cfg.retireMinOverlap().Seconds()),
-		"fleet_forget_after": int(cfg.forgetAfter().Seconds()),
-		"pending_max_age":    int(cfg.pendingMaxAge().Seconds()),
+		"refresh_interval":     int(cfg.RefreshInterval.Seconds()),
+		"fleet_stale_after":    int(cfg.staleAfter().Seconds()),
+		"retire_min_overlap":   int(cfg.retireMinOverlap().Seconds()),
+		"fleet_forget_after":   int(cfg.forgetAfter().Seconds()),
+		"pending_max_age":      int(cfg.pendingMaxAge().Seconds()),
+		"copy_max_concurrency": cfg.copyMaxConcurrency(),
 	}}, nil
 }
 
@@ -187,6 +214,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := req.Storage.Put(ctx, entry); err != nil {
 		return nil, fmt.Errorf("storing mount config: %w", err)
 	}
+	b.memo.forgetConfig()
 	return nil, nil
 }
 
@@ -202,6 +230,12 @@ func mergeConfig(cfg *mountConfig, d *framework.FieldData) error {
 	seconds("retire_min_overlap", &cfg.RetireMinOverlap)
 	seconds("fleet_forget_after", &cfg.FleetForgetAfter)
 	seconds("pending_max_age", &cfg.PendingMaxAge)
+	if v, ok := d.GetOk("copy_max_concurrency"); ok {
+		cfg.CopyMaxConcurrency = v.(int)
+		if cfg.CopyMaxConcurrency < 1 || cfg.CopyMaxConcurrency > maxCopyMaxConcurrency {
+			return fmt.Errorf("copy_max_concurrency must be between 1 and %d, got %d", maxCopyMaxConcurrency, cfg.CopyMaxConcurrency)
+		}
+	}
 	switch {
 	case cfg.PendingMaxAge != 0 && (cfg.PendingMaxAge < minPendingMaxAge || cfg.PendingMaxAge > maxPendingMaxAge):
 		return fmt.Errorf("pending_max_age must be between %s and %s (0: the default, %s), got %s",

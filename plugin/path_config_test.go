@@ -52,11 +52,12 @@ func TestConfig_FleetFields(t *testing.T) {
 	e := newTestEnv(t)
 	read := func() map[string]interface{} { return e.ok(logical.ReadOperation, "config", nil).Data }
 	want := map[string]interface{}{
-		"refresh_interval":   60,
-		"fleet_stale_after":  1800,
-		"retire_min_overlap": 120, // 2 x refresh_interval
-		"fleet_forget_after": 2592000,
-		"pending_max_age":    86400,
+		"refresh_interval":     60,
+		"fleet_stale_after":    1800,
+		"retire_min_overlap":   120, // 2 x refresh_interval
+		"fleet_forget_after":   2592000,
+		"pending_max_age":      86400,
+		"copy_max_concurrency": 16,
 	}
 	if got := read(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("defaults %v, want %v", got, want)
@@ -65,7 +66,8 @@ func TestConfig_FleetFields(t *testing.T) {
 	// A write changes only the fields it names.
 	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"fleet_stale_after": "10m", "fleet_forget_after": "48h"})
 	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"refresh_interval": "30s"})
-	want = map[string]interface{}{"refresh_interval": 30, "fleet_stale_after": 600, "retire_min_overlap": 60, "fleet_forget_after": 172800, "pending_max_age": 86400}
+	want = map[string]interface{}{"refresh_interval": 30, "fleet_stale_after": 600, "retire_min_overlap": 60, "fleet_forget_after": 172800, "pending_max_age": 86400,
+		"copy_max_concurrency": 16}
 	if got := read(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after partial writes %v, want %v", got, want)
 	}
@@ -93,6 +95,29 @@ func TestConfig_FleetFields(t *testing.T) {
 		{map[string]interface{}{"refresh_interval": "1m", "fleet_stale_after": "1s"}, "fleet_stale_after must be at least"},
 	} {
 		e.fails(logical.UpdateOperation, "config", tc.data, http.StatusBadRequest, tc.want)
+	}
+	e.assertStorageUnchanged(before)
+}
+
+func TestConfig_CopyMaxConcurrency(t *testing.T) {
+	e := newTestEnv(t)
+	read := func() interface{} { return e.ok(logical.ReadOperation, "config", nil).Data["copy_max_concurrency"] }
+	if got := read(); got != 16 {
+		t.Fatalf("default copy_max_concurrency = %v, want 16", got)
+	}
+	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"copy_max_concurrency": 4})
+	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"refresh_interval": "2m"})
+	if got := read(); got != 4 {
+		t.Fatalf("copy_max_concurrency = %v after writes, want 4", got)
+	}
+	before := e.storageSnapshot()
+	for _, bad := range []interface{}{0, -1, 65} {
+		e.fails(logical.UpdateOperation, "config", map[string]interface{}{"copy_max_concurrency": bad},
+			http.StatusBadRequest, "copy_max_concurrency must be between 1 and 64")
+	}
+	resp, err := e.do(logical.UpdateOperation, "config", map[string]interface{}{"copy_max_concurrency": "many"})
+	if status, _ := statusOf(resp, err); status != http.StatusBadRequest {
+		t.Fatalf("copy_max_concurrency=many: status %d", status)
 	}
 	e.assertStorageUnchanged(before)
 }

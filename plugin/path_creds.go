@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -31,14 +32,33 @@ const pathCredsAllHelpSyn = `Copy the keys of every site of the role's corp, or 
 
 const pathCredsAllHelpDesc = `
 Write copies the primary key set of every site the API lists for the role's
-corp, a few sites at a time, and answers a per-site summary: "copied",
-"unchanged", "failed" (site: reason) and "not_at_api" (sites stored in Vault
-that the API no longer lists; they are kept). Sites that failed are left as
-they were; the others stay stored.
+corp, as many at a time as the API allows (up to copy_max_concurrency, see
+"config"). It answers within at most 30s (sooner if the request's deadline
+is nearer) with what is done so far: "state" (running, finished or stopped),
+"total", "done", "left", "failed" (site: reason), "started", "finished",
+"copied" and "unchanged" (site names) and, once finished, "not_at_api"
+(sites stored in Vault that the API no longer lists; they are kept). What is
+left goes on in the background on the active node. A write while a copy
+runs answers that copy's progress; the next copy tries first the sites the
+last one failed on. Sites that failed are left as they were; the others
+stay stored.
 
-Read answers "keys" (the stored site names) and "sites" (site: accessKey,
-secretKey and metadata). List answers only "keys".
+Read is the directory of the stored sites, without any secret: "keys" (the
+site names, sorted), "sites" (site: accessKey, created, last_vault_rotation,
+non_primary_access_keys and "demoted", each older set's access_key and
+demoted_at), "total" (all stored sites) and "copy", the state of the last
+copy of all sites (as the write answers it, without the site lists; state
+"interrupted" if the node that ran it went away). A secret key is only ever read
+from creds/<role>/sites/<site>. A large answer pages: "limit" sites (default
+1000, at most 5000) after the site named "after"; "next_after" is the "after"
+of the next page, absent on the last. List answers only "keys".
 `
+
+// Paging of the all-sites read.
+const (
+	defaultReadAllLimit = 1000
+	maxReadAllLimit     = 5000
+)
 
 func (b *backend) pathCreds() []*framework.Path {
 	roleField := &framework.FieldSchema{
@@ -50,7 +70,20 @@ func (b *backend) pathCreds() []*framework.Path {
 		{
 			Pattern:      "creds/(?P<role>[^/]+)/sites/?$",
 			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefixSigsci},
-			Fields:       map[string]*framework.FieldSchema{"role": roleField},
+			Fields: map[string]*framework.FieldSchema{
+				"role": roleField,
+				"after": {
+					Type:        framework.TypeString,
+					Description: `On read: list the sites whose names sort after this one (the "next_after" of the previous page).`,
+					Query:       true,
+				},
+				"limit": {
+					Type:        framework.TypeInt,
+					Description: "On read: the most sites in one answer. Default 1000, at most 5000.",
+					Default:     defaultReadAllLimit,
+					Query:       true,
+				},
+			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
 					Callback:     b.pathCredsReadAll,
@@ -208,13 +241,18 @@ func (b *backend) pathCredsReadAll(ctx context.Context, req *logical.Request, d 
 	if _, err := b.requireRole(ctx, req, roleName); err != nil {
 		return nil, err
 	}
+	after, limit, err := readAllPageArgs(d)
+	if err != nil {
+		return nil, logical.CodedError(http.StatusBadRequest, err.Error())
+	}
 	sites, err := b.storedSites(ctx, req.Storage, roleName)
 	if err != nil {
 		return nil, err
 	}
-	all := make(map[string]interface{}, len(sites))
-	keys := make([]string, 0, len(sites))
-	for _, site := range sites {
+	page, next := pageAfter(sites, after, limit)
+	all := make(map[string]interface{}, len(page))
+	keys := make([]string, 0, len(page))
+	for _, site := range page {
 		k, err := b.loadKeys(ctx, req.Storage, roleName, site)
 		if err != nil {
 			return nil, err
@@ -222,7 +260,7 @@ func (b *backend) pathCredsReadAll(ctx context.Context, req *logical.Request, d 
 		if k == nil {
 			continue // deleted since the list
 		}
-		all[site] = keysData(k)
+		all[site] = directoryData(k)
 		keys = append(keys, site)
 	}
 	cfg, err := b.loadConfig(ctx, req.Storage)
@@ -230,12 +268,60 @@ func (b *backend) pathCredsReadAll(ctx context.Context, req *logical.Request, d 
 		return nil, err
 	}
 	rotationPeriod, ttl := refreshHints(cfg)
-	return &logical.Response{Data: map[string]interface{}{
+	data := map[string]interface{}{
 		"keys":            keys,
 		"sites":           all,
+		"total":           len(sites),
 		"rotation_period": rotationPeriod,
 		"ttl":             ttl,
-	}}, nil
+	}
+	if next != "" {
+		data["next_after"] = next
+	}
+	copyState, err := b.copyStatus(ctx, req.Storage, roleName)
+	if err != nil {
+		return nil, err
+	}
+	if copyState != nil {
+		data["copy"] = copyState
+	}
+	return &logical.Response{Data: data}, nil
+}
+
+// readAllPageArgs validates the paging fields of the all-sites read.
+func readAllPageArgs(d *framework.FieldData) (string, int, error) {
+	after := d.Get("after").(string)
+	if after != "" {
+		if err := validateSite(after); err != nil {
+			return "", 0, fmt.Errorf("after: %w", err)
+		}
+	}
+	limit := d.Get("limit").(int)
+	if limit < 1 || limit > maxReadAllLimit {
+		return "", 0, fmt.Errorf("limit must be between 1 and %d, got %d", maxReadAllLimit, limit)
+	}
+	return after, limit, nil
+}
+
+// pageAfter returns up to limit of the sorted names that sort after "after",
+// and the name to continue after ("" on the last page).
+func pageAfter(sorted []string, after string, limit int) ([]string, string) {
+	start := sort.Search(len(sorted), func(i int) bool { return sorted[i] > after })
+	end := min(start+limit, len(sorted))
+	page := sorted[start:end]
+	if end == len(sorted) || len(page) == 0 {
+		return page, ""
+	}
+	return page, page[len(page)-1]
+}
+
+// directoryData is what the all-sites read shows of one site: its keys'
+// metadata, never a secret.
+func directoryData(k *storedKeys) map[string]interface{} {
+	data := keysData(k)
+	delete(data, "secretKey")
+	data["demoted"] = k.demoted()
+	return data
 }
 
 // Outcomes of copying one site.

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"reflect"
 	"regexp"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -167,10 +166,11 @@ func TestCreds_CopyAllReadAllList(t *testing.T) {
 		for _, site := range []string{"api", "shop", "www"} {
 			one := sites[site].(map[string]interface{})
 			live := e.sim.KeySets("acme", site)
-			if one["accessKey"] != live[0].AccessKey || one["secretKey"] != live[0].SecretKey || one["site"] != site {
-				t.Fatalf("read all: site %s = %v", site, one)
+			if one["accessKey"] != live[0].AccessKey || one["site"] != site || one["created"] == nil {
+				t.Fatalf("read all: site %s: access key %v, site %v, created %v", site, one["accessKey"], one["site"], one["created"])
 			}
 		}
+		assertNoSecretKey(t, all, e.sim.Secrets())
 		if _, ok := all.Data["ttl"].(int); !ok {
 			t.Fatalf("read all: ttl %T", all.Data["ttl"])
 		}
@@ -271,8 +271,9 @@ func TestCreds_CopyTimesOut(t *testing.T) {
 	e.copySite("vault-user", "www")
 	before := e.storageSnapshot()
 
-	e.b.newClient = func(r *roleEntry, log hclog.Logger) (keysAPI, error) {
+	e.b.newClient = func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
 		cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
+		cfg.HTTPClient = hc
 		cfg.Timeout = 50 * time.Millisecond
 		cfg.MaxRetries = 1
 		return sigsci.New(cfg)
@@ -312,29 +313,6 @@ func TestCreds_CopyAfterOutsideRotationKeepsOldKey(t *testing.T) {
 	}
 	if got := now.nonPrimaryAccessKeys(); !reflect.DeepEqual(got, []string{old.AccessKey}) {
 		t.Fatalf("the replaced key must be kept as non-primary, got %v", got)
-	}
-}
-
-func TestCreds_CopyAllConcurrencyIsBounded(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	for i := range 12 {
-		e.sim.AddSite("acme", sigscisim.SiteSeed{Name: "bulk" + string(rune('a'+i))})
-	}
-	gauge := &concurrencyGauge{}
-	e.wrapAPI(func(c keysAPI) keysAPI { return &gaugedAPI{keysAPI: c, g: gauge} })
-	e.sim.SetLatency(20 * time.Millisecond)
-
-	resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
-	if copied := resp.Data["copied"].([]string); len(copied) != 15 {
-		t.Fatalf("copied %d sites, want 15", len(copied))
-	}
-	if peak := gauge.peak(); peak > copyConcurrency || peak < 2 {
-		t.Fatalf("peak concurrent API calls %d, want 2..%d", peak, copyConcurrency)
-	}
-	keys := e.ok(logical.ListOperation, "creds/vault-user/sites/", nil).Data["keys"].([]string)
-	if !sort.StringsAreSorted(keys) || len(keys) != 15 {
-		t.Fatalf("list after copy-all: %v", keys)
 	}
 }
 
@@ -379,8 +357,9 @@ func TestCreds_CopyAllWithTimeoutsReportsEverySiteAndKeepsOldKeys(t *testing.T) 
 	e.copySite("vault-user", "www")
 	before := e.storageSnapshot()
 
-	e.b.newClient = func(r *roleEntry, log hclog.Logger) (keysAPI, error) {
+	e.b.newClient = func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
 		cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
+		cfg.HTTPClient = hc
 		cfg.Timeout = 100 * time.Millisecond
 		cfg.MaxRetries = 1
 		c, err := sigsci.New(cfg)
@@ -405,6 +384,10 @@ func TestCreds_CopyAllWithTimeoutsReportsEverySiteAndKeepsOldKeys(t *testing.T) 
 	}
 	if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "3 of 3 site(s) failed") {
 		t.Fatalf("warnings = %v", resp.Warnings)
+	}
+	// Only the copy's own record (its state, which sites failed) is new.
+	if err := e.storage.Delete(context.Background(), copyRecordKey("vault-user")); err != nil {
+		t.Fatal(err)
 	}
 	e.assertStorageUnchanged(before)
 }
@@ -474,6 +457,100 @@ func TestCreds_CopyHoldsOffRoleWritesWhileItRuns(t *testing.T) {
 			}
 			roleLock.Unlock()
 		})
+	}
+}
+
+// assertNoSecretKey fails if an answer carries a secretKey field or any of
+// the given secrets.
+func assertNoSecretKey(t *testing.T, resp *logical.Response, secrets []string) {
+	t.Helper()
+	raw, err := json.Marshal(resp.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "secretKey") || strings.Contains(string(raw), "secret_key") {
+		t.Fatal("the answer names a secret key field")
+	}
+	for _, secret := range secrets {
+		if secret != "" && strings.Contains(string(raw), secret) {
+			t.Fatal("the answer carries a secret")
+		}
+	}
+}
+
+// The all-sites read is a directory: names and metadata of every stored
+// site, never a secret key (those come only from the per-site read), so that
+// a policy can grant it without granting every secret, and its audit entry
+// holds no secret.
+func TestCreds_ReadAllShowsMetadataAndNoSecretKey(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+	e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
+	k := e.stored("vault-user", "www")
+
+	all := e.ok(logical.ReadOperation, "creds/vault-user/sites/", nil)
+	assertNoSecretKey(t, all, e.sim.Secrets())
+	www := all.Data["sites"].(map[string]interface{})["www"].(map[string]interface{})
+	if www["accessKey"] != k.AccessKey || www["last_vault_rotation"] == nil {
+		t.Fatalf("www: access key %v, last rotation %v; want %s and a time", www["accessKey"], www["last_vault_rotation"], k.AccessKey)
+	}
+	if got := www["non_primary_access_keys"]; !reflect.DeepEqual(got, k.nonPrimaryAccessKeys()) {
+		t.Fatalf("non_primary_access_keys = %v, want %v", got, k.nonPrimaryAccessKeys())
+	}
+	demoted := www["demoted"].([]map[string]interface{})
+	if len(demoted) != 1 || demoted[0]["access_key"] != k.NonPrimary[0].AccessKey || demoted[0]["demoted_at"] == "" {
+		t.Fatalf("demoted = %v", demoted)
+	}
+	if got := all.Data["total"]; got != 3 {
+		t.Fatalf("total = %v, want 3", got)
+	}
+	if _, ok := all.Data["next_after"]; ok {
+		t.Fatal("one page holds every site, yet next_after is set")
+	}
+}
+
+func TestCreds_ReadAllPages(t *testing.T) {
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	for i := range 4 {
+		e.sim.AddSite("acme", sigscisim.SiteSeed{Name: fmt.Sprintf("bulk%d", i)})
+	}
+	e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
+
+	var pages [][]string
+	after := ""
+	for {
+		resp := e.ok(logical.ReadOperation, "creds/vault-user/sites/", map[string]interface{}{"after": after, "limit": 3})
+		keys := resp.Data["keys"].([]string)
+		if len(resp.Data["sites"].(map[string]interface{})) != len(keys) || resp.Data["total"] != 7 {
+			t.Fatalf("page after %q: keys %v, %d sites, total %v", after, keys, len(resp.Data["sites"].(map[string]interface{})), resp.Data["total"])
+		}
+		pages = append(pages, keys)
+		next, more := resp.Data["next_after"].(string)
+		if !more {
+			break
+		}
+		if next != keys[len(keys)-1] || len(pages) > 3 {
+			t.Fatalf("next_after = %q after page %v", next, keys)
+		}
+		after = next
+	}
+	want := [][]string{{"api", "bulk0", "bulk1"}, {"bulk2", "bulk3", "shop"}, {"www"}}
+	if !reflect.DeepEqual(pages, want) {
+		t.Fatalf("pages = %v, want %v", pages, want)
+	}
+
+	for _, tc := range []struct {
+		data map[string]interface{}
+		want string
+	}{
+		{map[string]interface{}{"limit": 0}, "limit must be between 1 and 5000"},
+		{map[string]interface{}{"limit": 5001}, "limit must be between 1 and 5000"},
+		{map[string]interface{}{"after": "Not A Site"}, "after:"},
+	} {
+		e.fails(logical.ReadOperation, "creds/vault-user/sites/", tc.data, http.StatusBadRequest, tc.want)
 	}
 }
 

@@ -160,7 +160,12 @@ func (r roleEntry) String() string {
 // GoString keeps the token out of %#v.
 func (r roleEntry) GoString() string { return r.String() }
 
+// loadRole returns the role, from memory once read, or nil if there is none.
 func (b *backend) loadRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
+	if r, ok := b.memo.role(name); ok {
+		return r, nil
+	}
+	gen := b.memo.generation()
 	entry, err := s.Get(ctx, rolePrefix+name)
 	if err != nil {
 		return nil, fmt.Errorf("reading role %q: %w", name, err)
@@ -172,6 +177,7 @@ func (b *backend) loadRole(ctx context.Context, s logical.Storage, name string) 
 	if err := entry.DecodeJSON(r); err != nil {
 		return nil, fmt.Errorf("decoding role %q: %w", name, err)
 	}
+	b.memo.keepRole(gen, name, r)
 	return r, nil
 }
 
@@ -271,7 +277,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if err := req.Storage.Put(ctx, entry); err != nil {
 		return nil, fmt.Errorf("storing role %q: %w", name, err)
 	}
-	b.dropClient(name)
+	b.roleChanged(name)
 	return nil, nil
 }
 
@@ -356,10 +362,14 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 			return nil, fmt.Errorf("deleting stored keys of site %q: %w", site, err)
 		}
 	}
+	if err := req.Storage.Delete(ctx, copyRecordKey(name)); err != nil {
+		return nil, fmt.Errorf("deleting the state of the copy of all sites of role %q: %w", name, err)
+	}
 	if err := req.Storage.Delete(ctx, rolePrefix+name); err != nil {
 		return nil, fmt.Errorf("deleting role %q: %w", name, err)
 	}
-	b.dropClient(name)
+	b.roleChanged(name)
+	b.forgetCopy(name)
 
 	if len(sites) == 0 && len(pending) == 0 {
 		return nil, nil

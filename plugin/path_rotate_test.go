@@ -244,8 +244,9 @@ func TestRotate_CreateTimesOutBeforeTheAPIActs(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	e.copySite("vault-user", "www")
-	e.b.newClient = func(r *roleEntry, log hclog.Logger) (keysAPI, error) {
+	e.b.newClient = func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
 		cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
+		cfg.HTTPClient = hc
 		cfg.Timeout = 100 * time.Millisecond
 		c, err := sigsci.New(cfg)
 		if err != nil {

@@ -81,20 +81,13 @@ func (b *backend) rotationStatus(ctx context.Context, s logical.Storage, roleNam
 		return nil, err
 	}
 
-	demoted := make([]map[string]interface{}, 0, len(keys.NonPrimary))
-	for _, rec := range keys.NonPrimary {
-		demoted = append(demoted, map[string]interface{}{
-			"access_key": rec.AccessKey,
-			"demoted_at": keys.demotedAt(rec).UTC().Format(time.RFC3339),
-		})
-	}
 	data := map[string]interface{}{
 		"role":               roleName,
 		"site":               site,
 		"corp":               keys.Corp,
 		"primary_access_key": keys.AccessKey,
 		"primary_since":      keys.Created.UTC().Format(time.RFC3339),
-		"demoted":            demoted,
+		"demoted":            keys.demoted(),
 		"rotation_schedule":  r.RotationSchedule,
 		"auto_retire":        r.autoRetire(),
 		"pending_operations": pending,

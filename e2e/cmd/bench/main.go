@@ -22,6 +22,13 @@
 // automatic retirement of the old set, and counts Vault requests per host
 // per hour, reports included.
 //
+// Then, at corp scale (-copy-sites, -read-clients; 0 skips each): a corp of
+// 5,000 sites is copied with the documented command against a simulator that
+// answers in 100 ms and allows 50 calls/s, and the time until every site is
+// stored is compared with the least time that rate allows; and 32 clients
+// read one site's keys for a while, then a KV v2 secret holding the same data
+// on the same server, and the two rates are compared.
+//
 // It owns only the processes and temporary directories of its trials, and
 // stops and removes them when it ends or is interrupted.
 package main
@@ -50,6 +57,9 @@ type options struct {
 
 	fleet          int // hosts of the fleet trial; 0 skips it
 	fleetRotations int
+
+	tools bool // run the hostd vs Vault Agent trials, and the fleet trials
+	scale scaleOptions
 }
 
 func main() {
@@ -63,6 +73,13 @@ func main() {
 	flag.DurationVar(&o.poll, "poll", 20*time.Millisecond, "how often the rendered file is read while waiting for a new key")
 	flag.IntVar(&o.fleet, "fleet", 10, "hosts of the fleet trial (one trial per tool); 0 skips it")
 	flag.IntVar(&o.fleetRotations, "fleet-rotations", 2, "rotations per fleet trial, each waiting for auto_retire (about a minute)")
+	flag.BoolVar(&o.tools, "tools", true, "run the hostd vs Vault Agent trials and the fleet trials")
+	flag.IntVar(&o.scale.copySites, "copy-sites", 5000, "sites of the corp copied at scale (0 skips the copy)")
+	flag.DurationVar(&o.scale.copyLatency, "copy-latency", 100*time.Millisecond, "latency of every API call during the copy")
+	flag.IntVar(&o.scale.copyRate, "copy-rate", 50, "API calls per second the simulator allows during the copy")
+	flag.IntVar(&o.scale.readClients, "read-clients", 32, "concurrent clients of the read comparison (0 skips it)")
+	flag.DurationVar(&o.scale.readFor, "read-for", 4*time.Second, "how long each kind of read is measured in a round")
+	flag.IntVar(&o.scale.readRounds, "read-rounds", 3, "rounds of creds reads then KV v2 reads")
 	flag.Parse()
 	if err := o.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -81,6 +98,12 @@ func (o options) check() error {
 		return fmt.Errorf("-refresh and -mount-refresh must be at least 5s (hostd's and the plugin's minimum)")
 	case o.poll < time.Millisecond || o.poll > 100*time.Millisecond:
 		return fmt.Errorf("-poll must be between 1ms and 100ms")
+	case o.scale.copySites < 0 || o.scale.readClients < 0 || o.scale.copyLatency < 0:
+		return fmt.Errorf("-copy-sites, -read-clients and -copy-latency must not be negative")
+	case o.scale.copySites > 0 && o.scale.copyRate < 1:
+		return fmt.Errorf("-copy-rate must be at least 1")
+	case o.scale.readClients > 0 && (o.scale.readFor < time.Second || o.scale.readRounds < 1):
+		return fmt.Errorf("-read-for must be at least 1s and -read-rounds at least 1")
 	}
 	return nil
 }
@@ -88,6 +111,18 @@ func (o options) check() error {
 // bench builds the programs, runs the trials and prints the table.
 func bench(t testing.TB, o options) {
 	programs := buildPrograms(t)
+	if o.tools {
+		compareTools(t, programs, o)
+	}
+	if o.scale.copySites > 0 || o.scale.readClients > 0 {
+		var r scaleResult
+		harness.Step(t, "scale", func(t testing.TB) { r = runScale(t, programs, o.scale) })
+		printScale(os.Stdout, o.scale, r)
+	}
+}
+
+// compareTools runs the trials of hostd and Vault Agent and prints the table.
+func compareTools(t testing.TB, programs *harness.Programs, o options) {
 	root, err := harness.RepoRoot()
 	if err != nil {
 		t.Fatal(err)

@@ -48,8 +48,7 @@ func newWorld(t testing.TB, programs *harness.Programs, root string, mountRefres
 		t.Fatal(err)
 	}
 	w.vault.Shell(t, w.opsDir, "vault audit enable file file_path="+w.auditLog).OK(t)
-	w.vault.Shell(t, programs.Bin, "vault plugin register -sha256=$(sha256sum vault-plugin-sigsci|cut -c-64) secret vault-plugin-sigsci").OK(t)
-	w.vault.Shell(t, programs.Bin, "vault secrets enable -path=sigsci vault-plugin-sigsci").OK(t)
+	mountPlugin(t, w.vault, programs)
 	w.sh(t, "vault write sigsci/config refresh_interval="+mountRefresh.String())
 	w.sh(t, "vault write /sigsci/role/"+roleName+" corp="+corpName+" email="+userEmail+" api_url="+w.sim.APIURL+" token=@token.txt")
 	w.sh(t, "vault write -f /sigsci/creds/"+roleName+"/sites/"+siteName)
