@@ -14,6 +14,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 )
 
@@ -219,7 +220,7 @@ func TestWrongSecretIDBacksOffThenRecoversWhenFileIsFixed(t *testing.T) {
 	}
 	for i := 1; i < len(failures); i++ {
 		gap := failures[i].Time.Sub(failures[i-1].Time)
-		floor := backoff(i, opts.MinBackoff, opts.MaxBackoff, func() float64 { return 0 })
+		floor := backoff.Delay(i, opts.MinBackoff, opts.MaxBackoff, func() float64 { return 0 })
 		if gap < floor {
 			t.Fatalf("attempt %d came %s after the previous one, want at least %s (backoff)", i+1, gap, floor)
 		}
@@ -345,26 +346,6 @@ func TestMountPathIsNormalised(t *testing.T) {
 	for in, want := range map[string]string{"": "auth/approle", "approle": "auth/approle", "auth/approle/": "auth/approle", "/auth/x": "auth/x"} {
 		if got := withDefaults(Options{Method: MethodAppRole, MountPath: in}).MountPath; got != want {
 			t.Errorf("mount %q → %q, want %q", in, got, want)
-		}
-	}
-}
-
-func TestBackoffDoublesWithJitterUpToTheCap(t *testing.T) {
-	min, max := time.Second, 30*time.Second
-	for _, c := range []struct {
-		failures int
-		lo, hi   time.Duration
-	}{
-		{1, 500 * time.Millisecond, time.Second},
-		{2, time.Second, 2 * time.Second},
-		{3, 2 * time.Second, 4 * time.Second},
-		{6, 15 * time.Second, 30 * time.Second},
-		{100, 15 * time.Second, 30 * time.Second},
-	} {
-		lo := backoff(c.failures, min, max, func() float64 { return 0 })
-		hi := backoff(c.failures, min, max, func() float64 { return 0.999999 })
-		if lo != c.lo || hi < c.hi-time.Millisecond || hi > c.hi {
-			t.Errorf("failures=%d: range [%s,%s], want [%s,%s]", c.failures, lo, hi, c.lo, c.hi)
 		}
 	}
 }

@@ -225,7 +225,7 @@ func TestStateNeverShowsATokenFromAnErrorText(t *testing.T) {
 	st.Publish(event.Render{Time: t0, Template: "/etc/sigsci/agent.conf", Err: leak})
 	st.Publish(event.Restart{Time: t0, Unit: "sigsci-agent.service", Result: event.ResultFailed, Err: leak})
 	st.Publish(event.Pending{Time: t0, Unit: "sigsci-agent.service", Cause: leak})
-	st.Publish(event.Auth{Time: t0, Method: "approle", Err: "legacy s.abcdefghijklmnopqrstuvwx and batch hvb.AAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
+	st.Publish(event.Auth{Time: t0, Method: "approle", Err: "legacy s.abcdefghijklmnopqrstuvwx, batch hvb.AAAAAAAAAAAAAAAAAAAAAAAAAAAA and short hvs.Q3x9Lk2Pz7w"})
 	snap := st.Snapshot(context.Background())
 
 	raw, err := json.Marshal(snap)
@@ -238,7 +238,7 @@ func TestStateNeverShowsATokenFromAnErrorText(t *testing.T) {
 	}
 	_, reasons := Healthy(snap)
 	for name, out := range map[string]string{"json": string(raw), "table": table.String(), "reasons": strings.Join(reasons, "\n")} {
-		for _, secret := range []string{canary, "s.abcdefghijklmnopqrstuvwx", "hvb.AAAA"} {
+		for _, secret := range []string{canary, "s.abcdefghijklmnopqrstuvwx", "hvb.AAAA", "hvs.Q3x9"} {
 			if strings.Contains(out, secret) {
 				t.Errorf("%s output shows a token %q:\n%s", name, secret, out)
 			}
