@@ -9,13 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
+	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
 
 const waitFor = 15 * time.Second
@@ -184,7 +184,7 @@ func TestDaemonProcess(t *testing.T) {
 
 	cmd := exec.Command(os.Args[0], "run", "-config", path)
 	cmd.Env = append(os.Environ(), "HOSTD_TEST_RUN_MAIN=1")
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -248,23 +248,6 @@ func TestDaemonProcess(t *testing.T) {
 	if _, err := os.Lstat(socket); err == nil {
 		t.Error("socket left behind after SIGTERM")
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestRefreshWaitsForTheRenders: the daemon stand-in renders when asked, the

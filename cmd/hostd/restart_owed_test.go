@@ -17,6 +17,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
 
 // These tests kill hostd for real (SIGKILL: no hand-over, no grace) with a
@@ -94,7 +95,7 @@ telemetry { listen_address = "" }
 `, h.vault.Addr, filepath.Join(h.dir, "token"), agentTemplate, h.conf, restartSettings, h.socket))
 	cmd := exec.Command(os.Args[0], "run", "-config", path)
 	cmd.Env = append(os.Environ(), "HOSTD_TEST_RUN_MAIN=1", "STATE_DIRECTORY="+h.state, "DBUS_SESSION_BUS_ADDRESS="+h.manager.BusAddress())
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		h.t.Fatal(err)

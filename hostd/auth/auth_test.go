@@ -16,6 +16,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
 
 func isLogin(ok bool) func(event.Auth) bool {
@@ -29,7 +30,7 @@ type harness struct {
 	role   vaulttest.AppRole
 	dir    string
 	events *eventtest.Recorder[event.Auth]
-	logs   *vaulttest.LogBuffer
+	logs   *logbuf.Buffer
 	auth   *Authenticator
 	tokens []string // every token seen, checked against events and logs
 }
@@ -51,7 +52,7 @@ func newAppRoleHarness(t *testing.T, settings map[string]any) *harness {
 		role:   v.EnableAppRole("approle", "waf", settings),
 		dir:    t.TempDir(),
 		events: eventtest.New[event.Auth](),
-		logs:   &vaulttest.LogBuffer{},
+		logs:   &logbuf.Buffer{},
 	}
 	h.writeFile(t, "role-id", h.role.RoleID)
 	h.writeFile(t, "secret-id", v.NewSecretID(h.role))
@@ -381,7 +382,7 @@ func TestCertLoginWithTheClientsCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{vault: v, dir: t.TempDir(), events: eventtest.New[event.Auth](), logs: &vaulttest.LogBuffer{}}
+	h := &harness{vault: v, dir: t.TempDir(), events: eventtest.New[event.Auth](), logs: &logbuf.Buffer{}}
 	opts := h.options(MethodCert)
 	opts.Client, opts.CertName = client, "waf-hosts"
 	opts.TLS = &api.TLSConfig{CACert: v.CACert, ClientCert: v.ClientCert, ClientKey: v.ClientKey}

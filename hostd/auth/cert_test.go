@@ -19,6 +19,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
 
 // certVault starts a TLS Vault whose cert method trusts the server's CA for
@@ -102,7 +103,7 @@ func TestCertLoginUsesTheRenewedCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{vault: v, dir: dir, events: eventtest.New[event.Auth](), logs: &vaulttest.LogBuffer{}}
+	h := &harness{vault: v, dir: dir, events: eventtest.New[event.Auth](), logs: &logbuf.Buffer{}}
 	opts := h.options(MethodCert)
 	opts.Client, opts.CertName, opts.TLS = client, "waf-hosts", &files
 	a := h.start(t, opts)
@@ -146,7 +147,7 @@ func TestCertLoginReadsTheCAFileAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{vault: v, dir: dir, events: eventtest.New[event.Auth](), logs: &vaulttest.LogBuffer{}}
+	h := &harness{vault: v, dir: dir, events: eventtest.New[event.Auth](), logs: &logbuf.Buffer{}}
 	opts := h.options(MethodCert)
 	opts.Client, opts.CertName, opts.TLS = client, "waf-hosts", &files
 	a := h.start(t, opts)
@@ -165,7 +166,7 @@ func TestCertLoginFailsClearlyWithoutTheKeyFile(t *testing.T) {
 	v := certVault(t, "10m")
 	dir := t.TempDir()
 	files := api.TLSConfig{CACert: v.CACert, ClientCert: v.ClientCert, ClientKey: filepath.Join(dir, "missing-key.pem")}
-	h := &harness{vault: v, dir: dir, events: eventtest.New[event.Auth](), logs: &vaulttest.LogBuffer{}}
+	h := &harness{vault: v, dir: dir, events: eventtest.New[event.Auth](), logs: &logbuf.Buffer{}}
 	opts := h.options(MethodCert)
 	opts.Client, opts.CertName, opts.TLS = v.NewClient(), "waf-hosts", &files
 	h.start(t, opts)

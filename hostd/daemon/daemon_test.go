@@ -18,7 +18,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
-	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
 
 // These tests run the daemon without Vault: the address refuses
@@ -84,7 +84,7 @@ type harness struct {
 	path   string
 	socket string
 	notes  *recorder
-	logs   *vaulttest.LogBuffer
+	logs   *logbuf.Buffer
 	level  *slog.LevelVar
 	reload chan struct{}
 	cancel context.CancelFunc
@@ -129,7 +129,7 @@ func startWith(t *testing.T, notes *recorder, text func(dir, socket string) stri
 	t.Helper()
 	dir := t.TempDir()
 	h := &harness{t: t, dir: dir, path: filepath.Join(dir, "hostd.hcl"), socket: filepath.Join(dir, "hostd.sock"),
-		notes: notes, logs: &vaulttest.LogBuffer{}, reload: make(chan struct{}), done: make(chan error, 1)}
+		notes: notes, logs: &logbuf.Buffer{}, reload: make(chan struct{}), done: make(chan error, 1)}
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("not-a-real-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +382,7 @@ func TestRunFailsWhenTheStatusSocketCannotBeCreated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger, _ := NewLogger(&vaulttest.LogBuffer{}, cfg.Log)
+	logger, _ := NewLogger(&logbuf.Buffer{}, cfg.Log)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	err = Run(ctx, cfg, logger, "test", make(chan struct{}), WithNotifier(newRecorder()))
@@ -464,7 +464,7 @@ func TestRunFailsWhenTheMetricsPortIsTaken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger, _ := NewLogger(&vaulttest.LogBuffer{}, cfg.Log)
+	logger, _ := NewLogger(&logbuf.Buffer{}, cfg.Log)
 	err = Run(context.Background(), cfg, logger, "test", make(chan struct{}), WithNotifier(newRecorder()))
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("Run = %v, want the port error", err)

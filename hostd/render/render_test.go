@@ -22,6 +22,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaultproxy"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
 
 // refresh is the one refresh interval of this test binary: consul-template
@@ -30,7 +31,7 @@ const refresh = 5 * time.Second
 
 // ctLogs receives consul-template's standard log output through LogWriter
 // for the whole test binary, so tests can check what would reach the log.
-var ctLogs = &vaulttest.LogBuffer{}
+var ctLogs = &logbuf.Buffer{}
 
 func TestMain(m *testing.M) {
 	restore := CaptureStdLog(slog.New(slog.NewTextHandler(ctLogs, &slog.HandlerOptions{Level: slog.LevelDebug})))
@@ -96,7 +97,7 @@ type stack struct {
 	upstream *http.Transport
 	requests *requestCounter // what the proxy sent to Vault
 	events   *eventtest.Recorder[event.Event]
-	logs     *vaulttest.LogBuffer
+	logs     *logbuf.Buffer
 	interval time.Duration // how often the proxy and the renderer re-read
 	dir      string
 	tokens   []string
@@ -113,7 +114,7 @@ func newStackReadingEvery(t *testing.T, interval time.Duration) *stack {
 	role := v.EnableAppRole("approle", "waf", map[string]any{
 		"token_policies": "waf", "token_ttl": "1m", "token_max_ttl": "10m",
 	})
-	s := &stack{vault: v, events: eventtest.New[event.Event](), logs: &vaulttest.LogBuffer{}, dir: t.TempDir(), interval: interval}
+	s := &stack{vault: v, events: eventtest.New[event.Event](), logs: &logbuf.Buffer{}, dir: t.TempDir(), interval: interval}
 	creds := t.TempDir()
 	os.WriteFile(filepath.Join(creds, "role-id"), []byte(role.RoleID), 0o600)
 	os.WriteFile(filepath.Join(creds, "secret-id"), []byte(v.NewSecretID(role)), 0o600)

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
-	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
 
 const (
@@ -122,13 +122,13 @@ type setup struct {
 	client *http.Client
 	tokens *tokens
 	events *events
-	logs   *vaulttest.LogBuffer
+	logs   *logbuf.Buffer
 	seen   *seen
 	delays *delays
 }
 
 func newSetup(t *testing.T, upstream string, opts Options) *setup {
-	s := &setup{tokens: newTokens(tokenA), events: &events{}, logs: &vaulttest.LogBuffer{}, seen: &seen{}}
+	s := &setup{tokens: newTokens(tokenA), events: &events{}, logs: &logbuf.Buffer{}, seen: &seen{}}
 	if upstream == "" {
 		upstream = fakeVault(t, s.seen).URL
 	}
