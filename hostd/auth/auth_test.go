@@ -15,6 +15,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
@@ -88,18 +89,8 @@ func (h *harness) start(t *testing.T, opts Options) *Authenticator {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return after its context was cancelled")
-		}
-		h.assertNoTokenLeaked(t)
-	})
+	t.Cleanup(func() { h.assertNoTokenLeaked(t) }) // once Run has returned
+	runtest.UntilEnd(t, 10*time.Second, context.Canceled, a.Run)
 	h.auth = a
 	return a
 }

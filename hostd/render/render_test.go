@@ -20,6 +20,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaultproxy"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
@@ -213,22 +214,8 @@ func (s *stack) start(t *testing.T, c *changes, templates ...Template) *Renderer
 	if err != nil {
 		t.Fatal(err)
 	}
-	runRenderer(t, r)
+	runtest.UntilEnd(t, 15*time.Second, context.Canceled, r.Run)
 	return r
-}
-
-func runRenderer(t *testing.T, r *Renderer) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
 }
 
 func keyTemplate(dir, name, unit string) Template {
@@ -526,7 +513,7 @@ func TestStaticTemplateRendersWithoutVault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runRenderer(t, r)
+	runtest.UntilEnd(t, 15*time.Second, context.Canceled, r.Run)
 	b := c.next(t, 10*time.Second)
 	if len(b) != 1 || b[0] != (Change{Unit: "u.service", Destination: dest}) {
 		t.Fatalf("batch %+v", b)
@@ -563,7 +550,7 @@ func TestPanicInConsulTemplateBecomesARunnerFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("HOSTD_RENDER_TEST_BREAK", "1") // after New's check, before the runner
-	runRenderer(t, r)
+	runtest.UntilEnd(t, 15*time.Second, context.Canceled, r.Run)
 
 	ev, next := events.WaitFor(t, 0, 10*time.Second, "runner failure from the panic", renderOf(flaky.Destination, func(r event.Render) bool {
 		return strings.Contains(r.Err, "panicked")
