@@ -48,13 +48,8 @@ func newAppRoleHarness(t *testing.T, settings map[string]any) *harness {
 			settings[k] = v
 		}
 	}
-	h := &harness{
-		vault:  v,
-		role:   v.EnableAppRole("approle", "waf", settings),
-		dir:    t.TempDir(),
-		events: eventtest.New[event.Auth](),
-		logs:   &logbuf.Buffer{},
-	}
+	h := newHarness(v, t.TempDir())
+	h.role = v.EnableAppRole("approle", "waf", settings)
 	h.writeFile(t, "role-id", h.role.RoleID)
 	h.writeFile(t, "secret-id", v.NewSecretID(h.role))
 	return h
@@ -79,6 +74,12 @@ func (h *harness) options(method string) Options {
 		Sink:         h.events,
 		Logger:       slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
+}
+
+// newHarness watches the events and logs of Authenticators logging in to v,
+// with files in dir.
+func newHarness(v *vaulttest.Server, dir string) *harness {
+	return &harness{vault: v, dir: dir, events: eventtest.New[event.Auth](), logs: &logbuf.Buffer{}}
 }
 
 // start runs an Authenticator until the test ends and checks, at the end,
@@ -373,7 +374,7 @@ func TestCertLoginWithTheClientsCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{vault: v, dir: t.TempDir(), events: eventtest.New[event.Auth](), logs: &logbuf.Buffer{}}
+	h := newHarness(v, t.TempDir())
 	opts := h.options(MethodCert)
 	opts.Client, opts.CertName = client, "waf-hosts"
 	opts.TLS = &api.TLSConfig{CACert: v.CACert, ClientCert: v.ClientCert, ClientKey: v.ClientKey}

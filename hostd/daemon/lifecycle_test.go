@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
@@ -47,23 +48,15 @@ func newAgentHost(t *testing.T, service string) *agentHost {
 	h := &agentHost{t: t, vault: vaulttest.Start(t), manager: systemdtest.Start(t), dir: t.TempDir()}
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", h.manager.BusAddress())
 	h.vault.Mount("kv", "kv", nil)
-	h.vault.Write("kv/agent", agentKeys("A1", "S-one"))
+	h.vault.Write("kv/agent", hosttest.AgentKeys("A1", "S-one"))
 	h.conf = filepath.Join(h.dir, "agent.conf")
 	h.token = filepath.Join(h.dir, "token")
-	for path, content := range map[string]string{h.token: h.vault.RootToken, h.conf: "accesskeyid=A0\nsecretaccesskey=S-zero\n"} {
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.WriteFile(h.token, []byte(h.vault.RootToken), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	unit := fmt.Sprintf("[Unit]\nStartLimitIntervalSec=0\n[Service]\n%sExecStart=/bin/sh -c 'grep -q \"^secretaccesskey=S-\" %s && exec sleep infinity'\n", service, h.conf)
-	if err := h.manager.InstallUnit(ctx, "agent.service", unit); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.manager.StartUnit(ctx, "agent.service"); err != nil {
-		t.Fatal(err)
-	}
+	hosttest.StartAgentOnOldKeys(ctx, t, h.manager, h.conf, hosttest.AgentUnit(h.conf, service))
 	conn, err := restart.Dial(ctx, restart.Options{Bus: restart.UserBus, Address: h.manager.BusAddress()})
 	if err != nil {
 		t.Fatal(err)
@@ -75,25 +68,14 @@ func newAgentHost(t *testing.T, service string) *agentHost {
 
 // config is hostd's configuration for the agent with these restart settings.
 func (h *agentHost) config(socket, restartSettings string) string {
-	return fmt.Sprintf(`vault { address = %q }
-auto_auth {
-  method "token_file" { path = %q }
-}
-template_config { max_backoff = "1s" }
-template {
-  contents    = %q
-  destination = %q
-  unit        = "agent.service"
-}
-restart {
-  bus      = "user"
-  debounce = "0s"
-  splay    = "0s"
-  %s
-}
-status { socket_path = %q }
-telemetry { listen_address = "" }
-`, h.vault.Addr, h.token, agentTemplate, h.conf, restartSettings, socket)
+	return hosttest.Config{
+		VaultAddress:   h.vault.Addr,
+		TokenFile:      h.token,
+		TemplateConfig: []string{`max_backoff = "1s"`},
+		Templates:      []hosttest.Template{hosttest.AgentConfTemplate(h.conf)},
+		Restart:        hosttest.RestartAtOnce(restartSettings),
+		Socket:         socket,
+	}.Text()
 }
 
 // waitAgent polls the agent's state until ok holds, for 30 s at most.
@@ -118,7 +100,7 @@ func (h *agentHost) waitAgent(what string, ok func(restart.State) bool) restart.
 func TestReadyDuringAVaultOutageAndRendersOnceVaultIsBack(t *testing.T) {
 	vault := vaulttest.Start(t)
 	vault.Mount("kv", "kv", nil)
-	vault.Write("kv/agent", agentKeys("A1", "S-one"))
+	vault.Write("kv/agent", hosttest.AgentKeys("A1", "S-one"))
 	dir := t.TempDir()
 	conf, token := filepath.Join(dir, "agent.conf"), filepath.Join(dir, "token")
 	if err := os.WriteFile(token, []byte(vault.RootToken), 0o600); err != nil {
@@ -128,18 +110,13 @@ func TestReadyDuringAVaultOutageAndRendersOnceVaultIsBack(t *testing.T) {
 
 	started := time.Now()
 	h := start(t, func(_, socket string) string {
-		return fmt.Sprintf(`vault { address = %q }
-auto_auth {
-  method "token_file" { path = %q }
-}
-template_config { max_backoff = "1s" }
-template {
-  contents    = %q
-  destination = %q
-}
-status { socket_path = %q }
-telemetry { listen_address = "" }
-`, vault.Addr, token, agentTemplate, conf, socket)
+		return hosttest.Config{
+			VaultAddress:   vault.Addr,
+			TokenFile:      token,
+			TemplateConfig: []string{`max_backoff = "1s"`},
+			Templates:      []hosttest.Template{{Contents: hosttest.AgentTemplate, Destination: conf}},
+			Socket:         socket,
+		}.Text()
 	})
 	h.notes.waitCount(t, notifyReady, 1)
 	ready := time.Since(started)
@@ -183,7 +160,7 @@ func TestAReloadDuringASlowRestartReturnsAndTheWatchdogIsFed(t *testing.T) {
 	if err := os.Remove(gate); err != nil {
 		t.Fatal(err)
 	}
-	a.vault.Write("kv/agent", agentKeys("A2", "S-two"))
+	a.vault.Write("kv/agent", hosttest.AgentKeys("A2", "S-two"))
 	waitFile(t, a.conf, keysTwo)
 	a.waitAgent("restarting", func(st restart.State) bool { return st.SubState == "start-pre" })
 
@@ -218,7 +195,7 @@ func TestAStopDuringAFailingRestartIsFinishedAtTheNextStart(t *testing.T) {
 	waitUnit(t, first.socket, func(u status.Unit) bool { return u.Restarts >= 1 && u.LastResult == event.ResultDone })
 	waitFile(t, a.conf, keysOne)
 
-	a.vault.Write("kv/agent", agentKeys("A3", "broken"))
+	a.vault.Write("kv/agent", hosttest.AgentKeys("A3", "broken"))
 	waitFile(t, a.conf, keysBroken)
 	a.waitAgent("crash-looping on the broken keys", func(st restart.State) bool { return st.NRestarts > 0 })
 	stopping := time.Now()

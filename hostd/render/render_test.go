@@ -218,6 +218,19 @@ func (s *stack) start(t *testing.T, c *changes, templates ...Template) *Renderer
 	return r
 }
 
+// startOnAgentKey writes key-v1 to the secret "agent", runs a Renderer of
+// its template (for unit) until the test ends and waits for the first
+// render; next is the index of the event after that render.
+func (s *stack) startOnAgentKey(t *testing.T, unit string) (r *Renderer, c *changes, tmpl Template, next int) {
+	t.Helper()
+	s.writeSecret(t, "agent", "key-v1")
+	c = newChanges()
+	tmpl = keyTemplate(s.dir, "agent", unit)
+	r = s.start(t, c, tmpl)
+	_, next = s.events.WaitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
+	return r, c, tmpl, next
+}
+
 func keyTemplate(dir, name, unit string) Template {
 	return Template{
 		Contents:          `access_key = "{{ with secret "secret/data/` + name + `" }}{{ .Data.data.access_key }}{{ end }}"` + "\n",
@@ -231,12 +244,7 @@ func keyTemplate(dir, name, unit string) Template {
 
 func TestSecretChangeReachesTheFileWithinTheRefreshInterval(t *testing.T) {
 	s := newStack(t)
-	s.writeSecret(t, "agent", "key-v1")
-	c := newChanges()
-	tmpl := keyTemplate(s.dir, "agent", "sigsci-agent.service")
-	r := s.start(t, c, tmpl)
-
-	_, next := s.events.WaitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
+	r, c, tmpl, next := s.startOnAgentKey(t, "sigsci-agent.service")
 	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v1\"\n" {
 		t.Fatalf("file holds %q", got)
 	}
@@ -269,11 +277,7 @@ func TestSecretChangeReachesTheFileWithinTheRefreshInterval(t *testing.T) {
 
 func TestRevokedTokenIsReplacedWithoutANewRunner(t *testing.T) {
 	s := newStack(t)
-	s.writeSecret(t, "agent", "key-v1")
-	c := newChanges()
-	tmpl := keyTemplate(s.dir, "agent", "")
-	r := s.start(t, c, tmpl)
-	_, next := s.events.WaitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
+	r, _, tmpl, next := s.startOnAgentKey(t, "")
 
 	old := s.auth.Token()
 	if err := s.vault.Client().Auth().Token().RevokeOrphan(old); err != nil {
@@ -345,11 +349,7 @@ func TestTemplateThatCannotRenderKeepsItsOldFile(t *testing.T) {
 
 func TestVaultOutageKeepsFilesAndRecovers(t *testing.T) {
 	s := newStack(t)
-	s.writeSecret(t, "agent", "key-v1")
-	c := newChanges()
-	tmpl := keyTemplate(s.dir, "agent", "sigsci-agent.service")
-	r := s.start(t, c, tmpl)
-	_, next := s.events.WaitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
+	r, c, tmpl, next := s.startOnAgentKey(t, "sigsci-agent.service")
 	c.next(t, 5*time.Second)
 	before, _ := os.Stat(tmpl.Destination)
 
@@ -716,10 +716,7 @@ func TestRedactKeepsTemplateTextAndHidesData(t *testing.T) {
 func TestRefreshReadsSecretsAgainAtOnce(t *testing.T) {
 	// An hour: only Refresh can explain a second read within the test.
 	s := newStackReadingEvery(t, time.Hour)
-	s.writeSecret(t, "agent", "key-v1")
-	tmpl := keyTemplate(s.dir, "agent", "")
-	r := s.start(t, newChanges(), tmpl)
-	_, next := s.events.WaitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
+	r, _, tmpl, next := s.startOnAgentKey(t, "")
 
 	s.writeSecret(t, "agent", "key-v2")
 	r.Refresh()
