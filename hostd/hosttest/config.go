@@ -44,6 +44,7 @@ type AppRole struct {
 type Template struct {
 	Contents, Source, Destination string
 	Perms, Unit                   string
+	ErrorOnMissingKey             bool
 }
 
 // Text is the configuration as hostd reads it.
@@ -100,6 +101,9 @@ func (t Template) lines() []string {
 		if a.value != "" {
 			lines = append(lines, fmt.Sprintf("%s = %q", a.name, a.value))
 		}
+	}
+	if t.ErrorOnMissingKey {
+		lines = append(lines, "error_on_missing_key = true")
 	}
 	return lines
 }

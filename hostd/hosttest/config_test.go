@@ -23,7 +23,7 @@ func TestConfigTextIsWhatHostdReads(t *testing.T) {
 		TemplateConfig: []string{`max_backoff = "1s"`},
 		Templates: []Template{
 			AgentConfTemplate("/etc/sigsci/agent.conf"),
-			{Source: source, Destination: "/etc/sigsci/extra.conf", Perms: "0640"},
+			{Source: source, Destination: "/etc/sigsci/extra.conf", Perms: "0640", ErrorOnMissingKey: true},
 		},
 		Restart:         RestartAtOnce(append(HealthChecked, "maintenance_window {\n  start = \"02:00\"\n  end = \"04:00\"\n  timezone = \"UTC\"\n}")...),
 		Report:          []string{`host = "web-1"`},
@@ -45,7 +45,7 @@ func TestConfigTextIsWhatHostdReads(t *testing.T) {
 	case cfg.TemplateConfig.MaxBackoff != time.Second:
 		t.Errorf("template_config = %+v", cfg.TemplateConfig)
 	case len(cfg.Templates) != 2 || cfg.Templates[0].Unit != AgentUnitName || cfg.Templates[0].Contents != AgentTemplate ||
-		cfg.Templates[1].Source != source || cfg.Templates[1].Perms != 0o640:
+		cfg.Templates[1].Source != source || cfg.Templates[1].Perms != 0o640 || !cfg.Templates[1].ErrorOnMissingKey || cfg.Templates[0].ErrorOnMissingKey:
 		t.Errorf("templates = %+v", cfg.Templates)
 	case cfg.Restart.Bus != "user" || cfg.Restart.Debounce != 0 || cfg.Restart.Splay != 0 || cfg.Restart.ActiveTimeout != 3*time.Second ||
 		cfg.Restart.StableFor != time.Second || cfg.Restart.Window == nil:
