@@ -108,35 +108,13 @@ func kill(t *testing.T, cmd *exec.Cmd) {
 // waitUnit polls hostd's status until the agent's entry satisfies ok.
 func (h *host) waitUnit(what string, ok func(status.Unit) bool) status.Unit {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var last status.Snapshot
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		snap, err := status.Fetch(ctx, h.socket)
-		cancel()
-		if err == nil && len(snap.Units) > 0 && ok(snap.Units[0]) {
-			return snap.Units[0]
-		}
-		last = snap
-		time.Sleep(50 * time.Millisecond) // polling status with a deadline
-	}
-	h.t.Fatalf("the agent's status never showed %s: %+v", what, last.Units)
-	return status.Unit{}
+	snap := hosttest.WaitStatus(h.t, h.socket, what, func(s status.Snapshot) bool { return len(s.Units) > 0 && ok(s.Units[0]) })
+	return snap.Units[0]
 }
 
 func (h *host) waitConf(want string) {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got, err := os.ReadFile(h.conf)
-		if err == nil && string(got) == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("agent.conf = %q, %v; want %q", got, err, want)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the file with a deadline
-	}
+	hosttest.WaitFile(h.t, h.conf, want)
 }
 
 func (h *host) starts() int {

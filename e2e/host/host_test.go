@@ -16,6 +16,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/e2e/harness"
 	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
@@ -441,7 +442,7 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 // waitWithin polls cond until it holds, failing the test after timeout.
 func waitWithin(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	harness.WaitWithin(t, timeout, pollInterval, what, cond)
+	poll.Within(t, timeout, pollInterval, what, cond)
 }
 
 func primary(t *testing.T, sim *harness.Simulator) sigsci.KeySet {

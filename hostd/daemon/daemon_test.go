@@ -207,19 +207,7 @@ func (h *harness) waitReady() {
 // fetch waits until the status socket at path answers.
 func fetch(t *testing.T, path string) status.Snapshot {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		snap, err := status.Fetch(ctx, path)
-		cancel()
-		if err == nil {
-			return snap
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status socket %s never answered: %v", path, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the socket with a deadline
-	}
+	return hosttest.WaitStatus(t, path, "any answer", func(status.Snapshot) bool { return true })
 }
 
 func TestRunServesStatusAndStopsCleanly(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 )
 
 // These tests run hostd through the moments of its life that must not
@@ -81,17 +82,13 @@ func (h *agentHost) config(socket, restartSettings string) string {
 // waitAgent polls the agent's state until ok holds, for 30 s at most.
 func (h *agentHost) waitAgent(what string, ok func(restart.State) bool) restart.State {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st, err := h.conn.UnitState(context.Background(), "agent.service")
-		if err == nil && ok(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("the agent never was %s: %+v, %v", what, st, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling systemd with a deadline
-	}
+	var st restart.State
+	poll.Within(h.t, hosttest.WaitTimeout, 20*time.Millisecond, "the agent to be "+what, func() (bool, string) {
+		var err error
+		st, err = h.conn.UnitState(context.Background(), hosttest.AgentUnitName)
+		return err == nil && ok(st), fmt.Sprintf("%+v, %v", st, err)
+	})
+	return st
 }
 
 // Started while Vault is down, hostd is ready at once (systemd would kill
@@ -121,7 +118,7 @@ func TestReadyDuringAVaultOutageAndRendersOnceVaultIsBack(t *testing.T) {
 	h.notes.waitCount(t, notifyReady, 1)
 	ready := time.Since(started)
 
-	snap := waitSnapshot(t, h.socket, "auth", func(s status.Snapshot) bool { return s.Auth.LastError != "" })
+	snap := hosttest.WaitStatus(t, h.socket, "auth", func(s status.Snapshot) bool { return s.Auth.LastError != "" })
 	healthy, reasons := status.Healthy(snap)
 	if why := strings.Join(reasons, "\n"); healthy || !strings.Contains(why, "not authenticated") || !strings.Contains(why, "not rendered yet") {
 		t.Errorf("during the outage status must say why hostd is not healthy: %v", reasons)
@@ -132,10 +129,10 @@ func TestReadyDuringAVaultOutageAndRendersOnceVaultIsBack(t *testing.T) {
 
 	vault.Resume()
 	back := time.Now()
-	waitFile(t, conf, keysOne)
+	hosttest.WaitFile(t, conf, keysOne)
 	firstRender := time.Since(back)
 	h.notes.waitCount(t, statusLine("running; every template rendered"), 1)
-	waitSnapshot(t, h.socket, "healthy", func(s status.Snapshot) bool { ok, _ := status.Healthy(s); return ok })
+	hosttest.WaitStatus(t, h.socket, "healthy", func(s status.Snapshot) bool { ok, _ := status.Healthy(s); return ok })
 	t.Logf("READY=1 %s after the start with Vault down; first render %s after Vault answered again", ready.Round(time.Millisecond), firstRender.Round(time.Millisecond))
 }
 
@@ -161,7 +158,7 @@ func TestAReloadDuringASlowRestartReturnsAndTheWatchdogIsFed(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.vault.Write("kv/agent", hosttest.AgentKeys("A2", "S-two"))
-	waitFile(t, a.conf, keysTwo)
+	hosttest.WaitFile(t, a.conf, keysTwo)
 	a.waitAgent("restarting", func(st restart.State) bool { return st.SubState == "start-pre" })
 
 	pings := notes.count(notifyWatchdog)
@@ -193,10 +190,10 @@ func TestAStopDuringAFailingRestartIsFinishedAtTheNextStart(t *testing.T) {
 	first := startWith(t, newRecorder(), func(_, socket string) string { return a.config(socket, `active_timeout = "1h"`) },
 		WithStateDirectory(state), WithStopGrace(200*time.Millisecond))
 	waitUnit(t, first.socket, func(u status.Unit) bool { return u.Restarts >= 1 && u.LastResult == event.ResultDone })
-	waitFile(t, a.conf, keysOne)
+	hosttest.WaitFile(t, a.conf, keysOne)
 
 	a.vault.Write("kv/agent", hosttest.AgentKeys("A3", "broken"))
-	waitFile(t, a.conf, keysBroken)
+	hosttest.WaitFile(t, a.conf, keysBroken)
 	a.waitAgent("crash-looping on the broken keys", func(st restart.State) bool { return st.NRestarts > 0 })
 	stopping := time.Now()
 	if err := first.stop(); err != nil {
@@ -210,7 +207,7 @@ func TestAStopDuringAFailingRestartIsFinishedAtTheNextStart(t *testing.T) {
 	restarted := time.Now()
 	second := startWith(t, newRecorder(), func(_, socket string) string { return a.config(socket, `active_timeout = "3s"`) },
 		WithStateDirectory(state))
-	waitFile(t, a.conf, keysOne)
+	hosttest.WaitFile(t, a.conf, keysOne)
 	u := waitUnit(t, second.socket, func(u status.Unit) bool { return u.RolledBack && u.LastResult != "" })
 	if u.LastResult != event.ResultRolledBack {
 		t.Fatalf("at the next start: %+v", u)

@@ -55,7 +55,7 @@ func TestKeysRotateIntoTheAgent(t *testing.T) {
 	})
 
 	h.notes.waitCount(t, notifyReady, 1)
-	waitFile(t, conf, "accesskeyid=A1\nsecretaccesskey=S-one\n")
+	hosttest.WaitFile(t, conf, "accesskeyid=A1\nsecretaccesskey=S-one\n")
 	if info, err := os.Stat(conf); err != nil || info.Mode().Perm() != 0o600 {
 		t.Errorf("agent.conf: %v, %v; want mode 0600", info, err)
 	}
@@ -67,7 +67,7 @@ func TestKeysRotateIntoTheAgent(t *testing.T) {
 
 	// Rotation: the new keys reach the file and the agent is restarted once.
 	vault.Write("kv/agent", hosttest.AgentKeys("A2", "S-two"))
-	waitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
+	hosttest.WaitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
 	u = waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts > restarts })
 	if u.LastResult != event.ResultDone || u.RolledBack {
 		t.Errorf("after the rotation: %+v", u)
@@ -78,7 +78,7 @@ func TestKeysRotateIntoTheAgent(t *testing.T) {
 	// runs on it.
 	vault.Write("kv/agent", hosttest.AgentKeys("A3", "broken"))
 	u = waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts > restarts && u.RolledBack })
-	waitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
+	hosttest.WaitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
 	snap := fetch(t, h.socket)
 	if healthy, reasons := status.Healthy(snap); healthy || !strings.Contains(strings.Join(reasons, "\n"), "rolled back") {
 		t.Errorf("a rollback must make status unhealthy: %v", reasons)
@@ -106,7 +106,7 @@ func TestKeysRotateIntoTheAgent(t *testing.T) {
 	if u.LastResult != event.ResultRolledBack || u.ActiveState != "active" {
 		t.Errorf("after hostd refresh retried the refused keys: %+v", u)
 	}
-	waitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
+	hosttest.WaitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
 
 	// The journal tells the same story.
 	logs := h.logs.String()
@@ -125,49 +125,18 @@ func TestKeysRotateIntoTheAgent(t *testing.T) {
 	}
 }
 
-func waitFile(t *testing.T, path, want string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got, err := os.ReadFile(path)
-		if err == nil && string(got) == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %q, %v; want %q", path, got, err, want)
-		}
-		time.Sleep(50 * time.Millisecond) // polling the file with a deadline
-	}
-}
-
 // waitUnit polls the status socket until the first unit satisfies ok.
 func waitUnit(t *testing.T, socket string, ok func(status.Unit) bool) status.Unit {
 	t.Helper()
-	snap := waitSnapshot(t, socket, "unit", func(s status.Snapshot) bool { return len(s.Units) > 0 && ok(s.Units[0]) })
+	snap := hosttest.WaitStatus(t, socket, "unit", func(s status.Snapshot) bool { return len(s.Units) > 0 && ok(s.Units[0]) })
 	return snap.Units[0]
 }
 
 // waitTemplate polls the status socket until the first template satisfies ok.
 func waitTemplate(t *testing.T, socket string, ok func(status.Template) bool) status.Template {
 	t.Helper()
-	snap := waitSnapshot(t, socket, "template", func(s status.Snapshot) bool { return len(s.Templates) > 0 && ok(s.Templates[0]) })
+	snap := hosttest.WaitStatus(t, socket, "template", func(s status.Snapshot) bool { return len(s.Templates) > 0 && ok(s.Templates[0]) })
 	return snap.Templates[0]
-}
-
-// waitSnapshot polls the status socket until ok holds, for 30 s at most.
-func waitSnapshot(t *testing.T, socket, what string, ok func(status.Snapshot) bool) status.Snapshot {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		snap := fetch(t, socket)
-		if ok(snap) {
-			return snap
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never reached the expected state: templates %+v, units %+v", what, snap.Templates, snap.Units)
-		}
-		time.Sleep(50 * time.Millisecond) // polling status with a deadline
-	}
 }
 
 // TestRestartOwedSurvivesAReload: a change waits for the maintenance window;
@@ -203,7 +172,7 @@ func TestRestartOwedSurvivesAReload(t *testing.T) {
 	}
 	h := start(t, func(_, socket string) string { return text(socket, clock(3*time.Hour), clock(4*time.Hour)) })
 
-	waitFile(t, conf, "accesskeyid=A1\nsecretaccesskey=S-one\n")
+	hosttest.WaitFile(t, conf, "accesskeyid=A1\nsecretaccesskey=S-one\n")
 	u := waitUnit(t, h.socket, func(u status.Unit) bool { return !u.PendingDue.IsZero() })
 	if u.Restarts != 0 || u.PendingDue.Before(now.Add(2*time.Hour)) {
 		t.Fatalf("the restart must wait for the window: %+v", u)
@@ -239,7 +208,7 @@ func TestReloadChangesTheRefreshOfStaticSecrets(t *testing.T) {
 		}.Text()
 	}
 	h := start(t, func(_, socket string) string { return text(socket, "1h") })
-	waitFile(t, conf, "A1")
+	hosttest.WaitFile(t, conf, "A1")
 
 	h.write(text(h.socket, "5s"))
 	reloaded := time.Now()
@@ -248,7 +217,7 @@ func TestReloadChangesTheRefreshOfStaticSecrets(t *testing.T) {
 	// shows the cadence it keeps: the new 5 s, not the old hour.
 	waitTemplate(t, h.socket, func(tpl status.Template) bool { return tpl.LastRender.After(reloaded) })
 	vault.Write("kv/static", map[string]any{"accessKey": "A2"})
-	waitFile(t, conf, "A2")
+	hosttest.WaitFile(t, conf, "A2")
 }
 
 // TestAReloadThatCannotStartKeepsTheLoadedTemplate: a reload whose pipeline
@@ -277,7 +246,7 @@ func TestAReloadThatCannotStartKeepsTheLoadedTemplate(t *testing.T) {
 		}.Text()
 	}
 	h := start(t, func(_, socket string) string { return text(socket, "") })
-	waitFile(t, conf, "v1 A1")
+	hosttest.WaitFile(t, conf, "v1 A1")
 
 	if err := os.WriteFile(source, []byte("v2 "+body), 0o600); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 )
 
 // metricValue scrapes addr and returns the value of the series named
@@ -120,21 +122,15 @@ func TestReloadDeletesTheSeriesOfARemovedTemplate(t *testing.T) {
 		return text(dir, socket, true)
 	})
 	h.waitReady()
-	waitFile(t, removed, "accesskeyid=A1\nsecretaccesskey=S-one\n")
+	hosttest.WaitFile(t, removed, "accesskeyid=A1\nsecretaccesskey=S-one\n")
 	// The first restart has failed and its retry waits (RetryInterval):
 	// nothing of old.service is under way when the reload comes.
 	failed, pending := `hostd_unit_restarts_total{result="error",unit="old.service"}`, `hostd_unit_restart_pending{unit="old.service"}`
-	deadline := time.Now().Add(waitFor)
-	for {
+	poll.Within(t, waitFor, 20*time.Millisecond, pending+" to become 1 after a failed restart", func() (bool, string) {
 		n, _ := metricValue(t, addr, failed)
-		if v, _ := metricValue(t, addr, pending); n >= 1 && v == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never became 1 after a failed restart", pending)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the endpoint with a deadline
-	}
+		v, _ := metricValue(t, addr, pending)
+		return n >= 1 && v == 1, fmt.Sprintf("%v failed restarts, pending %v", n, v)
+	})
 
 	h.write(text(h.dir, h.socket, false))
 	h.triggerReload()

@@ -16,6 +16,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 )
 
 const (
@@ -81,7 +82,7 @@ path "sigsci/fleet/vault-user/sites/www/hosts/*" { capabilities = ["create", "up
 	if started, err := time.Parse(time.RFC3339, fmt.Sprint(stored["agent_started"])); err != nil || started.Before(now.Add(-time.Minute)) {
 		t.Errorf("agent_started = %v (%v): want the restarted process's start", stored["agent_started"], err)
 	}
-	snap := waitSnapshot(t, h.socket, "the report in status", func(s status.Snapshot) bool {
+	snap := hosttest.WaitStatus(t, h.socket, "the report in status", func(s status.Snapshot) bool {
 		return len(s.Reports) == 1 && s.Reports[0].AccessKey == "A1" && s.Reports[0].LastError == ""
 	})
 	if r := snap.Reports[0]; r.Host != "web-1" || r.Site != "www" || r.Role != "vault-user" || r.Mount != "sigsci" {
@@ -100,7 +101,7 @@ path "sigsci/fleet/vault-user/sites/www/hosts/*" { capabilities = ["create", "up
 	h.write(text(h.socket, closedWindow))
 	h.triggerReload()
 	vault.Write(wwwCreds, hosttest.AgentKeys("A3", "S-three"))
-	waitFile(t, conf, "accesskeyid=A3\nsecretaccesskey=S-three\n")
+	hosttest.WaitFile(t, conf, "accesskeyid=A3\nsecretaccesskey=S-three\n")
 	waitUnit(t, h.socket, func(u status.Unit) bool { return !u.PendingDue.IsZero() })
 	heartbeats := successes(t, metricsAddr)
 	pollUntil(t, "a heartbeat after the file changed", func() bool { return successes(t, metricsAddr) > heartbeats })
@@ -172,11 +173,5 @@ func waitMetric(t *testing.T, addr, series string, present bool) {
 // pollUntil polls ok for 30 s at most.
 func pollUntil(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: timed out", what)
-		}
-		time.Sleep(100 * time.Millisecond) // polling with a deadline
-	}
+	poll.Within(t, hosttest.WaitTimeout, 100*time.Millisecond, what, func() (bool, string) { return ok(), "not yet" })
 }

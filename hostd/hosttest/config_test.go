@@ -3,6 +3,7 @@ package hosttest
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +37,10 @@ func TestConfigTextIsWhatHostdReads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, text)
 	}
+	// hostd's default is true as well, so only the text can show it.
+	if n := strings.Count(text, "error_on_missing_key = true"); n != 1 {
+		t.Errorf("error_on_missing_key written %d times, want once:\n%s", n, text)
+	}
 	a := cfg.AutoAuth
 	switch {
 	case cfg.Vault.Address != "https://vault.example:8200" || cfg.Vault.Namespace != "waf":
@@ -45,7 +50,7 @@ func TestConfigTextIsWhatHostdReads(t *testing.T) {
 	case cfg.TemplateConfig.MaxBackoff != time.Second:
 		t.Errorf("template_config = %+v", cfg.TemplateConfig)
 	case len(cfg.Templates) != 2 || cfg.Templates[0].Unit != AgentUnitName || cfg.Templates[0].Contents != AgentTemplate ||
-		cfg.Templates[1].Source != source || cfg.Templates[1].Perms != 0o640 || !cfg.Templates[1].ErrorOnMissingKey || cfg.Templates[0].ErrorOnMissingKey:
+		cfg.Templates[1].Source != source || cfg.Templates[1].Perms != 0o640:
 		t.Errorf("templates = %+v", cfg.Templates)
 	case cfg.Restart.Bus != "user" || cfg.Restart.Debounce != 0 || cfg.Restart.Splay != 0 || cfg.Restart.ActiveTimeout != 3*time.Second ||
 		cfg.Restart.StableFor != time.Second || cfg.Restart.Window == nil:
