@@ -9,13 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
+	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 )
 
 const waitFor = 15 * time.Second
@@ -184,7 +185,7 @@ func TestDaemonProcess(t *testing.T) {
 
 	cmd := exec.Command(os.Args[0], "run", "-config", path)
 	cmd.Env = append(os.Environ(), "HOSTD_TEST_RUN_MAIN=1")
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -198,17 +199,10 @@ func TestDaemonProcess(t *testing.T) {
 
 	waitStatus := func() {
 		t.Helper()
-		deadline := time.Now().Add(waitFor)
-		for {
+		poll.Within(t, waitFor, 50*time.Millisecond, "hostd to answer on "+socket, func() (bool, string) {
 			code, _, _ := execute("status", "-socket", socket, "-timeout", "1s")
-			if code != 2 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("hostd never answered on %s; logs:\n%s", socket, logs.String())
-			}
-			time.Sleep(50 * time.Millisecond) // polling the socket with a deadline
-		}
+			return code != 2, "logs:\n" + logs.String()
+		})
 	}
 	waitStatus()
 	if code, out, _ := execute("status", "-socket", socket); code != 1 || !strings.Contains(out, "NOT AUTHENTICATED") {
@@ -220,13 +214,9 @@ func TestDaemonProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The broken file is rejected and hostd keeps answering.
-	deadline := time.Now().Add(waitFor)
-	for !strings.Contains(logs.String(), "configuration reload rejected") {
-		if time.Now().After(deadline) {
-			t.Fatalf("SIGHUP with a broken file was not reported; logs:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond) // polling the log with a deadline
-	}
+	poll.Within(t, waitFor, 20*time.Millisecond, "SIGHUP with a broken file to be reported", func() (bool, string) {
+		return strings.Contains(logs.String(), "configuration reload rejected"), "logs:\n" + logs.String()
+	})
 	if !strings.Contains(logs.String(), path+":1:7: Unclosed configuration block") {
 		t.Errorf("the rejected reload must name file:line:\n%s", logs.String())
 	}
@@ -248,23 +238,6 @@ func TestDaemonProcess(t *testing.T) {
 	if _, err := os.Lstat(socket); err == nil {
 		t.Error("socket left behind after SIGTERM")
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestRefreshWaitsForTheRenders: the daemon stand-in renders when asked, the

@@ -9,12 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 )
-
-const agentTemplate = `{{ with secret "kv/agent" }}accesskeyid={{ .Data.accessKey }}
-secretaccesskey={{ .Data.secretKey }}
-{{ end }}`
 
 // TestRenderOnce runs `hostd render` against a real Vault: it logs in with
 // approle, writes every template with its mode, restarts nothing and exits
@@ -36,28 +33,18 @@ func TestRenderOnce(t *testing.T) {
 		}
 	}
 	agent, extra, broken := filepath.Join(dir, "agent.conf"), filepath.Join(dir, "extra.conf"), filepath.Join(dir, "broken.conf")
-	configText := func(templates string) string {
-		return fmt.Sprintf(`vault { address = %q }
-auto_auth {
-  method "approle" {
-    role_id_file   = %q
-    secret_id_file = %q
-    remove_secret_id_file_after_reading = true
-  }
-}
-template {
-  contents    = %q
-  destination = %q
-  perms       = "0640"
-  unit        = "sigsci-agent.service"
-}
-%s
-status { socket_path = %q }
-telemetry { listen_address = "" }
-`, vault.Addr, filepath.Join(dir, "role-id"), secretID, agentTemplate, agent, templates, filepath.Join(dir, "hostd.sock"))
+	configText := func(second hosttest.Template) string {
+		return hosttest.Config{
+			VaultAddress: vault.Addr,
+			AppRole:      &hosttest.AppRole{RoleIDFile: filepath.Join(dir, "role-id"), SecretIDFile: secretID, RemoveSecretIDFile: true},
+			Templates: []hosttest.Template{
+				{Contents: hosttest.AgentTemplate, Destination: agent, Perms: "0640", Unit: "sigsci-agent.service"},
+				second,
+			},
+			Socket: filepath.Join(dir, "hostd.sock"),
+		}.Text()
 	}
-	path := writeConfig(t, dir, configText(fmt.Sprintf("template {\n  contents = %q\n  destination = %q\n}\n",
-		`{{ with secret "kv/agent" }}{{ .Data.accessKey }}{{ end }}`, extra)))
+	path := writeConfig(t, dir, configText(hosttest.Template{Contents: `{{ with secret "kv/agent" }}{{ .Data.accessKey }}{{ end }}`, Destination: extra}))
 
 	code, out, errOut := execute("render", "-config", path, "-timeout", "30s")
 	if code != 0 {
@@ -84,8 +71,7 @@ telemetry { listen_address = "" }
 
 	// A rotation, and a template whose error would quote the secret key.
 	vault.Write("kv/agent", map[string]any{"accessKey": "A2", "secretKey": "S-two-SECRET"})
-	path = writeConfig(t, dir, configText(fmt.Sprintf("template {\n  contents = %q\n  destination = %q\n}\n",
-		`{{ with secret "kv/agent" }}{{ parseInt .Data.secretKey }}{{ end }}`, broken)))
+	path = writeConfig(t, dir, configText(hosttest.Template{Contents: `{{ with secret "kv/agent" }}{{ parseInt .Data.secretKey }}{{ end }}`, Destination: broken}))
 	code, out, errOut = execute("render", "-config", path, "-timeout", "30s")
 	if code != 1 {
 		t.Fatalf("render with a failing template: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
@@ -115,7 +101,7 @@ func TestRenderGivesUpWithoutVault(t *testing.T) {
 		t.Fatal(err)
 	}
 	dest := filepath.Join(dir, "agent.conf")
-	path := writeConfig(t, dir, validConfig(dir)+fmt.Sprintf("template {\n  contents = %q\n  destination = %q\n}\n", agentTemplate, dest))
+	path := writeConfig(t, dir, validConfig(dir)+fmt.Sprintf("template {\n  contents = %q\n  destination = %q\n}\n", hosttest.AgentTemplate, dest))
 	code, out, errOut := execute("render", "-config", path, "-timeout", "1s")
 	if code != 1 || !strings.Contains(errOut, "not logged in to Vault with token_file auth (-timeout 1s passed)") {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)

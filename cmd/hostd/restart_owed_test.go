@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
 
 // These tests kill hostd for real (SIGKILL: no hand-over, no grace) with a
@@ -48,53 +50,33 @@ func newHost(t *testing.T, service string) *host {
 	t.Helper()
 	h := &host{t: t, vault: vaulttest.Start(t), manager: systemdtest.Start(t), dir: t.TempDir(), state: t.TempDir()}
 	h.vault.Mount("kv", "kv", nil)
-	h.vault.Write("kv/agent", map[string]any{"accessKey": "A1", "secretKey": "S-one", "rotation_period": 60, "ttl": 1})
+	h.vault.Write("kv/agent", hosttest.AgentKeys("A1", "S-one"))
 	h.conf = filepath.Join(h.dir, "agent.conf")
 	h.socket = filepath.Join(h.dir, "hostd.sock")
-	for path, content := range map[string]string{filepath.Join(h.dir, "token"): h.vault.RootToken, h.conf: "accesskeyid=A0\nsecretaccesskey=S-zero\n"} {
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.WriteFile(filepath.Join(h.dir, "token"), []byte(h.vault.RootToken), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	unit := fmt.Sprintf("[Unit]\nStartLimitIntervalSec=0\n[Service]\n%sExecStart=/bin/sh -c 'echo start >> %s; grep -q \"^secretaccesskey=S-\" %s && exec sleep infinity'\n",
-		service, filepath.Join(h.dir, "starts"), h.conf)
+	service += fmt.Sprintf("ExecStartPre=/bin/sh -c 'echo start >> %s'\n", filepath.Join(h.dir, "starts"))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := h.manager.InstallUnit(ctx, "agent.service", unit); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.manager.StartUnit(ctx, "agent.service"); err != nil {
-		t.Fatal(err)
-	}
+	hosttest.StartAgentOnOldKeys(ctx, t, h.manager, h.conf, hosttest.AgentUnit(h.conf, service))
 	return h
 }
 
 // hostd runs hostd with restartSettings until the test kills it.
 func (h *host) hostd(restartSettings string) *exec.Cmd {
 	h.t.Helper()
-	path := writeConfig(h.t, h.dir, fmt.Sprintf(`vault { address = %q }
-auto_auth {
-  method "token_file" { path = %q }
-}
-template_config { max_backoff = "1s" }
-template {
-  contents    = %q
-  destination = %q
-  unit        = "agent.service"
-}
-restart {
-  bus            = "user"
-  debounce       = "0s"
-  splay          = "0s"
-  active_timeout = "3s"
-  %s
-}
-status { socket_path = %q }
-telemetry { listen_address = "" }
-`, h.vault.Addr, filepath.Join(h.dir, "token"), agentTemplate, h.conf, restartSettings, h.socket))
+	path := writeConfig(h.t, h.dir, hosttest.Config{
+		VaultAddress:   h.vault.Addr,
+		TokenFile:      filepath.Join(h.dir, "token"),
+		TemplateConfig: []string{`max_backoff = "1s"`},
+		Templates:      []hosttest.Template{hosttest.AgentConfTemplate(h.conf)},
+		Restart:        hosttest.RestartAtOnce(`active_timeout = "3s"`, restartSettings),
+		Socket:         h.socket,
+	}.Text())
 	cmd := exec.Command(os.Args[0], "run", "-config", path)
 	cmd.Env = append(os.Environ(), "HOSTD_TEST_RUN_MAIN=1", "STATE_DIRECTORY="+h.state, "DBUS_SESSION_BUS_ADDRESS="+h.manager.BusAddress())
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		h.t.Fatal(err)
@@ -126,35 +108,13 @@ func kill(t *testing.T, cmd *exec.Cmd) {
 // waitUnit polls hostd's status until the agent's entry satisfies ok.
 func (h *host) waitUnit(what string, ok func(status.Unit) bool) status.Unit {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var last status.Snapshot
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		snap, err := status.Fetch(ctx, h.socket)
-		cancel()
-		if err == nil && len(snap.Units) > 0 && ok(snap.Units[0]) {
-			return snap.Units[0]
-		}
-		last = snap
-		time.Sleep(50 * time.Millisecond) // polling status with a deadline
-	}
-	h.t.Fatalf("the agent's status never showed %s: %+v", what, last.Units)
-	return status.Unit{}
+	snap := hosttest.WaitStatus(h.t, h.socket, what, func(s status.Snapshot) bool { return len(s.Units) > 0 && ok(s.Units[0]) })
+	return snap.Units[0]
 }
 
 func (h *host) waitConf(want string) {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got, err := os.ReadFile(h.conf)
-		if err == nil && string(got) == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("agent.conf = %q, %v; want %q", got, err, want)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the file with a deadline
-	}
+	hosttest.WaitFile(h.t, h.conf, want)
 }
 
 func (h *host) starts() int {

@@ -14,11 +14,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 
 // startProcess runs the command with args and returns its base URL once it
 // printed it.
-func startProcess(t *testing.T, args ...string) (*exec.Cmd, string, *lockedBuffer) {
+func startProcess(t *testing.T, args ...string) (*exec.Cmd, string, *logbuf.Buffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), runMainEnv+"=1")
@@ -45,7 +45,7 @@ func startProcess(t *testing.T, args ...string) (*exec.Cmd, string, *lockedBuffe
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &lockedBuffer{}
+	stderr := &logbuf.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -72,23 +72,6 @@ func startProcess(t *testing.T, args ...string) (*exec.Cmd, string, *lockedBuffe
 		t.Fatalf("no address printed; stderr: %s", stderr)
 	}
 	return nil, "", nil
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func waitExit(t *testing.T, cmd *exec.Cmd) error {

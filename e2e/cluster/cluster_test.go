@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/e2e/harness"
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
@@ -115,7 +116,7 @@ func TestActiveNodeKilledWhileTheCreateIsInFlight(t *testing.T) {
 	})
 
 	harness.Step(t, "the new active node finishes the rotation: nothing orphaned, nothing lost", func(t testing.TB) {
-		harness.WaitWithin(t, finishDeadline, pollEvery, "the new active node to finish the rotation", func() (bool, string) {
+		poll.Within(t, finishDeadline, pollEvery, "the new active node to finish the rotation", func() (bool, string) {
 			return o.settled(t, active)
 		})
 		finished := time.Since(killedAt)
@@ -207,7 +208,7 @@ func (o *operator) reload(t testing.TB, via, active *harness.RaftNode) {
 // happened, and that first is still live and stored.
 func (o *operator) mustFinish(t testing.TB, active *harness.RaftNode, first sigsci.KeySet) {
 	t.Helper()
-	took := harness.WaitWithin(t, settleDeadline, pollEvery, "Vault to finish the rotation", func() (bool, string) {
+	took := poll.Within(t, settleDeadline, pollEvery, "Vault to finish the rotation", func() (bool, string) {
 		return o.settled(t, active)
 	})
 	keys := o.mustAgree(t, active)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/e2e/harness"
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
@@ -214,7 +215,7 @@ func (o *operator) allNodesRead(t testing.TB, nodes []*harness.RaftNode) vaultKe
 // waitForCreates waits until the API has received n creates in all.
 func (o *operator) waitForCreates(t testing.TB, n int, within time.Duration) {
 	t.Helper()
-	harness.WaitWithin(t, within, 50*time.Millisecond, fmt.Sprintf("%d create(s) at the API", n), func() (bool, string) {
+	poll.Within(t, within, 50*time.Millisecond, fmt.Sprintf("%d create(s) at the API", n), func() (bool, string) {
 		got := o.sim.Calls(sigscisim.EndpointCreateKeySet)
 		return got >= n, fmt.Sprintf("%d create(s)", got)
 	})
@@ -223,7 +224,7 @@ func (o *operator) waitForCreates(t testing.TB, n int, within time.Duration) {
 // waitForSets waits until the API holds n key sets for the site.
 func (o *operator) waitForSets(t testing.TB, n int, within time.Duration) {
 	t.Helper()
-	harness.WaitWithin(t, within, 50*time.Millisecond, fmt.Sprintf("%d key sets at the API", n), func() (bool, string) {
+	poll.Within(t, within, 50*time.Millisecond, fmt.Sprintf("%d key sets at the API", n), func() (bool, string) {
 		return len(o.apiSets()) == n, describe(o.apiSets())
 	})
 }

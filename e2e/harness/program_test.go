@@ -1,36 +1,18 @@
 package harness
 
 import (
-	"bytes"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
 
-// syncBuffer is a bytes.Buffer safe for the program's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestProgramFatalEndsTheBodyAndRunsCleanupsLastFirst(t *testing.T) {
-	var out syncBuffer
+	var out logbuf.Buffer
 	var order []string
 	var dir string
 	code := runProgram("prog", &out, func(p testing.TB) {
@@ -55,21 +37,21 @@ func TestProgramFatalEndsTheBodyAndRunsCleanupsLastFirst(t *testing.T) {
 }
 
 func TestProgramThatSucceedsExitsZero(t *testing.T) {
-	var out syncBuffer
+	var out logbuf.Buffer
 	if code := runProgram("prog", &out, func(p testing.TB) { p.Logf("fine") }); code != 0 {
 		t.Fatalf("exit code %d, want 0; output:\n%s", code, out.String())
 	}
 }
 
 func TestProgramSkipIsAFailure(t *testing.T) {
-	var out syncBuffer
+	var out logbuf.Buffer
 	if code := runProgram("prog", &out, func(p testing.TB) { p.Skipf("no Vault here") }); code != 1 {
 		t.Fatalf("exit code %d after Skipf, want 1", code)
 	}
 }
 
 func TestProgramPanicIsAFailureAndStillCleansUp(t *testing.T) {
-	var out syncBuffer
+	var out logbuf.Buffer
 	cleaned := false
 	code := runProgram("prog", &out, func(p testing.TB) {
 		p.Cleanup(func() { cleaned = true })
@@ -81,7 +63,7 @@ func TestProgramPanicIsAFailureAndStillCleansUp(t *testing.T) {
 }
 
 func TestStepCleansUpBeforeTheNextStep(t *testing.T) {
-	var out syncBuffer
+	var out logbuf.Buffer
 	var events []string
 	code := runProgram("prog", &out, func(p testing.TB) {
 		for _, name := range []string{"a", "b"} {
@@ -100,7 +82,7 @@ func TestStepCleansUpBeforeTheNextStep(t *testing.T) {
 }
 
 func TestInterruptCancelsTheContextAndCleansUp(t *testing.T) {
-	var out syncBuffer
+	var out logbuf.Buffer
 	cleaned := make(chan struct{})
 	code := runProgram("prog", &out, func(p testing.TB) {
 		Step(p, "server", func(s testing.TB) {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 )
 
 // How long a cluster may take to form, a node to come up or back, and an
@@ -284,7 +286,7 @@ type raftPeers struct {
 // waitVoters waits until the raft configuration lists every node as a voter.
 func (c *RaftCluster) waitVoters(t testing.TB) {
 	t.Helper()
-	WaitWithin(t, raftFormTimeout, time.Second, fmt.Sprintf("%d raft voters", raftClusterSize), func() (bool, string) {
+	poll.Within(t, raftFormTimeout, time.Second, fmt.Sprintf("%d raft voters", raftClusterSize), func() (bool, string) {
 		r := c.Active(t).Run(t, c.home, "operator", "raft", "list-peers", "-format=json")
 		var peers raftPeers
 		if r.ExitCode != 0 || json.Unmarshal([]byte(r.Stdout), &peers) != nil {

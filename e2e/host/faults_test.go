@@ -59,7 +59,7 @@ func TestAgentKeepsRunningWhileVaultIsDown(t *testing.T) {
 		}
 	}()
 
-	step(t, "hostd reports the outage and leaves the agent alone", func(t *testing.T) {
+	harness.StepT(t, "hostd reports the outage and leaves the agent alone", func(t *testing.T) {
 		var firstError time.Duration
 		waitWithin(t, outageTimeout, fmt.Sprintf("%d refreshes to fail against the paused Vault", outageRefreshes), func() (bool, string) {
 			n := h.metric(t, "hostd_vault_request_errors_total") - errorsBefore
@@ -96,7 +96,7 @@ func TestAgentKeepsRunningWhileVaultIsDown(t *testing.T) {
 		}
 	})
 
-	step(t, "hostd recovers on its own once Vault is back", func(t *testing.T) {
+	harness.StepT(t, "hostd recovers on its own once Vault is back", func(t *testing.T) {
 		resumedAt := time.Now()
 		h.vault.Resume(t)
 		resumed = true
@@ -145,12 +145,12 @@ func TestTemplateThatCannotRenderKeepsTheOldFile(t *testing.T) {
 	unit := h.unitProps(t)
 	errorsBefore := h.metric(t, "hostd_template_renders_total", "result", "error", "template", h.agentConf)
 
-	step(t, "the operator misspells a key in the template and reloads hostd", func(t *testing.T) {
+	harness.StepT(t, "the operator misspells a key in the template and reloads hostd", func(t *testing.T) {
 		h.writeTemplate(t, strings.Replace(documentedTemplate(t), ".Data.secretKey", ".Data.secret_key", 1))
 		h.reload(t)
 	})
 
-	step(t, "hostd reports the template error and keeps the old file", func(t *testing.T) {
+	harness.StepT(t, "hostd reports the template error and keeps the old file", func(t *testing.T) {
 		// Two failed renders: the error is not a one-off, and the file
 		// survived a refresh with the broken template.
 		waitFor(t, "two failed renders in the metrics", func() (bool, string) {
@@ -193,12 +193,12 @@ func TestAgentThatFailsOnTheNewConfigIsRolledBack(t *testing.T) {
 	pair := primary(t, h.sim)
 
 	var reloaded time.Time
-	step(t, "the operator renders the access key as the secret key and reloads hostd", func(t *testing.T) {
+	harness.StepT(t, "the operator renders the access key as the secret key and reloads hostd", func(t *testing.T) {
 		reloaded = time.Now()
 		h.breakTheAgentsConfig(t)
 	})
 
-	step(t, "hostd restarts the agent, sees it fail and rolls back", func(t *testing.T) {
+	harness.StepT(t, "hostd restarts the agent, sees it fail and rolls back", func(t *testing.T) {
 		waitFor(t, "hostd to report a rollback", func() (bool, string) {
 			u := h.unit(t, h.snapshot(t))
 			return u.Rollbacks >= 1 && u.RolledBack, fmt.Sprintf("unit %+v", u)
@@ -236,7 +236,7 @@ func TestAgentThatFailsOnTheNewConfigIsRolledBack(t *testing.T) {
 		}
 	})
 
-	step(t, "the broken content comes back on refresh and is not written again", func(t *testing.T) {
+	harness.StepT(t, "the broken content comes back on refresh and is not written again", func(t *testing.T) {
 		agent := readState(t, h.stateFile)
 		unit := h.unitProps(t)
 		waitFor(t, "hostd to refuse the broken content", func() (bool, string) {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/e2e/harness"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 )
@@ -43,7 +44,7 @@ func setUpFleet(t *testing.T) *fleet {
 		h.placeIn(filepath.Join(f.ops.work, name), name, "sigsci-agent-"+name+".service")
 		h.stateDir = filepath.Join(h.dir, "state")
 		h.agentBin, h.recheck = bin, time.Second
-		step(t, name+" gets its own secret-id of the hosts' AppRole", func(t *testing.T) {
+		harness.StepT(t, name+" gets its own secret-id of the hosts' AppRole", func(t *testing.T) {
 			if err := os.MkdirAll(h.stateDir, 0o700); err != nil {
 				t.Fatal(err)
 			}
@@ -55,7 +56,7 @@ func setUpFleet(t *testing.T) *fleet {
 		f.hosts = append(f.hosts, &h)
 	}
 	first := primary(t, f.ops.sim).AccessKey
-	step(t, "every host reports the primary key", func(t *testing.T) {
+	harness.StepT(t, "every host reports the primary key", func(t *testing.T) {
 		f.waitForView(t, "all hosts on "+first, func(v fleetView) bool {
 			return v.PrimaryAccessKey == first && len(v.OnPrimary) == fleetSize && v.RetireAllowed
 		})
@@ -136,7 +137,7 @@ func TestScheduledRotationIsRetiredOnlyAfterTheLastHost(t *testing.T) {
 	old := primary(t, ops.sim)
 
 	var fire time.Time
-	step(t, "the operator schedules the role's rotation; web-03's hostd is stopped", func(t *testing.T) {
+	harness.StepT(t, "the operator schedules the role's rotation; web-03's hostd is stopped", func(t *testing.T) {
 		var spec string
 		spec, fire = nextMinute()
 		ops.sh(t, `vault write /sigsci/role/vault-user rotation_schedule="`+spec+`" rotation_window=5m`).OK(t)
@@ -148,7 +149,7 @@ func TestScheduledRotationIsRetiredOnlyAfterTheLastHost(t *testing.T) {
 	})
 
 	var rotated sigsci.KeySet
-	step(t, "the scheduled rotation fires", func(t *testing.T) {
+	harness.StepT(t, "the scheduled rotation fires", func(t *testing.T) {
 		waitWithin(t, tickTimeout, "the scheduled rotation", func() (bool, string) {
 			rotated = primary(t, ops.sim)
 			return rotated.AccessKey != old.AccessKey, "primary " + rotated.AccessKey
@@ -160,7 +161,7 @@ func TestScheduledRotationIsRetiredOnlyAfterTheLastHost(t *testing.T) {
 	})
 
 	onNew := &onKeySince{accessKey: rotated.AccessKey, seen: map[string]time.Time{}}
-	step(t, "nine hosts report the new key; web-03 holds the retirement back", func(t *testing.T) {
+	harness.StepT(t, "nine hosts report the new key; web-03 holds the retirement back", func(t *testing.T) {
 		v := f.waitForView(t, "nine hosts on the new key and web-03 on the old one", func(v fleetView) bool {
 			onNew.observe(v)
 			return len(v.OnPrimary) == fleetSize-1 && v.OnOldKeys[late.name] == old.AccessKey
@@ -191,7 +192,7 @@ func TestScheduledRotationIsRetiredOnlyAfterTheLastHost(t *testing.T) {
 	})
 
 	var retiredAt time.Time
-	step(t, "web-03 comes back and catches up; then the old set is retired by itself", func(t *testing.T) {
+	harness.StepT(t, "web-03 comes back and catches up; then the old set is retired by itself", func(t *testing.T) {
 		late.hostdLog = filepath.Join(late.dir, "hostd-after-restart.log")
 		late.startHostd(t, story)
 		waitWithin(t, tickTimeout, "the automatic retirement", func() (bool, string) {
@@ -212,7 +213,7 @@ func TestScheduledRotationIsRetiredOnlyAfterTheLastHost(t *testing.T) {
 		logFleetFigures(t, rotated.Created, retiredAt, onNew)
 	})
 
-	step(t, "no agent ever ran on the retired set", func(t *testing.T) {
+	harness.StepT(t, "no agent ever ran on the retired set", func(t *testing.T) {
 		for _, h := range f.hosts {
 			waitFor(t, h.name+"'s agent to prove its pair after the retirement", func() (bool, string) {
 				s, err := readAgentState(h.stateFile)
@@ -231,7 +232,7 @@ func TestScheduledRotationIsRetiredOnlyAfterTheLastHost(t *testing.T) {
 		f.hosts[0].checkNoSecrets(t)
 	})
 
-	step(t, "force=true retires while web-05 still runs the old key, and warns naming it", func(t *testing.T) {
+	harness.StepT(t, "force=true retires while web-05 still runs the old key, and warns naming it", func(t *testing.T) {
 		down := f.host("web-05")
 		down.stopHostd(t)
 		ops.sh(t, "vault write -f /sigsci/rotate/sites/"+siteName).OK(t)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/e2e/harness"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 )
 
@@ -22,11 +23,11 @@ func TestRetirementWaitsForARestartHeldForTheMaintenanceWindow(t *testing.T) {
 	h := setUpHost(t, hostOptions{})
 	old := primary(t, h.sim)
 
-	step(t, "hostd reports the key the agent runs", func(t *testing.T) {
+	harness.StepT(t, "hostd reports the key the agent runs", func(t *testing.T) {
 		h.waitOnPrimary(t, old.AccessKey)
 	})
 
-	step(t, "the operator holds restarts for a maintenance window hours away", func(t *testing.T) {
+	harness.StepT(t, "the operator holds restarts for a maintenance window hours away", func(t *testing.T) {
 		now := time.Now().UTC()
 		window := fmt.Sprintf("maintenance_window {\n    start    = %q\n    end      = %q\n    timezone = \"UTC\"\n  }",
 			now.Add(3*time.Hour).Format("15:04"), now.Add(4*time.Hour).Format("15:04"))
@@ -36,7 +37,7 @@ func TestRetirementWaitsForARestartHeldForTheMaintenanceWindow(t *testing.T) {
 
 	var rotated sigsci.KeySet
 	var rotatedAt time.Time
-	step(t, "a rotation is rendered at once; the restart waits for the window", func(t *testing.T) {
+	harness.StepT(t, "a rotation is rendered at once; the restart waits for the window", func(t *testing.T) {
 		rotatedAt = time.Now()
 		h.sh(t, "vault write -f /sigsci/rotate/sites/"+siteName).OK(t)
 		rotated = primary(t, h.sim)
@@ -52,7 +53,7 @@ func TestRetirementWaitsForARestartHeldForTheMaintenanceWindow(t *testing.T) {
 		}
 	})
 
-	step(t, "hostd keeps reporting the old key, and the retirement is refused", func(t *testing.T) {
+	harness.StepT(t, "hostd keeps reporting the old key, and the retirement is refused", func(t *testing.T) {
 		waitFor(t, "a report after the rotation", func() (bool, string) {
 			reports := h.snapshot(t).Reports
 			return len(reports) == 1 && reports[0].LastAttempt.After(rotatedAt) && reports[0].LastError == "", fmt.Sprintf("reports %+v", reports)
@@ -75,7 +76,7 @@ func TestRetirementWaitsForARestartHeldForTheMaintenanceWindow(t *testing.T) {
 		}
 	})
 
-	step(t, "the window opens: the agent restarts, hostd reports the new key, the retirement goes through", func(t *testing.T) {
+	harness.StepT(t, "the window opens: the agent restarts, hostd reports the new key, the retirement goes through", func(t *testing.T) {
 		h.writeConfig(t, "")
 		h.reload(t)
 		waitFor(t, "the agent to run on the new pair", agentRunsOn(h.stateFile, rotated.AccessKey))

@@ -2,8 +2,6 @@ package host
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +14,9 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/e2e/harness"
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
@@ -149,7 +149,7 @@ func (h *host) placeIn(dir, name, unit string) {
 // runs on the live primary pair and hostd's first restart has settled.
 func (h *host) startAgentAndHostd(t, story *testing.T) {
 	t.Helper()
-	step(t, "hostd starts on "+h.name+" and the agent runs on the live primary pair", func(t *testing.T) {
+	harness.StepT(t, "hostd starts on "+h.name+" and the agent runs on the live primary pair", func(t *testing.T) {
 		h.writeTemplate(t, documentedTemplate(t))
 		if err := os.WriteFile(filepath.Join(h.dir, "agent-toml.ctmpl"), []byte(repoFile(t, "templates/agent.ctmpl")), 0o600); err != nil {
 			t.Fatal(err)
@@ -195,7 +195,7 @@ func (h *host) startHostd(t, story *testing.T) {
 // secret-id are in h.dir. The agent's unit is for manager to run.
 func newHost(t *testing.T, manager *systemdtest.Manager) *host {
 	t.Helper()
-	h := &host{apiToken: "sigsci-api-token-" + randomHex(t), manager: manager, name: hostName, unitName: agentUnit}
+	h := &host{apiToken: "sigsci-api-token-" + harness.RandomHex(t), manager: manager, name: hostName, unitName: agentUnit}
 	h.sim = harness.StartSimulator(t, sigscisim.Seed{Corps: []sigscisim.CorpSeed{{
 		Name:  corpID,
 		Users: []sigscisim.UserSeed{{Email: emailID, Token: h.apiToken}},
@@ -208,14 +208,14 @@ func newHost(t *testing.T, manager *systemdtest.Manager) *host {
 		t.Fatalf("writing token.txt: %v", err)
 	}
 
-	step(t, "the operator installs the plugin, creates the role and copies the site", func(t *testing.T) {
+	harness.StepT(t, "the operator installs the plugin, creates the role and copies the site", func(t *testing.T) {
 		h.vault.Shell(t, programs.Bin, "vault plugin register -sha256=$(sha256sum vault-plugin-sigsci|cut -c-64) secret vault-plugin-sigsci").OK(t)
 		h.vault.Shell(t, programs.Bin, "vault secrets enable -path=sigsci vault-plugin-sigsci").OK(t)
 		h.sh(t, "vault write /sigsci/role/vault-user corp="+corpID+" email="+emailID+" api_url="+h.sim.APIURL+" token=@token.txt").OK(t)
 		h.sh(t, "vault write -f /sigsci/creds/vault-user/sites/"+siteName).OK(t)
 	})
 
-	step(t, "the host gets an AppRole with the packaged host policy", func(t *testing.T) {
+	harness.StepT(t, "the host gets an AppRole with the packaged host policy", func(t *testing.T) {
 		if err := os.Mkdir(h.dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -238,7 +238,7 @@ func (h *host) installAgent(t *testing.T) {
 	if h.agentBin == "" {
 		h.agentBin = buildFakeAgent(t)
 	}
-	step(t, "the fake agent is installed as the user unit "+h.unitName, func(t *testing.T) {
+	harness.StepT(t, "the fake agent is installed as the user unit "+h.unitName, func(t *testing.T) {
 		unit := fmt.Sprintf("[Unit]\nDescription=fake Signal Sciences agent\n\n[Service]\nExecStart=%s -config %s -check-url %s -state-file %s -recheck %s\n",
 			h.agentBin, h.agentConf, h.sim.URL+"/sim/agent/check", h.stateFile, h.recheck)
 		ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
@@ -277,7 +277,7 @@ func TestRotationReachesTheAgent(t *testing.T) {
 
 	old := primary(t, h.sim)
 	var rotated sigsci.KeySet
-	step(t, "a rotation in Vault reaches the agent", func(t *testing.T) {
+	harness.StepT(t, "a rotation in Vault reaches the agent", func(t *testing.T) {
 		restarts := h.unit(t, h.snapshot(t)).Restarts
 		start := time.Now()
 		h.sh(t, "vault write -f /sigsci/rotate/sites/"+siteName).OK(t)
@@ -300,7 +300,7 @@ func TestRotationReachesTheAgent(t *testing.T) {
 		}
 	})
 
-	step(t, "hostd reports the new key, and the fleet view shows the host on the primary", func(t *testing.T) {
+	harness.StepT(t, "hostd reports the new key, and the fleet view shows the host on the primary", func(t *testing.T) {
 		h.waitOnPrimary(t, rotated.AccessKey)
 		report := parseJSON(t, h.sh(t, "vault read -format=json /sigsci/fleet/vault-user/sites/"+siteName+"/hosts/"+hostName).OK(t))
 		if report["access_key"] != rotated.AccessKey || report["unit"] != agentUnit || report["agent_started"] == "" || report["version"] == "" {
@@ -308,7 +308,7 @@ func TestRotationReachesTheAgent(t *testing.T) {
 		}
 	})
 
-	step(t, "retiring the old pair kills it at the API and leaves the agent running", func(t *testing.T) {
+	harness.StepT(t, "retiring the old pair kills it at the API and leaves the agent running", func(t *testing.T) {
 		// The documented command, without force: every host that reports
 		// runs the primary.
 		h.sh(t, "vault delete /sigsci/rotate/sites/"+siteName).OK(t)
@@ -326,7 +326,7 @@ func TestRotationReachesTheAgent(t *testing.T) {
 		}
 	})
 
-	step(t, "after another rotation, hostd refresh brings the keys at once", func(t *testing.T) {
+	harness.StepT(t, "after another rotation, hostd refresh brings the keys at once", func(t *testing.T) {
 		start := time.Now()
 		h.sh(t, "vault write -f /sigsci/rotate/sites/"+siteName).OK(t)
 		next := primary(t, h.sim)
@@ -341,7 +341,7 @@ func TestRotationReachesTheAgent(t *testing.T) {
 		h.sh(t, "vault delete /sigsci/rotate/sites/"+siteName).OK(t)
 	})
 
-	step(t, "no secret reaches hostd's log, status or metrics", func(t *testing.T) {
+	harness.StepT(t, "no secret reaches hostd's log, status or metrics", func(t *testing.T) {
 		logText, table := readFile(h.hostdLog), h.statusTable(t)
 		if !strings.Contains(logText, "hostd ready") || !strings.Contains(table, agentUnit) {
 			t.Fatalf("hostd's log or status says too little to check:\n%s\n%s", logText, table)
@@ -354,55 +354,19 @@ func TestRotationReachesTheAgent(t *testing.T) {
 // repository's agent.ctmpl to agent.toml, both for the agent's unit, and
 // the fleet report as hostName. extraRestart goes into the restart block.
 func hostdConfig(h *host, extraRestart string) string {
-	return fmt.Sprintf(`vault {
-  address = %q
-}
-
-auto_auth {
-  method "approle" {
-    role_id_file   = %q
-    secret_id_file = %q
-  }
-}
-
-template_config {
-  refresh_interval = "5s"
-}
-
-template {
-  source               = %q
-  destination          = %q
-  unit                 = %q
-  error_on_missing_key = true
-}
-
-template {
-  source      = %q
-  destination = %q
-  unit        = %q
-}
-
-restart {
-  bus      = "user"
-  debounce = "0s"
-  splay    = "0s"
-  %s
-}
-
-report {
-  host     = %q
-  interval = "5s"
-}
-
-telemetry {
-  listen_address = %q
-}
-
-status {
-  socket_path = %q
-}
-`, h.vault.Addr, filepath.Join(h.dir, "role-id"), filepath.Join(h.dir, "secret-id"),
-		h.templatePath, h.agentConf, h.unitName, filepath.Join(h.dir, "agent-toml.ctmpl"), h.agentTOML, h.unitName, extraRestart, h.name, h.metricsAddr, h.socket)
+	return hosttest.Config{
+		VaultAddress:   h.vault.Addr,
+		AppRole:        &hosttest.AppRole{RoleIDFile: filepath.Join(h.dir, "role-id"), SecretIDFile: filepath.Join(h.dir, "secret-id")},
+		TemplateConfig: []string{`refresh_interval = "5s"`},
+		Templates: []hosttest.Template{
+			{Source: h.templatePath, Destination: h.agentConf, Unit: h.unitName, ErrorOnMissingKey: true},
+			{Source: filepath.Join(h.dir, "agent-toml.ctmpl"), Destination: h.agentTOML, Unit: h.unitName},
+		},
+		Restart:         hosttest.RestartAtOnce(extraRestart),
+		Report:          []string{fmt.Sprintf("host = %q", h.name), `interval = "5s"`},
+		TelemetryListen: h.metricsAddr,
+		Socket:          h.socket,
+	}.Text()
 }
 
 // startHostd runs hostd as a child process with the user manager's bus in its
@@ -478,7 +442,7 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 // waitWithin polls cond until it holds, failing the test after timeout.
 func waitWithin(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	harness.WaitWithin(t, timeout, pollInterval, what, cond)
+	poll.Within(t, timeout, pollInterval, what, cond)
 }
 
 func primary(t *testing.T, sim *harness.Simulator) sigsci.KeySet {
@@ -498,19 +462,4 @@ func readFile(path string) string {
 		return fmt.Sprintf("(cannot read %s: %v)", path, err)
 	}
 	return string(data)
-}
-
-func step(t *testing.T, name string, f func(t *testing.T)) {
-	t.Helper()
-	if !t.Run(name, f) {
-		t.FailNow()
-	}
-}
-
-func randomHex(t *testing.T) string {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }

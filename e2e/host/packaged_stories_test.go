@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/e2e/harness"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
@@ -33,7 +34,7 @@ func TestPackagedHostdStartsDuringAVaultOutage(t *testing.T) {
 
 	story := t
 	var before unitProps
-	step(t, "systemctl start hostd returns while Vault cannot be reached", func(t *testing.T) {
+	harness.StepT(t, "systemctl start hostd returns while Vault cannot be reached", func(t *testing.T) {
 		took := h.startHostdService(t, story)
 		t.Logf("systemctl start hostd returned after %s with Vault unreachable", took.Round(time.Millisecond))
 		before = h.propsOf(t, hostdUnit)
@@ -42,7 +43,7 @@ func TestPackagedHostdStartsDuringAVaultOutage(t *testing.T) {
 		}
 	})
 
-	step(t, "hostd stays up through its failed logins", func(t *testing.T) {
+	harness.StepT(t, "hostd stays up through its failed logins", func(t *testing.T) {
 		waitFor(t, "hostd status to show two failed logins", func() (bool, string) {
 			snap, _ := h.status(t)
 			return !snap.Auth.Authenticated && strings.Contains(snap.Auth.LastError, "connection refused") && h.metric(t, "hostd_auth_attempts_total", "method", "approle", "result", "failure") >= 2,
@@ -59,7 +60,7 @@ func TestPackagedHostdStartsDuringAVaultOutage(t *testing.T) {
 		}
 	})
 
-	step(t, "once Vault is reachable, the agent runs on the new keys", func(t *testing.T) {
+	harness.StepT(t, "once Vault is reachable, the agent runs on the new keys", func(t *testing.T) {
 		back := time.Now()
 		h.front.Up(t)
 		t.Logf("Vault was unreachable for %s", back.Sub(down).Round(time.Millisecond))
@@ -87,7 +88,7 @@ func TestPackagedHostdKilledWithARestartOwed(t *testing.T) {
 
 	before := h.propsOf(t, hostdUnit)
 	var killed time.Time
-	step(t, "hostd is killed before the restart is due", func(t *testing.T) {
+	harness.StepT(t, "hostd is killed before the restart is due", func(t *testing.T) {
 		killed = time.Now()
 		h.systemctl(t, "kill", "--signal=KILL", hostdUnit)
 		if s := readState(t, h.stateFile); s != old {
@@ -95,7 +96,7 @@ func TestPackagedHostdKilledWithARestartOwed(t *testing.T) {
 		}
 	})
 
-	step(t, "systemd starts hostd again, and it restarts the agent onto the new keys", func(t *testing.T) {
+	harness.StepT(t, "systemd starts hostd again, and it restarts the agent onto the new keys", func(t *testing.T) {
 		waitFor(t, "systemd to start hostd again", func() (bool, string) {
 			p := h.propsOf(t, hostdUnit)
 			return p.MainPID != before.MainPID && p.NRestarts != before.NRestarts && p.SubState == "running", fmt.Sprintf("%+v", p)
@@ -119,13 +120,13 @@ func TestPackagedHostdLeavesAStoppedAgentStopped(t *testing.T) {
 	h.waitHealthy(t)
 	old := readState(t, h.stateFile)
 
-	step(t, "the operator stops the agent", func(t *testing.T) {
+	harness.StepT(t, "the operator stops the agent", func(t *testing.T) {
 		h.systemctl(t, "stop", agentUnit)
 	})
 	rotatedAt := time.Now()
 	rotated := h.rotate(t, "the site's keys rotate")
 
-	step(t, "hostd renders the new keys and leaves the agent stopped", func(t *testing.T) {
+	harness.StepT(t, "hostd renders the new keys and leaves the agent stopped", func(t *testing.T) {
 		waitFor(t, "hostd to find the agent not running", func() (bool, string) {
 			u := h.unit(t, h.snapshot(t))
 			return u.LastResult == event.ResultNotRunning && u.LastRestart.After(rotatedAt), fmt.Sprintf("unit %+v", u)
@@ -144,7 +145,7 @@ func TestPackagedHostdLeavesAStoppedAgentStopped(t *testing.T) {
 		}
 	})
 
-	step(t, "the operator starts the agent: it runs on the new keys", func(t *testing.T) {
+	harness.StepT(t, "the operator starts the agent: it runs on the new keys", func(t *testing.T) {
 		start := time.Now()
 		h.systemctl(t, "start", agentUnit)
 		waitFor(t, "the agent to run on the rotated pair", agentRunsOn(h.stateFile, rotated.AccessKey))
@@ -169,7 +170,7 @@ func TestPackageUpgradeWithARestartOwed(t *testing.T) {
 
 	before := h.propsOf(t, hostdUnit)
 	var upgrading time.Time
-	step(t, "the operator upgrades the package; its postinst restarts hostd", func(t *testing.T) {
+	harness.StepT(t, "the operator upgrades the package; its postinst restarts hostd", func(t *testing.T) {
 		upgrading = time.Now()
 		out := h.dpkgInstall(t, next)
 		t.Logf("dpkg --install of %s returned after %s", nextRelease, time.Since(upgrading).Round(time.Millisecond))
@@ -188,7 +189,7 @@ func TestPackageUpgradeWithARestartOwed(t *testing.T) {
 		}
 	})
 
-	step(t, "the new hostd restarts the agent onto the new keys", func(t *testing.T) {
+	harness.StepT(t, "the new hostd restarts the agent onto the new keys", func(t *testing.T) {
 		waitFor(t, "the agent to run on the rotated pair", agentRunsOn(h.stateFile, rotated.AccessKey))
 		t.Logf("recovery: the agent runs on the new keys %s after dpkg --install began", time.Since(upgrading).Round(time.Millisecond))
 		if snap := h.waitRestartedByThisHostd(t); snap.Version != nextRelease {
@@ -202,7 +203,7 @@ func TestPackageUpgradeWithARestartOwed(t *testing.T) {
 func (h *host) rotate(t *testing.T, what string) sigsci.KeySet {
 	t.Helper()
 	var rotated sigsci.KeySet
-	step(t, what, func(t *testing.T) {
+	harness.StepT(t, what, func(t *testing.T) {
 		old := primary(t, h.sim)
 		h.sh(t, "vault write -f /sigsci/rotate/sites/"+siteName).OK(t)
 		rotated = primary(t, h.sim)
@@ -218,7 +219,7 @@ func (h *host) rotate(t *testing.T, what string) sigsci.KeySet {
 func (h *host) rotateWithRestartOwed(t *testing.T) sigsci.KeySet {
 	t.Helper()
 	rotated := h.rotate(t, "the site's keys rotate")
-	step(t, "hostd renders the new keys and owes the agent a restart", func(t *testing.T) {
+	harness.StepT(t, "hostd renders the new keys and owes the agent a restart", func(t *testing.T) {
 		waitFor(t, "hostd to render the new keys with the agent's restart pending", func() (bool, string) {
 			u := h.unit(t, h.snapshot(t))
 			return strings.Contains(readFile(h.agentConf), rotated.AccessKey) && !u.PendingDue.IsZero(), fmt.Sprintf("unit %+v", u)

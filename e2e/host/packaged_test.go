@@ -98,14 +98,14 @@ func setUpPackagedHost(t *testing.T, opts packagedOptions) *host {
 	}
 
 	story := t // the package stays installed until the story ends
-	step(t, "the operator installs the hostd package", func(t *testing.T) {
+	harness.StepT(t, "the operator installs the hostd package", func(t *testing.T) {
 		h.installPackage(t, story, first)
 		if v := h.installedVersion(t); v != firstRelease+"-1" {
 			t.Fatalf("installed hostd %s, want %s-1", v, firstRelease)
 		}
 	})
 	h.installAgent(t)
-	step(t, "the operator configures hostd in /etc/hostd", func(t *testing.T) {
+	harness.StepT(t, "the operator configures hostd in /etc/hostd", func(t *testing.T) {
 		if err := os.WriteFile(packagedConfig, []byte(packagedHostdConfig(t, h, opts)), 0o640); err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +123,7 @@ func setUpPackagedHost(t *testing.T, opts packagedOptions) *host {
 			t.Fatalf("hostd validate: %v\n%s", err, out)
 		}
 	})
-	step(t, "hostd.service comes from the package", func(t *testing.T) {
+	harness.StepT(t, "hostd.service comes from the package", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 		defer cancel()
 		if err := h.manager.InstallDropIn(ctx, hostdUnit, "user-manager.conf", managerDropIn(h)); err != nil {
@@ -133,7 +133,7 @@ func setUpPackagedHost(t *testing.T, opts packagedOptions) *host {
 			t.Fatal(err)
 		}
 	})
-	step(t, "hostd render writes agent.conf and the agent starts on it", func(t *testing.T) {
+	harness.StepT(t, "hostd render writes agent.conf and the agent starts on it", func(t *testing.T) {
 		cmd := exec.CommandContext(t.Context(), "setpriv", "--reuid=hostd", "--regid=hostd", "--init-groups", "--",
 			packagedBinary, "render", "-config", packagedConfig)
 		if out, err := cmd.CombinedOutput(); err != nil {

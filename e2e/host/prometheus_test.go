@@ -36,7 +36,7 @@ func TestRollbackFiresTheAlertInPrometheus(t *testing.T) {
 	h := setUpHost(t, hostOptions{metrics: true})
 	prom := startPrometheus(t, bin, h.metricsAddr)
 
-	step(t, "Prometheus scrapes hostd and the rule stays silent", func(t *testing.T) {
+	harness.StepT(t, "Prometheus scrapes hostd and the rule stays silent", func(t *testing.T) {
 		var scraped time.Time
 		waitFor(t, "Prometheus to have hostd's rollback counter at 0", func() (bool, string) {
 			got := prom.query(t, `hostd_unit_rollbacks_total{job="hostd",unit="`+agentUnit+`"}`)
@@ -61,7 +61,7 @@ func TestRollbackFiresTheAlertInPrometheus(t *testing.T) {
 		}
 	})
 
-	step(t, "after a real rollback the alert fires", func(t *testing.T) {
+	harness.StepT(t, "after a real rollback the alert fires", func(t *testing.T) {
 		h.breakTheAgentsConfig(t)
 		waitFor(t, "hostd to report a rollback", func() (bool, string) {
 			u := h.unit(t, h.snapshot(t))

@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -30,7 +28,7 @@ func TestPoliciesFromPackaging(t *testing.T) {
 		t.Fatal(err)
 	}
 	scripts := filepath.Join(root, "packaging", "vault")
-	apiToken := "sigsci-api-token-" + randomHex(t)
+	apiToken := "sigsci-api-token-" + harness.RandomHex(t)
 	sim := harness.StartSimulator(t, sigscisim.Seed{Corps: []sigscisim.CorpSeed{{
 		Name:  corpID,
 		Users: []sigscisim.UserSeed{{Email: emailID, Token: apiToken}},
@@ -49,7 +47,7 @@ func TestPoliciesFromPackaging(t *testing.T) {
 	vault.Shell(t, download, "tar -C "+shellQuote(programs.Bin)+" -czf vault-plugin-sigsci.tar.gz vault-plugin-sigsci && sha256sum vault-plugin-sigsci.tar.gz > SHA256SUMS").OK(t)
 	register := "VAULT_PLUGIN_DIR=" + shellQuote(p.Bin) + " sh " + shellQuote(filepath.Join(scripts, "register.sh")) + " vault-plugin-sigsci.tar.gz"
 
-	step(t, "register.sh installs, registers by checksum and mounts the plugin at sigsci/", func(t *testing.T) {
+	harness.StepT(t, "register.sh installs, registers by checksum and mounts the plugin at sigsci/", func(t *testing.T) {
 		out := vault.Shell(t, download, register).OK(t)
 		mustContain(t, "register.sh output", out, "vault-plugin-sigsci.tar.gz: OK", "Registered plugin: vault-plugin-sigsci",
 			"Enabled the vault-plugin-sigsci secrets engine at: sigsci/", "Success! Uploaded policy: sigsci-operator")
@@ -70,13 +68,13 @@ func TestPoliciesFromPackaging(t *testing.T) {
 		}
 	})
 
-	step(t, "register.sh run again (an upgrade) reloads the plugin and keeps the mount", func(t *testing.T) {
+	harness.StepT(t, "register.sh run again (an upgrade) reloads the plugin and keeps the mount", func(t *testing.T) {
 		out := vault.Shell(t, download, register).OK(t)
 		mustContain(t, "register.sh output", out, "Success! Reloaded plugin: vault-plugin-sigsci")
 		mustContain(t, "the mount list", vault.Run(t, download, "secrets", "list", "-format=json").OK(t), `"sigsci/"`)
 	})
 
-	step(t, "register.sh refuses a tarball that does not match SHA256SUMS", func(t *testing.T) {
+	harness.StepT(t, "register.sh refuses a tarball that does not match SHA256SUMS", func(t *testing.T) {
 		bad := t.TempDir()
 		vault.Shell(t, bad, "cp "+shellQuote(filepath.Join(download, "vault-plugin-sigsci.tar.gz"))+" . && echo tampered >> vault-plugin-sigsci.tar.gz && cp "+shellQuote(filepath.Join(download, "SHA256SUMS"))+" .").OK(t)
 		stderr := vault.Shell(t, bad, register).Refused(t)
@@ -98,7 +96,7 @@ func TestPoliciesFromPackaging(t *testing.T) {
 	}
 	vault.Shell(t, work, "vault token create -policy=sigsci-operator -field=token > operator.token").OK(t)
 
-	step(t, "an operator with sigsci-operator runs roles, copy, read, rotate and retire", func(t *testing.T) {
+	harness.StepT(t, "an operator with sigsci-operator runs roles, copy, read, rotate and retire", func(t *testing.T) {
 		as("operator.token", "vault write -f /sigsci/role/vault-user corp="+corpID+" email="+emailID+" token=@token.txt").OK(t)
 		as("operator.token", "vault write /sigsci/role/vault-user api_url="+sim.APIURL+" token=@token.txt").OK(t)
 		mustContain(t, "the role list", as("operator.token", "vault list sigsci/role").OK(t), "vault-user")
@@ -116,7 +114,7 @@ func TestPoliciesFromPackaging(t *testing.T) {
 		mustContain(t, "the fleet view", as("operator.token", "vault read /sigsci/fleet/vault-user/sites/").OK(t), hostSite, otherSite)
 	})
 
-	step(t, "the operator policy grants nothing outside sigsci/", func(t *testing.T) {
+	harness.StepT(t, "the operator policy grants nothing outside sigsci/", func(t *testing.T) {
 		for _, command := range []string{
 			"vault secrets disable sigsci",
 			"vault policy write sigsci-operator /dev/null",
@@ -128,7 +126,7 @@ func TestPoliciesFromPackaging(t *testing.T) {
 		}
 	})
 
-	step(t, "approle-example.sh gives the host a role-id and secret-id and prints neither", func(t *testing.T) {
+	harness.StepT(t, "approle-example.sh gives the host a role-id and secret-id and prints neither", func(t *testing.T) {
 		r := vault.Shell(t, work, "SITE="+hostSite+" OUT=host sh "+shellQuote(filepath.Join(scripts, "approle-example.sh")))
 		out := r.OK(t)
 		for _, name := range []string{"role-id", "secret-id"} {
@@ -150,7 +148,7 @@ func TestPoliciesFromPackaging(t *testing.T) {
 		}
 	})
 
-	step(t, "the host logs in with its AppRole", func(t *testing.T) {
+	harness.StepT(t, "the host logs in with its AppRole", func(t *testing.T) {
 		vault.Shell(t, work, "vault write -field=token auth/approle/login role_id=@host/role-id secret_id=@host/secret-id > host.token").OK(t)
 		policies := strings.TrimSpace(as("host.token", "vault read -field=policies auth/token/lookup-self").OK(t))
 		if policies != "[default sigsci-host-"+hostSite+"]" {
@@ -160,7 +158,7 @@ func TestPoliciesFromPackaging(t *testing.T) {
 		as("host.token", "vault token renew").OK(t)
 	})
 
-	step(t, "the host reads its own site's keys", func(t *testing.T) {
+	harness.StepT(t, "the host reads its own site's keys", func(t *testing.T) {
 		var host, operator struct {
 			Data map[string]any `json:"data"`
 		}
@@ -172,7 +170,7 @@ func TestPoliciesFromPackaging(t *testing.T) {
 	})
 
 	report := "vault write /sigsci/fleet/vault-user/sites/" + hostSite + "/hosts/web-1 access_key="
-	step(t, "the host reports its agent's key; the operator retires once it runs the new one", func(t *testing.T) {
+	harness.StepT(t, "the host reports its agent's key; the operator retires once it runs the new one", func(t *testing.T) {
 		var status struct {
 			Data struct {
 				Demoted []struct {
@@ -213,7 +211,7 @@ func TestPoliciesFromPackaging(t *testing.T) {
 		as("operator.token", "vault read /sigsci/fleet/vault-user/sites/"+hostSite+"/hosts/web-1").OK(t)
 	})
 
-	step(t, "the host can do nothing else", func(t *testing.T) {
+	harness.StepT(t, "the host can do nothing else", func(t *testing.T) {
 		hostKey := strings.TrimSpace(as("host.token", "vault read -field=accessKey /sigsci/creds/vault-user/sites/"+hostSite).OK(t))
 		for _, command := range []string{
 			"vault write /sigsci/fleet/vault-user/sites/" + otherSite + "/hosts/web-1 access_key=" + hostKey, // report for another site
@@ -256,13 +254,6 @@ func TestPoliciesFromPackaging(t *testing.T) {
 	})
 }
 
-func step(t *testing.T, name string, f func(t *testing.T)) {
-	t.Helper()
-	if !t.Run(name, f) {
-		t.FailNow()
-	}
-}
-
 func mustContain(t *testing.T, what, text string, wants ...string) {
 	t.Helper()
 	for _, want := range wants {
@@ -291,12 +282,4 @@ func readFile(t *testing.T, path string) []byte {
 // shellQuote quotes s for sh.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-func randomHex(t *testing.T) string {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }

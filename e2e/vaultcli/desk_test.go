@@ -3,8 +3,6 @@ package vaultcli
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -38,7 +36,7 @@ type desk struct {
 
 func newDesk(t *testing.T) *desk {
 	t.Helper()
-	d := &desk{dir: t.TempDir(), apiToken: "sigsci-api-token-" + randomHex(t)}
+	d := &desk{dir: t.TempDir(), apiToken: "sigsci-api-token-" + harness.RandomHex(t)}
 	seed := sigscisim.Seed{Corps: []sigscisim.CorpSeed{
 		{
 			Name:  corpID,
@@ -47,7 +45,7 @@ func newDesk(t *testing.T) *desk {
 		},
 		{
 			Name:  otherCorp,
-			Users: []sigscisim.UserSeed{{Email: "ops@other.test", Token: "other-token-" + randomHex(t)}},
+			Users: []sigscisim.UserSeed{{Email: "ops@other.test", Token: "other-token-" + harness.RandomHex(t)}},
 			Sites: []sigscisim.SiteSeed{{Name: siteName, DisplayName: "Other WWW"}},
 		},
 	}}
@@ -163,20 +161,4 @@ func mustContain(t *testing.T, what, text string, wants ...string) {
 			t.Fatalf("%s does not contain %q:\n%s", what, want, text)
 		}
 	}
-}
-
-// step runs one step of a story and stops the story at the first failure.
-func step(t *testing.T, name string, f func(t *testing.T)) {
-	t.Helper()
-	if !t.Run(name, f) {
-		t.FailNow()
-	}
-}
-
-func randomHex(t *testing.T) string {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }

@@ -44,16 +44,16 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 	first := d.primary(t, siteName)
 
 	audit := filepath.Join(t.TempDir(), "audit.log")
-	step(t, "Vault audits every request to a file", func(t *testing.T) {
+	harness.StepT(t, "Vault audits every request to a file", func(t *testing.T) {
 		d.sh(t, "vault audit enable file file_path="+audit).OK(t)
 	})
 
-	step(t, "the plugin is unknown to Vault before it is registered", func(t *testing.T) {
+	harness.StepT(t, "the plugin is unknown to Vault before it is registered", func(t *testing.T) {
 		stderr := d.vault.Shell(t, programs.Bin, docEnable).Refused(t)
 		mustContain(t, "the refusal", stderr, "vault-plugin-sigsci")
 	})
 
-	step(t, "operator registers the plugin binary by its checksum and enables it at sigsci/", func(t *testing.T) {
+	harness.StepT(t, "operator registers the plugin binary by its checksum and enables it at sigsci/", func(t *testing.T) {
 		out := d.vault.Shell(t, programs.Bin, docRegister).OK(t)
 		mustContain(t, "the register output", out, "Registered plugin: vault-plugin-sigsci")
 		out = d.vault.Shell(t, programs.Bin, docEnable).OK(t)
@@ -62,7 +62,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 		mustContain(t, "the mount list", out, `"sigsci/"`, `"type": "vault-plugin-sigsci"`)
 	})
 
-	step(t, "operator creates the role with the API token read from token.txt", func(t *testing.T) {
+	harness.StepT(t, "operator creates the role with the API token read from token.txt", func(t *testing.T) {
 		out := d.sh(t, documented(docCreateRole)).OK(t)
 		mustContain(t, "the create output", out, "Success! Data written to: sigsci/role/vault-user")
 		// The documented command targets the real API; this desk's API is the
@@ -73,7 +73,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 		d.sh(t, "vault write /sigsci/role/vault-user api_url="+d.sim.APIURL+" token=@token.txt").OK(t)
 	})
 
-	step(t, "both documented ways of listing roles show the role", func(t *testing.T) {
+	harness.StepT(t, "both documented ways of listing roles show the role", func(t *testing.T) {
 		out := d.sh(t, docListRoles).OK(t)
 		if got := field(t, out, "keys"); got != "[vault-user]" {
 			t.Fatalf("%s: keys = %s, want [vault-user]", docListRoles, got)
@@ -84,7 +84,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 		}
 	})
 
-	step(t, "reading the role shows its identity and never the token", func(t *testing.T) {
+	harness.StepT(t, "reading the role shows its identity and never the token", func(t *testing.T) {
 		r := d.sh(t, docReadRole)
 		out := r.OK(t)
 		for key, want := range map[string]string{"corp": corpID, "email": emailID, "api_url": d.sim.APIURL, "token_configured": "true"} {
@@ -100,7 +100,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 		}
 	})
 
-	step(t, "copying one site stores its primary keys from the API", func(t *testing.T) {
+	harness.StepT(t, "copying one site stores its primary keys from the API", func(t *testing.T) {
 		r := d.sh(t, documented(docCopySite))
 		out := r.OK(t)
 		if got := field(t, out, "accessKey"); got != first.AccessKey {
@@ -112,7 +112,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 		harness.NoSecrets(t, "the copy output", r.Stdout+r.Stderr, map[string]string{"the secret key": first.SecretKey})
 	})
 
-	step(t, "copying all sites stores every site of the corp and reports per site", func(t *testing.T) {
+	harness.StepT(t, "copying all sites stores every site of the corp and reports per site", func(t *testing.T) {
 		out := d.sh(t, docCopyAll).OK(t)
 		for key, want := range map[string]string{"copied": "[api shop]", "unchanged": "[" + siteName + "]", "total": "3", "failed": "map[]"} {
 			if got := field(t, out, key); got != want {
@@ -122,7 +122,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 		harness.NoSecrets(t, "the copy-all output", out, secrets)
 	})
 
-	step(t, "listing keys for all sites shows each site's access key as the API has it, and no secret", func(t *testing.T) {
+	harness.StepT(t, "listing keys for all sites shows each site's access key as the API has it, and no secret", func(t *testing.T) {
 		out := d.sh(t, docListKeys).OK(t)
 		if got := field(t, out, "keys"); got != "["+strings.Join(corpSites, " ")+"]" {
 			t.Fatalf("%s: keys = %s, want %v", docListKeys, got, corpSites)
@@ -150,7 +150,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 		}
 	})
 
-	step(t, "reading one site's keys gives the API's primary set and re-read hints", func(t *testing.T) {
+	harness.StepT(t, "reading one site's keys gives the API's primary set and re-read hints", func(t *testing.T) {
 		out := d.sh(t, documented(docReadKeys)).OK(t)
 		if field(t, out, "accessKey") != first.AccessKey || field(t, out, "secretKey") != first.SecretKey {
 			t.Fatalf("%s does not show the API's primary set (access key %s):\n%s", docReadKeys, first.AccessKey, out)
@@ -170,7 +170,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 	})
 
 	var rotated string // the new primary access key
-	step(t, "rotating creates a new primary at the API and keeps the old set live", func(t *testing.T) {
+	harness.StepT(t, "rotating creates a new primary at the API and keeps the old set live", func(t *testing.T) {
 		r := d.sh(t, documented(docRotate))
 		out := r.OK(t)
 		sets := d.sim.KeySets(corpID, siteName)
@@ -201,7 +201,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 		}
 	})
 
-	step(t, "retiring waits until the hosts run the new key", func(t *testing.T) {
+	harness.StepT(t, "retiring waits until the hosts run the new key", func(t *testing.T) {
 		stderr := d.sh(t, documented(docRetire)).Refused(t)
 		mustContain(t, "the refusal", stderr, `no host reports for site "`+siteName+`"`, "force=true overrides")
 		// A host reports the key its agent runs with a plain write, as hostd
@@ -216,7 +216,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 		}
 	})
 
-	step(t, "deleting non-primary keys retires the old set at the API", func(t *testing.T) {
+	harness.StepT(t, "deleting non-primary keys retires the old set at the API", func(t *testing.T) {
 		d.sh(t, documented(docRetire)).OK(t)
 		sets := d.sim.KeySets(corpID, siteName)
 		if len(sets) != 1 || sets[0].AccessKey != rotated || !sets[0].Primary {
@@ -231,7 +231,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 		}
 	})
 
-	step(t, "deleting stored keys removes them from Vault only", func(t *testing.T) {
+	harness.StepT(t, "deleting stored keys removes them from Vault only", func(t *testing.T) {
 		d.sh(t, documented(docDeleteKeys)).OK(t)
 		stderr := d.sh(t, documented(docReadKeys)).Refused(t)
 		mustContain(t, "the read of deleted keys", stderr, documented("No value found at sigsci/creds/vault-user/sites/<site-name>"))
@@ -244,7 +244,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 		}
 	})
 
-	step(t, "deleting a role that still holds keys is refused unless forced", func(t *testing.T) {
+	harness.StepT(t, "deleting a role that still holds keys is refused unless forced", func(t *testing.T) {
 		stderr := d.sh(t, docDeleteRole).Refused(t)
 		mustContain(t, "the refusal", stderr, `role "vault-user" holds stored keys for 2 site(s)`, "force=true")
 		d.sh(t, docReadRole).OK(t)
@@ -262,7 +262,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 		}
 	})
 
-	step(t, "no secret reached the audit log, the Vault server's log or its output", func(t *testing.T) {
+	harness.StepT(t, "no secret reached the audit log, the Vault server's log or its output", func(t *testing.T) {
 		auditLog, err := os.ReadFile(audit)
 		if err != nil {
 			t.Fatalf("reading the audit log: %v", err)

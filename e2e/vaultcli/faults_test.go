@@ -56,7 +56,7 @@ func TestCopyAllRidesOutAnUnsteadyAPI(t *testing.T) {
 		}
 	}
 
-	step(t, "rate limited (429) at the start of the copy: it completes", func(t *testing.T) {
+	harness.StepT(t, "rate limited (429) at the start of the copy: it completes", func(t *testing.T) {
 		sim.SetRetryAfter(1)
 		sim.FailNext(3, http.StatusTooManyRequests)
 		out := copyAll(t)
@@ -69,7 +69,7 @@ func TestCopyAllRidesOutAnUnsteadyAPI(t *testing.T) {
 	})
 
 	var cleanCalls int // API calls of a copy-all that meets no fault
-	step(t, "server errors (500) during the copy: it completes", func(t *testing.T) {
+	harness.StepT(t, "server errors (500) during the copy: it completes", func(t *testing.T) {
 		sim.ResetCalls()
 		sim.FailNext(2, http.StatusInternalServerError)
 		out := copyAll(t)
@@ -82,7 +82,7 @@ func TestCopyAllRidesOutAnUnsteadyAPI(t *testing.T) {
 		assertVaultHoldsPrimaries(t)
 	})
 
-	step(t, "a steady rate limit of one call per second: it completes", func(t *testing.T) {
+	harness.StepT(t, "a steady rate limit of one call per second: it completes", func(t *testing.T) {
 		sim.ResetCalls()
 		sim.SetRateLimit(1)
 		defer sim.SetRateLimit(0)
@@ -96,7 +96,7 @@ func TestCopyAllRidesOutAnUnsteadyAPI(t *testing.T) {
 		assertNothingCreated(t)
 	})
 
-	step(t, "an API that keeps failing: the copy reports it and Vault keeps its keys", func(t *testing.T) {
+	harness.StepT(t, "an API that keeps failing: the copy reports it and Vault keeps its keys", func(t *testing.T) {
 		held := strings.TrimSpace(d.sh(t, "vault read -field=secretKey /sigsci/creds/vault-user/sites/"+siteName).OK(t))
 		sim.FailNext(1000, http.StatusInternalServerError)
 		r := d.sh(t, docCopyAll)

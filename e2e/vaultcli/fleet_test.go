@@ -21,7 +21,7 @@ func TestFleetAndScheduleThroughTheCLI(t *testing.T) {
 	secrets := map[string]string{"the API token": d.apiToken, "the secret key of " + siteName: first.SecretKey}
 	hosts := "/sigsci/fleet/vault-user/sites/" + siteName + "/hosts/"
 
-	step(t, "path-help documents the new paths", func(t *testing.T) {
+	harness.StepT(t, "path-help documents the new paths", func(t *testing.T) {
 		for path, want := range map[string]string{
 			"sigsci/fleet/vault-user/sites/" + siteName + "/hosts/web-1": "Report, read or forget the access key one host's agent runs.",
 			"sigsci/fleet/vault-user/sites/" + siteName:                  "whether its old keys may be retired",
@@ -34,7 +34,7 @@ func TestFleetAndScheduleThroughTheCLI(t *testing.T) {
 		}
 	})
 
-	step(t, "hosts report the key their agent runs; a key Vault never handed out is refused", func(t *testing.T) {
+	harness.StepT(t, "hosts report the key their agent runs; a key Vault never handed out is refused", func(t *testing.T) {
 		out := d.sh(t, "vault write -format=json "+hosts+"web-1 access_key="+first.AccessKey+
 			" unit=sigsci-agent.service agent_started=2026-12-01T10:00:00Z version=v0.1.0").OK(t)
 		data := parseJSON(t, out).Data
@@ -42,7 +42,7 @@ func TestFleetAndScheduleThroughTheCLI(t *testing.T) {
 			t.Fatalf("the report answered %v", data)
 		}
 		d.sh(t, "vault write "+hosts+"web-2 access_key="+first.AccessKey).OK(t)
-		probe := "AKIA-not-a-key-" + randomHex(t)
+		probe := "AKIA-not-a-key-" + harness.RandomHex(t)
 		stderr := d.sh(t, "vault write "+hosts+"web-3 access_key="+probe).Refused(t)
 		mustContain(t, "the refusal", stderr, "Code: 400", `access_key is not a key Vault handed out for site "`+siteName+`"`)
 		if strings.Contains(stderr, probe) {
@@ -57,7 +57,7 @@ func TestFleetAndScheduleThroughTheCLI(t *testing.T) {
 	})
 
 	var rotated string
-	step(t, "after a rotation the fleet view and the rotation status show who still runs the old key", func(t *testing.T) {
+	harness.StepT(t, "after a rotation the fleet view and the rotation status show who still runs the old key", func(t *testing.T) {
 		rotated = field(t, d.sh(t, documented(docRotate)).OK(t), "accessKey")
 		d.sh(t, "vault write "+hosts+"web-1 access_key="+rotated).OK(t)
 		view := parseJSON(t, d.sh(t, "vault read -format=json /sigsci/fleet/vault-user/sites/"+siteName).OK(t)).Data
@@ -78,7 +78,7 @@ func TestFleetAndScheduleThroughTheCLI(t *testing.T) {
 		harness.NoSecrets(t, "the fleet views and the rotation status", all+string(raw), secrets)
 	})
 
-	step(t, "the guarded retirement names the host; force=true overrides and warns", func(t *testing.T) {
+	harness.StepT(t, "the guarded retirement names the host; force=true overrides and warns", func(t *testing.T) {
 		stderr := d.sh(t, "vault delete /sigsci/rotate/vault-user/sites/"+siteName).Refused(t)
 		mustContain(t, "the refusal", stderr, "Code: 409", "web-2 ("+first.AccessKey+")",
 			"force=true overrides: vault delete sigsci/rotate/vault-user/sites/"+siteName+" force=true")
@@ -94,7 +94,7 @@ func TestFleetAndScheduleThroughTheCLI(t *testing.T) {
 		}
 	})
 
-	step(t, "a role's schedule is shown with its next rotation", func(t *testing.T) {
+	harness.StepT(t, "a role's schedule is shown with its next rotation", func(t *testing.T) {
 		d.sh(t, `vault write /sigsci/role/vault-user rotation_schedule="0 3 * * 1" rotation_window=2h`).OK(t)
 		out := d.sh(t, documented(docReadRole)).OK(t)
 		for key, want := range map[string]string{"rotation_schedule": "0 3 * * 1", "rotation_window": "7200", "auto_retire": "true", "disable_automated_rotation": "false"} {

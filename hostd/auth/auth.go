@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 )
 
 // Login methods.
@@ -153,15 +155,7 @@ func New(opts Options) (*Authenticator, error) {
 }
 
 func withDefaults(o Options) Options {
-	if o.MinBackoff <= 0 {
-		o.MinBackoff = DefaultMinBackoff
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = DefaultMaxBackoff
-	}
-	if o.MaxBackoff < o.MinBackoff {
-		o.MaxBackoff = o.MinBackoff
-	}
+	o.MinBackoff, o.MaxBackoff = backoff.Bounds(o.MinBackoff, o.MaxBackoff, DefaultMinBackoff, DefaultMaxBackoff)
 	if o.Sink == nil {
 		o.Sink = event.Discard
 	}
@@ -172,7 +166,7 @@ func withDefaults(o Options) Options {
 		o.Now = time.Now
 	}
 	if o.Rand == nil {
-		o.Rand = randFloat
+		o.Rand = rand.Float64
 	}
 	if o.MountPath == "" {
 		o.MountPath = DefaultMountPath(o.Method)
@@ -226,7 +220,7 @@ func (a *Authenticator) Run(ctx context.Context) error {
 	failures := 0 // consecutive failed logins and tokens that ended early
 	for {
 		if failures > 0 {
-			if err := a.wait(ctx, backoff(failures, a.opts.MinBackoff, a.opts.MaxBackoff, a.opts.Rand)); err != nil {
+			if err := backoff.Sleep(ctx, a.retryIn(failures)); err != nil {
 				return err
 			}
 		}
@@ -297,15 +291,9 @@ func (a *Authenticator) recordError(msg string) {
 	a.mu.Unlock()
 }
 
-func (a *Authenticator) wait(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+// retryIn is the wait after failures consecutive failures.
+func (a *Authenticator) retryIn(failures int) time.Duration {
+	return backoff.Delay(failures, a.opts.MinBackoff, a.opts.MaxBackoff, a.opts.Rand)
 }
 
 func expiryOf(now time.Time, leaseSeconds int) time.Time {

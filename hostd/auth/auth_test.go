@@ -14,7 +14,10 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
 
 func isLogin(ok bool) func(event.Auth) bool {
@@ -28,7 +31,7 @@ type harness struct {
 	role   vaulttest.AppRole
 	dir    string
 	events *eventtest.Recorder[event.Auth]
-	logs   *vaulttest.LogBuffer
+	logs   *logbuf.Buffer
 	auth   *Authenticator
 	tokens []string // every token seen, checked against events and logs
 }
@@ -45,13 +48,8 @@ func newAppRoleHarness(t *testing.T, settings map[string]any) *harness {
 			settings[k] = v
 		}
 	}
-	h := &harness{
-		vault:  v,
-		role:   v.EnableAppRole("approle", "waf", settings),
-		dir:    t.TempDir(),
-		events: eventtest.New[event.Auth](),
-		logs:   &vaulttest.LogBuffer{},
-	}
+	h := newHarness(v, t.TempDir())
+	h.role = v.EnableAppRole("approle", "waf", settings)
 	h.writeFile(t, "role-id", h.role.RoleID)
 	h.writeFile(t, "secret-id", v.NewSecretID(h.role))
 	return h
@@ -78,6 +76,12 @@ func (h *harness) options(method string) Options {
 	}
 }
 
+// newHarness watches the events and logs of Authenticators logging in to v,
+// with files in dir.
+func newHarness(v *vaulttest.Server, dir string) *harness {
+	return &harness{vault: v, dir: dir, events: eventtest.New[event.Auth](), logs: &logbuf.Buffer{}}
+}
+
 // start runs an Authenticator until the test ends and checks, at the end,
 // that no token it held appeared in an event or a log line.
 func (h *harness) start(t *testing.T, opts Options) *Authenticator {
@@ -86,18 +90,8 @@ func (h *harness) start(t *testing.T, opts Options) *Authenticator {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return after its context was cancelled")
-		}
-		h.assertNoTokenLeaked(t)
-	})
+	t.Cleanup(func() { h.assertNoTokenLeaked(t) }) // once Run has returned
+	runtest.UntilEnd(t, 10*time.Second, context.Canceled, a.Run)
 	h.auth = a
 	return a
 }
@@ -219,7 +213,7 @@ func TestWrongSecretIDBacksOffThenRecoversWhenFileIsFixed(t *testing.T) {
 	}
 	for i := 1; i < len(failures); i++ {
 		gap := failures[i].Time.Sub(failures[i-1].Time)
-		floor := backoff(i, opts.MinBackoff, opts.MaxBackoff, func() float64 { return 0 })
+		floor := backoff.Delay(i, opts.MinBackoff, opts.MaxBackoff, func() float64 { return 0 })
 		if gap < floor {
 			t.Fatalf("attempt %d came %s after the previous one, want at least %s (backoff)", i+1, gap, floor)
 		}
@@ -349,26 +343,6 @@ func TestMountPathIsNormalised(t *testing.T) {
 	}
 }
 
-func TestBackoffDoublesWithJitterUpToTheCap(t *testing.T) {
-	min, max := time.Second, 30*time.Second
-	for _, c := range []struct {
-		failures int
-		lo, hi   time.Duration
-	}{
-		{1, 500 * time.Millisecond, time.Second},
-		{2, time.Second, 2 * time.Second},
-		{3, 2 * time.Second, 4 * time.Second},
-		{6, 15 * time.Second, 30 * time.Second},
-		{100, 15 * time.Second, 30 * time.Second},
-	} {
-		lo := backoff(c.failures, min, max, func() float64 { return 0 })
-		hi := backoff(c.failures, min, max, func() float64 { return 0.999999 })
-		if lo != c.lo || hi < c.hi-time.Millisecond || hi > c.hi {
-			t.Errorf("failures=%d: range [%s,%s], want [%s,%s]", c.failures, lo, hi, c.lo, c.hi)
-		}
-	}
-}
-
 func readFile(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -400,7 +374,7 @@ func TestCertLoginWithTheClientsCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{vault: v, dir: t.TempDir(), events: eventtest.New[event.Auth](), logs: &vaulttest.LogBuffer{}}
+	h := newHarness(v, t.TempDir())
 	opts := h.options(MethodCert)
 	opts.Client, opts.CertName = client, "waf-hosts"
 	opts.TLS = &api.TLSConfig{CACert: v.CACert, ClientCert: v.ClientCert, ClientKey: v.ClientKey}

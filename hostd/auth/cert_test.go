@@ -16,8 +16,6 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/sigsci-keys/sigsci-keys/hostd/event"
-	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 )
 
@@ -49,6 +47,20 @@ func tlsClient(t *testing.T, addr string, files api.TLSConfig) (*api.Client, err
 	}
 	c.ClearToken()
 	return c, nil
+}
+
+// startCert runs a cert login on files, with the client hostd would build
+// from them, until the test ends.
+func startCert(t *testing.T, v *vaulttest.Server, dir string, files api.TLSConfig) (*harness, *Authenticator) {
+	t.Helper()
+	client, err := tlsClient(t, v.Addr, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(v, dir)
+	opts := h.options(MethodCert)
+	opts.Client, opts.CertName, opts.TLS = client, "waf-hosts", &files
+	return h, h.start(t, opts)
 }
 
 func certLogin(t *testing.T, v *vaulttest.Server, files api.TLSConfig) error {
@@ -98,14 +110,7 @@ func TestCertLoginUsesTheRenewedCertificate(t *testing.T) {
 	oldCert, oldKey, oldSerial := v.IssueClientCert(dir, "old", "waf-host-1")
 	copyFile(t, oldCert, files.ClientCert)
 	copyFile(t, oldKey, files.ClientKey)
-	client, err := tlsClient(t, v.Addr, files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{vault: v, dir: dir, events: eventtest.New[event.Auth](), logs: &vaulttest.LogBuffer{}}
-	opts := h.options(MethodCert)
-	opts.Client, opts.CertName, opts.TLS = client, "waf-hosts", &files
-	a := h.start(t, opts)
+	h, a := startCert(t, v, dir, files)
 	waitReady(t, a, 10*time.Second)
 	first := h.seeToken(t)
 	if cn := tokenMeta(t, v, first)["common_name"]; cn != "waf-host-1" {
@@ -142,14 +147,7 @@ func TestCertLoginReadsTheCAFileAgain(t *testing.T) {
 	dir := t.TempDir()
 	files := api.TLSConfig{CACert: filepath.Join(dir, "ca.pem"), ClientCert: v.ClientCert, ClientKey: v.ClientKey}
 	writeOtherCA(t, files.CACert)
-	client, err := tlsClient(t, v.Addr, files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{vault: v, dir: dir, events: eventtest.New[event.Auth](), logs: &vaulttest.LogBuffer{}}
-	opts := h.options(MethodCert)
-	opts.Client, opts.CertName, opts.TLS = client, "waf-hosts", &files
-	a := h.start(t, opts)
+	h, a := startCert(t, v, dir, files)
 
 	failed, next := h.events.WaitFor(t, 0, 10*time.Second, "failed login with the wrong CA", isLogin(false))
 	if !strings.Contains(failed.Err, "certificate") {
@@ -165,7 +163,7 @@ func TestCertLoginFailsClearlyWithoutTheKeyFile(t *testing.T) {
 	v := certVault(t, "10m")
 	dir := t.TempDir()
 	files := api.TLSConfig{CACert: v.CACert, ClientCert: v.ClientCert, ClientKey: filepath.Join(dir, "missing-key.pem")}
-	h := &harness{vault: v, dir: dir, events: eventtest.New[event.Auth](), logs: &vaulttest.LogBuffer{}}
+	h := newHarness(v, dir)
 	opts := h.options(MethodCert)
 	opts.Client, opts.CertName, opts.TLS = v.NewClient(), "waf-hosts", &files
 	h.start(t, opts)

@@ -16,8 +16,6 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/sigsci-keys/sigsci-keys/hostd/event"
-	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 )
 
@@ -92,7 +90,7 @@ func jwtVault(t *testing.T, mount string, iss *issuer) *vaulttest.Server {
 func TestJWTLoginReadsTheFileAtEveryLogin(t *testing.T) {
 	iss := newIssuer(t)
 	v := jwtVault(t, "workload", iss)
-	h := &harness{vault: v, dir: t.TempDir(), events: eventtest.New[event.Auth](), logs: &vaulttest.LogBuffer{}}
+	h := newHarness(v, t.TempDir())
 	h.writeFile(t, "jwt", iss.sign(t, map[string]any{"login": "first"}))
 	opts := h.options(MethodJWT)
 	opts.Role, opts.JWTFile, opts.MountPath = "waf", filepath.Join(h.dir, "jwt"), "workload"
@@ -117,7 +115,7 @@ func TestJWTLoginReadsTheFileAtEveryLogin(t *testing.T) {
 
 func TestJWTFromAnotherIssuerIsRefused(t *testing.T) {
 	v := jwtVault(t, "jwt", newIssuer(t))
-	h := &harness{vault: v, dir: t.TempDir(), events: eventtest.New[event.Auth](), logs: &vaulttest.LogBuffer{}}
+	h := newHarness(v, t.TempDir())
 	forged := newIssuer(t).sign(t, nil)
 	h.writeFile(t, "jwt", forged)
 	opts := h.options(MethodJWT)

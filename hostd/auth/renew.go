@@ -95,12 +95,9 @@ func (a *Authenticator) keepAlive(ctx context.Context, secret *api.Secret) (rene
 	}
 	client.SetToken(token)
 	l := newLease(a.opts.Now(), secret.Auth, a.opts.Rand)
-	retryIn := func(failures int) time.Duration {
-		return backoff(failures, a.opts.MinBackoff, a.opts.MaxBackoff, a.opts.Rand)
-	}
 	failures := 0
 	for {
-		at, relogin := l.next(a.opts.Now(), failures, retryIn)
+		at, relogin := l.next(a.opts.Now(), failures, a.retryIn)
 		timer := time.NewTimer(at.Sub(a.opts.Now()))
 		held := a.holdUntilRejected(ctx, token, timer.C)
 		timer.Stop()

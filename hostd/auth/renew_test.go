@@ -34,11 +34,7 @@ func clientFor(t *testing.T, addr string) *api.Client {
 // secret-id that allows one use is not spent.
 func TestRenewalFailuresAreRetriedWithoutALogin(t *testing.T) {
 	h := newAppRoleHarness(t, map[string]any{"token_ttl": "12s", "token_max_ttl": "10m", "secret_id_num_uses": 1})
-	front := vaulttest.NewFrontEnd(t, h.vault.Addr)
-	opts := h.options(MethodAppRole)
-	opts.Client = clientFor(t, front.URL)
-	a := h.start(t, opts)
-	waitReady(t, a, 10*time.Second)
+	front, a := h.startBehindFrontEnd(t)
 	token := h.seeToken(t)
 	login, next := h.events.WaitFor(t, 0, time.Second, "login", isLogin(true))
 
@@ -72,11 +68,7 @@ func TestRenewalFailuresAreRetriedWithoutALogin(t *testing.T) {
 func TestRenewalFailuresLogInAgainOnlyNearExpiry(t *testing.T) {
 	const ttl = 6 * time.Second
 	h := newAppRoleHarness(t, map[string]any{"token_ttl": ttl.String(), "token_max_ttl": "10m"})
-	front := vaulttest.NewFrontEnd(t, h.vault.Addr)
-	opts := h.options(MethodAppRole)
-	opts.Client = clientFor(t, front.URL)
-	a := h.start(t, opts)
-	waitReady(t, a, 10*time.Second)
+	front, _ := h.startBehindFrontEnd(t)
 	first := h.seeToken(t)
 	login, next := h.events.WaitFor(t, 0, time.Second, "login", isLogin(true))
 
@@ -127,4 +119,17 @@ func TestLeaseSchedule(t *testing.T) {
 	if at, relogin := l.next(t0, 0, retry); !relogin || at != t0.Add(52500*time.Millisecond) {
 		t.Fatalf("non-renewable: %s relogin=%v, want a login at 52.5s", at.Sub(t0), relogin)
 	}
+}
+
+// startBehindFrontEnd runs an approle Authenticator that reaches Vault
+// through a front end the test can take down, and waits for its first
+// login.
+func (h *harness) startBehindFrontEnd(t *testing.T) (*vaulttest.FrontEnd, *Authenticator) {
+	t.Helper()
+	front := vaulttest.NewFrontEnd(t, h.vault.Addr)
+	opts := h.options(MethodAppRole)
+	opts.Client = clientFor(t, front.URL)
+	a := h.start(t, opts)
+	waitReady(t, a, 10*time.Second)
+	return front, a
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,8 +18,9 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
-	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
 
 // These tests run the daemon without Vault: the address refuses
@@ -84,39 +86,42 @@ type harness struct {
 	path   string
 	socket string
 	notes  *recorder
-	logs   *vaulttest.LogBuffer
+	logs   *logbuf.Buffer
 	level  *slog.LevelVar
 	reload chan struct{}
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func configText(dir, socket, level string, destinations ...string) string {
-	return configTextMode(dir, socket, "0600", level, destinations...)
+// testConfig says how a test's configuration differs from the usual one:
+// no Vault behind it, a token file, socket mode 0600, log level info,
+// metrics on a free port, and a template of "x" per destination (a name in
+// Dir).
+type testConfig struct {
+	Dir, Socket  string
+	Destinations []string
+	SocketMode   string // "" for 0600
+	Level        string // "" for info
+	Metrics      string // "" for 127.0.0.1:0
+	NoMetrics    bool   // listen_address = ""
 }
 
-func configTextMode(dir, socket, mode, level string, destinations ...string) string {
-	return configTextFull(dir, socket, mode, level, "127.0.0.1:0", destinations...)
-}
-
-func configTextFull(dir, socket, mode, level, metricsAddr string, destinations ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `vault { address = "http://127.0.0.1:1" }
-telemetry { listen_address = %q }`+"\n", metricsAddr)
-	fmt.Fprintf(&b, `
-auto_auth {
-  method "token_file" { path = %q }
-}
-status {
-  socket_path = %q
-  socket_mode = %q
-}
-log { level = %q }
-`, filepath.Join(dir, "token"), socket, mode, level)
-	for _, d := range destinations {
-		fmt.Fprintf(&b, "template {\n  contents = \"x\"\n  destination = %q\n}\n", filepath.Join(dir, d))
+func configText(c testConfig) string {
+	cfg := hosttest.Config{
+		VaultAddress:    "http://127.0.0.1:1",
+		TokenFile:       filepath.Join(c.Dir, "token"),
+		Socket:          c.Socket,
+		SocketMode:      cmp.Or(c.SocketMode, "0600"),
+		LogLevel:        cmp.Or(c.Level, "info"),
+		TelemetryListen: cmp.Or(c.Metrics, "127.0.0.1:0"),
 	}
-	return b.String()
+	if c.NoMetrics {
+		cfg.TelemetryListen = ""
+	}
+	for _, d := range c.Destinations {
+		cfg.Templates = append(cfg.Templates, hosttest.Template{Contents: "x", Destination: filepath.Join(c.Dir, d)})
+	}
+	return cfg.Text()
 }
 
 // start writes a configuration and runs the daemon with it.
@@ -129,7 +134,7 @@ func startWith(t *testing.T, notes *recorder, text func(dir, socket string) stri
 	t.Helper()
 	dir := t.TempDir()
 	h := &harness{t: t, dir: dir, path: filepath.Join(dir, "hostd.hcl"), socket: filepath.Join(dir, "hostd.sock"),
-		notes: notes, logs: &vaulttest.LogBuffer{}, reload: make(chan struct{}), done: make(chan error, 1)}
+		notes: notes, logs: &logbuf.Buffer{}, reload: make(chan struct{}), done: make(chan error, 1)}
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("not-a-real-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -202,23 +207,13 @@ func (h *harness) waitReady() {
 // fetch waits until the status socket at path answers.
 func fetch(t *testing.T, path string) status.Snapshot {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		snap, err := status.Fetch(ctx, path)
-		cancel()
-		if err == nil {
-			return snap
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status socket %s never answered: %v", path, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the socket with a deadline
-	}
+	return hosttest.WaitStatus(t, path, "any answer", func(status.Snapshot) bool { return true })
 }
 
 func TestRunServesStatusAndStopsCleanly(t *testing.T) {
-	h := start(t, func(dir, socket string) string { return configText(dir, socket, "info", "agent.conf") })
+	h := start(t, func(dir, socket string) string {
+		return configText(testConfig{Dir: dir, Socket: socket, Destinations: []string{"agent.conf"}})
+	})
 	snap := fetch(t, h.socket)
 	if snap.Version != "9.9.9" || snap.Auth.Method != "token_file" || len(snap.Templates) != 1 {
 		t.Errorf("snapshot = %+v", snap)
@@ -245,7 +240,7 @@ func TestRunServesStatusAndStopsCleanly(t *testing.T) {
 }
 
 func TestRunWithoutTemplatesIsReadyAtOnce(t *testing.T) {
-	h := start(t, func(dir, socket string) string { return configText(dir, socket, "info") })
+	h := start(t, func(dir, socket string) string { return configText(testConfig{Dir: dir, Socket: socket}) })
 	h.notes.waitCount(t, notifyReady, 1)
 	// hostd refresh has nothing to do and says so.
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
@@ -256,7 +251,7 @@ func TestRunWithoutTemplatesIsReadyAtOnce(t *testing.T) {
 }
 
 func TestReloadOnceReadyIsAnnouncedToSystemd(t *testing.T) {
-	h := start(t, func(dir, socket string) string { return configText(dir, socket, "info") })
+	h := start(t, func(dir, socket string) string { return configText(testConfig{Dir: dir, Socket: socket}) })
 	h.notes.waitCount(t, notifyReady, 1)
 	h.triggerReload()
 	h.notes.waitCount(t, notifyReady, 2)
@@ -276,14 +271,18 @@ func TestReloadOnceReadyIsAnnouncedToSystemd(t *testing.T) {
 func TestWatchdogIsPetted(t *testing.T) {
 	notes := newRecorder()
 	notes.watchdog = 40 * time.Millisecond
-	h := startWith(t, notes, func(dir, socket string) string { return configText(dir, socket, "info", "a.conf") })
+	h := startWith(t, notes, func(dir, socket string) string {
+		return configText(testConfig{Dir: dir, Socket: socket, Destinations: []string{"a.conf"}})
+	})
 	h.notes.waitCount(t, notifyWatchdog, 5)
 }
 
 func TestReloadWithProblemsKeepsTheRunningConfiguration(t *testing.T) {
-	h := start(t, func(dir, socket string) string { return configText(dir, socket, "info", "agent.conf") })
+	h := start(t, func(dir, socket string) string {
+		return configText(testConfig{Dir: dir, Socket: socket, Destinations: []string{"agent.conf"}})
+	})
 	fetch(t, h.socket)
-	h.write(configText(h.dir, h.socket, "info", "agent.conf") + "restart {\n  splay = \"soon\"\n}\n")
+	h.write(configText(testConfig{Dir: h.dir, Socket: h.socket, Destinations: []string{"agent.conf"}}) + "restart {\n  splay = \"soon\"\n}\n")
 	h.triggerReload()
 
 	logs := h.logs.String()
@@ -308,9 +307,11 @@ func TestReloadWithProblemsKeepsTheRunningConfiguration(t *testing.T) {
 }
 
 func TestReloadWithABrokenTemplateKeepsTheRunningConfiguration(t *testing.T) {
-	h := start(t, func(dir, socket string) string { return configText(dir, socket, "info", "agent.conf") })
+	h := start(t, func(dir, socket string) string {
+		return configText(testConfig{Dir: dir, Socket: socket, Destinations: []string{"agent.conf"}})
+	})
 	fetch(t, h.socket)
-	h.write(configText(h.dir, h.socket, "info") + fmt.Sprintf("template {\n  contents = \"{{ if }}\"\n  destination = %q\n}\n", filepath.Join(h.dir, "new.conf")))
+	h.write(configText(testConfig{Dir: h.dir, Socket: h.socket}) + fmt.Sprintf("template {\n  contents = \"{{ if }}\"\n  destination = %q\n}\n", filepath.Join(h.dir, "new.conf")))
 	h.triggerReload()
 	logs := h.logs.String()
 	if !strings.Contains(logs, "configuration reload rejected: template 1") || !strings.Contains(logs, "still running the previous configuration") {
@@ -322,14 +323,16 @@ func TestReloadWithABrokenTemplateKeepsTheRunningConfiguration(t *testing.T) {
 }
 
 func TestReloadAppliesANewConfiguration(t *testing.T) {
-	h := start(t, func(dir, socket string) string { return configText(dir, socket, "info", "agent.conf") })
+	h := start(t, func(dir, socket string) string {
+		return configText(testConfig{Dir: dir, Socket: socket, Destinations: []string{"agent.conf"}})
+	})
 	fetch(t, h.socket)
 	if h.level.Level() != slog.LevelInfo {
 		t.Fatalf("level = %v", h.level.Level())
 	}
 
 	newSocket := filepath.Join(h.dir, "new.sock")
-	h.write(configText(h.dir, newSocket, "debug", "agent.conf", "extra.conf"))
+	h.write(configText(testConfig{Dir: h.dir, Socket: newSocket, Destinations: []string{"agent.conf", "extra.conf"}, Level: "debug"}))
 	h.triggerReload()
 
 	if h.level.Level() != slog.LevelDebug {
@@ -354,9 +357,11 @@ func TestReloadAppliesANewConfiguration(t *testing.T) {
 }
 
 func TestReloadChangingTheSocketModeReopensIt(t *testing.T) {
-	h := start(t, func(dir, socket string) string { return configText(dir, socket, "info", "agent.conf") })
+	h := start(t, func(dir, socket string) string {
+		return configText(testConfig{Dir: dir, Socket: socket, Destinations: []string{"agent.conf"}})
+	})
 	fetch(t, h.socket)
-	h.write(configTextMode(h.dir, h.socket, "0660", "info", "agent.conf"))
+	h.write(configText(testConfig{Dir: h.dir, Socket: h.socket, Destinations: []string{"agent.conf"}, SocketMode: "0660"}))
 	h.triggerReload()
 	info, err := os.Lstat(h.socket)
 	if err != nil || info.Mode().Perm() != 0o660 {
@@ -375,14 +380,14 @@ func TestRunFailsWhenTheStatusSocketCannotBeCreated(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("t\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(cfgPath, []byte(configText(dir, socket, "info")), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(configText(testConfig{Dir: dir, Socket: socket})), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger, _ := NewLogger(&vaulttest.LogBuffer{}, cfg.Log)
+	logger, _ := NewLogger(&logbuf.Buffer{}, cfg.Log)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	err = Run(ctx, cfg, logger, "test", make(chan struct{}), WithNotifier(newRecorder()))
@@ -419,7 +424,7 @@ func getMetrics(t *testing.T, addr string) (string, error) {
 func TestMetricsEndpointFollowsReload(t *testing.T) {
 	first, second := freeAddress(t), freeAddress(t)
 	h := start(t, func(dir, socket string) string {
-		return configTextFull(dir, socket, "0600", "info", first, "agent.conf")
+		return configText(testConfig{Dir: dir, Socket: socket, Destinations: []string{"agent.conf"}, Metrics: first})
 	})
 	h.waitReady()
 	body, err := getMetrics(t, first)
@@ -432,7 +437,7 @@ func TestMetricsEndpointFollowsReload(t *testing.T) {
 		}
 	}
 
-	h.write(configTextFull(h.dir, h.socket, "0600", "info", second, "agent.conf"))
+	h.write(configText(testConfig{Dir: h.dir, Socket: h.socket, Destinations: []string{"agent.conf"}, Metrics: second}))
 	h.triggerReload()
 	if _, err := getMetrics(t, second); err != nil {
 		t.Errorf("new address does not serve metrics: %v", err)
@@ -441,7 +446,7 @@ func TestMetricsEndpointFollowsReload(t *testing.T) {
 		t.Error("old address still serves metrics after the reload")
 	}
 
-	h.write(configTextFull(h.dir, h.socket, "0600", "info", "", "agent.conf"))
+	h.write(configText(testConfig{Dir: h.dir, Socket: h.socket, Destinations: []string{"agent.conf"}, NoMetrics: true}))
 	h.triggerReload()
 	if _, err := getMetrics(t, second); err == nil {
 		t.Error(`listen_address = "" must turn the endpoint off`)
@@ -457,14 +462,14 @@ func TestRunFailsWhenTheMetricsPortIsTaken(t *testing.T) {
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "hostd.sock")
 	cfgPath := filepath.Join(dir, "hostd.hcl")
-	if err := os.WriteFile(cfgPath, []byte(configTextFull(dir, socket, "0600", "info", taken.Addr().String())), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(configText(testConfig{Dir: dir, Socket: socket, Metrics: taken.Addr().String()})), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger, _ := NewLogger(&vaulttest.LogBuffer{}, cfg.Log)
+	logger, _ := NewLogger(&logbuf.Buffer{}, cfg.Log)
 	err = Run(context.Background(), cfg, logger, "test", make(chan struct{}), WithNotifier(newRecorder()))
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("Run = %v, want the port error", err)
@@ -483,7 +488,7 @@ func TestReloadAppliesAnEditedTemplateSource(t *testing.T) {
 		if err := os.WriteFile(source, []byte("version 1\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		return configText(dir, socket, "info") + fmt.Sprintf("template {\n  source = %q\n  destination = %q\n}\n", source, filepath.Join(dir, "agent.conf"))
+		return configText(testConfig{Dir: dir, Socket: socket}) + fmt.Sprintf("template {\n  source = %q\n  destination = %q\n}\n", source, filepath.Join(dir, "agent.conf"))
 	})
 	fetch(t, h.socket)
 

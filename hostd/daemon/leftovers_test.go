@@ -24,7 +24,7 @@ func TestStartRemovesLeftoversOfAKilledWrite(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		return configText(dir, socket, "info", "agent.conf")
+		return configText(testConfig{Dir: dir, Socket: socket, Destinations: []string{"agent.conf"}})
 	})
 	fetch(t, h.socket) // started
 

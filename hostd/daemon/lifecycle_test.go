@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 )
 
 // These tests run hostd through the moments of its life that must not
@@ -47,23 +49,15 @@ func newAgentHost(t *testing.T, service string) *agentHost {
 	h := &agentHost{t: t, vault: vaulttest.Start(t), manager: systemdtest.Start(t), dir: t.TempDir()}
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", h.manager.BusAddress())
 	h.vault.Mount("kv", "kv", nil)
-	h.vault.Write("kv/agent", agentKeys("A1", "S-one"))
+	h.vault.Write("kv/agent", hosttest.AgentKeys("A1", "S-one"))
 	h.conf = filepath.Join(h.dir, "agent.conf")
 	h.token = filepath.Join(h.dir, "token")
-	for path, content := range map[string]string{h.token: h.vault.RootToken, h.conf: "accesskeyid=A0\nsecretaccesskey=S-zero\n"} {
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.WriteFile(h.token, []byte(h.vault.RootToken), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	unit := fmt.Sprintf("[Unit]\nStartLimitIntervalSec=0\n[Service]\n%sExecStart=/bin/sh -c 'grep -q \"^secretaccesskey=S-\" %s && exec sleep infinity'\n", service, h.conf)
-	if err := h.manager.InstallUnit(ctx, "agent.service", unit); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.manager.StartUnit(ctx, "agent.service"); err != nil {
-		t.Fatal(err)
-	}
+	hosttest.StartAgentOnOldKeys(ctx, t, h.manager, h.conf, hosttest.AgentUnit(h.conf, service))
 	conn, err := restart.Dial(ctx, restart.Options{Bus: restart.UserBus, Address: h.manager.BusAddress()})
 	if err != nil {
 		t.Fatal(err)
@@ -75,41 +69,26 @@ func newAgentHost(t *testing.T, service string) *agentHost {
 
 // config is hostd's configuration for the agent with these restart settings.
 func (h *agentHost) config(socket, restartSettings string) string {
-	return fmt.Sprintf(`vault { address = %q }
-auto_auth {
-  method "token_file" { path = %q }
-}
-template_config { max_backoff = "1s" }
-template {
-  contents    = %q
-  destination = %q
-  unit        = "agent.service"
-}
-restart {
-  bus      = "user"
-  debounce = "0s"
-  splay    = "0s"
-  %s
-}
-status { socket_path = %q }
-telemetry { listen_address = "" }
-`, h.vault.Addr, h.token, agentTemplate, h.conf, restartSettings, socket)
+	return hosttest.Config{
+		VaultAddress:   h.vault.Addr,
+		TokenFile:      h.token,
+		TemplateConfig: []string{`max_backoff = "1s"`},
+		Templates:      []hosttest.Template{hosttest.AgentConfTemplate(h.conf)},
+		Restart:        hosttest.RestartAtOnce(restartSettings),
+		Socket:         socket,
+	}.Text()
 }
 
 // waitAgent polls the agent's state until ok holds, for 30 s at most.
 func (h *agentHost) waitAgent(what string, ok func(restart.State) bool) restart.State {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st, err := h.conn.UnitState(context.Background(), "agent.service")
-		if err == nil && ok(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("the agent never was %s: %+v, %v", what, st, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling systemd with a deadline
-	}
+	var st restart.State
+	poll.Within(h.t, hosttest.WaitTimeout, 20*time.Millisecond, "the agent to be "+what, func() (bool, string) {
+		var err error
+		st, err = h.conn.UnitState(context.Background(), hosttest.AgentUnitName)
+		return err == nil && ok(st), fmt.Sprintf("%+v, %v", st, err)
+	})
+	return st
 }
 
 // Started while Vault is down, hostd is ready at once (systemd would kill
@@ -118,7 +97,7 @@ func (h *agentHost) waitAgent(what string, ok func(restart.State) bool) restart.
 func TestReadyDuringAVaultOutageAndRendersOnceVaultIsBack(t *testing.T) {
 	vault := vaulttest.Start(t)
 	vault.Mount("kv", "kv", nil)
-	vault.Write("kv/agent", agentKeys("A1", "S-one"))
+	vault.Write("kv/agent", hosttest.AgentKeys("A1", "S-one"))
 	dir := t.TempDir()
 	conf, token := filepath.Join(dir, "agent.conf"), filepath.Join(dir, "token")
 	if err := os.WriteFile(token, []byte(vault.RootToken), 0o600); err != nil {
@@ -128,23 +107,18 @@ func TestReadyDuringAVaultOutageAndRendersOnceVaultIsBack(t *testing.T) {
 
 	started := time.Now()
 	h := start(t, func(_, socket string) string {
-		return fmt.Sprintf(`vault { address = %q }
-auto_auth {
-  method "token_file" { path = %q }
-}
-template_config { max_backoff = "1s" }
-template {
-  contents    = %q
-  destination = %q
-}
-status { socket_path = %q }
-telemetry { listen_address = "" }
-`, vault.Addr, token, agentTemplate, conf, socket)
+		return hosttest.Config{
+			VaultAddress:   vault.Addr,
+			TokenFile:      token,
+			TemplateConfig: []string{`max_backoff = "1s"`},
+			Templates:      []hosttest.Template{{Contents: hosttest.AgentTemplate, Destination: conf}},
+			Socket:         socket,
+		}.Text()
 	})
 	h.notes.waitCount(t, notifyReady, 1)
 	ready := time.Since(started)
 
-	snap := waitSnapshot(t, h.socket, "auth", func(s status.Snapshot) bool { return s.Auth.LastError != "" })
+	snap := hosttest.WaitStatus(t, h.socket, "auth", func(s status.Snapshot) bool { return s.Auth.LastError != "" })
 	healthy, reasons := status.Healthy(snap)
 	if why := strings.Join(reasons, "\n"); healthy || !strings.Contains(why, "not authenticated") || !strings.Contains(why, "not rendered yet") {
 		t.Errorf("during the outage status must say why hostd is not healthy: %v", reasons)
@@ -155,10 +129,10 @@ telemetry { listen_address = "" }
 
 	vault.Resume()
 	back := time.Now()
-	waitFile(t, conf, keysOne)
+	hosttest.WaitFile(t, conf, keysOne)
 	firstRender := time.Since(back)
 	h.notes.waitCount(t, statusLine("running; every template rendered"), 1)
-	waitSnapshot(t, h.socket, "healthy", func(s status.Snapshot) bool { ok, _ := status.Healthy(s); return ok })
+	hosttest.WaitStatus(t, h.socket, "healthy", func(s status.Snapshot) bool { ok, _ := status.Healthy(s); return ok })
 	t.Logf("READY=1 %s after the start with Vault down; first render %s after Vault answered again", ready.Round(time.Millisecond), firstRender.Round(time.Millisecond))
 }
 
@@ -183,8 +157,8 @@ func TestAReloadDuringASlowRestartReturnsAndTheWatchdogIsFed(t *testing.T) {
 	if err := os.Remove(gate); err != nil {
 		t.Fatal(err)
 	}
-	a.vault.Write("kv/agent", agentKeys("A2", "S-two"))
-	waitFile(t, a.conf, keysTwo)
+	a.vault.Write("kv/agent", hosttest.AgentKeys("A2", "S-two"))
+	hosttest.WaitFile(t, a.conf, keysTwo)
 	a.waitAgent("restarting", func(st restart.State) bool { return st.SubState == "start-pre" })
 
 	pings := notes.count(notifyWatchdog)
@@ -216,10 +190,10 @@ func TestAStopDuringAFailingRestartIsFinishedAtTheNextStart(t *testing.T) {
 	first := startWith(t, newRecorder(), func(_, socket string) string { return a.config(socket, `active_timeout = "1h"`) },
 		WithStateDirectory(state), WithStopGrace(200*time.Millisecond))
 	waitUnit(t, first.socket, func(u status.Unit) bool { return u.Restarts >= 1 && u.LastResult == event.ResultDone })
-	waitFile(t, a.conf, keysOne)
+	hosttest.WaitFile(t, a.conf, keysOne)
 
-	a.vault.Write("kv/agent", agentKeys("A3", "broken"))
-	waitFile(t, a.conf, keysBroken)
+	a.vault.Write("kv/agent", hosttest.AgentKeys("A3", "broken"))
+	hosttest.WaitFile(t, a.conf, keysBroken)
 	a.waitAgent("crash-looping on the broken keys", func(st restart.State) bool { return st.NRestarts > 0 })
 	stopping := time.Now()
 	if err := first.stop(); err != nil {
@@ -233,7 +207,7 @@ func TestAStopDuringAFailingRestartIsFinishedAtTheNextStart(t *testing.T) {
 	restarted := time.Now()
 	second := startWith(t, newRecorder(), func(_, socket string) string { return a.config(socket, `active_timeout = "3s"`) },
 		WithStateDirectory(state))
-	waitFile(t, a.conf, keysOne)
+	hosttest.WaitFile(t, a.conf, keysOne)
 	u := waitUnit(t, second.socket, func(u status.Unit) bool { return u.RolledBack && u.LastResult != "" })
 	if u.LastResult != event.ResultRolledBack {
 		t.Fatalf("at the next start: %+v", u)

@@ -10,20 +10,11 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 )
-
-// The agent's keys as the plugin stores them: plain data (no lease) with a
-// rotation hint that makes consul-template read them again within seconds.
-func agentKeys(access, secret string) map[string]any {
-	return map[string]any{"accessKey": access, "secretKey": secret, "rotation_period": 60, "ttl": 1}
-}
-
-const agentTemplate = `{{ with secret "kv/agent" }}accesskeyid={{ .Data.accessKey }}
-secretaccesskey={{ .Data.secretKey }}
-{{ end }}`
 
 // TestKeysRotateIntoTheAgent runs the whole pipeline against a real Vault
 // and a real systemd user manager: hostd logs in with approle, renders the
@@ -35,7 +26,7 @@ func TestKeysRotateIntoTheAgent(t *testing.T) {
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", manager.BusAddress())
 
 	vault.Mount("kv", "kv", nil)
-	vault.Write("kv/agent", agentKeys("A1", "S-one"))
+	vault.Write("kv/agent", hosttest.AgentKeys("A1", "S-one"))
 	vault.WritePolicy("agent", `path "kv/agent" { capabilities = ["read"] }`)
 	role := vault.EnableAppRole("approle", "waf", map[string]any{"token_policies": "agent", "token_ttl": "1h"})
 
@@ -48,38 +39,23 @@ func TestKeysRotateIntoTheAgent(t *testing.T) {
 	}
 	// The agent stays up only with a secret key it accepts (one starting
 	// with "S-"), like the real agent refusing bad keys.
-	unit := fmt.Sprintf("[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sh -c 'grep -q \"^secretaccesskey=S-\" %s && exec sleep infinity'\n", conf)
+	unit := hosttest.AgentUnit(conf, "")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	startAgentOnOldKeys(ctx, t, manager, conf, unit)
+	hosttest.StartAgentOnOldKeys(ctx, t, manager, conf, unit)
 
 	h := start(t, func(_, socket string) string {
-		return fmt.Sprintf(`vault { address = %q }
-auto_auth {
-  method "approle" {
-    role_id_file   = %q
-    secret_id_file = %q
-  }
-}
-template {
-  contents    = %q
-  destination = %q
-  unit        = "agent.service"
-}
-restart {
-  bus            = "user"
-  debounce       = "0s"
-  splay          = "0s"
-  active_timeout = "3s"
-  stable_for     = "1s"
-}
-status { socket_path = %q }
-telemetry { listen_address = "" }
-`, vault.Addr, filepath.Join(dir, "role-id"), filepath.Join(dir, "secret-id"), agentTemplate, conf, socket)
+		return hosttest.Config{
+			VaultAddress: vault.Addr,
+			AppRole:      &hosttest.AppRole{RoleIDFile: filepath.Join(dir, "role-id"), SecretIDFile: filepath.Join(dir, "secret-id")},
+			Templates:    []hosttest.Template{hosttest.AgentConfTemplate(conf)},
+			Restart:      hosttest.RestartAtOnce(hosttest.HealthChecked...),
+			Socket:       socket,
+		}.Text()
 	})
 
 	h.notes.waitCount(t, notifyReady, 1)
-	waitFile(t, conf, "accesskeyid=A1\nsecretaccesskey=S-one\n")
+	hosttest.WaitFile(t, conf, "accesskeyid=A1\nsecretaccesskey=S-one\n")
 	if info, err := os.Stat(conf); err != nil || info.Mode().Perm() != 0o600 {
 		t.Errorf("agent.conf: %v, %v; want mode 0600", info, err)
 	}
@@ -90,8 +66,8 @@ telemetry { listen_address = "" }
 	restarts := u.Restarts
 
 	// Rotation: the new keys reach the file and the agent is restarted once.
-	vault.Write("kv/agent", agentKeys("A2", "S-two"))
-	waitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
+	vault.Write("kv/agent", hosttest.AgentKeys("A2", "S-two"))
+	hosttest.WaitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
 	u = waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts > restarts })
 	if u.LastResult != event.ResultDone || u.RolledBack {
 		t.Errorf("after the rotation: %+v", u)
@@ -100,9 +76,9 @@ telemetry { listen_address = "" }
 
 	// Keys the agent refuses: the previous file comes back and the agent
 	// runs on it.
-	vault.Write("kv/agent", agentKeys("A3", "broken"))
+	vault.Write("kv/agent", hosttest.AgentKeys("A3", "broken"))
 	u = waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts > restarts && u.RolledBack })
-	waitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
+	hosttest.WaitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
 	snap := fetch(t, h.socket)
 	if healthy, reasons := status.Healthy(snap); healthy || !strings.Contains(strings.Join(reasons, "\n"), "rolled back") {
 		t.Errorf("a rollback must make status unhealthy: %v", reasons)
@@ -130,7 +106,7 @@ telemetry { listen_address = "" }
 	if u.LastResult != event.ResultRolledBack || u.ActiveState != "active" {
 		t.Errorf("after hostd refresh retried the refused keys: %+v", u)
 	}
-	waitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
+	hosttest.WaitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
 
 	// The journal tells the same story.
 	logs := h.logs.String()
@@ -149,64 +125,18 @@ telemetry { listen_address = "" }
 	}
 }
 
-// startAgentOnOldKeys writes an agent.conf from before hostd and starts the
-// agent's unit on it: hostd restarts a running agent, never a stopped one.
-func startAgentOnOldKeys(ctx context.Context, t *testing.T, manager *systemdtest.Manager, conf, unit string) {
-	t.Helper()
-	if err := os.WriteFile(conf, []byte("accesskeyid=A0\nsecretaccesskey=S-zero\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := manager.InstallUnit(ctx, "agent.service", unit); err != nil {
-		t.Fatal(err)
-	}
-	if err := manager.StartUnit(ctx, "agent.service"); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func waitFile(t *testing.T, path, want string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got, err := os.ReadFile(path)
-		if err == nil && string(got) == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %q, %v; want %q", path, got, err, want)
-		}
-		time.Sleep(50 * time.Millisecond) // polling the file with a deadline
-	}
-}
-
 // waitUnit polls the status socket until the first unit satisfies ok.
 func waitUnit(t *testing.T, socket string, ok func(status.Unit) bool) status.Unit {
 	t.Helper()
-	snap := waitSnapshot(t, socket, "unit", func(s status.Snapshot) bool { return len(s.Units) > 0 && ok(s.Units[0]) })
+	snap := hosttest.WaitStatus(t, socket, "unit", func(s status.Snapshot) bool { return len(s.Units) > 0 && ok(s.Units[0]) })
 	return snap.Units[0]
 }
 
 // waitTemplate polls the status socket until the first template satisfies ok.
 func waitTemplate(t *testing.T, socket string, ok func(status.Template) bool) status.Template {
 	t.Helper()
-	snap := waitSnapshot(t, socket, "template", func(s status.Snapshot) bool { return len(s.Templates) > 0 && ok(s.Templates[0]) })
+	snap := hosttest.WaitStatus(t, socket, "template", func(s status.Snapshot) bool { return len(s.Templates) > 0 && ok(s.Templates[0]) })
 	return snap.Templates[0]
-}
-
-// waitSnapshot polls the status socket until ok holds, for 30 s at most.
-func waitSnapshot(t *testing.T, socket, what string, ok func(status.Snapshot) bool) status.Snapshot {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		snap := fetch(t, socket)
-		if ok(snap) {
-			return snap
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never reached the expected state: templates %+v, units %+v", what, snap.Templates, snap.Units)
-		}
-		time.Sleep(50 * time.Millisecond) // polling status with a deadline
-	}
 }
 
 // TestRestartOwedSurvivesAReload: a change waits for the maintenance window;
@@ -218,46 +148,31 @@ func TestRestartOwedSurvivesAReload(t *testing.T) {
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", manager.BusAddress())
 
 	vault.Mount("kv", "kv", nil)
-	vault.Write("kv/agent", agentKeys("A1", "S-one"))
+	vault.Write("kv/agent", hosttest.AgentKeys("A1", "S-one"))
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "agent.conf")
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(vault.RootToken), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	unit := fmt.Sprintf("[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sh -c 'grep -q \"^secretaccesskey=S-\" %s && exec sleep infinity'\n", conf)
+	unit := hosttest.AgentUnit(conf, "")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	startAgentOnOldKeys(ctx, t, manager, conf, unit)
+	hosttest.StartAgentOnOldKeys(ctx, t, manager, conf, unit)
 
 	now := time.Now().UTC()
 	clock := func(d time.Duration) string { return now.Add(d).Format("15:04") }
 	text := func(socket, start, end string) string {
-		return fmt.Sprintf(`vault { address = %q }
-auto_auth {
-  method "token_file" { path = %q }
-}
-template {
-  contents    = %q
-  destination = %q
-  unit        = "agent.service"
-}
-restart {
-  bus      = "user"
-  debounce = "0s"
-  splay    = "0s"
-  maintenance_window {
-    start    = %q
-    end      = %q
-    timezone = "UTC"
-  }
-}
-status { socket_path = %q }
-telemetry { listen_address = "" }
-`, vault.Addr, filepath.Join(dir, "token"), agentTemplate, conf, start, end, socket)
+		return hosttest.Config{
+			VaultAddress: vault.Addr,
+			TokenFile:    filepath.Join(dir, "token"),
+			Templates:    []hosttest.Template{hosttest.AgentConfTemplate(conf)},
+			Restart:      hosttest.RestartAtOnce(maintenanceWindow(start, end)),
+			Socket:       socket,
+		}.Text()
 	}
 	h := start(t, func(_, socket string) string { return text(socket, clock(3*time.Hour), clock(4*time.Hour)) })
 
-	waitFile(t, conf, "accesskeyid=A1\nsecretaccesskey=S-one\n")
+	hosttest.WaitFile(t, conf, "accesskeyid=A1\nsecretaccesskey=S-one\n")
 	u := waitUnit(t, h.socket, func(u status.Unit) bool { return !u.PendingDue.IsZero() })
 	if u.Restarts != 0 || u.PendingDue.Before(now.Add(2*time.Hour)) {
 		t.Fatalf("the restart must wait for the window: %+v", u)
@@ -284,21 +199,16 @@ func TestReloadChangesTheRefreshOfStaticSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := func(socket, refresh string) string {
-		return fmt.Sprintf(`vault { address = %q }
-auto_auth {
-  method "token_file" { path = %q }
-}
-template_config { refresh_interval = %q }
-template {
-  contents    = "{{ with secret \"kv/static\" }}{{ .Data.accessKey }}{{ end }}"
-  destination = %q
-}
-status { socket_path = %q }
-telemetry { listen_address = "" }
-`, vault.Addr, filepath.Join(dir, "token"), refresh, conf, socket)
+		return hosttest.Config{
+			VaultAddress:   vault.Addr,
+			TokenFile:      filepath.Join(dir, "token"),
+			TemplateConfig: []string{fmt.Sprintf("refresh_interval = %q", refresh)},
+			Templates:      []hosttest.Template{{Contents: `{{ with secret "kv/static" }}{{ .Data.accessKey }}{{ end }}`, Destination: conf}},
+			Socket:         socket,
+		}.Text()
 	}
 	h := start(t, func(_, socket string) string { return text(socket, "1h") })
-	waitFile(t, conf, "A1")
+	hosttest.WaitFile(t, conf, "A1")
 
 	h.write(text(h.socket, "5s"))
 	reloaded := time.Now()
@@ -307,7 +217,7 @@ telemetry { listen_address = "" }
 	// shows the cadence it keeps: the new 5 s, not the old hour.
 	waitTemplate(t, h.socket, func(tpl status.Template) bool { return tpl.LastRender.After(reloaded) })
 	vault.Write("kv/static", map[string]any{"accessKey": "A2"})
-	waitFile(t, conf, "A2")
+	hosttest.WaitFile(t, conf, "A2")
 }
 
 // TestAReloadThatCannotStartKeepsTheLoadedTemplate: a reload whose pipeline
@@ -327,13 +237,16 @@ func TestAReloadThatCannotStartKeepsTheLoadedTemplate(t *testing.T) {
 		}
 	}
 	text := func(socket, vaultExtra string) string {
-		return fmt.Sprintf("vault {\n  address = %q\n  %s\n}\n", vault.Addr, vaultExtra) +
-			fmt.Sprintf("auto_auth {\n  method \"token_file\" { path = %q }\n}\n", filepath.Join(dir, "token")) +
-			fmt.Sprintf("template {\n  source = %q\n  destination = %q\n}\n", source, conf) +
-			fmt.Sprintf("status { socket_path = %q }\ntelemetry { listen_address = \"\" }\n", socket)
+		return hosttest.Config{
+			VaultAddress: vault.Addr,
+			VaultLines:   []string{vaultExtra},
+			TokenFile:    filepath.Join(dir, "token"),
+			Templates:    []hosttest.Template{{Source: source, Destination: conf}},
+			Socket:       socket,
+		}.Text()
 	}
 	h := start(t, func(_, socket string) string { return text(socket, "") })
-	waitFile(t, conf, "v1 A1")
+	hosttest.WaitFile(t, conf, "v1 A1")
 
 	if err := os.WriteFile(source, []byte("v2 "+body), 0o600); err != nil {
 		t.Fatal(err)
@@ -348,4 +261,10 @@ func TestAReloadThatCannotStartKeepsTheLoadedTemplate(t *testing.T) {
 	if got, err := os.ReadFile(conf); err != nil || string(got) != "v1 A1" {
 		t.Errorf("%s = %q, %v after the previous pipeline restarted; want what it rendered before, %q", conf, got, err, "v1 A1")
 	}
+}
+
+// maintenanceWindow is a restart block's maintenance_window from start to
+// end (HH:MM, UTC).
+func maintenanceWindow(start, end string) string {
+	return fmt.Sprintf("maintenance_window {\n  start = %q\n  end = %q\n  timezone = \"UTC\"\n}", start, end)
 }

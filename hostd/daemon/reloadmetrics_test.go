@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 )
 
 // metricValue scrapes addr and returns the value of the series named
@@ -41,7 +43,7 @@ func TestReloadOutcomeIsExposed(t *testing.T) {
 	addr := freeAddress(t)
 	started := time.Now()
 	h := start(t, func(dir, socket string) string {
-		return configTextFull(dir, socket, "0600", "info", addr, "agent.conf")
+		return configText(testConfig{Dir: dir, Socket: socket, Destinations: []string{"agent.conf"}, Metrics: addr})
 	})
 	h.waitReady()
 	const ok, at = "hostd_config_last_reload_successful", "hostd_config_last_reload_success_timestamp_seconds"
@@ -62,7 +64,7 @@ func TestReloadOutcomeIsExposed(t *testing.T) {
 		t.Errorf("%s moved on a rejected reload: %v, was %v", at, v, first)
 	}
 
-	h.write(configTextFull(h.dir, h.socket, "0600", "info", addr, "agent.conf", "extra.conf"))
+	h.write(configText(testConfig{Dir: h.dir, Socket: h.socket, Destinations: []string{"agent.conf", "extra.conf"}, Metrics: addr}))
 	h.triggerReload()
 	if v, _ := metricValue(t, addr, ok); v != 1 {
 		t.Errorf("%s after a good reload = %v, want 1", ok, v)
@@ -78,7 +80,7 @@ func TestReloadOutcomeIsExposed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	h.write(configTextFull(h.dir, h.socket, "0600", "info", taken.Addr().String(), "agent.conf", "extra.conf"))
+	h.write(configText(testConfig{Dir: h.dir, Socket: h.socket, Destinations: []string{"agent.conf", "extra.conf"}, Metrics: taken.Addr().String()}))
 	h.triggerReload()
 	if v, _ := metricValue(t, addr, ok); v != 0 {
 		t.Errorf("%s after a reload that could not move the endpoint = %v, want 0", ok, v)
@@ -91,7 +93,7 @@ func TestReloadOutcomeIsExposed(t *testing.T) {
 func TestReloadDeletesTheSeriesOfARemovedTemplate(t *testing.T) {
 	vault := vaulttest.Start(t)
 	vault.Mount("kv", "kv", nil)
-	vault.Write("kv/agent", agentKeys("A1", "S-one"))
+	vault.Write("kv/agent", hosttest.AgentKeys("A1", "S-one"))
 	// No systemd here: every restart of old.service fails to reach the bus
 	// and stays pending, as a batch dropped at a reload would.
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+filepath.Join(t.TempDir(), "no-bus"))
@@ -100,26 +102,18 @@ func TestReloadDeletesTheSeriesOfARemovedTemplate(t *testing.T) {
 	var kept, removed string
 	text := func(dir, socket string, withOld bool) string {
 		kept, removed = filepath.Join(dir, "agent.conf"), filepath.Join(dir, "old.conf")
-		s := fmt.Sprintf(`vault { address = %q }
-auto_auth {
-  method "token_file" { path = %q }
-}
-template {
-  contents    = %q
-  destination = %q
-}
-restart {
-  bus      = "user"
-  debounce = "0s"
-  splay    = "0s"
-}
-status { socket_path = %q }
-telemetry { listen_address = %q }
-`, vault.Addr, filepath.Join(dir, "vault-token"), agentTemplate, kept, socket, addr)
-		if withOld {
-			s += fmt.Sprintf("template {\n  contents = %q\n  destination = %q\n  unit = \"old.service\"\n}\n", agentTemplate, removed)
+		c := hosttest.Config{
+			VaultAddress:    vault.Addr,
+			TokenFile:       filepath.Join(dir, "vault-token"),
+			Templates:       []hosttest.Template{{Contents: hosttest.AgentTemplate, Destination: kept}},
+			Restart:         hosttest.RestartAtOnce(),
+			Socket:          socket,
+			TelemetryListen: addr,
 		}
-		return s
+		if withOld {
+			c.Templates = append(c.Templates, hosttest.Template{Contents: hosttest.AgentTemplate, Destination: removed, Unit: "old.service"})
+		}
+		return c.Text()
 	}
 	h := start(t, func(dir, socket string) string {
 		if err := os.WriteFile(filepath.Join(dir, "vault-token"), []byte(vault.RootToken), 0o600); err != nil {
@@ -128,21 +122,15 @@ telemetry { listen_address = %q }
 		return text(dir, socket, true)
 	})
 	h.waitReady()
-	waitFile(t, removed, "accesskeyid=A1\nsecretaccesskey=S-one\n")
+	hosttest.WaitFile(t, removed, "accesskeyid=A1\nsecretaccesskey=S-one\n")
 	// The first restart has failed and its retry waits (RetryInterval):
 	// nothing of old.service is under way when the reload comes.
 	failed, pending := `hostd_unit_restarts_total{result="error",unit="old.service"}`, `hostd_unit_restart_pending{unit="old.service"}`
-	deadline := time.Now().Add(waitFor)
-	for {
+	poll.Within(t, waitFor, 20*time.Millisecond, pending+" to become 1 after a failed restart", func() (bool, string) {
 		n, _ := metricValue(t, addr, failed)
-		if v, _ := metricValue(t, addr, pending); n >= 1 && v == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never became 1 after a failed restart", pending)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the endpoint with a deadline
-	}
+		v, _ := metricValue(t, addr, pending)
+		return n >= 1 && v == 1, fmt.Sprintf("%v failed restarts, pending %v", n, v)
+	})
 
 	h.write(text(h.dir, h.socket, false))
 	h.triggerReload()

@@ -5,15 +5,18 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 )
 
 const (
@@ -34,7 +37,7 @@ func TestTheAgentsKeyIsReportedAfterEachRestartAndAcrossARestartOfHostd(t *testi
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", manager.BusAddress())
 
 	vault.Mount("sigsci", "kv", map[string]string{"version": "1"})
-	vault.Write(wwwCreds, agentKeys("A1", "S-one"))
+	vault.Write(wwwCreds, hosttest.AgentKeys("A1", "S-one"))
 	// kv takes "create" for a new entry; the engine's report path "update".
 	vault.WritePolicy("host", `path "`+wwwCreds+`" { capabilities = ["read"] }
 path "sigsci/fleet/vault-user/sites/www/hosts/*" { capabilities = ["create", "update"] }`)
@@ -47,40 +50,26 @@ path "sigsci/fleet/vault-user/sites/www/hosts/*" { capabilities = ["create", "up
 	if err := os.WriteFile(tokenFile, []byte(secret.Auth.ClientToken), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	unit := fmt.Sprintf("[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sh -c 'grep -q \"^secretaccesskey=S-\" %s && exec sleep infinity'\n", conf)
+	unit := hosttest.AgentUnit(conf, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	startAgentOnOldKeys(ctx, t, manager, conf, unit)
+	hosttest.StartAgentOnOldKeys(ctx, t, manager, conf, unit)
 
 	now := time.Now().UTC()
-	closedWindow := fmt.Sprintf("maintenance_window {\n    start = %q\n    end = %q\n    timezone = \"UTC\"\n  }",
-		now.Add(3*time.Hour).Format("15:04"), now.Add(4*time.Hour).Format("15:04"))
+	closedWindow := maintenanceWindow(now.Add(3*time.Hour).Format("15:04"), now.Add(4*time.Hour).Format("15:04"))
 	metricsAddr := freeAddress(t)
 	text := func(socket, window string) string {
-		return fmt.Sprintf(`vault { address = %q }
-auto_auth {
-  method "token_file" { path = %q }
-}
-template {
-  contents    = %q
-  destination = %q
-  unit        = "agent.service"
-}
-restart {
-  bus            = "user"
-  debounce       = "0s"
-  splay          = "0s"
-  active_timeout = "3s"
-  stable_for     = "1s"
-  %s
-}
-report {
-  host     = "web-1"
-  interval = "5s"
-}
-status { socket_path = %q }
-telemetry { listen_address = %q }
-`, vault.Addr, tokenFile, strings.ReplaceAll(agentTemplate, "kv/agent", wwwCreds), conf, window, socket, metricsAddr)
+		tmpl := hosttest.AgentConfTemplate(conf)
+		tmpl.Contents = strings.ReplaceAll(tmpl.Contents, "kv/agent", wwwCreds)
+		return hosttest.Config{
+			VaultAddress:    vault.Addr,
+			TokenFile:       tokenFile,
+			Templates:       []hosttest.Template{tmpl},
+			Restart:         hosttest.RestartAtOnce(append(slices.Clone(hosttest.HealthChecked), window)...),
+			Report:          []string{`host = "web-1"`, `interval = "5s"`},
+			Socket:          socket,
+			TelemetryListen: metricsAddr,
+		}.Text()
 	}
 	h := startWith(t, newRecorder(), func(_, socket string) string { return text(socket, "") }, WithStateDirectory(stateDir))
 
@@ -93,7 +82,7 @@ telemetry { listen_address = %q }
 	if started, err := time.Parse(time.RFC3339, fmt.Sprint(stored["agent_started"])); err != nil || started.Before(now.Add(-time.Minute)) {
 		t.Errorf("agent_started = %v (%v): want the restarted process's start", stored["agent_started"], err)
 	}
-	snap := waitSnapshot(t, h.socket, "the report in status", func(s status.Snapshot) bool {
+	snap := hosttest.WaitStatus(t, h.socket, "the report in status", func(s status.Snapshot) bool {
 		return len(s.Reports) == 1 && s.Reports[0].AccessKey == "A1" && s.Reports[0].LastError == ""
 	})
 	if r := snap.Reports[0]; r.Host != "web-1" || r.Site != "www" || r.Role != "vault-user" || r.Mount != "sigsci" {
@@ -102,7 +91,7 @@ telemetry { listen_address = %q }
 
 	// A rotation: the report follows the restart; the metric moves to the
 	// new key.
-	vault.Write(wwwCreds, agentKeys("A2", "S-two"))
+	vault.Write(wwwCreds, hosttest.AgentKeys("A2", "S-two"))
 	waitReport(t, vault, "A2")
 	waitMetric(t, metricsAddr, `hostd_agent_key_info{access_key="A2",site="www",unit="agent.service"}`, true)
 	waitMetric(t, metricsAddr, `hostd_agent_key_info{access_key="A1",site="www",unit="agent.service"}`, false)
@@ -111,8 +100,8 @@ telemetry { listen_address = %q }
 	// runs A2, and the heartbeats say so.
 	h.write(text(h.socket, closedWindow))
 	h.triggerReload()
-	vault.Write(wwwCreds, agentKeys("A3", "S-three"))
-	waitFile(t, conf, "accesskeyid=A3\nsecretaccesskey=S-three\n")
+	vault.Write(wwwCreds, hosttest.AgentKeys("A3", "S-three"))
+	hosttest.WaitFile(t, conf, "accesskeyid=A3\nsecretaccesskey=S-three\n")
 	waitUnit(t, h.socket, func(u status.Unit) bool { return !u.PendingDue.IsZero() })
 	heartbeats := successes(t, metricsAddr)
 	pollUntil(t, "a heartbeat after the file changed", func() bool { return successes(t, metricsAddr) > heartbeats })
@@ -184,11 +173,5 @@ func waitMetric(t *testing.T, addr, series string, present bool) {
 // pollUntil polls ok for 30 s at most.
 func pollUntil(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: timed out", what)
-		}
-		time.Sleep(100 * time.Millisecond) // polling with a deadline
-	}
+	poll.Within(t, hosttest.WaitTimeout, 100*time.Millisecond, what, func() (bool, string) { return ok(), "not yet" })
 }

@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
 
 // A loop that stops beating stops the feed: systemd then restarts the
 // stuck hostd. A loop that ended is retired and waited for no more.
 func TestTheWatchdogIsFedOnlyWhileEveryLoopMakesProgress(t *testing.T) {
-	logs := &vaulttest.LogBuffer{}
+	logs := &logbuf.Buffer{}
 	w := newWatchdog(time.Minute, slog.New(slog.NewTextHandler(logs, nil)))
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	w.now = func() time.Time { return now }

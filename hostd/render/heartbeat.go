@@ -3,6 +3,8 @@ package render
 import (
 	"context"
 	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 )
 
 // heartbeat returns a channel that ticks every HeartbeatInterval while Run's
@@ -24,16 +26,5 @@ func (r *Renderer) beat() {
 
 // sleep waits d, beating on every tick of beats, or until ctx ends.
 func (r *Renderer) sleep(ctx context.Context, d time.Duration, beats <-chan time.Time) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-			return nil
-		case <-beats:
-			r.beat()
-		}
-	}
+	return backoff.SleepTicking(ctx, d, beats, r.beat)
 }

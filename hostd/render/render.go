@@ -17,22 +17,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	ctconfig "github.com/hashicorp/consul-template/config"
 	"github.com/hashicorp/consul-template/manager"
-	"github.com/hashicorp/consul-template/renderer"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
-	"github.com/sigsci-keys/sigsci-keys/hostd/write"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 )
 
 // Defaults used when the matching Options field is zero.
@@ -58,14 +55,6 @@ type Template struct {
 	ErrorOnMissingKey bool
 	Backup            bool   // keep the previous content as Destination.bak
 	Unit              string // systemd unit fed by this file; "" for none
-}
-
-// Change says that a unit's file changed on disk.
-type Change struct {
-	Unit, Destination string
-	// Previous is what the file held before the first change not yet
-	// handed to OnChange; nil when there was no file.
-	Previous *write.Snapshot
 }
 
 // Dialer connects consul-template to Vault; *vaultproxy.Proxy is one.
@@ -183,18 +172,12 @@ func withDefaults(o Options) Options {
 	if o.RefreshInterval <= 0 {
 		o.RefreshInterval = DefaultRefreshInterval
 	}
-	if o.MinBackoff <= 0 {
-		o.MinBackoff = DefaultMinBackoff
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = DefaultMaxBackoff
-	}
-	o.MaxBackoff = max(o.MaxBackoff, o.MinBackoff)
+	o.MinBackoff, o.MaxBackoff = backoff.Bounds(o.MinBackoff, o.MaxBackoff, DefaultMinBackoff, DefaultMaxBackoff)
 	if o.Sink == nil {
 		o.Sink = event.Discard
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -204,9 +187,6 @@ func withDefaults(o Options) Options {
 	}
 	return o
 }
-
-// Starts reports how many consul-template runners were started.
-func (r *Renderer) Starts() int { return int(r.starts.Load()) }
 
 // Run renders until ctx is done, restarting the runner with backoff when it
 // fails. It returns ctx's error.
@@ -222,7 +202,7 @@ func (r *Renderer) Run(ctx context.Context) error {
 	for {
 		r.beat()
 		if failures > 0 {
-			d := backoff(failures, r.opts.MinBackoff, r.opts.MaxBackoff, r.opts.Rand)
+			d := backoff.Delay(failures, r.opts.MinBackoff, r.opts.MaxBackoff, r.opts.Rand)
 			r.opts.Logger.Info("restarting consul-template runner after backoff", "wait", d, "consecutive_failures", failures)
 			if err := r.sleep(ctx, d, beats); err != nil {
 				return err
@@ -320,80 +300,6 @@ func (r *Renderer) publishInvalidTemplates() {
 	}
 }
 
-// writeFile is consul-template's RendererFunc: hostd/write does the write.
-func (r *Renderer) writeFile(in *renderer.RenderInput) (*renderer.RenderResult, error) {
-	t, ok := r.byDest[in.Path]
-	if !ok {
-		return nil, fmt.Errorf("no template writes %s", in.Path)
-	}
-	if r.opts.Refuse != nil {
-		if err := r.opts.Refuse(t.Destination, in.Contents); err != nil {
-			return nil, err
-		}
-	}
-	res, err := write.Write(t.Destination, in.Contents, write.Options{
-		Perms: t.Perms, User: t.User, Group: t.Group, Backup: t.Backup,
-	})
-	if err != nil {
-		return nil, err // consul-template records it; publishTemplateErrors reports it
-	}
-	r.sources.wrote(r.opts.Keys, t.Destination, in.Contents)
-	now := r.opts.Now()
-	r.mu.Lock()
-	r.rendered[t.Destination] = true
-	if res.Changed && t.Unit != "" {
-		c := Change{Unit: t.Unit, Destination: t.Destination, Previous: res.Previous}
-		if earlier, ok := r.pending[t.Destination]; ok {
-			c.Previous = earlier.Previous // the unit has not run on the in-between content
-		}
-		r.pending[t.Destination] = c
-	}
-	r.mu.Unlock()
-	if res.Changed {
-		r.opts.Logger.Info("rendered template", "destination", t.Destination, "unit", t.Unit)
-	}
-	r.opts.Sink.Publish(event.Render{Time: now, Template: t.Destination, Unit: t.Unit, Changed: res.Changed, Backup: res.Backup})
-	return &renderer.RenderResult{DidRender: res.Changed, WouldRender: true, Contents: in.Contents}, nil
-}
-
-// reportCompleteUnits hands the pending changes of every unit whose templates
-// have all rendered to OnChange, in one batch.
-func (r *Renderer) reportCompleteUnits() {
-	r.mu.Lock()
-	var batch []Change
-	for _, dests := range r.unitDests {
-		if !r.allRendered(dests) {
-			continue
-		}
-		for _, d := range dests {
-			if c, ok := r.pending[d]; ok {
-				batch = append(batch, c)
-				delete(r.pending, d)
-			}
-		}
-	}
-	r.mu.Unlock()
-	if len(batch) == 0 || r.opts.OnChange == nil {
-		return
-	}
-	sort.Slice(batch, func(i, j int) bool {
-		if batch[i].Unit != batch[j].Unit {
-			return batch[i].Unit < batch[j].Unit
-		}
-		return batch[i].Destination < batch[j].Destination
-	})
-	r.opts.OnChange(batch)
-}
-
-func (r *Renderer) allRendered(dests []string) bool {
-	for _, d := range dests {
-		if !r.rendered[d] {
-			return false
-		}
-	}
-	return true
-}
-
 // publishTemplateErrors publishes each new template error (execution or
 // write) once per render pass.
 func (r *Renderer) publishTemplateErrors(events map[string]*manager.RenderEvent) {
@@ -415,16 +321,4 @@ func (r *Renderer) publishTemplateErrors(events map[string]*manager.RenderEvent)
 		r.opts.Logger.Warn("template did not render; the old file stays", "destination", dest, "err", msg)
 		r.opts.Sink.Publish(event.Render{Time: now, Template: dest, Unit: t.Unit, Err: msg})
 	}
-}
-
-// backoff returns the wait before attempt failures+1: base doubled per
-// failure, capped at ceiling, with a random point in the upper half as jitter.
-func backoff(failures int, base, ceiling time.Duration, random func() float64) time.Duration {
-	d := base
-	for i := 1; i < failures && d < ceiling; i++ {
-		d *= 2
-	}
-	d = min(d, ceiling)
-	half := d / 2
-	return half + time.Duration(random()*float64(d-half))
 }

@@ -19,8 +19,11 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/auth"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaultproxy"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
+	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
 
 // refresh is the one refresh interval of this test binary: consul-template
@@ -29,7 +32,7 @@ const refresh = 5 * time.Second
 
 // ctLogs receives consul-template's standard log output through LogWriter
 // for the whole test binary, so tests can check what would reach the log.
-var ctLogs = &vaulttest.LogBuffer{}
+var ctLogs = &logbuf.Buffer{}
 
 func TestMain(m *testing.M) {
 	restore := CaptureStdLog(slog.New(slog.NewTextHandler(ctLogs, &slog.HandlerOptions{Level: slog.LevelDebug})))
@@ -95,7 +98,7 @@ type stack struct {
 	upstream *http.Transport
 	requests *requestCounter // what the proxy sent to Vault
 	events   *eventtest.Recorder[event.Event]
-	logs     *vaulttest.LogBuffer
+	logs     *logbuf.Buffer
 	interval time.Duration // how often the proxy and the renderer re-read
 	dir      string
 	tokens   []string
@@ -112,7 +115,7 @@ func newStackReadingEvery(t *testing.T, interval time.Duration) *stack {
 	role := v.EnableAppRole("approle", "waf", map[string]any{
 		"token_policies": "waf", "token_ttl": "1m", "token_max_ttl": "10m",
 	})
-	s := &stack{vault: v, events: eventtest.New[event.Event](), logs: &vaulttest.LogBuffer{}, dir: t.TempDir(), interval: interval}
+	s := &stack{vault: v, events: eventtest.New[event.Event](), logs: &logbuf.Buffer{}, dir: t.TempDir(), interval: interval}
 	creds := t.TempDir()
 	os.WriteFile(filepath.Join(creds, "role-id"), []byte(role.RoleID), 0o600)
 	os.WriteFile(filepath.Join(creds, "secret-id"), []byte(v.NewSecretID(role)), 0o600)
@@ -211,22 +214,21 @@ func (s *stack) start(t *testing.T, c *changes, templates ...Template) *Renderer
 	if err != nil {
 		t.Fatal(err)
 	}
-	runRenderer(t, r)
+	runtest.UntilEnd(t, 15*time.Second, context.Canceled, r.Run)
 	return r
 }
 
-func runRenderer(t *testing.T, r *Renderer) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
+// startOnAgentKey writes key-v1 to the secret "agent", runs a Renderer of
+// its template (for unit) until the test ends and waits for the first
+// render; next is the index of the event after that render.
+func (s *stack) startOnAgentKey(t *testing.T, unit string) (r *Renderer, c *changes, tmpl Template, next int) {
+	t.Helper()
+	s.writeSecret(t, "agent", "key-v1")
+	c = newChanges()
+	tmpl = keyTemplate(s.dir, "agent", unit)
+	r = s.start(t, c, tmpl)
+	_, next = s.events.WaitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
+	return r, c, tmpl, next
 }
 
 func keyTemplate(dir, name, unit string) Template {
@@ -242,12 +244,7 @@ func keyTemplate(dir, name, unit string) Template {
 
 func TestSecretChangeReachesTheFileWithinTheRefreshInterval(t *testing.T) {
 	s := newStack(t)
-	s.writeSecret(t, "agent", "key-v1")
-	c := newChanges()
-	tmpl := keyTemplate(s.dir, "agent", "sigsci-agent.service")
-	r := s.start(t, c, tmpl)
-
-	_, next := s.events.WaitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
+	r, c, tmpl, next := s.startOnAgentKey(t, "sigsci-agent.service")
 	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v1\"\n" {
 		t.Fatalf("file holds %q", got)
 	}
@@ -280,11 +277,7 @@ func TestSecretChangeReachesTheFileWithinTheRefreshInterval(t *testing.T) {
 
 func TestRevokedTokenIsReplacedWithoutANewRunner(t *testing.T) {
 	s := newStack(t)
-	s.writeSecret(t, "agent", "key-v1")
-	c := newChanges()
-	tmpl := keyTemplate(s.dir, "agent", "")
-	r := s.start(t, c, tmpl)
-	_, next := s.events.WaitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
+	r, _, tmpl, next := s.startOnAgentKey(t, "")
 
 	old := s.auth.Token()
 	if err := s.vault.Client().Auth().Token().RevokeOrphan(old); err != nil {
@@ -356,11 +349,7 @@ func TestTemplateThatCannotRenderKeepsItsOldFile(t *testing.T) {
 
 func TestVaultOutageKeepsFilesAndRecovers(t *testing.T) {
 	s := newStack(t)
-	s.writeSecret(t, "agent", "key-v1")
-	c := newChanges()
-	tmpl := keyTemplate(s.dir, "agent", "sigsci-agent.service")
-	r := s.start(t, c, tmpl)
-	_, next := s.events.WaitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
+	r, c, tmpl, next := s.startOnAgentKey(t, "sigsci-agent.service")
 	c.next(t, 5*time.Second)
 	before, _ := os.Stat(tmpl.Destination)
 
@@ -465,7 +454,7 @@ func TestFailingRunnerIsRestartedWithBackoffAndLeaksNothing(t *testing.T) {
 	}
 	for i := 1; i < len(failures); i++ {
 		gap := failures[i].Time.Sub(failures[i-1].Time)
-		floor := backoff(i, 200*time.Millisecond, time.Second, func() float64 { return 0 })
+		floor := backoff.Delay(i, 200*time.Millisecond, time.Second, func() float64 { return 0 })
 		if gap < floor {
 			t.Fatalf("runner %d failed %s after the previous one, want at least the %s backoff", i+1, gap, floor)
 		}
@@ -524,7 +513,7 @@ func TestStaticTemplateRendersWithoutVault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runRenderer(t, r)
+	runtest.UntilEnd(t, 15*time.Second, context.Canceled, r.Run)
 	b := c.next(t, 10*time.Second)
 	if len(b) != 1 || b[0] != (Change{Unit: "u.service", Destination: dest}) {
 		t.Fatalf("batch %+v", b)
@@ -561,7 +550,7 @@ func TestPanicInConsulTemplateBecomesARunnerFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("HOSTD_RENDER_TEST_BREAK", "1") // after New's check, before the runner
-	runRenderer(t, r)
+	runtest.UntilEnd(t, 15*time.Second, context.Canceled, r.Run)
 
 	ev, next := events.WaitFor(t, 0, 10*time.Second, "runner failure from the panic", renderOf(flaky.Destination, func(r event.Render) bool {
 		return strings.Contains(r.Err, "panicked")
@@ -674,11 +663,12 @@ func TestLogWriterDropsTokenLinesAndTrace(t *testing.T) {
 	io.WriteString(w, "[DEBUG] token hvs.CAESIJ2x9v6kN1aQeR8Zy0s renewed\n")
 	io.WriteString(w, "[WARN] legacy token s.abcdefghijklmnopqrstuvwx in use\n")
 	io.WriteString(w, "[DEBUG] header X-Vault-Token: whatever\n")
+	io.WriteString(w, "[WARN] legacy token b.ZYXWVUTSRQPONMLKJIHGFEDCBA98 is longer than 24\n")
 	io.WriteString(w, "[ERR] (view) vault.read(secret/data/agent): permission denied (retry attempt 1 after \"250ms\")\n[DEB")
 	io.WriteString(w, "UG] split line\n")
 
 	got := out.String()
-	for _, leaked := range []string{"hvs.", "s.abcdef", "X-Vault-Token", "starting fetch"} {
+	for _, leaked := range []string{"hvs.", "s.abcdef", "b.ZYXW", "X-Vault-Token", "starting fetch"} {
 		if strings.Contains(got, leaked) {
 			t.Errorf("output contains %q:\n%s", leaked, got)
 		}
@@ -723,23 +713,10 @@ func TestRedactKeepsTemplateTextAndHidesData(t *testing.T) {
 	}
 }
 
-func TestBackoffIsCapped(t *testing.T) {
-	lo := func(n int) time.Duration { return backoff(n, time.Second, 8*time.Second, func() float64 { return 0 }) }
-	hi := func(n int) time.Duration {
-		return backoff(n, time.Second, 8*time.Second, func() float64 { return 0.999999 })
-	}
-	if lo(1) != 500*time.Millisecond || hi(3) > 4*time.Second || lo(4) != 4*time.Second || lo(50) != 4*time.Second || hi(50) > 8*time.Second {
-		t.Fatalf("backoff out of bounds: %s %s %s %s %s", lo(1), hi(3), lo(4), lo(50), hi(50))
-	}
-}
-
 func TestRefreshReadsSecretsAgainAtOnce(t *testing.T) {
 	// An hour: only Refresh can explain a second read within the test.
 	s := newStackReadingEvery(t, time.Hour)
-	s.writeSecret(t, "agent", "key-v1")
-	tmpl := keyTemplate(s.dir, "agent", "")
-	r := s.start(t, newChanges(), tmpl)
-	_, next := s.events.WaitFor(t, 0, 15*time.Second, "first render", renderOf(tmpl.Destination, changed))
+	r, _, tmpl, next := s.startOnAgentKey(t, "")
 
 	s.writeSecret(t, "agent", "key-v2")
 	r.Refresh()

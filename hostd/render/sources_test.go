@@ -1,6 +1,7 @@
 package render
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/hashicorp/consul-template/manager"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/running"
 )
 
@@ -181,7 +183,7 @@ path "sigsci/creds/*" { capabilities = ["read"] }`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runRenderer(t, r)
+	runtest.UntilEnd(t, 15*time.Second, context.Canceled, r.Run)
 	return r, dest
 }
 

@@ -11,10 +11,6 @@ import (
 	"sync"
 )
 
-// tokenLike matches Vault tokens (hvs./hvb./hvr. service, batch and
-// recovery tokens, and the older s./b./r. forms) and the token header.
-var tokenLike = regexp.MustCompile(`(?i)\bhv[sbr]\.[A-Za-z0-9_-]{8,}|\b[sbr]\.[A-Za-z0-9]{24}\b|x-vault-token|client_token`)
-
 // levelPrefix matches consul-template's "[LEVEL] " at the start of a line.
 var levelPrefix = regexp.MustCompile(`^\[(TRACE|DEBUG|INFO|WARN|ERR|ERROR)\] ?`)
 
@@ -69,7 +65,7 @@ func (w *stdLogWriter) Write(p []byte) (int, error) {
 
 func (w *stdLogWriter) logLine(line string) {
 	line = strings.TrimSpace(line)
-	if line == "" || tokenLike.MatchString(line) {
+	if line == "" || tokenLike(line) {
 		return
 	}
 	level := ""

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 )
 
 // DefaultInterval is how often a report is repeated as a heartbeat: well
@@ -326,7 +327,8 @@ func (r *Reporter) schedule(st *siteReport, j job, err error, now time.Time) tim
 		return 0
 	}
 	st.failures++
-	retry := backoff(st.failures, min(maxRetry, r.settings.Interval), r.opts.Rand())
+	ceiling := min(maxRetry, r.settings.Interval)
+	retry := backoff.Delay(st.failures, min(minRetry, ceiling), ceiling, r.opts.Rand)
 	st.due = now.Add(retry)
 	return retry
 }
@@ -375,17 +377,6 @@ func reportData(w Want, version string) map[string]any {
 // jittered is d ±10 %, so a fleet's heartbeats do not fall in step.
 func jittered(d time.Duration, random float64) time.Duration {
 	return time.Duration(float64(d) * (0.9 + 0.2*random))
-}
-
-// backoff is the wait before retry failures+1: minRetry doubled per
-// failure up to ceiling, at a random point of its upper half.
-func backoff(failures int, ceiling time.Duration, random float64) time.Duration {
-	d := min(minRetry, ceiling)
-	for i := 1; i < failures && d < ceiling; i++ {
-		d *= 2
-	}
-	d = min(d, ceiling)
-	return d/2 + time.Duration(random*float64(d-d/2))
 }
 
 func sortedSites(m map[Site]*siteReport) []Site {

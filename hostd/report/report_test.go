@@ -11,6 +11,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
 )
 
 const waitFor = 10 * time.Second
@@ -164,17 +165,7 @@ func reporter(t *testing.T, clock *fakeClock, settings Settings, dir string) (*R
 	t.Helper()
 	events := eventtest.New[event.Event]()
 	r := New(Options{Settings: settings, StateDir: dir, Sink: events, Now: clock.Now, After: clock.After, Rand: func() float64 { return 0.5 }})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(waitFor):
-			t.Error("Run did not return after cancel")
-		}
-	})
+	runtest.UntilEnd(t, waitFor, nil, r.Run)
 	return r, events
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/write"
@@ -254,10 +255,7 @@ func TestOnlyAFailedJobIsAReasonToRollBack(t *testing.T) {
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			done := make(chan error, 1)
-			runCtx, stop := context.WithCancel(ctx)
-			go func() { done <- r.Run(runCtx) }()
-			defer func() { stop(); <-done }()
+			runtest.UntilEnd(t, 10*time.Second, nil, r.Run)
 
 			r.Submit(rollout.Change{Unit: "agent.service", Destination: "/etc/agent.conf", Previous: &write.Snapshot{}})
 			rec.waitPending(t, ctx)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
@@ -121,15 +122,7 @@ func newHostWith(t *testing.T, refuse string, jobTimeout time.Duration, optsFor 
 		opts.ActiveTimeout = 5 * time.Second
 	}
 	h.rollout = rollout.New(conn, write.Put, h.events, opts)
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.rollout.Run(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	runtest.UntilEnd(t, time.Minute, nil, h.rollout.Run)
 	return h
 }
 

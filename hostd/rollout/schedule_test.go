@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/write"
@@ -324,10 +325,7 @@ func TestRetryKeepsTheSplayInsideTheWindow(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	done := make(chan error, 1)
-	runCtx, stop := context.WithCancel(ctx)
-	go func() { done <- ro.Run(runCtx) }()
-	defer func() { stop(); <-done }()
+	runtest.UntilEnd(t, 10*time.Second, nil, ro.Run)
 
 	ro.Submit(rollout.Change{Unit: "a.service", Destination: "/etc/a.conf"})
 	first := rec.waitPending(t, ctx)
@@ -353,10 +351,7 @@ func TestAHandOverKeepsTheRetryBackoff(t *testing.T) {
 	ro := rollout.New(refusingSystemd{}, nil, rec, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	done := make(chan error, 1)
-	runCtx, stop := context.WithCancel(ctx)
-	go func() { done <- ro.Run(runCtx) }()
-	defer func() { stop(); <-done }()
+	runtest.UntilEnd(t, 10*time.Second, nil, ro.Run)
 
 	ro.Submit(rollout.Change{Unit: "a.service", Destination: "/etc/a.conf"})
 	first := rec.waitPending(t, ctx)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/clocktest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
 )
 
 func socketPath(t *testing.T) string {
@@ -28,29 +30,18 @@ func serve(t *testing.T, path string, mode os.FileMode, st *State) {
 
 func serveWithRefresh(t *testing.T, path string, mode os.FileMode, st *State, refresh func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ln, err := Listen(ctx, path, mode)
+	ln, err := Listen(t.Context(), path, mode)
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ln, NewHandler(st, refresh)) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Serve did not stop after its context was canceled")
-		}
+	runtest.UntilEnd(t, 10*time.Second, nil, func(ctx context.Context) error {
+		return Serve(ctx, ln, NewHandler(st, refresh))
 	})
 }
 
 func TestServeAndFetch(t *testing.T) {
 	path := socketPath(t)
-	c := &clock{now: t0}
+	c := clocktest.New(t0)
 	st := newTestState(c)
 	st.Publish(event.Auth{Time: t0, Method: "approle", OK: true, TokenExpiry: t0.Add(time.Hour)})
 	st.Publish(event.Render{Time: t0, Template: "/etc/sigsci/agent.conf", Err: "token " + canary})
@@ -110,7 +101,7 @@ func TestListenReplacesAStaleSocket(t *testing.T) {
 	old.SetUnlinkOnClose(false)
 	old.Close() // a crashed hostd leaves its socket behind
 
-	serve(t, path, 0o600, newTestState(&clock{now: t0}))
+	serve(t, path, 0o600, newTestState(clocktest.New(t0)))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := Fetch(ctx, path); err != nil {
@@ -202,7 +193,7 @@ func TestFetchWithoutDaemon(t *testing.T) {
 
 func TestServeAnswersOnlyGetStatus(t *testing.T) {
 	path := socketPath(t)
-	serve(t, path, 0o600, newTestState(&clock{now: t0}))
+	serve(t, path, 0o600, newTestState(clocktest.New(t0)))
 	client := unixClient(path)
 	resp, err := client.Post("http://hostd"+Path, "text/plain", nil)
 	if err != nil {
@@ -223,7 +214,7 @@ func TestServeAnswersOnlyGetStatus(t *testing.T) {
 }
 
 func TestAskRefreshReachesTheDaemon(t *testing.T) {
-	st := newTestState(&clock{now: t0})
+	st := newTestState(clocktest.New(t0))
 	var asked atomic.Int32
 	path := socketPath(t)
 	serveWithRefresh(t, path, 0o600, st, func() error { asked.Add(1); return nil })

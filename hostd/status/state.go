@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/vaulttoken"
 )
 
 // unitStateTimeout bounds reading one unit's state while building a snapshot.
@@ -126,7 +127,7 @@ func (s *State) onAuth(e event.Auth) {
 		s.auth.Method = e.Method
 	}
 	if !e.OK {
-		s.auth.LastError = scrub(e.Err)
+		s.auth.LastError = vaulttoken.Redact(e.Err)
 		s.auth.LastErrorTime = e.Time
 		if !e.Renewal {
 			// A failed login leaves no token; a failed renewal leaves the
@@ -159,7 +160,7 @@ func (s *State) onVaultRequest(e event.VaultRequest) {
 		s.vault.FailingSince = e.Time
 	}
 	s.vault.Errors++
-	s.vault.LastError = scrub(e.Err)
+	s.vault.LastError = vaulttoken.Redact(e.Err)
 	if s.vault.LastError == "" {
 		s.vault.LastError = "HTTP " + strconv.Itoa(e.StatusCode)
 	}
@@ -173,7 +174,7 @@ func (s *State) onRender(e event.Render) {
 	}
 	t.Renders++
 	t.LastRender = e.Time
-	t.LastError = scrub(e.Err)
+	t.LastError = vaulttoken.Redact(e.Err)
 	if e.Err != "" {
 		t.Errors++
 		return
@@ -195,7 +196,7 @@ func (s *State) onRestart(e event.Restart) {
 	if e.RolledBack {
 		u.Rollbacks++
 	}
-	u.LastError = scrub(e.Err)
+	u.LastError = vaulttoken.Redact(e.Err)
 	if since, ok := s.pending[e.Unit]; ok && !since.After(e.Time) {
 		delete(s.pending, e.Unit)
 		u.PendingDue, u.PendingCause = time.Time{}, ""
@@ -205,7 +206,7 @@ func (s *State) onRestart(e event.Restart) {
 func (s *State) onPending(e event.Pending) {
 	u := s.unitSeen(e.Unit)
 	u.PendingDue = e.Due
-	u.PendingCause = scrub(e.Cause)
+	u.PendingCause = vaulttoken.Redact(e.Cause)
 	s.pending[e.Unit] = e.Time
 }
 
@@ -225,7 +226,7 @@ func (s *State) onReport(e event.Report) {
 	}
 	r := s.reports[i]
 	r.Host, r.AccessKey, r.Unit, r.LastAttempt = e.Host, e.AccessKey, e.Unit, e.Time
-	r.LastError = scrub(e.Err)
+	r.LastError = vaulttoken.Redact(e.Err)
 	if e.OK {
 		r.LastSuccess = e.Time
 	}
@@ -295,7 +296,7 @@ func (s *State) Snapshot(ctx context.Context) Snapshot {
 	// Live reads happen outside the lock: systemd may be slow.
 	if authState != nil {
 		live := authState()
-		live.LastError = scrub(live.LastError)
+		live.LastError = vaulttoken.Redact(live.LastError)
 		snap.Auth = live
 	}
 	if !snap.Auth.TokenExpiry.IsZero() && !snap.GeneratedAt.Before(snap.Auth.TokenExpiry) {
@@ -314,7 +315,7 @@ func readUnitState(ctx context.Context, read func(context.Context, string) (stri
 	defer cancel()
 	active, sub, err := read(ctx, u.Name)
 	if err != nil {
-		u.StateError = scrub(err.Error())
+		u.StateError = vaulttoken.Redact(err.Error())
 		return
 	}
 	u.ActiveState, u.SubState = active, sub

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/clocktest"
 )
 
 // canary stands in for a Vault token that leaked into an error text; it must
@@ -19,15 +20,7 @@ const canary = "hvs.CAESIcanaryTOKENdoNOTshow0123456789abcdef"
 
 var t0 = time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC)
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
-
-func newTestState(c *clock) *State {
+func newTestState(c *clocktest.Clock) *State {
 	return NewState(Options{
 		Version:      "1.2.3",
 		VaultAddress: "https://vault.example:8200",
@@ -42,7 +35,7 @@ func newTestState(c *clock) *State {
 }
 
 func TestStateListsConfiguredTemplatesBeforeAnyEvent(t *testing.T) {
-	c := &clock{now: t0}
+	c := clocktest.New(t0)
 	snap := newTestState(c).Snapshot(context.Background())
 	if len(snap.Templates) != 2 || snap.Templates[0].Destination != "/etc/sigsci/agent.conf" || snap.Templates[1].Unit != "sigsci-agent.service" {
 		t.Errorf("templates = %+v", snap.Templates)
@@ -59,7 +52,7 @@ func TestStateListsConfiguredTemplatesBeforeAnyEvent(t *testing.T) {
 }
 
 func TestStateFollowsEvents(t *testing.T) {
-	c := &clock{now: t0}
+	c := clocktest.New(t0)
 	st := newTestState(c)
 	expiry := t0.Add(time.Hour)
 	st.Publish(event.Auth{Time: t0, Method: "approle", OK: true, TokenExpiry: expiry, Renewable: true})
@@ -104,7 +97,7 @@ func TestStateFollowsEvents(t *testing.T) {
 }
 
 func TestStateRenderErrorKeepsLastChangeAndClearsOnSuccess(t *testing.T) {
-	c := &clock{now: t0}
+	c := clocktest.New(t0)
 	st := newTestState(c)
 	dest := "/etc/sigsci/agent.conf"
 	st.Publish(event.Render{Time: t0, Template: dest, Changed: true})
@@ -120,7 +113,7 @@ func TestStateRenderErrorKeepsLastChangeAndClearsOnSuccess(t *testing.T) {
 }
 
 func TestStateAuth(t *testing.T) {
-	c := &clock{now: t0}
+	c := clocktest.New(t0)
 	st := newTestState(c)
 	st.Publish(event.Auth{Time: t0, Method: "approle", OK: true, TokenExpiry: t0.Add(time.Hour)})
 
@@ -142,7 +135,7 @@ func TestStateAuth(t *testing.T) {
 }
 
 func TestStateLiveViews(t *testing.T) {
-	c := &clock{now: t0}
+	c := clocktest.New(t0)
 	st := NewState(Options{
 		AuthMethod: "cert",
 		Templates:  []TemplateRef{{Destination: "/a", Unit: "a.service"}, {Destination: "/b", Unit: "b.service"}},
@@ -177,7 +170,7 @@ func TestStateLiveViews(t *testing.T) {
 }
 
 func TestStateReconfigureKeepsHistoryOfKeptTemplates(t *testing.T) {
-	c := &clock{now: t0}
+	c := clocktest.New(t0)
 	st := newTestState(c)
 	st.Publish(event.Render{Time: t0, Template: "/etc/sigsci/agent.conf", Changed: true})
 	st.Publish(event.Pending{Time: t0, Unit: "sigsci-agent.service", Due: t0.Add(time.Minute)})
@@ -200,7 +193,7 @@ func TestStateReconfigureKeepsHistoryOfKeptTemplates(t *testing.T) {
 }
 
 func TestStateKeepsWhatAUnitRunsOn(t *testing.T) {
-	st := newTestState(&clock{now: t0})
+	st := newTestState(clocktest.New(t0))
 	st.Publish(event.Running{Time: t0, Unit: "sigsci-agent.service", Files: []event.RunningFile{
 		{Destination: "/etc/sigsci/agent.conf", Digest: "abc", Since: t0.Add(-time.Hour)},
 	}})
@@ -217,7 +210,7 @@ func TestStateKeepsWhatAUnitRunsOn(t *testing.T) {
 }
 
 func TestStateNeverShowsATokenFromAnErrorText(t *testing.T) {
-	c := &clock{now: t0}
+	c := clocktest.New(t0)
 	st := newTestState(c)
 	leak := "request failed with X-Vault-Token " + canary
 	st.Publish(event.Auth{Time: t0, Method: "approle", Err: leak})
@@ -225,7 +218,7 @@ func TestStateNeverShowsATokenFromAnErrorText(t *testing.T) {
 	st.Publish(event.Render{Time: t0, Template: "/etc/sigsci/agent.conf", Err: leak})
 	st.Publish(event.Restart{Time: t0, Unit: "sigsci-agent.service", Result: event.ResultFailed, Err: leak})
 	st.Publish(event.Pending{Time: t0, Unit: "sigsci-agent.service", Cause: leak})
-	st.Publish(event.Auth{Time: t0, Method: "approle", Err: "legacy s.abcdefghijklmnopqrstuvwx and batch hvb.AAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
+	st.Publish(event.Auth{Time: t0, Method: "approle", Err: "legacy s.abcdefghijklmnopqrstuvwx, batch hvb.AAAAAAAAAAAAAAAAAAAAAAAAAAAA and short hvs.Q3x9Lk2Pz7w"})
 	snap := st.Snapshot(context.Background())
 
 	raw, err := json.Marshal(snap)
@@ -238,7 +231,7 @@ func TestStateNeverShowsATokenFromAnErrorText(t *testing.T) {
 	}
 	_, reasons := Healthy(snap)
 	for name, out := range map[string]string{"json": string(raw), "table": table.String(), "reasons": strings.Join(reasons, "\n")} {
-		for _, secret := range []string{canary, "s.abcdefghijklmnopqrstuvwx", "hvb.AAAA"} {
+		for _, secret := range []string{canary, "s.abcdefghijklmnopqrstuvwx", "hvb.AAAA", "hvs.Q3x9"} {
 			if strings.Contains(out, secret) {
 				t.Errorf("%s output shows a token %q:\n%s", name, secret, out)
 			}
@@ -250,7 +243,7 @@ func TestStateNeverShowsATokenFromAnErrorText(t *testing.T) {
 }
 
 func TestStateIsSafeForConcurrentUse(t *testing.T) {
-	c := &clock{now: t0}
+	c := clocktest.New(t0)
 	st := newTestState(c)
 	var wg sync.WaitGroup
 	for i := range 4 {
@@ -277,7 +270,7 @@ func TestStateIsSafeForConcurrentUse(t *testing.T) {
 }
 
 func TestStateVaultFailingSinceFirstFailureUntilASuccess(t *testing.T) {
-	c := &clock{now: t0}
+	c := clocktest.New(t0)
 	s := NewState(Options{VaultAddress: "https://vault.example:8200", VaultGrace: time.Minute, Now: c.Now})
 	s.Publish(event.VaultRequest{Time: t0, StatusCode: 200})
 	s.Publish(event.VaultRequest{Time: t0.Add(10 * time.Second), Err: "connection refused"})
@@ -302,7 +295,7 @@ func TestStateVaultFailingSinceFirstFailureUntilASuccess(t *testing.T) {
 }
 
 func TestStateKeepsTheLastReportPerSite(t *testing.T) {
-	st := newTestState(&clock{now: t0})
+	st := newTestState(clocktest.New(t0))
 	report := event.Report{Time: t0, Mount: "sigsci", Role: "vault-user", Site: "www", Host: "web-1", AccessKey: "ak-1", Unit: "sigsci-agent.service", OK: true}
 	st.Publish(report)
 	failed := report

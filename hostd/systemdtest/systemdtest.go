@@ -28,6 +28,8 @@ import (
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
+
+	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
 
 // SystemdBinary is the systemd executable started with --user.
@@ -47,7 +49,7 @@ type Manager struct {
 	dir  string
 	cmd  *exec.Cmd
 	conn *sddbus.Conn
-	log  *lockedBuffer
+	log  *logbuf.Buffer
 	// cgroups are the manager's own cgroup directories, removed by Stop.
 	cgroups []string
 
@@ -78,7 +80,7 @@ func StartUserManager(ctx context.Context, dir string, opts ...Option) (*Manager
 	if err != nil {
 		return nil, fmt.Errorf("systemdtest: %w", err)
 	}
-	m := &Manager{dir: dir, log: &lockedBuffer{}, exited: make(chan struct{})}
+	m := &Manager{dir: dir, log: &logbuf.Buffer{}, exited: make(chan struct{})}
 	if err := m.makeDirs(); err != nil {
 		return nil, err
 	}
@@ -350,22 +352,4 @@ func (m *Manager) stop() error {
 		return fmt.Errorf("systemdtest: wait for user manager: %w", m.waitErr)
 	}
 	return nil
-}
-
-// lockedBuffer collects the manager's output from the exec copy goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

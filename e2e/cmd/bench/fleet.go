@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -49,18 +48,8 @@ func runFleetTrial(t testing.TB, programs *harness.Programs, root string, tl too
 	wait := 3*max(o.refresh, o.mountRefresh) + 30*time.Second
 	hosts := make([]fleetHost, o.fleet)
 	for i := range hosts {
-		dir := t.TempDir()
-		hosts[i].host = host{
-			name:         fmt.Sprintf("web-%02d", i+1),
-			vaultAddr:    w.vault.Addr,
-			dir:          dir,
-			roleIDFile:   filepath.Join(w.hostDir, "role-id"),
-			secretIDFile: filepath.Join(w.hostDir, "secret-id"),
-			template:     filepath.Join(root, "templates", "agent.ctmpl"),
-			destination:  filepath.Join(dir, "agent.conf"),
-			refresh:      o.refresh,
-			logPath:      filepath.Join(w.opsDir, fmt.Sprintf("%s-%02d.log", tl.short, i+1)),
-		}
+		hosts[i].host = w.newHost(t.TempDir(), root, o.refresh, fmt.Sprintf("%s-%02d.log", tl.short, i+1))
+		hosts[i].host.name = fmt.Sprintf("web-%02d", i+1)
 		hosts[i].p = startTool(t, tl, hosts[i].host)
 	}
 	first := w.primary(t).AccessKey

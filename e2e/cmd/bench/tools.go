@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/e2e/harness"
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 )
 
 // stopTimeout bounds how long a tool may take to exit after SIGTERM.
@@ -70,40 +71,18 @@ func vaultAgentTool(p *harness.Programs) tool {
 // unit to restart; its metrics endpoint stays on, as by default, and it
 // reports the key it rendered as h.name every report.interval (default).
 func hostdConfig(t testing.TB, h host) string {
-	report := ""
-	if h.name != "" {
-		report = fmt.Sprintf("\nreport {\n  host = %q\n}\n", h.name)
+	c := hosttest.Config{
+		VaultAddress:    h.vaultAddr,
+		AppRole:         &hosttest.AppRole{RoleIDFile: h.roleIDFile, SecretIDFile: h.secretIDFile},
+		TemplateConfig:  []string{fmt.Sprintf("refresh_interval = %q", h.refresh.String())},
+		Templates:       []hosttest.Template{{Source: h.template, Destination: h.destination, Perms: "0600"}},
+		TelemetryListen: harness.FreeLoopbackAddr(t),
+		Socket:          filepath.Join(h.dir, "hostd.sock"),
 	}
-	return fmt.Sprintf(`vault {
-  address = %q
-}
-
-auto_auth {
-  method "approle" {
-    role_id_file   = %q
-    secret_id_file = %q
-  }
-}
-
-template_config {
-  refresh_interval = %q
-}
-
-template {
-  source      = %q
-  destination = %q
-  perms       = "0600"
-}
-
-telemetry {
-  listen_address = %q
-}
-
-status {
-  socket_path = %q
-}
-%s`, h.vaultAddr, h.roleIDFile, h.secretIDFile, h.refresh.String(), h.template, h.destination,
-		harness.FreeLoopbackAddr(t), filepath.Join(h.dir, "hostd.sock"), report)
+	if h.name != "" {
+		c.Report = []string{fmt.Sprintf("host = %q", h.name)}
+	}
+	return c.Text()
 }
 
 // vaultAgentConfig is the matching Vault Agent configuration: the same

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -27,17 +26,7 @@ type trialResult struct {
 func runTrial(t testing.TB, programs *harness.Programs, root string, tl tool, o options) trialResult {
 	t.Helper()
 	w := newWorld(t, programs, root, o.mountRefresh)
-	dir := t.TempDir()
-	h := host{
-		vaultAddr:    w.vault.Addr,
-		dir:          dir,
-		roleIDFile:   filepath.Join(w.hostDir, "role-id"),
-		secretIDFile: filepath.Join(w.hostDir, "secret-id"),
-		template:     filepath.Join(root, "templates", "agent.ctmpl"),
-		destination:  filepath.Join(dir, "agent.conf"),
-		refresh:      o.refresh,
-		logPath:      filepath.Join(w.opsDir, tl.short+".log"),
-	}
+	h := w.newHost(t.TempDir(), root, o.refresh, tl.short+".log")
 	// A rotation reaches the file within one re-read, the tool's own or the
 	// one the plugin's ttl hint asks for; allow three, and time to start.
 	wait := 3*max(o.refresh, o.mountRefresh) + 30*time.Second
@@ -65,7 +54,7 @@ func runTrial(t testing.TB, programs *harness.Programs, root string, tl tool, o 
 	r.rotating = time.Since(started) - r.startToRender
 
 	var err error
-	if r.tokenFiles, r.keyFiles, err = onDisk(dir, secretKeys); err != nil {
+	if r.tokenFiles, r.keyFiles, err = onDisk(h.dir, secretKeys); err != nil {
 		t.Fatal(err)
 	}
 	p.stop(t)

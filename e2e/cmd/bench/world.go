@@ -57,6 +57,23 @@ func newWorld(t testing.TB, programs *harness.Programs, root string, mountRefres
 }
 
 // sh runs an operator's command in the operator's directory; it must succeed.
+// newHost is a host of this world with its files in dir: it logs in with
+// the world's AppRole files and renders the repository's agent template to
+// dir/agent.conf, reading secrets again every refresh; its tool logs to
+// logName in the operator's directory.
+func (w *world) newHost(dir, root string, refresh time.Duration, logName string) host {
+	return host{
+		vaultAddr:    w.vault.Addr,
+		dir:          dir,
+		roleIDFile:   filepath.Join(w.hostDir, "role-id"),
+		secretIDFile: filepath.Join(w.hostDir, "secret-id"),
+		template:     filepath.Join(root, "templates", "agent.ctmpl"),
+		destination:  filepath.Join(dir, "agent.conf"),
+		refresh:      refresh,
+		logPath:      filepath.Join(w.opsDir, logName),
+	}
+}
+
 func (w *world) sh(t testing.TB, script string) string {
 	t.Helper()
 	return w.vault.Shell(t, w.opsDir, script).OK(t)

@@ -1,14 +1,11 @@
 package render
 
-// This file checks templates before any runner sees them, and scrubs
-// their errors of data.
+// This file checks templates before any runner sees them.
 
 import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
-	"strings"
 
 	ctconfig "github.com/hashicorp/consul-template/config"
 	cttemplate "github.com/hashicorp/consul-template/template"
@@ -76,19 +73,4 @@ func loadTemplate(t Template) (Template, error) {
 		t.Contents = string(b)
 	}
 	return t, nil
-}
-
-var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
-
-// redact replaces every quoted string in a template error that does not come
-// from the template text itself: such a string can only be data, and data
-// may be a secret (consul-template redacts top-level secret values only).
-func redact(msg, contents string) string {
-	return quoted.ReplaceAllStringFunc(msg, func(q string) string {
-		inner := q[1 : len(q)-1]
-		if inner == "" || strings.Contains(contents, inner) {
-			return q
-		}
-		return `"[redacted]"`
-	})
 }

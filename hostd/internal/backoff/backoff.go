@@ -1,0 +1,62 @@
+// Package backoff owns hostd's wait between failed attempts: how long the
+// wait is (doubled per failure, capped, with jitter so that a fleet of hosts
+// does not retry in step), the bounds a stage's options give it, and the
+// sleep that a cancelled context ends early.
+//
+// It does not count failures or decide what a failure is: the stage that
+// retries (auth, render, report) does.
+package backoff
+
+import (
+	"context"
+	"time"
+)
+
+// Delay returns the wait before attempt number failures+1: base doubled per
+// failure, capped at ceiling, with "equal jitter" (a point in the upper half
+// chosen by random, which returns a value in [0, 1)).
+func Delay(failures int, base, ceiling time.Duration, random func() float64) time.Duration {
+	d := base
+	for i := 1; i < failures && d < ceiling; i++ {
+		d *= 2
+	}
+	d = min(d, ceiling)
+	half := d / 2
+	return half + time.Duration(random()*float64(d-half))
+}
+
+// Bounds returns the bounds a stage waits between: a zero or negative base
+// or ceiling is replaced by its default, and the ceiling is raised to the
+// base when lower.
+func Bounds(base, ceiling, defaultBase, defaultCeiling time.Duration) (time.Duration, time.Duration) {
+	if base <= 0 {
+		base = defaultBase
+	}
+	if ceiling <= 0 {
+		ceiling = defaultCeiling
+	}
+	return base, max(ceiling, base)
+}
+
+// Sleep waits d, or until ctx is done, when it returns ctx's error.
+func Sleep(ctx context.Context, d time.Duration) error {
+	return SleepTicking(ctx, d, nil, nil)
+}
+
+// SleepTicking is Sleep that calls onTick on every tick of ticks meanwhile,
+// for a loop that must show it is alive while it waits. A nil ticks never
+// ticks.
+func SleepTicking(ctx context.Context, d time.Duration, ticks <-chan time.Time, onTick func()) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return nil
+		case <-ticks:
+			onTick()
+		}
+	}
+}
