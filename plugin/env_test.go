@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
@@ -35,7 +35,7 @@ type testEnv struct {
 	storage *logical.InmemStorage
 	sim     *sigscisim.Server
 	srv     *httptest.Server
-	logs    *syncBuffer
+	logs    *logbuf.Buffer
 	clock   *fakeClock // the backend's clock
 
 	mu      sync.Mutex
@@ -71,7 +71,7 @@ func newTestEnv(t *testing.T) *testEnv {
 		t:       t,
 		storage: &logical.InmemStorage{},
 		sim:     sigscisim.New(testSeed()),
-		logs:    &syncBuffer{},
+		logs:    &logbuf.Buffer{},
 		secrets: map[string]bool{},
 		clock:   newFakeClock(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)),
 	}
@@ -112,7 +112,7 @@ func (e *testEnv) secondMount() *testEnv {
 		storage: &logical.InmemStorage{},
 		sim:     e.sim,
 		srv:     e.srv,
-		logs:    &syncBuffer{},
+		logs:    &logbuf.Buffer{},
 		secrets: map[string]bool{},
 		clock:   e.clock,
 	}
@@ -433,24 +433,6 @@ func (e *testEnv) assertStorageUnchanged(before map[string]string) {
 			e.t.Fatalf("storage entry %q changed", k)
 		}
 	}
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
 
 // faultyAPI decorates the real client to reproduce failures that the

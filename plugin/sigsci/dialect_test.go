@@ -1,7 +1,6 @@
 package sigsci_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -13,33 +12,16 @@ import (
 
 	hclog "github.com/hashicorp/go-hclog"
 
+	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
 
-// logSink is a goroutine-safe log buffer.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logSink) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // dialectClient serves a simulator in dialect d and returns a client that
 // logs into the returned sink.
-func dialectClient(t *testing.T, s sigscisim.Seed, d sigscisim.Dialect) (*sigscisim.Server, *sigsci.Client, *logSink) {
+func dialectClient(t *testing.T, s sigscisim.Seed, d sigscisim.Dialect) (*sigscisim.Server, *sigsci.Client, *logbuf.Buffer) {
 	t.Helper()
-	logs := &logSink{}
+	logs := &logbuf.Buffer{}
 	s.Dialect = d
 	sim, c := simClient(t, s, func(cfg *sigsci.Config) {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Warn})
@@ -94,7 +76,7 @@ func TestListKeySetsTrustsKeysOverTheListFlag(t *testing.T) {
 	sim := sigscisim.New(seed())
 	srv := httptest.NewServer(flagLiar(sim))
 	defer srv.Close()
-	logs := &logSink{}
+	logs := &logbuf.Buffer{}
 	cfg := fastConfig(srv.URL + sigscisim.APIPrefix)
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Warn})
 	c := newClient(t, cfg)
