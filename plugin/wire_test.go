@@ -11,12 +11,10 @@ import (
 
 	hclog "github.com/hashicorp/go-hclog"
 	gplugin "github.com/hashicorp/go-plugin"
-	"github.com/hashicorp/vault/sdk/helper/pluginutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	vaultplugin "github.com/hashicorp/vault/sdk/plugin"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 
+	"github.com/sigsci-keys/sigsci-keys/plugin/plugintest"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
 
@@ -112,7 +110,7 @@ func TestWire_MultiplexedMountsOverGRPC(t *testing.T) {
 // tagging every call with the mount's multiplexing id as Vault does.
 func dispenseMount(t *testing.T, conn *gplugin.GRPCClient, id string, storage logical.Storage) logical.Backend {
 	t.Helper()
-	b, err := vaultplugin.Dispense(conn, muxedClient{GRPCClient: conn, id: id})
+	b, err := vaultplugin.Dispense(conn, plugintest.MuxedClient(conn, id))
 	if err != nil {
 		t.Fatalf("dispense %s: %v", id, err)
 	}
@@ -125,32 +123,4 @@ func dispenseMount(t *testing.T, conn *gplugin.GRPCClient, id string, storage lo
 		t.Fatalf("setup %s: %v", id, err)
 	}
 	return b
-}
-
-// muxedClient is a plugin client whose connection adds a multiplexing id.
-type muxedClient struct {
-	*gplugin.GRPCClient
-	id string
-}
-
-func (m muxedClient) Conn() grpc.ClientConnInterface {
-	return idConn{ClientConn: m.GRPCClient.Conn, id: m.id}
-}
-func (m muxedClient) Reload() error { return nil }
-
-var _ pluginutil.PluginClient = muxedClient{}
-
-type idConn struct {
-	*grpc.ClientConn
-	id string
-}
-
-func (c idConn) Invoke(ctx context.Context, method string, args, reply interface{}, opts ...grpc.CallOption) error {
-	ctx = metadata.AppendToOutgoingContext(ctx, pluginutil.MultiplexingCtxKey, c.id)
-	return c.ClientConn.Invoke(ctx, method, args, reply, opts...)
-}
-
-func (c idConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	ctx = metadata.AppendToOutgoingContext(ctx, pluginutil.MultiplexingCtxKey, c.id)
-	return c.ClientConn.NewStream(ctx, desc, method, opts...)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/sigsci-keys/sigsci-keys/plugin/plugintest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,8 +17,6 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/pluginutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	vaultplugin "github.com/hashicorp/vault/sdk/plugin"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 )
 
 func TestRun_PrintsVersion(t *testing.T) {
@@ -89,7 +88,7 @@ func TestBinary_ServesOverGoPluginWithBuildVersion(t *testing.T) {
 		t.Fatalf("negotiated plugin protocol %d, want 5", v)
 	}
 	grpcClient := rpc.(*gplugin.GRPCClient)
-	b, err := vaultplugin.Dispense(rpc, muxedClient{GRPCClient: grpcClient, id: "mount-1"})
+	b, err := vaultplugin.Dispense(rpc, plugintest.MuxedClient(grpcClient, "mount-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,32 +129,4 @@ func TestBinary_ServesOverGoPluginWithBuildVersion(t *testing.T) {
 	if os.Getenv("VAULT_BACKEND_PLUGIN") != "" {
 		t.Fatal("test environment leaks the plugin cookie")
 	}
-}
-
-// muxedClient is a plugin client whose connection adds a multiplexing id.
-type muxedClient struct {
-	*gplugin.GRPCClient
-	id string
-}
-
-func (m muxedClient) Conn() grpc.ClientConnInterface {
-	return idConn{ClientConn: m.GRPCClient.Conn, id: m.id}
-}
-func (m muxedClient) Reload() error { return nil }
-
-var _ pluginutil.PluginClient = muxedClient{}
-
-type idConn struct {
-	*grpc.ClientConn
-	id string
-}
-
-func (c idConn) Invoke(ctx context.Context, method string, args, reply interface{}, opts ...grpc.CallOption) error {
-	ctx = metadata.AppendToOutgoingContext(ctx, pluginutil.MultiplexingCtxKey, c.id)
-	return c.ClientConn.Invoke(ctx, method, args, reply, opts...)
-}
-
-func (c idConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	ctx = metadata.AppendToOutgoingContext(ctx, pluginutil.MultiplexingCtxKey, c.id)
-	return c.ClientConn.NewStream(ctx, desc, method, opts...)
 }
