@@ -140,9 +140,7 @@ func TestScheduler_AMissedWindowWaitsForTheNextScheduledTime(t *testing.T) {
 }
 
 func TestScheduler_SettingAScheduleDoesNotRotateAtOnce(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	e.clock.Add(30 * time.Second)
 	e.ok(logical.UpdateOperation, "role/vault-user", map[string]interface{}{"rotation_schedule": "* * * * *", "auto_retire": false})
 	e.clock.Add(10 * time.Second)
@@ -273,9 +271,7 @@ func TestScheduler_AutoRetireWithoutReportsWaitsForTheOverlap(t *testing.T) {
 
 // auto_retire works for manual rotations too, with or without a schedule.
 func TestScheduler_AutoRetireWithoutASchedule(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	e.ok(logical.UpdateOperation, "role/vault-user", map[string]interface{}{"auto_retire": true})
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	e.passOverlap()

@@ -102,9 +102,7 @@ func (failingStorage) Put(context.Context, *logical.StorageEntry) error { return
 func (failingStorage) Delete(context.Context, string) error             { return errNoStorage }
 
 func TestBackend_InvalidateDropsTheRoleClient(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	if cached := e.b.hasClient("vault-user"); !cached {
 		t.Fatal("no client cached after a copy")
 	}

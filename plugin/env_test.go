@@ -65,6 +65,16 @@ func testSeed() sigscisim.Seed {
 	}}
 }
 
+// newStoredSite is a testEnv whose role vault-user (corp acme) has copied
+// site www: the starting point of most stories.
+func newStoredSite(t *testing.T) *testEnv {
+	t.Helper()
+	e := newTestEnv(t)
+	e.writeRole("vault-user", "acme")
+	e.copySite("vault-user", "www")
+	return e
+}
+
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
 	e := &testEnv{

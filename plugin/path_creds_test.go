@@ -74,9 +74,7 @@ func TestCreds_CopyReadDelete(t *testing.T) {
 }
 
 func TestCreds_RefreshHints(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 
 	check := func(period int) {
 		t.Helper()
@@ -241,9 +239,7 @@ func TestCreds_CopyAllRidesOutTransientFaults(t *testing.T) {
 }
 
 func TestCreds_CopyAllListFailureChangesNothing(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	before := e.storageSnapshot()
 	e.sim.FailNext(100, http.StatusInternalServerError)
 	e.fails(logical.UpdateOperation, "creds/vault-user/sites", nil, http.StatusBadGateway, `listing the sites of corp "acme"`)
@@ -251,9 +247,7 @@ func TestCreds_CopyAllListFailureChangesNothing(t *testing.T) {
 }
 
 func TestCreds_APIFailureNeverOverwritesAWorkingKey(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	before := e.storageSnapshot()
 
 	e.sim.FailNext(100, http.StatusInternalServerError)
@@ -266,9 +260,7 @@ func TestCreds_APIFailureNeverOverwritesAWorkingKey(t *testing.T) {
 }
 
 func TestCreds_CopyTimesOut(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	before := e.storageSnapshot()
 
 	e.b.newClient = func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
@@ -294,9 +286,7 @@ func TestCreds_CopyTimesOut(t *testing.T) {
 }
 
 func TestCreds_CopyAfterOutsideRotationKeepsOldKey(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	old := e.stored("vault-user", "www")
 
 	if _, err := e.acmeAPI().CreateKeySet(context.Background(), "acme", "www"); err != nil {
@@ -317,9 +307,7 @@ func TestCreds_CopyAfterOutsideRotationKeepsOldKey(t *testing.T) {
 }
 
 func TestCreds_CopyAllReportsSitesGoneFromAPI(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	// A stored site that the API does not list (deleted in the dashboard).
 	k := e.stored("vault-user", "www")
 	k.Site = "retired-site"
@@ -352,9 +340,7 @@ func TestCreds_CancelledRequestStoresNothing(t *testing.T) {
 }
 
 func TestCreds_CopyAllWithTimeoutsReportsEverySiteAndKeepsOldKeys(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	before := e.storageSnapshot()
 
 	e.b.newClient = func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
@@ -483,9 +469,7 @@ func assertNoSecretKey(t *testing.T, resp *logical.Response, secrets []string) {
 // a policy can grant it without granting every secret, and its audit entry
 // holds no secret.
 func TestCreds_ReadAllShowsMetadataAndNoSecretKey(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
 	k := e.stored("vault-user", "www")

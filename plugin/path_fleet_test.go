@@ -17,9 +17,7 @@ const hostPath = "fleet/vault-user/sites/www/hosts/"
 // fleetEnv is a mount with one stored site, www, of role vault-user.
 func fleetEnv(t *testing.T) (*testEnv, string) {
 	t.Helper()
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	return e, e.stored("vault-user", "www").AccessKey
 }
 

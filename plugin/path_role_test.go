@@ -198,9 +198,7 @@ func TestRole_Validation(t *testing.T) {
 }
 
 func TestRole_CorpChangeRefusedWhileHoldingKeys(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	before := e.storageSnapshot()
 	e.fails(logical.UpdateOperation, "role/vault-user", map[string]interface{}{
 		"corp": "other", "email": otherEmail, "token": otherToken,
@@ -219,9 +217,7 @@ func TestRole_CorpChangeRefusedWhileHoldingKeys(t *testing.T) {
 }
 
 func TestRole_DeleteRefusedWhileHoldingKeys(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	e.copySite("vault-user", "api")
 	if got := e.ok(logical.ReadOperation, "role/vault-user", nil).Data["stored_sites"]; got != 2 {
 		t.Fatalf("stored_sites = %v, want 2", got)
@@ -245,9 +241,7 @@ func TestRole_DeleteRefusedWhileHoldingKeys(t *testing.T) {
 }
 
 func TestRole_WriteDropsCachedClient(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	// A wrong token must take effect at once: the next copy fails.
 	e.ok(logical.UpdateOperation, "role/vault-user", map[string]interface{}{"token": "tok-wrong"})
 	msg := e.fails(logical.UpdateOperation, "creds/vault-user/sites/www", nil, http.StatusBadGateway, "401")

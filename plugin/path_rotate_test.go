@@ -21,9 +21,7 @@ import (
 // The operator's story: copy, rotate while hosts hold the old key, then
 // retire the old key once hosts have the new one.
 func TestRotate_RotateWhileHostsHoldTheOldKeyThenRetire(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	hostKey := e.ok(logical.ReadOperation, "creds/vault-user/sites/www", nil)
 	oldAccess := str(t, hostKey, "accessKey")
 	clock := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
@@ -84,9 +82,7 @@ func TestRotate_RotateWhileHostsHoldTheOldKeyThenRetire(t *testing.T) {
 }
 
 func TestRotate_CallsNoMoreThanNeeded(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	e.sim.ResetCalls()
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	// List before and after the create, each with the read of the primary
@@ -102,9 +98,7 @@ func TestRotate_CallsNoMoreThanNeeded(t *testing.T) {
 }
 
 func TestRotate_Validation(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	before := e.storageSnapshot()
 	for _, op := range []logical.Operation{logical.UpdateOperation, logical.DeleteOperation} {
 		e.fails(op, "rotate/sites/WWW", nil, http.StatusBadRequest, `site name "WWW" is invalid`)
@@ -148,9 +142,7 @@ func TestRotate_SiteHeldBySeveralRolesNeedsRole(t *testing.T) {
 }
 
 func TestRetire_RefusedWhenTheAPIPrimaryIsNotStored(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	// Someone rotates in the dashboard: the stored key is now non-primary,
 	// and hosts still run it. Retiring would kill it.
 	if _, err := e.acmeAPI().CreateKeySet(context.Background(), "acme", "www"); err != nil {
@@ -197,9 +189,7 @@ func TestRotate_RidesOutTransientFaultsWithoutDuplicates(t *testing.T) {
 }
 
 func TestRotate_CreateRefusedLeavesEverythingAsItWas(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, createHook: func(context.Context, string, string) (sigsci.KeySet, error) {
 			return sigsci.KeySet{}, &sigsci.APIError{Method: "POST", Path: "/corps/acme/sites/www/agentKeys", StatusCode: 400, Message: "too many key sets"}
@@ -214,9 +204,7 @@ func TestRotate_CreateRefusedLeavesEverythingAsItWas(t *testing.T) {
 }
 
 func TestRotate_AnswerLostAfterTheAPICreated(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	old := e.stored("vault-user", "www")
 	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
@@ -241,9 +229,7 @@ func TestRotate_AnswerLostAfterTheAPICreated(t *testing.T) {
 }
 
 func TestRotate_CreateTimesOutBeforeTheAPIActs(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	e.b.newClient = func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
 		cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
 		cfg.HTTPClient = hc
@@ -334,9 +320,7 @@ func TestRotate_SetAppearingAfterTheListIsStoredByRollback(t *testing.T) {
 }
 
 func TestRotate_APIUnreachableChangesNothing(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	before := e.storageSnapshot()
 	e.sim.FailNext(100, http.StatusBadGateway)
 	e.fails(logical.UpdateOperation, "rotate/sites/www", nil, http.StatusBadGateway, "listing the key sets")
@@ -352,9 +336,7 @@ func TestRotate_APIUnreachableChangesNothing(t *testing.T) {
 // person made in the dashboard (now non-primary) stays, reported as
 // untracked.
 func TestRetire_LeavesANonPrimarySetMadeElsewhere(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	old := e.stored("vault-user", "www").AccessKey
 	outside := e.createAtAPI("www")
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
@@ -374,9 +356,7 @@ func TestRetire_LeavesANonPrimarySetMadeElsewhere(t *testing.T) {
 }
 
 func TestRetire_LostDeleteAnswerStillRetires(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, deleteHook: func(ctx context.Context, corp, site, accessKey string) error {
@@ -398,9 +378,7 @@ func TestRetire_LostDeleteAnswerStillRetires(t *testing.T) {
 }
 
 func TestRetire_FailedDeleteIsReportedAndProgressKept(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	nonPrimary := e.stored("vault-user", "www").nonPrimaryAccessKeys()
@@ -437,9 +415,7 @@ func TestRetire_FailedDeleteIsReportedAndProgressKept(t *testing.T) {
 // dashboard) while Vault rotates is not Vault's to delete: it stays at the
 // API and the answer reports it as untracked.
 func TestRotate_SetMadeElsewhereDuringTheRotationIsLeftAndReported(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	old := e.stored("vault-user", "www")
 	var outside string
 	e.wrapAPI(func(c keysAPI) keysAPI {
@@ -467,9 +443,7 @@ func TestRotate_SetMadeElsewhereDuringTheRotationIsLeftAndReported(t *testing.T)
 }
 
 func TestRotate_UnconfirmedRotationIsCompletedLater(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	old := e.stored("vault-user", "www")
 	down := true
 	e.wrapAPI(func(c keysAPI) keysAPI {
@@ -501,9 +475,7 @@ func TestRotate_UnconfirmedRotationIsCompletedLater(t *testing.T) {
 }
 
 func TestRotate_WarnsWhenNonPrimarySetsPileUp(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	first := e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	if len(first.Warnings) != 0 {
 		t.Fatalf("first rotation warned: %v", first.Warnings)
@@ -515,9 +487,7 @@ func TestRotate_WarnsWhenNonPrimarySetsPileUp(t *testing.T) {
 }
 
 func TestRotate_CallerGoingAwayAfterTheCreateStillFinishes(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	old := e.stored("vault-user", "www")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -577,9 +547,7 @@ func TestRetire_RefusedWhileAnotherRoleHandsOutTheOldKey(t *testing.T) {
 // the role cannot be deleted or moved to another corp under them, so they
 // always work under the lock of the corp they change.
 func TestRotate_HoldsOffRoleWritesWhileItChangesTheAPI(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	roleLock := locksutil.LockForKey(e.b.roleLocks, "vault-user")
 	checks := 0
 	roleHeld := func() {
@@ -616,9 +584,7 @@ func TestRotate_HoldsOffRoleWritesWhileItChangesTheAPI(t *testing.T) {
 // A list whose sets all lack the primary mark (an answer whose shape
 // changed) must not make the new set look like a stray to delete.
 func TestRotate_ListWithoutPrimaryDeletesNothing(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	old := e.stored("vault-user", "www")
 	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, listHook: func(ctx context.Context, call int, corp, site string) ([]sigsci.KeySet, error) {
@@ -652,9 +618,7 @@ func TestRotate_ListWithoutPrimaryDeletesNothing(t *testing.T) {
 // not track (made in the dashboard, perhaps run by hosts outside Vault)
 // would be deleted as strays: the rotation must not start on it.
 func TestRotate_BrokenListBeforeTheCreateStartsNothing(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	outside := e.createAtAPI("www") // made in the dashboard, never copied
 	e.createAtAPI("www")
 	e.copySite("vault-user", "www")
@@ -687,9 +651,7 @@ func TestRotate_BrokenListBeforeTheCreateStartsNothing(t *testing.T) {
 // rotate twice: with expected_primary it is a compare-and-swap, refused
 // once the primary moved on, on both rotate paths.
 func TestRotate_ExpectedPrimaryMakesRotateACompareAndSwap(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	first := e.stored("vault-user", "www").AccessKey
 
 	second := str(t, e.ok(logical.UpdateOperation, "rotate/sites/www", map[string]interface{}{"expected_primary": first}), "accessKey")

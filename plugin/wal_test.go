@@ -144,9 +144,7 @@ func TestWAL_RotateCrashedAfterCreateBeforeStore(t *testing.T) {
 }
 
 func TestWAL_RotateCrashedAfterStoreBeforeWALDelete(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	before, _ := e.simSets("acme", "www")
 	old := e.stored("vault-user", "www")
 	// A complete rotation whose WAL delete never happened.
@@ -399,9 +397,7 @@ func TestWAL_RetireRecoveryAgainstADeleteRouteThatAnswers404(t *testing.T) {
 }
 
 func TestWAL_RetireNeverDeletesAPrimary(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	k := e.stored("vault-user", "www")
 	e.putWAL(walKindRetire, map[string]interface{}{
 		"op_id": "op-retire-3", "role": "vault-user", "corp": "acme", "site": "www",
@@ -417,9 +413,7 @@ func TestWAL_RetireNeverDeletesAPrimary(t *testing.T) {
 }
 
 func TestWAL_EntriesHoldNoSecret(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	secrets := []string{acmeToken, e.stored("vault-user", "www").SecretKey}
 	walSeen := 0
 	checkWAL := func() {
@@ -687,9 +681,7 @@ func TestRotate_WaitsForARotationAnotherInstanceMayStillRun(t *testing.T) {
 // pending_max_age; then it is given up (logged once, still listed) and the
 // next rotation goes through and reports it.
 func TestWAL_StuckOperationStopsBlockingTheSiteAfterPendingMaxAge(t *testing.T) {
-	e := newTestEnv(t)
-	e.writeRole("vault-user", "acme")
-	e.copySite("vault-user", "www")
+	e := newStoredSite(t)
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	k := e.stored("vault-user", "www")
 	e.wrapAPI(func(c keysAPI) keysAPI {
