@@ -164,38 +164,45 @@ func wantedMeta(opts Options) (meta, error) {
 	}
 	var err error
 	if opts.User != "" {
-		if m.uid, err = lookupUID(opts.User); err != nil {
+		if m.uid, err = lookupID("user", opts.User, userID); err != nil {
 			return meta{}, err
 		}
 	}
 	if opts.Group != "" {
-		if m.gid, err = lookupGID(opts.Group); err != nil {
+		if m.gid, err = lookupID("group", opts.Group, groupID); err != nil {
 			return meta{}, err
 		}
 	}
 	return m, nil
 }
 
-func lookupUID(name string) (int, error) {
+// lookupID turns an owner user or group (kind) into its numeric id: name is
+// the id itself, or a name that lookup resolves to one.
+func lookupID(kind, name string, lookup func(string) (string, error)) (int, error) {
 	if id, err := strconv.Atoi(name); err == nil && id >= 0 {
 		return id, nil
 	}
-	u, err := user.Lookup(name)
+	id, err := lookup(name)
 	if err != nil {
-		return 0, fmt.Errorf("owner user %q: %w", name, err)
+		return 0, fmt.Errorf("owner %s %q: %w", kind, name, err)
 	}
-	return strconv.Atoi(u.Uid)
+	return strconv.Atoi(id)
 }
 
-func lookupGID(name string) (int, error) {
-	if id, err := strconv.Atoi(name); err == nil && id >= 0 {
-		return id, nil
+func userID(name string) (string, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return "", err
 	}
+	return u.Uid, nil
+}
+
+func groupID(name string) (string, error) {
 	g, err := user.LookupGroup(name)
 	if err != nil {
-		return 0, fmt.Errorf("owner group %q: %w", name, err)
+		return "", err
 	}
-	return strconv.Atoi(g.Gid)
+	return g.Gid, nil
 }
 
 // readRegular reads path and its mode and owner. A path that exists but is not

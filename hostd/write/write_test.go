@@ -26,6 +26,26 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 	}
 }
 
+// mustWrite writes content to dest and fails the test on an error.
+func mustWrite(t *testing.T, dest string, content []byte, opts Options) Result {
+	t.Helper()
+	res, err := Write(dest, content, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// existingConf returns a new directory holding only agent.conf, with
+// content and mode, and the path of that file.
+func existingConf(t *testing.T, content string, mode os.FileMode) (dir, dest string) {
+	t.Helper()
+	dir = t.TempDir()
+	dest = filepath.Join(dir, "agent.conf")
+	writeFile(t, dest, content, mode)
+	return dir, dest
+}
+
 func stat(t *testing.T, path string) (os.FileMode, *syscall.Stat_t) {
 	t.Helper()
 	info, err := os.Lstat(path)
@@ -68,10 +88,7 @@ func TestNewFileGetsContentAndPerms(t *testing.T) {
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "agent.conf")
 
-	res, err := Write(dest, []byte("key=1\n"), Options{Perms: 0o640, Backup: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := mustWrite(t, dest, []byte("key=1\n"), Options{Perms: 0o640, Backup: true})
 	if !res.Changed || res.Backup != "" {
 		t.Fatalf("result %+v, want changed and no backup for a new file", res)
 	}
@@ -87,24 +104,17 @@ func TestDefaultPermsAre0600WhateverTheUmask(t *testing.T) {
 	defer syscall.Umask(old)
 	dest := filepath.Join(t.TempDir(), "agent.conf")
 
-	if _, err := Write(dest, []byte("x"), Options{}); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, dest, []byte("x"), Options{})
 	if mode, _ := stat(t, dest); mode != 0o600 {
 		t.Fatalf("mode %#o, want 0600", mode)
 	}
 }
 
 func TestSameBytesAreNotWrittenAgain(t *testing.T) {
-	dir := t.TempDir()
-	dest := filepath.Join(dir, "agent.conf")
-	writeFile(t, dest, "same\n", 0o600)
+	dir, dest := existingConf(t, "same\n", 0o600)
 	_, before := stat(t, dest)
 
-	res, err := Write(dest, []byte("same\n"), Options{Perms: 0o600, Backup: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := mustWrite(t, dest, []byte("same\n"), Options{Perms: 0o600, Backup: true})
 	if res.Changed || res.Backup != "" {
 		t.Fatalf("result %+v, want unchanged", res)
 	}
@@ -115,14 +125,9 @@ func TestSameBytesAreNotWrittenAgain(t *testing.T) {
 }
 
 func TestChangedContentKeepsBackupWithOldPerms(t *testing.T) {
-	dir := t.TempDir()
-	dest := filepath.Join(dir, "agent.conf")
-	writeFile(t, dest, "old\n", 0o640)
+	dir, dest := existingConf(t, "old\n", 0o640)
 
-	res, err := Write(dest, []byte("new\n"), Options{Perms: 0o600, Backup: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := mustWrite(t, dest, []byte("new\n"), Options{Perms: 0o600, Backup: true})
 	if !res.Changed || res.Backup != dest+".bak" {
 		t.Fatalf("result %+v, want changed with backup %s.bak", res, dest)
 	}
@@ -138,14 +143,9 @@ func TestChangedContentKeepsBackupWithOldPerms(t *testing.T) {
 }
 
 func TestNoBackupUnlessAsked(t *testing.T) {
-	dir := t.TempDir()
-	dest := filepath.Join(dir, "agent.conf")
-	writeFile(t, dest, "old\n", 0o600)
+	dir, dest := existingConf(t, "old\n", 0o600)
 
-	res, err := Write(dest, []byte("new\n"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := mustWrite(t, dest, []byte("new\n"), Options{})
 	if !res.Changed || res.Backup != "" {
 		t.Fatalf("result %+v, want changed without backup", res)
 	}
@@ -153,14 +153,9 @@ func TestNoBackupUnlessAsked(t *testing.T) {
 }
 
 func TestModeOnlyFixIsNotAChange(t *testing.T) {
-	dir := t.TempDir()
-	dest := filepath.Join(dir, "agent.conf")
-	writeFile(t, dest, "same\n", 0o644)
+	dir, dest := existingConf(t, "same\n", 0o644)
 
-	res, err := Write(dest, []byte("same\n"), Options{Perms: 0o600, Backup: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := mustWrite(t, dest, []byte("same\n"), Options{Perms: 0o600, Backup: true})
 	if res.Changed || res.Backup != "" {
 		t.Fatalf("result %+v, want no content change and no backup", res)
 	}
@@ -181,39 +176,27 @@ func TestOwnerByIDAndByName(t *testing.T) {
 	dir := t.TempDir()
 
 	byID := filepath.Join(dir, "by-id")
-	if _, err := Write(byID, []byte("x"), Options{User: "65534", Group: "65534"}); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, byID, []byte("x"), Options{User: "65534", Group: "65534"})
 	if _, st := stat(t, byID); st.Uid != 65534 || st.Gid != 65534 {
 		t.Fatalf("owner %d:%d, want 65534:65534", st.Uid, st.Gid)
 	}
 
 	byName := filepath.Join(dir, "by-name")
-	if _, err := Write(byName, []byte("x"), Options{User: nobody.Username}); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, byName, []byte("x"), Options{User: nobody.Username})
 	if _, st := stat(t, byName); st.Uid != 65534 || st.Gid != uint32(os.Getegid()) {
 		t.Fatalf("owner %d:%d, want 65534:%d (group untouched)", st.Uid, st.Gid, os.Getegid())
 	}
 
 	// Same bytes, owner differs: fixed, and not reported as a change.
-	res, err := Write(byName, []byte("x"), Options{User: "0"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := mustWrite(t, byName, []byte("x"), Options{User: "0"})
 	if _, st := stat(t, byName); res.Changed || st.Uid != 0 {
 		t.Fatalf("result %+v owner %d, want owner fixed to 0 without a content change", res, st.Uid)
 	}
 }
 
 func TestPutRestoresThePreviousContent(t *testing.T) {
-	dir := t.TempDir()
-	dest := filepath.Join(dir, "agent.conf")
-	writeFile(t, dest, "good\n", 0o640)
-	res, err := Write(dest, []byte("bad\n"), Options{Perms: 0o600})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, dest := existingConf(t, "good\n", 0o640)
+	res := mustWrite(t, dest, []byte("bad\n"), Options{Perms: 0o600})
 	if res.Previous == nil || string(res.Previous.Content()) != "good\n" {
 		t.Fatalf("Previous %+v, want the old content", res.Previous)
 	}
@@ -231,30 +214,19 @@ func TestPutRestoresThePreviousContent(t *testing.T) {
 func TestPreviousOnlyWhenContentReplaced(t *testing.T) {
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "agent.conf")
-	res, err := Write(dest, []byte("first\n"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := mustWrite(t, dest, []byte("first\n"), Options{})
 	if !res.Changed || res.Previous != nil {
 		t.Fatalf("new file: result %+v, want changed without a previous content", res)
 	}
-	res, err = Write(dest, []byte("first\n"), Options{Perms: 0o640})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res = mustWrite(t, dest, []byte("first\n"), Options{Perms: 0o640})
 	if res.Changed || res.Previous != nil {
 		t.Fatalf("mode-only fix: result %+v, want no change and no previous content", res)
 	}
 }
 
 func TestReadSnapshotOfBackupPutsItBack(t *testing.T) {
-	dir := t.TempDir()
-	dest := filepath.Join(dir, "agent.conf")
-	writeFile(t, dest, "good\n", 0o640)
-	res, err := Write(dest, []byte("bad\n"), Options{Perms: 0o600, Backup: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, dest := existingConf(t, "good\n", 0o640)
+	res := mustWrite(t, dest, []byte("bad\n"), Options{Perms: 0o600, Backup: true})
 	snap, err := ReadSnapshot(res.Backup)
 	if err != nil {
 		t.Fatal(err)
@@ -271,9 +243,7 @@ func TestReadSnapshotOfBackupPutsItBack(t *testing.T) {
 }
 
 func TestReadSnapshotOfMissingBackupFails(t *testing.T) {
-	dir := t.TempDir()
-	dest := filepath.Join(dir, "agent.conf")
-	writeFile(t, dest, "current\n", 0o600)
+	dir, dest := existingConf(t, "current\n", 0o600)
 
 	_, err := ReadSnapshot(dest + ".bak")
 	if !errors.Is(err, fs.ErrNotExist) {
@@ -287,9 +257,7 @@ func TestReadSnapshotOfMissingBackupFails(t *testing.T) {
 // interleave: every Write's Previous is exactly a content the file really
 // held, one of the versions written, never a mix or a stale read.
 func TestWritesAndPutOfOneDestinationDoNotInterleave(t *testing.T) {
-	dir := t.TempDir()
-	dest := filepath.Join(dir, "agent.conf")
-	writeFile(t, dest, "v0\n", 0o600)
+	_, dest := existingConf(t, "v0\n", 0o600)
 	good, err := ReadSnapshot(dest)
 	if err != nil {
 		t.Fatal(err)
@@ -350,9 +318,7 @@ func TestBadInputLeavesOldFile(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			dest := filepath.Join(dir, "agent.conf")
-			writeFile(t, dest, "old\n", 0o600)
+			dir, dest := existingConf(t, "old\n", 0o600)
 
 			if _, err := Write(dest, []byte("new\n"), c.opts); err == nil {
 				t.Fatal("write succeeded, want an error")
@@ -384,9 +350,7 @@ func TestSymlinkDestinationIsRefused(t *testing.T) {
 }
 
 func TestFailedBackupLeavesOldFile(t *testing.T) {
-	dir := t.TempDir()
-	dest := filepath.Join(dir, "agent.conf")
-	writeFile(t, dest, "old\n", 0o600)
+	dir, dest := existingConf(t, "old\n", 0o600)
 	// A non-empty directory where the backup goes: the backup's rename fails.
 	if err := os.MkdirAll(filepath.Join(dest+".bak", "x"), 0o700); err != nil {
 		t.Fatal(err)
@@ -405,9 +369,7 @@ func TestReadersNeverSeePartialFile(t *testing.T) {
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "agent.conf")
 	versions := [][]byte{bytes.Repeat([]byte("a"), 1<<20), bytes.Repeat([]byte("b"), 1<<20)}
-	if _, err := Write(dest, versions[0], Options{}); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, dest, versions[0], Options{})
 
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -433,9 +395,7 @@ func TestReadersNeverSeePartialFile(t *testing.T) {
 		}
 	}()
 	for i := 1; i <= 40; i++ {
-		if _, err := Write(dest, versions[i%2], Options{Backup: true}); err != nil {
-			t.Fatal(err)
-		}
+		mustWrite(t, dest, versions[i%2], Options{Backup: true})
 	}
 	close(done)
 	wg.Wait()
@@ -463,9 +423,7 @@ func TestKernelRefusalsLeaveOldFile(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			dest := filepath.Join(dir, "agent.conf")
-			writeFile(t, dest, "old\n", 0o600)
+			dir, dest := existingConf(t, "old\n", 0o600)
 			if c.dirOwner != 0 {
 				if err := os.Chown(dir, c.dirOwner, c.dirOwner); err != nil {
 					skipUnlessCI(t, "cannot set up the directory owner (needs root): "+err.Error())
