@@ -219,12 +219,8 @@ func (s *State) onRunning(e event.Running) {
 }
 
 func (s *State) onReport(e event.Report) {
-	i := slices.IndexFunc(s.reports, func(r *Report) bool { return r.Mount == e.Mount && r.Role == e.Role && r.Site == e.Site })
-	if i < 0 {
-		s.reports = append(s.reports, &Report{Mount: e.Mount, Role: e.Role, Site: e.Site})
-		i = len(s.reports) - 1
-	}
-	r := s.reports[i]
+	r := listed(&s.reports, entry(s.reports, func(r *Report) bool { return r.Mount == e.Mount && r.Role == e.Role && r.Site == e.Site },
+		&Report{Mount: e.Mount, Role: e.Role, Site: e.Site}))
 	r.Host, r.AccessKey, r.Unit, r.LastAttempt = e.Host, e.AccessKey, e.Unit, e.Time
 	r.LastError = vaulttoken.Redact(e.Err)
 	if e.OK {
@@ -234,38 +230,37 @@ func (s *State) onReport(e event.Report) {
 
 // template returns the entry for a destination, new or kept from before.
 func (s *State) template(dest string) *Template {
-	for _, t := range s.templates {
-		if t.Destination == dest {
-			return t
-		}
-	}
-	return &Template{Destination: dest}
+	return entry(s.templates, func(t *Template) bool { return t.Destination == dest }, &Template{Destination: dest})
 }
 
 // templateSeen is template, adding a new entry to the list.
 func (s *State) templateSeen(dest string) *Template {
-	t := s.template(dest)
-	if !slices.Contains(s.templates, t) {
-		s.templates = append(s.templates, t)
-	}
-	return t
+	return listed(&s.templates, s.template(dest))
 }
 
 func (s *State) unit(name string) *Unit {
-	for _, u := range s.units {
-		if u.Name == name {
-			return u
-		}
-	}
-	return &Unit{Name: name}
+	return entry(s.units, func(u *Unit) bool { return u.Name == name }, &Unit{Name: name})
 }
 
 func (s *State) unitSeen(name string) *Unit {
-	u := s.unit(name)
-	if !slices.Contains(s.units, u) {
-		s.units = append(s.units, u)
+	return listed(&s.units, s.unit(name))
+}
+
+// entry returns the first of list that is, or else fresh (not added to
+// list).
+func entry[E any](list []*E, is func(*E) bool, fresh *E) *E {
+	if i := slices.IndexFunc(list, is); i >= 0 {
+		return list[i]
 	}
-	return u
+	return fresh
+}
+
+// listed returns e, appending it to *list when it is not there yet.
+func listed[E any](list *[]*E, e *E) *E {
+	if !slices.Contains(*list, e) {
+		*list = append(*list, e)
+	}
+	return e
 }
 
 // Snapshot returns a copy of the current state, with the live views of

@@ -91,10 +91,7 @@ func TestWriteTable(t *testing.T) {
 	s := healthySnapshot()
 	s.Units[0].PendingDue = t0.Add(25 * time.Second)
 	s.Units[0].PendingCause = "/etc/sigsci/agent.conf"
-	var b strings.Builder
-	if err := WriteTable(&b, s); err != nil {
-		t.Fatal(err)
-	}
+	got := table(t, s)
 	want := strings.Join([]string{
 		"hostd 1.2.3  healthy                     up 3h",
 		"vault        https://vault.example:8200  last request 4s ago: HTTP 200; 1200 requests, 3 errors",
@@ -107,7 +104,7 @@ func TestWriteTable(t *testing.T) {
 		"sigsci-agent.service  active/running  3h ago        done    restart in 25s (/etc/sigsci/agent.conf)",
 		"",
 	}, "\n")
-	if got := b.String(); got != want {
+	if got != want {
 		t.Errorf("table:\n%s\nwant:\n%s", got, want)
 	}
 }
@@ -118,19 +115,11 @@ func TestWriteTableShowsWhatEachUnitRunsOn(t *testing.T) {
 		{Destination: "/etc/sigsci/agent.conf", Digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Since: t0.Add(-3 * time.Hour)},
 		{Destination: "/etc/sigsci/extra.conf"},
 	}
-	var b strings.Builder
-	if err := WriteTable(&b, s); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{
+	assertTableHas(t, s,
 		"UNIT                  FILE                    RUNS ON                      SINCE",
 		"sigsci-agent.service  /etc/sigsci/agent.conf  sha256:9f86d081884c          3h ago",
 		"sigsci-agent.service  /etc/sigsci/extra.conf  older content: restart owed  never",
-	} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("table lacks %q:\n%s", want, b.String())
-		}
-	}
+	)
 }
 
 func TestWriteTableUnhealthy(t *testing.T) {
@@ -142,11 +131,8 @@ func TestWriteTableUnhealthy(t *testing.T) {
 	s.Units[0].ActiveState, s.Units[0].SubState = "failed", "failed"
 	s.Units[0].RolledBack = true
 	s.StartedAt = t0.Add(-50 * time.Hour)
-	var b strings.Builder
-	if err := WriteTable(&b, s); err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(b.String(), "\n")
+	got := table(t, s)
+	lines := strings.Split(got, "\n")
 	for _, want := range []string{
 		"hostd 1.2.3  UNHEALTHY                   up 2d2h",
 		"auth         approle                     NOT AUTHENTICATED, last error 1m30s ago: permission denied",
@@ -159,7 +145,29 @@ func TestWriteTableUnhealthy(t *testing.T) {
 		"  - unit sigsci-agent.service: last restart was rolled back to the previous configuration",
 	} {
 		if !slices.Contains(lines, want) {
-			t.Errorf("missing line %q in:\n%s", want, b.String())
+			t.Errorf("missing line %q in:\n%s", want, got)
+		}
+	}
+}
+
+// table is WriteTable's output for s.
+func table(t *testing.T, s Snapshot) string {
+	t.Helper()
+	var b strings.Builder
+	if err := WriteTable(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// assertTableHas fails for each of want that the table of s does not
+// contain.
+func assertTableHas(t *testing.T, s Snapshot, want ...string) {
+	t.Helper()
+	got := table(t, s)
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("table lacks %q:\n%s", w, got)
 		}
 	}
 }
@@ -229,17 +237,9 @@ func TestWriteTableShowsTheLastReportPerSite(t *testing.T) {
 		{Mount: "sigsci", Role: "vault-user", Site: "api", Host: "web-1", AccessKey: "ak-api", LastAttempt: t0.Add(-5 * time.Second),
 			LastSuccess: t0.Add(-time.Hour), LastError: "vault answered 403: permission denied"},
 	}
-	var b strings.Builder
-	if err := WriteTable(&b, s); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{
+	assertTableHas(t, s,
 		"FLEET REPORT                 AS HOST  ACCESS KEY  LAST REPORT  RESULT",
 		"sigsci/vault-user/sites/www  web-1    ak-1        1m ago       ok",
 		"sigsci/vault-user/sites/api  web-1    ak-api      5s ago       error: vault answered 403: permission denied (last taken 1h ago)",
-	} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("table lacks %q:\n%s", want, b.String())
-		}
-	}
+	)
 }
