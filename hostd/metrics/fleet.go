@@ -22,14 +22,12 @@ type fleetMetrics struct {
 
 func newFleetMetrics() *fleetMetrics {
 	f := &fleetMetrics{
-		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "fleet_reports_total",
-			Help: "Reports to Vault of the access key this host's agents run (fleet/<role>/sites/<site>/hosts/<host>), by result: success or error.",
-		}, []string{"result"}),
-		keyInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "agent_key_info",
-			Help: "1 for the access key id each unit's running process started on, per site (unit is empty for a file without a unit).",
-		}, []string{"unit", "site", "access_key"}),
+		reports: newCounterVec("fleet_reports_total",
+			"Reports to Vault of the access key this host's agents run (fleet/<role>/sites/<site>/hosts/<host>), by result: success or error.",
+			"result"),
+		keyInfo: newGaugeVec("agent_key_info",
+			"1 for the access key id each unit's running process started on, per site (unit is empty for a file without a unit).",
+			"unit", "site", "access_key"),
 		keys: map[[3]string]bool{},
 	}
 	// Both results exist from the start, so increase() sees the first error.

@@ -80,73 +80,54 @@ func newMetrics(version string, now func() time.Time) *Metrics {
 		units:       make(map[string]bool),
 		fleet:       newFleetMetrics(),
 
-		authAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "auth_attempts_total",
-			Help: "Vault logins and token renewals, by auth method and result (success or failure).",
-		}, []string{"method", "result"}),
-		tokenExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "token_expiry_timestamp_seconds",
-			Help: "When hostd's current Vault token expires (Unix time); 0 when it has no expiry or none is known.",
-		}),
-		vaultRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "vault_requests_total",
-			Help: "Requests the template engine made to Vault that got an answer, by HTTP status code.",
-		}, []string{"code"}),
-		vaultErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "vault_request_errors_total",
-			Help: "Requests the template engine made to Vault that got no answer (connection or TLS errors).",
-		}),
-		renders: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "template_renders_total",
-			Help: "Template renders by destination and result: changed, unchanged or error (the old file stays).",
-		}, []string{"template", "result"}),
-		lastRender: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "template_last_render_timestamp_seconds",
-			Help: "When the template last rendered without error (Unix time).",
-		}, []string{"template"}),
-		lastRenderOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "template_last_render_successful",
-			Help: "1 when the template's last render succeeded, 0 when it failed (the old file stays).",
-		}, []string{"template"}),
-		lastChange: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "template_last_change_timestamp_seconds",
-			Help: "When the template's destination last got new content (Unix time).",
-		}, []string{"template"}),
-		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "unit_restarts_total",
-			Help: "Unit restarts after a change, by result: done, systemd's job results, unhealthy, error, rolled_back, rollback_failed.",
-		}, []string{"unit", "result"}),
+		authAttempts: newCounterVec("auth_attempts_total",
+			"Vault logins and token renewals, by auth method and result (success or failure).",
+			"method", "result"),
+		tokenExpiry: newGauge("token_expiry_timestamp_seconds",
+			"When hostd's current Vault token expires (Unix time); 0 when it has no expiry or none is known."),
+		vaultRequests: newCounterVec("vault_requests_total",
+			"Requests the template engine made to Vault that got an answer, by HTTP status code.",
+			"code"),
+		vaultErrors: newCounter("vault_request_errors_total",
+			"Requests the template engine made to Vault that got no answer (connection or TLS errors)."),
+		renders: newCounterVec("template_renders_total",
+			"Template renders by destination and result: changed, unchanged or error (the old file stays).",
+			"template", "result"),
+		lastRender: newGaugeVec("template_last_render_timestamp_seconds",
+			"When the template last rendered without error (Unix time).",
+			"template"),
+		lastRenderOK: newGaugeVec("template_last_render_successful",
+			"1 when the template's last render succeeded, 0 when it failed (the old file stays).",
+			"template"),
+		lastChange: newGaugeVec("template_last_change_timestamp_seconds",
+			"When the template's destination last got new content (Unix time).",
+			"template"),
+		restarts: newCounterVec("unit_restarts_total",
+			"Unit restarts after a change, by result: done, systemd's job results, unhealthy, error, rolled_back, rollback_failed.",
+			"unit", "result"),
 		restartDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "unit_restart_duration_seconds",
 			Help:    "Time from asking systemd to restart a unit until it was judged healthy or failed.",
 			Buckets: RestartDurationBuckets,
 		}, []string{"unit"}),
-		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "unit_rollbacks_total",
-			Help: "Changes a unit did not survive, whose previous files were restored.",
-		}, []string{"unit"}),
-		restartPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "unit_restart_pending",
-			Help: "1 while a restart of the unit is scheduled (debounce, splay or maintenance window), else 0.",
-		}, []string{"unit"}),
-		restartDue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "unit_restart_due_timestamp_seconds",
-			Help: "When the unit's scheduled restart is due (Unix time), after debounce, splay and maintenance window; 0 while none is scheduled.",
-		}, []string{"unit"}),
+		rollbacks: newCounterVec("unit_rollbacks_total",
+			"Changes a unit did not survive, whose previous files were restored.",
+			"unit"),
+		restartPending: newGaugeVec("unit_restart_pending",
+			"1 while a restart of the unit is scheduled (debounce, splay or maintenance window), else 0.",
+			"unit"),
+		restartDue: newGaugeVec("unit_restart_due_timestamp_seconds",
+			"When the unit's scheduled restart is due (Unix time), after debounce, splay and maintenance window; 0 while none is scheduled.",
+			"unit"),
 		// Named as Prometheus names its own.
-		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "config_last_reload_successful",
-			Help: "1 if the last configuration load (the start or the latest reload) was applied, 0 if it was rejected or applied only in part.",
-		}),
-		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "config_last_reload_success_timestamp_seconds",
-			Help: "When the configuration was last loaded and applied, at the start or on a reload (Unix time).",
-		}),
+		reloadOK: newGauge("config_last_reload_successful",
+			"1 if the last configuration load (the start or the latest reload) was applied, 0 if it was rejected or applied only in part."),
+		reloadSuccess: newGauge("config_last_reload_success_timestamp_seconds",
+			"When the configuration was last loaded and applied, at the start or on a reload (Unix time)."),
 	}
-	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: namespace, Name: "build_info",
-		Help: "Always 1; labels say which hostd is running.",
-	}, []string{"version", "goversion"})
+	buildInfo := newGaugeVec("build_info",
+		"Always 1; labels say which hostd is running.",
+		"version", "goversion")
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	m.authenticatedFn = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "authenticated",
@@ -164,6 +145,25 @@ func newMetrics(version string, now func() time.Time) *Metrics {
 	)
 	m.reg.MustRegister(m.fleet.collectors()...)
 	return m
+}
+
+// The constructors of hostd's metrics: each in namespace, with the name and
+// help text its caller declares, and labels for a vector.
+
+func newCounter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
+}
+
+func newCounterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+}
+
+func newGauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
+}
+
+func newGaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
 }
 
 // Registry is the registry holding hostd's metrics.
