@@ -27,35 +27,26 @@ type rawMethod struct {
 }
 
 type rawAppRole struct {
-	MountPath                         string    `hcl:"mount_path,optional"`
-	MountPathRange                    hcl.Range `hcl:"mount_path,attr_range"`
-	RoleIDFile                        string    `hcl:"role_id_file,optional"`
-	RoleIDFileRange                   hcl.Range `hcl:"role_id_file,attr_range"`
-	SecretIDFile                      string    `hcl:"secret_id_file,optional"`
-	SecretIDFileRange                 hcl.Range `hcl:"secret_id_file,attr_range"`
-	RemoveSecretIDFileAfterReading    bool      `hcl:"remove_secret_id_file_after_reading,optional"`
-	SecretIDResponseWrappingPath      string    `hcl:"secret_id_response_wrapping_path,optional"`
-	SecretIDResponseWrappingPathRange hcl.Range `hcl:"secret_id_response_wrapping_path,attr_range"`
+	MountPath                      *hcl.Attribute `hcl:"mount_path,optional"`
+	RoleIDFile                     *hcl.Attribute `hcl:"role_id_file,optional"`
+	SecretIDFile                   *hcl.Attribute `hcl:"secret_id_file,optional"`
+	RemoveSecretIDFileAfterReading *hcl.Attribute `hcl:"remove_secret_id_file_after_reading,optional"`
+	SecretIDResponseWrappingPath   *hcl.Attribute `hcl:"secret_id_response_wrapping_path,optional"`
 }
 
 type rawCert struct {
-	MountPath      string    `hcl:"mount_path,optional"`
-	MountPathRange hcl.Range `hcl:"mount_path,attr_range"`
-	Name           string    `hcl:"name,optional"`
+	MountPath *hcl.Attribute `hcl:"mount_path,optional"`
+	Name      *hcl.Attribute `hcl:"name,optional"`
 }
 
 type rawJWT struct {
-	MountPath      string    `hcl:"mount_path,optional"`
-	MountPathRange hcl.Range `hcl:"mount_path,attr_range"`
-	Role           string    `hcl:"role,optional"`
-	RoleRange      hcl.Range `hcl:"role,attr_range"`
-	Path           string    `hcl:"path,optional"`
-	PathRange      hcl.Range `hcl:"path,attr_range"`
+	MountPath *hcl.Attribute `hcl:"mount_path,optional"`
+	Role      *hcl.Attribute `hcl:"role,optional"`
+	Path      *hcl.Attribute `hcl:"path,optional"`
 }
 
 type rawTokenFile struct {
-	Path      string    `hcl:"path,optional"`
-	PathRange hcl.Range `hcl:"path,attr_range"`
+	Path *hcl.Attribute `hcl:"path,optional"`
 }
 
 const methodChoice = "approle, cert, jwt or token_file"
@@ -93,21 +84,16 @@ func (c *converter) appRole(m *rawMethod) AutoAuth {
 	c.diags = append(c.diags, gohcl.DecodeBody(m.Body, nil, &r)...)
 	a := AutoAuth{
 		Method:                         auth.MethodAppRole,
-		MountPath:                      c.mountPath(r.MountPath, r.MountPathRange, auth.DefaultMountPath(auth.MethodAppRole)),
-		RoleIDFile:                     r.RoleIDFile,
-		SecretIDFile:                   r.SecretIDFile,
-		RemoveSecretIDFileAfterReading: r.RemoveSecretIDFileAfterReading,
+		MountPath:                      c.mountPath(r.MountPath, auth.DefaultMountPath(auth.MethodAppRole)),
+		RemoveSecretIDFileAfterReading: c.flag(r.RemoveSecretIDFileAfterReading),
 	}
-	if c.required(r.RoleIDFileRange, m.DefRange, `method "approle"`, "role_id_file") {
-		c.absPath(r.RoleIDFile, r.RoleIDFileRange, "role_id_file")
+	if c.required(r.RoleIDFile, &a.RoleIDFile, m.DefRange, `method "approle"`, "role_id_file") {
+		c.absPath(a.RoleIDFile, r.RoleIDFile.Range, "role_id_file")
 	}
-	if c.required(r.SecretIDFileRange, m.DefRange, `method "approle"`, "secret_id_file") {
-		c.absPath(r.SecretIDFile, r.SecretIDFileRange, "secret_id_file")
+	if c.required(r.SecretIDFile, &a.SecretIDFile, m.DefRange, `method "approle"`, "secret_id_file") {
+		c.absPath(a.SecretIDFile, r.SecretIDFile.Range, "secret_id_file")
 	}
-	if c.usable(r.SecretIDResponseWrappingPathRange) {
-		a.SecretIDResponseWrappingPath = c.vaultPath(r.SecretIDResponseWrappingPath, r.SecretIDResponseWrappingPathRange,
-			"secret_id_response_wrapping_path", "auth/approle/role/waf/secret-id")
-	}
+	a.SecretIDResponseWrappingPath = c.vaultPath(r.SecretIDResponseWrappingPath, "auth/approle/role/waf/secret-id")
 	return a
 }
 
@@ -119,24 +105,25 @@ func (c *converter) cert(m *rawMethod, v Vault) AutoAuth {
 	}
 	return AutoAuth{
 		Method:    auth.MethodCert,
-		MountPath: c.mountPath(r.MountPath, r.MountPathRange, auth.DefaultMountPath(auth.MethodCert)),
-		CertName:  r.Name,
+		MountPath: c.mountPath(r.MountPath, auth.DefaultMountPath(auth.MethodCert)),
+		CertName:  c.asWritten(r.Name),
 	}
 }
 
 func (c *converter) jwt(m *rawMethod) AutoAuth {
 	var r rawJWT
 	c.diags = append(c.diags, gohcl.DecodeBody(m.Body, nil, &r)...)
-	a := AutoAuth{Method: auth.MethodJWT, MountPath: c.mountPath(r.MountPath, r.MountPathRange, auth.DefaultMountPath(auth.MethodJWT))}
-	if c.required(r.RoleRange, m.DefRange, `method "jwt"`, "role") {
-		if strings.TrimSpace(r.Role) == "" || strings.ContainsAny(r.Role, "/ \t\n") {
-			c.errorf(r.RoleRange, "Invalid role", `role must name a role of the jwt auth method, such as "waf", got %q`, r.Role)
+	a := AutoAuth{Method: auth.MethodJWT, MountPath: c.mountPath(r.MountPath, auth.DefaultMountPath(auth.MethodJWT))}
+	var role, path string
+	if c.required(r.Role, &role, m.DefRange, `method "jwt"`, "role") {
+		if strings.TrimSpace(role) == "" || strings.ContainsAny(role, "/ \t\n") {
+			c.errorf(r.Role.Range, "Invalid role", `role must name a role of the jwt auth method, such as "waf", got %q`, role)
 		} else {
-			a.Role = r.Role
+			a.Role = role
 		}
 	}
-	if c.required(r.PathRange, m.DefRange, `method "jwt"`, "path") && c.absPath(r.Path, r.PathRange, "path") {
-		a.JWTFile = r.Path
+	if c.required(r.Path, &path, m.DefRange, `method "jwt"`, "path") && c.absPath(path, r.Path.Range, "path") {
+		a.JWTFile = path
 	}
 	return a
 }
@@ -144,30 +131,36 @@ func (c *converter) jwt(m *rawMethod) AutoAuth {
 func (c *converter) tokenFile(m *rawMethod) AutoAuth {
 	var r rawTokenFile
 	c.diags = append(c.diags, gohcl.DecodeBody(m.Body, nil, &r)...)
-	if c.required(r.PathRange, m.DefRange, `method "token_file"`, "path") {
-		c.absPath(r.Path, r.PathRange, "path")
+	a := AutoAuth{Method: auth.MethodTokenFile}
+	if c.required(r.Path, &a.TokenFile, m.DefRange, `method "token_file"`, "path") {
+		c.absPath(a.TokenFile, r.Path.Range, "path")
 	}
-	return AutoAuth{Method: auth.MethodTokenFile, TokenFile: r.Path}
+	return a
 }
 
-func (c *converter) mountPath(value string, rng hcl.Range, def string) string {
-	if !c.usable(rng) {
+func (c *converter) mountPath(a *hcl.Attribute, def string) string {
+	value, ok := c.text(a)
+	if !ok {
 		return def
 	}
 	p := strings.Trim(value, "/")
 	if p == "" || strings.ContainsAny(p, " \t\n") || strings.Contains(p, "..") {
-		c.errorf(rng, "Invalid mount_path", "mount_path must name the auth mount, such as %q, got %q", def, value)
+		c.errorf(a.Range, "Invalid mount_path", "mount_path must name the auth mount, such as %q, got %q", def, value)
 		return def
 	}
 	return p
 }
 
 // vaultPath checks a Vault API path (without /v1/) and returns it without
-// leading or trailing slashes; "" when it is not one.
-func (c *converter) vaultPath(value string, rng hcl.Range, name, example string) string {
+// leading or trailing slashes; "" when it is not written or not one.
+func (c *converter) vaultPath(a *hcl.Attribute, example string) string {
+	value, ok := c.text(a)
+	if !ok {
+		return ""
+	}
 	p := strings.Trim(value, "/")
 	if p == "" || strings.ContainsAny(p, " \t\n") || strings.Contains(p, "..") || strings.HasPrefix(p, "v1/") {
-		c.errorf(rng, "Invalid "+name, "%s must be the Vault path the wrapped answer came from, such as %q, got %q", name, example, value)
+		c.errorf(a.Range, "Invalid "+a.Name, "%s must be the Vault path the wrapped answer came from, such as %q, got %q", a.Name, example, value)
 		return ""
 	}
 	return p

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/render"
 	"github.com/sigsci-keys/sigsci-keys/hostd/write"
@@ -57,31 +58,24 @@ func (c *converter) vault(r *rawVault) Vault {
 		c.errorf(c.file, "Missing vault block", `hostd needs a vault block with the address of the Vault server, such as vault { address = "https://vault.example:8200" }`)
 		return Vault{}
 	}
-	v := Vault{
-		Address:       r.Address,
-		CACert:        r.CACert,
-		CAPath:        r.CAPath,
-		ClientCert:    r.ClientCert,
-		ClientKey:     r.ClientKey,
-		TLSServerName: r.TLSServerName,
-		Namespace:     r.Namespace,
-		TLSSkipVerify: r.TLSSkipVerify,
+	var v Vault
+	if c.required(r.Address, &v.Address, r.DefRange, "vault", "address") {
+		c.vaultAddress(v.Address, r.Address.Range)
 	}
-	if c.required(r.AddressRange, r.DefRange, "vault", "address") {
-		c.vaultAddress(r.Address, r.AddressRange)
-	}
-	c.optionalPath(r.CACert, r.CACertRange, "ca_cert")
-	c.optionalPath(r.CAPath, r.CAPathRange, "ca_path")
-	c.optionalPath(r.ClientCert, r.ClientCertRange, "client_cert")
-	c.optionalPath(r.ClientKey, r.ClientKeyRange, "client_key")
+	v.CACert = c.optionalPath(r.CACert)
+	v.CAPath = c.optionalPath(r.CAPath)
+	v.ClientCert = c.optionalPath(r.ClientCert)
+	v.ClientKey = c.optionalPath(r.ClientKey)
 	switch {
-	case set(r.ClientCertRange) && !set(r.ClientKeyRange):
-		c.errorf(r.ClientCertRange, "Missing client_key", "client_cert is set but client_key is not; a client certificate needs its key")
-	case set(r.ClientKeyRange) && !set(r.ClientCertRange):
-		c.errorf(r.ClientKeyRange, "Missing client_cert", "client_key is set but client_cert is not; a client key needs its certificate")
+	case r.ClientCert != nil && r.ClientKey == nil:
+		c.errorf(r.ClientCert.Range, "Missing client_key", "client_cert is set but client_key is not; a client certificate needs its key")
+	case r.ClientKey != nil && r.ClientCert == nil:
+		c.errorf(r.ClientKey.Range, "Missing client_cert", "client_key is set but client_cert is not; a client key needs its certificate")
 	}
-	if r.TLSSkipVerify {
-		c.warnf(r.TLSSkipVerifyRange, "TLS verification is off", "tls_skip_verify = true lets anyone between this host and Vault read the token and the agent keys; set ca_cert instead")
+	v.TLSServerName = c.asWritten(r.TLSServerName)
+	v.Namespace = c.asWritten(r.Namespace)
+	if v.TLSSkipVerify = c.flag(r.TLSSkipVerify); v.TLSSkipVerify {
+		c.warnf(r.TLSSkipVerify.Range, "TLS verification is off", "tls_skip_verify = true lets anyone between this host and Vault read the token and the agent keys; set ca_cert instead")
 	}
 	return v
 }
@@ -102,8 +96,8 @@ func (c *converter) templateConfig(r *rawTemplateConfig) TemplateConfig {
 		r = &rawTemplateConfig{}
 	}
 	return TemplateConfig{
-		RefreshInterval: c.duration(r.RefreshInterval, r.RefreshIntervalRange, "refresh_interval", render.DefaultRefreshInterval, 5*time.Second, 24*time.Hour),
-		MaxBackoff:      c.duration(r.MaxBackoff, r.MaxBackoffRange, "max_backoff", render.DefaultMaxBackoff, time.Second, time.Hour),
+		RefreshInterval: c.duration(r.RefreshInterval, render.DefaultRefreshInterval, 5*time.Second, 24*time.Hour),
+		MaxBackoff:      c.duration(r.MaxBackoff, render.DefaultMaxBackoff, time.Second, time.Hour),
 	}
 }
 
@@ -119,9 +113,9 @@ func (c *converter) templates(raws []*rawTemplate) []Template {
 		if t.Destination != "" {
 			key := filepath.Clean(t.Destination)
 			if first, dup := destinations[key]; dup {
-				c.errorf(r.DestinationRange, "Duplicate destination", "%s is already written by the template at line %d; each file must have one template", t.Destination, first.Start.Line)
+				c.errorf(r.Destination.Range, "Duplicate destination", "%s is already written by the template at line %d; each file must have one template", t.Destination, first.Start.Line)
 			} else {
-				destinations[key] = r.DestinationRange
+				destinations[key] = r.Destination.Range
 			}
 		}
 		out = append(out, t)
@@ -131,76 +125,79 @@ func (c *converter) templates(raws []*rawTemplate) []Template {
 
 func (c *converter) template(r *rawTemplate) Template {
 	t := Template{
-		Source:            r.Source,
-		Contents:          r.Contents,
-		User:              r.User,
-		Group:             r.Group,
-		ErrorOnMissingKey: boolOr(r.ErrorOnMissingKey, true),
-		Backup:            boolOr(r.Backup, true),
+		ErrorOnMissingKey: c.flagOr(r.ErrorOnMissingKey, true),
+		Backup:            c.flagOr(r.Backup, true),
 	}
-	t.Contents = c.templateInput(r)
-	if c.required(r.DestinationRange, r.DefRange, "template", "destination") && c.absPath(r.Destination, r.DestinationRange, "destination") {
-		if strings.HasSuffix(r.Destination, "/") {
-			c.errorf(r.DestinationRange, "Invalid destination", "destination must be a file, not a directory, got %q", r.Destination)
+	t.Source, t.Contents = c.templateInput(r)
+	var dest string
+	if c.required(r.Destination, &dest, r.DefRange, "template", "destination") && c.absPath(dest, r.Destination.Range, "destination") {
+		if strings.HasSuffix(dest, "/") {
+			c.errorf(r.Destination.Range, "Invalid destination", "destination must be a file, not a directory, got %q", dest)
 		} else {
-			t.Destination = r.Destination
+			t.Destination = dest
 		}
 	}
-	t.Perms = c.mode(r.Perms, r.PermsRange, "perms", write.DefaultPerms)
+	t.Perms = c.mode(r.Perms, write.DefaultPerms)
 	if t.Perms&0o002 != 0 {
-		c.errorf(r.PermsRange, "World-writable template", "perms %#o would let any user change the rendered file; use 0600 or 0640", t.Perms)
+		c.errorf(r.Perms.Range, "World-writable template", "perms %#o would let any user change the rendered file; use 0600 or 0640", t.Perms)
 	} else if t.Perms&0o004 != 0 {
-		c.warnf(r.PermsRange, "World-readable template", "perms %#o let every user on the host read the rendered secrets; 0600 or 0640 is safer", t.Perms)
+		c.warnf(r.Perms.Range, "World-readable template", "perms %#o let every user on the host read the rendered secrets; 0600 or 0640 is safer", t.Perms)
 	}
-	c.accountName(r.User, r.UserRange, "user")
-	c.accountName(r.Group, r.GroupRange, "group")
-	if c.usable(r.UnitRange) && c.unitName(r.Unit, r.UnitRange) {
-		t.Unit = r.Unit
+	t.User = c.accountName(r.User)
+	t.Group = c.accountName(r.Group)
+	if unit, ok := c.text(r.Unit); ok && c.unitName(unit, r.Unit.Range) {
+		t.Unit = unit
 	}
 	if !t.Backup && t.Unit != "" {
-		c.warnf(r.BackupRange, "No backup on disk", "with backup = false no copy of the previous file is kept: a restart of %s owed across a reload or a restart of hostd cannot be rolled back, and there is no file to recover by hand", t.Unit)
+		c.warnf(r.Backup.Range, "No backup on disk", "with backup = false no copy of the previous file is kept: a restart of %s owed across a reload or a restart of hostd cannot be rolled back, and there is no file to recover by hand", t.Unit)
 	}
 	return t
 }
 
 // templateInput checks that exactly one of source and contents is given and
-// returns the template text: the contents, or the source file read now, once
-// (what is checked is then what is rendered).
-func (c *converter) templateInput(r *rawTemplate) string {
-	hasSource, hasContents := set(r.SourceRange), set(r.ContentsRange)
+// returns the source as written and the template text: the contents, or the
+// source file read now, once (what is checked is then what is rendered).
+func (c *converter) templateInput(r *rawTemplate) (source, text string) {
+	source, sourceOK := c.text(r.Source)
+	contents, contentsOK := c.text(r.Contents)
+	hasSource, hasContents := r.Source != nil, r.Contents != nil
 	switch {
 	case hasSource && hasContents:
-		c.errorf(r.ContentsRange, "Both source and contents", "a template takes either source (a file) or contents (inline text), not both")
+		c.errorf(r.Contents.Range, "Both source and contents", "a template takes either source (a file) or contents (inline text), not both")
 	case !hasSource && !hasContents:
 		c.errorf(r.DefRange, "Missing template input", "a template needs source (a template file) or contents (inline template text)")
 	case hasContents:
-		if c.usable(r.ContentsRange) && r.Contents == "" {
-			c.errorf(r.ContentsRange, "Empty contents", "contents is empty; hostd would write an empty file")
+		if contentsOK && contents == "" {
+			c.errorf(r.Contents.Range, "Empty contents", "contents is empty; hostd would write an empty file")
 		}
 	case hasSource:
-		if c.usable(r.SourceRange) && c.absPath(r.Source, r.SourceRange, "source") {
-			text, err := readTemplateSource(r.Source)
+		if sourceOK && c.absPath(source, r.Source.Range, "source") {
+			text, err := readTemplateSource(source)
 			if err != nil {
-				c.errorf(r.SourceRange, "Unreadable template source", "%v", err)
+				c.errorf(r.Source.Range, "Unreadable template source", "%v", err)
 			}
-			return text
+			return source, text
 		}
 	}
-	return r.Contents
+	return source, contents
 }
 
 func (c *converter) telemetry(r *rawTelemetry) Telemetry {
-	if r == nil || !c.usable(r.ListenAddressRange) {
+	if r == nil {
 		return Telemetry{ListenAddress: DefaultListenAddress}
 	}
-	if r.ListenAddress == "" {
+	addr, ok := c.text(r.ListenAddress)
+	if !ok {
+		return Telemetry{ListenAddress: DefaultListenAddress}
+	}
+	if addr == "" {
 		return Telemetry{} // disabled on purpose
 	}
-	if err := checkListenAddress(r.ListenAddress); err != nil {
-		c.errorf(r.ListenAddressRange, "Invalid listen_address", `listen_address must be host:port such as "127.0.0.1:9464", or "" to turn metrics off, got %q: %v`, r.ListenAddress, err)
+	if err := checkListenAddress(addr); err != nil {
+		c.errorf(r.ListenAddress.Range, "Invalid listen_address", `listen_address must be host:port such as "127.0.0.1:9464", or "" to turn metrics off, got %q: %v`, addr, err)
 		return Telemetry{ListenAddress: DefaultListenAddress}
 	}
-	return Telemetry{ListenAddress: r.ListenAddress}
+	return Telemetry{ListenAddress: addr}
 }
 
 func (c *converter) status(r *rawStatus) Status {
@@ -208,16 +205,16 @@ func (c *converter) status(r *rawStatus) Status {
 		r = &rawStatus{}
 	}
 	s := Status{SocketPath: DefaultSocketPath}
-	if c.usable(r.SocketPathRange) && c.absPath(r.SocketPath, r.SocketPathRange, "socket_path") {
-		if n := len(r.SocketPath); n > maxSocketPath {
-			c.errorf(r.SocketPathRange, "Socket path too long", "socket_path is %d bytes; a unix socket path can have at most %d", n, maxSocketPath)
+	if path, ok := c.text(r.SocketPath); ok && c.absPath(path, r.SocketPath.Range, "socket_path") {
+		if n := len(path); n > maxSocketPath {
+			c.errorf(r.SocketPath.Range, "Socket path too long", "socket_path is %d bytes; a unix socket path can have at most %d", n, maxSocketPath)
 		} else {
-			s.SocketPath = r.SocketPath
+			s.SocketPath = path
 		}
 	}
-	s.SocketMode = c.mode(r.SocketMode, r.SocketModeRange, "socket_mode", DefaultSocketMode)
+	s.SocketMode = c.mode(r.SocketMode, DefaultSocketMode)
 	if s.SocketMode&0o002 != 0 {
-		c.warnf(r.SocketModeRange, "World-writable status socket", "socket_mode %#o lets every user on the host query hostd's status", s.SocketMode)
+		c.warnf(r.SocketMode.Range, "World-writable status socket", "socket_mode %#o lets every user on the host query hostd's status", s.SocketMode)
 	}
 	return s
 }
@@ -227,33 +224,79 @@ func (c *converter) log(r *rawLog) Log {
 		r = &rawLog{}
 	}
 	return Log{
-		Level:  c.oneOf(r.Level, r.LevelRange, "level", DefaultLogLevel, "debug", "info", "warn", "error"),
-		Format: c.oneOf(r.Format, r.FormatRange, "format", DefaultLogFormat, "text", "json"),
+		Level:  c.oneOf(r.Level, DefaultLogLevel, "debug", "info", "warn", "error"),
+		Format: c.oneOf(r.Format, DefaultLogFormat, "text", "json"),
 	}
+}
+
+// --- reading attributes --------------------------------------------------
+//
+// Each attribute is decoded once, by one of these: a value of the wrong type
+// is reported then, and the attribute is not checked further. Problems name
+// an attribute as written (its Name) and point at it (its Range).
+
+// decode reads the value of attribute a into target (a pointer) and reports
+// whether a was written and its value decoded, so it is worth checking.
+func (c *converter) decode(a *hcl.Attribute, target any) bool {
+	if a == nil {
+		return false
+	}
+	diags := gohcl.DecodeExpression(a.Expr, nil, target)
+	c.diags = append(c.diags, diags...)
+	return !diags.HasErrors()
+}
+
+// text decodes a string attribute; ok is as for decode.
+func (c *converter) text(a *hcl.Attribute) (value string, ok bool) {
+	ok = c.decode(a, &value)
+	return value, ok
+}
+
+// asWritten is the value of a string attribute taken as it is; "" when it is
+// not written.
+func (c *converter) asWritten(a *hcl.Attribute) string {
+	value, _ := c.text(a)
+	return value
+}
+
+// flag is the value of a bool attribute; false when it is not written.
+func (c *converter) flag(a *hcl.Attribute) bool {
+	var value bool
+	c.decode(a, &value)
+	return value
+}
+
+// flagOr is the value of a bool attribute; def when it is not written (or
+// written as null).
+func (c *converter) flagOr(a *hcl.Attribute, def bool) bool {
+	var value *bool
+	c.decode(a, &value)
+	if value == nil {
+		return def
+	}
+	return *value
+}
+
+// required decodes a required attribute like decode; when it was not written
+// it adds a problem pointing at its block.
+func (c *converter) required(a *hcl.Attribute, target any, block hcl.Range, blockName, attrName string) bool {
+	if a == nil {
+		c.errorf(block, "Missing "+attrName, "the %s block needs %s", blockName, attrName)
+		return false
+	}
+	return c.decode(a, target)
 }
 
 // --- small checks shared by the blocks above -----------------------------
 
-// required reports whether a required attribute was written and decoded; when
-// it was not written it adds a problem pointing at its block.
-func (c *converter) required(attr, block hcl.Range, blockName, attrName string) bool {
-	if !set(attr) {
-		c.errorf(block, "Missing "+attrName, "the %s block needs %s", blockName, attrName)
-		return false
+// optionalPath returns the value of a path attribute as written, checking
+// that it is absolute.
+func (c *converter) optionalPath(a *hcl.Attribute) string {
+	value, ok := c.text(a)
+	if ok {
+		c.absPath(value, a.Range, a.Name)
 	}
-	return !c.failed(attr)
-}
-
-// usable reports whether an optional attribute was written and its value
-// decoded, so it is worth checking.
-func (c *converter) usable(attr hcl.Range) bool {
-	return set(attr) && !c.failed(attr)
-}
-
-func (c *converter) optionalPath(value string, rng hcl.Range, name string) {
-	if c.usable(rng) {
-		c.absPath(value, rng, name)
-	}
+	return value
 }
 
 func (c *converter) absPath(value string, rng hcl.Range, name string) bool {
@@ -264,56 +307,64 @@ func (c *converter) absPath(value string, rng hcl.Range, name string) bool {
 	return true
 }
 
-func (c *converter) duration(value string, rng hcl.Range, name string, def, lo, hi time.Duration) time.Duration {
-	if !c.usable(rng) {
+func (c *converter) duration(a *hcl.Attribute, def, lo, hi time.Duration) time.Duration {
+	value, ok := c.text(a)
+	if !ok {
 		return def
 	}
 	d, err := time.ParseDuration(value)
 	switch {
 	case err != nil:
-		c.errorf(rng, "Invalid duration", `%s must be a duration such as "30s", "5m" or "1h", got %q`, name, value)
+		c.errorf(a.Range, "Invalid duration", `%s must be a duration such as "30s", "5m" or "1h", got %q`, a.Name, value)
 	case d < lo && lo == 0:
-		c.errorf(rng, "Negative duration", "%s must not be negative, got %s", name, value)
+		c.errorf(a.Range, "Negative duration", "%s must not be negative, got %s", a.Name, value)
 	case d < lo:
-		c.errorf(rng, "Duration too short", "%s must be at least %s, got %s", name, shortDuration(lo), value)
+		c.errorf(a.Range, "Duration too short", "%s must be at least %s, got %s", a.Name, shortDuration(lo), value)
 	case d > hi:
-		c.errorf(rng, "Duration too long", "%s must be at most %s, got %s", name, shortDuration(hi), value)
+		c.errorf(a.Range, "Duration too long", "%s must be at most %s, got %s", a.Name, shortDuration(hi), value)
 	default:
 		return d
 	}
 	return def
 }
 
-func (c *converter) mode(value string, rng hcl.Range, name string, def os.FileMode) os.FileMode {
-	if !c.usable(rng) {
+func (c *converter) mode(a *hcl.Attribute, def os.FileMode) os.FileMode {
+	value, ok := c.text(a)
+	if !ok {
 		return def
 	}
 	m, err := parseMode(value)
 	if err != nil {
-		c.errorf(rng, "Invalid file mode", `%s must be an octal mode from "0000" to "0777" such as "0600", got %q`, name, value)
+		c.errorf(a.Range, "Invalid file mode", `%s must be an octal mode from "0000" to "0777" such as "0600", got %q`, a.Name, value)
 		return def
 	}
 	return m
 }
 
-// oneOf returns value if it is one of allowed, def if it was not written.
-func (c *converter) oneOf(value string, rng hcl.Range, name, def string, allowed ...string) string {
-	if !c.usable(rng) {
+// oneOf returns the value of a if it is one of allowed, def if it was not
+// written.
+func (c *converter) oneOf(a *hcl.Attribute, def string, allowed ...string) string {
+	value, ok := c.text(a)
+	if !ok {
 		return def
 	}
-	for _, a := range allowed {
-		if value == a {
+	for _, v := range allowed {
+		if value == v {
 			return value
 		}
 	}
-	c.errorf(rng, "Invalid "+name, "%s must be one of %s, got %q", name, quoteList(allowed), value)
+	c.errorf(a.Range, "Invalid "+a.Name, "%s must be one of %s, got %q", a.Name, quoteList(allowed), value)
 	return def
 }
 
-func (c *converter) accountName(value string, rng hcl.Range, name string) {
-	if c.usable(rng) && (value == "" || strings.ContainsAny(value, " \t\n:/")) {
-		c.errorf(rng, "Invalid "+name, "%s must be a user or group name or a numeric id, got %q", name, value)
+// accountName returns the value of a user or group attribute as written,
+// checking that it can name one.
+func (c *converter) accountName(a *hcl.Attribute) string {
+	value, ok := c.text(a)
+	if ok && (value == "" || strings.ContainsAny(value, " \t\n:/")) {
+		c.errorf(a.Range, "Invalid "+a.Name, "%s must be a user or group name or a numeric id, got %q", a.Name, value)
 	}
+	return value
 }
 
 func (c *converter) unitName(value string, rng hcl.Range) bool {
@@ -322,17 +373,6 @@ func (c *converter) unitName(value string, rng hcl.Range) bool {
 		return false
 	}
 	return true
-}
-
-// failed reports whether an error was already reported inside rng (a value
-// of the wrong type, say), so the same attribute is not blamed twice.
-func (c *converter) failed(rng hcl.Range) bool {
-	for _, d := range c.diags {
-		if d.Severity == hcl.DiagError && d.Subject != nil && rng.Overlaps(*d.Subject) {
-			return true
-		}
-	}
-	return false
 }
 
 func (c *converter) errorf(rng hcl.Range, summary, format string, args ...any) {
@@ -351,11 +391,4 @@ func (c *converter) add(sev hcl.DiagnosticSeverity, rng hcl.Range, summary, form
 		Detail:   fmt.Sprintf(format, args...),
 		Subject:  &r,
 	})
-}
-
-func boolOr(b *bool, def bool) bool {
-	if b == nil {
-		return def
-	}
-	return *b
 }

@@ -10,8 +10,8 @@ import (
 
 // The raw* structs mirror the file as written. Every attribute is optional
 // here so that missing ones are reported by the converter with the block's
-// position; the *Range fields record where each attribute was written (and a
-// zero Range means it was not).
+// position. An attribute is kept as written (nil when it is not), with its
+// name and place; the converter decodes its value.
 
 type rawFile struct {
 	// Blocks that may appear once are slices so that a repeated block is
@@ -33,117 +33,83 @@ type rawFile struct {
 type rawVault struct {
 	DefRange hcl.Range `hcl:",def_range"`
 
-	Address            string    `hcl:"address,optional"`
-	AddressRange       hcl.Range `hcl:"address,attr_range"`
-	CACert             string    `hcl:"ca_cert,optional"`
-	CACertRange        hcl.Range `hcl:"ca_cert,attr_range"`
-	CAPath             string    `hcl:"ca_path,optional"`
-	CAPathRange        hcl.Range `hcl:"ca_path,attr_range"`
-	ClientCert         string    `hcl:"client_cert,optional"`
-	ClientCertRange    hcl.Range `hcl:"client_cert,attr_range"`
-	ClientKey          string    `hcl:"client_key,optional"`
-	ClientKeyRange     hcl.Range `hcl:"client_key,attr_range"`
-	TLSServerName      string    `hcl:"tls_server_name,optional"`
-	TLSSkipVerify      bool      `hcl:"tls_skip_verify,optional"`
-	TLSSkipVerifyRange hcl.Range `hcl:"tls_skip_verify,attr_range"`
-	Namespace          string    `hcl:"namespace,optional"`
+	Address       *hcl.Attribute `hcl:"address,optional"`
+	CACert        *hcl.Attribute `hcl:"ca_cert,optional"`
+	CAPath        *hcl.Attribute `hcl:"ca_path,optional"`
+	ClientCert    *hcl.Attribute `hcl:"client_cert,optional"`
+	ClientKey     *hcl.Attribute `hcl:"client_key,optional"`
+	TLSServerName *hcl.Attribute `hcl:"tls_server_name,optional"`
+	TLSSkipVerify *hcl.Attribute `hcl:"tls_skip_verify,optional"`
+	Namespace     *hcl.Attribute `hcl:"namespace,optional"`
 }
 
 type rawTemplateConfig struct {
 	DefRange hcl.Range `hcl:",def_range"`
 
-	RefreshInterval      string    `hcl:"refresh_interval,optional"`
-	RefreshIntervalRange hcl.Range `hcl:"refresh_interval,attr_range"`
-	MaxBackoff           string    `hcl:"max_backoff,optional"`
-	MaxBackoffRange      hcl.Range `hcl:"max_backoff,attr_range"`
+	RefreshInterval *hcl.Attribute `hcl:"refresh_interval,optional"`
+	MaxBackoff      *hcl.Attribute `hcl:"max_backoff,optional"`
 }
 
 type rawTemplate struct {
 	DefRange hcl.Range `hcl:",def_range"`
 
-	Source                 string    `hcl:"source,optional"`
-	SourceRange            hcl.Range `hcl:"source,attr_range"`
-	Contents               string    `hcl:"contents,optional"`
-	ContentsRange          hcl.Range `hcl:"contents,attr_range"`
-	Destination            string    `hcl:"destination,optional"`
-	DestinationRange       hcl.Range `hcl:"destination,attr_range"`
-	Perms                  string    `hcl:"perms,optional"`
-	PermsRange             hcl.Range `hcl:"perms,attr_range"`
-	User                   string    `hcl:"user,optional"`
-	UserRange              hcl.Range `hcl:"user,attr_range"`
-	Group                  string    `hcl:"group,optional"`
-	GroupRange             hcl.Range `hcl:"group,attr_range"`
-	ErrorOnMissingKey      *bool     `hcl:"error_on_missing_key,optional"`
-	Backup                 *bool     `hcl:"backup,optional"`
-	BackupRange            hcl.Range `hcl:"backup,attr_range"`
-	Unit                   string    `hcl:"unit,optional"`
-	UnitRange              hcl.Range `hcl:"unit,attr_range"`
-	ErrorOnMissingKeyRange hcl.Range `hcl:"error_on_missing_key,attr_range"`
+	Source            *hcl.Attribute `hcl:"source,optional"`
+	Contents          *hcl.Attribute `hcl:"contents,optional"`
+	Destination       *hcl.Attribute `hcl:"destination,optional"`
+	Perms             *hcl.Attribute `hcl:"perms,optional"`
+	User              *hcl.Attribute `hcl:"user,optional"`
+	Group             *hcl.Attribute `hcl:"group,optional"`
+	ErrorOnMissingKey *hcl.Attribute `hcl:"error_on_missing_key,optional"`
+	Backup            *hcl.Attribute `hcl:"backup,optional"`
+	Unit              *hcl.Attribute `hcl:"unit,optional"`
 }
 
 type rawRestart struct {
 	DefRange hcl.Range `hcl:",def_range"`
 
-	Bus                string     `hcl:"bus,optional"`
-	BusRange           hcl.Range  `hcl:"bus,attr_range"`
-	Debounce           string     `hcl:"debounce,optional"`
-	DebounceRange      hcl.Range  `hcl:"debounce,attr_range"`
-	Splay              string     `hcl:"splay,optional"`
-	SplayRange         hcl.Range  `hcl:"splay,attr_range"`
-	JobTimeout         string     `hcl:"job_timeout,optional"`
-	JobTimeoutRange    hcl.Range  `hcl:"job_timeout,attr_range"`
-	ActiveTimeout      string     `hcl:"active_timeout,optional"`
-	ActiveTimeoutRange hcl.Range  `hcl:"active_timeout,attr_range"`
-	Window             *rawWindow `hcl:"maintenance_window,block"`
+	Bus           *hcl.Attribute `hcl:"bus,optional"`
+	Debounce      *hcl.Attribute `hcl:"debounce,optional"`
+	Splay         *hcl.Attribute `hcl:"splay,optional"`
+	JobTimeout    *hcl.Attribute `hcl:"job_timeout,optional"`
+	ActiveTimeout *hcl.Attribute `hcl:"active_timeout,optional"`
+	Window        *rawWindow     `hcl:"maintenance_window,block"`
 
-	StableFor               string    `hcl:"stable_for,optional"`
-	StableForRange          hcl.Range `hcl:"stable_for,attr_range"`
-	RetryRejectedAfter      string    `hcl:"retry_rejected_after,optional"`
-	RetryRejectedAfterRange hcl.Range `hcl:"retry_rejected_after,attr_range"`
-	Check                   *rawCheck `hcl:"check,block"`
+	StableFor          *hcl.Attribute `hcl:"stable_for,optional"`
+	RetryRejectedAfter *hcl.Attribute `hcl:"retry_rejected_after,optional"`
+	Check              *rawCheck      `hcl:"check,block"`
 }
 
 type rawCheck struct {
-	DefRange     hcl.Range `hcl:",def_range"`
-	Command      []string  `hcl:"command,optional"`
-	CommandRange hcl.Range `hcl:"command,attr_range"`
-	Timeout      string    `hcl:"timeout,optional"`
-	TimeoutRange hcl.Range `hcl:"timeout,attr_range"`
+	DefRange hcl.Range      `hcl:",def_range"`
+	Command  *hcl.Attribute `hcl:"command,optional"`
+	Timeout  *hcl.Attribute `hcl:"timeout,optional"`
 }
 
 type rawWindow struct {
-	DefRange      hcl.Range `hcl:",def_range"`
-	Start         string    `hcl:"start,optional"`
-	StartRange    hcl.Range `hcl:"start,attr_range"`
-	End           string    `hcl:"end,optional"`
-	EndRange      hcl.Range `hcl:"end,attr_range"`
-	Timezone      string    `hcl:"timezone,optional"`
-	TimezoneRange hcl.Range `hcl:"timezone,attr_range"`
+	DefRange hcl.Range      `hcl:",def_range"`
+	Start    *hcl.Attribute `hcl:"start,optional"`
+	End      *hcl.Attribute `hcl:"end,optional"`
+	Timezone *hcl.Attribute `hcl:"timezone,optional"`
 }
 
 type rawTelemetry struct {
 	DefRange hcl.Range `hcl:",def_range"`
 
-	ListenAddress      string    `hcl:"listen_address,optional"`
-	ListenAddressRange hcl.Range `hcl:"listen_address,attr_range"`
+	ListenAddress *hcl.Attribute `hcl:"listen_address,optional"`
 }
 
 type rawStatus struct {
 	DefRange hcl.Range `hcl:",def_range"`
 
-	SocketPath      string    `hcl:"socket_path,optional"`
-	SocketPathRange hcl.Range `hcl:"socket_path,attr_range"`
-	SocketMode      string    `hcl:"socket_mode,optional"`
-	SocketModeRange hcl.Range `hcl:"socket_mode,attr_range"`
+	SocketPath *hcl.Attribute `hcl:"socket_path,optional"`
+	SocketMode *hcl.Attribute `hcl:"socket_mode,optional"`
 }
 
 type rawLog struct {
 	DefRange hcl.Range `hcl:",def_range"`
 
-	Level       string    `hcl:"level,optional"`
-	LevelRange  hcl.Range `hcl:"level,attr_range"`
-	Format      string    `hcl:"format,optional"`
-	FormatRange hcl.Range `hcl:"format,attr_range"`
+	Level  *hcl.Attribute `hcl:"level,optional"`
+	Format *hcl.Attribute `hcl:"format,optional"`
 }
 
 // decodeFile parses src and decodes it into a rawFile. The result is nil only
@@ -166,6 +132,3 @@ func decodeFile(filename string, src []byte) (*rawFile, hcl.Diagnostics) {
 	raw.fileRange = file.Body.MissingItemRange()
 	return raw, diags
 }
-
-// set reports whether an attribute was written in the file.
-func set(r hcl.Range) bool { return r.Filename != "" }

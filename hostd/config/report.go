@@ -17,11 +17,9 @@ import (
 type rawReport struct {
 	DefRange hcl.Range `hcl:",def_range"`
 
-	Enabled       *bool     `hcl:"enabled,optional"`
-	Host          string    `hcl:"host,optional"`
-	HostRange     hcl.Range `hcl:"host,attr_range"`
-	Interval      string    `hcl:"interval,optional"`
-	IntervalRange hcl.Range `hcl:"interval,attr_range"`
+	Enabled  *hcl.Attribute `hcl:"enabled,optional"`
+	Host     *hcl.Attribute `hcl:"host,optional"`
+	Interval *hcl.Attribute `hcl:"interval,optional"`
 }
 
 // hostname is os.Hostname; tests replace it.
@@ -42,18 +40,19 @@ func (c *converter) report(r *rawReport) Report {
 		where = r.DefRange
 	}
 	rep := Report{
-		Enabled:  boolOr(r.Enabled, true),
-		Interval: c.duration(r.Interval, r.IntervalRange, "interval", report.DefaultInterval, 5*time.Second, 24*time.Hour),
+		Enabled:  c.flagOr(r.Enabled, true),
+		Interval: c.duration(r.Interval, report.DefaultInterval, 5*time.Second, 24*time.Hour),
 	}
-	if c.usable(r.IntervalRange) && rep.Interval >= staleAfter {
-		c.warnf(r.IntervalRange, "Report interval too long", "the sigsci engine counts a host as stale after fleet_stale_after (30m by default) without a report, and a stale host no longer holds back a retirement; keep interval well below it")
+	if r.Interval != nil && rep.Interval >= staleAfter {
+		c.warnf(r.Interval.Range, "Report interval too long", "the sigsci engine counts a host as stale after fleet_stale_after (30m by default) without a report, and a stale host no longer holds back a retirement; keep interval well below it")
 	}
+	host, hostOK := c.text(r.Host)
 	switch {
-	case c.usable(r.HostRange):
-		if !hostNamePattern.MatchString(r.Host) {
-			c.errorf(r.HostRange, "Invalid host", "host must be 1 to 253 characters of A-Z, a-z, 0-9, '.', '_' and '-', got %q", r.Host)
+	case hostOK:
+		if !hostNamePattern.MatchString(host) {
+			c.errorf(r.Host.Range, "Invalid host", "host must be 1 to 253 characters of A-Z, a-z, 0-9, '.', '_' and '-', got %q", host)
 		}
-		rep.Host = r.Host
+		rep.Host = host
 	case rep.Enabled:
 		name, err := hostname()
 		if err == nil && !hostNamePattern.MatchString(name) {

@@ -19,13 +19,13 @@ func (c *converter) restart(r *rawRestart) Restart {
 		r = &rawRestart{}
 	}
 	return Restart{
-		Bus:                c.oneOf(r.Bus, r.BusRange, "bus", restart.SystemBus, restart.SystemBus, restart.UserBus),
-		Debounce:           c.duration(r.Debounce, r.DebounceRange, "debounce", DefaultDebounce, 0, time.Hour),
-		Splay:              c.duration(r.Splay, r.SplayRange, "splay", DefaultSplay, 0, 24*time.Hour),
-		JobTimeout:         c.duration(r.JobTimeout, r.JobTimeoutRange, "job_timeout", 0, time.Second, time.Hour),
-		ActiveTimeout:      c.duration(r.ActiveTimeout, r.ActiveTimeoutRange, "active_timeout", rollout.DefaultActiveTimeout, time.Second, time.Hour),
-		StableFor:          c.duration(r.StableFor, r.StableForRange, "stable_for", rollout.DefaultStableFor, time.Second, 10*time.Minute),
-		RetryRejectedAfter: c.duration(r.RetryRejectedAfter, r.RetryRejectedAfterRange, "retry_rejected_after", rollout.DefaultRetryRejectedAfter, time.Minute, 7*24*time.Hour),
+		Bus:                c.oneOf(r.Bus, restart.SystemBus, restart.SystemBus, restart.UserBus),
+		Debounce:           c.duration(r.Debounce, DefaultDebounce, 0, time.Hour),
+		Splay:              c.duration(r.Splay, DefaultSplay, 0, 24*time.Hour),
+		JobTimeout:         c.duration(r.JobTimeout, 0, time.Second, time.Hour),
+		ActiveTimeout:      c.duration(r.ActiveTimeout, rollout.DefaultActiveTimeout, time.Second, time.Hour),
+		StableFor:          c.duration(r.StableFor, rollout.DefaultStableFor, time.Second, 10*time.Minute),
+		RetryRejectedAfter: c.duration(r.RetryRejectedAfter, rollout.DefaultRetryRejectedAfter, time.Minute, 7*24*time.Hour),
 		Check:              c.check(r.Check),
 		Window:             c.window(r.Window),
 	}
@@ -35,20 +35,21 @@ func (c *converter) check(r *rawCheck) *Check {
 	if r == nil {
 		return nil
 	}
-	ch := &Check{Timeout: c.duration(r.Timeout, r.TimeoutRange, "timeout", rollout.DefaultCheckTimeout, time.Second, 10*time.Minute)}
-	if !c.required(r.CommandRange, r.DefRange, "check", "command") {
+	ch := &Check{Timeout: c.duration(r.Timeout, rollout.DefaultCheckTimeout, time.Second, 10*time.Minute)}
+	var command []string
+	if !c.required(r.Command, &command, r.DefRange, "check", "command") {
 		return ch
 	}
-	if len(r.Command) == 0 || r.Command[0] == "" {
-		c.errorf(r.CommandRange, "Empty check command", `command is the program and its arguments, run without a shell, such as ["/usr/local/bin/check-agent", "--quick"]`)
+	if len(command) == 0 || command[0] == "" {
+		c.errorf(r.Command.Range, "Empty check command", `command is the program and its arguments, run without a shell, such as ["/usr/local/bin/check-agent", "--quick"]`)
 		return ch
 	}
-	if c.absPath(r.Command[0], r.CommandRange, "the check command's program") {
-		if err := checkExecutable(r.Command[0]); err != nil {
-			c.errorf(r.CommandRange, "Unusable check command", "%v", err)
+	if c.absPath(command[0], r.Command.Range, "the check command's program") {
+		if err := checkExecutable(command[0]); err != nil {
+			c.errorf(r.Command.Range, "Unusable check command", "%v", err)
 		}
 	}
-	ch.Command = r.Command
+	ch.Command = command
 	return ch
 }
 
@@ -71,21 +72,22 @@ func (c *converter) window(r *rawWindow) *Window {
 		return nil
 	}
 	var w Window
+	var start, end string
 	okStart, okEnd := false, false
-	if c.required(r.StartRange, r.DefRange, "maintenance_window", "start") {
-		w.Start, okStart = c.clock(r.Start, r.StartRange, "start")
+	if c.required(r.Start, &start, r.DefRange, "maintenance_window", "start") {
+		w.Start, okStart = c.clock(start, r.Start)
 	}
-	if c.required(r.EndRange, r.DefRange, "maintenance_window", "end") {
-		w.End, okEnd = c.clock(r.End, r.EndRange, "end")
+	if c.required(r.End, &end, r.DefRange, "maintenance_window", "end") {
+		w.End, okEnd = c.clock(end, r.End)
 	}
 	if okStart && okEnd && w.Start == w.End {
-		c.errorf(r.EndRange, "Empty maintenance window", "start and end are both %s; give a window such as start = \"02:00\", end = \"04:00\"", r.Start)
+		c.errorf(r.End.Range, "Empty maintenance window", "start and end are both %s; give a window such as start = \"02:00\", end = \"04:00\"", start)
 	}
 	w.Location = time.Local
-	if c.usable(r.TimezoneRange) {
-		loc, err := loadLocation(r.Timezone)
+	if timezone, ok := c.text(r.Timezone); ok {
+		loc, err := loadLocation(timezone)
 		if err != nil {
-			c.errorf(r.TimezoneRange, "Unknown timezone", `timezone must be an IANA name such as "UTC" or "Europe/Berlin", or "Local", got %q: %v`, r.Timezone, err)
+			c.errorf(r.Timezone.Range, "Unknown timezone", `timezone must be an IANA name such as "UTC" or "Europe/Berlin", or "Local", got %q: %v`, timezone, err)
 		} else {
 			w.Location = loc
 		}
@@ -93,10 +95,11 @@ func (c *converter) window(r *rawWindow) *Window {
 	return &w
 }
 
-func (c *converter) clock(value string, rng hcl.Range, name string) (time.Duration, bool) {
+// clock parses the value of a, a time-of-day attribute.
+func (c *converter) clock(value string, a *hcl.Attribute) (time.Duration, bool) {
 	d, err := parseClock(value)
 	if err != nil {
-		c.errorf(rng, "Invalid time of day", `%s must be a 24-hour time HH:MM such as "02:00", got %q`, name, value)
+		c.errorf(a.Range, "Invalid time of day", `%s must be a 24-hour time HH:MM such as "02:00", got %q`, a.Name, value)
 		return 0, false
 	}
 	return d, true
