@@ -250,6 +250,24 @@ func (b *backend) rlockRole(name string) func() {
 	return l.RUnlock
 }
 
+// lockSites takes the locks of several sites of one corp in a fixed order
+// (no deadlock with other multi-site lockers) and returns their unlock.
+func (b *backend) lockSites(corp string, sites []string) func() {
+	keys := make([]string, len(sites))
+	for i, s := range sites {
+		keys[i] = siteLockKey(corp, s)
+	}
+	locks := locksutil.LocksForKeys(b.siteLocks, keys)
+	for _, l := range locks {
+		l.Lock()
+	}
+	return func() {
+		for i := len(locks) - 1; i >= 0; i-- {
+			locks[i].Unlock()
+		}
+	}
+}
+
 // mountPath joins the request's mount point and a path inside the mount, for
 // messages that tell the operator which command to run.
 func mountPath(req *logical.Request, rel string) string {

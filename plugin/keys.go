@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"time"
@@ -164,6 +165,20 @@ func (b *backend) loadKeys(ctx context.Context, s logical.Storage, role, site st
 	return k, nil
 }
 
+// requireKeys loads a site's stored keys and answers 404 if there are none.
+func (b *backend) requireKeys(ctx context.Context, req *logical.Request, roleName, site string) (*storedKeys, error) {
+	k, err := b.loadKeys(ctx, req.Storage, roleName, site)
+	if err != nil {
+		return nil, err
+	}
+	if k == nil {
+		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf(
+			"role %q holds no keys for site %q; copy them first with: vault write -f %s",
+			roleName, site, mountPath(req, "creds/"+roleName+"/sites/"+site)))
+	}
+	return k, nil
+}
+
 func (b *backend) putKeys(ctx context.Context, s logical.Storage, k *storedKeys) error {
 	entry, err := logical.StorageEntryJSON(credsKey(k.Role, k.Site), k)
 	if err != nil {
@@ -183,6 +198,29 @@ func (b *backend) storedSites(ctx context.Context, s logical.Storage, role strin
 	}
 	sort.Strings(sites)
 	return sites, nil
+}
+
+// otherHolders returns the stored keys of the site held by other roles of
+// the same corp, by role name.
+func (b *backend) otherHolders(ctx context.Context, s logical.Storage, roleName, corp, site string) (map[string]*storedKeys, error) {
+	roles, err := b.listRoles(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*storedKeys{}
+	for _, other := range roles {
+		if other == roleName {
+			continue
+		}
+		k, err := b.loadKeys(ctx, s, other, site)
+		if err != nil {
+			return nil, err
+		}
+		if k != nil && k.Corp == corp {
+			out[other] = k
+		}
+	}
+	return out, nil
 }
 
 // demoted describes the non-primary sets: access key and when each stopped

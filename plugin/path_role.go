@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
@@ -381,22 +380,4 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 			strings.Join(pending, ", ")))
 	}
 	return resp, nil
-}
-
-// lockSites takes the locks of several sites of one corp in a fixed order
-// (no deadlock with other multi-site lockers) and returns their unlock.
-func (b *backend) lockSites(corp string, sites []string) func() {
-	keys := make([]string, len(sites))
-	for i, s := range sites {
-		keys[i] = siteLockKey(corp, s)
-	}
-	locks := locksutil.LocksForKeys(b.siteLocks, keys)
-	for _, l := range locks {
-		l.Lock()
-	}
-	return func() {
-		for i := len(locks) - 1; i >= 0; i-- {
-			locks[i].Unlock()
-		}
-	}
 }
