@@ -50,6 +50,35 @@ const (
 	copyRecordPrefix = "copy/" // copy/<role>: the state of the role's last copy of all sites
 )
 
+// getJSON decodes the storage entry at key, or returns nil if there is none.
+// what names the entry in an error ("role \"r\"").
+func getJSON[T any](ctx context.Context, s logical.Storage, key, what string) (*T, error) {
+	entry, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", what, err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	v := new(T)
+	if err := entry.DecodeJSON(v); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", what, err)
+	}
+	return v, nil
+}
+
+// putJSON stores v as JSON at key; what names the entry in an error.
+func putJSON(ctx context.Context, s logical.Storage, key, what string, v any) error {
+	entry, err := logical.StorageEntryJSON(key, v)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", what, err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("storing %s: %w", what, err)
+	}
+	return nil
+}
+
 // walRollbackMinAge is how old a WAL entry must be before Vault's periodic
 // rollback looks at it. It outlasts operationDeadline, the longest an
 // operation holds its entry, so the rollback never completes an operation

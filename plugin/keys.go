@@ -151,18 +151,7 @@ func credsKey(role, site string) string {
 }
 
 func (b *backend) loadKeys(ctx context.Context, s logical.Storage, role, site string) (*storedKeys, error) {
-	entry, err := s.Get(ctx, credsKey(role, site))
-	if err != nil {
-		return nil, fmt.Errorf("reading stored keys of site %q: %w", site, err)
-	}
-	if entry == nil {
-		return nil, nil
-	}
-	k := new(storedKeys)
-	if err := entry.DecodeJSON(k); err != nil {
-		return nil, fmt.Errorf("decoding stored keys of site %q: %w", site, err)
-	}
-	return k, nil
+	return getJSON[storedKeys](ctx, s, credsKey(role, site), keysWhat(site))
 }
 
 // requireKeys loads a site's stored keys and answers 404 if there are none.
@@ -180,14 +169,12 @@ func (b *backend) requireKeys(ctx context.Context, req *logical.Request, roleNam
 }
 
 func (b *backend) putKeys(ctx context.Context, s logical.Storage, k *storedKeys) error {
-	entry, err := logical.StorageEntryJSON(credsKey(k.Role, k.Site), k)
-	if err != nil {
-		return fmt.Errorf("encoding stored keys of site %q: %w", k.Site, err)
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("storing keys of site %q: %w", k.Site, err)
-	}
-	return nil
+	return putJSON(ctx, s, credsKey(k.Role, k.Site), keysWhat(k.Site), k)
+}
+
+// keysWhat names a site's stored keys in a storage error.
+func keysWhat(site string) string {
+	return fmt.Sprintf("the stored keys of site %q", site)
 }
 
 // storedSites lists the sites a role holds keys for, sorted.

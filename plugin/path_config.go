@@ -159,22 +159,23 @@ func (c *mountConfig) retireMinOverlap() time.Duration {
 	return cmp.Or(c.RetireMinOverlap, 2*c.RefreshInterval)
 }
 
+// configWhat names the mount config in a storage error.
+const configWhat = "mount config"
+
 // loadConfig returns the mount config, from memory once read.
 func (b *backend) loadConfig(ctx context.Context, s logical.Storage) (*mountConfig, error) {
 	if cfg, ok := b.memo.config(); ok {
 		return cfg, nil
 	}
 	gen := b.memo.generation()
-	cfg := &mountConfig{RefreshInterval: defaultRefreshInterval}
-	entry, err := s.Get(ctx, configStorageKey)
+	cfg, err := getJSON[mountConfig](ctx, s, configStorageKey, configWhat)
 	if err != nil {
-		return nil, fmt.Errorf("reading mount config: %w", err)
+		return nil, err
 	}
-	if entry != nil {
-		if err := entry.DecodeJSON(cfg); err != nil {
-			return nil, fmt.Errorf("decoding mount config: %w", err)
-		}
+	if cfg == nil {
+		cfg = &mountConfig{}
 	}
+	// Unset (0) or below the minimum: the default.
 	if cfg.RefreshInterval < minRefreshInterval {
 		cfg.RefreshInterval = defaultRefreshInterval
 	}
@@ -207,12 +208,8 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := mergeConfig(cfg, d); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	entry, err := logical.StorageEntryJSON(configStorageKey, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("encoding mount config: %w", err)
-	}
-	if err := req.Storage.Put(ctx, entry); err != nil {
-		return nil, fmt.Errorf("storing mount config: %w", err)
+	if err := putJSON(ctx, req.Storage, configStorageKey, configWhat, cfg); err != nil {
+		return nil, err
 	}
 	b.memo.forgetConfig()
 	return nil, nil

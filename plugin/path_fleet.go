@@ -192,12 +192,8 @@ func (b *backend) pathFleetHostWrite(ctx context.Context, req *logical.Request, 
 		return nil, err
 	}
 	report.ReportedAt = b.now().UTC()
-	entry, err := logical.StorageEntryJSON(fleetKey(roleName, site, host), report)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the report of host %q: %w", host, err)
-	}
-	if err := req.Storage.Put(ctx, entry); err != nil {
-		return nil, fmt.Errorf("storing the report of host %q: %w", host, err)
+	if err := putJSON(ctx, req.Storage, fleetKey(roleName, site, host), reportWhat(host), report); err != nil {
+		return nil, err
 	}
 	return &logical.Response{Data: map[string]interface{}{
 		"host":        host,

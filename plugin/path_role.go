@@ -165,19 +165,17 @@ func (b *backend) loadRole(ctx context.Context, s logical.Storage, name string) 
 		return r, nil
 	}
 	gen := b.memo.generation()
-	entry, err := s.Get(ctx, rolePrefix+name)
-	if err != nil {
-		return nil, fmt.Errorf("reading role %q: %w", name, err)
-	}
-	if entry == nil {
-		return nil, nil
-	}
-	r := new(roleEntry)
-	if err := entry.DecodeJSON(r); err != nil {
-		return nil, fmt.Errorf("decoding role %q: %w", name, err)
+	r, err := getJSON[roleEntry](ctx, s, rolePrefix+name, roleWhat(name))
+	if err != nil || r == nil {
+		return nil, err
 	}
 	b.memo.keepRole(gen, name, r)
 	return r, nil
+}
+
+// roleWhat names a stored role in a storage error.
+func roleWhat(name string) string {
+	return fmt.Sprintf("role %q", name)
 }
 
 // requireRole loads a role and answers 404 if it does not exist.
@@ -269,12 +267,8 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 		}
 	}
 
-	entry, err := logical.StorageEntryJSON(rolePrefix+name, r)
-	if err != nil {
-		return nil, fmt.Errorf("encoding role %q: %w", name, err)
-	}
-	if err := req.Storage.Put(ctx, entry); err != nil {
-		return nil, fmt.Errorf("storing role %q: %w", name, err)
+	if err := putJSON(ctx, req.Storage, rolePrefix+name, roleWhat(name), r); err != nil {
+		return nil, err
 	}
 	b.roleChanged(name)
 	return nil, nil
