@@ -42,6 +42,18 @@ sites on a schedule (rotation_schedule) and retire old sets by itself
 // "aws" or "ldap" do for Vault's own engines.
 const operationPrefixSigsci = "sigsci"
 
+// forwardedOperation is an operation that writes storage: a performance
+// standby or a performance secondary forwards it to the active node of the
+// primary cluster, where the stored keys and the write-ahead log live.
+func forwardedOperation(callback framework.OperationFunc, attrs *framework.DisplayAttributes) *framework.PathOperation {
+	return &framework.PathOperation{
+		Callback:                    callback,
+		DisplayAttrs:                attrs,
+		ForwardPerformanceStandby:   true,
+		ForwardPerformanceSecondary: true,
+	}
+}
+
 // Storage layout of a mount.
 const (
 	configStorageKey = "config"

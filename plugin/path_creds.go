@@ -93,15 +93,7 @@ func (b *backend) pathCreds() []*framework.Path {
 					Callback:     b.pathCredsList,
 					DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: "agent-keys"},
 				},
-				logical.UpdateOperation: &framework.PathOperation{
-					Callback: b.pathCredsCopyAll,
-					DisplayAttrs: &framework.DisplayAttributes{
-						OperationVerb:   "copy",
-						OperationSuffix: "all-agent-keys",
-					},
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
+				logical.UpdateOperation: forwardedOperation(b.pathCredsCopyAll, &framework.DisplayAttributes{OperationVerb: "copy", OperationSuffix: "all-agent-keys"}),
 			},
 			HelpSynopsis:    pathCredsAllHelpSyn,
 			HelpDescription: pathCredsAllHelpDesc,
@@ -121,18 +113,9 @@ func (b *backend) pathCreds() []*framework.Path {
 				},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{Callback: b.pathCredsRead},
-				logical.UpdateOperation: &framework.PathOperation{
-					Callback:                    b.pathCredsCopy,
-					DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "copy"},
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
-				logical.DeleteOperation: &framework.PathOperation{
-					Callback:                    b.pathCredsDelete,
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
+				logical.ReadOperation:   &framework.PathOperation{Callback: b.pathCredsRead},
+				logical.UpdateOperation: forwardedOperation(b.pathCredsCopy, &framework.DisplayAttributes{OperationVerb: "copy"}),
+				logical.DeleteOperation: forwardedOperation(b.pathCredsDelete, nil),
 			},
 			HelpSynopsis:    pathCredsSiteHelpSyn,
 			HelpDescription: pathCredsSiteHelpDesc,

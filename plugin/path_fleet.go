@@ -63,45 +63,12 @@ func (b *backend) pathFleet() []*framework.Path {
 	role := &framework.FieldSchema{Type: framework.TypeString, Description: "Name of the role.", Required: true}
 	site := &framework.FieldSchema{Type: framework.TypeString, Description: "Site name.", Required: true}
 	return []*framework.Path{
-		{
-			Pattern:      "fleet/(?P<role>[^/]+)/sites/?$",
-			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefixSigsci},
-			Fields:       map[string]*framework.FieldSchema{"role": role},
-			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{
-					Callback:     b.pathFleetAllRead,
-					DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: "fleet"},
-				},
-			},
-			HelpSynopsis:    pathFleetAllHelpSyn,
-			HelpDescription: pathFleetAllHelpDesc,
-		},
-		{
-			Pattern:      "fleet/(?P<role>[^/]+)/sites/(?P<site>[^/]+)$",
-			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefixSigsci},
-			Fields:       map[string]*framework.FieldSchema{"role": role, "site": site},
-			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{
-					Callback:     b.pathFleetSiteRead,
-					DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: "site-fleet"},
-				},
-			},
-			HelpSynopsis:    pathFleetSiteHelpSyn,
-			HelpDescription: pathFleetSiteHelpDesc,
-		},
-		{
-			Pattern:      "fleet/(?P<role>[^/]+)/sites/(?P<site>[^/]+)/hosts/?$",
-			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefixSigsci},
-			Fields:       map[string]*framework.FieldSchema{"role": role, "site": site},
-			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ListOperation: &framework.PathOperation{
-					Callback:     b.pathFleetHostList,
-					DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: "reporting-hosts"},
-				},
-			},
-			HelpSynopsis:    pathFleetHostsHelpSyn,
-			HelpDescription: pathFleetHostsHelpDesc,
-		},
+		fleetView("fleet/(?P<role>[^/]+)/sites/?$", map[string]*framework.FieldSchema{"role": role},
+			logical.ReadOperation, b.pathFleetAllRead, "fleet", pathFleetAllHelpSyn, pathFleetAllHelpDesc),
+		fleetView("fleet/(?P<role>[^/]+)/sites/(?P<site>[^/]+)$", map[string]*framework.FieldSchema{"role": role, "site": site},
+			logical.ReadOperation, b.pathFleetSiteRead, "site-fleet", pathFleetSiteHelpSyn, pathFleetSiteHelpDesc),
+		fleetView("fleet/(?P<role>[^/]+)/sites/(?P<site>[^/]+)/hosts/?$", map[string]*framework.FieldSchema{"role": role, "site": site},
+			logical.ListOperation, b.pathFleetHostList, "reporting-hosts", pathFleetHostsHelpSyn, pathFleetHostsHelpDesc),
 		{
 			Pattern: "fleet/(?P<role>[^/]+)/sites/(?P<site>[^/]+)/hosts/(?P<host>[^/]+)$",
 			DisplayAttrs: &framework.DisplayAttributes{
@@ -121,23 +88,27 @@ func (b *backend) pathFleet() []*framework.Path {
 				"version":       {Type: framework.TypeString, Description: "Version of the reporting program."},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{Callback: b.pathFleetHostRead},
-				logical.UpdateOperation: &framework.PathOperation{
-					Callback:                    b.pathFleetHostWrite,
-					DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "report", OperationSuffix: "host-key"},
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
-				logical.DeleteOperation: &framework.PathOperation{
-					Callback:                    b.pathFleetHostDelete,
-					DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "forget", OperationSuffix: "host"},
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
+				logical.ReadOperation:   &framework.PathOperation{Callback: b.pathFleetHostRead},
+				logical.UpdateOperation: forwardedOperation(b.pathFleetHostWrite, &framework.DisplayAttributes{OperationVerb: "report", OperationSuffix: "host-key"}),
+				logical.DeleteOperation: forwardedOperation(b.pathFleetHostDelete, &framework.DisplayAttributes{OperationVerb: "forget", OperationSuffix: "host"}),
 			},
 			HelpSynopsis:    pathFleetHostHelpSyn,
 			HelpDescription: pathFleetHostHelpDesc,
 		},
+	}
+}
+
+// fleetView is a fleet path with one operation, which changes nothing.
+func fleetView(pattern string, fields map[string]*framework.FieldSchema, op logical.Operation, callback framework.OperationFunc, suffix, synopsis, description string) *framework.Path {
+	return &framework.Path{
+		Pattern:      pattern,
+		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefixSigsci},
+		Fields:       fields,
+		Operations: map[logical.Operation]framework.OperationHandler{
+			op: &framework.PathOperation{Callback: callback, DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: suffix}},
+		},
+		HelpSynopsis:    synopsis,
+		HelpDescription: description,
 	}
 }
 

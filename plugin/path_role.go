@@ -118,22 +118,10 @@ func (b *backend) pathRoles() []*framework.Path {
 			},
 			ExistenceCheck: b.pathRoleExists,
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{Callback: b.pathRoleRead},
-				logical.CreateOperation: &framework.PathOperation{
-					Callback:                    b.pathRoleWrite,
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
-				logical.UpdateOperation: &framework.PathOperation{
-					Callback:                    b.pathRoleWrite,
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
-				logical.DeleteOperation: &framework.PathOperation{
-					Callback:                    b.pathRoleDelete,
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
+				logical.ReadOperation:   &framework.PathOperation{Callback: b.pathRoleRead},
+				logical.CreateOperation: forwardedOperation(b.pathRoleWrite, nil),
+				logical.UpdateOperation: forwardedOperation(b.pathRoleWrite, nil),
+				logical.DeleteOperation: forwardedOperation(b.pathRoleDelete, nil),
 			},
 			HelpSynopsis:    pathRoleHelpSyn,
 			HelpDescription: pathRoleHelpDesc,

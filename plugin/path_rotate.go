@@ -98,18 +98,8 @@ func (b *backend) rotateOperations(scope string) map[logical.Operation]framework
 			Callback:     b.pathRotateRead,
 			DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: scope + "rotation-status"},
 		},
-		logical.UpdateOperation: &framework.PathOperation{
-			Callback:                    b.pathRotateWrite,
-			DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "rotate"},
-			ForwardPerformanceStandby:   true,
-			ForwardPerformanceSecondary: true,
-		},
-		logical.DeleteOperation: &framework.PathOperation{
-			Callback:                    b.pathRotateDelete,
-			DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "retire", OperationSuffix: scope + "non-primary-agent-keys"},
-			ForwardPerformanceStandby:   true,
-			ForwardPerformanceSecondary: true,
-		},
+		logical.UpdateOperation: forwardedOperation(b.pathRotateWrite, &framework.DisplayAttributes{OperationVerb: "rotate"}),
+		logical.DeleteOperation: forwardedOperation(b.pathRotateDelete, &framework.DisplayAttributes{OperationVerb: "retire", OperationSuffix: scope + "non-primary-agent-keys"}),
 	}
 }
 
