@@ -187,6 +187,30 @@ func (b *backend) storedSites(ctx context.Context, s logical.Storage, role strin
 	return sites, nil
 }
 
+// describeSites describes the stored keys of each of the role's sites, by
+// site name, and lists the names described, in the order given. A site
+// whose keys were deleted since the list is left out.
+func (b *backend) describeSites(ctx context.Context, s logical.Storage, role string, sites []string, describe func(*storedKeys) (map[string]interface{}, error)) (map[string]interface{}, []string, error) {
+	all := make(map[string]interface{}, len(sites))
+	names := make([]string, 0, len(sites))
+	for _, site := range sites {
+		k, err := b.loadKeys(ctx, s, role, site)
+		if err != nil {
+			return nil, nil, err
+		}
+		if k == nil {
+			continue // deleted since the list
+		}
+		data, err := describe(k)
+		if err != nil {
+			return nil, nil, err
+		}
+		all[site] = data
+		names = append(names, site)
+	}
+	return all, names, nil
+}
+
 // otherHolders returns the stored keys of the site held by other roles of
 // the same corp, by role name.
 func (b *backend) otherHolders(ctx context.Context, s logical.Storage, roleName, corp, site string) (map[string]*storedKeys, error) {

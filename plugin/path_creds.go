@@ -233,18 +233,11 @@ func (b *backend) pathCredsReadAll(ctx context.Context, req *logical.Request, d 
 		return nil, err
 	}
 	page, next := pageAfter(sites, after, limit)
-	all := make(map[string]interface{}, len(page))
-	keys := make([]string, 0, len(page))
-	for _, site := range page {
-		k, err := b.loadKeys(ctx, req.Storage, roleName, site)
-		if err != nil {
-			return nil, err
-		}
-		if k == nil {
-			continue // deleted since the list
-		}
-		all[site] = directoryData(k)
-		keys = append(keys, site)
+	all, keys, err := b.describeSites(ctx, req.Storage, roleName, page, func(k *storedKeys) (map[string]interface{}, error) {
+		return directoryData(k), nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := b.loadConfig(ctx, req.Storage)
 	if err != nil {

@@ -306,22 +306,15 @@ func (b *backend) pathFleetAllRead(ctx context.Context, req *logical.Request, d 
 		return nil, err
 	}
 	now := b.now()
-	all := make(map[string]interface{}, len(sites))
-	keys := make([]string, 0, len(sites))
-	for _, site := range sites {
-		k, err := b.loadKeys(ctx, req.Storage, roleName, site)
-		if err != nil {
-			return nil, err
-		}
-		if k == nil {
-			continue // deleted since the list
-		}
+	all, keys, err := b.describeSites(ctx, req.Storage, roleName, sites, func(k *storedKeys) (map[string]interface{}, error) {
 		f, err := b.loadSiteFleet(ctx, req.Storage, k, cfg, now)
 		if err != nil {
 			return nil, err
 		}
-		all[site] = f.data()
-		keys = append(keys, site)
+		return f.data(), nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &logical.Response{Data: map[string]interface{}{"keys": keys, "sites": all}}, nil
 }

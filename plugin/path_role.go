@@ -183,6 +183,20 @@ func (b *backend) requireRole(ctx context.Context, req *logical.Request, name st
 	return r, nil
 }
 
+// roleAndSites loads a role (404 if it does not exist) and the sites it
+// holds keys for.
+func (b *backend) roleAndSites(ctx context.Context, req *logical.Request, name string) (*roleEntry, []string, error) {
+	r, err := b.requireRole(ctx, req, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	sites, err := b.storedSites(ctx, req.Storage, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, sites, nil
+}
+
 func (b *backend) listRoles(ctx context.Context, s logical.Storage) ([]string, error) {
 	names, err := s.List(ctx, rolePrefix)
 	if err != nil {
@@ -211,11 +225,7 @@ func (b *backend) pathRoleList(ctx context.Context, req *logical.Request, _ *fra
 
 func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	r, err := b.requireRole(ctx, req, name)
-	if err != nil {
-		return nil, err
-	}
-	sites, err := b.storedSites(ctx, req.Storage, name)
+	r, sites, err := b.roleAndSites(ctx, req, name)
 	if err != nil {
 		return nil, err
 	}
@@ -312,12 +322,7 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 	name := d.Get("name").(string)
 	force := d.Get("force").(bool)
 	defer b.lockRole(name)()
-	r, err := b.requireRole(ctx, req, name)
-	if err != nil {
-		return nil, err
-	}
-
-	sites, err := b.storedSites(ctx, req.Storage, name)
+	r, sites, err := b.roleAndSites(ctx, req, name)
 	if err != nil {
 		return nil, err
 	}
