@@ -194,7 +194,6 @@ func newBackend(pluginVersion string, newClient clientFactory) *backend {
 			b.pathRoles(),
 			b.pathCreds(),
 			b.pathRotate(),
-			b.pathRotateForRole(),
 			b.pathFleet(),
 		),
 		InitializeFunc:    b.initialize,

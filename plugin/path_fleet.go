@@ -138,12 +138,20 @@ func hostArg(d *framework.FieldData) (string, error) {
 	return host, nil
 }
 
-func (b *backend) pathFleetHostWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	host, err := hostArg(d)
-	if err != nil {
-		return nil, err
+// hostReportArgs validates the host, role and site of a request about one
+// host's report and loads the role's stored keys of the site.
+func (b *backend) hostReportArgs(ctx context.Context, req *logical.Request, d *framework.FieldData) (host, roleName, site string, keys *storedKeys, err error) {
+	if host, err = hostArg(d); err != nil {
+		return "", "", "", nil, err
 	}
-	roleName, site, keys, err := b.fleetArgs(ctx, req, d)
+	if roleName, site, keys, err = b.fleetArgs(ctx, req, d); err != nil {
+		return "", "", "", nil, err
+	}
+	return host, roleName, site, keys, nil
+}
+
+func (b *backend) pathFleetHostWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	host, roleName, site, keys, err := b.hostReportArgs(ctx, req, d)
 	if err != nil {
 		return nil, err
 	}
@@ -202,11 +210,7 @@ func remoteAddr(req *logical.Request) string {
 }
 
 func (b *backend) pathFleetHostRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	host, err := hostArg(d)
-	if err != nil {
-		return nil, err
-	}
-	roleName, site, keys, err := b.fleetArgs(ctx, req, d)
+	host, roleName, site, keys, err := b.hostReportArgs(ctx, req, d)
 	if err != nil {
 		return nil, err
 	}
