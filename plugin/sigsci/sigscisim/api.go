@@ -146,10 +146,7 @@ type simSite struct {
 	AgentLevel string `json:"agentLevel"` // an extra field a client must ignore
 }
 
-type simSiteList struct {
-	Data       []simSite `json:"data"`
-	TotalCount int       `json:"totalCount"`
-}
+type simSiteList = wire.List[simSite]
 
 func (s *Server) listSites(w http.ResponseWriter, r *http.Request) {
 	page, limit, msg := pageParams(r)
@@ -166,7 +163,8 @@ func (s *Server) listSites(w http.ResponseWriter, r *http.Request) {
 	if s.dialect.SitesIgnorePage {
 		page = 1
 	}
-	out := simSiteList{Data: []simSite{}, TotalCount: len(c.sites)}
+	total := len(c.sites)
+	out := simSiteList{Data: []simSite{}, TotalCount: &total}
 	start := (page - 1) * limit
 	for i := start; i < len(c.sites) && i < start+limit; i++ {
 		st := c.sites[i]
