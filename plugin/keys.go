@@ -156,14 +156,20 @@ func (b *backend) loadKeys(ctx context.Context, s logical.Storage, role, site st
 
 // requireKeys loads a site's stored keys and answers 404 if there are none.
 func (b *backend) requireKeys(ctx context.Context, req *logical.Request, roleName, site string) (*storedKeys, error) {
-	k, err := b.loadKeys(ctx, req.Storage, roleName, site)
+	return b.loadKeysOr404(ctx, req.Storage, roleName, site, fmt.Sprintf(
+		"role %q holds no keys for site %q; copy them first with: vault write -f %s",
+		roleName, site, mountPath(req, "creds/"+roleName+"/sites/"+site)))
+}
+
+// loadKeysOr404 loads a site's stored keys and answers 404 with the message
+// missing if there are none.
+func (b *backend) loadKeysOr404(ctx context.Context, s logical.Storage, role, site, missing string) (*storedKeys, error) {
+	k, err := b.loadKeys(ctx, s, role, site)
 	if err != nil {
 		return nil, err
 	}
 	if k == nil {
-		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf(
-			"role %q holds no keys for site %q; copy them first with: vault write -f %s",
-			roleName, site, mountPath(req, "creds/"+roleName+"/sites/"+site)))
+		return nil, logical.CodedError(http.StatusNotFound, missing)
 	}
 	return k, nil
 }

@@ -142,14 +142,11 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return nil, err
 	}
-	k, err := b.loadKeys(ctx, req.Storage, roleName, site)
+	k, err := b.loadKeysOr404(ctx, req.Storage, roleName, site, fmt.Sprintf(
+		"no keys stored for site %q under role %q; copy them with: vault write -f %s",
+		site, roleName, mountPath(req, "creds/"+roleName+"/sites/"+site)))
 	if err != nil {
 		return nil, err
-	}
-	if k == nil {
-		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf(
-			"no keys stored for site %q under role %q; copy them with: vault write -f %s",
-			site, roleName, mountPath(req, "creds/"+roleName+"/sites/"+site)))
 	}
 	cfg, err := b.loadConfig(ctx, req.Storage)
 	if err != nil {
@@ -186,13 +183,10 @@ func (b *backend) pathCredsDelete(ctx context.Context, req *logical.Request, d *
 		return nil, err
 	}
 	defer b.lockSite(r.Corp, site)()
-	k, err := b.loadKeys(ctx, req.Storage, roleName, site)
+	k, err := b.loadKeysOr404(ctx, req.Storage, roleName, site, fmt.Sprintf(
+		"no keys stored for site %q under role %q", site, roleName))
 	if err != nil {
 		return nil, err
-	}
-	if k == nil {
-		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf(
-			"no keys stored for site %q under role %q", site, roleName))
 	}
 	if err := req.Storage.Delete(ctx, credsKey(roleName, site)); err != nil {
 		return nil, fmt.Errorf("deleting stored keys of site %q: %w", site, err)
