@@ -44,7 +44,7 @@ const operationPrefixSigsci = "sigsci"
 
 // forwardedOperation is an operation that writes storage: a performance
 // standby or a performance secondary forwards it to the active node of the
-// primary cluster, where the stored keys and the write-ahead log live.
+// primary cluster, which alone writes the mount's replicated storage.
 func forwardedOperation(callback framework.OperationFunc, attrs *framework.DisplayAttributes) *framework.PathOperation {
 	return &framework.PathOperation{
 		Callback:                    callback,
@@ -63,7 +63,7 @@ const (
 )
 
 // getJSON decodes the storage entry at key, or returns nil if there is none.
-// what names the entry in an error ("role \"r\"").
+// what names the entry in an error, such as: role "r".
 func getJSON[T any](ctx context.Context, s logical.Storage, key, what string) (*T, error) {
 	entry, err := s.Get(ctx, key)
 	if err != nil {
