@@ -42,6 +42,18 @@ sites on a schedule (rotation_schedule) and retire old sets by itself
 // "aws" or "ldap" do for Vault's own engines.
 const operationPrefixSigsci = "sigsci"
 
+// forwardedOperation is an operation that writes storage: a performance
+// standby or a performance secondary forwards it to the active node of the
+// primary cluster, which alone writes the mount's replicated storage.
+func forwardedOperation(callback framework.OperationFunc, attrs *framework.DisplayAttributes) *framework.PathOperation {
+	return &framework.PathOperation{
+		Callback:                    callback,
+		DisplayAttrs:                attrs,
+		ForwardPerformanceStandby:   true,
+		ForwardPerformanceSecondary: true,
+	}
+}
+
 // Storage layout of a mount.
 const (
 	configStorageKey = "config"
@@ -49,6 +61,35 @@ const (
 	credsPrefix      = "creds/"
 	copyRecordPrefix = "copy/" // copy/<role>: the state of the role's last copy of all sites
 )
+
+// getJSON decodes the storage entry at key, or returns nil if there is none.
+// what names the entry in an error, such as: role "r".
+func getJSON[T any](ctx context.Context, s logical.Storage, key, what string) (*T, error) {
+	entry, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", what, err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	v := new(T)
+	if err := entry.DecodeJSON(v); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", what, err)
+	}
+	return v, nil
+}
+
+// putJSON stores v as JSON at key; what names the entry in an error.
+func putJSON(ctx context.Context, s logical.Storage, key, what string, v any) error {
+	entry, err := logical.StorageEntryJSON(key, v)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", what, err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("storing %s: %w", what, err)
+	}
+	return nil
+}
 
 // walRollbackMinAge is how old a WAL entry must be before Vault's periodic
 // rollback looks at it. It outlasts operationDeadline, the longest an
@@ -153,7 +194,6 @@ func newBackend(pluginVersion string, newClient clientFactory) *backend {
 			b.pathRoles(),
 			b.pathCreds(),
 			b.pathRotate(),
-			b.pathRotateForRole(),
 			b.pathFleet(),
 		),
 		InitializeFunc:    b.initialize,
@@ -248,6 +288,24 @@ func (b *backend) rlockRole(name string) func() {
 	l := locksutil.LockForKey(b.roleLocks, name)
 	l.RLock()
 	return l.RUnlock
+}
+
+// lockSites takes the locks of several sites of one corp in a fixed order
+// (no deadlock with other multi-site lockers) and returns their unlock.
+func (b *backend) lockSites(corp string, sites []string) func() {
+	keys := make([]string, len(sites))
+	for i, s := range sites {
+		keys[i] = siteLockKey(corp, s)
+	}
+	locks := locksutil.LocksForKeys(b.siteLocks, keys)
+	for _, l := range locks {
+		l.Lock()
+	}
+	return func() {
+		for i := len(locks) - 1; i >= 0; i-- {
+			locks[i].Unlock()
+		}
+	}
 }
 
 // mountPath joins the request's mount point and a path inside the mount, for

@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -76,29 +75,17 @@ func (b *backend) saveCopy(ctx context.Context, s logical.Storage, job *copyJob)
 	if r, err := b.loadRole(ctx, s, job.role); err != nil || r == nil {
 		return
 	}
-	entry, err := logical.StorageEntryJSON(copyRecordKey(job.role), job.snapshot())
-	if err == nil {
-		err = s.Put(ctx, entry)
-	}
-	if err != nil {
+	if err := putJSON(ctx, s, copyRecordKey(job.role), copyRecordWhat, job.snapshot()); err != nil {
 		b.Logger().Warn("could not store the state of the copy of all sites", "role", job.role, "error", err)
 	}
 }
 
+// copyRecordWhat names the copy record in a storage error.
+const copyRecordWhat = "the state of the copy of all sites"
+
 // loadCopyRecord reads the record of a role's last copy, nil if none.
 func (b *backend) loadCopyRecord(ctx context.Context, s logical.Storage, roleName string) (*copyRecord, error) {
-	entry, err := s.Get(ctx, copyRecordKey(roleName))
-	if err != nil {
-		return nil, fmt.Errorf("reading the state of the copy of all sites: %w", err)
-	}
-	if entry == nil {
-		return nil, nil
-	}
-	rec := new(copyRecord)
-	if err := entry.DecodeJSON(rec); err != nil {
-		return nil, fmt.Errorf("decoding the state of the copy of all sites: %w", err)
-	}
-	return rec, nil
+	return getJSON[copyRecord](ctx, s, copyRecordKey(roleName), copyRecordWhat)
 }
 
 // copyStatus is the state of the role's last copy of all sites, nil if none

@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"time"
@@ -150,29 +151,36 @@ func credsKey(role, site string) string {
 }
 
 func (b *backend) loadKeys(ctx context.Context, s logical.Storage, role, site string) (*storedKeys, error) {
-	entry, err := s.Get(ctx, credsKey(role, site))
+	return getJSON[storedKeys](ctx, s, credsKey(role, site), keysWhat(site))
+}
+
+// requireKeys loads a site's stored keys and answers 404 if there are none.
+func (b *backend) requireKeys(ctx context.Context, req *logical.Request, roleName, site string) (*storedKeys, error) {
+	return b.loadKeysOr404(ctx, req.Storage, roleName, site, fmt.Sprintf(
+		"role %q holds no keys for site %q; copy them first with: vault write -f %s",
+		roleName, site, mountPath(req, "creds/"+roleName+"/sites/"+site)))
+}
+
+// loadKeysOr404 loads a site's stored keys and answers 404 with the message
+// missing if there are none.
+func (b *backend) loadKeysOr404(ctx context.Context, s logical.Storage, role, site, missing string) (*storedKeys, error) {
+	k, err := b.loadKeys(ctx, s, role, site)
 	if err != nil {
-		return nil, fmt.Errorf("reading stored keys of site %q: %w", site, err)
+		return nil, err
 	}
-	if entry == nil {
-		return nil, nil
-	}
-	k := new(storedKeys)
-	if err := entry.DecodeJSON(k); err != nil {
-		return nil, fmt.Errorf("decoding stored keys of site %q: %w", site, err)
+	if k == nil {
+		return nil, logical.CodedError(http.StatusNotFound, missing)
 	}
 	return k, nil
 }
 
 func (b *backend) putKeys(ctx context.Context, s logical.Storage, k *storedKeys) error {
-	entry, err := logical.StorageEntryJSON(credsKey(k.Role, k.Site), k)
-	if err != nil {
-		return fmt.Errorf("encoding stored keys of site %q: %w", k.Site, err)
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("storing keys of site %q: %w", k.Site, err)
-	}
-	return nil
+	return putJSON(ctx, s, credsKey(k.Role, k.Site), keysWhat(k.Site), k)
+}
+
+// keysWhat names a site's stored keys in a storage error.
+func keysWhat(site string) string {
+	return fmt.Sprintf("the stored keys of site %q", site)
 }
 
 // storedSites lists the sites a role holds keys for, sorted.
@@ -183,6 +191,53 @@ func (b *backend) storedSites(ctx context.Context, s logical.Storage, role strin
 	}
 	sort.Strings(sites)
 	return sites, nil
+}
+
+// describeSites describes the stored keys of each of the role's sites, by
+// site name, and lists the names described, in the order given. A site
+// whose keys were deleted since the list is left out.
+func (b *backend) describeSites(ctx context.Context, s logical.Storage, role string, sites []string, describe func(*storedKeys) (map[string]interface{}, error)) (map[string]interface{}, []string, error) {
+	all := make(map[string]interface{}, len(sites))
+	names := make([]string, 0, len(sites))
+	for _, site := range sites {
+		k, err := b.loadKeys(ctx, s, role, site)
+		if err != nil {
+			return nil, nil, err
+		}
+		if k == nil {
+			continue // deleted since the list
+		}
+		data, err := describe(k)
+		if err != nil {
+			return nil, nil, err
+		}
+		all[site] = data
+		names = append(names, site)
+	}
+	return all, names, nil
+}
+
+// otherHolders returns the stored keys of the site held by other roles of
+// the same corp, by role name.
+func (b *backend) otherHolders(ctx context.Context, s logical.Storage, roleName, corp, site string) (map[string]*storedKeys, error) {
+	roles, err := b.listRoles(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*storedKeys{}
+	for _, other := range roles {
+		if other == roleName {
+			continue
+		}
+		k, err := b.loadKeys(ctx, s, other, site)
+		if err != nil {
+			return nil, err
+		}
+		if k != nil && k.Corp == corp {
+			out[other] = k
+		}
+	}
+	return out, nil
 }
 
 // demoted describes the non-primary sets: access key and when each stopped

@@ -74,30 +74,14 @@ func (b *backend) pathConfig() []*framework.Path {
 		Pattern:      "config$",
 		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefixSigsci},
 		Fields: map[string]*framework.FieldSchema{
-			"refresh_interval": {
-				Type:        framework.TypeDurationSecond,
-				Description: "How often readers should re-read stored keys (e.g. 60s, 2m). Default 60s, minimum 5s.",
-				Default:     int(defaultRefreshInterval.Seconds()),
-			},
-			"fleet_stale_after": {
-				Type:        framework.TypeDurationSecond,
-				Description: "A host that has not reported for this long is stale: listed, but no longer holding back a retirement. Default 30m, minimum 1m.",
-				Default:     int(defaultFleetStaleAfter.Seconds()),
-			},
+			"refresh_interval":  secondsField("How often readers should re-read stored keys (e.g. 60s, 2m). Default 60s, minimum 5s.", defaultRefreshInterval),
+			"fleet_stale_after": secondsField("A host that has not reported for this long is stale: listed, but no longer holding back a retirement. Default 30m, minimum 1m.", defaultFleetStaleAfter),
 			"retire_min_overlap": {
 				Type:        framework.TypeDurationSecond,
 				Description: "When no host of a site reports, how long the newest demoted key set stays before it may be retired. Default (and 0): 2 x refresh_interval.",
 			},
-			"fleet_forget_after": {
-				Type:        framework.TypeDurationSecond,
-				Description: "The report of a host not heard from for this long is deleted. Default 720h; longer than fleet_stale_after.",
-				Default:     int(defaultFleetForgetAfter.Seconds()),
-			},
-			"pending_max_age": {
-				Type:        framework.TypeDurationSecond,
-				Description: "An unfinished rotation or retirement older than this is given up: it no longer holds up the site, and stays listed. Default (and 0) 24h; 10m to 8760h.",
-				Default:     int(defaultPendingMaxAge.Seconds()),
-			},
+			"fleet_forget_after": secondsField("The report of a host not heard from for this long is deleted. Default 720h; longer than fleet_stale_after.", defaultFleetForgetAfter),
+			"pending_max_age":    secondsField("An unfinished rotation or retirement older than this is given up: it no longer holds up the site, and stays listed. Default (and 0) 24h; 10m to 8760h.", defaultPendingMaxAge),
 			"copy_max_concurrency": {
 				Type:        framework.TypeInt,
 				Description: "The most API calls a copy of all sites makes at once, and the HTTP connections kept for them. Default 16, 1 to 64.",
@@ -109,16 +93,17 @@ func (b *backend) pathConfig() []*framework.Path {
 				Callback:     b.pathConfigRead,
 				DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: "configuration"},
 			},
-			logical.UpdateOperation: &framework.PathOperation{
-				Callback:                    b.pathConfigWrite,
-				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "configure"},
-				ForwardPerformanceStandby:   true,
-				ForwardPerformanceSecondary: true,
-			},
+			logical.UpdateOperation: forwardedOperation(b.pathConfigWrite, &framework.DisplayAttributes{OperationVerb: "configure"}),
 		},
 		HelpSynopsis:    pathConfigHelpSyn,
 		HelpDescription: pathConfigHelpDesc,
 	}}
+}
+
+// secondsField is a duration field of the config, in seconds or as "60s",
+// "2m", with its default.
+func secondsField(description string, def time.Duration) *framework.FieldSchema {
+	return &framework.FieldSchema{Type: framework.TypeDurationSecond, Description: description, Default: int(def.Seconds())}
 }
 
 // mountConfig is the stored mount configuration. A zero fleet or overlap
@@ -159,22 +144,23 @@ func (c *mountConfig) retireMinOverlap() time.Duration {
 	return cmp.Or(c.RetireMinOverlap, 2*c.RefreshInterval)
 }
 
+// configWhat names the mount config in a storage error.
+const configWhat = "mount config"
+
 // loadConfig returns the mount config, from memory once read.
 func (b *backend) loadConfig(ctx context.Context, s logical.Storage) (*mountConfig, error) {
 	if cfg, ok := b.memo.config(); ok {
 		return cfg, nil
 	}
 	gen := b.memo.generation()
-	cfg := &mountConfig{RefreshInterval: defaultRefreshInterval}
-	entry, err := s.Get(ctx, configStorageKey)
+	cfg, err := getJSON[mountConfig](ctx, s, configStorageKey, configWhat)
 	if err != nil {
-		return nil, fmt.Errorf("reading mount config: %w", err)
+		return nil, err
 	}
-	if entry != nil {
-		if err := entry.DecodeJSON(cfg); err != nil {
-			return nil, fmt.Errorf("decoding mount config: %w", err)
-		}
+	if cfg == nil {
+		cfg = &mountConfig{}
 	}
+	// Unset (0) or below the minimum: the default.
 	if cfg.RefreshInterval < minRefreshInterval {
 		cfg.RefreshInterval = defaultRefreshInterval
 	}
@@ -207,12 +193,8 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := mergeConfig(cfg, d); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	entry, err := logical.StorageEntryJSON(configStorageKey, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("encoding mount config: %w", err)
-	}
-	if err := req.Storage.Put(ctx, entry); err != nil {
-		return nil, fmt.Errorf("storing mount config: %w", err)
+	if err := putJSON(ctx, req.Storage, configStorageKey, configWhat, cfg); err != nil {
+		return nil, err
 	}
 	b.memo.forgetConfig()
 	return nil, nil

@@ -93,15 +93,7 @@ func (b *backend) pathCreds() []*framework.Path {
 					Callback:     b.pathCredsList,
 					DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: "agent-keys"},
 				},
-				logical.UpdateOperation: &framework.PathOperation{
-					Callback: b.pathCredsCopyAll,
-					DisplayAttrs: &framework.DisplayAttributes{
-						OperationVerb:   "copy",
-						OperationSuffix: "all-agent-keys",
-					},
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
+				logical.UpdateOperation: forwardedOperation(b.pathCredsCopyAll, &framework.DisplayAttributes{OperationVerb: "copy", OperationSuffix: "all-agent-keys"}),
 			},
 			HelpSynopsis:    pathCredsAllHelpSyn,
 			HelpDescription: pathCredsAllHelpDesc,
@@ -121,18 +113,9 @@ func (b *backend) pathCreds() []*framework.Path {
 				},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{Callback: b.pathCredsRead},
-				logical.UpdateOperation: &framework.PathOperation{
-					Callback:                    b.pathCredsCopy,
-					DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "copy"},
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
-				logical.DeleteOperation: &framework.PathOperation{
-					Callback:                    b.pathCredsDelete,
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
+				logical.ReadOperation:   &framework.PathOperation{Callback: b.pathCredsRead},
+				logical.UpdateOperation: forwardedOperation(b.pathCredsCopy, &framework.DisplayAttributes{OperationVerb: "copy"}),
+				logical.DeleteOperation: forwardedOperation(b.pathCredsDelete, nil),
 			},
 			HelpSynopsis:    pathCredsSiteHelpSyn,
 			HelpDescription: pathCredsSiteHelpDesc,
@@ -159,14 +142,11 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return nil, err
 	}
-	k, err := b.loadKeys(ctx, req.Storage, roleName, site)
+	k, err := b.loadKeysOr404(ctx, req.Storage, roleName, site, fmt.Sprintf(
+		"no keys stored for site %q under role %q; copy them with: vault write -f %s",
+		site, roleName, mountPath(req, "creds/"+roleName+"/sites/"+site)))
 	if err != nil {
 		return nil, err
-	}
-	if k == nil {
-		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf(
-			"no keys stored for site %q under role %q; copy them with: vault write -f %s",
-			site, roleName, mountPath(req, "creds/"+roleName+"/sites/"+site)))
 	}
 	cfg, err := b.loadConfig(ctx, req.Storage)
 	if err != nil {
@@ -203,13 +183,10 @@ func (b *backend) pathCredsDelete(ctx context.Context, req *logical.Request, d *
 		return nil, err
 	}
 	defer b.lockSite(r.Corp, site)()
-	k, err := b.loadKeys(ctx, req.Storage, roleName, site)
+	k, err := b.loadKeysOr404(ctx, req.Storage, roleName, site, fmt.Sprintf(
+		"no keys stored for site %q under role %q", site, roleName))
 	if err != nil {
 		return nil, err
-	}
-	if k == nil {
-		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf(
-			"no keys stored for site %q under role %q", site, roleName))
 	}
 	if err := req.Storage.Delete(ctx, credsKey(roleName, site)); err != nil {
 		return nil, fmt.Errorf("deleting stored keys of site %q: %w", site, err)
@@ -250,18 +227,11 @@ func (b *backend) pathCredsReadAll(ctx context.Context, req *logical.Request, d 
 		return nil, err
 	}
 	page, next := pageAfter(sites, after, limit)
-	all := make(map[string]interface{}, len(page))
-	keys := make([]string, 0, len(page))
-	for _, site := range page {
-		k, err := b.loadKeys(ctx, req.Storage, roleName, site)
-		if err != nil {
-			return nil, err
-		}
-		if k == nil {
-			continue // deleted since the list
-		}
-		all[site] = directoryData(k)
-		keys = append(keys, site)
+	all, keys, err := b.describeSites(ctx, req.Storage, roleName, page, func(k *storedKeys) (map[string]interface{}, error) {
+		return directoryData(k), nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := b.loadConfig(ctx, req.Storage)
 	if err != nil {

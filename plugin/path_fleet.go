@@ -63,45 +63,12 @@ func (b *backend) pathFleet() []*framework.Path {
 	role := &framework.FieldSchema{Type: framework.TypeString, Description: "Name of the role.", Required: true}
 	site := &framework.FieldSchema{Type: framework.TypeString, Description: "Site name.", Required: true}
 	return []*framework.Path{
-		{
-			Pattern:      "fleet/(?P<role>[^/]+)/sites/?$",
-			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefixSigsci},
-			Fields:       map[string]*framework.FieldSchema{"role": role},
-			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{
-					Callback:     b.pathFleetAllRead,
-					DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: "fleet"},
-				},
-			},
-			HelpSynopsis:    pathFleetAllHelpSyn,
-			HelpDescription: pathFleetAllHelpDesc,
-		},
-		{
-			Pattern:      "fleet/(?P<role>[^/]+)/sites/(?P<site>[^/]+)$",
-			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefixSigsci},
-			Fields:       map[string]*framework.FieldSchema{"role": role, "site": site},
-			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{
-					Callback:     b.pathFleetSiteRead,
-					DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: "site-fleet"},
-				},
-			},
-			HelpSynopsis:    pathFleetSiteHelpSyn,
-			HelpDescription: pathFleetSiteHelpDesc,
-		},
-		{
-			Pattern:      "fleet/(?P<role>[^/]+)/sites/(?P<site>[^/]+)/hosts/?$",
-			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefixSigsci},
-			Fields:       map[string]*framework.FieldSchema{"role": role, "site": site},
-			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ListOperation: &framework.PathOperation{
-					Callback:     b.pathFleetHostList,
-					DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: "reporting-hosts"},
-				},
-			},
-			HelpSynopsis:    pathFleetHostsHelpSyn,
-			HelpDescription: pathFleetHostsHelpDesc,
-		},
+		fleetView("fleet/(?P<role>[^/]+)/sites/?$", map[string]*framework.FieldSchema{"role": role},
+			logical.ReadOperation, b.pathFleetAllRead, "fleet", pathFleetAllHelpSyn, pathFleetAllHelpDesc),
+		fleetView("fleet/(?P<role>[^/]+)/sites/(?P<site>[^/]+)$", map[string]*framework.FieldSchema{"role": role, "site": site},
+			logical.ReadOperation, b.pathFleetSiteRead, "site-fleet", pathFleetSiteHelpSyn, pathFleetSiteHelpDesc),
+		fleetView("fleet/(?P<role>[^/]+)/sites/(?P<site>[^/]+)/hosts/?$", map[string]*framework.FieldSchema{"role": role, "site": site},
+			logical.ListOperation, b.pathFleetHostList, "reporting-hosts", pathFleetHostsHelpSyn, pathFleetHostsHelpDesc),
 		{
 			Pattern: "fleet/(?P<role>[^/]+)/sites/(?P<site>[^/]+)/hosts/(?P<host>[^/]+)$",
 			DisplayAttrs: &framework.DisplayAttributes{
@@ -121,23 +88,27 @@ func (b *backend) pathFleet() []*framework.Path {
 				"version":       {Type: framework.TypeString, Description: "Version of the reporting program."},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{Callback: b.pathFleetHostRead},
-				logical.UpdateOperation: &framework.PathOperation{
-					Callback:                    b.pathFleetHostWrite,
-					DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "report", OperationSuffix: "host-key"},
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
-				logical.DeleteOperation: &framework.PathOperation{
-					Callback:                    b.pathFleetHostDelete,
-					DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "forget", OperationSuffix: "host"},
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
+				logical.ReadOperation:   &framework.PathOperation{Callback: b.pathFleetHostRead},
+				logical.UpdateOperation: forwardedOperation(b.pathFleetHostWrite, &framework.DisplayAttributes{OperationVerb: "report", OperationSuffix: "host-key"}),
+				logical.DeleteOperation: forwardedOperation(b.pathFleetHostDelete, &framework.DisplayAttributes{OperationVerb: "forget", OperationSuffix: "host"}),
 			},
 			HelpSynopsis:    pathFleetHostHelpSyn,
 			HelpDescription: pathFleetHostHelpDesc,
 		},
+	}
+}
+
+// fleetView is a fleet path with one operation, which changes nothing.
+func fleetView(pattern string, fields map[string]*framework.FieldSchema, op logical.Operation, callback framework.OperationFunc, suffix, synopsis, description string) *framework.Path {
+	return &framework.Path{
+		Pattern:      pattern,
+		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefixSigsci},
+		Fields:       fields,
+		Operations: map[logical.Operation]framework.OperationHandler{
+			op: &framework.PathOperation{Callback: callback, DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: suffix}},
+		},
+		HelpSynopsis:    synopsis,
+		HelpDescription: description,
 	}
 }
 
@@ -167,12 +138,20 @@ func hostArg(d *framework.FieldData) (string, error) {
 	return host, nil
 }
 
-func (b *backend) pathFleetHostWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	host, err := hostArg(d)
-	if err != nil {
-		return nil, err
+// hostReportArgs validates the host, role and site of a request about one
+// host's report and loads the role's stored keys of the site.
+func (b *backend) hostReportArgs(ctx context.Context, req *logical.Request, d *framework.FieldData) (host, roleName, site string, keys *storedKeys, err error) {
+	if host, err = hostArg(d); err != nil {
+		return "", "", "", nil, err
 	}
-	roleName, site, keys, err := b.fleetArgs(ctx, req, d)
+	if roleName, site, keys, err = b.fleetArgs(ctx, req, d); err != nil {
+		return "", "", "", nil, err
+	}
+	return host, roleName, site, keys, nil
+}
+
+func (b *backend) pathFleetHostWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	host, roleName, site, keys, err := b.hostReportArgs(ctx, req, d)
 	if err != nil {
 		return nil, err
 	}
@@ -192,12 +171,8 @@ func (b *backend) pathFleetHostWrite(ctx context.Context, req *logical.Request, 
 		return nil, err
 	}
 	report.ReportedAt = b.now().UTC()
-	entry, err := logical.StorageEntryJSON(fleetKey(roleName, site, host), report)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the report of host %q: %w", host, err)
-	}
-	if err := req.Storage.Put(ctx, entry); err != nil {
-		return nil, fmt.Errorf("storing the report of host %q: %w", host, err)
+	if err := putJSON(ctx, req.Storage, fleetKey(roleName, site, host), reportWhat(host), report); err != nil {
+		return nil, err
 	}
 	return &logical.Response{Data: map[string]interface{}{
 		"host":        host,
@@ -235,11 +210,7 @@ func remoteAddr(req *logical.Request) string {
 }
 
 func (b *backend) pathFleetHostRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	host, err := hostArg(d)
-	if err != nil {
-		return nil, err
-	}
-	roleName, site, keys, err := b.fleetArgs(ctx, req, d)
+	host, roleName, site, keys, err := b.hostReportArgs(ctx, req, d)
 	if err != nil {
 		return nil, err
 	}
@@ -339,22 +310,15 @@ func (b *backend) pathFleetAllRead(ctx context.Context, req *logical.Request, d 
 		return nil, err
 	}
 	now := b.now()
-	all := make(map[string]interface{}, len(sites))
-	keys := make([]string, 0, len(sites))
-	for _, site := range sites {
-		k, err := b.loadKeys(ctx, req.Storage, roleName, site)
-		if err != nil {
-			return nil, err
-		}
-		if k == nil {
-			continue // deleted since the list
-		}
+	all, keys, err := b.describeSites(ctx, req.Storage, roleName, sites, func(k *storedKeys) (map[string]interface{}, error) {
 		f, err := b.loadSiteFleet(ctx, req.Storage, k, cfg, now)
 		if err != nil {
 			return nil, err
 		}
-		all[site] = f.data()
-		keys = append(keys, site)
+		return f.data(), nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &logical.Response{Data: map[string]interface{}{"keys": keys, "sites": all}}, nil
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
@@ -119,22 +118,10 @@ func (b *backend) pathRoles() []*framework.Path {
 			},
 			ExistenceCheck: b.pathRoleExists,
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{Callback: b.pathRoleRead},
-				logical.CreateOperation: &framework.PathOperation{
-					Callback:                    b.pathRoleWrite,
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
-				logical.UpdateOperation: &framework.PathOperation{
-					Callback:                    b.pathRoleWrite,
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
-				logical.DeleteOperation: &framework.PathOperation{
-					Callback:                    b.pathRoleDelete,
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
+				logical.ReadOperation:   &framework.PathOperation{Callback: b.pathRoleRead},
+				logical.CreateOperation: forwardedOperation(b.pathRoleWrite, nil),
+				logical.UpdateOperation: forwardedOperation(b.pathRoleWrite, nil),
+				logical.DeleteOperation: forwardedOperation(b.pathRoleDelete, nil),
 			},
 			HelpSynopsis:    pathRoleHelpSyn,
 			HelpDescription: pathRoleHelpDesc,
@@ -166,19 +153,17 @@ func (b *backend) loadRole(ctx context.Context, s logical.Storage, name string) 
 		return r, nil
 	}
 	gen := b.memo.generation()
-	entry, err := s.Get(ctx, rolePrefix+name)
-	if err != nil {
-		return nil, fmt.Errorf("reading role %q: %w", name, err)
-	}
-	if entry == nil {
-		return nil, nil
-	}
-	r := new(roleEntry)
-	if err := entry.DecodeJSON(r); err != nil {
-		return nil, fmt.Errorf("decoding role %q: %w", name, err)
+	r, err := getJSON[roleEntry](ctx, s, rolePrefix+name, roleWhat(name))
+	if err != nil || r == nil {
+		return nil, err
 	}
 	b.memo.keepRole(gen, name, r)
 	return r, nil
+}
+
+// roleWhat names a stored role in a storage error.
+func roleWhat(name string) string {
+	return fmt.Sprintf("role %q", name)
 }
 
 // requireRole loads a role and answers 404 if it does not exist.
@@ -196,6 +181,20 @@ func (b *backend) requireRole(ctx context.Context, req *logical.Request, name st
 			name, mountPath(req, rolePrefix+name)))
 	}
 	return r, nil
+}
+
+// roleAndSites loads a role (404 if it does not exist) and the sites it
+// holds keys for.
+func (b *backend) roleAndSites(ctx context.Context, req *logical.Request, name string) (*roleEntry, []string, error) {
+	r, err := b.requireRole(ctx, req, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	sites, err := b.storedSites(ctx, req.Storage, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, sites, nil
 }
 
 func (b *backend) listRoles(ctx context.Context, s logical.Storage) ([]string, error) {
@@ -226,11 +225,7 @@ func (b *backend) pathRoleList(ctx context.Context, req *logical.Request, _ *fra
 
 func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	r, err := b.requireRole(ctx, req, name)
-	if err != nil {
-		return nil, err
-	}
-	sites, err := b.storedSites(ctx, req.Storage, name)
+	r, sites, err := b.roleAndSites(ctx, req, name)
 	if err != nil {
 		return nil, err
 	}
@@ -270,12 +265,8 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 		}
 	}
 
-	entry, err := logical.StorageEntryJSON(rolePrefix+name, r)
-	if err != nil {
-		return nil, fmt.Errorf("encoding role %q: %w", name, err)
-	}
-	if err := req.Storage.Put(ctx, entry); err != nil {
-		return nil, fmt.Errorf("storing role %q: %w", name, err)
+	if err := putJSON(ctx, req.Storage, rolePrefix+name, roleWhat(name), r); err != nil {
+		return nil, err
 	}
 	b.roleChanged(name)
 	return nil, nil
@@ -331,12 +322,7 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 	name := d.Get("name").(string)
 	force := d.Get("force").(bool)
 	defer b.lockRole(name)()
-	r, err := b.requireRole(ctx, req, name)
-	if err != nil {
-		return nil, err
-	}
-
-	sites, err := b.storedSites(ctx, req.Storage, name)
+	r, sites, err := b.roleAndSites(ctx, req, name)
 	if err != nil {
 		return nil, err
 	}
@@ -381,22 +367,4 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 			strings.Join(pending, ", ")))
 	}
 	return resp, nil
-}
-
-// lockSites takes the locks of several sites of one corp in a fixed order
-// (no deadlock with other multi-site lockers) and returns their unlock.
-func (b *backend) lockSites(corp string, sites []string) func() {
-	keys := make([]string, len(sites))
-	for i, s := range sites {
-		keys[i] = siteLockKey(corp, s)
-	}
-	locks := locksutil.LocksForKeys(b.siteLocks, keys)
-	for _, l := range locks {
-		l.Lock()
-	}
-	return func() {
-		for i := len(locks) - 1; i >= 0; i-- {
-			locks[i].Unlock()
-		}
-	}
 }

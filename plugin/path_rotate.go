@@ -62,30 +62,39 @@ running (just after a plugin reload or a change of active node) and whose
 new set the API does not list yet is waited for, at most a few minutes.
 `
 
+// pathRotate is rotate/sites/<site>, and the same with the role in the
+// path (rotate/<role>/sites/<site>), so that ACLs can limit rotation and
+// retirement to one role.
 func (b *backend) pathRotate() []*framework.Path {
-	return []*framework.Path{{
-		Pattern: "rotate/sites/(?P<site>[^/]+)$",
+	return []*framework.Path{
+		b.rotatePath("rotate/sites/(?P<site>[^/]+)$", "", &framework.FieldSchema{
+			Type:        framework.TypeString,
+			Description: "Role that holds the site; needed only if several roles hold a site of this name.",
+		}),
+		b.rotatePath("rotate/(?P<role>[^/]+)/sites/(?P<site>[^/]+)$", "role-",
+			&framework.FieldSchema{Type: framework.TypeString, Description: "Role that holds the site.", Required: true}),
+	}
+}
+
+// rotatePath is one of the rotate paths; scope prefixes its OpenAPI
+// suffixes (see rotateOperations).
+func (b *backend) rotatePath(pattern, scope string, role *framework.FieldSchema) *framework.Path {
+	return &framework.Path{
+		Pattern: pattern,
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefixSigsci,
-			OperationSuffix: "agent-keys",
+			OperationSuffix: scope + "agent-keys",
 		},
 		Fields: map[string]*framework.FieldSchema{
-			"site": {
-				Type:        framework.TypeString,
-				Description: "Site name.",
-				Required:    true,
-			},
-			"role": {
-				Type:        framework.TypeString,
-				Description: "Role that holds the site; needed only if several roles hold a site of this name.",
-			},
+			"site":             {Type: framework.TypeString, Description: "Site name.", Required: true},
+			"role":             role,
 			"force":            forceRetireField,
 			"expected_primary": expectedPrimaryField,
 		},
-		Operations:      b.rotateOperations(""),
+		Operations:      b.rotateOperations(scope),
 		HelpSynopsis:    pathRotateHelpSyn,
 		HelpDescription: pathRotateHelpDesc,
-	}}
+	}
 }
 
 // rotateOperations are the read, rotate and retire operations of a rotate
@@ -98,18 +107,8 @@ func (b *backend) rotateOperations(scope string) map[logical.Operation]framework
 			Callback:     b.pathRotateRead,
 			DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: scope + "rotation-status"},
 		},
-		logical.UpdateOperation: &framework.PathOperation{
-			Callback:                    b.pathRotateWrite,
-			DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "rotate"},
-			ForwardPerformanceStandby:   true,
-			ForwardPerformanceSecondary: true,
-		},
-		logical.DeleteOperation: &framework.PathOperation{
-			Callback:                    b.pathRotateDelete,
-			DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "retire", OperationSuffix: scope + "non-primary-agent-keys"},
-			ForwardPerformanceStandby:   true,
-			ForwardPerformanceSecondary: true,
-		},
+		logical.UpdateOperation: forwardedOperation(b.pathRotateWrite, &framework.DisplayAttributes{OperationVerb: "rotate"}),
+		logical.DeleteOperation: forwardedOperation(b.pathRotateDelete, &framework.DisplayAttributes{OperationVerb: "retire", OperationSuffix: scope + "non-primary-agent-keys"}),
 	}
 }
 
@@ -182,27 +181,6 @@ var expectedPrimaryField = &framework.FieldSchema{
 var forceRetireField = &framework.FieldSchema{
 	Type:        framework.TypeBool,
 	Description: "On delete: retire even though hosts may still run a non-primary key (the fleet guard refuses).",
-}
-
-// pathRotateForRole is rotate/sites/<site> with the role in the path, so
-// that ACLs can limit rotation and retirement to one role.
-func (b *backend) pathRotateForRole() []*framework.Path {
-	return []*framework.Path{{
-		Pattern: "rotate/(?P<role>[^/]+)/sites/(?P<site>[^/]+)$",
-		DisplayAttrs: &framework.DisplayAttributes{
-			OperationPrefix: operationPrefixSigsci,
-			OperationSuffix: "role-agent-keys",
-		},
-		Fields: map[string]*framework.FieldSchema{
-			"role":             {Type: framework.TypeString, Description: "Role that holds the site.", Required: true},
-			"site":             {Type: framework.TypeString, Description: "Site name.", Required: true},
-			"force":            forceRetireField,
-			"expected_primary": expectedPrimaryField,
-		},
-		Operations:      b.rotateOperations("role-"),
-		HelpSynopsis:    pathRotateHelpSyn,
-		HelpDescription: pathRotateHelpDesc,
-	}}
 }
 
 func (b *backend) pathRotateRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

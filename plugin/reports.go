@@ -50,18 +50,12 @@ func fleetKey(role, site, host string) string {
 }
 
 func (b *backend) loadReport(ctx context.Context, s logical.Storage, role, site, host string) (*hostReport, error) {
-	entry, err := s.Get(ctx, fleetKey(role, site, host))
-	if err != nil {
-		return nil, fmt.Errorf("reading the report of host %q: %w", host, err)
-	}
-	if entry == nil {
-		return nil, nil
-	}
-	r := new(hostReport)
-	if err := entry.DecodeJSON(r); err != nil {
-		return nil, fmt.Errorf("decoding the report of host %q: %w", host, err)
-	}
-	return r, nil
+	return getJSON[hostReport](ctx, s, fleetKey(role, site, host), reportWhat(host))
+}
+
+// reportWhat names a host's report in a storage error.
+func reportWhat(host string) string {
+	return fmt.Sprintf("the report of host %q", host)
 }
 
 // reportingHosts lists the hosts with a report for the site, sorted.

@@ -155,29 +155,6 @@ func checkPrimaryMatches(req *logical.Request, roleName string, stored *storedKe
 	return nil
 }
 
-// otherHolders returns the stored keys of the site held by other roles of
-// the same corp, by role name.
-func (b *backend) otherHolders(ctx context.Context, s logical.Storage, roleName, corp, site string) (map[string]*storedKeys, error) {
-	roles, err := b.listRoles(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]*storedKeys{}
-	for _, other := range roles {
-		if other == roleName {
-			continue
-		}
-		k, err := b.loadKeys(ctx, s, other, site)
-		if err != nil {
-			return nil, err
-		}
-		if k != nil && k.Corp == corp {
-			out[other] = k
-		}
-	}
-	return out, nil
-}
-
 // checkNoOtherRoleHandsOut refuses a retirement that would delete the key
 // another role of the same corp still hands out for the site as primary.
 func (b *backend) checkNoOtherRoleHandsOut(ctx context.Context, req *logical.Request, roleName, corp, site string, retire []string) error {

@@ -166,15 +166,21 @@ func (b *backend) rotateSite(ctx context.Context, req *logical.Request, roleName
 		return nil, err
 	}
 	b.reportGivenUp(ctx, req.Storage, sc.givenUp, resp)
-	if others, err := b.otherHolders(ctx, req.Storage, roleName, r.Corp, site); err == nil && len(others) > 0 {
+	b.rotationWarnings(ctx, req, resp, roleName, r.Corp, site, res.keys)
+	return resp, nil
+}
+
+// rotationWarnings tells the operator what a rotation leaves to do: other
+// roles that still hand out the old key, and old sets piling up.
+func (b *backend) rotationWarnings(ctx context.Context, req *logical.Request, resp *logical.Response, roleName, corp, site string, keys *storedKeys) {
+	if others, err := b.otherHolders(ctx, req.Storage, roleName, corp, site); err == nil && len(others) > 0 {
 		resp.AddWarning(fmt.Sprintf("role(s) %s of the same corp also hold site %q and hand out the old key until copied again (vault write -f %s)",
 			strings.Join(slices.Sorted(maps.Keys(others)), ", "), site, mountPath(req, "creds/<role>/sites/"+site)))
 	}
-	if n := len(res.keys.NonPrimary); n > 1 {
+	if n := len(keys.NonPrimary); n > 1 {
 		resp.AddWarning(fmt.Sprintf("site %q now has %d non-primary key sets; retire them once hosts run the new key: vault delete %s",
 			site, n, mountPath(req, "rotate/sites/"+site)))
 	}
-	return resp, nil
 }
 
 // checkExpectedPrimary refuses a compare-and-swap rotation (expected_primary)
@@ -316,20 +322,6 @@ func rotateData(roleName string, res rotationResult) map[string]interface{} {
 	data["role"] = roleName
 	data["untracked"] = res.untracked
 	return data
-}
-
-// requireKeys loads a site's stored keys and answers 404 if there are none.
-func (b *backend) requireKeys(ctx context.Context, req *logical.Request, roleName, site string) (*storedKeys, error) {
-	k, err := b.loadKeys(ctx, req.Storage, roleName, site)
-	if err != nil {
-		return nil, err
-	}
-	if k == nil {
-		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf(
-			"role %q holds no keys for site %q; copy them first with: vault write -f %s",
-			roleName, site, mountPath(req, "creds/"+roleName+"/sites/"+site)))
-	}
-	return k, nil
 }
 
 // checkListHasPrimary refuses to act on a list of key sets without a primary

@@ -33,25 +33,21 @@ func validateRoleName(name string) error {
 	return nil
 }
 
-func validateCorp(corp string) error {
-	if corp == "" {
-		return fmt.Errorf("corp is required")
+// validateName checks a corp or site name as the API spells it; kind names
+// it in the message ("corp", "site name").
+func validateName(kind, name string) error {
+	if name == "" {
+		return fmt.Errorf("%s is required", kind)
 	}
-	if !sigsci.ValidName(corp) {
-		return fmt.Errorf("corp %q is invalid: use 1-100 of a-z, 0-9, '_', '.', '-'", truncate(corp, 110))
+	if !sigsci.ValidName(name) {
+		return fmt.Errorf("%s %q is invalid: use 1-100 of a-z, 0-9, '_', '.', '-'", kind, truncate(name, 110))
 	}
 	return nil
 }
 
-func validateSite(site string) error {
-	if site == "" {
-		return fmt.Errorf("site name is empty")
-	}
-	if !sigsci.ValidName(site) {
-		return fmt.Errorf("site name %q is invalid: use 1-100 of a-z, 0-9, '_', '.', '-'", truncate(site, 110))
-	}
-	return nil
-}
+func validateCorp(corp string) error { return validateName("corp", corp) }
+
+func validateSite(site string) error { return validateName("site name", site) }
 
 func validateEmail(email string) error {
 	if email == "" {

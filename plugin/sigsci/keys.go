@@ -12,15 +12,22 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/internal/wire"
 )
 
+// siteCall runs method on one endpoint of a site (suffix: "/keys",
+// "/agentKeys") and returns the endpoint's path and the answer's body.
+func (c *Client) siteCall(ctx context.Context, method, corp, site, suffix string) (string, []byte, error) {
+	path, err := sitePath(corp, site)
+	if err != nil {
+		return "", nil, err
+	}
+	path += suffix
+	_, body, err := c.do(ctx, method, path, nil)
+	return path, body, err
+}
+
 // PrimaryKeys returns the site's primary key set (Primary is true; Created is
 // not part of this answer and stays zero).
 func (c *Client) PrimaryKeys(ctx context.Context, corp, site string) (KeySet, error) {
-	path, err := sitePath(corp, site)
-	if err != nil {
-		return KeySet{}, err
-	}
-	path += "/keys"
-	_, body, err := c.do(ctx, http.MethodGet, path, nil)
+	path, body, err := c.siteCall(ctx, http.MethodGet, corp, site, "/keys")
 	if err != nil {
 		return KeySet{}, err
 	}
@@ -130,12 +137,7 @@ func (c *Client) markPrimary(corp, site string, listed []listedKeySet, primary K
 // or no body); then the set GET .../keys names as primary is returned. The
 // answer is the API's word only: callers that must be sure list the sets.
 func (c *Client) CreateKeySet(ctx context.Context, corp, site string) (KeySet, error) {
-	path, err := sitePath(corp, site)
-	if err != nil {
-		return KeySet{}, err
-	}
-	path += "/agentKeys"
-	_, body, err := c.do(ctx, http.MethodPost, path, nil)
+	_, body, err := c.siteCall(ctx, http.MethodPost, corp, site, "/agentKeys")
 	if err != nil {
 		return KeySet{}, err
 	}

@@ -26,10 +26,10 @@ func (s *Server) apiMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	routes := map[string]http.HandlerFunc{
 		EndpointListSites:    s.listSites,
-		EndpointPrimaryKeys:  s.primaryKeys,
-		EndpointListKeySets:  s.listKeySets,
-		EndpointCreateKeySet: s.createKeySet,
-		EndpointDeleteKeySet: s.deleteKeySet,
+		EndpointPrimaryKeys:  s.siteHandler(s.primaryKeys),
+		EndpointListKeySets:  s.siteHandler(s.listKeySets),
+		EndpointCreateKeySet: s.siteHandler(s.createKeySet),
+		EndpointDeleteKeySet: s.siteHandler(s.deleteKeySet),
 	}
 	for endpoint, h := range routes {
 		method, path, _ := strings.Cut(endpoint, " ")
@@ -141,15 +141,27 @@ func (s *Server) lookupSite(w http.ResponseWriter, r *http.Request, siteName str
 	return c, st, true
 }
 
+// siteHandler serves an endpoint of one site: it holds mu while h runs and
+// hands it the corp and site of the path, once lookupSite has let the
+// caller in.
+func (s *Server) siteHandler(h func(w http.ResponseWriter, r *http.Request, c *corp, st *site)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		c, st, ok := s.lookupSite(w, r, r.PathValue("site"))
+		if !ok {
+			return
+		}
+		h(w, r, c, st)
+	}
+}
+
 type simSite struct {
 	wire.Site
 	AgentLevel string `json:"agentLevel"` // an extra field a client must ignore
 }
 
-type simSiteList struct {
-	Data       []simSite `json:"data"`
-	TotalCount int       `json:"totalCount"`
-}
+type simSiteList = wire.List[simSite]
 
 func (s *Server) listSites(w http.ResponseWriter, r *http.Request) {
 	page, limit, msg := pageParams(r)
@@ -166,7 +178,8 @@ func (s *Server) listSites(w http.ResponseWriter, r *http.Request) {
 	if s.dialect.SitesIgnorePage {
 		page = 1
 	}
-	out := simSiteList{Data: []simSite{}, TotalCount: len(c.sites)}
+	total := len(c.sites)
+	out := simSiteList{Data: []simSite{}, TotalCount: &total}
 	start := (page - 1) * limit
 	for i := start; i < len(c.sites) && i < start+limit; i++ {
 		st := c.sites[i]
@@ -201,24 +214,12 @@ func pageParams(r *http.Request) (page, limit int, msg string) {
 	return page, limit, ""
 }
 
-func (s *Server) primaryKeys(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, st, ok := s.lookupSite(w, r, r.PathValue("site"))
-	if !ok {
-		return
-	}
+func (s *Server) primaryKeys(w http.ResponseWriter, _ *http.Request, _ *corp, st *site) {
 	p := st.primary()
 	writeJSON(w, http.StatusOK, wire.PrimaryKeys{Name: st.name, AccessKey: p.accessKey, SecretKey: p.secretKey})
 }
 
-func (s *Server) listKeySets(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, st, ok := s.lookupSite(w, r, r.PathValue("site"))
-	if !ok {
-		return
-	}
+func (s *Server) listKeySets(w http.ResponseWriter, _ *http.Request, _ *corp, st *site) {
 	total := len(st.keys)
 	out := wire.KeySetList{Data: make([]wire.KeySet, 0, total), TotalCount: &total}
 	for _, k := range st.keys {
@@ -227,13 +228,7 @@ func (s *Server) listKeySets(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) createKeySet(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, st, ok := s.lookupSite(w, r, r.PathValue("site"))
-	if !ok {
-		return
-	}
+func (s *Server) createKeySet(w http.ResponseWriter, _ *http.Request, _ *corp, st *site) {
 	for _, k := range st.keys {
 		k.primary = false
 	}
@@ -243,13 +238,7 @@ func (s *Server) createKeySet(w http.ResponseWriter, r *http.Request) {
 	s.dialect.writeCreated(w, k)
 }
 
-func (s *Server) deleteKeySet(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, st, ok := s.lookupSite(w, r, r.PathValue("site"))
-	if !ok {
-		return
-	}
+func (s *Server) deleteKeySet(w http.ResponseWriter, r *http.Request, c *corp, st *site) {
 	if s.dialect.DeleteAnswer == DeleteWrongRoute404 {
 		writeMessage(w, http.StatusNotFound, "not found")
 		return

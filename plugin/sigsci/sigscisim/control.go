@@ -3,6 +3,7 @@ package sigscisim
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -135,13 +136,13 @@ func (s *Server) controlMux() *http.ServeMux {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /sim/faults", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Faults()) })
-	mux.HandleFunc("PUT /sim/faults", s.handlePutFaults)
-	mux.HandleFunc("POST /sim/fail", s.handleFail)
-	mux.HandleFunc("POST /sim/drop", s.handleDrop)
-	mux.HandleFunc("POST /sim/latency", s.handleLatency)
-	mux.HandleFunc("POST /sim/ratelimit", s.handleRateLimit)
+	mux.HandleFunc("PUT /sim/faults", setting(s.SetFaults, s.Faults))
+	mux.HandleFunc("POST /sim/fail", setting(s.applyFail, s.Faults))
+	mux.HandleFunc("POST /sim/drop", setting(s.applyDrop, s.Faults))
+	mux.HandleFunc("POST /sim/latency", setting(s.applyLatency, s.Faults))
+	mux.HandleFunc("POST /sim/ratelimit", setting(s.applyRateLimit, s.Faults))
 	mux.HandleFunc("GET /sim/dialect", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Dialect()) })
-	mux.HandleFunc("PUT /sim/dialect", s.handlePutDialect)
+	mux.HandleFunc("PUT /sim/dialect", setting(s.SetDialect, s.Dialect))
 	mux.HandleFunc("POST /sim/sites", s.handleAddSite)
 	mux.HandleFunc("DELETE /sim/sites/{corp}/{site}", s.handleRemoveSite)
 	mux.HandleFunc("/sim/", func(w http.ResponseWriter, r *http.Request) {
@@ -175,100 +176,90 @@ func (s *Server) handleAgentCheck(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.CheckAgentKeys(req.AccessKeyID, req.SecretAccessKey))
 }
 
-func (s *Server) handlePutFaults(w http.ResponseWriter, r *http.Request) {
-	var f Faults
-	if !decodeBody(w, r, &f) {
-		return
+// setting is a control that decodes a request body, applies it (or refuses
+// it: 400 with the reason) and answers the setting now in force.
+func setting[T, A any](apply func(T) error, current func() A) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req T
+		if !decodeBody(w, r, &req) {
+			return
+		}
+		if err := apply(req); err != nil {
+			writeMessage(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, current())
 	}
-	if err := s.SetFaults(f); err != nil {
-		writeMessage(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, s.Faults())
 }
 
-func (s *Server) handleFail(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		N        int    `json:"n"`
-		Status   int    `json:"status"`
-		Endpoint string `json:"endpoint"`
-	}
-	if !decodeBody(w, r, &req) {
-		return
-	}
+// failRequest is the body of POST /sim/fail.
+type failRequest struct {
+	N        int    `json:"n"`
+	Status   int    `json:"status"`
+	Endpoint string `json:"endpoint"`
+}
+
+func (s *Server) applyFail(req failRequest) error {
 	if req.N < 0 || req.Status != 0 && (req.Status < 400 || req.Status > 599) {
-		writeMessage(w, http.StatusBadRequest, "n must be >= 0 and status a 4xx or 5xx code (default 503)")
-		return
+		return errors.New("n must be >= 0 and status a 4xx or 5xx code (default 503)")
 	}
 	if req.Endpoint != "" && !slices.Contains(apiEndpoints(), req.Endpoint) {
-		writeMessage(w, http.StatusBadRequest, fmt.Sprintf("endpoint %q is not one of %q", req.Endpoint, apiEndpoints()))
-		return
+		return fmt.Errorf("endpoint %q is not one of %q", req.Endpoint, apiEndpoints())
 	}
 	s.FailNextOn(req.Endpoint, req.N, req.Status)
-	writeJSON(w, http.StatusOK, s.Faults())
+	return nil
 }
 
-func (s *Server) handleDrop(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		N             int  `json:"n"`
-		AfterHandling bool `json:"afterHandling"`
-	}
-	if !decodeBody(w, r, &req) {
-		return
-	}
+// dropRequest is the body of POST /sim/drop.
+type dropRequest struct {
+	N             int  `json:"n"`
+	AfterHandling bool `json:"afterHandling"`
+}
+
+func (s *Server) applyDrop(req dropRequest) error {
 	if req.N < 0 {
-		writeMessage(w, http.StatusBadRequest, "n must be >= 0")
-		return
+		return errors.New("n must be >= 0")
 	}
 	if req.AfterHandling {
 		s.DropNextAfterHandling(req.N)
 	} else {
 		s.DropNext(req.N)
 	}
-	writeJSON(w, http.StatusOK, s.Faults())
+	return nil
 }
 
-func (s *Server) handleLatency(w http.ResponseWriter, r *http.Request) {
-	var req EndpointLatency
-	if !decodeBody(w, r, &req) {
-		return
-	}
+func (s *Server) applyLatency(req EndpointLatency) error {
 	switch {
 	case req.Latency < 0:
-		writeMessage(w, http.StatusBadRequest, "latency must not be negative")
-		return
+		return errors.New("latency must not be negative")
 	case req.Endpoint == "" && req.AnswerOnly:
-		writeMessage(w, http.StatusBadRequest, "answerOnly needs an endpoint")
-		return
+		return errors.New("answerOnly needs an endpoint")
 	case req.Endpoint == "":
 		s.SetLatency(time.Duration(req.Latency))
 	default:
 		if err := req.validate(); err != nil {
-			writeMessage(w, http.StatusBadRequest, err.Error())
-			return
+			return err
 		}
 		s.SetEndpointLatency(req.Endpoint, time.Duration(req.Latency), req.AnswerOnly)
 	}
-	writeJSON(w, http.StatusOK, s.Faults())
+	return nil
 }
 
-func (s *Server) handleRateLimit(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		PerSecond  int  `json:"perSecond"`
-		RetryAfter *int `json:"retryAfter"`
-	}
-	if !decodeBody(w, r, &req) {
-		return
-	}
+// rateLimitRequest is the body of POST /sim/ratelimit.
+type rateLimitRequest struct {
+	PerSecond  int  `json:"perSecond"`
+	RetryAfter *int `json:"retryAfter"`
+}
+
+func (s *Server) applyRateLimit(req rateLimitRequest) error {
 	if req.PerSecond < 0 || req.RetryAfter != nil && *req.RetryAfter < 0 {
-		writeMessage(w, http.StatusBadRequest, "perSecond and retryAfter must not be negative")
-		return
+		return errors.New("perSecond and retryAfter must not be negative")
 	}
 	s.SetRateLimit(req.PerSecond)
 	if req.RetryAfter != nil {
 		s.SetRetryAfter(*req.RetryAfter)
 	}
-	writeJSON(w, http.StatusOK, s.Faults())
+	return nil
 }
 
 func (s *Server) handleAddSite(w http.ResponseWriter, r *http.Request) {

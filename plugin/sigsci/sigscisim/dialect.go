@@ -130,18 +130,6 @@ func (s *Server) Dialect() Dialect {
 	return s.dialect
 }
 
-func (s *Server) handlePutDialect(w http.ResponseWriter, r *http.Request) {
-	var d Dialect
-	if !decodeBody(w, r, &d) {
-		return
-	}
-	if err := s.SetDialect(d); err != nil {
-		writeMessage(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, s.Dialect())
-}
-
 // wire writes a key set as the dialect names its fields.
 func (d Dialect) wire(k *keySet) wire.KeySet {
 	out := wire.KeySet{AccessKey: k.accessKey, SecretKey: k.secretKey}

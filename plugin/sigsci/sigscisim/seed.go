@@ -141,13 +141,9 @@ func LoadSeed(path string) (Seed, error) {
 func (s Seed) Validate() error {
 	corps := map[string]bool{}
 	for _, c := range s.Corps {
-		if !sigsci.ValidName(c.Name) {
-			return fmt.Errorf("corp name %q is invalid (use a-z, 0-9, '_', '.', '-')", c.Name)
+		if err := checkNewName("corp", c.Name, corps); err != nil {
+			return err
 		}
-		if corps[c.Name] {
-			return fmt.Errorf("corp %q appears twice", c.Name)
-		}
-		corps[c.Name] = true
 		if err := validateCorpSeed(c); err != nil {
 			return fmt.Errorf("corp %q: %w", c.Name, err)
 		}
@@ -166,14 +162,23 @@ func validateCorpSeed(c CorpSeed) error {
 	}
 	sites := map[string]bool{}
 	for _, site := range c.Sites {
-		if !sigsci.ValidName(site.Name) {
-			return fmt.Errorf("site name %q is invalid (use a-z, 0-9, '_', '.', '-')", site.Name)
+		if err := checkNewName("site", site.Name, sites); err != nil {
+			return err
 		}
-		if sites[site.Name] {
-			return fmt.Errorf("site %q appears twice", site.Name)
-		}
-		sites[site.Name] = true
 	}
+	return nil
+}
+
+// checkNewName refuses an invalid corp or site name (kind), or one already
+// in seen, and adds it to seen.
+func checkNewName(kind, name string, seen map[string]bool) error {
+	if !sigsci.ValidName(name) {
+		return fmt.Errorf("%s name %q is invalid (use a-z, 0-9, '_', '.', '-')", kind, name)
+	}
+	if seen[name] {
+		return fmt.Errorf("%s %q appears twice", kind, name)
+	}
+	seen[name] = true
 	return nil
 }
 

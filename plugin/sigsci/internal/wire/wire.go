@@ -32,6 +32,13 @@ type Error struct {
 // reads a Retry-After, so its presence is not assumed either.
 const RateLimitMessage = "Rate limit exceeded"
 
+// List is the envelope of the list answers: the items in "data" and, where
+// the API sends it, "totalCount".
+type List[T any] struct {
+	Data       []T  `json:"data"`
+	TotalCount *int `json:"totalCount,omitempty"`
+}
+
 // SiteList is the answer of GET /corps/{corp}/sites (documented: "data").
 //
 // Assumption: the sites list honours ?page=P&limit=L (limit at most 100) and
@@ -39,10 +46,7 @@ const RateLimitMessage = "Rate limit exceeded"
 // cope with its absence (short or empty page ends the list) and with an API
 // that ignores page (the same page again adds nothing new and ends the list;
 // names are de-duplicated).
-type SiteList struct {
-	Data       []Site `json:"data"`
-	TotalCount *int   `json:"totalCount,omitempty"`
-}
+type SiteList = List[Site]
 
 // Site is one item of SiteList (documented: name, displayName, created).
 type Site struct {
@@ -64,10 +68,7 @@ type PrimaryKeys struct {
 // Assumption: {"data":[KeySet...]} (documented only as "each item has
 // accessKey"); "totalCount" may be present and is not needed, and the list is
 // short enough that it is not paginated.
-type KeySetList struct {
-	Data       []KeySet `json:"data"`
-	TotalCount *int     `json:"totalCount,omitempty"`
-}
+type KeySetList = List[KeySet]
 
 // KeySet is one agent key set.
 //
