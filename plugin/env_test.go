@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/sigsci-keys/sigsci-keys/internal/clocktest"
 	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
@@ -36,7 +37,7 @@ type testEnv struct {
 	sim     *sigscisim.Server
 	srv     *httptest.Server
 	logs    *logbuf.Buffer
-	clock   *fakeClock // the backend's clock
+	clock   *clocktest.Clock // the backend's clock
 
 	mu      sync.Mutex
 	secrets map[string]bool // every secret key seen, for the log check
@@ -83,7 +84,7 @@ func newTestEnv(t *testing.T) *testEnv {
 		sim:     sigscisim.New(testSeed()),
 		logs:    &logbuf.Buffer{},
 		secrets: map[string]bool{},
-		clock:   newFakeClock(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)),
+		clock:   clocktest.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)),
 	}
 	e.sim.SetRetryAfter(0) // honouring a 429's Retry-After costs no test time
 	e.srv = httptest.NewServer(e.sim)

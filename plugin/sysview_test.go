@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/sigsci-keys/sigsci-keys/internal/clocktest"
 )
 
 // countingSystemView counts how often Vault is asked for the replication state.
@@ -22,7 +24,7 @@ func (v *countingSystemView) ReplicationState() consts.ReplicationState {
 }
 
 func TestCachedSystemView_AsksVaultOncePerTTL(t *testing.T) {
-	clock := newFakeClock(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+	clock := clocktest.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
 	sys := &countingSystemView{StaticSystemView: &logical.StaticSystemView{}}
 	v := newCachedSystemView(sys, clock.Now)
 	for range 100 {
