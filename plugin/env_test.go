@@ -43,6 +43,9 @@ type testEnv struct {
 	secrets map[string]bool // every secret key seen, for the log check
 	// wrap, if set, decorates the API client the backend builds.
 	wrap func(keysAPI) keysAPI
+	// tune, if set, changes the configuration of the API clients the
+	// backend builds (shorter timeouts, fewer retries).
+	tune func(*sigsci.Config)
 	// view, if set, is the storage requests see instead of storage.
 	view logical.Storage
 }
@@ -157,6 +160,9 @@ func clientConfig(baseURL, email, token string, log hclog.Logger) sigsci.Config 
 func (e *testEnv) newClient(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
 	cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
 	cfg.HTTPClient = hc
+	if e.tune != nil {
+		e.tune(&cfg)
+	}
 	c, err := sigsci.New(cfg)
 	if err != nil {
 		return nil, err
@@ -172,6 +178,13 @@ func (e *testEnv) newClient(r *roleEntry, hc *http.Client, log hclog.Logger) (ke
 // undecorated one.
 func (e *testEnv) wrapAPI(wrap func(keysAPI) keysAPI) {
 	e.wrap = wrap
+	e.b.dropAllClients()
+}
+
+// tuneClients changes the configuration of every API client the backend
+// builds from now on, and drops the clients already built.
+func (e *testEnv) tuneClients(tune func(*sigsci.Config)) {
+	e.tune = tune
 	e.b.dropAllClients()
 }
 
@@ -563,4 +576,58 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		case <-tick.C:
 		}
 	}
+}
+
+// assertCleanStops starts a background job of the backend with start and,
+// once the job has asked the API (where the call hangs), checks that
+// Cleanup stops it: what names the job in the failures.
+func (e *testEnv) assertCleanStops(what string, start func() error) {
+	e.t.Helper()
+	e.sim.SetLatency(time.Minute) // the job's first API call hangs
+	e.t.Cleanup(func() { e.sim.SetLatency(0) })
+	lists := e.sim.Calls(sigscisim.EndpointListKeySets)
+	if err := start(); err != nil {
+		e.t.Fatal(err)
+	}
+	waitFor(e.t, what+" to ask the API", func() bool {
+		return e.sim.Calls(sigscisim.EndpointListKeySets) > lists
+	})
+	cleaned := make(chan struct{})
+	go func() {
+		e.b.Cleanup(context.Background())
+		close(cleaned)
+	}()
+	select {
+	case <-cleaned:
+	case <-time.After(10 * time.Second):
+		e.t.Fatalf("Clean did not stop %s", what)
+	}
+}
+
+// rotateAndRetireWatched rotates site www and, past the overlap, retires
+// its old set, running beforeChange before each of the two changes at the
+// API (the create and the delete) and, if set, created with the set the
+// create made.
+func (e *testEnv) rotateAndRetireWatched(beforeChange func(), created func(sigsci.KeySet)) {
+	e.t.Helper()
+	e.wrapAPI(func(c keysAPI) keysAPI {
+		return &faultyAPI{
+			keysAPI: c,
+			createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
+				beforeChange()
+				ks, err := c.CreateKeySet(ctx, corp, site)
+				if created != nil {
+					created(ks)
+				}
+				return ks, err
+			},
+			deleteHook: func(ctx context.Context, corp, site, accessKey string) error {
+				beforeChange()
+				return c.DeleteKeySet(ctx, corp, site, accessKey)
+			},
+		}
+	})
+	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+	e.passOverlap()
+	e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
 }

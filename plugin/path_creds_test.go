@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -263,14 +262,10 @@ func TestCreds_CopyTimesOut(t *testing.T) {
 	e := newStoredSite(t)
 	before := e.storageSnapshot()
 
-	e.b.newClient = func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
-		cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
-		cfg.HTTPClient = hc
+	e.tuneClients(func(cfg *sigsci.Config) {
 		cfg.Timeout = 50 * time.Millisecond
 		cfg.MaxRetries = 1
-		return sigsci.New(cfg)
-	}
-	e.b.dropClient("vault-user")
+	})
 	e.sim.SetLatency(300 * time.Millisecond)
 	start := time.Now()
 	resp, err := e.do(logical.UpdateOperation, "creds/vault-user/sites/www", nil)
@@ -343,19 +338,12 @@ func TestCreds_CopyAllWithTimeoutsReportsEverySiteAndKeepsOldKeys(t *testing.T) 
 	e := newStoredSite(t)
 	before := e.storageSnapshot()
 
-	e.b.newClient = func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
-		cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
-		cfg.HTTPClient = hc
+	e.tuneClients(func(cfg *sigsci.Config) {
 		cfg.Timeout = 100 * time.Millisecond
 		cfg.MaxRetries = 1
-		c, err := sigsci.New(cfg)
-		if err != nil {
-			return nil, err
-		}
-		// The site list arrives; then the API stops answering in time.
-		return &slowAfterListAPI{keysAPI: c, sim: e.sim}, nil
-	}
-	e.b.dropClient("vault-user")
+	})
+	// The site list arrives; then the API stops answering in time.
+	e.wrapAPI(func(c keysAPI) keysAPI { return &slowAfterListAPI{keysAPI: c, sim: e.sim} })
 	t.Cleanup(func() { e.sim.SetLatency(0) })
 
 	resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -230,21 +229,14 @@ func TestRotate_AnswerLostAfterTheAPICreated(t *testing.T) {
 
 func TestRotate_CreateTimesOutBeforeTheAPIActs(t *testing.T) {
 	e := newStoredSite(t)
-	e.b.newClient = func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
-		cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
-		cfg.HTTPClient = hc
-		cfg.Timeout = 100 * time.Millisecond
-		c, err := sigsci.New(cfg)
-		if err != nil {
-			return nil, err
-		}
+	e.tuneClients(func(cfg *sigsci.Config) { cfg.Timeout = 100 * time.Millisecond })
+	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
 			e.sim.SetLatency(time.Minute) // the API never answers in time
 			defer e.sim.SetLatency(0)
 			return c.CreateKeySet(ctx, corp, site)
-		}}, nil
-	}
-	e.b.dropClient("vault-user")
+		}}
+	})
 	old := e.stored("vault-user", "www")
 	before := e.storageSnapshot()
 	apiBefore, _ := e.simSets("acme", "www")
@@ -557,21 +549,7 @@ func TestRotate_HoldsOffRoleWritesWhileItChangesTheAPI(t *testing.T) {
 			t.Error("a role write could run while the API was being changed for the role")
 		}
 	}
-	e.wrapAPI(func(c keysAPI) keysAPI {
-		return &faultyAPI{keysAPI: c,
-			createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
-				roleHeld()
-				return c.CreateKeySet(ctx, corp, site)
-			},
-			deleteHook: func(ctx context.Context, corp, site, accessKey string) error {
-				roleHeld()
-				return c.DeleteKeySet(ctx, corp, site, accessKey)
-			},
-		}
-	})
-	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
-	e.passOverlap()
-	e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
+	e.rotateAndRetireWatched(roleHeld, nil)
 	if checks != 2 {
 		t.Fatalf("checked the role lock %d times, want once for the create and once for the delete", checks)
 	}

@@ -45,14 +45,10 @@ func TestCachedSystemView_AsksVaultOncePerTTL(t *testing.T) {
 // The engine Vault runs asks for the replication state once per TTL, not
 // once per request as the framework does.
 func TestNewFactory_RequestsDoNotEachAskForTheReplicationState(t *testing.T) {
-	factory, err := NewFactory("v0.1.0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	conf := logical.TestBackendConfig()
 	sys := &countingSystemView{StaticSystemView: conf.System.(*logical.StaticSystemView)}
 	conf.System = sys
-	b, err := factory(context.Background(), conf)
+	b, err := runFactory(t, "v0.1.0", conf)
 	if err != nil {
 		t.Fatal(err)
 	}

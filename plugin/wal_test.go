@@ -429,24 +429,7 @@ func TestWAL_EntriesHoldNoSecret(t *testing.T) {
 			}
 		}
 	}
-	e.wrapAPI(func(c keysAPI) keysAPI {
-		return &faultyAPI{
-			keysAPI: c,
-			createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
-				checkWAL()
-				ks, err := c.CreateKeySet(ctx, corp, site)
-				secrets = append(secrets, ks.SecretKey)
-				return ks, err
-			},
-			deleteHook: func(ctx context.Context, corp, site, accessKey string) error {
-				checkWAL()
-				return c.DeleteKeySet(ctx, corp, site, accessKey)
-			},
-		}
-	})
-	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
-	e.passOverlap()
-	e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
+	e.rotateAndRetireWatched(checkWAL, func(ks sigsci.KeySet) { secrets = append(secrets, ks.SecretKey) })
 	if walSeen != 2 {
 		t.Fatalf("saw %d WAL entries during the remote changes, want 2 (one per change)", walSeen)
 	}
