@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -417,6 +418,38 @@ func (e *testEnv) walCount() int {
 		e.t.Fatalf("list WAL: %v", err)
 	}
 	return len(ids)
+}
+
+// settled is what a story should leave at role vault-user's site www once
+// it is over (see assertSettled).
+type settled struct {
+	nonPrimary []string // the stored non-primary access keys, in order
+	untracked  []string // sets made outside Vault: at the API, never stored
+}
+
+// assertSettled checks that a story left role vault-user's site www
+// settled: a stored primary that is the API's primary and none of
+// want.nonPrimary, the stored non-primary keys want.nonPrimary, no set at
+// the API but these and want.untracked, and no WAL entry. It returns the stored keys for the
+// story's own checks; story says when, in the failures.
+func (e *testEnv) assertSettled(story string, want settled) *storedKeys {
+	e.t.Helper()
+	k := e.stored("vault-user", "www")
+	all, primary := e.simSets("acme", "www")
+	if k == nil || k.AccessKey == "" || k.AccessKey != primary || slices.Contains(want.nonPrimary, primary) {
+		e.t.Fatalf("%s: stored %v, API primary %s, want a new primary beside the non-primary %v", story, k, primary, want.nonPrimary)
+	}
+	if got := k.nonPrimaryAccessKeys(); !slices.Equal(got, want.nonPrimary) {
+		e.t.Fatalf("%s: stored non-primary %v, want %v", story, got, want.nonPrimary)
+	}
+	wantAtAPI := slices.Concat([]string{k.AccessKey}, want.nonPrimary, want.untracked)
+	if !slices.Equal(slices.Sorted(slices.Values(all)), slices.Sorted(slices.Values(wantAtAPI))) {
+		e.t.Fatalf("%s: the API holds %v, want %v", story, all, wantAtAPI)
+	}
+	if n := e.walCount(); n != 0 {
+		e.t.Fatalf("%s: %d WAL entries left", story, n)
+	}
+	return k
 }
 
 // storageSnapshot copies every storage entry, to prove a failed request
