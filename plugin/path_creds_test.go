@@ -258,14 +258,20 @@ func TestCreds_APIFailureNeverOverwritesAWorkingKey(t *testing.T) {
 	}
 }
 
+// impatientClients makes the API clients the backend builds from now on
+// give a call up after two attempts of at most timeout each.
+func (e *testEnv) impatientClients(timeout time.Duration) {
+	e.tuneClients(func(cfg *sigsci.Config) {
+		cfg.Timeout = timeout
+		cfg.MaxRetries = 1
+	})
+}
+
 func TestCreds_CopyTimesOut(t *testing.T) {
 	e := newStoredSite(t)
 	before := e.storageSnapshot()
 
-	e.tuneClients(func(cfg *sigsci.Config) {
-		cfg.Timeout = 50 * time.Millisecond
-		cfg.MaxRetries = 1
-	})
+	e.impatientClients(50 * time.Millisecond)
 	e.sim.SetLatency(300 * time.Millisecond)
 	start := time.Now()
 	resp, err := e.do(logical.UpdateOperation, "creds/vault-user/sites/www", nil)
@@ -332,10 +338,7 @@ func TestCreds_CopyAllWithTimeoutsReportsEverySiteAndKeepsOldKeys(t *testing.T) 
 	e := newStoredSite(t)
 	before := e.storageSnapshot()
 
-	e.tuneClients(func(cfg *sigsci.Config) {
-		cfg.Timeout = 100 * time.Millisecond
-		cfg.MaxRetries = 1
-	})
+	e.impatientClients(100 * time.Millisecond)
 	// The site list arrives; then the API stops answering in time.
 	e.wrapAPI(func(c keysAPI) keysAPI { return &slowAfterListAPI{keysAPI: c, sim: e.sim} })
 	t.Cleanup(func() { e.sim.SetLatency(0) })
