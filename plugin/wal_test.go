@@ -298,45 +298,43 @@ func (e *testEnv) assertRetired(primary string) {
 	}
 }
 
-func TestWAL_RetireCrashedBeforeAnyDelete(t *testing.T) {
-	e := newTestEnv(t)
-	primary, _ := retirementInterrupted(t, e)
-	e.rollback()
-	e.assertRetired(primary)
-}
-
-func TestWAL_RetireCrashedAfterSomeDeletes(t *testing.T) {
-	e := newTestEnv(t)
-	primary, retire := retirementInterrupted(t, e)
-	if err := e.acmeAPI().DeleteKeySet(context.Background(), "acme", "www", retire[0]); err != nil {
-		t.Fatal(err)
-	}
-	e.rollback()
-	e.assertRetired(primary)
-}
-
-func TestWAL_RetireCrashedAfterAllDeletesBeforeStore(t *testing.T) {
-	e := newTestEnv(t)
-	primary, retire := retirementInterrupted(t, e)
-	for _, a := range retire {
-		if err := e.acmeAPI().DeleteKeySet(context.Background(), "acme", "www", a); err != nil {
-			t.Fatal(err)
+// A retirement interrupted at any step is finished by recovery.
+func TestWAL_RetireCrashed(t *testing.T) {
+	deleteAtAPI := func(t *testing.T, e *testEnv, accessKeys ...string) {
+		t.Helper()
+		for _, a := range accessKeys {
+			if err := e.acmeAPI().DeleteKeySet(context.Background(), "acme", "www", a); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	e.rollback()
-	e.assertRetired(primary)
-}
-
-func TestWAL_RetireCrashedAfterStoreBeforeWALDelete(t *testing.T) {
-	e := newTestEnv(t)
-	primary, _ := retirementInterrupted(t, e)
-	e.ok(logical.DeleteOperation, "rotate/sites/www", nil) // completes it (pending first)
-	e.putWAL(walKindRetire, map[string]interface{}{
-		"op_id": "op-retire-2", "role": "vault-user", "corp": "acme", "site": "www",
-		"primary": primary, "retire": []string{"gone-1", "gone-2"},
-	})
-	e.rollback()
-	e.assertRetired(primary)
+	for _, tc := range []struct {
+		name  string
+		crash func(t *testing.T, e *testEnv, primary string, retire []string) // what happened before the crash
+	}{
+		{"before any delete", func(*testing.T, *testEnv, string, []string) {}},
+		{"after some deletes", func(t *testing.T, e *testEnv, _ string, retire []string) {
+			deleteAtAPI(t, e, retire[0])
+		}},
+		{"after all deletes before store", func(t *testing.T, e *testEnv, _ string, retire []string) {
+			deleteAtAPI(t, e, retire...)
+		}},
+		{"after store before WAL delete", func(t *testing.T, e *testEnv, primary string, _ []string) {
+			e.ok(logical.DeleteOperation, "rotate/sites/www", nil) // completes it (pending first)
+			e.putWAL(walKindRetire, map[string]interface{}{
+				"op_id": "op-retire-2", "role": "vault-user", "corp": "acme", "site": "www",
+				"primary": primary, "retire": []string{"gone-1", "gone-2"},
+			})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			primary, retire := retirementInterrupted(t, e)
+			tc.crash(t, e, primary, retire)
+			e.rollback()
+			e.assertRetired(primary)
+		})
+	}
 }
 
 // An API whose DELETE route answers 404 retires nothing: recovery keeps
