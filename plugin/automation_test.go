@@ -53,6 +53,21 @@ func (e *testEnv) setCount(sites ...string) []int {
 	return out
 }
 
+// assertAutoRetiredAt ticks at heldAt and checks that site www still has
+// its old key set, then ticks at dueAt and checks that auto_retire retired
+// it; held and due say why, in the failures.
+func (e *testEnv) assertAutoRetiredAt(heldAt, dueAt time.Time, held, due string) {
+	e.t.Helper()
+	e.tickAt(heldAt)
+	if got := e.setCount("www"); got[0] != 2 {
+		e.t.Fatal("retired " + held)
+	}
+	e.tickAt(dueAt)
+	if got := e.setCount("www"); got[0] != 1 {
+		e.t.Fatal("not retired " + due)
+	}
+}
+
 func TestScheduler_RotatesTheRoleSitesSpreadOverTheWindow(t *testing.T) {
 	sites := []string{"api", "shop", "www"} // sorted: start at +0, +10m, +20m
 	e := scheduled(t, sites, map[string]interface{}{"auto_retire": false})
@@ -245,28 +260,14 @@ func TestScheduler_AutoRetireGoesAheadWhenTheLastHostGoesStale(t *testing.T) {
 	e.clock.Set(day2(2, 55, 0))
 	e.report("vault-user", "www", "web-down", old)
 	e.tickAt(day2(3, 0, 0))
-	e.tickAt(day2(3, 24, 59))
-	if got := e.setCount("www"); got[0] != 2 {
-		t.Fatal("retired while web-down was fresh")
-	}
-	e.tickAt(day2(3, 25, 0))
-	if got := e.setCount("www"); got[0] != 1 {
-		t.Fatal("not retired once web-down went stale")
-	}
+	e.assertAutoRetiredAt(day2(3, 24, 59), day2(3, 25, 0), "while web-down was fresh", "once web-down went stale")
 }
 
 // Without reports, auto_retire waits for retire_min_overlap.
 func TestScheduler_AutoRetireWithoutReportsWaitsForTheOverlap(t *testing.T) {
 	e := scheduled(t, []string{"www"}, nil)
 	e.tickAt(day2(3, 0, 0))
-	e.tickAt(day2(3, 1, 59))
-	if got := e.setCount("www"); got[0] != 2 {
-		t.Fatal("retired before retire_min_overlap")
-	}
-	e.tickAt(day2(3, 2, 0))
-	if got := e.setCount("www"); got[0] != 1 {
-		t.Fatal("not retired after retire_min_overlap")
-	}
+	e.assertAutoRetiredAt(day2(3, 1, 59), day2(3, 2, 0), "before retire_min_overlap", "after retire_min_overlap")
 }
 
 // auto_retire works for manual rotations too, with or without a schedule.
@@ -284,25 +285,10 @@ func TestScheduler_AutoRetireWithoutASchedule(t *testing.T) {
 func TestAutomation_CleanStopsARunningPass(t *testing.T) {
 	e := scheduled(t, []string{"www"}, nil)
 	e.clock.Set(day2(3, 0, 0))
-	e.sim.SetLatency(time.Minute) // the rotation's first API call hangs
-	t.Cleanup(func() { e.sim.SetLatency(0) })
-	lists := e.sim.Calls(sigscisim.EndpointListKeySets)
-	if _, err := e.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.RollbackOperation, Storage: e.storage}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the scheduled rotation to ask the API", func() bool {
-		return e.sim.Calls(sigscisim.EndpointListKeySets) > lists
+	e.assertCleanStops("the scheduled rotation", func() error {
+		_, err := e.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.RollbackOperation, Storage: e.storage})
+		return err
 	})
-	cleaned := make(chan struct{})
-	go func() {
-		e.b.Cleanup(context.Background())
-		close(cleaned)
-	}()
-	select {
-	case <-cleaned:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Clean did not stop the running pass")
-	}
 	if e.walCount() != 0 || e.setCount("www")[0] != 1 {
 		t.Fatal("a pass stopped before its create left a change behind")
 	}

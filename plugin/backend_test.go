@@ -9,8 +9,6 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
-
-	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
 
 func TestBackend_StorageIsSealWrappedAndWALIsLocal(t *testing.T) {
@@ -53,13 +51,20 @@ func TestBackend_EveryPathHasHelpAndEveryWriteIsForwarded(t *testing.T) {
 	}
 }
 
+// runFactory makes the engine the way Vault does: the factory NewFactory
+// returns for version, run with conf.
+func runFactory(t *testing.T, version string, conf *logical.BackendConfig) (logical.Backend, error) {
+	t.Helper()
+	factory, err := NewFactory(version)
+	if err != nil {
+		t.Fatalf("NewFactory(%q): %v", version, err)
+	}
+	return factory(context.Background(), conf)
+}
+
 func TestNewFactory_Version(t *testing.T) {
 	for _, v := range []string{"v0.1.0", "v0.1.0-dev", "1.2.3"} {
-		factory, err := NewFactory(v)
-		if err != nil {
-			t.Fatalf("NewFactory(%q): %v", v, err)
-		}
-		b, err := factory(context.Background(), logical.TestBackendConfig())
+		b, err := runFactory(t, v, logical.TestBackendConfig())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,13 +82,9 @@ func TestNewFactory_Version(t *testing.T) {
 // Vault runs the factory without usable storage when the plugin is
 // registered: the factory must not touch it.
 func TestNewFactory_TouchesNoStorage(t *testing.T) {
-	factory, err := NewFactory("v0.1.0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	conf := logical.TestBackendConfig()
 	conf.StorageView = failingStorage{}
-	b, err := factory(context.Background(), conf)
+	b, err := runFactory(t, "v0.1.0", conf)
 	if err != nil {
 		t.Fatalf("factory: %v", err)
 	}
@@ -119,26 +120,9 @@ func TestBackend_InvalidateDropsTheRoleClient(t *testing.T) {
 func TestBackend_CleanStopsStartupRecoveryAndKeepsTheWAL(t *testing.T) {
 	e := newTestEnv(t)
 	rotationInterrupted(t, e)
-	e.sim.SetLatency(time.Minute) // recovery's first API call hangs
-	t.Cleanup(func() { e.sim.SetLatency(0) })
-	lists := e.sim.Calls(sigscisim.EndpointListKeySets)
-
-	if err := e.b.Initialize(context.Background(), &logical.InitializationRequest{Storage: e.storage}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "start-up recovery to ask the API", func() bool {
-		return e.sim.Calls(sigscisim.EndpointListKeySets) > lists
+	e.assertCleanStops("start-up recovery", func() error {
+		return e.b.Initialize(context.Background(), &logical.InitializationRequest{Storage: e.storage})
 	})
-	cleaned := make(chan struct{})
-	go func() {
-		e.b.Cleanup(context.Background())
-		close(cleaned)
-	}()
-	select {
-	case <-cleaned:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Clean did not stop start-up recovery")
-	}
 	select {
 	case <-e.b.recovered:
 	default:

@@ -56,24 +56,31 @@ func TestIsPermanentAPIError(t *testing.T) {
 	}
 }
 
-func TestClientCache_OnePerRoleUntilDropped(t *testing.T) {
-	built := 0
-	b := newBackend("v0.1.0", func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
-		built++
+// countingBackend is a backend that builds real API clients and counts
+// how many it has built.
+func countingBackend() (b *backend, built *int) {
+	built = new(int)
+	b = newBackend("v0.1.0", func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
+		*built++
 		return newSigsciClient(r, hc, log)
 	})
+	return b, built
+}
+
+func TestClientCache_OnePerRoleUntilDropped(t *testing.T) {
+	b, built := countingBackend()
 	r := &roleEntry{Corp: "acme", Email: acmeEmail, Token: acmeToken, APIURL: sigsci.DefaultBaseURL}
 	for range 3 {
 		if _, err := b.client("vault-user", r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if built != 1 {
-		t.Fatalf("built %d clients for one role", built)
+	if *built != 1 {
+		t.Fatalf("built %d clients for one role", *built)
 	}
 	b.dropClient("vault-user")
-	if _, err := b.client("vault-user", r); err != nil || built != 2 {
-		t.Fatalf("after drop: built %d, err %v", built, err)
+	if _, err := b.client("vault-user", r); err != nil || *built != 2 {
+		t.Fatalf("after drop: built %d, err %v", *built, err)
 	}
 	bad := &roleEntry{Corp: "acme", Email: acmeEmail, Token: acmeToken, APIURL: "ftp://x"}
 	if _, err := b.client("bad", bad); err == nil || strings.Contains(err.Error(), acmeToken) {
@@ -82,11 +89,7 @@ func TestClientCache_OnePerRoleUntilDropped(t *testing.T) {
 }
 
 func TestClientCache_RebuiltWhenTheRoleChanged(t *testing.T) {
-	built := 0
-	b := newBackend("v0.1.0", func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
-		built++
-		return newSigsciClient(r, hc, log)
-	})
+	b, built := countingBackend()
 	r := &roleEntry{Corp: "acme", Email: acmeEmail, Token: acmeToken, APIURL: sigsci.DefaultBaseURL}
 	if _, err := b.client("vault-user", r); err != nil {
 		t.Fatal(err)
@@ -95,7 +98,7 @@ func TestClientCache_RebuiltWhenTheRoleChanged(t *testing.T) {
 	// is still cached, must not get the old credentials.
 	updated := *r
 	updated.Token = otherToken
-	if _, err := b.client("vault-user", &updated); err != nil || built != 2 {
-		t.Fatalf("changed role: built %d clients, err %v", built, err)
+	if _, err := b.client("vault-user", &updated); err != nil || *built != 2 {
+		t.Fatalf("changed role: built %d clients, err %v", *built, err)
 	}
 }

@@ -289,6 +289,21 @@ func TestCopyAll_RunsOnlyWhereWritesAreSafe(t *testing.T) {
 	}
 }
 
+// copyAllFortySites copies every site of a bulkCorp(37) role vault-user
+// with copy_max_concurrency window, the API taking latency per call, and
+// checks that all 40 were copied.
+func (e *testEnv) copyAllFortySites(window int, latency time.Duration) {
+	e.t.Helper()
+	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"copy_max_concurrency": window})
+	e.sim.SetLatency(latency)
+	e.t.Cleanup(func() { e.sim.SetLatency(0) })
+
+	resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
+	if copied := resp.Data["copied"].([]string); len(copied) != 40 {
+		e.t.Fatalf("copied %d sites, want 40", len(copied))
+	}
+}
+
 // roleOnOwnServer serves the simulator on a server of the test's own, with
 // handler wrapped and server set up by setUp, and writes role vault-user
 // for corp acme against it.
@@ -315,14 +330,7 @@ func TestCopyAll_ConcurrencyIsBoundedByTheMountConfig(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	}, func(*httptest.Server) {})
-	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"copy_max_concurrency": 3})
-	e.sim.SetLatency(20 * time.Millisecond)
-	t.Cleanup(func() { e.sim.SetLatency(0) })
-
-	resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
-	if copied := resp.Data["copied"].([]string); len(copied) != 40 {
-		t.Fatalf("copied %d sites, want 40", len(copied))
-	}
+	e.copyAllFortySites(3, 20*time.Millisecond)
 	if peak := gauge.peak(); peak > 3 || peak < 2 {
 		t.Fatalf("peak concurrent API calls %d, want 2..3", peak)
 	}
@@ -341,14 +349,7 @@ func TestCopyAll_ReusesItsConnections(t *testing.T) {
 			}
 		}
 	})
-	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"copy_max_concurrency": 8})
-	e.sim.SetLatency(5 * time.Millisecond)
-	t.Cleanup(func() { e.sim.SetLatency(0) })
-
-	resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
-	if copied := resp.Data["copied"].([]string); len(copied) != 40 {
-		t.Fatalf("copied %d sites, want 40", len(copied))
-	}
+	e.copyAllFortySites(8, 5*time.Millisecond)
 	// One more than the window: a connection goes back to the pool just
 	// after its call's answer is closed, and a call starting in between
 	// dials.

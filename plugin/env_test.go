@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/sigsci-keys/sigsci-keys/internal/clocktest"
 	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
@@ -36,12 +38,15 @@ type testEnv struct {
 	sim     *sigscisim.Server
 	srv     *httptest.Server
 	logs    *logbuf.Buffer
-	clock   *fakeClock // the backend's clock
+	clock   *clocktest.Clock // the backend's clock
 
 	mu      sync.Mutex
 	secrets map[string]bool // every secret key seen, for the log check
 	// wrap, if set, decorates the API client the backend builds.
 	wrap func(keysAPI) keysAPI
+	// tune, if set, changes the configuration of the API clients the
+	// backend builds (shorter timeouts, fewer retries).
+	tune func(*sigsci.Config)
 	// view, if set, is the storage requests see instead of storage.
 	view logical.Storage
 }
@@ -83,7 +88,7 @@ func newTestEnv(t *testing.T) *testEnv {
 		sim:     sigscisim.New(testSeed()),
 		logs:    &logbuf.Buffer{},
 		secrets: map[string]bool{},
-		clock:   newFakeClock(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)),
+		clock:   clocktest.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)),
 	}
 	e.sim.SetRetryAfter(0) // honouring a 429's Retry-After costs no test time
 	e.srv = httptest.NewServer(e.sim)
@@ -156,6 +161,9 @@ func clientConfig(baseURL, email, token string, log hclog.Logger) sigsci.Config 
 func (e *testEnv) newClient(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
 	cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
 	cfg.HTTPClient = hc
+	if e.tune != nil {
+		e.tune(&cfg)
+	}
 	c, err := sigsci.New(cfg)
 	if err != nil {
 		return nil, err
@@ -171,6 +179,13 @@ func (e *testEnv) newClient(r *roleEntry, hc *http.Client, log hclog.Logger) (ke
 // undecorated one.
 func (e *testEnv) wrapAPI(wrap func(keysAPI) keysAPI) {
 	e.wrap = wrap
+	e.b.dropAllClients()
+}
+
+// tuneClients changes the configuration of every API client the backend
+// builds from now on, and drops the clients already built.
+func (e *testEnv) tuneClients(tune func(*sigsci.Config)) {
+	e.tune = tune
 	e.b.dropAllClients()
 }
 
@@ -405,6 +420,38 @@ func (e *testEnv) walCount() int {
 	return len(ids)
 }
 
+// settled is what a story should leave at role vault-user's site www once
+// it is over (see assertSettled).
+type settled struct {
+	nonPrimary []string // the stored non-primary access keys, in order
+	untracked  []string // sets made outside Vault: at the API, never stored
+}
+
+// assertSettled checks that a story left role vault-user's site www
+// settled: a stored primary that is the API's primary and none of
+// want.nonPrimary, the stored non-primary keys want.nonPrimary, no set at
+// the API but these and want.untracked, and no WAL entry. It returns the stored keys for the
+// story's own checks; story says when, in the failures.
+func (e *testEnv) assertSettled(story string, want settled) *storedKeys {
+	e.t.Helper()
+	k := e.stored("vault-user", "www")
+	all, primary := e.simSets("acme", "www")
+	if k == nil || k.AccessKey == "" || k.AccessKey != primary || slices.Contains(want.nonPrimary, primary) {
+		e.t.Fatalf("%s: stored %v, API primary %s, want a new primary beside the non-primary %v", story, k, primary, want.nonPrimary)
+	}
+	if got := k.nonPrimaryAccessKeys(); !slices.Equal(got, want.nonPrimary) {
+		e.t.Fatalf("%s: stored non-primary %v, want %v", story, got, want.nonPrimary)
+	}
+	wantAtAPI := slices.Concat([]string{k.AccessKey}, want.nonPrimary, want.untracked)
+	if !slices.Equal(slices.Sorted(slices.Values(all)), slices.Sorted(slices.Values(wantAtAPI))) {
+		e.t.Fatalf("%s: the API holds %v, want %v", story, all, wantAtAPI)
+	}
+	if n := e.walCount(); n != 0 {
+		e.t.Fatalf("%s: %d WAL entries left", story, n)
+	}
+	return k
+}
+
 // storageSnapshot copies every storage entry, to prove a failed request
 // changed nothing.
 func (e *testEnv) storageSnapshot() map[string]string {
@@ -562,4 +609,58 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		case <-tick.C:
 		}
 	}
+}
+
+// assertCleanStops starts a background job of the backend with start and,
+// once the job has asked the API (where the call hangs), checks that
+// Cleanup stops it: what names the job in the failures.
+func (e *testEnv) assertCleanStops(what string, start func() error) {
+	e.t.Helper()
+	e.sim.SetLatency(time.Minute) // the job's first API call hangs
+	e.t.Cleanup(func() { e.sim.SetLatency(0) })
+	lists := e.sim.Calls(sigscisim.EndpointListKeySets)
+	if err := start(); err != nil {
+		e.t.Fatal(err)
+	}
+	waitFor(e.t, what+" to ask the API", func() bool {
+		return e.sim.Calls(sigscisim.EndpointListKeySets) > lists
+	})
+	cleaned := make(chan struct{})
+	go func() {
+		e.b.Cleanup(context.Background())
+		close(cleaned)
+	}()
+	select {
+	case <-cleaned:
+	case <-time.After(10 * time.Second):
+		e.t.Fatalf("Clean did not stop %s", what)
+	}
+}
+
+// rotateAndRetireWatched rotates site www and, past the overlap, retires
+// its old set, running beforeChange before each of the two changes at the
+// API (the create and the delete) and, if set, created with the set the
+// create made.
+func (e *testEnv) rotateAndRetireWatched(beforeChange func(), created func(sigsci.KeySet)) {
+	e.t.Helper()
+	e.wrapAPI(func(c keysAPI) keysAPI {
+		return &faultyAPI{
+			keysAPI: c,
+			createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
+				beforeChange()
+				ks, err := c.CreateKeySet(ctx, corp, site)
+				if created != nil {
+					created(ks)
+				}
+				return ks, err
+			},
+			deleteHook: func(ctx context.Context, corp, site, accessKey string) error {
+				beforeChange()
+				return c.DeleteKeySet(ctx, corp, site, accessKey)
+			},
+		}
+	})
+	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
+	e.passOverlap()
+	e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
 }

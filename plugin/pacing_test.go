@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/internal/clocktest"
 )
 
 // admit takes n calls through the limit and returns them in order.
@@ -39,7 +41,7 @@ func TestAdaptiveLimit_GrowsWhileCallsSucceedUpToTheCeiling(t *testing.T) {
 }
 
 func TestAdaptiveLimit_ShrinksOncePerSecondOnRateLimiting(t *testing.T) {
-	clock := newFakeClock(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+	clock := clocktest.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
 	l := newAdaptiveLimit(16)
 	l.now = clock.Now
 	for range 400 {
@@ -86,7 +88,7 @@ func TestAdaptiveLimit_ShrinksOncePerSecondOnRateLimiting(t *testing.T) {
 // many as it can use, and one more for each worker waiting out a refusal.
 func TestAdaptiveLimit_AdmitsWorkersTheWindowCanUse(t *testing.T) {
 	l := newAdaptiveLimit(8) // window 4: admits 5 workers
-	l.now = newFakeClock(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)).Now
+	l.now = clocktest.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)).Now
 	var workers []*copyWorker
 	var ctxs []context.Context
 	for range 5 {

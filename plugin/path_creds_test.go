@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -259,18 +258,20 @@ func TestCreds_APIFailureNeverOverwritesAWorkingKey(t *testing.T) {
 	}
 }
 
+// impatientClients makes the API clients the backend builds from now on
+// give a call up after two attempts of at most timeout each.
+func (e *testEnv) impatientClients(timeout time.Duration) {
+	e.tuneClients(func(cfg *sigsci.Config) {
+		cfg.Timeout = timeout
+		cfg.MaxRetries = 1
+	})
+}
+
 func TestCreds_CopyTimesOut(t *testing.T) {
 	e := newStoredSite(t)
 	before := e.storageSnapshot()
 
-	e.b.newClient = func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
-		cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
-		cfg.HTTPClient = hc
-		cfg.Timeout = 50 * time.Millisecond
-		cfg.MaxRetries = 1
-		return sigsci.New(cfg)
-	}
-	e.b.dropClient("vault-user")
+	e.impatientClients(50 * time.Millisecond)
 	e.sim.SetLatency(300 * time.Millisecond)
 	start := time.Now()
 	resp, err := e.do(logical.UpdateOperation, "creds/vault-user/sites/www", nil)
@@ -296,14 +297,8 @@ func TestCreds_CopyAfterOutsideRotationKeepsOldKey(t *testing.T) {
 	if str(t, resp, "status") != "copied" {
 		t.Fatalf("status = %v", resp.Data["status"])
 	}
-	now := e.stored("vault-user", "www")
-	_, primary := e.simSets("acme", "www")
-	if now.AccessKey != primary {
-		t.Fatal("copy did not store the new primary")
-	}
-	if got := now.nonPrimaryAccessKeys(); !reflect.DeepEqual(got, []string{old.AccessKey}) {
-		t.Fatalf("the replaced key must be kept as non-primary, got %v", got)
-	}
+	// The copy stores the new primary and keeps the replaced key as non-primary.
+	e.assertSettled("after the copy", settled{nonPrimary: []string{old.AccessKey}})
 }
 
 func TestCreds_CopyAllReportsSitesGoneFromAPI(t *testing.T) {
@@ -343,19 +338,9 @@ func TestCreds_CopyAllWithTimeoutsReportsEverySiteAndKeepsOldKeys(t *testing.T) 
 	e := newStoredSite(t)
 	before := e.storageSnapshot()
 
-	e.b.newClient = func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
-		cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
-		cfg.HTTPClient = hc
-		cfg.Timeout = 100 * time.Millisecond
-		cfg.MaxRetries = 1
-		c, err := sigsci.New(cfg)
-		if err != nil {
-			return nil, err
-		}
-		// The site list arrives; then the API stops answering in time.
-		return &slowAfterListAPI{keysAPI: c, sim: e.sim}, nil
-	}
-	e.b.dropClient("vault-user")
+	e.impatientClients(100 * time.Millisecond)
+	// The site list arrives; then the API stops answering in time.
+	e.wrapAPI(func(c keysAPI) keysAPI { return &slowAfterListAPI{keysAPI: c, sim: e.sim} })
 	t.Cleanup(func() { e.sim.SetLatency(0) })
 
 	resp := e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)

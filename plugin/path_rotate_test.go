@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -47,9 +46,7 @@ func TestRotate_RotateWhileHostsHoldTheOldKeyThenRetire(t *testing.T) {
 	if str(t, read, "accessKey") != newAccess || str(t, read, "secretKey") == str(t, hostKey, "secretKey") {
 		t.Fatal("creds read does not return the new primary")
 	}
-	if e.walCount() != 0 {
-		t.Fatal("a WAL entry was left after a clean rotation")
-	}
+	e.assertSettled("after rotate", settled{nonPrimary: []string{oldAccess}})
 
 	// A host still on the old key holds the retirement back; once it
 	// reports the new one, the old set goes.
@@ -63,15 +60,8 @@ func TestRotate_RotateWhileHostsHoldTheOldKeyThenRetire(t *testing.T) {
 	if str(t, ret, "accessKey") != newAccess {
 		t.Fatalf("retire answer accessKey = %v", ret.Data["accessKey"])
 	}
-	all, primary = e.simSets("acme", "www")
-	if !reflect.DeepEqual(all, []string{newAccess}) || primary != newAccess {
-		t.Fatalf("after retire the API has %v", all)
-	}
-	if got := e.stored("vault-user", "www").NonPrimary; len(got) != 0 {
-		t.Fatalf("retired keys still stored: %v", got)
-	}
-	if e.walCount() != 0 {
-		t.Fatal("a WAL entry was left after a clean retirement")
+	if k := e.assertSettled("after retire", settled{}); k.AccessKey != newAccess {
+		t.Fatalf("after retire the primary is %s, want %s", k.AccessKey, newAccess)
 	}
 
 	// Nothing left to retire: a no-op, not an error.
@@ -178,11 +168,8 @@ func TestRotate_RidesOutTransientFaultsWithoutDuplicates(t *testing.T) {
 			e.sim.FailNext(2, status)
 			e.passOverlap()
 			e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
-			if all, _ := e.simSets("acme", "www"); !reflect.DeepEqual(all, []string{primary}) {
-				t.Fatalf("after retire under faults: %v", all)
-			}
-			if e.walCount() != 0 {
-				t.Fatal("WAL entries left")
+			if k := e.assertSettled("after retire under faults", settled{}); k.AccessKey != primary {
+				t.Fatalf("after retire under faults the primary is %s, want %s", k.AccessKey, primary)
 			}
 		})
 	}
@@ -215,36 +202,22 @@ func TestRotate_AnswerLostAfterTheAPICreated(t *testing.T) {
 	})
 
 	rot := e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
-	all, primary := e.simSets("acme", "www")
-	if len(all) != 2 || str(t, rot, "accessKey") != primary {
-		t.Fatalf("API sets %v, primary %s, answer %v", all, primary, rot.Data["accessKey"])
-	}
-	k := e.stored("vault-user", "www")
-	if k.AccessKey != primary || k.SecretKey == "" || !reflect.DeepEqual(k.nonPrimaryAccessKeys(), []string{old.AccessKey}) {
-		t.Fatalf("stored after a lost answer: %v", k)
-	}
-	if e.walCount() != 0 {
-		t.Fatal("WAL entry left")
+	k := e.assertSettled("after a lost answer", settled{nonPrimary: []string{old.AccessKey}})
+	if str(t, rot, "accessKey") != k.AccessKey || k.SecretKey == "" {
+		t.Fatalf("answer %v, stored after a lost answer: %v", rot.Data["accessKey"], k)
 	}
 }
 
 func TestRotate_CreateTimesOutBeforeTheAPIActs(t *testing.T) {
 	e := newStoredSite(t)
-	e.b.newClient = func(r *roleEntry, hc *http.Client, log hclog.Logger) (keysAPI, error) {
-		cfg := clientConfig(r.APIURL, r.Email, r.Token, log)
-		cfg.HTTPClient = hc
-		cfg.Timeout = 100 * time.Millisecond
-		c, err := sigsci.New(cfg)
-		if err != nil {
-			return nil, err
-		}
+	e.tuneClients(func(cfg *sigsci.Config) { cfg.Timeout = 100 * time.Millisecond })
+	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
 			e.sim.SetLatency(time.Minute) // the API never answers in time
 			defer e.sim.SetLatency(0)
 			return c.CreateKeySet(ctx, corp, site)
-		}}, nil
-	}
-	e.b.dropClient("vault-user")
+		}}
+	})
 	old := e.stored("vault-user", "www")
 	before := e.storageSnapshot()
 	apiBefore, _ := e.simSets("acme", "www")
@@ -308,12 +281,9 @@ func TestRotate_SetAppearingAfterTheListIsStoredByRollback(t *testing.T) {
 			}
 			late := e.createAtAPI("www") // the API finishes the create late
 			e.rollback()
-			k := e.stored("vault-user", "www")
-			if k.AccessKey != late || k.SecretKey == "" || !reflect.DeepEqual(k.nonPrimaryAccessKeys(), []string{old.AccessKey}) {
+			k := e.assertSettled("after the rollback", settled{nonPrimary: []string{old.AccessKey}})
+			if k.AccessKey != late || k.SecretKey == "" {
 				t.Fatalf("the late set %s was not stored: %v", late, k)
-			}
-			if e.walCount() != 0 {
-				t.Fatal("WAL entry left after the rollback stored the set")
 			}
 		})
 	}
@@ -399,16 +369,10 @@ func TestRetire_FailedDeleteIsReportedAndProgressKept(t *testing.T) {
 	if !strings.Contains(msg, "retired so far: "+nonPrimary[0]) {
 		t.Fatalf("error does not say what was retired: %s", msg)
 	}
-	if got := e.stored("vault-user", "www").nonPrimaryAccessKeys(); !reflect.DeepEqual(got, nonPrimary[1:]) {
-		t.Fatalf("stored non-primary after a partial retire: %v, want %v", got, nonPrimary[1:])
-	}
-	if e.walCount() != 0 {
-		t.Fatal("a reported failure must not leave a WAL entry to replay")
-	}
+	// A reported failure leaves no WAL entry to replay.
+	e.assertSettled("after a partial retire", settled{nonPrimary: nonPrimary[1:]})
 	e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
-	if got := e.stored("vault-user", "www").NonPrimary; len(got) != 0 {
-		t.Fatalf("after the second retire: %v", got)
-	}
+	e.assertSettled("after the second retire", settled{})
 }
 
 // A key set someone else creates (another mount, Terraform, a person in the
@@ -426,19 +390,13 @@ func TestRotate_SetMadeElsewhereDuringTheRotationIsLeftAndReported(t *testing.T)
 	})
 
 	rot := e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
-	all, primary := e.simSets("acme", "www")
-	if len(all) != 3 || !slices.Contains(all, outside) || !slices.Contains(all, old.AccessKey) {
-		t.Fatalf("after a rotation beside an outside create the API has %v (old %s, outside %s), want all three", all, old.AccessKey, outside)
-	}
-	k := e.stored("vault-user", "www")
-	if k.AccessKey != primary || str(t, rot, "accessKey") != primary || k.tracks(outside) {
-		t.Fatalf("stored %v, API primary %s, outside %s", k, primary, outside)
+	k := e.assertSettled("after a rotation beside an outside create",
+		settled{nonPrimary: []string{old.AccessKey}, untracked: []string{outside}})
+	if str(t, rot, "accessKey") != k.AccessKey {
+		t.Fatalf("answer %v, stored %v", rot.Data["accessKey"], k)
 	}
 	if got := stringsField(t, rot.Data, "untracked"); !reflect.DeepEqual(got, []string{outside}) {
 		t.Fatalf("untracked = %v, want [%s]", got, outside)
-	}
-	if e.walCount() != 0 {
-		t.Fatal("WAL entry left")
 	}
 }
 
@@ -464,14 +422,7 @@ func TestRotate_UnconfirmedRotationIsCompletedLater(t *testing.T) {
 	}
 	down = false
 	e.ok(logical.RollbackOperation, "", map[string]interface{}{"immediate": true})
-	_, primary := e.simSets("acme", "www")
-	k := e.stored("vault-user", "www")
-	if k.AccessKey != primary || primary == old.AccessKey || !reflect.DeepEqual(k.nonPrimaryAccessKeys(), []string{old.AccessKey}) {
-		t.Fatalf("after rollback: stored %v, API primary %s", k, primary)
-	}
-	if e.walCount() != 0 {
-		t.Fatal("WAL entry left after rollback")
-	}
+	e.assertSettled("after rollback", settled{nonPrimary: []string{old.AccessKey}})
 }
 
 func TestRotate_WarnsWhenNonPrimarySetsPileUp(t *testing.T) {
@@ -505,14 +456,7 @@ func TestRotate_CallerGoingAwayAfterTheCreateStillFinishes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("rotate: %v", err)
 	}
-	_, primary := e.simSets("acme", "www")
-	k := e.stored("vault-user", "www")
-	if k.AccessKey != primary || primary == old.AccessKey || !k.tracks(old.AccessKey) {
-		t.Fatalf("stored %v, API primary %s", k, primary)
-	}
-	if e.walCount() != 0 {
-		t.Fatal("WAL entry left")
-	}
+	e.assertSettled("after the caller went away", settled{nonPrimary: []string{old.AccessKey}})
 }
 
 func TestRetire_RefusedWhileAnotherRoleHandsOutTheOldKey(t *testing.T) {
@@ -557,21 +501,7 @@ func TestRotate_HoldsOffRoleWritesWhileItChangesTheAPI(t *testing.T) {
 			t.Error("a role write could run while the API was being changed for the role")
 		}
 	}
-	e.wrapAPI(func(c keysAPI) keysAPI {
-		return &faultyAPI{keysAPI: c,
-			createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
-				roleHeld()
-				return c.CreateKeySet(ctx, corp, site)
-			},
-			deleteHook: func(ctx context.Context, corp, site, accessKey string) error {
-				roleHeld()
-				return c.DeleteKeySet(ctx, corp, site, accessKey)
-			},
-		}
-	})
-	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
-	e.passOverlap()
-	e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
+	e.rotateAndRetireWatched(roleHeld, nil)
 	if checks != 2 {
 		t.Fatalf("checked the role lock %d times, want once for the create and once for the delete", checks)
 	}
@@ -607,10 +537,7 @@ func TestRotate_ListWithoutPrimaryDeletesNothing(t *testing.T) {
 		t.Fatal("want the stored key unchanged and the WAL entry kept")
 	}
 	e.rollback() // a sound answer now: the new set is stored
-	_, primary := e.simSets("acme", "www")
-	if k := e.stored("vault-user", "www"); k.AccessKey != primary || primary == old.AccessKey || e.walCount() != 0 {
-		t.Fatalf("after rollback: stored %v, API primary %s", k, primary)
-	}
+	e.assertSettled("after rollback", settled{nonPrimary: []string{old.AccessKey}})
 }
 
 // The list taken before the create decides which sets are new. A broken
@@ -685,7 +612,7 @@ func TestRotate_ExpectedPrimarySeesAPendingRotationCompleted(t *testing.T) {
 	if n := e.sim.Calls(sigscisim.EndpointCreateKeySet); n != 0 {
 		t.Fatalf("%d creates", n)
 	}
-	if k := e.stored("vault-user", "www"); k.AccessKey != landed || e.walCount() != 0 {
-		t.Fatalf("the pending rotation was not completed first: stored %v, %d WAL entries", k, e.walCount())
+	if k := e.assertSettled("after the refused rotate", settled{nonPrimary: []string{old.AccessKey}}); k.AccessKey != landed {
+		t.Fatalf("the pending rotation was not completed first: stored %v", k)
 	}
 }

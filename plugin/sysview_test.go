@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/sigsci-keys/sigsci-keys/internal/clocktest"
 )
 
 // countingSystemView counts how often Vault is asked for the replication state.
@@ -22,7 +24,7 @@ func (v *countingSystemView) ReplicationState() consts.ReplicationState {
 }
 
 func TestCachedSystemView_AsksVaultOncePerTTL(t *testing.T) {
-	clock := newFakeClock(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+	clock := clocktest.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
 	sys := &countingSystemView{StaticSystemView: &logical.StaticSystemView{}}
 	v := newCachedSystemView(sys, clock.Now)
 	for range 100 {
@@ -43,14 +45,10 @@ func TestCachedSystemView_AsksVaultOncePerTTL(t *testing.T) {
 // The engine Vault runs asks for the replication state once per TTL, not
 // once per request as the framework does.
 func TestNewFactory_RequestsDoNotEachAskForTheReplicationState(t *testing.T) {
-	factory, err := NewFactory("v0.1.0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	conf := logical.TestBackendConfig()
 	sys := &countingSystemView{StaticSystemView: conf.System.(*logical.StaticSystemView)}
 	conf.System = sys
-	b, err := factory(context.Background(), conf)
+	b, err := runFactory(t, "v0.1.0", conf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/http"
 	"reflect"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -104,12 +103,8 @@ func TestWAL_RotateCrashedBeforeCreate(t *testing.T) {
 	if all, _ := e.simSets("acme", "www"); !reflect.DeepEqual(all, before) {
 		t.Fatalf("nothing to undo, but the API changed: %v", all)
 	}
-	k := e.stored("vault-user", "www")
-	if k.AccessKey != old.AccessKey || !reflect.DeepEqual(*k, snapshotKeys) {
+	if k := e.assertSettled("after the rollback", settled{}); k.AccessKey != old.AccessKey || !reflect.DeepEqual(*k, snapshotKeys) {
 		t.Fatal("nothing to undo, but storage changed")
-	}
-	if e.walCount() != 0 {
-		t.Fatal("WAL entry left")
 	}
 }
 
@@ -121,19 +116,15 @@ func TestWAL_RotateCrashedAfterCreateBeforeStore(t *testing.T) {
 	e.clock.Set(clock)
 
 	e.rollback()
-	k := e.stored("vault-user", "www")
-	_, primary := e.simSets("acme", "www")
-	if k.AccessKey != created || primary != created || k.SecretKey == "" {
+	k := e.assertSettled("after recovery", settled{nonPrimary: []string{old.AccessKey}})
+	if k.AccessKey != created || k.SecretKey == "" {
 		t.Fatalf("recovery did not store the created set: stored %s, created %s", k.AccessKey, created)
 	}
-	if !reflect.DeepEqual(k.nonPrimaryAccessKeys(), []string{old.AccessKey}) || k.NonPrimary[0].SecretKey != old.SecretKey {
+	if k.NonPrimary[0].SecretKey != old.SecretKey {
 		t.Fatal("the old primary must be kept as non-primary with its secret")
 	}
 	if !k.LastVaultRotation.Equal(clock) {
 		t.Fatalf("last_vault_rotation = %v", k.LastVaultRotation)
-	}
-	if e.walCount() != 0 {
-		t.Fatal("WAL entry left")
 	}
 	// The finished rotation can be retired like any other.
 	e.passOverlap()
@@ -157,14 +148,11 @@ func TestWAL_RotateCrashedAfterStoreBeforeWALDelete(t *testing.T) {
 	apiBefore, _ := e.simSets("acme", "www")
 
 	e.rollback()
-	if got := *e.stored("vault-user", "www"); !reflect.DeepEqual(got, done) {
+	if k := e.assertSettled("after re-running a finished rotation", settled{nonPrimary: []string{old.AccessKey}}); !reflect.DeepEqual(*k, done) {
 		t.Fatal("re-running a finished rotation changed storage")
 	}
 	if all, _ := e.simSets("acme", "www"); !reflect.DeepEqual(all, apiBefore) {
 		t.Fatal("re-running a finished rotation changed the API")
-	}
-	if e.walCount() != 0 {
-		t.Fatal("WAL entry left")
 	}
 }
 
@@ -178,22 +166,16 @@ func TestWAL_RecoveryLeavesASetMadeElsewhere(t *testing.T) {
 	created := e.createAtAPI("www") // primary now
 
 	e.rollback()
-	all, primary := e.simSets("acme", "www")
-	if primary != created || !slices.Contains(all, outside) || len(all) != 3 {
-		t.Fatalf("API after recovery: %v (the set %s made elsewhere must stay)", all, outside)
-	}
-	k := e.stored("vault-user", "www")
-	if k.AccessKey != created || !reflect.DeepEqual(k.nonPrimaryAccessKeys(), []string{old.AccessKey}) || k.tracks(outside) {
-		t.Fatalf("stored after recovery: %v", k)
-	}
-	if e.walCount() != 0 {
-		t.Fatal("WAL entry left")
+	// The set made elsewhere stays at the API, untracked.
+	k := e.assertSettled("after recovery", settled{nonPrimary: []string{old.AccessKey}, untracked: []string{outside}})
+	if k.AccessKey != created {
+		t.Fatalf("stored after recovery: %v, want the primary %s", k, created)
 	}
 }
 
 func TestWAL_RotateRecoveredAtStartup(t *testing.T) {
 	e := newTestEnv(t)
-	rotationInterrupted(t, e)
+	old, _ := rotationInterrupted(t, e)
 	created := e.createAtAPI("www")
 
 	if err := e.b.Initialize(context.Background(), &logical.InitializationRequest{Storage: e.storage}); err != nil {
@@ -204,11 +186,8 @@ func TestWAL_RotateRecoveredAtStartup(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("start-up recovery did not finish")
 	}
-	if k := e.stored("vault-user", "www"); k.AccessKey != created {
+	if k := e.assertSettled("after start-up recovery", settled{nonPrimary: []string{old.AccessKey}}); k.AccessKey != created {
 		t.Fatalf("start-up recovery did not store the created set: %s", k.AccessKey)
-	}
-	if e.walCount() != 0 {
-		t.Fatal("WAL entry left")
 	}
 	if !strings.Contains(e.logs.String(), "completed an interrupted rotation") {
 		t.Fatalf("recovery not logged:\n%s", e.logs.String())
@@ -222,16 +201,8 @@ func TestWAL_PendingRotationCompletedBeforeTheNextOne(t *testing.T) {
 
 	rot := e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	second := str(t, rot, "accessKey")
-	all, primary := e.simSets("acme", "www")
-	if len(all) != 3 || primary != second {
-		t.Fatalf("API: %v primary %s", all, primary)
-	}
-	k := e.stored("vault-user", "www")
-	if k.AccessKey != second || !reflect.DeepEqual(k.nonPrimaryAccessKeys(), []string{old.AccessKey, first}) {
-		t.Fatalf("stored: %v", k)
-	}
-	if e.walCount() != 0 {
-		t.Fatal("WAL entries left")
+	if k := e.assertSettled("after the next rotation", settled{nonPrimary: []string{old.AccessKey, first}}); k.AccessKey != second {
+		t.Fatalf("stored: %v, want the primary %s", k, second)
 	}
 }
 
@@ -322,57 +293,48 @@ func retirementInterrupted(t *testing.T, e *testEnv) (primary string, retire []s
 
 func (e *testEnv) assertRetired(primary string) {
 	e.t.Helper()
-	if all, _ := e.simSets("acme", "www"); !reflect.DeepEqual(all, []string{primary}) {
-		e.t.Fatalf("API after recovered retirement: %v, want only %s", all, primary)
-	}
-	k := e.stored("vault-user", "www")
-	if k.AccessKey != primary || len(k.NonPrimary) != 0 {
-		e.t.Fatalf("stored after recovered retirement: %v", k)
-	}
-	if e.walCount() != 0 {
-		e.t.Fatal("WAL entry left")
+	if k := e.assertSettled("after recovered retirement", settled{}); k.AccessKey != primary {
+		e.t.Fatalf("stored after recovered retirement: %v, want only %s", k, primary)
 	}
 }
 
-func TestWAL_RetireCrashedBeforeAnyDelete(t *testing.T) {
-	e := newTestEnv(t)
-	primary, _ := retirementInterrupted(t, e)
-	e.rollback()
-	e.assertRetired(primary)
-}
-
-func TestWAL_RetireCrashedAfterSomeDeletes(t *testing.T) {
-	e := newTestEnv(t)
-	primary, retire := retirementInterrupted(t, e)
-	if err := e.acmeAPI().DeleteKeySet(context.Background(), "acme", "www", retire[0]); err != nil {
-		t.Fatal(err)
-	}
-	e.rollback()
-	e.assertRetired(primary)
-}
-
-func TestWAL_RetireCrashedAfterAllDeletesBeforeStore(t *testing.T) {
-	e := newTestEnv(t)
-	primary, retire := retirementInterrupted(t, e)
-	for _, a := range retire {
-		if err := e.acmeAPI().DeleteKeySet(context.Background(), "acme", "www", a); err != nil {
-			t.Fatal(err)
+// A retirement interrupted at any step is finished by recovery.
+func TestWAL_RetireCrashed(t *testing.T) {
+	deleteAtAPI := func(t *testing.T, e *testEnv, accessKeys ...string) {
+		t.Helper()
+		for _, a := range accessKeys {
+			if err := e.acmeAPI().DeleteKeySet(context.Background(), "acme", "www", a); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	e.rollback()
-	e.assertRetired(primary)
-}
-
-func TestWAL_RetireCrashedAfterStoreBeforeWALDelete(t *testing.T) {
-	e := newTestEnv(t)
-	primary, _ := retirementInterrupted(t, e)
-	e.ok(logical.DeleteOperation, "rotate/sites/www", nil) // completes it (pending first)
-	e.putWAL(walKindRetire, map[string]interface{}{
-		"op_id": "op-retire-2", "role": "vault-user", "corp": "acme", "site": "www",
-		"primary": primary, "retire": []string{"gone-1", "gone-2"},
-	})
-	e.rollback()
-	e.assertRetired(primary)
+	for _, tc := range []struct {
+		name  string
+		crash func(t *testing.T, e *testEnv, primary string, retire []string) // what happened before the crash
+	}{
+		{"before any delete", func(*testing.T, *testEnv, string, []string) {}},
+		{"after some deletes", func(t *testing.T, e *testEnv, _ string, retire []string) {
+			deleteAtAPI(t, e, retire[0])
+		}},
+		{"after all deletes before store", func(t *testing.T, e *testEnv, _ string, retire []string) {
+			deleteAtAPI(t, e, retire...)
+		}},
+		{"after store before WAL delete", func(t *testing.T, e *testEnv, primary string, _ []string) {
+			e.ok(logical.DeleteOperation, "rotate/sites/www", nil) // completes it (pending first)
+			e.putWAL(walKindRetire, map[string]interface{}{
+				"op_id": "op-retire-2", "role": "vault-user", "corp": "acme", "site": "www",
+				"primary": primary, "retire": []string{"gone-1", "gone-2"},
+			})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			primary, retire := retirementInterrupted(t, e)
+			tc.crash(t, e, primary, retire)
+			e.rollback()
+			e.assertRetired(primary)
+		})
+	}
 }
 
 // An API whose DELETE route answers 404 retires nothing: recovery keeps
@@ -385,14 +347,9 @@ func TestWAL_RetireRecoveryAgainstADeleteRouteThatAnswers404(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.rollback()
-	if all, _ := e.simSets("acme", "www"); len(all) != 3 {
-		t.Fatalf("the API has %v, want all three sets", all)
-	}
-	if got := e.stored("vault-user", "www").nonPrimaryAccessKeys(); !reflect.DeepEqual(got, retire) {
-		t.Fatalf("stored non-primary %v, want %v kept", got, retire)
-	}
-	if e.walCount() != 0 || !strings.Contains(e.logs.String(), "still lists it") {
-		t.Fatalf("%d WAL entries left; log:\n%s", e.walCount(), e.logs.String())
+	e.assertSettled("after recovery against a 404 route", settled{nonPrimary: retire})
+	if !strings.Contains(e.logs.String(), "still lists it") {
+		t.Fatalf("the entry given up is not logged:\n%s", e.logs.String())
 	}
 }
 
@@ -404,11 +361,8 @@ func TestWAL_RetireNeverDeletesAPrimary(t *testing.T) {
 		"primary": "something-else", "retire": []string{k.AccessKey},
 	})
 	e.rollback()
-	if all, _ := e.simSets("acme", "www"); !reflect.DeepEqual(all, []string{k.AccessKey}) {
-		t.Fatalf("recovery deleted the primary: %v", all)
-	}
-	if e.walCount() != 0 {
-		t.Fatal("WAL entry left")
+	if got := e.assertSettled("after recovery", settled{}); got.AccessKey != k.AccessKey {
+		t.Fatalf("recovery deleted the primary: stored %v", got)
 	}
 }
 
@@ -429,24 +383,7 @@ func TestWAL_EntriesHoldNoSecret(t *testing.T) {
 			}
 		}
 	}
-	e.wrapAPI(func(c keysAPI) keysAPI {
-		return &faultyAPI{
-			keysAPI: c,
-			createHook: func(ctx context.Context, corp, site string) (sigsci.KeySet, error) {
-				checkWAL()
-				ks, err := c.CreateKeySet(ctx, corp, site)
-				secrets = append(secrets, ks.SecretKey)
-				return ks, err
-			},
-			deleteHook: func(ctx context.Context, corp, site, accessKey string) error {
-				checkWAL()
-				return c.DeleteKeySet(ctx, corp, site, accessKey)
-			},
-		}
-	})
-	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
-	e.passOverlap()
-	e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
+	e.rotateAndRetireWatched(checkWAL, func(ks sigsci.KeySet) { secrets = append(secrets, ks.SecretKey) })
 	if walSeen != 2 {
 		t.Fatalf("saw %d WAL entries during the remote changes, want 2 (one per change)", walSeen)
 	}
@@ -493,7 +430,7 @@ func TestWAL_RollbackDoesNothingWhereWritesAreNotSafe(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newTestEnv(t)
-			rotationInterrupted(t, e)
+			old, _ := rotationInterrupted(t, e)
 			created := e.createAtAPI("www")
 			sys := e.b.System().(*logical.StaticSystemView)
 			sys.ReplicationStateVal = state
@@ -508,8 +445,8 @@ func TestWAL_RollbackDoesNothingWhereWritesAreNotSafe(t *testing.T) {
 
 			sys.ReplicationStateVal = 0 // this node is the active one now
 			e.rollback()
-			if k := e.stored("vault-user", "www"); k.AccessKey != created || e.walCount() != 0 {
-				t.Fatalf("the active node's rollback did not complete the rotation: stored %s, %d WAL entries", k.AccessKey, e.walCount())
+			if k := e.assertSettled("after the active node's rollback", settled{nonPrimary: []string{old.AccessKey}}); k.AccessKey != created {
+				t.Fatalf("the active node's rollback did not complete the rotation: stored %s", k.AccessKey)
 			}
 		})
 	}
@@ -586,12 +523,8 @@ func TestWAL_StartupRecoveryFinishesALandedRotationAtOnce(t *testing.T) {
 	e.clock.Add(10 * time.Second)
 
 	e.startOnNewActive()
-	k := e.stored("vault-user", "www")
-	if k.AccessKey != created || !reflect.DeepEqual(k.nonPrimaryAccessKeys(), []string{old.AccessKey}) {
+	if k := e.assertSettled("after the new active started", settled{nonPrimary: []string{old.AccessKey}}); k.AccessKey != created {
 		t.Fatalf("the new active did not finish the rotation: stored %v, created %s", k, created)
-	}
-	if e.walCount() != 0 {
-		t.Fatal("WAL entry left")
 	}
 }
 
@@ -617,7 +550,7 @@ func TestWAL_StartupRecoveryLeavesARotationThatMayStillRun(t *testing.T) {
 	}
 	late := e.createAtAPI("www") // the old instance's create lands
 	e.rollback()                 // Vault's rollback, once the entry is old enough
-	if k := e.stored("vault-user", "www"); k.AccessKey != late || e.walCount() != 0 {
+	if k := e.assertSettled("after the late create landed", settled{nonPrimary: []string{old.AccessKey}}); k.AccessKey != late {
 		t.Fatalf("the late set %s was not stored: %v", late, k)
 	}
 
@@ -661,7 +594,7 @@ func walKey(t *testing.T, snapshot map[string]string) string {
 // other rotation's deadline has passed.
 func TestRotate_WaitsForARotationAnotherInstanceMayStillRun(t *testing.T) {
 	e := newTestEnv(t)
-	rotationInterruptedAt(t, e, e.clock.Now())
+	old, _ := rotationInterruptedAt(t, e, e.clock.Now())
 	e.startOnNewActive()
 	e.sim.ResetCalls()
 
@@ -671,9 +604,7 @@ func TestRotate_WaitsForARotationAnotherInstanceMayStillRun(t *testing.T) {
 	}
 	e.clock.Add(operationDeadline)
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
-	if all, _ := e.simSets("acme", "www"); len(all) != 2 || e.walCount() != 0 {
-		t.Fatalf("after the deadline: API %v, %d WAL entries", all, e.walCount())
-	}
+	e.assertSettled("after the deadline", settled{nonPrimary: []string{old.AccessKey}})
 }
 
 // A retirement whose deletes the API keeps failing blocks the site's

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
-	"github.com/sigsci-keys/sigsci-keys/hostd/internal/clocktest"
+	"github.com/sigsci-keys/sigsci-keys/internal/clocktest"
 )
 
 // canary stands in for a Vault token that leaked into an error text; it must
