@@ -16,6 +16,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
@@ -71,8 +72,10 @@ func (h *harness) options(method string) Options {
 		TokenFile:    filepath.Join(h.dir, "token"),
 		MinBackoff:   200 * time.Millisecond,
 		MaxBackoff:   time.Second,
-		Sink:         h.events,
-		Logger:       slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Reporting: stage.Reporting{
+			Sink:   h.events,
+			Logger: slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		},
 	}
 }
 

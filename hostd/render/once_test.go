@@ -11,6 +11,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaultproxy"
 )
 
@@ -37,7 +38,7 @@ func TestOnceWritesWhatRendersAndNamesWhatFails(t *testing.T) {
 	events := eventtest.New[event.Event]()
 	r, err := New(Options{
 		Templates: []Template{good, unwritable, denied}, Dialer: unreachableVault(t), RefreshInterval: refresh,
-		OnChange: c.onChange, Sink: events,
+		OnChange: c.onChange, Reporting: stage.Reporting{Sink: events},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +120,7 @@ func TestOnceNamesTheVaultErrorOfASecretItCannotRead(t *testing.T) {
 	s.vault.Write("forbidden/agent", map[string]any{"key": "SECRET-NOT-FOR-HOSTD"})
 	good := keyTemplate(s.dir, "agent", "")
 	denied := Template{Contents: `{{ with secret "forbidden/agent" }}{{ .Data.key }}{{ end }}`, Destination: filepath.Join(s.dir, "denied.conf")}
-	r, err := New(Options{Templates: []Template{good, denied}, Dialer: s.proxy, RefreshInterval: s.interval, Sink: s.events})
+	r, err := New(Options{Templates: []Template{good, denied}, Dialer: s.proxy, RefreshInterval: s.interval, Reporting: stage.Reporting{Sink: s.events}})
 	if err != nil {
 		t.Fatal(err)
 	}

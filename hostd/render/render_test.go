@@ -21,6 +21,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaultproxy"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
@@ -125,7 +126,7 @@ func newStackReadingEvery(t *testing.T, interval time.Duration) *stack {
 		Client: v.NewClient(), Method: auth.MethodAppRole,
 		RoleIDFile: filepath.Join(creds, "role-id"), SecretIDFile: filepath.Join(creds, "secret-id"),
 		MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second,
-		Sink: s.events, Logger: logger,
+		Reporting: stage.Reporting{Sink: s.events, Logger: logger},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +145,7 @@ func newStackReadingEvery(t *testing.T, interval time.Duration) *stack {
 	s.upstream = http.DefaultTransport.(*http.Transport).Clone()
 	s.requests = &requestCounter{next: s.upstream, paths: map[string]int{}}
 	p, err := vaultproxy.New(vaultproxy.Options{
-		Upstream: v.Addr, Transport: s.requests, Tokens: a, RefreshInterval: interval, Sink: s.events, Logger: logger,
+		Upstream: v.Addr, Transport: s.requests, Tokens: a, RefreshInterval: interval, Reporting: stage.Reporting{Sink: s.events, Logger: logger},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -208,8 +209,11 @@ func (s *stack) start(t *testing.T, c *changes, templates ...Template) *Renderer
 	r, err := New(Options{
 		Templates: templates, Dialer: s.proxy, RefreshInterval: s.interval,
 		MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
-		OnChange: c.onChange, Sink: s.events,
-		Logger: slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		OnChange: c.onChange,
+		Reporting: stage.Reporting{
+			Sink:   s.events,
+			Logger: slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -435,7 +439,7 @@ func TestFailingRunnerIsRestartedWithBackoffAndLeaksNothing(t *testing.T) {
 	r, err := New(Options{
 		Templates: []Template{tmpl}, Dialer: s.proxy, RefreshInterval: refresh,
 		MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second,
-		OnChange: c.onChange, Sink: s.events, Rand: func() float64 { return 0 },
+		OnChange: c.onChange, Reporting: stage.Reporting{Sink: s.events}, Clock: stage.Clock{Rand: func() float64 { return 0 }},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -508,7 +512,7 @@ func TestStaticTemplateRendersWithoutVault(t *testing.T) {
 	events := eventtest.New[event.Event]()
 	r, err := New(Options{
 		Templates: []Template{{Contents: "listen = {{ \"127.0.0.1\" }}\n", Destination: dest, Perms: 0o600, Unit: "u.service"}},
-		Dialer:    p, RefreshInterval: refresh, OnChange: c.onChange, Sink: events,
+		Dialer:    p, RefreshInterval: refresh, OnChange: c.onChange, Reporting: stage.Reporting{Sink: events},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -544,7 +548,7 @@ func TestPanicInConsulTemplateBecomesARunnerFailure(t *testing.T) {
 	events := eventtest.New[event.Event]()
 	r, err := New(Options{
 		Templates: []Template{fromFile, flaky}, Dialer: p, RefreshInterval: refresh,
-		MinBackoff: 100 * time.Millisecond, MaxBackoff: 400 * time.Millisecond, Sink: events,
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: 400 * time.Millisecond, Reporting: stage.Reporting{Sink: events},
 	})
 	if err != nil {
 		t.Fatal(err)
