@@ -131,14 +131,19 @@ func renderOptions(cfg *config.Config, proxy *vaultproxy.Proxy, roll *rollout.Ro
 	if roll != nil { // nil for a one-shot render: nothing is restarted
 		o.Refuse = roll.Refuse
 		o.OnChange = func(changes []render.Change) {
-			out := make([]rollout.Change, len(changes))
-			for i, c := range changes {
-				out[i] = rollout.Change{Unit: c.Unit, Destination: c.Destination, Previous: c.Previous}
-			}
-			roll.Submit(out...) // never blocks
+			roll.Submit(rolloutChanges(changes)...) // never blocks
 		}
 	}
 	return o
+}
+
+// rolloutChanges maps the renderer's changed files onto the rollout's.
+func rolloutChanges(changes []render.Change) []rollout.Change {
+	out := make([]rollout.Change, len(changes))
+	for i, c := range changes {
+		out[i] = rollout.Change{Unit: c.Unit, Destination: c.Destination, Previous: c.Previous}
+	}
+	return out
 }
 
 func rolloutOptions(cfg *config.Config) rollout.Options {
