@@ -14,6 +14,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
@@ -183,7 +184,7 @@ func TestAppRoleReadsRotatedSecretID(t *testing.T) {
 	_, next := h.events.WaitFor(t, 0, time.Second, "login", isLogin(true))
 
 	// Rotate: a new secret-id in the file, the old one destroyed in Vault.
-	old := strings.TrimSpace(readFile(t, filepath.Join(h.dir, "secret-id")))
+	old := strings.TrimSpace(hosttest.ReadFile(t, filepath.Join(h.dir, "secret-id")))
 	h.writeFile(t, "secret-id", h.vault.NewSecretID(h.role))
 	h.vault.Write("auth/approle/role/waf/secret-id/destroy", map[string]any{"secret_id": old})
 
@@ -198,7 +199,7 @@ func TestAppRoleReadsRotatedSecretID(t *testing.T) {
 
 func TestWrongSecretIDBacksOffThenRecoversWhenFileIsFixed(t *testing.T) {
 	h := newAppRoleHarness(t, nil)
-	good := readFile(t, filepath.Join(h.dir, "secret-id"))
+	good := hosttest.ReadFile(t, filepath.Join(h.dir, "secret-id"))
 	h.writeFile(t, "secret-id", "00000000-0000-0000-0000-000000000000")
 	opts := h.options(MethodAppRole)
 	a := h.start(t, opts)
@@ -346,22 +347,13 @@ func TestMountPathIsNormalised(t *testing.T) {
 	}
 }
 
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func TestCertLoginWithTheClientsCertificate(t *testing.T) {
 	v := vaulttest.StartTLS(t)
 	root := v.Client()
 	if err := root.Sys().EnableAuthWithOptions("cert", &api.EnableAuthOptions{Type: "cert"}); err != nil {
 		t.Fatal(err)
 	}
-	ca := readFile(t, v.CACert)
+	ca := hosttest.ReadFile(t, v.CACert)
 	v.Write("auth/cert/certs/waf-hosts", map[string]any{"certificate": ca, "token_ttl": "3s", "token_max_ttl": "8s"})
 	if _, err := v.NewClient().Logical().Write("auth/cert/login", map[string]any{"name": "waf-hosts"}); err == nil {
 		t.Fatal("a login without a client certificate succeeded; the test would prove nothing")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 )
 
@@ -27,7 +28,7 @@ func certVault(t *testing.T, tokenTTL string) *vaulttest.Server {
 	if err := v.Client().Sys().EnableAuthWithOptions("cert", &api.EnableAuthOptions{Type: "cert"}); err != nil {
 		t.Fatal(err)
 	}
-	v.Write("auth/cert/certs/waf-hosts", map[string]any{"certificate": readFile(t, v.CACert), "token_ttl": tokenTTL, "token_max_ttl": "1h"})
+	v.Write("auth/cert/certs/waf-hosts", map[string]any{"certificate": hosttest.ReadFile(t, v.CACert), "token_ttl": tokenTTL, "token_max_ttl": "1h"})
 	return v
 }
 
@@ -95,7 +96,7 @@ func moveFile(t *testing.T, from, to string) {
 
 func copyFile(t *testing.T, from, to string) {
 	t.Helper()
-	if err := os.WriteFile(to, []byte(readFile(t, from)), 0o600); err != nil {
+	if err := os.WriteFile(to, []byte(hosttest.ReadFile(t, from)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

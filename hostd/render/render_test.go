@@ -19,6 +19,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/auth"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
@@ -78,15 +79,6 @@ func (c *changes) none(t *testing.T) {
 		t.Fatalf("unexpected change batch %+v", b)
 	default:
 	}
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // stack is a real Vault, hostd's auth logged in to it and the proxy.
@@ -249,7 +241,7 @@ func keyTemplate(dir, name, unit string) Template {
 func TestSecretChangeReachesTheFileWithinTheRefreshInterval(t *testing.T) {
 	s := newStack(t)
 	r, c, tmpl, next := s.startOnAgentKey(t, "sigsci-agent.service")
-	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v1\"\n" {
+	if got := hosttest.ReadFile(t, tmpl.Destination); got != "access_key = \"key-v1\"\n" {
 		t.Fatalf("file holds %q", got)
 	}
 	if info, _ := os.Stat(tmpl.Destination); info.Mode().Perm() != 0o640 {
@@ -263,10 +255,10 @@ func TestSecretChangeReachesTheFileWithinTheRefreshInterval(t *testing.T) {
 	s.writeSecret(t, "agent", "key-v2")
 	ev, _ := s.events.WaitFor(t, next, refresh+5*time.Second, "render of the changed secret", renderOf(tmpl.Destination, changed))
 	t.Logf("secret change to file on disk: %s (refresh interval %s)", ev.(event.Render).Time.Sub(written).Round(time.Millisecond), refresh)
-	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
+	if got := hosttest.ReadFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
 		t.Fatalf("file holds %q after the change", got)
 	}
-	if got := readFile(t, tmpl.Destination+".bak"); got != "access_key = \"key-v1\"\n" {
+	if got := hosttest.ReadFile(t, tmpl.Destination+".bak"); got != "access_key = \"key-v1\"\n" {
 		t.Fatalf("backup holds %q", got)
 	}
 	b := c.next(t, 5*time.Second)
@@ -296,7 +288,7 @@ func TestRevokedTokenIsReplacedWithoutANewRunner(t *testing.T) {
 		return ok && !a.OK && strings.Contains(a.Err, "rejected")
 	})
 	s.events.WaitFor(t, n, 10*time.Second, "render with the new token", renderOf(tmpl.Destination, changed))
-	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
+	if got := hosttest.ReadFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
 		t.Fatalf("file holds %q", got)
 	}
 	if s.auth.Token() == old {
@@ -345,7 +337,7 @@ func TestTemplateThatCannotRenderKeepsItsOldFile(t *testing.T) {
 	s.writeSecret(t, "agent", "key-v2")
 	s.events.WaitFor(t, next, refresh+5*time.Second, "good template re-rendered", renderOf(good.Destination, changed))
 	for _, tmpl := range broken {
-		if got := readFile(t, tmpl.Destination); got != "old working content\n" {
+		if got := hosttest.ReadFile(t, tmpl.Destination); got != "old working content\n" {
 			t.Fatalf("%s holds %q, want the old content", filepath.Base(tmpl.Destination), got)
 		}
 	}
@@ -365,7 +357,7 @@ func TestVaultOutageKeepsFilesAndRecovers(t *testing.T) {
 	_, n := s.events.WaitFor(t, next, refresh+5*time.Second, "failed Vault request", failedRequest)
 	s.events.WaitFor(t, n, 10*time.Second, "second failed Vault request", failedRequest)
 	after, _ := os.Stat(tmpl.Destination)
-	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v1\"\n" || !after.ModTime().Equal(before.ModTime()) {
+	if got := hosttest.ReadFile(t, tmpl.Destination); got != "access_key = \"key-v1\"\n" || !after.ModTime().Equal(before.ModTime()) {
 		t.Fatalf("the file changed during the outage: %q", got)
 	}
 	for _, e := range s.events.All()[next:] {
@@ -379,7 +371,7 @@ func TestVaultOutageKeepsFilesAndRecovers(t *testing.T) {
 	mark := s.events.Len()
 	s.writeSecret(t, "agent", "key-v2")
 	s.events.WaitFor(t, mark, refresh+15*time.Second, "render after Vault came back", renderOf(tmpl.Destination, changed))
-	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
+	if got := hosttest.ReadFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
 		t.Fatalf("file holds %q after recovery", got)
 	}
 	if b := c.next(t, 5*time.Second); len(b) != 1 {
@@ -467,7 +459,7 @@ func TestFailingRunnerIsRestartedWithBackoffAndLeaksNothing(t *testing.T) {
 
 	os.WriteFile(extra, []byte("extra"), 0o600)
 	s.events.WaitFor(t, next, 10*time.Second, "render once the file exists", renderOf(tmpl.Destination, changed))
-	if got := readFile(t, tmpl.Destination); got != "extra key-v1" {
+	if got := hosttest.ReadFile(t, tmpl.Destination); got != "extra key-v1" {
 		t.Fatalf("file holds %q", got)
 	}
 	starts := r.Starts()
@@ -522,7 +514,7 @@ func TestStaticTemplateRendersWithoutVault(t *testing.T) {
 	if len(b) != 1 || b[0] != (Change{Unit: "u.service", Destination: dest}) {
 		t.Fatalf("batch %+v", b)
 	}
-	if got := readFile(t, dest); got != "listen = 127.0.0.1\n" {
+	if got := hosttest.ReadFile(t, dest); got != "listen = 127.0.0.1\n" {
 		t.Fatalf("file holds %q", got)
 	}
 }
@@ -563,14 +555,14 @@ func TestPanicInConsulTemplateBecomesARunnerFailure(t *testing.T) {
 	events.WaitFor(t, next, 10*time.Second, "a second failure after backoff", renderOf(flaky.Destination, func(r event.Render) bool {
 		return strings.Contains(r.Err, "panicked")
 	}))
-	if got := readFile(t, fromFile.Destination); got != "hello" {
+	if got := hosttest.ReadFile(t, fromFile.Destination); got != "hello" {
 		t.Fatalf("the healthy template was not rendered: %q", got)
 	}
 
 	os.Setenv("HOSTD_RENDER_TEST_BREAK", "0")
 	mark := events.Len()
 	events.WaitFor(t, mark, 10*time.Second, "flaky template rendered once fixed", renderOf(flaky.Destination, changed))
-	if got := readFile(t, flaky.Destination); got != "ok" {
+	if got := hosttest.ReadFile(t, flaky.Destination); got != "ok" {
 		t.Fatalf("flaky.conf holds %q", got)
 	}
 }
@@ -725,7 +717,7 @@ func TestRefreshReadsSecretsAgainAtOnce(t *testing.T) {
 	s.writeSecret(t, "agent", "key-v2")
 	r.Refresh()
 	s.events.WaitFor(t, next, 15*time.Second, "render after Refresh", renderOf(tmpl.Destination, changed))
-	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
+	if got := hosttest.ReadFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
 		t.Fatalf("file holds %q after Refresh", got)
 	}
 	if r.Starts() != 2 {
