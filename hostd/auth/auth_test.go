@@ -110,6 +110,18 @@ func (h *harness) seeToken(t *testing.T) string {
 	return tok
 }
 
+// waitNewLogin waits, from event next on, for a successful login and
+// returns the token it got, which must not be old.
+func (h *harness) waitNewLogin(t *testing.T, next int, timeout time.Duration, what, old string) string {
+	t.Helper()
+	h.events.WaitFor(t, next, timeout, what, isLogin(true))
+	fresh := h.seeToken(t)
+	if fresh == old {
+		t.Fatalf("%s: still the old token", what)
+	}
+	return fresh
+}
+
 func (h *harness) assertNoTokenLeaked(t *testing.T) {
 	t.Helper()
 	logs := h.logs.String()
@@ -166,11 +178,7 @@ func TestAppRoleLoginRenewsThenLogsInAgainAtMaxTTL(t *testing.T) {
 	}
 
 	// Max TTL 8s: before it, a fresh login replaces the token.
-	h.events.WaitFor(t, next, 12*time.Second, "second login", isLogin(true))
-	second := h.seeToken(t)
-	if second == first {
-		t.Fatal("the token did not change after the max TTL login")
-	}
+	second := h.waitNewLogin(t, next, 12*time.Second, "second login", first)
 	if err := tokenWorks(t, h.vault, second); err != nil {
 		t.Fatalf("the new token does not work: %v", err)
 	}
@@ -262,11 +270,7 @@ func TestRevokedTokenIsReplacedWhenVaultRejectsIt(t *testing.T) {
 	if !strings.Contains(rejected.Err, "rejected") || !rejected.Rejected {
 		t.Fatalf("event %+v, want the rejection reported", rejected)
 	}
-	h.events.WaitFor(t, next, 3*time.Second, "login after rejection", isLogin(true))
-	fresh := h.seeToken(t)
-	if fresh == revoked {
-		t.Fatal("still holding the revoked token")
-	}
+	fresh := h.waitNewLogin(t, next, 3*time.Second, "login after rejection", revoked)
 	if err := tokenWorks(t, h.vault, fresh); err != nil {
 		t.Fatalf("new token does not work: %v", err)
 	}
@@ -285,14 +289,11 @@ func TestSecretIDFileRemovedAfterReadingIsReusedFromMemory(t *testing.T) {
 
 	_, next := h.events.WaitFor(t, 0, time.Second, "login", isLogin(true))
 	a.TokenRejected(first) // force a second login
-	h.events.WaitFor(t, next, 5*time.Second, "second login without the file", isLogin(true))
+	h.waitNewLogin(t, next, 5*time.Second, "second login without the file", first)
 	for _, e := range h.events.All() {
 		if !e.Renewal && !e.OK {
 			t.Fatalf("a login failed: %+v", e)
 		}
-	}
-	if h.seeToken(t) == first {
-		t.Fatal("token did not change")
 	}
 }
 
