@@ -1,13 +1,6 @@
 package auth
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,7 +140,7 @@ func TestCertLoginReadsTheCAFileAgain(t *testing.T) {
 	v := certVault(t, "10m")
 	dir := t.TempDir()
 	files := api.TLSConfig{CACert: filepath.Join(dir, "ca.pem"), ClientCert: v.ClientCert, ClientKey: v.ClientKey}
-	writeOtherCA(t, files.CACert)
+	vaulttest.WriteSelfSigned(t, files.CACert, filepath.Join(dir, "ca-key.pem"), "some other CA") // signed nothing the server uses
 	h, a := startCert(t, v, dir, files)
 
 	failed, next := h.events.WaitFor(t, 0, 10*time.Second, "failed login with the wrong CA", isLogin(false))
@@ -171,26 +164,5 @@ func TestCertLoginFailsClearlyWithoutTheKeyFile(t *testing.T) {
 	failed, _ := h.events.WaitFor(t, 0, 10*time.Second, "failed login", isLogin(false))
 	if !strings.Contains(failed.Err, "missing-key.pem") {
 		t.Fatalf("login failure %q, want it to name the key file", failed.Err)
-	}
-}
-
-// writeOtherCA writes a CA certificate that signed nothing the server uses.
-func writeOtherCA(t *testing.T, path string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "some other CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
