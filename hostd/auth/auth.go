@@ -16,8 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +25,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 )
 
 // Login methods.
@@ -87,11 +86,8 @@ type Options struct {
 	// (defaults DefaultMinBackoff, DefaultMaxBackoff).
 	MinBackoff, MaxBackoff time.Duration
 
-	Sink   event.Sink   // receives event.Auth; default event.Discard
-	Logger *slog.Logger // default: discard
-	Now    func() time.Time
-	// Rand returns a number in [0,1) for jitter; default math/rand/v2.
-	Rand func() float64
+	stage.Reporting // its Sink receives event.Auth
+	stage.Clock
 }
 
 // State is a snapshot of the Authenticator for status output.
@@ -156,18 +152,8 @@ func New(opts Options) (*Authenticator, error) {
 
 func withDefaults(o Options) Options {
 	o.MinBackoff, o.MaxBackoff = backoff.Bounds(o.MinBackoff, o.MaxBackoff, DefaultMinBackoff, DefaultMaxBackoff)
-	if o.Sink == nil {
-		o.Sink = event.Discard
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Rand == nil {
-		o.Rand = rand.Float64
-	}
+	o.Reporting = o.Reporting.WithDefaults()
+	o.Clock = o.Clock.WithDefaults()
 	if o.MountPath == "" {
 		o.MountPath = DefaultMountPath(o.Method)
 	}

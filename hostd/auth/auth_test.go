@@ -14,8 +14,10 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
@@ -71,8 +73,10 @@ func (h *harness) options(method string) Options {
 		TokenFile:    filepath.Join(h.dir, "token"),
 		MinBackoff:   200 * time.Millisecond,
 		MaxBackoff:   time.Second,
-		Sink:         h.events,
-		Logger:       slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Reporting: stage.Reporting{
+			Sink:   h.events,
+			Logger: slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		},
 	}
 }
 
@@ -104,6 +108,18 @@ func (h *harness) seeToken(t *testing.T) string {
 	}
 	h.tokens = append(h.tokens, tok)
 	return tok
+}
+
+// waitNewLogin waits, from event next on, for a successful login and
+// returns the token it got, which must not be old.
+func (h *harness) waitNewLogin(t *testing.T, next int, timeout time.Duration, what, old string) string {
+	t.Helper()
+	h.events.WaitFor(t, next, timeout, what, isLogin(true))
+	fresh := h.seeToken(t)
+	if fresh == old {
+		t.Fatalf("%s: still the old token", what)
+	}
+	return fresh
 }
 
 func (h *harness) assertNoTokenLeaked(t *testing.T) {
@@ -162,11 +178,7 @@ func TestAppRoleLoginRenewsThenLogsInAgainAtMaxTTL(t *testing.T) {
 	}
 
 	// Max TTL 8s: before it, a fresh login replaces the token.
-	h.events.WaitFor(t, next, 12*time.Second, "second login", isLogin(true))
-	second := h.seeToken(t)
-	if second == first {
-		t.Fatal("the token did not change after the max TTL login")
-	}
+	second := h.waitNewLogin(t, next, 12*time.Second, "second login", first)
 	if err := tokenWorks(t, h.vault, second); err != nil {
 		t.Fatalf("the new token does not work: %v", err)
 	}
@@ -180,7 +192,7 @@ func TestAppRoleReadsRotatedSecretID(t *testing.T) {
 	_, next := h.events.WaitFor(t, 0, time.Second, "login", isLogin(true))
 
 	// Rotate: a new secret-id in the file, the old one destroyed in Vault.
-	old := strings.TrimSpace(readFile(t, filepath.Join(h.dir, "secret-id")))
+	old := strings.TrimSpace(hosttest.ReadFile(t, filepath.Join(h.dir, "secret-id")))
 	h.writeFile(t, "secret-id", h.vault.NewSecretID(h.role))
 	h.vault.Write("auth/approle/role/waf/secret-id/destroy", map[string]any{"secret_id": old})
 
@@ -195,7 +207,7 @@ func TestAppRoleReadsRotatedSecretID(t *testing.T) {
 
 func TestWrongSecretIDBacksOffThenRecoversWhenFileIsFixed(t *testing.T) {
 	h := newAppRoleHarness(t, nil)
-	good := readFile(t, filepath.Join(h.dir, "secret-id"))
+	good := hosttest.ReadFile(t, filepath.Join(h.dir, "secret-id"))
 	h.writeFile(t, "secret-id", "00000000-0000-0000-0000-000000000000")
 	opts := h.options(MethodAppRole)
 	a := h.start(t, opts)
@@ -258,11 +270,7 @@ func TestRevokedTokenIsReplacedWhenVaultRejectsIt(t *testing.T) {
 	if !strings.Contains(rejected.Err, "rejected") || !rejected.Rejected {
 		t.Fatalf("event %+v, want the rejection reported", rejected)
 	}
-	h.events.WaitFor(t, next, 3*time.Second, "login after rejection", isLogin(true))
-	fresh := h.seeToken(t)
-	if fresh == revoked {
-		t.Fatal("still holding the revoked token")
-	}
+	fresh := h.waitNewLogin(t, next, 3*time.Second, "login after rejection", revoked)
 	if err := tokenWorks(t, h.vault, fresh); err != nil {
 		t.Fatalf("new token does not work: %v", err)
 	}
@@ -281,14 +289,11 @@ func TestSecretIDFileRemovedAfterReadingIsReusedFromMemory(t *testing.T) {
 
 	_, next := h.events.WaitFor(t, 0, time.Second, "login", isLogin(true))
 	a.TokenRejected(first) // force a second login
-	h.events.WaitFor(t, next, 5*time.Second, "second login without the file", isLogin(true))
+	h.waitNewLogin(t, next, 5*time.Second, "second login without the file", first)
 	for _, e := range h.events.All() {
 		if !e.Renewal && !e.OK {
 			t.Fatalf("a login failed: %+v", e)
 		}
-	}
-	if h.seeToken(t) == first {
-		t.Fatal("token did not change")
 	}
 }
 
@@ -343,22 +348,13 @@ func TestMountPathIsNormalised(t *testing.T) {
 	}
 }
 
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func TestCertLoginWithTheClientsCertificate(t *testing.T) {
 	v := vaulttest.StartTLS(t)
 	root := v.Client()
 	if err := root.Sys().EnableAuthWithOptions("cert", &api.EnableAuthOptions{Type: "cert"}); err != nil {
 		t.Fatal(err)
 	}
-	ca := readFile(t, v.CACert)
+	ca := hosttest.ReadFile(t, v.CACert)
 	v.Write("auth/cert/certs/waf-hosts", map[string]any{"certificate": ca, "token_ttl": "3s", "token_max_ttl": "8s"})
 	if _, err := v.NewClient().Logical().Write("auth/cert/login", map[string]any{"name": "waf-hosts"}); err == nil {
 		t.Fatal("a login without a client certificate succeeded; the test would prove nothing")

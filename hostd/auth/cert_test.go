@@ -1,13 +1,6 @@
 package auth
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +9,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 )
 
@@ -27,7 +21,7 @@ func certVault(t *testing.T, tokenTTL string) *vaulttest.Server {
 	if err := v.Client().Sys().EnableAuthWithOptions("cert", &api.EnableAuthOptions{Type: "cert"}); err != nil {
 		t.Fatal(err)
 	}
-	v.Write("auth/cert/certs/waf-hosts", map[string]any{"certificate": readFile(t, v.CACert), "token_ttl": tokenTTL, "token_max_ttl": "1h"})
+	v.Write("auth/cert/certs/waf-hosts", map[string]any{"certificate": hosttest.ReadFile(t, v.CACert), "token_ttl": tokenTTL, "token_max_ttl": "1h"})
 	return v
 }
 
@@ -95,7 +89,7 @@ func moveFile(t *testing.T, from, to string) {
 
 func copyFile(t *testing.T, from, to string) {
 	t.Helper()
-	if err := os.WriteFile(to, []byte(readFile(t, from)), 0o600); err != nil {
+	if err := os.WriteFile(to, []byte(hosttest.ReadFile(t, from)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -146,7 +140,7 @@ func TestCertLoginReadsTheCAFileAgain(t *testing.T) {
 	v := certVault(t, "10m")
 	dir := t.TempDir()
 	files := api.TLSConfig{CACert: filepath.Join(dir, "ca.pem"), ClientCert: v.ClientCert, ClientKey: v.ClientKey}
-	writeOtherCA(t, files.CACert)
+	vaulttest.WriteSelfSigned(t, files.CACert, filepath.Join(dir, "ca-key.pem"), "some other CA") // signed nothing the server uses
 	h, a := startCert(t, v, dir, files)
 
 	failed, next := h.events.WaitFor(t, 0, 10*time.Second, "failed login with the wrong CA", isLogin(false))
@@ -170,26 +164,5 @@ func TestCertLoginFailsClearlyWithoutTheKeyFile(t *testing.T) {
 	failed, _ := h.events.WaitFor(t, 0, 10*time.Second, "failed login", isLogin(false))
 	if !strings.Contains(failed.Err, "missing-key.pem") {
 		t.Fatalf("login failure %q, want it to name the key file", failed.Err)
-	}
-}
-
-// writeOtherCA writes a CA certificate that signed nothing the server uses.
-func writeOtherCA(t *testing.T, path string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "some other CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -81,10 +81,7 @@ func TestRenewalFailuresLogInAgainOnlyNearExpiry(t *testing.T) {
 			relogin.Time.Sub(login.Time), earliest.Sub(login.Time), failedRenewal.Time.Sub(login.Time))
 	}
 	front.SetDown(false)
-	h.events.WaitFor(t, next, 5*time.Second, "login once the network is back", isLogin(true))
-	if h.seeToken(t) == first {
-		t.Fatal("still the old token after the new login")
-	}
+	h.waitNewLogin(t, next, 5*time.Second, "login once the network is back", first)
 }
 
 func TestLeaseSchedule(t *testing.T) {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 	"github.com/sigsci-keys/sigsci-keys/hostd/metrics"
 	"github.com/sigsci-keys/sigsci-keys/hostd/render"
 	"github.com/sigsci-keys/sigsci-keys/hostd/report"
@@ -86,8 +87,10 @@ func newDaemon(o options, logger *slog.Logger, version string, cfg *config.Confi
 	d.reporter = report.New(report.Options{
 		Settings: reportSettings(cfg, version),
 		StateDir: o.stateDir,
-		Sink:     event.Fanout{d.state, d.metrics},
-		Logger:   logger.With("component", "report"),
+		Reporting: stage.Reporting{
+			Sink:   event.Fanout{d.state, d.metrics},
+			Logger: logger.With("component", "report"),
+		},
 	})
 	d.sink = event.Fanout{d.state, d.metrics, d.rendered, restartLog{logger.With("component", "rollout")}, d.reporter}
 	return d

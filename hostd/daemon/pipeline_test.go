@@ -12,7 +12,6 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
-	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 )
 
@@ -21,28 +20,19 @@ import (
 // agent's configuration, restarts the agent after each change, and rolls a
 // change back that the agent does not survive.
 func TestKeysRotateIntoTheAgent(t *testing.T) {
-	vault := vaulttest.Start(t)
-	manager := systemdtest.Start(t)
-	t.Setenv("DBUS_SESSION_BUS_ADDRESS", manager.BusAddress())
-
-	vault.Mount("kv", "kv", nil)
-	vault.Write("kv/agent", hosttest.AgentKeys("A1", "S-one"))
+	// The agent stays up only with a secret key it accepts (one starting
+	// with "S-"), like the real agent refusing bad keys.
+	agent := newAgentHost(t, "")
+	vault, dir, conf := agent.vault, agent.dir, agent.conf
 	vault.WritePolicy("agent", `path "kv/agent" { capabilities = ["read"] }`)
 	role := vault.EnableAppRole("approle", "waf", map[string]any{"token_policies": "agent", "token_ttl": "1h"})
-
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "agent.conf")
 	for name, content := range map[string]string{"role-id": role.RoleID, "secret-id": vault.NewSecretID(role)} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// The agent stays up only with a secret key it accepts (one starting
-	// with "S-"), like the real agent refusing bad keys.
-	unit := hosttest.AgentUnit(conf, "")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	hosttest.StartAgentOnOldKeys(ctx, t, manager, conf, unit)
 
 	h := start(t, func(_, socket string) string {
 		return hosttest.Config{
@@ -143,28 +133,15 @@ func waitTemplate(t *testing.T, socket string, ok func(status.Template) bool) st
 // a reload that opens the window now must still restart the agent, although
 // the new renderer finds the file already up to date.
 func TestRestartOwedSurvivesAReload(t *testing.T) {
-	vault := vaulttest.Start(t)
-	manager := systemdtest.Start(t)
-	t.Setenv("DBUS_SESSION_BUS_ADDRESS", manager.BusAddress())
-
-	vault.Mount("kv", "kv", nil)
-	vault.Write("kv/agent", hosttest.AgentKeys("A1", "S-one"))
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "agent.conf")
-	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(vault.RootToken), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	unit := hosttest.AgentUnit(conf, "")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	hosttest.StartAgentOnOldKeys(ctx, t, manager, conf, unit)
+	agent := newAgentHost(t, "")
+	conf := agent.conf
 
 	now := time.Now().UTC()
 	clock := func(d time.Duration) string { return now.Add(d).Format("15:04") }
 	text := func(socket, start, end string) string {
 		return hosttest.Config{
-			VaultAddress: vault.Addr,
-			TokenFile:    filepath.Join(dir, "token"),
+			VaultAddress: agent.vault.Addr,
+			TokenFile:    agent.token,
 			Templates:    []hosttest.Template{hosttest.AgentConfTemplate(conf)},
 			Restart:      hosttest.RestartAtOnce(maintenanceWindow(start, end)),
 			Socket:       socket,

@@ -40,7 +40,11 @@ func (v *liveViews) auth() status.Auth {
 	if a == nil {
 		return status.Auth{}
 	}
-	s := a.State()
+	return authStatus(a.State())
+}
+
+// authStatus maps auth's state onto the status output's.
+func authStatus(s auth.State) status.Auth {
 	return status.Auth{
 		Method:        s.Method,
 		Authenticated: s.Authenticated,

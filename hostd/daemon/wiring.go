@@ -12,6 +12,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/auth"
 	"github.com/sigsci-keys/sigsci-keys/hostd/config"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 	"github.com/sigsci-keys/sigsci-keys/hostd/render"
 	"github.com/sigsci-keys/sigsci-keys/hostd/report"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
@@ -73,9 +74,14 @@ func authOptions(cfg *config.Config, client *api.Client, d *daemon) auth.Options
 		JWTFile:                        a.JWTFile,
 		TokenFile:                      a.TokenFile,
 		MaxBackoff:                     cfg.TemplateConfig.MaxBackoff,
-		Sink:                           d.sink,
-		Logger:                         d.logger.With("component", "auth"),
+		Reporting:                      d.reporting("auth"),
 	}
+}
+
+// reporting is where the stage named component reports: the daemon's sink,
+// and its logger marked with the component.
+func (d *daemon) reporting(component string) stage.Reporting {
+	return stage.Reporting{Sink: d.sink, Logger: d.logger.With("component", component)}
 }
 
 func proxyOptions(cfg *config.Config, transport *http.Transport, tokens vaultproxy.TokenSource, d *daemon) vaultproxy.Options {
@@ -85,8 +91,7 @@ func proxyOptions(cfg *config.Config, transport *http.Transport, tokens vaultpro
 		Namespace:       cfg.Vault.Namespace,
 		Tokens:          tokens,
 		RefreshInterval: cfg.TemplateConfig.RefreshInterval,
-		Sink:            d.sink,
-		Logger:          d.logger.With("component", "vaultproxy"),
+		Reporting:       d.reporting("vaultproxy"),
 	}
 }
 
@@ -119,22 +124,26 @@ func renderOptions(cfg *config.Config, proxy *vaultproxy.Proxy, roll *rollout.Ro
 		Keys:              proxy,
 		RefreshInterval:   cfg.TemplateConfig.RefreshInterval,
 		MaxBackoff:        cfg.TemplateConfig.MaxBackoff,
-		Sink:              d.sink,
-		Logger:            d.logger.With("component", "render"),
+		Reporting:         d.reporting("render"),
 		Heartbeat:         d.watchdog.beater(loopRender),
 		HeartbeatInterval: d.watchdog.period(),
 	}
 	if roll != nil { // nil for a one-shot render: nothing is restarted
 		o.Refuse = roll.Refuse
 		o.OnChange = func(changes []render.Change) {
-			out := make([]rollout.Change, len(changes))
-			for i, c := range changes {
-				out[i] = rollout.Change{Unit: c.Unit, Destination: c.Destination, Previous: c.Previous}
-			}
-			roll.Submit(out...) // never blocks
+			roll.Submit(rolloutChanges(changes)...) // never blocks
 		}
 	}
 	return o
+}
+
+// rolloutChanges maps the renderer's changed files onto the rollout's.
+func rolloutChanges(changes []render.Change) []rollout.Change {
+	out := make([]rollout.Change, len(changes))
+	for i, c := range changes {
+		out[i] = rollout.Change{Unit: c.Unit, Destination: c.Destination, Previous: c.Previous}
+	}
+	return out
 }
 
 func rolloutOptions(cfg *config.Config) rollout.Options {

@@ -1,7 +1,8 @@
 // Package hosttest holds what the tests of a whole host share: the text of
 // a hostd.hcl built from the blocks a test needs (Config), the WAF agent
-// stand-in hostd renders for and restarts (agent.go), and the waits for
-// what hostd does to a host: a file's content, a status answer (wait.go).
+// stand-in hostd renders for and restarts (agent.go), and the reads of and
+// waits for what hostd does to a host: a file's content, a status answer
+// (wait.go).
 //
 // It owns no Vault and no systemd: hostd/vaulttest and hostd/systemdtest
 // start those; it only writes the files and units a test puts on them.

@@ -15,6 +15,17 @@ import (
 // status answer.
 const WaitTimeout = 30 * time.Second
 
+// ReadFile returns what the file at path holds; the test fails when it
+// cannot be read.
+func ReadFile(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // WaitFile waits until the file at path holds want.
 func WaitFile(t testing.TB, path, want string) {
 	t.Helper()

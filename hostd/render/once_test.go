@@ -11,6 +11,8 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaultproxy"
 )
 
@@ -37,7 +39,7 @@ func TestOnceWritesWhatRendersAndNamesWhatFails(t *testing.T) {
 	events := eventtest.New[event.Event]()
 	r, err := New(Options{
 		Templates: []Template{good, unwritable, denied}, Dialer: unreachableVault(t), RefreshInterval: refresh,
-		OnChange: c.onChange, Sink: events,
+		OnChange: c.onChange, Reporting: stage.Reporting{Sink: events},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +67,7 @@ func TestOnceWritesWhatRendersAndNamesWhatFails(t *testing.T) {
 			t.Errorf("%s: %+v, want not written and why", o.Destination, o)
 		}
 	}
-	if got := readFile(t, good.Destination); got != "listen = 127.0.0.1\n" {
+	if got := hosttest.ReadFile(t, good.Destination); got != "listen = 127.0.0.1\n" {
 		t.Errorf("good.conf holds %q", got)
 	}
 	if info, err := os.Stat(good.Destination); err != nil || info.Mode().Perm() != 0o640 {
@@ -119,7 +121,7 @@ func TestOnceNamesTheVaultErrorOfASecretItCannotRead(t *testing.T) {
 	s.vault.Write("forbidden/agent", map[string]any{"key": "SECRET-NOT-FOR-HOSTD"})
 	good := keyTemplate(s.dir, "agent", "")
 	denied := Template{Contents: `{{ with secret "forbidden/agent" }}{{ .Data.key }}{{ end }}`, Destination: filepath.Join(s.dir, "denied.conf")}
-	r, err := New(Options{Templates: []Template{good, denied}, Dialer: s.proxy, RefreshInterval: s.interval, Sink: s.events})
+	r, err := New(Options{Templates: []Template{good, denied}, Dialer: s.proxy, RefreshInterval: s.interval, Reporting: stage.Reporting{Sink: s.events}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +131,7 @@ func TestOnceNamesTheVaultErrorOfASecretItCannotRead(t *testing.T) {
 	if err == nil || len(outcomes) != 2 {
 		t.Fatalf("outcomes %+v, err %v", outcomes, err)
 	}
-	if !outcomes[0].Written || readFile(t, good.Destination) != `access_key = "AKIA-ONE"`+"\n" {
+	if !outcomes[0].Written || hosttest.ReadFile(t, good.Destination) != `access_key = "AKIA-ONE"`+"\n" {
 		t.Errorf("the readable template was not written: %+v", outcomes[0])
 	}
 	msg := outcomes[1].Err

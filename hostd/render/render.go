@@ -17,8 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"sync"
@@ -30,6 +28,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 )
 
 // Defaults used when the matching Options field is zero.
@@ -86,10 +85,8 @@ type Options struct {
 	// content a unit did not survive, so a rolled-back file is not written
 	// again on every refresh.
 	Refuse func(destination string, content []byte) error
-	Sink   event.Sink   // default event.Discard
-	Logger *slog.Logger // default: discard
-	Now    func() time.Time
-	Rand   func() float64
+	stage.Reporting
+	stage.Clock
 	// Heartbeat, when set, is called by Run's loop at least every
 	// HeartbeatInterval while the loop is alive (heartbeat.go).
 	Heartbeat         func()
@@ -169,22 +166,10 @@ func New(opts Options) (*Renderer, error) {
 }
 
 func withDefaults(o Options) Options {
-	if o.RefreshInterval <= 0 {
-		o.RefreshInterval = DefaultRefreshInterval
-	}
+	o.RefreshInterval = stage.OrDefault(o.RefreshInterval, DefaultRefreshInterval)
 	o.MinBackoff, o.MaxBackoff = backoff.Bounds(o.MinBackoff, o.MaxBackoff, DefaultMinBackoff, DefaultMaxBackoff)
-	if o.Sink == nil {
-		o.Sink = event.Discard
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Rand == nil {
-		o.Rand = rand.Float64
-	}
+	o.Reporting = o.Reporting.WithDefaults()
+	o.Clock = o.Clock.WithDefaults()
 	return o
 }
 

@@ -19,8 +19,10 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/auth"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaultproxy"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
@@ -79,15 +81,6 @@ func (c *changes) none(t *testing.T) {
 	}
 }
 
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // stack is a real Vault, hostd's auth logged in to it and the proxy.
 type stack struct {
 	vault *vaulttest.Server
@@ -125,7 +118,7 @@ func newStackReadingEvery(t *testing.T, interval time.Duration) *stack {
 		Client: v.NewClient(), Method: auth.MethodAppRole,
 		RoleIDFile: filepath.Join(creds, "role-id"), SecretIDFile: filepath.Join(creds, "secret-id"),
 		MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second,
-		Sink: s.events, Logger: logger,
+		Reporting: stage.Reporting{Sink: s.events, Logger: logger},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +137,7 @@ func newStackReadingEvery(t *testing.T, interval time.Duration) *stack {
 	s.upstream = http.DefaultTransport.(*http.Transport).Clone()
 	s.requests = &requestCounter{next: s.upstream, paths: map[string]int{}}
 	p, err := vaultproxy.New(vaultproxy.Options{
-		Upstream: v.Addr, Transport: s.requests, Tokens: a, RefreshInterval: interval, Sink: s.events, Logger: logger,
+		Upstream: v.Addr, Transport: s.requests, Tokens: a, RefreshInterval: interval, Reporting: stage.Reporting{Sink: s.events, Logger: logger},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -208,8 +201,11 @@ func (s *stack) start(t *testing.T, c *changes, templates ...Template) *Renderer
 	r, err := New(Options{
 		Templates: templates, Dialer: s.proxy, RefreshInterval: s.interval,
 		MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
-		OnChange: c.onChange, Sink: s.events,
-		Logger: slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		OnChange: c.onChange,
+		Reporting: stage.Reporting{
+			Sink:   s.events,
+			Logger: slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +241,7 @@ func keyTemplate(dir, name, unit string) Template {
 func TestSecretChangeReachesTheFileWithinTheRefreshInterval(t *testing.T) {
 	s := newStack(t)
 	r, c, tmpl, next := s.startOnAgentKey(t, "sigsci-agent.service")
-	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v1\"\n" {
+	if got := hosttest.ReadFile(t, tmpl.Destination); got != "access_key = \"key-v1\"\n" {
 		t.Fatalf("file holds %q", got)
 	}
 	if info, _ := os.Stat(tmpl.Destination); info.Mode().Perm() != 0o640 {
@@ -259,10 +255,10 @@ func TestSecretChangeReachesTheFileWithinTheRefreshInterval(t *testing.T) {
 	s.writeSecret(t, "agent", "key-v2")
 	ev, _ := s.events.WaitFor(t, next, refresh+5*time.Second, "render of the changed secret", renderOf(tmpl.Destination, changed))
 	t.Logf("secret change to file on disk: %s (refresh interval %s)", ev.(event.Render).Time.Sub(written).Round(time.Millisecond), refresh)
-	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
+	if got := hosttest.ReadFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
 		t.Fatalf("file holds %q after the change", got)
 	}
-	if got := readFile(t, tmpl.Destination+".bak"); got != "access_key = \"key-v1\"\n" {
+	if got := hosttest.ReadFile(t, tmpl.Destination+".bak"); got != "access_key = \"key-v1\"\n" {
 		t.Fatalf("backup holds %q", got)
 	}
 	b := c.next(t, 5*time.Second)
@@ -292,7 +288,7 @@ func TestRevokedTokenIsReplacedWithoutANewRunner(t *testing.T) {
 		return ok && !a.OK && strings.Contains(a.Err, "rejected")
 	})
 	s.events.WaitFor(t, n, 10*time.Second, "render with the new token", renderOf(tmpl.Destination, changed))
-	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
+	if got := hosttest.ReadFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
 		t.Fatalf("file holds %q", got)
 	}
 	if s.auth.Token() == old {
@@ -341,7 +337,7 @@ func TestTemplateThatCannotRenderKeepsItsOldFile(t *testing.T) {
 	s.writeSecret(t, "agent", "key-v2")
 	s.events.WaitFor(t, next, refresh+5*time.Second, "good template re-rendered", renderOf(good.Destination, changed))
 	for _, tmpl := range broken {
-		if got := readFile(t, tmpl.Destination); got != "old working content\n" {
+		if got := hosttest.ReadFile(t, tmpl.Destination); got != "old working content\n" {
 			t.Fatalf("%s holds %q, want the old content", filepath.Base(tmpl.Destination), got)
 		}
 	}
@@ -361,7 +357,7 @@ func TestVaultOutageKeepsFilesAndRecovers(t *testing.T) {
 	_, n := s.events.WaitFor(t, next, refresh+5*time.Second, "failed Vault request", failedRequest)
 	s.events.WaitFor(t, n, 10*time.Second, "second failed Vault request", failedRequest)
 	after, _ := os.Stat(tmpl.Destination)
-	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v1\"\n" || !after.ModTime().Equal(before.ModTime()) {
+	if got := hosttest.ReadFile(t, tmpl.Destination); got != "access_key = \"key-v1\"\n" || !after.ModTime().Equal(before.ModTime()) {
 		t.Fatalf("the file changed during the outage: %q", got)
 	}
 	for _, e := range s.events.All()[next:] {
@@ -375,7 +371,7 @@ func TestVaultOutageKeepsFilesAndRecovers(t *testing.T) {
 	mark := s.events.Len()
 	s.writeSecret(t, "agent", "key-v2")
 	s.events.WaitFor(t, mark, refresh+15*time.Second, "render after Vault came back", renderOf(tmpl.Destination, changed))
-	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
+	if got := hosttest.ReadFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
 		t.Fatalf("file holds %q after recovery", got)
 	}
 	if b := c.next(t, 5*time.Second); len(b) != 1 {
@@ -435,7 +431,7 @@ func TestFailingRunnerIsRestartedWithBackoffAndLeaksNothing(t *testing.T) {
 	r, err := New(Options{
 		Templates: []Template{tmpl}, Dialer: s.proxy, RefreshInterval: refresh,
 		MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second,
-		OnChange: c.onChange, Sink: s.events, Rand: func() float64 { return 0 },
+		OnChange: c.onChange, Reporting: stage.Reporting{Sink: s.events}, Clock: stage.Clock{Rand: func() float64 { return 0 }},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -463,7 +459,7 @@ func TestFailingRunnerIsRestartedWithBackoffAndLeaksNothing(t *testing.T) {
 
 	os.WriteFile(extra, []byte("extra"), 0o600)
 	s.events.WaitFor(t, next, 10*time.Second, "render once the file exists", renderOf(tmpl.Destination, changed))
-	if got := readFile(t, tmpl.Destination); got != "extra key-v1" {
+	if got := hosttest.ReadFile(t, tmpl.Destination); got != "extra key-v1" {
 		t.Fatalf("file holds %q", got)
 	}
 	starts := r.Starts()
@@ -508,7 +504,7 @@ func TestStaticTemplateRendersWithoutVault(t *testing.T) {
 	events := eventtest.New[event.Event]()
 	r, err := New(Options{
 		Templates: []Template{{Contents: "listen = {{ \"127.0.0.1\" }}\n", Destination: dest, Perms: 0o600, Unit: "u.service"}},
-		Dialer:    p, RefreshInterval: refresh, OnChange: c.onChange, Sink: events,
+		Dialer:    p, RefreshInterval: refresh, OnChange: c.onChange, Reporting: stage.Reporting{Sink: events},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -518,7 +514,7 @@ func TestStaticTemplateRendersWithoutVault(t *testing.T) {
 	if len(b) != 1 || b[0] != (Change{Unit: "u.service", Destination: dest}) {
 		t.Fatalf("batch %+v", b)
 	}
-	if got := readFile(t, dest); got != "listen = 127.0.0.1\n" {
+	if got := hosttest.ReadFile(t, dest); got != "listen = 127.0.0.1\n" {
 		t.Fatalf("file holds %q", got)
 	}
 }
@@ -544,7 +540,7 @@ func TestPanicInConsulTemplateBecomesARunnerFailure(t *testing.T) {
 	events := eventtest.New[event.Event]()
 	r, err := New(Options{
 		Templates: []Template{fromFile, flaky}, Dialer: p, RefreshInterval: refresh,
-		MinBackoff: 100 * time.Millisecond, MaxBackoff: 400 * time.Millisecond, Sink: events,
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: 400 * time.Millisecond, Reporting: stage.Reporting{Sink: events},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -559,14 +555,14 @@ func TestPanicInConsulTemplateBecomesARunnerFailure(t *testing.T) {
 	events.WaitFor(t, next, 10*time.Second, "a second failure after backoff", renderOf(flaky.Destination, func(r event.Render) bool {
 		return strings.Contains(r.Err, "panicked")
 	}))
-	if got := readFile(t, fromFile.Destination); got != "hello" {
+	if got := hosttest.ReadFile(t, fromFile.Destination); got != "hello" {
 		t.Fatalf("the healthy template was not rendered: %q", got)
 	}
 
 	os.Setenv("HOSTD_RENDER_TEST_BREAK", "0")
 	mark := events.Len()
 	events.WaitFor(t, mark, 10*time.Second, "flaky template rendered once fixed", renderOf(flaky.Destination, changed))
-	if got := readFile(t, flaky.Destination); got != "ok" {
+	if got := hosttest.ReadFile(t, flaky.Destination); got != "ok" {
 		t.Fatalf("flaky.conf holds %q", got)
 	}
 }
@@ -721,7 +717,7 @@ func TestRefreshReadsSecretsAgainAtOnce(t *testing.T) {
 	s.writeSecret(t, "agent", "key-v2")
 	r.Refresh()
 	s.events.WaitFor(t, next, 15*time.Second, "render after Refresh", renderOf(tmpl.Destination, changed))
-	if got := readFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
+	if got := hosttest.ReadFile(t, tmpl.Destination); got != "access_key = \"key-v2\"\n" {
 		t.Fatalf("file holds %q after Refresh", got)
 	}
 	if r.Starts() != 2 {

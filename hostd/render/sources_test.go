@@ -17,6 +17,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 	"github.com/sigsci-keys/sigsci-keys/hostd/running"
 )
 
@@ -178,7 +179,7 @@ path "sigsci/creds/*" { capabilities = ["read"] }`)
 		}},
 		Dialer: s.proxy, Keys: s.proxy, RefreshInterval: s.interval,
 		MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
-		Sink: s.events, Logger: slog.New(slog.NewTextHandler(s.logs, nil)),
+		Reporting: stage.Reporting{Sink: s.events, Logger: slog.New(slog.NewTextHandler(s.logs, nil))},
 	})
 	if err != nil {
 		t.Fatal(err)

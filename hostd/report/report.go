@@ -26,8 +26,6 @@ package report
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -35,6 +33,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 )
 
 // DefaultInterval is how often a report is repeated as a heartbeat: well
@@ -61,12 +60,10 @@ type Settings struct {
 type Options struct {
 	Settings
 	// StateDir keeps report.json; "" keeps the state in memory only.
-	StateDir string
-	Sink     event.Sink   // receives event.Report and event.AgentKeys
-	Logger   *slog.Logger // default: discard
-	// Now, Rand and After are the clock and randomness, for tests.
-	Now   func() time.Time
-	Rand  func() float64
+	StateDir        string
+	stage.Reporting // its Sink receives event.Report and event.AgentKeys
+	stage.Clock
+	// After is time.After, injectable for tests that fire the waits.
 	After func(time.Duration) <-chan time.Time
 }
 
@@ -102,18 +99,8 @@ type siteReport struct {
 // New returns a Reporter starting from the state an earlier hostd left in
 // opts.StateDir.
 func New(opts Options) *Reporter {
-	if opts.Sink == nil {
-		opts.Sink = event.Discard
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Rand == nil {
-		opts.Rand = rand.Float64
-	}
+	opts.Reporting = opts.Reporting.WithDefaults()
+	opts.Clock = opts.Clock.WithDefaults()
 	if opts.After == nil {
 		opts.After = time.After
 	}

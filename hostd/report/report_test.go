@@ -12,6 +12,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 )
 
 const waitFor = 10 * time.Second
@@ -164,7 +165,7 @@ func (w *fakeWriter) after(t *testing.T, clock *fakeClock, d time.Duration) writ
 func reporter(t *testing.T, clock *fakeClock, settings Settings, dir string) (*Reporter, *eventtest.Recorder[event.Event]) {
 	t.Helper()
 	events := eventtest.New[event.Event]()
-	r := New(Options{Settings: settings, StateDir: dir, Sink: events, Now: clock.Now, After: clock.After, Rand: func() float64 { return 0.5 }})
+	r := New(Options{Settings: settings, StateDir: dir, Reporting: stage.Reporting{Sink: events}, Clock: stage.Clock{Now: clock.Now, Rand: func() float64 { return 0.5 }}, After: clock.After})
 	runtest.UntilEnd(t, waitFor, nil, r.Run)
 	return r, events
 }
@@ -319,7 +320,7 @@ func TestARestartedHostdReportsTheKeyOfContentItRenderedBefore(t *testing.T) {
 
 func TestRunReturnsWhenStoppedDuringAHungReport(t *testing.T) {
 	clock := newFakeClock()
-	r := New(Options{Settings: enabled, Now: clock.Now, After: clock.After})
+	r := New(Options{Settings: enabled, Clock: stage.Clock{Now: clock.Now}, After: clock.After})
 	w := newFakeWriter()
 	w.block = make(chan struct{}) // never closed: Vault does not answer
 	r.UseWriter(w)

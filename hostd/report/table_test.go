@@ -48,6 +48,15 @@ func checkWants(t *testing.T, tb *table, want ...Want) {
 	}
 }
 
+// agentRunsD1 is a table in which the agent runs agent.conf's content d1,
+// rendered with www's key ak-1, since t0.
+func agentRunsD1() *table {
+	tb := newTable()
+	tb.addContent(rendered(agentConf, agentUnit, "d1", creds(www, "ak-1")))
+	tb.addRunning(runs(agentUnit, on(agentConf, "d1", t0)))
+	return tb
+}
+
 func TestTheReportFollowsTheContentTheProcessRuns(t *testing.T) {
 	tb := newTable()
 	tb.addContent(rendered(agentConf, agentUnit, "d1", creds(www, "ak-1")))
@@ -88,9 +97,7 @@ func TestAProcessOnContentHostdDidNotRenderIsNotReported(t *testing.T) {
 }
 
 func TestAContentWhoseKeyIsUnknownWaits(t *testing.T) {
-	tb := newTable()
-	tb.addContent(rendered(agentConf, agentUnit, "d1", creds(www, "ak-1")))
-	tb.addRunning(runs(agentUnit, on(agentConf, "d1", t0)))
+	tb := agentRunsD1()
 	tb.addContent(rendered(agentConf, agentUnit, "d2", creds(www, "")))
 	tb.addRunning(runs(agentUnit, on(agentConf, "d2", t0.Add(time.Hour))))
 	if _, wants, waiting := tb.resolve(); len(wants) != 0 || !waiting[www] {
@@ -102,9 +109,7 @@ func TestAContentWhoseKeyIsUnknownWaits(t *testing.T) {
 }
 
 func TestAStoppedUnitKeepsTheKeyItRan(t *testing.T) {
-	tb := newTable()
-	tb.addContent(rendered(agentConf, agentUnit, "d1", creds(www, "ak-1")))
-	tb.addRunning(runs(agentUnit, on(agentConf, "d1", t0)))
+	tb := agentRunsD1()
 	tb.addContent(rendered(agentConf, agentUnit, "d2", creds(www, "ak-2")))
 	tb.addRunning(runs(agentUnit)) // stopped by an operator: not restarted
 	checkWants(t, tb, Want{Site: www, AccessKey: "ak-1", Unit: agentUnit, AgentStarted: t0})
@@ -153,9 +158,7 @@ func TestUnitsOnDifferentKeysReportTheOneNotOnTheNewest(t *testing.T) {
 }
 
 func TestTheTableForgetsWhatIsNoLongerConfigured(t *testing.T) {
-	tb := newTable()
-	tb.addContent(rendered(agentConf, agentUnit, "d1", creds(www, "ak-1")))
-	tb.addRunning(runs(agentUnit, on(agentConf, "d1", t0)))
+	tb := agentRunsD1()
 	tb.keep(nil, nil)
 	checkWants(t, tb)
 	if len(tb.contents)+len(tb.running)+len(tb.lastKnown) != 0 {

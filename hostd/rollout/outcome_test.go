@@ -12,6 +12,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/write"
@@ -251,7 +252,7 @@ func TestOnlyAFailedJobIsAReasonToRollBack(t *testing.T) {
 			rec := newRecorder()
 			r := rollout.New(sd, restore, rec, rollout.Options{
 				ActiveTimeout: 200 * time.Millisecond, StableFor: 10 * time.Millisecond, WatchInterval: 10 * time.Millisecond,
-				RetryInterval: time.Minute, Now: clock.Now, After: clock.After,
+				RetryInterval: time.Minute, Clock: stage.Clock{Now: clock.Now}, After: clock.After,
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 )
 
@@ -27,7 +28,7 @@ func (h *host) rejectBad(content string) {
 func TestRejectedContentIsTriedAgainAfterAWhile(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clock := newFakeClock(start)
-	h := newHost(t, "refuse-start", rollout.Options{RetryRejectedAfter: time.Hour, Now: clock.Now, After: clock.After})
+	h := newHost(t, "refuse-start", rollout.Options{RetryRejectedAfter: time.Hour, Clock: stage.Clock{Now: clock.Now}, After: clock.After})
 	dest := filepath.Join(h.dir, "agent.conf")
 
 	h.rejectBad("bad key")

@@ -28,13 +28,13 @@ package rollout
 
 import (
 	"context"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/running"
 	"github.com/sigsci-keys/sigsci-keys/hostd/write"
@@ -119,46 +119,25 @@ type Options struct {
 	Heartbeat         func()
 	HeartbeatInterval time.Duration
 
-	// Now, Rand and After are the clock and randomness, injectable for
-	// tests: Rand returns a number in [0, 1); After is time.After.
-	Now   func() time.Time
-	Rand  func() float64
+	stage.Clock
+	// After is time.After, injectable for tests that fire the waits.
 	After func(time.Duration) <-chan time.Time
 }
 
 func (o Options) withDefaults() Options {
-	if o.ActiveTimeout <= 0 {
-		o.ActiveTimeout = DefaultActiveTimeout
-	}
-	if o.StableFor <= 0 {
-		o.StableFor = DefaultStableFor
-	}
-	if o.WatchInterval <= 0 {
-		o.WatchInterval = DefaultWatchInterval
-	}
-	if o.RetryRejectedAfter <= 0 {
-		o.RetryRejectedAfter = DefaultRetryRejectedAfter
-	}
+	o.ActiveTimeout = stage.OrDefault(o.ActiveTimeout, DefaultActiveTimeout)
+	o.StableFor = stage.OrDefault(o.StableFor, DefaultStableFor)
+	o.WatchInterval = stage.OrDefault(o.WatchInterval, DefaultWatchInterval)
+	o.RetryRejectedAfter = stage.OrDefault(o.RetryRejectedAfter, DefaultRetryRejectedAfter)
 	if o.Check != nil && o.Check.Timeout <= 0 {
 		c := *o.Check
 		c.Timeout = DefaultCheckTimeout
 		o.Check = &c
 	}
-	if o.RetryInterval <= 0 {
-		o.RetryInterval = DefaultRetryInterval
-	}
-	if o.MaxRetry <= 0 {
-		o.MaxRetry = DefaultMaxRetry
-	}
-	if o.StopGrace <= 0 {
-		o.StopGrace = DefaultStopGrace
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Rand == nil {
-		o.Rand = rand.Float64
-	}
+	o.RetryInterval = stage.OrDefault(o.RetryInterval, DefaultRetryInterval)
+	o.MaxRetry = stage.OrDefault(o.MaxRetry, DefaultMaxRetry)
+	o.StopGrace = stage.OrDefault(o.StopGrace, DefaultStopGrace)
+	o.Clock = o.Clock.WithDefaults()
 	if o.After == nil {
 		o.After = time.After
 	}

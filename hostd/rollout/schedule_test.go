@@ -11,6 +11,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/write"
@@ -108,7 +109,7 @@ func TestSplayIsAddedOncePerBatchWithinBounds(t *testing.T) {
 		rnd := r
 		ro := rollout.New(nil, nil, rec, rollout.Options{
 			Debounce: 2 * time.Second, Splay: 10 * time.Minute,
-			Now: clock.Now, After: clock.After, Rand: func() float64 { return rnd },
+			Clock: stage.Clock{Now: clock.Now, Rand: func() float64 { return rnd }}, After: clock.After,
 		})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		ro.Submit(rollout.Change{Unit: "a.service", Destination: "/etc/a.conf"})
@@ -130,7 +131,7 @@ func TestSplayIsAddedOncePerBatchWithinBounds(t *testing.T) {
 func TestMaintenanceWindowDefersTheRestart(t *testing.T) {
 	clock := newFakeClock(time.Date(2026, 3, 1, 1, 0, 0, 0, time.UTC))
 	window := &rollout.Window{Start: 2 * time.Hour, End: 4 * time.Hour, Location: time.UTC}
-	h := newHost(t, "exit", rollout.Options{Debounce: 2 * time.Second, Window: window, Now: clock.Now, After: clock.After})
+	h := newHost(t, "exit", rollout.Options{Debounce: 2 * time.Second, Window: window, Clock: stage.Clock{Now: clock.Now}, After: clock.After})
 
 	h.rollout.Submit(h.writeConf("agent.conf", "good 2"))
 	opens := time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC)
@@ -167,7 +168,7 @@ func advanceOnceRunWaits(t *testing.T, ctx context.Context, clock *fakeClock, du
 func TestRestartOfAnUnknownUnitIsRetriedWithBackoff(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clock := newFakeClock(start)
-	h := newHost(t, "exit", rollout.Options{RetryInterval: time.Minute, MaxRetry: 3 * time.Minute, Now: clock.Now, After: clock.After})
+	h := newHost(t, "exit", rollout.Options{RetryInterval: time.Minute, MaxRetry: 3 * time.Minute, Clock: stage.Clock{Now: clock.Now}, After: clock.After})
 
 	// The agent's package is not installed yet: its unit is unknown.
 	missing := rollout.Change{Unit: "later.service", Destination: h.dir + "/later.conf"}
@@ -284,7 +285,7 @@ func TestSplayIsSpreadInsideTheWindow(t *testing.T) {
 			rec := newRecorder()
 			ro := rollout.New(nil, nil, rec, rollout.Options{
 				Debounce: 2 * time.Second, Splay: tc.splay, Window: window,
-				Now: clock.Now, After: clock.After, Rand: func() float64 { return tc.rand },
+				Clock: stage.Clock{Now: clock.Now, Rand: func() float64 { return tc.rand }}, After: clock.After,
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -321,7 +322,7 @@ func TestRetryKeepsTheSplayInsideTheWindow(t *testing.T) {
 	window := &rollout.Window{Start: 2 * time.Hour, End: 4 * time.Hour, Location: time.UTC}
 	ro := rollout.New(refusingSystemd{}, nil, rec, rollout.Options{
 		Splay: 30 * time.Minute, Window: window, RetryInterval: 5 * time.Minute,
-		Now: clock.Now, After: clock.After, Rand: func() float64 { return 0.5 },
+		Clock: stage.Clock{Now: clock.Now, Rand: func() float64 { return 0.5 }}, After: clock.After,
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -347,7 +348,7 @@ func TestAHandOverKeepsTheRetryBackoff(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clock := newFakeClock(start)
 	rec := newRecorder()
-	opts := rollout.Options{Debounce: time.Second, RetryInterval: 5 * time.Minute, Now: clock.Now, After: clock.After}
+	opts := rollout.Options{Debounce: time.Second, RetryInterval: 5 * time.Minute, Clock: stage.Clock{Now: clock.Now}, After: clock.After}
 	ro := rollout.New(refusingSystemd{}, nil, rec, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -1,12 +1,10 @@
 package systemdtest_test
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 )
@@ -16,12 +14,7 @@ import (
 // decides what that user may change: with no rule for it, starting a unit
 // is refused with polkit's answer.
 func TestServiceUsersMeetPolkit(t *testing.T) {
-	m := systemdtest.Start(t, systemdtest.ForServiceUsers())
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := m.InstallUnit(ctx, "probe.service", "[Service]\nExecStart=/bin/sleep infinity\n"); err != nil {
-		t.Fatal(err)
-	}
+	m, ctx := startWithUnit(t, "probe.service", sleeper, systemdtest.ForServiceUsers())
 
 	asNobody := func(args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, "setpriv", append([]string{"--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", "busctl", "--user"}, args...)...)
@@ -48,12 +41,7 @@ func TestServiceUsersMeetPolkit(t *testing.T) {
 // TestSystemCommandReachesTheManager runs a root systemctl without --user,
 // as a package's maintainer script does, and checks it acts on this manager.
 func TestSystemCommandReachesTheManager(t *testing.T) {
-	m := systemdtest.Start(t, systemdtest.ForServiceUsers())
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := m.InstallUnit(ctx, "probe.service", "[Service]\nExecStart=/bin/sleep infinity\n"); err != nil {
-		t.Fatal(err)
-	}
+	m, ctx := startWithUnit(t, "probe.service", sleeper, systemdtest.ForServiceUsers())
 	if out, err := m.SystemCommand(ctx, "systemctl", "start", "probe.service").CombinedOutput(); err != nil {
 		t.Fatalf("systemctl start probe.service in the manager's namespace: %v: %s", err, out)
 	}

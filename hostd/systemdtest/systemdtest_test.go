@@ -48,13 +48,7 @@ func TestManagerRunsAnInstalledUnit(t *testing.T) {
 }
 
 func TestInstallUnitReloadsTheDefinition(t *testing.T) {
-	m := systemdtest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-
-	if err := m.InstallUnit(ctx, "desc.service", "[Unit]\nDescription=first\n[Service]\nExecStart=/bin/sleep infinity\n"); err != nil {
-		t.Fatal(err)
-	}
+	m, ctx := startWithUnit(t, "desc.service", "[Unit]\nDescription=first\n[Service]\nExecStart=/bin/sleep infinity\n")
 	if err := m.InstallUnit(ctx, "desc.service", "[Unit]\nDescription=second\n[Service]\nExecStart=/bin/sleep infinity\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -64,13 +58,7 @@ func TestInstallUnitReloadsTheDefinition(t *testing.T) {
 }
 
 func TestStartUnitReportsAFailedJob(t *testing.T) {
-	m := systemdtest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-
-	if err := m.InstallUnit(ctx, "broken.service", "[Service]\nExecStartPre=/bin/false\nExecStart=/bin/sleep infinity\n"); err != nil {
-		t.Fatal(err)
-	}
+	m, ctx := startWithUnit(t, "broken.service", "[Service]\nExecStartPre=/bin/false\nExecStart=/bin/sleep infinity\n")
 	err := m.StartUnit(ctx, "broken.service")
 	if err == nil || !strings.Contains(err.Error(), `"failed"`) {
 		t.Fatalf("StartUnit of a unit whose ExecStartPre fails: err = %v, want job result failed", err)
@@ -78,13 +66,7 @@ func TestStartUnitReportsAFailedJob(t *testing.T) {
 }
 
 func TestStopEndsManagerAndItsUnits(t *testing.T) {
-	m := systemdtest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-
-	if err := m.InstallUnit(ctx, "sleeper.service", "[Service]\nExecStart=/bin/sleep infinity\n"); err != nil {
-		t.Fatal(err)
-	}
+	m, ctx := startWithUnit(t, "sleeper.service", sleeper)
 	if err := m.StartUnit(ctx, "sleeper.service"); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +112,7 @@ func TestTwoManagersDoNotDisturbEachOther(t *testing.T) {
 	// The same unit name in both: sharing a cgroup, stopping b's would kill
 	// a's process too.
 	for _, m := range []*systemdtest.Manager{a, b} {
-		if err := m.InstallUnit(ctx, "same.service", "[Service]\nExecStart=/bin/sleep infinity\n"); err != nil {
+		if err := m.InstallUnit(ctx, "same.service", sleeper); err != nil {
 			t.Fatal(err)
 		}
 		if err := m.StartUnit(ctx, "same.service"); err != nil {
@@ -144,6 +126,22 @@ func TestTwoManagersDoNotDisturbEachOther(t *testing.T) {
 	if after := systemctl(t, a, "show", "-p", "MainPID", "-p", "SubState", "same.service"); after != before || !strings.Contains(after, "SubState=running") {
 		t.Fatalf("stopping a unit in one manager changed the other's: %q → %q", before, after)
 	}
+}
+
+// sleeper is a unit that runs until it is stopped.
+const sleeper = "[Service]\nExecStart=/bin/sleep infinity\n"
+
+// startWithUnit starts a manager with opts and installs the unit name in
+// it. The context it returns ends with the test, within 20 s.
+func startWithUnit(t *testing.T, name, content string, opts ...systemdtest.Option) (*systemdtest.Manager, context.Context) {
+	t.Helper()
+	m := systemdtest.Start(t, opts...)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	if err := m.InstallUnit(ctx, name, content); err != nil {
+		t.Fatal(err)
+	}
+	return m, ctx
 }
 
 func systemctl(t *testing.T, m *systemdtest.Manager, args ...string) string {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 )
 
 // delays records the failure delays the proxy asks for.
@@ -50,7 +52,7 @@ func TestAnswersSayingVaultIsUnavailableAreJittered(t *testing.T) {
 	}))
 	t.Cleanup(upstream.Close)
 	random := 0.25
-	s := newSetup(t, upstream.URL, Options{FailureJitter: 4 * time.Second, Rand: func() float64 { return random }})
+	s := newSetup(t, upstream.URL, Options{FailureJitter: 4 * time.Second, Clock: stage.Clock{Rand: func() float64 { return random }}})
 
 	for path, want := range map[string]string{
 		"/v1/sealed":  "[1s]",
@@ -79,7 +81,7 @@ func TestUnreachableVaultAnswerIsJittered(t *testing.T) {
 	down := httptest.NewServer(http.NotFoundHandler())
 	addr := down.URL
 	down.Close()
-	s := newSetup(t, addr, Options{Rand: func() float64 { return 0.5 }})
+	s := newSetup(t, addr, Options{Clock: stage.Clock{Rand: func() float64 { return 0.5 }}})
 	if code, _ := s.get(t, "/v1/secret/data/kv", nil); code != http.StatusBadGateway {
 		t.Fatalf("status %d, want 502", code)
 	}

@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -30,6 +29,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 )
 
 // Address is the Vault address to give consul-template: its requests go to
@@ -78,10 +78,8 @@ type Options struct {
 	// not retry in step after an outage; 0 means DefaultFailureJitter, a
 	// negative value turns the delay off.
 	FailureJitter time.Duration
-	Rand          func() float64 // in [0,1); default math/rand/v2
-	Sink          event.Sink     // default event.Discard
-	Logger        *slog.Logger   // default: discard
-	Now           func() time.Time
+	stage.Reporting
+	stage.Clock
 }
 
 // Proxy is an in-process reverse proxy to Vault. Its Dial and DialContext
@@ -135,24 +133,12 @@ func withDefaults(o Options) Options {
 	if o.Transport == nil {
 		o.Transport = http.DefaultTransport.(*http.Transport).Clone()
 	}
-	if o.ResponseTimeout <= 0 {
-		o.ResponseTimeout = DefaultResponseTimeout
-	}
+	o.ResponseTimeout = stage.OrDefault(o.ResponseTimeout, DefaultResponseTimeout)
 	if o.FailureJitter == 0 {
 		o.FailureJitter = DefaultFailureJitter
 	}
-	if o.Rand == nil {
-		o.Rand = rand.Float64
-	}
-	if o.Sink == nil {
-		o.Sink = event.Discard
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Reporting = o.Reporting.WithDefaults()
+	o.Clock = o.Clock.WithDefaults()
 	return o
 }
 

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 )
 
 func dataTTL(t *testing.T, body []byte) json.RawMessage {
@@ -35,7 +37,7 @@ func TestTTLOfRotatingSecretFollowsJitteredRefresh(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := c.rand
-			s := newSetup(t, "", Options{RefreshInterval: 30 * time.Second, Rand: func() float64 { return r }})
+			s := newSetup(t, "", Options{RefreshInterval: 30 * time.Second, Clock: stage.Clock{Rand: func() float64 { return r }}})
 			code, body := s.get(t, c.path, nil)
 			if code != http.StatusOK {
 				t.Fatalf("status %d: %s", code, body)
@@ -62,7 +64,7 @@ func TestStaticSecretGetsTheRefreshIntervalAsLeaseDuration(t *testing.T) {
 		{"rotating secret keeps lease_duration", "/v1/sigsci/creds/long", "0"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			s := newSetup(t, "", Options{RefreshInterval: 30 * time.Second, Rand: func() float64 { return 0.5 }})
+			s := newSetup(t, "", Options{RefreshInterval: 30 * time.Second, Clock: stage.Clock{Rand: func() float64 { return 0.5 }}})
 			code, body := s.get(t, c.path, nil)
 			if code != http.StatusOK {
 				t.Fatalf("status %d: %s", code, body)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
 )
 
@@ -39,7 +40,8 @@ func (s *Server) writeCertificates() (serverCert, serverKey string, err error) {
 		return "", "", err
 	}
 	s.caKey = caKey
-	if s.CACert, err = s.writePEM(s.dir, "ca.pem", "CERTIFICATE", caDER); err != nil {
+	s.CACert = filepath.Join(s.dir, "ca.pem")
+	if err := writePEM(s.CACert, "CERTIFICATE", caDER); err != nil {
 		return "", "", err
 	}
 	server := &x509.Certificate{
@@ -59,6 +61,32 @@ func (s *Server) writeCertificates() (serverCert, serverKey string, err error) {
 	}
 	s.ClientCert, s.ClientKey, err = s.issue(s.dir, "client", client)
 	return serverCert, serverKey, err
+}
+
+// WriteSelfSigned writes a self-signed CA certificate for commonName, which
+// signed nothing a Server uses, to certFile, and its key to keyFile, as PEM.
+func WriteSelfSigned(t testing.TB, certFile, keyFile, commonName string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: commonName},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writePEM(certFile, "CERTIFICATE", der); err != nil {
+		t.Fatal(err)
+	}
+	if err := writePEM(keyFile, "PRIVATE KEY", keyDER); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // IssueClientCert signs a new client certificate for commonName with the
@@ -120,14 +148,13 @@ func (s *Server) issue(dir, name string, tmpl *x509.Certificate) (certFile, keyF
 	if err != nil {
 		return "", "", err
 	}
-	if certFile, err = s.writePEM(dir, name+".pem", "CERTIFICATE", der); err != nil {
+	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+	if err := writePEM(certFile, "CERTIFICATE", der); err != nil {
 		return "", "", err
 	}
-	keyFile, err = s.writePEM(dir, name+"-key.pem", "PRIVATE KEY", keyDER)
-	return certFile, keyFile, err
+	return certFile, keyFile, writePEM(keyFile, "PRIVATE KEY", keyDER)
 }
 
-func (s *Server) writePEM(dir, name, kind string, der []byte) (string, error) {
-	path := filepath.Join(dir, name)
-	return path, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600)
+func writePEM(path, kind string, der []byte) error {
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600)
 }
