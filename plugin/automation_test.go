@@ -68,7 +68,7 @@ func (e *testEnv) assertAutoRetiredAt(heldAt, dueAt time.Time, held, due string)
 	}
 }
 
-func TestScheduler_RotatesTheRoleSitesSpreadOverTheWindow(t *testing.T) {
+func TestSchedulerRotatesTheRoleSitesSpreadOverTheWindow(t *testing.T) {
 	sites := []string{"api", "shop", "www"} // sorted: start at +0, +10m, +20m
 	e := scheduled(t, sites, map[string]interface{}{"auto_retire": false})
 	walDuringCreate := -1
@@ -112,7 +112,7 @@ func TestScheduler_RotatesTheRoleSitesSpreadOverTheWindow(t *testing.T) {
 	}
 }
 
-func TestScheduler_NeverRotatesASiteWhoseOldSetWaits(t *testing.T) {
+func TestSchedulerNeverRotatesASiteWhoseOldSetWaits(t *testing.T) {
 	e := scheduled(t, []string{"www"}, map[string]interface{}{"auto_retire": false})
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil) // Dec 1, 10:00: an old set waits
 	for m := range 10 {
@@ -137,7 +137,7 @@ func TestScheduler_NeverRotatesASiteWhoseOldSetWaits(t *testing.T) {
 }
 
 // A window nobody ticked in (Vault down) is not made up for.
-func TestScheduler_AMissedWindowWaitsForTheNextScheduledTime(t *testing.T) {
+func TestSchedulerAMissedWindowWaitsForTheNextScheduledTime(t *testing.T) {
 	e := scheduled(t, []string{"www"}, map[string]interface{}{"auto_retire": false})
 	e.tickAt(day2(2, 59, 0))
 	e.tickAt(day2(4, 0, 1))
@@ -154,7 +154,7 @@ func TestScheduler_AMissedWindowWaitsForTheNextScheduledTime(t *testing.T) {
 	}
 }
 
-func TestScheduler_SettingAScheduleDoesNotRotateAtOnce(t *testing.T) {
+func TestSchedulerSettingAScheduleDoesNotRotateAtOnce(t *testing.T) {
 	e := newStoredSite(t)
 	e.clock.Add(30 * time.Second)
 	e.ok(logical.UpdateOperation, "role/vault-user", map[string]interface{}{"rotation_schedule": "* * * * *", "auto_retire": false})
@@ -170,7 +170,7 @@ func TestScheduler_SettingAScheduleDoesNotRotateAtOnce(t *testing.T) {
 	}
 }
 
-func TestScheduler_PausedRoleIsNotRotated(t *testing.T) {
+func TestSchedulerPausedRoleIsNotRotated(t *testing.T) {
 	e := scheduled(t, []string{"www"}, map[string]interface{}{"disable_automated_rotation": true})
 	e.tickAt(day2(3, 0, 0))
 	if got := e.setCount("www"); got[0] != 1 {
@@ -183,7 +183,7 @@ func TestScheduler_PausedRoleIsNotRotated(t *testing.T) {
 
 // The automation runs only where writes are safe: not on a performance
 // standby or secondary.
-func TestScheduler_OnlyOnTheActiveNode(t *testing.T) {
+func TestSchedulerOnlyOnTheActiveNode(t *testing.T) {
 	e := scheduled(t, []string{"www"}, nil)
 	sys := e.b.System().(*logical.StaticSystemView)
 	for _, state := range []consts.ReplicationState{consts.ReplicationPerformanceStandby, consts.ReplicationPerformanceSecondary, consts.ReplicationDRSecondary} {
@@ -203,7 +203,7 @@ func TestScheduler_OnlyOnTheActiveNode(t *testing.T) {
 
 // auto_retire retires as soon as the guard allows, never forces, and says
 // why it waits: in the site's read and once per window in the log.
-func TestScheduler_AutoRetireWaitsForTheFleetAndNeverForces(t *testing.T) {
+func TestSchedulerAutoRetireWaitsForTheFleetAndNeverForces(t *testing.T) {
 	e := scheduled(t, []string{"www"}, nil) // auto_retire by default
 	old := e.stored("vault-user", "www").AccessKey
 	e.clock.Set(day2(2, 50, 0))
@@ -254,7 +254,7 @@ func TestScheduler_AutoRetireWaitsForTheFleetAndNeverForces(t *testing.T) {
 }
 
 // A host that goes stale stops holding auto_retire back.
-func TestScheduler_AutoRetireGoesAheadWhenTheLastHostGoesStale(t *testing.T) {
+func TestSchedulerAutoRetireGoesAheadWhenTheLastHostGoesStale(t *testing.T) {
 	e := scheduled(t, []string{"www"}, nil)
 	old := e.stored("vault-user", "www").AccessKey
 	e.clock.Set(day2(2, 55, 0))
@@ -264,14 +264,14 @@ func TestScheduler_AutoRetireGoesAheadWhenTheLastHostGoesStale(t *testing.T) {
 }
 
 // Without reports, auto_retire waits for retire_min_overlap.
-func TestScheduler_AutoRetireWithoutReportsWaitsForTheOverlap(t *testing.T) {
+func TestSchedulerAutoRetireWithoutReportsWaitsForTheOverlap(t *testing.T) {
 	e := scheduled(t, []string{"www"}, nil)
 	e.tickAt(day2(3, 0, 0))
 	e.assertAutoRetiredAt(day2(3, 1, 59), day2(3, 2, 0), "before retire_min_overlap", "after retire_min_overlap")
 }
 
 // auto_retire works for manual rotations too, with or without a schedule.
-func TestScheduler_AutoRetireWithoutASchedule(t *testing.T) {
+func TestSchedulerAutoRetireWithoutASchedule(t *testing.T) {
 	e := newStoredSite(t)
 	e.ok(logical.UpdateOperation, "role/vault-user", map[string]interface{}{"auto_retire": true})
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
@@ -282,7 +282,7 @@ func TestScheduler_AutoRetireWithoutASchedule(t *testing.T) {
 	}
 }
 
-func TestAutomation_CleanStopsARunningPass(t *testing.T) {
+func TestAutomationCleanStopsARunningPass(t *testing.T) {
 	e := scheduled(t, []string{"www"}, nil)
 	e.clock.Set(day2(3, 0, 0))
 	e.assertCleanStops("the scheduled rotation", func() error {
@@ -294,12 +294,12 @@ func TestAutomation_CleanStopsARunningPass(t *testing.T) {
 	}
 }
 
-// TestScheduler_APendingRotationCompletedFirstIsTheScheduledOne: a
+// TestSchedulerAPendingRotationCompletedFirstIsTheScheduledOne: a
 // rotation interrupted before its scheduled time (a crash, a failover, a
 // plugin reload) whose create had landed is completed by the scheduled
 // pass, and that completion is the window's rotation: the pass does not
 // rotate a second time on top of it, so hosts never skip a key.
-func TestScheduler_APendingRotationCompletedFirstIsTheScheduledOne(t *testing.T) {
+func TestSchedulerAPendingRotationCompletedFirstIsTheScheduledOne(t *testing.T) {
 	e := scheduled(t, []string{"www"}, map[string]interface{}{"auto_retire": false})
 	old := e.stored("vault-user", "www")
 	before, _ := e.simSets("acme", "www")

@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-func TestBackend_StorageIsSealWrappedAndWALIsLocal(t *testing.T) {
+func TestBackendStorageIsSealWrappedAndWALIsLocal(t *testing.T) {
 	b := newBackend("v0.1.0", newSigsciClient)
 	special := b.SpecialPaths()
 	for _, prefix := range []string{"role/", "creds/"} {
@@ -24,7 +24,7 @@ func TestBackend_StorageIsSealWrappedAndWALIsLocal(t *testing.T) {
 	}
 }
 
-func TestBackend_EveryPathHasHelpAndEveryWriteIsForwarded(t *testing.T) {
+func TestBackendEveryPathHasHelpAndEveryWriteIsForwarded(t *testing.T) {
 	b := newBackend("v0.1.0", newSigsciClient)
 	if len(b.Paths) != 11 {
 		t.Fatalf("%d paths, want 11 (config, role list, role, creds all, creds site, rotate, rotate for a role, fleet all, fleet site, fleet hosts, fleet host)", len(b.Paths))
@@ -62,7 +62,7 @@ func runFactory(t *testing.T, version string, conf *logical.BackendConfig) (logi
 	return factory(context.Background(), conf)
 }
 
-func TestNewFactory_Version(t *testing.T) {
+func TestNewFactoryVersion(t *testing.T) {
 	for _, v := range []string{"v0.1.0", "v0.1.0-dev", "1.2.3"} {
 		b, err := runFactory(t, v, logical.TestBackendConfig())
 		if err != nil {
@@ -81,7 +81,7 @@ func TestNewFactory_Version(t *testing.T) {
 
 // Vault runs the factory without usable storage when the plugin is
 // registered: the factory must not touch it.
-func TestNewFactory_TouchesNoStorage(t *testing.T) {
+func TestNewFactoryTouchesNoStorage(t *testing.T) {
 	conf := logical.TestBackendConfig()
 	conf.StorageView = failingStorage{}
 	b, err := runFactory(t, "v0.1.0", conf)
@@ -102,7 +102,7 @@ func (failingStorage) Get(context.Context, string) (*logical.StorageEntry, error
 func (failingStorage) Put(context.Context, *logical.StorageEntry) error { return errNoStorage }
 func (failingStorage) Delete(context.Context, string) error             { return errNoStorage }
 
-func TestBackend_InvalidateDropsTheRoleClient(t *testing.T) {
+func TestBackendInvalidateDropsTheRoleClient(t *testing.T) {
 	e := newStoredSite(t)
 	if cached := e.b.hasClient("vault-user"); !cached {
 		t.Fatal("no client cached after a copy")
@@ -117,7 +117,7 @@ func TestBackend_InvalidateDropsTheRoleClient(t *testing.T) {
 	}
 }
 
-func TestBackend_CleanStopsStartupRecoveryAndKeepsTheWAL(t *testing.T) {
+func TestBackendCleanStopsStartupRecoveryAndKeepsTheWAL(t *testing.T) {
 	e := newTestEnv(t)
 	rotationInterrupted(t, e)
 	e.assertCleanStops("start-up recovery", func() error {
@@ -133,7 +133,7 @@ func TestBackend_CleanStopsStartupRecoveryAndKeepsTheWAL(t *testing.T) {
 	}
 }
 
-func TestBackend_InitializeTwiceStartsOneRecovery(t *testing.T) {
+func TestBackendInitializeTwiceStartsOneRecovery(t *testing.T) {
 	e := newTestEnv(t)
 	req := &logical.InitializationRequest{Storage: e.storage}
 	for range 2 {
@@ -157,7 +157,7 @@ func (b *backend) hasClient(name string) bool {
 
 // "vault path-help" and the OpenAPI document are generated from the paths;
 // both must work for every path.
-func TestBackend_PathHelpAndOpenAPI(t *testing.T) {
+func TestBackendPathHelpAndOpenAPI(t *testing.T) {
 	e := newTestEnv(t)
 	for _, path := range []string{"", "config", "role/", "role/vault-user", "creds/vault-user/sites", "creds/vault-user/sites/www", "rotate/sites/www",
 		"rotate/vault-user/sites/www", "fleet/vault-user/sites/", "fleet/vault-user/sites/www", "fleet/vault-user/sites/www/hosts/",

@@ -14,7 +14,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 )
 
-func TestUpstreamError_Status(t *testing.T) {
+func TestUpstreamErrorStatus(t *testing.T) {
 	apiErr := func(status int) error {
 		return fmt.Errorf("wrapped: %w", &sigsci.APIError{Method: "GET", Path: "/corps/acme/sites/www/keys", StatusCode: status, Message: "msg"})
 	}
@@ -67,7 +67,7 @@ func countingBackend() (b *backend, built *int) {
 	return b, built
 }
 
-func TestClientCache_OnePerRoleUntilDropped(t *testing.T) {
+func TestClientCacheOnePerRoleUntilDropped(t *testing.T) {
 	b, built := countingBackend()
 	r := &roleEntry{Corp: "acme", Email: acmeEmail, Token: acmeToken, APIURL: sigsci.DefaultBaseURL}
 	for range 3 {
@@ -88,7 +88,7 @@ func TestClientCache_OnePerRoleUntilDropped(t *testing.T) {
 	}
 }
 
-func TestClientCache_RebuiltWhenTheRoleChanged(t *testing.T) {
+func TestClientCacheRebuiltWhenTheRoleChanged(t *testing.T) {
 	b, built := countingBackend()
 	r := &roleEntry{Corp: "acme", Email: acmeEmail, Token: acmeToken, APIURL: sigsci.DefaultBaseURL}
 	if _, err := b.client("vault-user", r); err != nil {

@@ -126,7 +126,7 @@ func (a *siteOrderAPI) PrimaryKeys(ctx context.Context, corp, site string) (sigs
 
 // A corp too large to copy within one request: the command answers before
 // Vault's deadline with what is done so far, and the copy goes on.
-func TestCopyAll_AnswersBeforeTheDeadlineAndFinishesInTheBackground(t *testing.T) {
+func TestCopyAllAnswersBeforeTheDeadlineAndFinishesInTheBackground(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	e.bulkCorp(12)
@@ -159,7 +159,7 @@ func TestCopyAll_AnswersBeforeTheDeadlineAndFinishesInTheBackground(t *testing.T
 	}
 }
 
-func TestCopyAll_RerunWhileRunningReportsThatCopy(t *testing.T) {
+func TestCopyAllRerunWhileRunningReportsThatCopy(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	e.bulkCorp(12)
@@ -180,7 +180,7 @@ func TestCopyAll_RerunWhileRunningReportsThatCopy(t *testing.T) {
 	}
 }
 
-func TestCopyAll_RerunRetriesWhatFailedFirst(t *testing.T) {
+func TestCopyAllRerunRetriesWhatFailedFirst(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"copy_max_concurrency": 1})
@@ -227,7 +227,7 @@ func TestCopyAll_RerunRetriesWhatFailedFirst(t *testing.T) {
 	}
 }
 
-func TestCopyAll_CleanStopsTheBackgroundCopy(t *testing.T) {
+func TestCopyAllCleanStopsTheBackgroundCopy(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	e.bulkCorp(12)
@@ -252,7 +252,7 @@ func TestCopyAll_CleanStopsTheBackgroundCopy(t *testing.T) {
 
 // A copy whose node went away without Clean (kill -9, power loss) left its
 // record saying it runs; the next active node knows better.
-func TestCopyAll_ACopyNoNodeRunsIsInterrupted(t *testing.T) {
+func TestCopyAllACopyNoNodeRunsIsInterrupted(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	rec := copyRecord{State: copyRunning, Started: e.clock.Now(), Total: 3}
@@ -274,7 +274,7 @@ func TestCopyAll_ACopyNoNodeRunsIsInterrupted(t *testing.T) {
 
 // Where writes are not safe (a performance standby, a secondary) no copy
 // runs: the request is refused as read-only, which makes Vault forward it.
-func TestCopyAll_RunsOnlyWhereWritesAreSafe(t *testing.T) {
+func TestCopyAllRunsOnlyWhereWritesAreSafe(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	sys := e.b.System().(*logical.StaticSystemView)
@@ -319,7 +319,7 @@ func (e *testEnv) roleOnOwnServer(wrap func(http.Handler) http.Handler, setUp fu
 }
 
 // The API sees at most copy_max_concurrency calls of a copy at once.
-func TestCopyAll_ConcurrencyIsBoundedByTheMountConfig(t *testing.T) {
+func TestCopyAllConcurrencyIsBoundedByTheMountConfig(t *testing.T) {
 	e := newTestEnv(t)
 	e.bulkCorp(37) // 40 sites
 	gauge := &concurrencyGauge{}
@@ -338,7 +338,7 @@ func TestCopyAll_ConcurrencyIsBoundedByTheMountConfig(t *testing.T) {
 
 // A copy keeps its connections to the API open for the next call instead of
 // opening one per call.
-func TestCopyAll_ReusesItsConnections(t *testing.T) {
+func TestCopyAllReusesItsConnections(t *testing.T) {
 	e := newTestEnv(t)
 	e.bulkCorp(37) // 40 sites
 	var dialed atomic.Int32
@@ -363,7 +363,7 @@ func TestCopyAll_ReusesItsConnections(t *testing.T) {
 
 // Under the API's rate limit the copy slows down instead of failing sites,
 // and its window of calls in flight shrinks below the ceiling.
-func TestCopyAll_BacksOffWhenTheAPIRateLimits(t *testing.T) {
+func TestCopyAllBacksOffWhenTheAPIRateLimits(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	e.bulkCorp(37) // 40 sites

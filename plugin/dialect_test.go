@@ -18,7 +18,7 @@ const dialectExtraSites = 120
 // The operator's story against every shape the real API might have: copy all
 // sites, rotate one, retire the old set, each while the API rate-limits the
 // call that matters once.
-func TestDialects_CopyRotateRetireAgainstEachAPIShape(t *testing.T) {
+func TestDialectsCopyRotateRetireAgainstEachAPIShape(t *testing.T) {
 	for _, d := range sigscisim.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
 			e := newTestEnv(t)

@@ -22,7 +22,7 @@ func rotated(t *testing.T) (e *testEnv, old, primary string) {
 	return e, old, e.stored("vault-user", "www").AccessKey
 }
 
-func TestGuard_RefusesWhileAFreshHostRunsAnOldKeyUnlessForced(t *testing.T) {
+func TestGuardRefusesWhileAFreshHostRunsAnOldKeyUnlessForced(t *testing.T) {
 	e, old, primary := rotated(t)
 	e.report("vault-user", "www", "web-1", primary)
 	e.report("vault-user", "www", "web-2", old)
@@ -63,7 +63,7 @@ func TestGuard_RefusesWhileAFreshHostRunsAnOldKeyUnlessForced(t *testing.T) {
 	}
 }
 
-func TestGuard_NamesAtMostTenHosts(t *testing.T) {
+func TestGuardNamesAtMostTenHosts(t *testing.T) {
 	e, old, _ := rotated(t)
 	for i := range 12 {
 		e.report("vault-user", "www", fmt.Sprintf("web-%02d", i), old)
@@ -74,7 +74,7 @@ func TestGuard_NamesAtMostTenHosts(t *testing.T) {
 	}
 }
 
-func TestGuard_EveryFreshHostOnThePrimaryAllowsAtOnce(t *testing.T) {
+func TestGuardEveryFreshHostOnThePrimaryAllowsAtOnce(t *testing.T) {
 	e, old, primary := rotated(t)
 	e.report("vault-user", "www", "web-1", primary)
 	e.report("vault-user", "www", "web-2", primary)
@@ -83,7 +83,7 @@ func TestGuard_EveryFreshHostOnThePrimaryAllowsAtOnce(t *testing.T) {
 	}
 }
 
-func TestGuard_StaleHostNoLongerHoldsBack(t *testing.T) {
+func TestGuardStaleHostNoLongerHoldsBack(t *testing.T) {
 	e, old, primary := rotated(t)
 	e.report("vault-user", "www", "web-1", primary)
 	e.report("vault-user", "www", "web-down", old)
@@ -99,7 +99,7 @@ func TestGuard_StaleHostNoLongerHoldsBack(t *testing.T) {
 
 // A fleet that does not report (stock Vault Agent): the old set stays for
 // retire_min_overlap after it was demoted.
-func TestGuard_WithoutReportsWaitsForTheOverlap(t *testing.T) {
+func TestGuardWithoutReportsWaitsForTheOverlap(t *testing.T) {
 	e, old, primary := rotated(t) // demoted at 10:00, overlap 2 x 60s
 	e.clock.Add(119 * time.Second)
 	msg := e.fails(logical.DeleteOperation, "rotate/sites/www", nil, http.StatusConflict,
@@ -125,7 +125,7 @@ func TestGuard_WithoutReportsWaitsForTheOverlap(t *testing.T) {
 
 // Sets stored before demoted_at was recorded count as demoted when the
 // current primary was stored.
-func TestGuard_SetsWithoutDemotedAtCountFromThePrimary(t *testing.T) {
+func TestGuardSetsWithoutDemotedAtCountFromThePrimary(t *testing.T) {
 	e, _, _ := rotated(t)
 	k := e.stored("vault-user", "www")
 	k.NonPrimary[0].DemotedAt = time.Time{}
@@ -138,7 +138,7 @@ func TestGuard_SetsWithoutDemotedAtCountFromThePrimary(t *testing.T) {
 	e.ok(logical.DeleteOperation, "rotate/sites/www", nil)
 }
 
-func TestGuard_RecordsWhenEachSetWasDemoted(t *testing.T) {
+func TestGuardRecordsWhenEachSetWasDemoted(t *testing.T) {
 	e, first, _ := rotated(t)
 	e.clock.Add(time.Hour)
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
@@ -166,7 +166,7 @@ func TestGuard_RecordsWhenEachSetWasDemoted(t *testing.T) {
 }
 
 // Both forms of the path apply the guard; the hint names the form used.
-func TestGuard_AppliesToTheRoleScopedPath(t *testing.T) {
+func TestGuardAppliesToTheRoleScopedPath(t *testing.T) {
 	e, old, _ := rotated(t)
 	e.report("vault-user", "www", "web-1", old)
 	e.fails(logical.DeleteOperation, "rotate/vault-user/sites/www", nil, http.StatusConflict,

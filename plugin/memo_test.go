@@ -17,7 +17,7 @@ func (e *testEnv) countStorage() *countingStorage {
 
 // A host's read of its keys is the hot path of the engine: once the role and
 // the mount config are known, a read costs one storage round trip.
-func TestCreds_ReadCostsOneStorageGetOnceWarm(t *testing.T) {
+func TestCredsReadCostsOneStorageGetOnceWarm(t *testing.T) {
 	e := newStoredSite(t)
 	counted := e.countStorage()
 	e.ok(logical.ReadOperation, "creds/vault-user/sites/www", nil) // warm-up
@@ -33,7 +33,7 @@ func TestCreds_ReadCostsOneStorageGetOnceWarm(t *testing.T) {
 
 // Another node (the active one, or a primary cluster) changed the config and
 // the role in storage; Vault tells this node through Invalidate.
-func TestCreds_InvalidateShowsAnotherNodesWrite(t *testing.T) {
+func TestCredsInvalidateShowsAnotherNodesWrite(t *testing.T) {
 	e := newStoredSite(t)
 	e.countStorage()
 	e.ok(logical.ReadOperation, "creds/vault-user/sites/www", nil) // warm-up
@@ -59,7 +59,7 @@ func TestCreds_InvalidateShowsAnotherNodesWrite(t *testing.T) {
 }
 
 // Writes through this node's API change what the next read sees at once.
-func TestCreds_ReadSeesRoleAndConfigWrittenThroughTheAPI(t *testing.T) {
+func TestCredsReadSeesRoleAndConfigWrittenThroughTheAPI(t *testing.T) {
 	e := newStoredSite(t)
 	e.ok(logical.ReadOperation, "creds/vault-user/sites/www", nil) // warm-up
 

@@ -102,7 +102,7 @@ func declaredOperationIDs(p *framework.Path, op logical.Operation, h framework.O
 	return ids, nil
 }
 
-func TestOpenAPI_EveryOperationIsNamedByItsDisplayAttrs(t *testing.T) {
+func TestOpenAPIEveryOperationIsNamedByItsDisplayAttrs(t *testing.T) {
 	b := openAPIBackend(t)
 	declared := map[string]string{} // operation id -> the path operation that declares it
 	for _, p := range b.Paths {
@@ -142,7 +142,7 @@ func TestOpenAPI_EveryOperationIsNamedByItsDisplayAttrs(t *testing.T) {
 
 // The UI and generated clients read field labels and sensitivity from the
 // request schema; the token must be masked there.
-func TestOpenAPI_RoleWriteSchemaLabelsTheFieldsAndMasksTheToken(t *testing.T) {
+func TestOpenAPIRoleWriteSchemaLabelsTheFieldsAndMasksTheToken(t *testing.T) {
 	doc := openAPIDocument(t, openAPIBackend(t))
 	schema, ok := doc.Components.Schemas["SigsciWriteRoleRequest"]
 	if !ok {

@@ -25,7 +25,7 @@ func admit(t *testing.T, l *adaptiveLimit, n int) []uint64 {
 	return calls
 }
 
-func TestAdaptiveLimit_GrowsWhileCallsSucceedUpToTheCeiling(t *testing.T) {
+func TestAdaptiveLimitGrowsWhileCallsSucceedUpToTheCeiling(t *testing.T) {
 	l := newAdaptiveLimit(8)
 	if got := l.current(); got != initialCopyWindow {
 		t.Fatalf("starts at %d, want %d", got, initialCopyWindow)
@@ -40,7 +40,7 @@ func TestAdaptiveLimit_GrowsWhileCallsSucceedUpToTheCeiling(t *testing.T) {
 	}
 }
 
-func TestAdaptiveLimit_ShrinksOncePerSecondOnRateLimiting(t *testing.T) {
+func TestAdaptiveLimitShrinksOncePerSecondOnRateLimiting(t *testing.T) {
 	clock := clocktest.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
 	l := newAdaptiveLimit(16)
 	l.now = clock.Now
@@ -86,7 +86,7 @@ func TestAdaptiveLimit_ShrinksOncePerSecondOnRateLimiting(t *testing.T) {
 
 // A copy has more workers than its window has slots; the window lets in as
 // many as it can use, and one more for each worker waiting out a refusal.
-func TestAdaptiveLimit_AdmitsWorkersTheWindowCanUse(t *testing.T) {
+func TestAdaptiveLimitAdmitsWorkersTheWindowCanUse(t *testing.T) {
 	l := newAdaptiveLimit(8) // window 4: admits 5 workers
 	l.now = clocktest.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)).Now
 	var workers []*copyWorker
@@ -131,7 +131,7 @@ func TestAdaptiveLimit_AdmitsWorkersTheWindowCanUse(t *testing.T) {
 	}
 }
 
-func TestAdaptiveLimit_WaitsForAFreeSlotOrTheCaller(t *testing.T) {
+func TestAdaptiveLimitWaitsForAFreeSlotOrTheCaller(t *testing.T) {
 	l := newAdaptiveLimit(1)
 	first := admit(t, l, 1)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -151,7 +151,7 @@ func TestAdaptiveLimit_WaitsForAFreeSlotOrTheCaller(t *testing.T) {
 	l.release(context.Background(), <-admitted, callAnswered)
 }
 
-func TestLimitedTransport_KnowsRateLimitingFromItsAnswers(t *testing.T) {
+func TestLimitedTransportKnowsRateLimitingFromItsAnswers(t *testing.T) {
 	for _, tc := range []struct {
 		status int
 		body   string

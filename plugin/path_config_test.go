@@ -8,7 +8,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-func TestConfig_DefaultUpdateAndBounds(t *testing.T) {
+func TestConfigDefaultUpdateAndBounds(t *testing.T) {
 	e := newTestEnv(t)
 	if got := e.ok(logical.ReadOperation, "config", nil).Data["refresh_interval"]; got != 60 {
 		t.Fatalf("default refresh_interval = %v, want 60", got)
@@ -36,7 +36,7 @@ func TestConfig_DefaultUpdateAndBounds(t *testing.T) {
 	}
 }
 
-func TestConfig_RefreshHintsAreNeverZero(t *testing.T) {
+func TestConfigRefreshHintsAreNeverZero(t *testing.T) {
 	for _, interval := range []int{5, 9, 10, 60, 86400} {
 		cfg := &mountConfig{RefreshInterval: secondsToDuration(interval)}
 		for range 200 {
@@ -48,7 +48,7 @@ func TestConfig_RefreshHintsAreNeverZero(t *testing.T) {
 	}
 }
 
-func TestConfig_FleetFields(t *testing.T) {
+func TestConfigFleetFields(t *testing.T) {
 	e := newTestEnv(t)
 	read := func() map[string]interface{} { return e.ok(logical.ReadOperation, "config", nil).Data }
 	want := map[string]interface{}{
@@ -99,7 +99,7 @@ func TestConfig_FleetFields(t *testing.T) {
 	e.assertStorageUnchanged(before)
 }
 
-func TestConfig_CopyMaxConcurrency(t *testing.T) {
+func TestConfigCopyMaxConcurrency(t *testing.T) {
 	e := newTestEnv(t)
 	read := func() interface{} { return e.ok(logical.ReadOperation, "config", nil).Data["copy_max_concurrency"] }
 	if got := read(); got != 16 {
@@ -122,7 +122,7 @@ func TestConfig_CopyMaxConcurrency(t *testing.T) {
 	e.assertStorageUnchanged(before)
 }
 
-func TestConfig_PendingMaxAge(t *testing.T) {
+func TestConfigPendingMaxAge(t *testing.T) {
 	e := newTestEnv(t)
 	e.ok(logical.UpdateOperation, "config", map[string]interface{}{"pending_max_age": "2h"})
 	if got := e.ok(logical.ReadOperation, "config", nil).Data["pending_max_age"]; got != 7200 {

@@ -19,7 +19,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
 
-func TestCreds_CopyReadDelete(t *testing.T) {
+func TestCredsCopyReadDelete(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	clock := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -72,7 +72,7 @@ func TestCreds_CopyReadDelete(t *testing.T) {
 	e.fails(logical.DeleteOperation, "creds/vault-user/sites/www", nil, http.StatusNotFound, "no keys stored")
 }
 
-func TestCreds_RefreshHints(t *testing.T) {
+func TestCredsRefreshHints(t *testing.T) {
 	e := newStoredSite(t)
 
 	check := func(period int) {
@@ -101,7 +101,7 @@ func TestCreds_RefreshHints(t *testing.T) {
 	check(600)
 }
 
-func TestCreds_UnknownRoleAndBadSite(t *testing.T) {
+func TestCredsUnknownRoleAndBadSite(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	for _, tc := range []struct {
@@ -127,7 +127,7 @@ func TestCreds_UnknownRoleAndBadSite(t *testing.T) {
 	e.assertStorageUnchanged(before)
 }
 
-func TestCreds_CopyUnknownSiteAtAPI(t *testing.T) {
+func TestCredsCopyUnknownSiteAtAPI(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	before := e.storageSnapshot()
@@ -135,7 +135,7 @@ func TestCreds_CopyUnknownSiteAtAPI(t *testing.T) {
 	e.assertStorageUnchanged(before)
 }
 
-func TestCreds_CopyAllReadAllList(t *testing.T) {
+func TestCredsCopyAllReadAllList(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	e.copySite("vault-user", "www") // already stored: "unchanged"
@@ -182,7 +182,7 @@ func TestCreds_CopyAllReadAllList(t *testing.T) {
 	}
 }
 
-func TestCreds_CopyAllPartialFailureKeepsSuccessesAndOldKeys(t *testing.T) {
+func TestCredsCopyAllPartialFailureKeepsSuccessesAndOldKeys(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	e.copySite("vault-user", "shop")
@@ -218,7 +218,7 @@ func TestCreds_CopyAllPartialFailureKeepsSuccessesAndOldKeys(t *testing.T) {
 	}
 }
 
-func TestCreds_CopyAllRidesOutTransientFaults(t *testing.T) {
+func TestCredsCopyAllRidesOutTransientFaults(t *testing.T) {
 	for _, status := range []int{http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusServiceUnavailable} {
 		t.Run(http.StatusText(status), func(t *testing.T) {
 			e := newTestEnv(t)
@@ -237,7 +237,7 @@ func TestCreds_CopyAllRidesOutTransientFaults(t *testing.T) {
 	}
 }
 
-func TestCreds_CopyAllListFailureChangesNothing(t *testing.T) {
+func TestCredsCopyAllListFailureChangesNothing(t *testing.T) {
 	e := newStoredSite(t)
 	before := e.storageSnapshot()
 	e.sim.FailNext(100, http.StatusInternalServerError)
@@ -245,7 +245,7 @@ func TestCreds_CopyAllListFailureChangesNothing(t *testing.T) {
 	e.assertStorageUnchanged(before)
 }
 
-func TestCreds_APIFailureNeverOverwritesAWorkingKey(t *testing.T) {
+func TestCredsAPIFailureNeverOverwritesAWorkingKey(t *testing.T) {
 	e := newStoredSite(t)
 	before := e.storageSnapshot()
 
@@ -267,7 +267,7 @@ func (e *testEnv) impatientClients(timeout time.Duration) {
 	})
 }
 
-func TestCreds_CopyTimesOut(t *testing.T) {
+func TestCredsCopyTimesOut(t *testing.T) {
 	e := newStoredSite(t)
 	before := e.storageSnapshot()
 
@@ -286,7 +286,7 @@ func TestCreds_CopyTimesOut(t *testing.T) {
 	e.assertStorageUnchanged(before)
 }
 
-func TestCreds_CopyAfterOutsideRotationKeepsOldKey(t *testing.T) {
+func TestCredsCopyAfterOutsideRotationKeepsOldKey(t *testing.T) {
 	e := newStoredSite(t)
 	old := e.stored("vault-user", "www")
 
@@ -301,7 +301,7 @@ func TestCreds_CopyAfterOutsideRotationKeepsOldKey(t *testing.T) {
 	e.assertSettled("after the copy", settled{nonPrimary: []string{old.AccessKey}})
 }
 
-func TestCreds_CopyAllReportsSitesGoneFromAPI(t *testing.T) {
+func TestCredsCopyAllReportsSitesGoneFromAPI(t *testing.T) {
 	e := newStoredSite(t)
 	// A stored site that the API does not list (deleted in the dashboard).
 	k := e.stored("vault-user", "www")
@@ -318,7 +318,7 @@ func TestCreds_CopyAllReportsSitesGoneFromAPI(t *testing.T) {
 	}
 }
 
-func TestCreds_CancelledRequestStoresNothing(t *testing.T) {
+func TestCredsCancelledRequestStoresNothing(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -334,7 +334,7 @@ func TestCreds_CancelledRequestStoresNothing(t *testing.T) {
 	}
 }
 
-func TestCreds_CopyAllWithTimeoutsReportsEverySiteAndKeepsOldKeys(t *testing.T) {
+func TestCredsCopyAllWithTimeoutsReportsEverySiteAndKeepsOldKeys(t *testing.T) {
 	e := newStoredSite(t)
 	before := e.storageSnapshot()
 
@@ -376,7 +376,7 @@ func (a *slowAfterListAPI) ListSites(ctx context.Context, corp string) ([]sigsci
 	return sites, err
 }
 
-func TestCreds_CopyAllUnderRateLimitHonoursRetryAfter(t *testing.T) {
+func TestCredsCopyAllUnderRateLimitHonoursRetryAfter(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	for i := range 12 {
@@ -402,7 +402,7 @@ func TestCreds_CopyAllUnderRateLimitHonoursRetryAfter(t *testing.T) {
 // store would leave keys under a deleted role, or one corp's keys under a
 // role of another corp. While a copy talks to the API, a role write or
 // delete (which takes the role's lock exclusively) has to wait.
-func TestCreds_CopyHoldsOffRoleWritesWhileItRuns(t *testing.T) {
+func TestCredsCopyHoldsOffRoleWritesWhileItRuns(t *testing.T) {
 	for _, path := range []string{"creds/vault-user/sites/www", "creds/vault-user/sites/"} {
 		t.Run(path, func(t *testing.T) {
 			e := newTestEnv(t)
@@ -453,7 +453,7 @@ func assertNoSecretKey(t *testing.T, resp *logical.Response, secrets []string) {
 // site, never a secret key (those come only from the per-site read), so that
 // a policy can grant it without granting every secret, and its audit entry
 // holds no secret.
-func TestCreds_ReadAllShowsMetadataAndNoSecretKey(t *testing.T) {
+func TestCredsReadAllShowsMetadataAndNoSecretKey(t *testing.T) {
 	e := newStoredSite(t)
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	e.ok(logical.UpdateOperation, "creds/vault-user/sites", nil)
@@ -480,7 +480,7 @@ func TestCreds_ReadAllShowsMetadataAndNoSecretKey(t *testing.T) {
 	}
 }
 
-func TestCreds_ReadAllPages(t *testing.T) {
+func TestCredsReadAllPages(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	for i := range 4 {
@@ -525,7 +525,7 @@ func TestCreds_ReadAllPages(t *testing.T) {
 
 // A proxy's error page, or an API error with fields besides "message",
 // reaches the Vault caller as the API's message only, never as the body.
-func TestCreds_APIErrorBodiesAreNotReflected(t *testing.T) {
+func TestCredsAPIErrorBodiesAreNotReflected(t *testing.T) {
 	e := newTestEnv(t)
 	api := newHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(r.URL.Path, "/sites/www/") {

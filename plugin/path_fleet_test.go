@@ -23,7 +23,7 @@ func fleetEnv(t *testing.T) (*testEnv, string) {
 
 // The report hostd writes and the answers to it, field by field: the
 // hostd side is built against these shapes.
-func TestFleet_HostReportWriteReadListDelete(t *testing.T) {
+func TestFleetHostReportWriteReadListDelete(t *testing.T) {
 	e, primary := fleetEnv(t)
 	resp := e.ok(logical.UpdateOperation, hostPath+"web-1.example.com", map[string]interface{}{
 		"access_key":    primary,
@@ -81,7 +81,7 @@ func TestFleet_HostReportWriteReadListDelete(t *testing.T) {
 	}
 }
 
-func TestFleet_ReportValidation(t *testing.T) {
+func TestFleetReportValidation(t *testing.T) {
 	e, primary := fleetEnv(t)
 	e.writeRole("empty", "acme")
 	before := e.storageSnapshot()
@@ -124,7 +124,7 @@ func TestFleet_ReportValidation(t *testing.T) {
 
 // A report of a key Vault never handed out for the site is a misconfigured
 // host or a probe: refused, and logged without the value.
-func TestFleet_RefusesAKeyVaultNeverHandedOut(t *testing.T) {
+func TestFleetRefusesAKeyVaultNeverHandedOut(t *testing.T) {
 	e, _ := fleetEnv(t)
 	e.copySite("vault-user", "api")
 	e.writeRole("other-user", "other")
@@ -160,7 +160,7 @@ func TestFleet_RefusesAKeyVaultNeverHandedOut(t *testing.T) {
 
 // A retired set was handed out: a host still on it is reported as such,
 // not refused.
-func TestFleet_HostOnARetiredKeyIsShownNotRefused(t *testing.T) {
+func TestFleetHostOnARetiredKeyIsShownNotRefused(t *testing.T) {
 	e, old := fleetEnv(t)
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	e.passOverlap()
@@ -175,7 +175,7 @@ func TestFleet_HostOnARetiredKeyIsShownNotRefused(t *testing.T) {
 	}
 }
 
-func TestFleet_SiteSummary(t *testing.T) {
+func TestFleetSiteSummary(t *testing.T) {
 	e, old := fleetEnv(t)
 	e.report("vault-user", "www", "web-gone", old) // stops reporting
 	e.clock.Add(20 * time.Minute)
@@ -220,7 +220,7 @@ func TestFleet_SiteSummary(t *testing.T) {
 	}
 }
 
-func TestFleet_AllSitesSummaryHoldsNoSecret(t *testing.T) {
+func TestFleetAllSitesSummaryHoldsNoSecret(t *testing.T) {
 	e, primary := fleetEnv(t)
 	e.copySite("vault-user", "shop")
 	e.report("vault-user", "www", "web-1", primary)
@@ -245,7 +245,7 @@ func TestFleet_AllSitesSummaryHoldsNoSecret(t *testing.T) {
 	}
 }
 
-func TestFleet_BoundsTheHostsOfASite(t *testing.T) {
+func TestFleetBoundsTheHostsOfASite(t *testing.T) {
 	e, primary := fleetEnv(t)
 	e.b.maxHostsPerSite = 3
 	for i := range 3 {
@@ -260,7 +260,7 @@ func TestFleet_BoundsTheHostsOfASite(t *testing.T) {
 
 // The tidy on the active node forgets hosts not heard from for
 // fleet_forget_after, of any role and site, once an hour.
-func TestFleet_TidyForgetsHostsNotHeardFrom(t *testing.T) {
+func TestFleetTidyForgetsHostsNotHeardFrom(t *testing.T) {
 	e, primary := fleetEnv(t)
 	e.report("vault-user", "www", "web-old", primary)
 	e.clock.Add(200 * time.Hour)

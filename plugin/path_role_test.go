@@ -12,7 +12,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 )
 
-func TestRole_CreateReadListDelete(t *testing.T) {
+func TestRoleCreateReadListDelete(t *testing.T) {
 	e := newTestEnv(t)
 	e.ok(logical.CreateOperation, "role/vault-user", map[string]interface{}{
 		"corp": "acme", "email": acmeEmail, "token": acmeToken,
@@ -60,7 +60,7 @@ func TestRole_CreateReadListDelete(t *testing.T) {
 	e.fails(logical.DeleteOperation, "role/vault-user", nil, http.StatusNotFound, "does not exist")
 }
 
-func TestRole_UpdateWithoutTokenKeepsIt(t *testing.T) {
+func TestRoleUpdateWithoutTokenKeepsIt(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	e.ok(logical.UpdateOperation, "role/vault-user", map[string]interface{}{"email": "ACME-ops@acme.example"})
@@ -77,7 +77,7 @@ func TestRole_UpdateWithoutTokenKeepsIt(t *testing.T) {
 	e.copySite("vault-user", "www")
 }
 
-func TestRole_TokenIsWriteOnlyAndSensitive(t *testing.T) {
+func TestRoleTokenIsWriteOnlyAndSensitive(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	resp := e.ok(logical.ReadOperation, "role/vault-user", nil)
@@ -103,7 +103,7 @@ func TestRole_TokenIsWriteOnlyAndSensitive(t *testing.T) {
 	}
 }
 
-func TestRole_APIURL(t *testing.T) {
+func TestRoleAPIURL(t *testing.T) {
 	e := newTestEnv(t)
 	e.ok(logical.UpdateOperation, "role/r", map[string]interface{}{
 		"corp": "acme", "email": acmeEmail, "token": acmeToken, "api_url": e.apiURL() + "/",
@@ -114,7 +114,7 @@ func TestRole_APIURL(t *testing.T) {
 	e.copySite("r", "www")
 }
 
-func TestRole_Validation(t *testing.T) {
+func TestRoleValidation(t *testing.T) {
 	valid := func() map[string]interface{} {
 		return map[string]interface{}{"corp": "acme", "email": acmeEmail, "token": acmeToken}
 	}
@@ -197,7 +197,7 @@ func TestRole_Validation(t *testing.T) {
 	})
 }
 
-func TestRole_CorpChangeRefusedWhileHoldingKeys(t *testing.T) {
+func TestRoleCorpChangeRefusedWhileHoldingKeys(t *testing.T) {
 	e := newStoredSite(t)
 	before := e.storageSnapshot()
 	e.fails(logical.UpdateOperation, "role/vault-user", map[string]interface{}{
@@ -216,7 +216,7 @@ func TestRole_CorpChangeRefusedWhileHoldingKeys(t *testing.T) {
 	}
 }
 
-func TestRole_DeleteRefusedWhileHoldingKeys(t *testing.T) {
+func TestRoleDeleteRefusedWhileHoldingKeys(t *testing.T) {
 	e := newStoredSite(t)
 	e.copySite("vault-user", "api")
 	if got := e.ok(logical.ReadOperation, "role/vault-user", nil).Data["stored_sites"]; got != 2 {
@@ -240,7 +240,7 @@ func TestRole_DeleteRefusedWhileHoldingKeys(t *testing.T) {
 	}
 }
 
-func TestRole_WriteDropsCachedClient(t *testing.T) {
+func TestRoleWriteDropsCachedClient(t *testing.T) {
 	e := newStoredSite(t)
 	// A wrong token must take effect at once: the next copy fails.
 	e.ok(logical.UpdateOperation, "role/vault-user", map[string]interface{}{"token": "tok-wrong"})
@@ -252,7 +252,7 @@ func TestRole_WriteDropsCachedClient(t *testing.T) {
 	e.copySite("vault-user", "www")
 }
 
-func TestRole_MovingAPIURLNeedsTheTokenAgain(t *testing.T) {
+func TestRoleMovingAPIURLNeedsTheTokenAgain(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	before := e.storageSnapshot()

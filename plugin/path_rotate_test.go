@@ -19,7 +19,7 @@ import (
 
 // The operator's story: copy, rotate while hosts hold the old key, then
 // retire the old key once hosts have the new one.
-func TestRotate_RotateWhileHostsHoldTheOldKeyThenRetire(t *testing.T) {
+func TestRotateRotateWhileHostsHoldTheOldKeyThenRetire(t *testing.T) {
 	e := newStoredSite(t)
 	hostKey := e.ok(logical.ReadOperation, "creds/vault-user/sites/www", nil)
 	oldAccess := str(t, hostKey, "accessKey")
@@ -71,7 +71,7 @@ func TestRotate_RotateWhileHostsHoldTheOldKeyThenRetire(t *testing.T) {
 	}
 }
 
-func TestRotate_CallsNoMoreThanNeeded(t *testing.T) {
+func TestRotateCallsNoMoreThanNeeded(t *testing.T) {
 	e := newStoredSite(t)
 	e.sim.ResetCalls()
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
@@ -87,7 +87,7 @@ func TestRotate_CallsNoMoreThanNeeded(t *testing.T) {
 	}
 }
 
-func TestRotate_Validation(t *testing.T) {
+func TestRotateValidation(t *testing.T) {
 	e := newStoredSite(t)
 	before := e.storageSnapshot()
 	for _, op := range []logical.Operation{logical.UpdateOperation, logical.DeleteOperation} {
@@ -105,7 +105,7 @@ func TestRotate_Validation(t *testing.T) {
 	}
 }
 
-func TestRotate_SiteHeldBySeveralRolesNeedsRole(t *testing.T) {
+func TestRotateSiteHeldBySeveralRolesNeedsRole(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("acme-user", "acme")
 	e.writeRole("other-user", "other")
@@ -131,7 +131,7 @@ func TestRotate_SiteHeldBySeveralRolesNeedsRole(t *testing.T) {
 	}
 }
 
-func TestRetire_RefusedWhenTheAPIPrimaryIsNotStored(t *testing.T) {
+func TestRetireRefusedWhenTheAPIPrimaryIsNotStored(t *testing.T) {
 	e := newStoredSite(t)
 	// Someone rotates in the dashboard: the stored key is now non-primary,
 	// and hosts still run it. Retiring would kill it.
@@ -147,7 +147,7 @@ func TestRetire_RefusedWhenTheAPIPrimaryIsNotStored(t *testing.T) {
 	}
 }
 
-func TestRotate_RidesOutTransientFaultsWithoutDuplicates(t *testing.T) {
+func TestRotateRidesOutTransientFaultsWithoutDuplicates(t *testing.T) {
 	for _, status := range []int{http.StatusTooManyRequests, http.StatusInternalServerError} {
 		t.Run(http.StatusText(status), func(t *testing.T) {
 			e := newTestEnv(t)
@@ -175,7 +175,7 @@ func TestRotate_RidesOutTransientFaultsWithoutDuplicates(t *testing.T) {
 	}
 }
 
-func TestRotate_CreateRefusedLeavesEverythingAsItWas(t *testing.T) {
+func TestRotateCreateRefusedLeavesEverythingAsItWas(t *testing.T) {
 	e := newStoredSite(t)
 	e.wrapAPI(func(c keysAPI) keysAPI {
 		return &faultyAPI{keysAPI: c, createHook: func(context.Context, string, string) (sigsci.KeySet, error) {
@@ -190,7 +190,7 @@ func TestRotate_CreateRefusedLeavesEverythingAsItWas(t *testing.T) {
 	}
 }
 
-func TestRotate_AnswerLostAfterTheAPICreated(t *testing.T) {
+func TestRotateAnswerLostAfterTheAPICreated(t *testing.T) {
 	e := newStoredSite(t)
 	old := e.stored("vault-user", "www")
 	e.wrapAPI(func(c keysAPI) keysAPI {
@@ -208,7 +208,7 @@ func TestRotate_AnswerLostAfterTheAPICreated(t *testing.T) {
 	}
 }
 
-func TestRotate_CreateTimesOutBeforeTheAPIActs(t *testing.T) {
+func TestRotateCreateTimesOutBeforeTheAPIActs(t *testing.T) {
 	e := newStoredSite(t)
 	e.tuneClients(func(cfg *sigsci.Config) { cfg.Timeout = 100 * time.Millisecond })
 	e.wrapAPI(func(c keysAPI) keysAPI {
@@ -241,7 +241,7 @@ func TestRotate_CreateTimesOutBeforeTheAPIActs(t *testing.T) {
 // A create that may have reached the API, or that the API reported as done,
 // can produce its set after Vault listed the sets: the rollback must find the
 // set and store it, not leave it orphaned at the API.
-func TestRotate_SetAppearingAfterTheListIsStoredByRollback(t *testing.T) {
+func TestRotateSetAppearingAfterTheListIsStoredByRollback(t *testing.T) {
 	for name, tc := range map[string]struct {
 		createErr  error
 		status     int
@@ -289,7 +289,7 @@ func TestRotate_SetAppearingAfterTheListIsStoredByRollback(t *testing.T) {
 	}
 }
 
-func TestRotate_APIUnreachableChangesNothing(t *testing.T) {
+func TestRotateAPIUnreachableChangesNothing(t *testing.T) {
 	e := newStoredSite(t)
 	before := e.storageSnapshot()
 	e.sim.FailNext(100, http.StatusBadGateway)
@@ -305,7 +305,7 @@ func TestRotate_APIUnreachableChangesNothing(t *testing.T) {
 // A retirement deletes only the non-primary sets this mount stored: a set a
 // person made in the dashboard (now non-primary) stays, reported as
 // untracked.
-func TestRetire_LeavesANonPrimarySetMadeElsewhere(t *testing.T) {
+func TestRetireLeavesANonPrimarySetMadeElsewhere(t *testing.T) {
 	e := newStoredSite(t)
 	old := e.stored("vault-user", "www").AccessKey
 	outside := e.createAtAPI("www")
@@ -325,7 +325,7 @@ func TestRetire_LeavesANonPrimarySetMadeElsewhere(t *testing.T) {
 	}
 }
 
-func TestRetire_LostDeleteAnswerStillRetires(t *testing.T) {
+func TestRetireLostDeleteAnswerStillRetires(t *testing.T) {
 	e := newStoredSite(t)
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	e.wrapAPI(func(c keysAPI) keysAPI {
@@ -347,7 +347,7 @@ func TestRetire_LostDeleteAnswerStillRetires(t *testing.T) {
 	}
 }
 
-func TestRetire_FailedDeleteIsReportedAndProgressKept(t *testing.T) {
+func TestRetireFailedDeleteIsReportedAndProgressKept(t *testing.T) {
 	e := newStoredSite(t)
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
@@ -378,7 +378,7 @@ func TestRetire_FailedDeleteIsReportedAndProgressKept(t *testing.T) {
 // A key set someone else creates (another mount, Terraform, a person in the
 // dashboard) while Vault rotates is not Vault's to delete: it stays at the
 // API and the answer reports it as untracked.
-func TestRotate_SetMadeElsewhereDuringTheRotationIsLeftAndReported(t *testing.T) {
+func TestRotateSetMadeElsewhereDuringTheRotationIsLeftAndReported(t *testing.T) {
 	e := newStoredSite(t)
 	old := e.stored("vault-user", "www")
 	var outside string
@@ -400,7 +400,7 @@ func TestRotate_SetMadeElsewhereDuringTheRotationIsLeftAndReported(t *testing.T)
 	}
 }
 
-func TestRotate_UnconfirmedRotationIsCompletedLater(t *testing.T) {
+func TestRotateUnconfirmedRotationIsCompletedLater(t *testing.T) {
 	e := newStoredSite(t)
 	old := e.stored("vault-user", "www")
 	down := true
@@ -425,7 +425,7 @@ func TestRotate_UnconfirmedRotationIsCompletedLater(t *testing.T) {
 	e.assertSettled("after rollback", settled{nonPrimary: []string{old.AccessKey}})
 }
 
-func TestRotate_WarnsWhenNonPrimarySetsPileUp(t *testing.T) {
+func TestRotateWarnsWhenNonPrimarySetsPileUp(t *testing.T) {
 	e := newStoredSite(t)
 	first := e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	if len(first.Warnings) != 0 {
@@ -437,7 +437,7 @@ func TestRotate_WarnsWhenNonPrimarySetsPileUp(t *testing.T) {
 	}
 }
 
-func TestRotate_CallerGoingAwayAfterTheCreateStillFinishes(t *testing.T) {
+func TestRotateCallerGoingAwayAfterTheCreateStillFinishes(t *testing.T) {
 	e := newStoredSite(t)
 	old := e.stored("vault-user", "www")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -459,7 +459,7 @@ func TestRotate_CallerGoingAwayAfterTheCreateStillFinishes(t *testing.T) {
 	e.assertSettled("after the caller went away", settled{nonPrimary: []string{old.AccessKey}})
 }
 
-func TestRetire_RefusedWhileAnotherRoleHandsOutTheOldKey(t *testing.T) {
+func TestRetireRefusedWhileAnotherRoleHandsOutTheOldKey(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	e.writeRole("second", "acme") // another identity of the same corp
@@ -490,7 +490,7 @@ func TestRetire_RefusedWhileAnotherRoleHandsOutTheOldKey(t *testing.T) {
 // Rotate and retire hold their role while they change the API, like a copy:
 // the role cannot be deleted or moved to another corp under them, so they
 // always work under the lock of the corp they change.
-func TestRotate_HoldsOffRoleWritesWhileItChangesTheAPI(t *testing.T) {
+func TestRotateHoldsOffRoleWritesWhileItChangesTheAPI(t *testing.T) {
 	e := newStoredSite(t)
 	roleLock := locksutil.LockForKey(e.b.roleLocks, "vault-user")
 	checks := 0
@@ -513,7 +513,7 @@ func TestRotate_HoldsOffRoleWritesWhileItChangesTheAPI(t *testing.T) {
 
 // A list whose sets all lack the primary mark (an answer whose shape
 // changed) must not make the new set look like a stray to delete.
-func TestRotate_ListWithoutPrimaryDeletesNothing(t *testing.T) {
+func TestRotateListWithoutPrimaryDeletesNothing(t *testing.T) {
 	e := newStoredSite(t)
 	old := e.stored("vault-user", "www")
 	e.wrapAPI(func(c keysAPI) keysAPI {
@@ -544,7 +544,7 @@ func TestRotate_ListWithoutPrimaryDeletesNothing(t *testing.T) {
 // answer there would make every older set look new, and those Vault does
 // not track (made in the dashboard, perhaps run by hosts outside Vault)
 // would be deleted as strays: the rotation must not start on it.
-func TestRotate_BrokenListBeforeTheCreateStartsNothing(t *testing.T) {
+func TestRotateBrokenListBeforeTheCreateStartsNothing(t *testing.T) {
 	e := newStoredSite(t)
 	outside := e.createAtAPI("www") // made in the dashboard, never copied
 	e.createAtAPI("www")
@@ -577,7 +577,7 @@ func TestRotate_BrokenListBeforeTheCreateStartsNothing(t *testing.T) {
 // A rotate retried after a lost answer (a failover, a timeout) must not
 // rotate twice: with expected_primary it is a compare-and-swap, refused
 // once the primary moved on, on both rotate paths.
-func TestRotate_ExpectedPrimaryMakesRotateACompareAndSwap(t *testing.T) {
+func TestRotateExpectedPrimaryMakesRotateACompareAndSwap(t *testing.T) {
 	e := newStoredSite(t)
 	first := e.stored("vault-user", "www").AccessKey
 
@@ -601,7 +601,7 @@ func TestRotate_ExpectedPrimaryMakesRotateACompareAndSwap(t *testing.T) {
 // The retry meets the rotation it retries still pending (the old active
 // node was killed after the create): Vault completes that rotation first,
 // and the compare-and-swap then sees the primary it moved to.
-func TestRotate_ExpectedPrimarySeesAPendingRotationCompleted(t *testing.T) {
+func TestRotateExpectedPrimarySeesAPendingRotationCompleted(t *testing.T) {
 	e := newTestEnv(t)
 	old, _ := rotationInterrupted(t, e)
 	landed := e.createAtAPI("www")

@@ -13,7 +13,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-func TestRotateRead_ShowsPrimaryDemotedScheduleAndFleet(t *testing.T) {
+func TestRotateReadShowsPrimaryDemotedScheduleAndFleet(t *testing.T) {
 	e, first := fleetEnv(t)
 	e.copySite("vault-user", "api")
 	e.ok(logical.UpdateOperation, "role/vault-user", map[string]interface{}{"rotation_schedule": "0 3 * * *"})
@@ -58,7 +58,7 @@ func TestRotateRead_ShowsPrimaryDemotedScheduleAndFleet(t *testing.T) {
 	}
 }
 
-func TestRotateRead_ShowsPendingOperations(t *testing.T) {
+func TestRotateReadShowsPendingOperations(t *testing.T) {
 	e, primary := fleetEnv(t)
 	op := walOp{OpID: "op-1", Role: "vault-user", Corp: "acme", Site: "www", Before: []string{primary}}
 	if _, err := framework.PutWAL(context.Background(), e.storage, walKindRotate, &op); err != nil {
@@ -83,7 +83,7 @@ func TestRotateRead_ShowsPendingOperations(t *testing.T) {
 
 // rotate/<role>/sites/<site> does what rotate/sites/<site> does, for one
 // role, so that ACLs can be limited to it.
-func TestRotate_RoleScopedPath(t *testing.T) {
+func TestRotateRoleScopedPath(t *testing.T) {
 	e, first := fleetEnv(t)
 	e.writeRole("second", "acme")
 	e.copySite("second", "www")

@@ -13,7 +13,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 )
 
-func TestNewKeySets_SortsWhatAppearedSinceBefore(t *testing.T) {
+func TestNewKeySetsSortsWhatAppearedSinceBefore(t *testing.T) {
 	stored := &storedKeys{AccessKey: "p0", NonPrimary: []keyRecord{{AccessKey: "n0"}}}
 	after := []sigsci.KeySet{
 		{AccessKey: "n0"},                // listed before
@@ -37,7 +37,7 @@ func TestNewKeySets_SortsWhatAppearedSinceBefore(t *testing.T) {
 	}
 }
 
-func TestPromote_KeepsTheOldPrimaryAndIsIdempotent(t *testing.T) {
+func TestPromoteKeepsTheOldPrimaryAndIsIdempotent(t *testing.T) {
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	t1 := t0.Add(time.Hour)
 	k := &storedKeys{AccessKey: "a", SecretKey: "sa", Created: t0, NonPrimary: []keyRecord{{AccessKey: "b", SecretKey: "sb"}}}
@@ -56,7 +56,7 @@ func TestPromote_KeepsTheOldPrimaryAndIsIdempotent(t *testing.T) {
 	}
 }
 
-func TestStoredKeys_FormattingHidesSecrets(t *testing.T) {
+func TestStoredKeysFormattingHidesSecrets(t *testing.T) {
 	k := storedKeys{AccessKey: "a", SecretKey: "very-secret", NonPrimary: []keyRecord{{AccessKey: "b", SecretKey: "also-secret"}}}
 	for _, s := range []string{k.String(), k.GoString(), k.NonPrimary[0].String()} {
 		if len(s) == 0 || containsAny(s, "very-secret", "also-secret") {
@@ -137,7 +137,7 @@ func (tm *twoMounts) retire(m *testEnv, what string) *logical.Response {
 // also in the middle of the other's rotation: neither ever deletes a key set
 // the other made or hands out, and each reports the other's sets as
 // untracked.
-func TestRotate_TwoMountsOnOneSiteNeverKillEachOthersKeys(t *testing.T) {
+func TestRotateTwoMountsOnOneSiteNeverKillEachOthersKeys(t *testing.T) {
 	tm := newTwoMounts(t)
 	m1, m2 := tm.m1, tm.m2
 	shared := m1.stored("vault-user", "www").AccessKey

@@ -9,7 +9,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-func TestSchedule_RoleFields(t *testing.T) {
+func TestScheduleRoleFields(t *testing.T) {
 	e := newTestEnv(t) // Tuesday 2026-12-01 10:00 UTC
 	e.writeRole("vault-user", "acme")
 	schedule := func() map[string]interface{} {
@@ -80,7 +80,7 @@ func TestSchedule_RoleFields(t *testing.T) {
 }
 
 // Site i of n starts at i/n of the first half of the window.
-func TestSchedule_PlanSpreadsSitesOverTheFirstHalfOfTheWindow(t *testing.T) {
+func TestSchedulePlanSpreadsSitesOverTheFirstHalfOfTheWindow(t *testing.T) {
 	at3 := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
 	s := roleSchedule{RotationSchedule: "0 3 * * *", ScheduledSince: at3.Add(-24 * time.Hour)}
 	never := time.Time{}

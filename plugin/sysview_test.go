@@ -23,7 +23,7 @@ func (v *countingSystemView) ReplicationState() consts.ReplicationState {
 	return v.StaticSystemView.ReplicationState()
 }
 
-func TestCachedSystemView_AsksVaultOncePerTTL(t *testing.T) {
+func TestCachedSystemViewAsksVaultOncePerTTL(t *testing.T) {
 	clock := clocktest.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
 	sys := &countingSystemView{StaticSystemView: &logical.StaticSystemView{}}
 	v := newCachedSystemView(sys, clock.Now)
@@ -44,7 +44,7 @@ func TestCachedSystemView_AsksVaultOncePerTTL(t *testing.T) {
 
 // The engine Vault runs asks for the replication state once per TTL, not
 // once per request as the framework does.
-func TestNewFactory_RequestsDoNotEachAskForTheReplicationState(t *testing.T) {
+func TestNewFactoryRequestsDoNotEachAskForTheReplicationState(t *testing.T) {
 	conf := logical.TestBackendConfig()
 	sys := &countingSystemView{StaticSystemView: conf.System.(*logical.StaticSystemView)}
 	conf.System = sys

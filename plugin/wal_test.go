@@ -94,7 +94,7 @@ func (e *testEnv) rollback() {
 	e.ok(logical.RollbackOperation, "", map[string]interface{}{"immediate": true})
 }
 
-func TestWAL_RotateCrashedBeforeCreate(t *testing.T) {
+func TestWALRotateCrashedBeforeCreate(t *testing.T) {
 	e := newTestEnv(t)
 	old, before := rotationInterrupted(t, e)
 	snapshotKeys := *e.stored("vault-user", "www")
@@ -108,7 +108,7 @@ func TestWAL_RotateCrashedBeforeCreate(t *testing.T) {
 	}
 }
 
-func TestWAL_RotateCrashedAfterCreateBeforeStore(t *testing.T) {
+func TestWALRotateCrashedAfterCreateBeforeStore(t *testing.T) {
 	e := newTestEnv(t)
 	old, _ := rotationInterrupted(t, e)
 	created := e.createAtAPI("www")
@@ -134,7 +134,7 @@ func TestWAL_RotateCrashedAfterCreateBeforeStore(t *testing.T) {
 	}
 }
 
-func TestWAL_RotateCrashedAfterStoreBeforeWALDelete(t *testing.T) {
+func TestWALRotateCrashedAfterStoreBeforeWALDelete(t *testing.T) {
 	e := newStoredSite(t)
 	before, _ := e.simSets("acme", "www")
 	old := e.stored("vault-user", "www")
@@ -159,7 +159,7 @@ func TestWAL_RotateCrashedAfterStoreBeforeWALDelete(t *testing.T) {
 // A set made outside Vault after the interrupted rotation listed the
 // sets is not the rotation's to delete: recovery stores the new primary and
 // leaves the other one alone.
-func TestWAL_RecoveryLeavesASetMadeElsewhere(t *testing.T) {
+func TestWALRecoveryLeavesASetMadeElsewhere(t *testing.T) {
 	e := newTestEnv(t)
 	old, _ := rotationInterrupted(t, e)
 	outside := e.createAtAPI("www")
@@ -173,7 +173,7 @@ func TestWAL_RecoveryLeavesASetMadeElsewhere(t *testing.T) {
 	}
 }
 
-func TestWAL_RotateRecoveredAtStartup(t *testing.T) {
+func TestWALRotateRecoveredAtStartup(t *testing.T) {
 	e := newTestEnv(t)
 	old, _ := rotationInterrupted(t, e)
 	created := e.createAtAPI("www")
@@ -194,7 +194,7 @@ func TestWAL_RotateRecoveredAtStartup(t *testing.T) {
 	}
 }
 
-func TestWAL_PendingRotationCompletedBeforeTheNextOne(t *testing.T) {
+func TestWALPendingRotationCompletedBeforeTheNextOne(t *testing.T) {
 	e := newTestEnv(t)
 	old, _ := rotationInterrupted(t, e)
 	first := e.createAtAPI("www")
@@ -206,7 +206,7 @@ func TestWAL_PendingRotationCompletedBeforeTheNextOne(t *testing.T) {
 	}
 }
 
-func TestWAL_YoungEntriesWaitForTheirOperation(t *testing.T) {
+func TestWALYoungEntriesWaitForTheirOperation(t *testing.T) {
 	e := newTestEnv(t)
 	rotationInterrupted(t, e)
 	e.createAtAPI("www")
@@ -217,7 +217,7 @@ func TestWAL_YoungEntriesWaitForTheirOperation(t *testing.T) {
 	e.assertStorageUnchanged(before)
 }
 
-func TestWAL_RollbackSkipsAnEntryCompletedMeanwhile(t *testing.T) {
+func TestWALRollbackSkipsAnEntryCompletedMeanwhile(t *testing.T) {
 	e := newTestEnv(t)
 	rotationInterrupted(t, e)
 	// The framework hands over the data of an entry that a request has
@@ -240,7 +240,7 @@ func TestWAL_RollbackSkipsAnEntryCompletedMeanwhile(t *testing.T) {
 	e.assertStorageUnchanged(before)
 }
 
-func TestWAL_EntriesThatCanNeverCompleteAreDropped(t *testing.T) {
+func TestWALEntriesThatCanNeverCompleteAreDropped(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	e.putWAL(walKindRotate, map[string]interface{}{ // role gone
@@ -257,7 +257,7 @@ func TestWAL_EntriesThatCanNeverCompleteAreDropped(t *testing.T) {
 	}
 }
 
-func TestWAL_RoleDeleteWaitsForPendingOperations(t *testing.T) {
+func TestWALRoleDeleteWaitsForPendingOperations(t *testing.T) {
 	e := newTestEnv(t)
 	e.writeRole("vault-user", "acme")
 	e.putWAL(walKindRotate, map[string]interface{}{
@@ -299,7 +299,7 @@ func (e *testEnv) assertRetired(primary string) {
 }
 
 // A retirement interrupted at any step is finished by recovery.
-func TestWAL_RetireCrashed(t *testing.T) {
+func TestWALRetireCrashed(t *testing.T) {
 	deleteAtAPI := func(t *testing.T, e *testEnv, accessKeys ...string) {
 		t.Helper()
 		for _, a := range accessKeys {
@@ -340,7 +340,7 @@ func TestWAL_RetireCrashed(t *testing.T) {
 // An API whose DELETE route answers 404 retires nothing: recovery keeps
 // every stored set and gives the entry up with a warning instead of
 // retrying it forever.
-func TestWAL_RetireRecoveryAgainstADeleteRouteThatAnswers404(t *testing.T) {
+func TestWALRetireRecoveryAgainstADeleteRouteThatAnswers404(t *testing.T) {
 	e := newTestEnv(t)
 	_, retire := retirementInterrupted(t, e)
 	if err := e.sim.SetDialect(sigscisim.Dialect{DeleteAnswer: sigscisim.DeleteWrongRoute404}); err != nil {
@@ -353,7 +353,7 @@ func TestWAL_RetireRecoveryAgainstADeleteRouteThatAnswers404(t *testing.T) {
 	}
 }
 
-func TestWAL_RetireNeverDeletesAPrimary(t *testing.T) {
+func TestWALRetireNeverDeletesAPrimary(t *testing.T) {
 	e := newStoredSite(t)
 	k := e.stored("vault-user", "www")
 	e.putWAL(walKindRetire, map[string]interface{}{
@@ -366,7 +366,7 @@ func TestWAL_RetireNeverDeletesAPrimary(t *testing.T) {
 	}
 }
 
-func TestWAL_EntriesHoldNoSecret(t *testing.T) {
+func TestWALEntriesHoldNoSecret(t *testing.T) {
 	e := newStoredSite(t)
 	secrets := []string{acmeToken, e.stored("vault-user", "www").SecretKey}
 	walSeen := 0
@@ -392,7 +392,7 @@ func TestWAL_EntriesHoldNoSecret(t *testing.T) {
 // A list of key sets without a primary set is a broken answer, never the
 // site's real state: recovery must not read it as "every set to retire is
 // gone already" and drop the stored sets.
-func TestWAL_RetireRecoveryWaitsOutAListWithoutPrimary(t *testing.T) {
+func TestWALRetireRecoveryWaitsOutAListWithoutPrimary(t *testing.T) {
 	e := newTestEnv(t)
 	primary, _ := retirementInterrupted(t, e)
 	broken := true
@@ -423,7 +423,7 @@ func TestWAL_RetireRecoveryWaitsOutAListWithoutPrimary(t *testing.T) {
 // Where writes are not safe (a performance standby, a performance secondary
 // cluster), Vault's rollback must neither call the API nor let the framework
 // drop the entry: the active node of the primary cluster completes it.
-func TestWAL_RollbackDoesNothingWhereWritesAreNotSafe(t *testing.T) {
+func TestWALRollbackDoesNothingWhereWritesAreNotSafe(t *testing.T) {
 	for name, state := range map[string]consts.ReplicationState{
 		"performance standby":   consts.ReplicationPerformanceStandby,
 		"performance secondary": consts.ReplicationPerformanceSecondary,
@@ -466,7 +466,7 @@ func (c *countingStorage) Get(ctx context.Context, key string) (*logical.Storage
 // A brownout can leave many rotations pending (a 5xx on each create): one
 // rollback pass over them must read storage in proportion to their number,
 // not to its square.
-func TestWAL_RollbackReadsStorageInProportionToTheEntries(t *testing.T) {
+func TestWALRollbackReadsStorageInProportionToTheEntries(t *testing.T) {
 	const maxGetsPerEntry = 8
 	gets := map[int]int64{}
 	for _, n := range []int{50, 200} {
@@ -503,7 +503,7 @@ func TestWAL_RollbackReadsStorageInProportionToTheEntries(t *testing.T) {
 
 // Vault's rollback must not look at an entry while its operation may still
 // run: the minimum age outlasts the longest an operation holds its entry.
-func TestWAL_MinAgeOutlastsAnOperation(t *testing.T) {
+func TestWALMinAgeOutlastsAnOperation(t *testing.T) {
 	e := newTestEnv(t)
 	if walRollbackMinAge < 5*time.Minute || walRollbackMinAge <= operationDeadline {
 		t.Fatalf("WAL rollback min age %s, operation deadline %s", walRollbackMinAge, operationDeadline)
@@ -516,7 +516,7 @@ func TestWAL_MinAgeOutlastsAnOperation(t *testing.T) {
 // The active node is killed just after a rotation's create landed: the new
 // active finishes the rotation as soon as it starts, though the entry is
 // young, because the set is at the API (the create is over).
-func TestWAL_StartupRecoveryFinishesALandedRotationAtOnce(t *testing.T) {
+func TestWALStartupRecoveryFinishesALandedRotationAtOnce(t *testing.T) {
 	e := newTestEnv(t)
 	old, _ := rotationInterruptedAt(t, e, e.clock.Now())
 	created := e.createAtAPI("www")
@@ -532,7 +532,7 @@ func TestWAL_StartupRecoveryFinishesALandedRotationAtOnce(t *testing.T) {
 // create may still be in flight: start-up recovery leaves the entry, so the
 // set is stored once it lands instead of being orphaned at the API. An
 // entry past the operation's deadline is done by the next recovery.
-func TestWAL_StartupRecoveryLeavesARotationThatMayStillRun(t *testing.T) {
+func TestWALStartupRecoveryLeavesARotationThatMayStillRun(t *testing.T) {
 	e := newTestEnv(t)
 	old, _ := rotationInterruptedAt(t, e, e.clock.Now())
 	e.clock.Add(20 * time.Second)
@@ -592,7 +592,7 @@ func walKey(t *testing.T, snapshot map[string]string) string {
 // (just after a plugin reload or a change of active node): it is refused
 // with a clear message instead of racing it, and goes through once the
 // other rotation's deadline has passed.
-func TestRotate_WaitsForARotationAnotherInstanceMayStillRun(t *testing.T) {
+func TestRotateWaitsForARotationAnotherInstanceMayStillRun(t *testing.T) {
 	e := newTestEnv(t)
 	old, _ := rotationInterruptedAt(t, e, e.clock.Now())
 	e.startOnNewActive()
@@ -611,7 +611,7 @@ func TestRotate_WaitsForARotationAnotherInstanceMayStillRun(t *testing.T) {
 // rotations and retirements, visibly (kind, age, last error), until
 // pending_max_age; then it is given up (logged once, still listed) and the
 // next rotation goes through and reports it.
-func TestWAL_StuckOperationStopsBlockingTheSiteAfterPendingMaxAge(t *testing.T) {
+func TestWALStuckOperationStopsBlockingTheSiteAfterPendingMaxAge(t *testing.T) {
 	e := newStoredSite(t)
 	e.ok(logical.UpdateOperation, "rotate/sites/www", nil)
 	k := e.stored("vault-user", "www")

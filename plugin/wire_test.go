@@ -20,7 +20,7 @@ import (
 
 // The engine served over the real plugin wire (go-plugin gRPC, in process),
 // multiplexed the way Vault runs it: one plugin server, one backend per mount.
-func TestWire_MultiplexedMountsOverGRPC(t *testing.T) {
+func TestWireMultiplexedMountsOverGRPC(t *testing.T) {
 	sim := sigscisim.New(testSeed())
 	srv := newHTTPServer(t, sim)
 
