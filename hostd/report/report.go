@@ -34,6 +34,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/statefile"
 )
 
 // DefaultInterval is how often a report is repeated as a heartbeat: well
@@ -76,7 +77,7 @@ type Writer interface {
 // concurrent use.
 type Reporter struct {
 	opts  Options
-	state *stateFile
+	state *statefile.File
 	wake  chan struct{}
 
 	mu       sync.Mutex
@@ -110,8 +111,8 @@ func New(opts Options) *Reporter {
 	if opts.StateDir != "" {
 		path = filepath.Join(opts.StateDir, StateFile)
 	}
-	r.state = &stateFile{path: path, logger: opts.Logger}
-	r.table = r.state.load()
+	r.state = newStateFile(path, opts.Logger)
+	r.table = loadTable(r.state)
 	r.recompute()
 	return r
 }
@@ -168,7 +169,7 @@ func (r *Reporter) Publish(e event.Event) {
 	r.mu.Lock()
 	change(r.table)
 	r.recompute()
-	r.state.save(r.table)
+	saveTable(r.state, r.table)
 	r.mu.Unlock()
 	r.poke()
 }

@@ -1,13 +1,9 @@
 package report
 
 import (
-	"encoding/json"
-	"errors"
-	"io/fs"
 	"log/slog"
-	"os"
 
-	"github.com/sigsci-keys/sigsci-keys/hostd/write"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/statefile"
 )
 
 // StateFile is the name of the Reporter's file in the state directory. It
@@ -28,60 +24,34 @@ type stateContent struct {
 	LastKnown map[string][]entry `json:"last_known,omitempty"`
 }
 
-// stateFile keeps the table's contents and last known keys on disk (mode
-// 0600, written atomically).
-type stateFile struct {
-	path    string // "" keeps nothing on disk
-	logger  *slog.Logger
-	failing bool // the last save failed (and was logged)
+// newStateFile returns the table's file at path ("" keeps nothing on disk).
+func newStateFile(path string, logger *slog.Logger) *statefile.File {
+	return &statefile.File{
+		Path: path, Version: stateVersion, Logger: logger, Name: "report state",
+		LostOnRead:  "a unit owed a restart is reported after it",
+		LostOnWrite: "after a restart of hostd, a unit owed a restart is reported only after it",
+	}
 }
 
-// load returns the table an earlier hostd left, or an empty one.
-func (s *stateFile) load() *table {
+// loadTable returns the table an earlier hostd left in f, or an empty one.
+func loadTable(f *statefile.File) *table {
 	t := newTable()
-	if s.path == "" {
-		return t
-	}
-	data, err := os.ReadFile(s.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return t
-	}
 	var c stateContent
-	if err == nil {
-		err = json.Unmarshal(data, &c)
+	if !f.Load(&c) {
+		return t
 	}
-	switch {
-	case err != nil:
-		s.logger.Warn("report state unreadable: starting without it; a unit owed a restart is reported after it", "path", s.path, "err", err)
-	case c.Version != stateVersion:
-		s.logger.Warn("report state of another hostd version: starting without it", "path", s.path, "version", c.Version)
-	default:
-		for dest, ct := range c.Contents {
-			if ct != nil && ct.Creds != nil {
-				t.contents[dest] = ct
-			}
+	for dest, ct := range c.Contents {
+		if ct != nil && ct.Creds != nil {
+			t.contents[dest] = ct
 		}
-		for unit, es := range c.LastKnown {
-			t.lastKnown[unit] = es
-		}
+	}
+	for unit, es := range c.LastKnown {
+		t.lastKnown[unit] = es
 	}
 	return t
 }
 
-// save writes t; a failure is logged once until a save works again.
-func (s *stateFile) save(t *table) {
-	if s.path == "" {
-		return
-	}
-	data, err := json.MarshalIndent(stateContent{Version: stateVersion, Contents: t.contents, LastKnown: t.lastKnown}, "", "  ")
-	if err == nil {
-		_, err = write.Write(s.path, append(data, '\n'), write.Options{Perms: 0o600})
-	}
-	switch {
-	case err == nil && s.failing:
-		s.logger.Info("report state written again", "path", s.path)
-	case err != nil && !s.failing:
-		s.logger.Warn("cannot write the report state: after a restart of hostd, a unit owed a restart is reported only after it", "path", s.path, "err", err)
-	}
-	s.failing = err != nil
+// saveTable writes t to f.
+func saveTable(f *statefile.File, t *table) {
+	f.Save(stateContent{Version: stateVersion, Contents: t.contents, LastKnown: t.lastKnown})
 }

@@ -1,17 +1,13 @@
 package running
 
 import (
-	"encoding/json"
-	"errors"
-	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/statefile"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
-	"github.com/sigsci-keys/sigsci-keys/hostd/write"
 )
 
 // StateFile is the name of the Tracker's file in the state directory.
@@ -78,38 +74,28 @@ type stateContent struct {
 // Tracker keeps, per unit, what its running process runs on and the restart
 // under way. It is safe for concurrent use.
 type Tracker struct {
-	path   string // "" keeps the records in memory only
-	logger *slog.Logger
+	file *statefile.File
 
-	mu      sync.Mutex
-	units   map[string]*unitRecord
-	last    map[string]Assessment
-	failing bool // the last save failed (and was logged)
+	mu    sync.Mutex
+	units map[string]*unitRecord
+	last  map[string]Assessment
 }
 
 // New returns a Tracker keeping its records in dir (the state directory;
 // "" for memory only), starting from what an earlier hostd left there. A
 // missing or unreadable file starts empty, with a warning in logger.
 func New(dir string, logger *slog.Logger) *Tracker {
-	t := &Tracker{logger: logger, units: map[string]*unitRecord{}, last: map[string]Assessment{}}
-	if dir == "" {
-		return t
+	var path string
+	if dir != "" {
+		path = filepath.Join(dir, StateFile)
 	}
-	t.path = filepath.Join(dir, StateFile)
-	data, err := os.ReadFile(t.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return t
-	}
+	t := &Tracker{units: map[string]*unitRecord{}, last: map[string]Assessment{}, file: &statefile.File{
+		Path: path, Version: stateVersion, Logger: logger, Name: "state file",
+		LostOnRead:  "units are compared with their files' times",
+		LostOnWrite: "a restart under way is not remembered across a restart of hostd",
+	}}
 	var content stateContent
-	if err == nil {
-		err = json.Unmarshal(data, &content)
-	}
-	switch {
-	case err != nil:
-		logger.Warn("state file unreadable: starting without it; units are compared with their files' times", "path", t.path, "err", err)
-	case content.Version != stateVersion:
-		logger.Warn("state file of another hostd version: starting without it", "path", t.path, "version", content.Version)
-	case content.Units != nil:
+	if t.file.Load(&content) && content.Units != nil {
 		t.units = content.Units
 	}
 	return t
@@ -202,18 +188,5 @@ func (t *Tracker) set(unit string, rec *unitRecord) {
 // save writes the records; a failure is logged (once, until a save works
 // again) and the records stay in memory.
 func (t *Tracker) save() {
-	if t.path == "" {
-		return
-	}
-	data, err := json.MarshalIndent(stateContent{Version: stateVersion, Units: t.units}, "", "  ")
-	if err == nil {
-		_, err = write.Write(t.path, append(data, '\n'), write.Options{Perms: 0o600})
-	}
-	switch {
-	case err == nil && t.failing:
-		t.logger.Info("state file written again", "path", t.path)
-	case err != nil && !t.failing:
-		t.logger.Warn("cannot write the state file: a restart under way is not remembered across a restart of hostd", "path", t.path, "err", err)
-	}
-	t.failing = err != nil
+	t.file.Save(stateContent{Version: stateVersion, Units: t.units})
 }
