@@ -1,11 +1,8 @@
 package cluster
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,18 +14,14 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
 
-// The operator's corp, API user and site at the (simulated) API.
-const (
-	corpID   = "acme-corp"
-	emailID  = "ops@acme.test"
-	siteName = "www"
-)
+// The site of the operator's corp (harness.CorpID) at the (simulated) API.
+const siteName = "www"
 
 // The documented commands, placeholders filled in.
 const (
 	cmdRegister   = "vault plugin register -sha256=$(sha256sum vault-plugin-sigsci|cut -c-64) secret vault-plugin-sigsci"
 	cmdEnable     = "vault secrets enable -path=sigsci vault-plugin-sigsci"
-	cmdCreateRole = "vault write -f /sigsci/role/vault-user corp=" + corpID + " email=" + emailID + " token=@token.txt"
+	cmdCreateRole = "vault write -f /sigsci/role/vault-user corp=" + harness.CorpID + " email=" + harness.EmailID + " token=@token.txt"
 	cmdCopySite   = "vault write -f /sigsci/creds/vault-user/sites/" + siteName
 	cmdRotate     = "vault write -f /sigsci/rotate/sites/" + siteName
 	cmdRetire     = "vault delete /sigsci/rotate/sites/" + siteName
@@ -51,16 +44,9 @@ type operator struct {
 
 func newOperator(t *testing.T) *operator {
 	t.Helper()
-	o := &operator{dir: t.TempDir(), apiToken: "sigsci-api-token-" + rand.Text()}
-	o.sim = harness.StartSimulator(t, sigscisim.Seed{Corps: []sigscisim.CorpSeed{{
-		Name:  corpID,
-		Users: []sigscisim.UserSeed{{Email: emailID, Token: o.apiToken}},
-		Sites: []sigscisim.SiteSeed{{Name: siteName, DisplayName: "WWW"}},
-	}}})
+	o := &operator{dir: t.TempDir()}
+	o.sim, o.apiToken = harness.StartOperatorAPI(t, o.dir, []sigscisim.SiteSeed{{Name: siteName, DisplayName: "WWW"}})
 	o.cluster = harness.StartRaftCluster(t, &programs)
-	if err := os.WriteFile(filepath.Join(o.dir, "token.txt"), []byte(o.apiToken+"\n"), 0o600); err != nil {
-		t.Fatalf("writing token.txt: %v", err)
-	}
 	return o
 }
 
@@ -139,18 +125,12 @@ func (o *operator) readJSON(t testing.TB, n *harness.RaftNode, command string, v
 }
 
 // apiSets is the site's live key sets at the API.
-func (o *operator) apiSets() []sigsci.KeySet { return o.sim.KeySets(corpID, siteName) }
+func (o *operator) apiSets() []sigsci.KeySet { return o.sim.KeySets(harness.CorpID, siteName) }
 
 // apiPrimary is the site's primary key set at the API.
 func (o *operator) apiPrimary(t testing.TB) sigsci.KeySet {
 	t.Helper()
-	for _, ks := range o.apiSets() {
-		if ks.Primary {
-			return ks
-		}
-	}
-	t.Fatalf("the API has no primary key set for %s", siteName)
-	return sigsci.KeySet{}
+	return o.sim.Primary(t, harness.CorpID, siteName)
 }
 
 // settled reports whether Vault has nothing left to do on the site: no

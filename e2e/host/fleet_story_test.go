@@ -249,7 +249,7 @@ func TestScheduledRotationIsRetiredOnlyAfterTheLastHost(t *testing.T) {
 			t.Errorf("the forced retirement does not warn naming %s:\n%s", want, out)
 		}
 		if _, ok := ops.sim.RetiredAt(rotated.AccessKey); !ok || primary(t, ops.sim).AccessKey != next.AccessKey {
-			t.Fatalf("force=true did not retire %s: %+v", rotated.AccessKey, ops.sim.KeySets(corpID, siteName))
+			t.Fatalf("force=true did not retire %s: %+v", rotated.AccessKey, ops.sim.KeySets(harness.CorpID, siteName))
 		}
 		// What the warning was about: web-05's agent loses its pair.
 		waitFor(t, "web-05's agent to lose its pair", func() (bool, string) {

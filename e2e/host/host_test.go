@@ -22,9 +22,7 @@ import (
 )
 
 const (
-	corpID    = "acme-corp"
-	emailID   = "ops@acme.test"
-	siteName  = "www"
+	siteName  = "www" // a site of the operator's corp, harness.CorpID
 	agentUnit = "sigsci-agent.service"
 
 	// hostName is the host's name in the fleet (report.host).
@@ -195,23 +193,15 @@ func (h *host) startHostd(t, story *testing.T) {
 // secret-id are in h.dir. The agent's unit is for manager to run.
 func newHost(t *testing.T, manager *systemdtest.Manager) *host {
 	t.Helper()
-	h := &host{apiToken: "sigsci-api-token-" + harness.RandomHex(t), manager: manager, name: hostName, unitName: agentUnit}
-	h.sim = harness.StartSimulator(t, sigscisim.Seed{Corps: []sigscisim.CorpSeed{{
-		Name:  corpID,
-		Users: []sigscisim.UserSeed{{Email: emailID, Token: h.apiToken}},
-		Sites: []sigscisim.SiteSeed{{Name: siteName, DisplayName: "WWW"}},
-	}}})
+	h := &host{manager: manager, name: hostName, unitName: agentUnit, work: t.TempDir()}
+	h.sim, h.apiToken = harness.StartOperatorAPI(t, h.work, []sigscisim.SiteSeed{{Name: siteName, DisplayName: "WWW"}})
 	h.vault = harness.StartVault(t, &programs)
-	h.work = t.TempDir()
 	h.dir = filepath.Join(h.work, "host")
-	if err := os.WriteFile(filepath.Join(h.work, "token.txt"), []byte(h.apiToken+"\n"), 0o600); err != nil {
-		t.Fatalf("writing token.txt: %v", err)
-	}
 
 	harness.StepT(t, "the operator installs the plugin, creates the role and copies the site", func(t *testing.T) {
 		h.vault.Shell(t, programs.Bin, "vault plugin register -sha256=$(sha256sum vault-plugin-sigsci|cut -c-64) secret vault-plugin-sigsci").OK(t)
 		h.vault.Shell(t, programs.Bin, "vault secrets enable -path=sigsci vault-plugin-sigsci").OK(t)
-		h.sh(t, "vault write /sigsci/role/vault-user corp="+corpID+" email="+emailID+" api_url="+h.sim.APIURL+" token=@token.txt").OK(t)
+		h.sh(t, "vault write /sigsci/role/vault-user corp="+harness.CorpID+" email="+harness.EmailID+" api_url="+h.sim.APIURL+" token=@token.txt").OK(t)
 		h.sh(t, "vault write -f /sigsci/creds/vault-user/sites/"+siteName).OK(t)
 	})
 
@@ -445,15 +435,10 @@ func waitWithin(t *testing.T, timeout time.Duration, what string, cond func() (b
 	poll.Within(t, timeout, pollInterval, what, cond)
 }
 
+// primary returns the site's primary key set at the API.
 func primary(t *testing.T, sim *harness.Simulator) sigsci.KeySet {
 	t.Helper()
-	for _, ks := range sim.KeySets(corpID, siteName) {
-		if ks.Primary {
-			return ks
-		}
-	}
-	t.Fatalf("the API has no primary key set for site %q", siteName)
-	return sigsci.KeySet{}
+	return sim.Primary(t, harness.CorpID, siteName)
 }
 
 func readFile(path string) string {

@@ -11,9 +11,8 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
 
+// Sites of the operator's corp, harness.CorpID.
 const (
-	corpID    = "acme-corp"
-	emailID   = "ops@acme.test"
 	hostSite  = "www"  // the site the host serves
 	otherSite = "shop" // a site of the same corp the host must not see
 )
@@ -28,12 +27,8 @@ func TestPoliciesFromPackaging(t *testing.T) {
 		t.Fatal(err)
 	}
 	scripts := filepath.Join(root, "packaging", "vault")
-	apiToken := "sigsci-api-token-" + harness.RandomHex(t)
-	sim := harness.StartSimulator(t, sigscisim.Seed{Corps: []sigscisim.CorpSeed{{
-		Name:  corpID,
-		Users: []sigscisim.UserSeed{{Email: emailID, Token: apiToken}},
-		Sites: []sigscisim.SiteSeed{{Name: hostSite, DisplayName: "WWW"}, {Name: otherSite, DisplayName: "Shop"}},
-	}}})
+	work := t.TempDir() // the operator's working directory
+	sim, _ := harness.StartOperatorAPI(t, work, []sigscisim.SiteSeed{{Name: hostSite, DisplayName: "WWW"}, {Name: otherSite, DisplayName: "Shop"}})
 
 	// A Vault whose plugin directory starts empty: register.sh must put the
 	// binary there itself.
@@ -84,10 +79,6 @@ func TestPoliciesFromPackaging(t *testing.T) {
 		}
 	})
 
-	work := t.TempDir()
-	if err := os.WriteFile(filepath.Join(work, "token.txt"), []byte(apiToken+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	// Tokens go to files and into VAULT_TOKEN from there, so that no token
 	// appears in a command line or the test log.
 	as := func(tokenFile, command string) harness.Result {
@@ -97,7 +88,7 @@ func TestPoliciesFromPackaging(t *testing.T) {
 	vault.Shell(t, work, "vault token create -policy=sigsci-operator -field=token > operator.token").OK(t)
 
 	harness.StepT(t, "an operator with sigsci-operator runs roles, copy, read, rotate and retire", func(t *testing.T) {
-		as("operator.token", "vault write -f /sigsci/role/vault-user corp="+corpID+" email="+emailID+" token=@token.txt").OK(t)
+		as("operator.token", "vault write -f /sigsci/role/vault-user corp="+harness.CorpID+" email="+harness.EmailID+" token=@token.txt").OK(t)
 		as("operator.token", "vault write /sigsci/role/vault-user api_url="+sim.APIURL+" token=@token.txt").OK(t)
 		mustContain(t, "the role list", as("operator.token", "vault list sigsci/role").OK(t), "vault-user")
 		mustContain(t, "the role list", as("operator.token", "vault read /sigsci/role/").OK(t), "vault-user")
@@ -233,8 +224,8 @@ func TestPoliciesFromPackaging(t *testing.T) {
 			"vault delete /sigsci/creds/vault-user/sites/" + hostSite,
 			"vault write -f /sigsci/rotate/sites/" + hostSite, // rotate
 			"vault delete /sigsci/rotate/sites/" + hostSite,   // retire
-			"vault write -f /sigsci/role/vault-user corp=" + corpID + " email=" + emailID + " token=@token.txt",
-			"vault write -f /sigsci/role/other corp=" + corpID + " email=" + emailID + " token=@token.txt",
+			"vault write -f /sigsci/role/vault-user corp=" + harness.CorpID + " email=" + harness.EmailID + " token=@token.txt",
+			"vault write -f /sigsci/role/other corp=" + harness.CorpID + " email=" + harness.EmailID + " token=@token.txt",
 			"vault read /sigsci/role/vault-user",
 			"vault read /sigsci/role/",
 			"vault delete /sigsci/role/vault-user",

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,11 +12,10 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
 
-// The operator's corp, API user and sites at the (simulated) API. Another corp
-// with a site of the same name checks that nothing crosses corps.
+// The sites of the operator's corp (harness.CorpID) at the (simulated) API.
+// Another corp with a site of the same name checks that nothing crosses
+// corps.
 const (
-	corpID    = "acme-corp"
-	emailID   = "ops@acme.test"
 	siteName  = "www"
 	otherCorp = "other-corp"
 )
@@ -36,31 +33,31 @@ type desk struct {
 
 func newDesk(t *testing.T) *desk {
 	t.Helper()
-	d := &desk{dir: t.TempDir(), apiToken: "sigsci-api-token-" + harness.RandomHex(t)}
-	seed := sigscisim.Seed{Corps: []sigscisim.CorpSeed{
-		{
-			Name:  corpID,
-			Users: []sigscisim.UserSeed{{Email: emailID, Token: d.apiToken}},
-			Sites: []sigscisim.SiteSeed{{Name: siteName, DisplayName: "WWW"}, {Name: "shop", DisplayName: "Shop"}, {Name: "api", DisplayName: "API"}},
-		},
-		{
+	d := &desk{dir: t.TempDir()}
+	d.sim, d.apiToken = harness.StartOperatorAPI(t, d.dir,
+		[]sigscisim.SiteSeed{{Name: siteName, DisplayName: "WWW"}, {Name: "shop", DisplayName: "Shop"}, {Name: "api", DisplayName: "API"}},
+		sigscisim.CorpSeed{
 			Name:  otherCorp,
 			Users: []sigscisim.UserSeed{{Email: "ops@other.test", Token: "other-token-" + harness.RandomHex(t)}},
 			Sites: []sigscisim.SiteSeed{{Name: siteName, DisplayName: "Other WWW"}},
-		},
-	}}
-	d.sim = harness.StartSimulator(t, seed)
+		})
 	d.vault = harness.StartVault(t, &programs)
-	// token.txt as an operator saves it: the token and a newline.
-	if err := os.WriteFile(filepath.Join(d.dir, "token.txt"), []byte(d.apiToken+"\n"), 0o600); err != nil {
-		t.Fatalf("writing token.txt: %v", err)
-	}
+	return d
+}
+
+// newDeskWithRole is a desk on which the operator has installed the plugin
+// and created the documented role.
+func newDeskWithRole(t *testing.T) *desk {
+	t.Helper()
+	d := newDesk(t)
+	d.install(t)
+	d.createRole(t)
 	return d
 }
 
 // documented fills the placeholders of a documented command.
 func documented(command string) string {
-	return strings.NewReplacer("<corp-id>", corpID, "<email-id>", emailID, "<site-name>", siteName).Replace(command)
+	return strings.NewReplacer("<corp-id>", harness.CorpID, "<email-id>", harness.EmailID, "<site-name>", siteName).Replace(command)
 }
 
 // sh runs a command line in the operator's working directory.
@@ -86,13 +83,7 @@ func (d *desk) createRole(t *testing.T) {
 // primary returns the primary key set of a site of the operator's corp at the API.
 func (d *desk) primary(t *testing.T, site string) sigsci.KeySet {
 	t.Helper()
-	for _, ks := range d.sim.KeySets(corpID, site) {
-		if ks.Primary {
-			return ks
-		}
-	}
-	t.Fatalf("the API has no primary key set for site %q", site)
-	return sigsci.KeySet{}
+	return d.sim.Primary(t, harness.CorpID, site)
 }
 
 // field returns the value of key in vault's table output ("Key   Value").

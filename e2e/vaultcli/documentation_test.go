@@ -87,7 +87,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 	harness.StepT(t, "reading the role shows its identity and never the token", func(t *testing.T) {
 		r := d.sh(t, docReadRole)
 		out := r.OK(t)
-		for key, want := range map[string]string{"corp": corpID, "email": emailID, "api_url": d.sim.APIURL, "token_configured": "true"} {
+		for key, want := range map[string]string{"corp": harness.CorpID, "email": harness.EmailID, "api_url": d.sim.APIURL, "token_configured": "true"} {
 			if got := field(t, out, key); got != want {
 				t.Errorf("%s: %s = %q, want %q", docReadRole, key, got, want)
 			}
@@ -173,7 +173,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 	harness.StepT(t, "rotating creates a new primary at the API and keeps the old set live", func(t *testing.T) {
 		r := d.sh(t, documented(docRotate))
 		out := r.OK(t)
-		sets := d.sim.KeySets(corpID, siteName)
+		sets := d.sim.KeySets(harness.CorpID, siteName)
 		if len(sets) != 2 {
 			t.Fatalf("the API holds %d key sets for %s after a rotation, want 2 (new primary, old)", len(sets), siteName)
 		}
@@ -218,7 +218,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 
 	harness.StepT(t, "deleting non-primary keys retires the old set at the API", func(t *testing.T) {
 		d.sh(t, documented(docRetire)).OK(t)
-		sets := d.sim.KeySets(corpID, siteName)
+		sets := d.sim.KeySets(harness.CorpID, siteName)
 		if len(sets) != 1 || sets[0].AccessKey != rotated || !sets[0].Primary {
 			t.Fatalf("the API holds %s for %s after retiring, want only the new primary %s", accessKeys(sets), siteName, rotated)
 		}
@@ -239,8 +239,8 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 		if got := field(t, out, "keys"); got != "[api shop]" {
 			t.Fatalf("after deleting %s, stored sites are %s, want [api shop]", siteName, got)
 		}
-		if len(d.sim.KeySets(corpID, siteName)) != 1 || d.primary(t, siteName).AccessKey != rotated {
-			t.Fatalf("deleting stored keys changed the API's key sets: %s", accessKeys(d.sim.KeySets(corpID, siteName)))
+		if len(d.sim.KeySets(harness.CorpID, siteName)) != 1 || d.primary(t, siteName).AccessKey != rotated {
+			t.Fatalf("deleting stored keys changed the API's key sets: %s", accessKeys(d.sim.KeySets(harness.CorpID, siteName)))
 		}
 	})
 
@@ -256,7 +256,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 			t.Fatalf("the deleted role is still listed:\n%s", out)
 		}
 		for _, site := range []string{"api", "shop"} {
-			if len(d.sim.KeySets(corpID, site)) != 1 {
+			if len(d.sim.KeySets(harness.CorpID, site)) != 1 {
 				t.Fatalf("deleting the role changed the API's key sets of %s", site)
 			}
 		}

@@ -14,9 +14,7 @@ import (
 // nothing is created at the API, and a site the API keeps failing for keeps
 // the keys Vault already held.
 func TestCopyAllRidesOutAnUnsteadyAPI(t *testing.T) {
-	d := newDesk(t)
-	d.install(t)
-	d.createRole(t)
+	d := newDeskWithRole(t)
 	sim := d.sim
 	before := keySetsBySite(d)
 
@@ -125,7 +123,7 @@ func totalCalls(d *desk) int {
 func keySetsBySite(d *desk) map[string]string {
 	out := make(map[string]string, len(corpSites))
 	for _, site := range corpSites {
-		out[site] = accessKeys(d.sim.KeySets(corpID, site))
+		out[site] = accessKeys(d.sim.KeySets(harness.CorpID, site))
 	}
 	return out
 }

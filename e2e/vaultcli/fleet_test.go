@@ -13,9 +13,7 @@ import (
 // override, the rotation status, the role-scoped rotate path and the
 // schedule fields of a role.
 func TestFleetAndScheduleThroughTheCLI(t *testing.T) {
-	d := newDesk(t)
-	d.install(t)
-	d.createRole(t)
+	d := newDeskWithRole(t)
 	d.sh(t, docCopyAll).OK(t)
 	first := d.primary(t, siteName)
 	secrets := map[string]string{"the API token": d.apiToken, "the secret key of " + siteName: first.SecretKey}
@@ -85,7 +83,7 @@ func TestFleetAndScheduleThroughTheCLI(t *testing.T) {
 		resp := parseJSON(t, d.sh(t, "vault delete -format=json /sigsci/rotate/vault-user/sites/"+siteName+" force=true").OK(t))
 		mustContain(t, "the forced retirement's warnings", strings.Join(resp.Warnings, "\n"),
 			"retired with force=true although 1 host(s) still run a non-primary key: web-2 ("+first.AccessKey+")")
-		if sets := d.sim.KeySets(corpID, siteName); len(sets) != 1 || sets[0].AccessKey != rotated {
+		if sets := d.sim.KeySets(harness.CorpID, siteName); len(sets) != 1 || sets[0].AccessKey != rotated {
 			t.Fatalf("after the forced retirement the API holds %s", accessKeys(sets))
 		}
 		d.sh(t, "vault delete "+hosts+"web-2").OK(t) // decommissioned

@@ -12,9 +12,7 @@ import (
 // usual mistakes and checks that the CLI fails with a message that says what
 // is wrong, and never shows the API token.
 func TestOperatorMistakesGetClearErrors(t *testing.T) {
-	d := newDesk(t)
-	d.install(t)
-	d.createRole(t)
+	d := newDeskWithRole(t)
 	noToken := map[string]string{"the API token": d.apiToken}
 
 	refused := func(t *testing.T, command string, wants ...string) {
@@ -52,7 +50,7 @@ func TestOperatorMistakesGetClearErrors(t *testing.T) {
 		refused(t, "vault delete /sigsci/creds/vault-user/sites/www", `no keys stored for site "www"`)
 		refused(t, "vault write -f /sigsci/rotate/sites/www", `no role holds keys for site "www"`)
 		refused(t, "vault delete /sigsci/rotate/sites/www", `no role holds keys for site "www"`)
-		if n := len(d.sim.KeySets(corpID, siteName)); n != 1 {
+		if n := len(d.sim.KeySets(harness.CorpID, siteName)); n != 1 {
 			t.Fatalf("a refused rotation changed the API: %d key sets", n)
 		}
 	})

@@ -82,13 +82,7 @@ func (w *world) sh(t testing.TB, script string) string {
 // primary returns the site's primary key set at the API.
 func (w *world) primary(t testing.TB) sigsci.KeySet {
 	t.Helper()
-	for _, ks := range w.sim.KeySets(corpName, siteName) {
-		if ks.Primary {
-			return ks
-		}
-	}
-	t.Fatalf("the API has no primary key set for site %q", siteName)
-	return sigsci.KeySet{}
+	return w.sim.Primary(t, corpName, siteName)
 }
 
 // rotate rotates the site's keys the documented way and returns the new
