@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -29,6 +28,58 @@ func TestMain(m *testing.M) {
 		return
 	}
 	os.Exit(m.Run())
+}
+
+// hostdProcess is this test binary running as hostd (see TestMain), its
+// standard error kept in logs.
+type hostdProcess struct {
+	cmd    *exec.Cmd
+	logs   *logbuf.Buffer
+	exited chan struct{} // closed once the process has exited; err is set
+	err    error
+}
+
+// startHostd runs `hostd run -config config` as a process of its own with
+// env added to the test's environment. It is killed, if still running,
+// when the test ends, and its logs are shown if the test failed.
+func startHostd(t *testing.T, config string, env ...string) *hostdProcess {
+	t.Helper()
+	p := &hostdProcess{cmd: exec.Command(os.Args[0], "run", "-config", config), logs: &logbuf.Buffer{}, exited: make(chan struct{})}
+	p.cmd.Env = append(append(os.Environ(), "HOSTD_TEST_RUN_MAIN=1"), env...)
+	p.cmd.Stderr = p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill() // no-op once it has exited
+		<-p.exited
+		if t.Failed() {
+			t.Logf("hostd (pid %d) logs:\n%s", p.cmd.Process.Pid, p.logs.String())
+		}
+	})
+	return p
+}
+
+// signal sends sig to hostd.
+func (p *hostdProcess) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitExit waits for hostd to exit and returns how it ended; it fails the
+// test if hostd is still running after waitFor.
+func (p *hostdProcess) waitExit(t *testing.T, after string) error {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(waitFor):
+		t.Fatalf("hostd did not stop on %s; logs:\n%s", after, p.logs.String())
+		return nil
+	}
 }
 
 func execute(args ...string) (code int, stdout, stderr string) {
@@ -182,20 +233,8 @@ func TestDaemonProcess(t *testing.T) {
 	}
 	path := writeConfig(t, dir, validConfig(dir))
 	socket := filepath.Join(dir, "hostd.sock")
-
-	cmd := exec.Command(os.Args[0], "run", "-config", path)
-	cmd.Env = append(os.Environ(), "HOSTD_TEST_RUN_MAIN=1")
-	logs := &logbuf.Buffer{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
+	hostd := startHostd(t, path)
+	logs := hostd.logs
 
 	waitStatus := func() {
 		t.Helper()
@@ -210,9 +249,7 @@ func TestDaemonProcess(t *testing.T) {
 	}
 
 	writeConfig(t, dir, "vault {\n")
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	hostd.signal(t, syscall.SIGHUP)
 	// The broken file is rejected and hostd keeps answering.
 	poll.Within(t, waitFor, 20*time.Millisecond, "SIGHUP with a broken file to be reported", func() (bool, string) {
 		return strings.Contains(logs.String(), "configuration reload rejected"), "logs:\n" + logs.String()
@@ -222,18 +259,9 @@ func TestDaemonProcess(t *testing.T) {
 	}
 	waitStatus()
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		exited <- err
-		var exitErr *exec.ExitError
-		if errors.As(err, &exitErr) || err != nil {
-			t.Fatalf("hostd exited with %v; logs:\n%s", err, logs.String())
-		}
-	case <-time.After(waitFor):
-		t.Fatalf("hostd did not stop on SIGTERM; logs:\n%s", logs.String())
+	hostd.signal(t, syscall.SIGTERM)
+	if err := hostd.waitExit(t, "SIGTERM"); err != nil {
+		t.Fatalf("hostd exited with %v; logs:\n%s", err, logs.String())
 	}
 	if _, err := os.Lstat(socket); err == nil {
 		t.Error("socket left behind after SIGTERM")

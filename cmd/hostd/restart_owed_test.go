@@ -6,10 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,7 +16,6 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
-	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
 
 // These tests kill hostd for real (SIGKILL: no hand-over, no grace) with a
@@ -64,7 +61,7 @@ func newHost(t *testing.T, service string) *host {
 }
 
 // hostd runs hostd with restartSettings until the test kills it.
-func (h *host) hostd(restartSettings string) *exec.Cmd {
+func (h *host) hostd(restartSettings string) *hostdProcess {
 	h.t.Helper()
 	path := writeConfig(h.t, h.dir, hosttest.Config{
 		VaultAddress:   h.vault.Addr,
@@ -74,35 +71,14 @@ func (h *host) hostd(restartSettings string) *exec.Cmd {
 		Restart:        hosttest.RestartAtOnce(`active_timeout = "3s"`, restartSettings),
 		Socket:         h.socket,
 	}.Text())
-	cmd := exec.Command(os.Args[0], "run", "-config", path)
-	cmd.Env = append(os.Environ(), "HOSTD_TEST_RUN_MAIN=1", "STATE_DIRECTORY="+h.state, "DBUS_SESSION_BUS_ADDRESS="+h.manager.BusAddress())
-	logs := &logbuf.Buffer{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		h.t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	h.t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if h.t.Failed() {
-			h.t.Logf("hostd (pid %d) logs:\n%s", cmd.Process.Pid, logs.String())
-		}
-	})
-	return cmd
+	return startHostd(h.t, path, "STATE_DIRECTORY="+h.state, "DBUS_SESSION_BUS_ADDRESS="+h.manager.BusAddress())
 }
 
 // kill SIGKILLs hostd and waits until it is gone.
-func kill(t *testing.T, cmd *exec.Cmd) {
+func kill(t *testing.T, hostd *hostdProcess) {
 	t.Helper()
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(waitFor)
-	for syscall.Kill(cmd.Process.Pid, 0) == nil && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond) // polling the process table with a deadline
-	}
+	hostd.signal(t, os.Kill)
+	hostd.waitExit(t, "SIGKILL")
 }
 
 // waitUnit polls hostd's status until the agent's entry satisfies ok.
