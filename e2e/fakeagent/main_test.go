@@ -14,37 +14,36 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
 
-func TestParseKeysAcceptsEverySpellingTheAgentMeets(t *testing.T) {
-	cases := map[string]string{
-		"real agent, quoted":      "accesskeyid = \"AK\"\nsecretaccesskey = \"SK\"\n",
-		"documented, bare":        "\naccesskeyid=AK\nsecretkey=SK\n\n",
-		"single quotes, comments": "# rendered by hostd\naccesskeyid = 'AK'\nsecretaccesskey='SK'\n",
-		"other settings around":   "listener = \"127.0.0.1:8000\"\naccesskeyid=AK\nsecretaccesskey=SK\n",
+// TestParseKeys: the agent reads its pair from every spelling it meets, and
+// refuses a configuration without a complete pair.
+func TestParseKeys(t *testing.T) {
+	cases := []struct {
+		name, src string
+		complete  bool // holds the pair AK/SK
+	}{
+		{"accepts/real agent, quoted", "accesskeyid = \"AK\"\nsecretaccesskey = \"SK\"\n", true},
+		{"accepts/documented, bare", "\naccesskeyid=AK\nsecretkey=SK\n\n", true},
+		{"accepts/single quotes, comments", "# rendered by hostd\naccesskeyid = 'AK'\nsecretaccesskey='SK'\n", true},
+		{"accepts/other settings around", "listener = \"127.0.0.1:8000\"\naccesskeyid=AK\nsecretaccesskey=SK\n", true},
+		{"refuses/empty", "", false},
+		{"refuses/no secret", "accesskeyid = \"AK\"\n", false},
+		{"refuses/empty access", "accesskeyid = \"\"\nsecretaccesskey = \"SK\"\n", false},
+		{"refuses/not name=value", "accesskeyid AK\n", false},
 	}
-	for name, src := range cases {
-		t.Run(name, func(t *testing.T) {
-			keys, err := parseKeys([]byte(src))
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			keys, err := parseKeys([]byte(tc.src))
+			if !tc.complete {
+				if err == nil {
+					t.Fatal("accepted an incomplete configuration")
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
 			if keys.AccessKeyID != "AK" || keys.SecretAccessKey != "SK" {
 				t.Fatalf("got %q/%q, want AK/SK", keys.AccessKeyID, keys.SecretAccessKey)
-			}
-		})
-	}
-}
-
-func TestParseKeysRefusesIncompleteConfig(t *testing.T) {
-	cases := map[string]string{
-		"empty":          "",
-		"no secret":      "accesskeyid = \"AK\"\n",
-		"empty access":   "accesskeyid = \"\"\nsecretaccesskey = \"SK\"\n",
-		"not name=value": "accesskeyid AK\n",
-	}
-	for name, src := range cases {
-		t.Run(name, func(t *testing.T) {
-			if _, err := parseKeys([]byte(src)); err == nil {
-				t.Fatal("accepted an incomplete configuration")
 			}
 		})
 	}

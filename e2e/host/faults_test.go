@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -357,24 +358,23 @@ func (h *host) runStatusCommand(t *testing.T, command string, args ...string) (s
 
 func (h *host) template(t *testing.T, snap status.Snapshot) status.Template {
 	t.Helper()
-	for _, tmpl := range snap.Templates {
-		if tmpl.Destination == h.agentConf {
-			return tmpl
-		}
-	}
-	t.Fatalf("hostd status lists no template for %s: %+v", h.agentConf, snap.Templates)
-	return status.Template{}
+	return listed(t, "template for "+h.agentConf, snap.Templates, func(tmpl status.Template) bool { return tmpl.Destination == h.agentConf })
 }
 
 func (h *host) unit(t *testing.T, snap status.Snapshot) status.Unit {
 	t.Helper()
-	for _, u := range snap.Units {
-		if u.Name == h.unitName {
-			return u
-		}
+	return listed(t, "unit "+h.unitName, snap.Units, func(u status.Unit) bool { return u.Name == h.unitName })
+}
+
+// listed returns the entry of a list in hostd's status that is what the
+// test looks for, and fails the test, showing the list, when there is none.
+func listed[T any](t *testing.T, what string, entries []T, is func(T) bool) T {
+	t.Helper()
+	i := slices.IndexFunc(entries, is)
+	if i < 0 {
+		t.Fatalf("hostd status lists no %s: %+v", what, entries)
 	}
-	t.Fatalf("hostd status lists no unit %s: %+v", h.unitName, snap.Units)
-	return status.Unit{}
+	return entries[i]
 }
 
 // unitProps are the properties of the agent's unit that change when it is
