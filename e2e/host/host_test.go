@@ -101,7 +101,7 @@ type host struct {
 	socket       string
 	hostdLog     string
 	metricsAddr  string // host:port of hostd's metrics; empty when off
-	hostd        *exec.Cmd
+	hostd        *background
 
 	stateDir string        // hostd's $STATE_DIRECTORY; empty: hostd keeps its state in memory
 	agentBin string        // the fake agent's binary; built by installAgent when empty
@@ -361,43 +361,58 @@ func hostdConfig(h *host, extraRestart string) string {
 
 // startHostd runs hostd as a child process with the user manager's bus in its
 // environment and stops it with SIGTERM when story ends.
-func startHostd(t, story *testing.T, configPath, logPath string, busEnv []string) *exec.Cmd {
+func startHostd(t, story *testing.T, configPath, logPath string, busEnv []string) *background {
 	t.Helper()
+	cmd := exec.Command(programs.Command("hostd"), "run", "-config", configPath)
+	cmd.Env = append(harness.WithoutVaultEnv(os.Environ()), busEnv...)
+	return startBackground(t, story, cmd, logPath, 30*time.Second)
+}
+
+// background is a program a story runs beside it (hostd, Prometheus).
+type background struct {
+	*exec.Cmd
+	exited chan struct{} // closed once the program has exited
+}
+
+// startBackground starts cmd with its output in the file logPath and stops
+// it with SIGTERM when story ends, killing it (and failing the story) if it
+// is still running after stopWithin. Then its log goes to the secrets
+// sweep, and is shown if the story failed.
+func startBackground(t, story *testing.T, cmd *exec.Cmd, logPath string, stopWithin time.Duration) *background {
+	t.Helper()
+	name := filepath.Base(cmd.Path)
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(programs.Command("hostd"), "run", "-config", configPath)
-	cmd.Env = append(harness.WithoutVaultEnv(os.Environ()), busEnv...)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
+	defer logFile.Close() // the program has its own copy once started
+	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("starting hostd: %v", err)
+		t.Fatalf("starting %s: %v", name, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	b := &background{Cmd: cmd, exited: make(chan struct{})}
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(b.exited) }()
 	story.Cleanup(func() {
 		t := story
-		defer logFile.Close()
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case err := <-exited:
+		case <-b.exited:
 			var exitErr *exec.ExitError
-			if err != nil && !errors.As(err, &exitErr) {
-				t.Errorf("waiting for hostd: %v", err)
+			if waitErr != nil && !errors.As(waitErr, &exitErr) {
+				t.Errorf("waiting for %s: %v", name, waitErr)
 			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("hostd did not stop within 30s of SIGTERM; killing it")
+		case <-time.After(stopWithin):
+			t.Errorf("%s did not stop within %s of SIGTERM; killing it", name, stopWithin)
 			_ = cmd.Process.Kill()
-			<-exited
+			<-b.exited
 		}
 		if t.Failed() {
-			t.Logf("hostd log:\n%s", readFile(logPath))
+			t.Logf("%s log:\n%s", name, readFile(logPath))
 		}
-		harness.KeepFile(t, "hostd's log of "+t.Name(), logPath)
+		harness.KeepFile(t, name+"'s log of "+t.Name(), logPath)
 	})
-	return cmd
+	return b
 }
 
 // agentRunsOn reports whether the agent's state file names accessKey.

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -147,35 +146,11 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	p := &promServer{logPath: filepath.Join(dir, "prometheus.log"), client: &http.Client{Timeout: 5 * time.Second}}
-	logFile, err := os.Create(p.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
 	addr := harness.FreeLoopbackAddr(t)
 	p.url = "http://" + addr
 	cmd := exec.Command(bin, "--config.file="+config, "--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
 	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(prometheusTimeout):
-			t.Errorf("prometheus did not stop within %s of SIGTERM; killing it", prometheusTimeout)
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", readFile(p.logPath))
-		}
-	})
-	p.waitReady(t, exited)
+	p.waitReady(t, startBackground(t, t, cmd, p.logPath, prometheusTimeout).exited)
 	t.Logf("Prometheus ready at %s, scraping %s", p.url, target)
 	return p
 }
