@@ -66,6 +66,16 @@ func (v *Vault) Shell(t testing.TB, dir, script string) Result {
 	return v.run(t, cmd, dir, script)
 }
 
+// ShellQuietly runs script like Shell but leaves it out of the test log: for
+// a command a test runs again and again while it waits, whose wait says
+// once what it runs. A failure still shows the command and all it printed.
+func (v *Vault) ShellQuietly(t testing.TB, dir, script string) Result {
+	t.Helper()
+	r := v.begin(t, exec.Command("sh", "-c", script), dir, script)
+	r.quiet = true
+	return r.Wait(t)
+}
+
 // StartShell starts script like Shell and returns at once, for a command
 // that a test interrupts (by stopping the server, say) while it runs. Wait
 // returns its result; a command never waited for is killed when the test ends.
@@ -87,6 +97,7 @@ type Running struct {
 	deadline       time.Time
 	exited         chan struct{}
 	err            error
+	quiet          bool // Wait logs nothing (ShellQuietly)
 }
 
 func (v *Vault) run(t testing.TB, cmd *exec.Cmd, dir, display string) Result {
@@ -134,7 +145,9 @@ func (r *Running) Wait(t testing.TB) Result {
 	default:
 		t.Fatalf("running %q: %v", r.display, r.err)
 	}
-	t.Logf("$ %s  -> exit %d", r.display, res.ExitCode)
+	if !r.quiet {
+		t.Logf("$ %s  -> exit %d", r.display, res.ExitCode)
+	}
 	return res
 }
 

@@ -76,12 +76,12 @@ func (f *fleet) host(name string) *host {
 // waitForView polls the site's fleet view until cond holds.
 func (f *fleet) waitForView(t *testing.T, what string, cond func(fleetView) bool) fleetView {
 	t.Helper()
-	var v fleetView
-	waitFor(t, "the fleet view to show "+what, func() (bool, string) {
-		v = f.ops.fleet(t)
+	var got fleetView
+	f.ops.pollFleet(t, waitTimeout, "the fleet view to show "+what, func(v fleetView) (bool, string) {
+		got = v
 		return cond(v), fmt.Sprintf("%+v", v)
 	})
-	return v
+	return got
 }
 
 // onKeySince tracks, from the fleet view, when each host was first seen
@@ -195,8 +195,8 @@ func TestScheduledRotationIsRetiredOnlyAfterTheLastHost(t *testing.T) {
 	harness.StepT(t, "web-03 comes back and catches up; then the old set is retired by itself", func(t *testing.T) {
 		late.hostdLog = filepath.Join(late.dir, "hostd-after-restart.log")
 		late.startHostd(t, story)
-		waitWithin(t, tickTimeout, "the automatic retirement", func() (bool, string) {
-			onNew.observe(ops.fleet(t))
+		ops.pollFleet(t, tickTimeout, "the automatic retirement", func(v fleetView) (bool, string) {
+			onNew.observe(v)
 			at, ok := ops.sim.RetiredAt(old.AccessKey)
 			retiredAt = at
 			return ok, fmt.Sprintf("hosts seen on the new key: %d", len(onNew.seen))

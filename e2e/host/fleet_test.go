@@ -106,11 +106,29 @@ type fleetView struct {
 	RetireBlockedBy  string            `json:"retire_blocked_by"`
 }
 
+// fleetCommand is how the operator reads the site's fleet view.
+const fleetCommand = "vault read -format=json /sigsci/fleet/vault-user/sites/" + siteName
+
 // fleet reads the site's fleet view as the operator does.
 func (h *host) fleet(t *testing.T) fleetView {
 	t.Helper()
+	return parseFleetView(t, h.sh(t, fleetCommand).OK(t))
+}
+
+// pollFleet reads the site's fleet view as the operator does until cond
+// holds, failing the test after timeout. It logs the command once, not
+// every read.
+func (h *host) pollFleet(t *testing.T, timeout time.Duration, what string, cond func(fleetView) (bool, string)) {
+	t.Helper()
+	t.Logf("$ %s  (every %s until %s)", fleetCommand, pollInterval, what)
+	waitWithin(t, timeout, what, func() (bool, string) {
+		return cond(parseFleetView(t, h.vault.ShellQuietly(t, h.work, fleetCommand).OK(t)))
+	})
+}
+
+func parseFleetView(t *testing.T, out string) fleetView {
+	t.Helper()
 	var resp struct{ Data fleetView }
-	out := h.sh(t, "vault read -format=json /sigsci/fleet/vault-user/sites/"+siteName).OK(t)
 	if err := json.Unmarshal([]byte(out), &resp); err != nil {
 		t.Fatalf("the fleet view is not JSON: %v\n%s", err, out)
 	}
@@ -121,8 +139,7 @@ func (h *host) fleet(t *testing.T) fleetView {
 // key accessKey, and retirement allowed.
 func (h *host) waitOnPrimary(t *testing.T, accessKey string) {
 	t.Helper()
-	waitFor(t, "the fleet view to show "+h.name+" on "+accessKey, func() (bool, string) {
-		v := h.fleet(t)
+	h.pollFleet(t, waitTimeout, "the fleet view to show "+h.name+" on "+accessKey, func(v fleetView) (bool, string) {
 		return v.PrimaryAccessKey == accessKey && slices.Contains(v.OnPrimary, h.name) && v.RetireAllowed, fmt.Sprintf("%+v", v)
 	})
 }
