@@ -39,9 +39,7 @@ const outageTimeout = 90 * time.Second
 // hostd reports the outage, and recovers by itself once Vault answers again.
 func TestAgentKeepsRunningWhileVaultIsDown(t *testing.T) {
 	h := setUpHost(t, hostOptions{metrics: true})
-	conf := readBytes(t, h.agentConf)
-	agent := readState(t, h.stateFile)
-	unit := h.unitProps(t)
+	before := h.agentSide(t)
 
 	// A refresh that went through, so the counters below move because of
 	// the outage alone.
@@ -86,15 +84,7 @@ func TestAgentKeepsRunningWhileVaultIsDown(t *testing.T) {
 			t.Errorf("hostd status does not say why it is unhealthy:\n%s", table)
 		}
 
-		if got := h.unitProps(t); got != unit {
-			t.Errorf("the agent's unit changed during the outage:\nbefore %+v\nnow    %+v", unit, got)
-		}
-		if got := readState(t, h.stateFile); got != agent {
-			t.Errorf("the agent changed during the outage: before %+v, now %+v", agent, got)
-		}
-		if got := readBytes(t, h.agentConf); !bytes.Equal(got, conf) {
-			t.Errorf("agent.conf changed during the outage")
-		}
+		h.checkAgentSideUnchanged(t, before, "during the outage")
 	})
 
 	harness.StepT(t, "hostd recovers on its own once Vault is back", func(t *testing.T) {
@@ -123,15 +113,7 @@ func TestAgentKeepsRunningWhileVaultIsDown(t *testing.T) {
 		if rendered < float64(resumedAt.UnixNano())/1e9 {
 			t.Errorf("hostd_template_last_render_timestamp_seconds %f is before Vault resumed (%d)", rendered, resumedAt.Unix())
 		}
-		if got := h.unitProps(t); got != unit {
-			t.Errorf("the agent's unit was restarted although its keys did not change:\nbefore %+v\nnow    %+v", unit, got)
-		}
-		if got := readState(t, h.stateFile); got != agent {
-			t.Errorf("the agent changed: before %+v, now %+v", agent, got)
-		}
-		if got := readBytes(t, h.agentConf); !bytes.Equal(got, conf) {
-			t.Errorf("agent.conf changed although the keys did not")
-		}
+		h.checkAgentSideUnchanged(t, before, "although its keys did not")
 		h.checkNoSecrets(t)
 	})
 }
@@ -141,9 +123,7 @@ func TestAgentKeepsRunningWhileVaultIsDown(t *testing.T) {
 // agent is left alone, and status and metrics show the failed renders.
 func TestTemplateThatCannotRenderKeepsTheOldFile(t *testing.T) {
 	h := setUpHost(t, hostOptions{metrics: true})
-	conf := readBytes(t, h.agentConf)
-	agent := readState(t, h.stateFile)
-	unit := h.unitProps(t)
+	before := h.agentSide(t)
 	errorsBefore := h.metric(t, "hostd_template_renders_total", "result", "error", "template", h.agentConf)
 
 	harness.StepT(t, "the operator misspells a key in the template and reloads hostd", func(t *testing.T) {
@@ -170,15 +150,7 @@ func TestTemplateThatCannotRenderKeepsTheOldFile(t *testing.T) {
 		if !strings.Contains(table, "UNHEALTHY") || !strings.Contains(table, "last render failed") {
 			t.Errorf("hostd status does not show the problem:\n%s", table)
 		}
-		if got := readBytes(t, h.agentConf); !bytes.Equal(got, conf) {
-			t.Errorf("agent.conf changed after a failed render:\nbefore %q\nnow    %q", conf, got)
-		}
-		if got := h.unitProps(t); got != unit {
-			t.Errorf("the agent's unit was restarted:\nbefore %+v\nnow    %+v", unit, got)
-		}
-		if got := readState(t, h.stateFile); got != agent {
-			t.Errorf("the agent changed: before %+v, now %+v", agent, got)
-		}
+		h.checkAgentSideUnchanged(t, before, "after a failed render")
 		h.checkNoSecrets(t)
 	})
 }
@@ -469,6 +441,35 @@ func readBytes(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// agentSide is what a fault in Vault or in a template must leave as it was:
+// agent.conf's bytes, what the agent runs on, and the agent's unit.
+type agentSide struct {
+	conf  []byte
+	agent agentState
+	unit  unitProps
+}
+
+func (h *host) agentSide(t *testing.T) agentSide {
+	t.Helper()
+	return agentSide{conf: readBytes(t, h.agentConf), agent: readState(t, h.stateFile), unit: h.unitProps(t)}
+}
+
+// checkAgentSideUnchanged marks the test failed for each part of the agent's
+// side that is no longer as it was in before; when says since when.
+func (h *host) checkAgentSideUnchanged(t *testing.T, before agentSide, when string) {
+	t.Helper()
+	now := h.agentSide(t)
+	if !bytes.Equal(now.conf, before.conf) {
+		t.Errorf("agent.conf changed %s", when)
+	}
+	if now.agent != before.agent {
+		t.Errorf("the agent changed %s: before %+v, now %+v", when, before.agent, now.agent)
+	}
+	if now.unit != before.unit {
+		t.Errorf("the agent's unit changed %s:\nbefore %+v\nnow    %+v", when, before.unit, now.unit)
+	}
 }
 
 func readState(t *testing.T, stateFile string) agentState {
