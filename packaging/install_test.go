@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 )
 
 // requireRoot skips a test that changes the machine when not root, and
@@ -355,8 +357,8 @@ func checkPolkitRule(t *testing.T) {
 // after the operator edited hostd.hcl.
 func checkUpgradeKeepsEditedConfig(t *testing.T) {
 	const config = "/etc/hostd/hostd.hcl"
-	edited := append(readFile(t, config), []byte("\n# edited on this host\n")...)
-	if err := os.WriteFile(config, edited, 0o640); err != nil {
+	edited := hosttest.ReadFile(t, config) + "\n# edited on this host\n"
+	if err := os.WriteFile(config, []byte(edited), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	const newVersion = "9999.0.0"
@@ -377,7 +379,7 @@ func checkUpgradeKeepsEditedConfig(t *testing.T) {
 	if got := strings.TrimSpace(runOK(t, "", "dpkg-query", "--show", "--showformat=${Version}", "hostd")); got != newVersion+"-1" {
 		t.Errorf("installed version %s after the upgrade, want %s-1", got, newVersion)
 	}
-	if got := readFile(t, config); !bytes.Equal(got, edited) {
+	if got := hosttest.ReadFile(t, config); got != edited {
 		t.Errorf("the upgrade replaced the edited %s:\n%s", config, got)
 	}
 	for _, leftover := range []string{config + ".dpkg-new", config + ".dpkg-dist"} {
@@ -400,15 +402,6 @@ func checkPurge(t *testing.T) {
 	if _, err := user.Lookup("hostd"); err != nil {
 		t.Errorf("purge removed the hostd user (files may still belong to it): %v", err)
 	}
-}
-
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
 }
 
 func nameOfUID(uid uint32) string {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 )
 
@@ -50,7 +51,7 @@ func checkServiceRunsUnderItsSandbox(t *testing.T) {
 	m := systemdtest.Start(t, systemdtest.ForServiceUsers())
 
 	socket := filepath.Join(m.RuntimeDir(), "hostd", "hostd.sock")
-	example := string(readFile(t, "/etc/hostd/hostd.hcl"))
+	example := hosttest.ReadFile(t, "/etc/hostd/hostd.hcl")
 	config := strings.NewReplacer(
 		`"https://vault.example.com:8200"`, `"http://127.0.0.1:1"`,
 		`"/run/hostd/hostd.sock"`, `"`+socket+`"`,
@@ -65,7 +66,7 @@ func checkServiceRunsUnderItsSandbox(t *testing.T) {
 	if err := m.InstallDropIn(ctx, "hostd.service", "user-manager.conf", userManagerDropIn); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.InstallUnit(ctx, "hostd.service", string(readFile(t, "/usr/lib/systemd/system/hostd.service"))); err != nil {
+	if err := m.InstallUnit(ctx, "hostd.service", hosttest.ReadFile(t, "/usr/lib/systemd/system/hostd.service")); err != nil {
 		t.Fatal(err)
 	}
 	systemctl := func(args ...string) string {

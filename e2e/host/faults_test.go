@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/e2e/harness"
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 )
 
@@ -161,7 +162,7 @@ func TestTemplateThatCannotRenderKeepsTheOldFile(t *testing.T) {
 // and does not write the same content again when it comes back.
 func TestAgentThatFailsOnTheNewConfigIsRolledBack(t *testing.T) {
 	h := setUpHost(t, hostOptions{metrics: true})
-	good := readBytes(t, h.agentConf)
+	good := hosttest.ReadFile(t, h.agentConf)
 	before := readState(t, h.stateFile)
 	pair := primary(t, h.sim)
 
@@ -190,7 +191,7 @@ func TestAgentThatFailsOnTheNewConfigIsRolledBack(t *testing.T) {
 		}
 		waitFor(t, "agent.conf to hold the good content again", func() (bool, string) {
 			got, err := os.ReadFile(h.agentConf)
-			return err == nil && bytes.Equal(got, good), fmt.Sprintf("agent.conf %q, err %v", got, err)
+			return err == nil && string(got) == good, fmt.Sprintf("agent.conf %q, err %v", got, err)
 		})
 
 		snap, code := h.status(t)
@@ -216,7 +217,7 @@ func TestAgentThatFailsOnTheNewConfigIsRolledBack(t *testing.T) {
 			tpl := h.template(t, h.snapshot(t))
 			return strings.Contains(tpl.LastError, "rolled back"), fmt.Sprintf("template %+v", tpl)
 		})
-		if got := readBytes(t, h.agentConf); !bytes.Equal(got, good) {
+		if got := hosttest.ReadFile(t, h.agentConf); got != good {
 			t.Errorf("agent.conf no longer holds the good content: %q", got)
 		}
 		if n := h.metric(t, "hostd_unit_restarts_total", "result", "rejected", "unit", agentUnit); n != 0 {
@@ -434,26 +435,17 @@ func series(name string, labels ...string) string {
 	return name + "{" + strings.Join(pairs, ",") + "}"
 }
 
-func readBytes(t *testing.T, path string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
-
 // agentSide is what a fault in Vault or in a template must leave as it was:
 // agent.conf's bytes, what the agent runs on, and the agent's unit.
 type agentSide struct {
-	conf  []byte
+	conf  string
 	agent agentState
 	unit  unitProps
 }
 
 func (h *host) agentSide(t *testing.T) agentSide {
 	t.Helper()
-	return agentSide{conf: readBytes(t, h.agentConf), agent: readState(t, h.stateFile), unit: h.unitProps(t)}
+	return agentSide{conf: hosttest.ReadFile(t, h.agentConf), agent: readState(t, h.stateFile), unit: h.unitProps(t)}
 }
 
 // checkAgentSideUnchanged marks the test failed for each part of the agent's
@@ -461,7 +453,7 @@ func (h *host) agentSide(t *testing.T) agentSide {
 func (h *host) checkAgentSideUnchanged(t *testing.T, before agentSide, when string) {
 	t.Helper()
 	now := h.agentSide(t)
-	if !bytes.Equal(now.conf, before.conf) {
+	if now.conf != before.conf {
 		t.Errorf("agent.conf changed %s", when)
 	}
 	if now.agent != before.agent {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sigsci-keys/sigsci-keys/e2e/harness"
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
 
@@ -46,8 +47,7 @@ func TestPoliciesFromPackaging(t *testing.T) {
 		out := vault.Shell(t, download, register).OK(t)
 		mustContain(t, "register.sh output", out, "vault-plugin-sigsci.tar.gz: OK", "Registered plugin: vault-plugin-sigsci",
 			"Enabled the vault-plugin-sigsci secrets engine at: sigsci/", "Success! Uploaded policy: sigsci-operator")
-		installed := readFile(t, filepath.Join(p.Bin, "vault-plugin-sigsci"))
-		if string(installed) != string(readFile(t, programs.Command("vault-plugin-sigsci"))) {
+		if hosttest.ReadFile(t, filepath.Join(p.Bin, "vault-plugin-sigsci")) != hosttest.ReadFile(t, programs.Command("vault-plugin-sigsci")) {
 			t.Fatal("the binary in the plugin directory is not the released one")
 		}
 		var info struct {
@@ -74,7 +74,7 @@ func TestPoliciesFromPackaging(t *testing.T) {
 		vault.Shell(t, bad, "cp "+shellQuote(filepath.Join(download, "vault-plugin-sigsci.tar.gz"))+" . && echo tampered >> vault-plugin-sigsci.tar.gz && cp "+shellQuote(filepath.Join(download, "SHA256SUMS"))+" .").OK(t)
 		stderr := vault.Shell(t, bad, register).Refused(t)
 		mustContain(t, "the refusal", stderr, "does not match SHA256SUMS")
-		if string(readFile(t, filepath.Join(p.Bin, "vault-plugin-sigsci"))) != string(readFile(t, programs.Command("vault-plugin-sigsci"))) {
+		if hosttest.ReadFile(t, filepath.Join(p.Bin, "vault-plugin-sigsci")) != hosttest.ReadFile(t, programs.Command("vault-plugin-sigsci")) {
 			t.Fatal("the refused tarball's binary reached the plugin directory")
 		}
 	})
@@ -129,7 +129,7 @@ func TestPoliciesFromPackaging(t *testing.T) {
 			if info.Mode().Perm() != 0o600 {
 				t.Errorf("%s has mode %v, want 0600", name, info.Mode().Perm())
 			}
-			value := strings.TrimSpace(string(readFile(t, path)))
+			value := strings.TrimSpace(hosttest.ReadFile(t, path))
 			harness.NoSecrets(t, "approle-example.sh output", out+r.Stderr, map[string]string{"the " + name: value})
 		}
 		policy := vault.Run(t, work, "policy", "read", "sigsci-host-"+hostSite).OK(t)
@@ -259,15 +259,6 @@ func decode(t *testing.T, out string, v any) {
 	if err := json.Unmarshal([]byte(out), v); err != nil {
 		t.Fatalf("vault printed no JSON: %v\n%s", err, out)
 	}
-}
-
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
 }
 
 // shellQuote quotes s for sh.
