@@ -83,14 +83,48 @@ func TestPromtoolRunsTheRuleUnitTests(t *testing.T) {
 type ruleFile struct {
 	Groups []struct {
 		Name  string `yaml:"name"`
-		Rules []struct {
-			Alert       string            `yaml:"alert"`
-			Record      string            `yaml:"record"`
-			For         string            `yaml:"for"`
-			Labels      map[string]string `yaml:"labels"`
-			Annotations map[string]string `yaml:"annotations"`
-		} `yaml:"rules"`
+		Rules []rule `yaml:"rules"`
 	} `yaml:"groups"`
+}
+
+// rule is an alerting rule (Alert) or a recording rule (Record).
+type rule struct {
+	Alert       string            `yaml:"alert"`
+	Record      string            `yaml:"record"`
+	For         string            `yaml:"for"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+// rulesOfKind reads the rules file name (in rulesDir), whose rules must all
+// be alerts (alerts true) or all recording rules, and returns them. A rule
+// of the other kind marks the test failed; a file with none of the kind
+// fails it.
+func rulesOfKind(t *testing.T, name string, alerts bool) []rule {
+	t.Helper()
+	var f ruleFile
+	readYAML(t, filepath.Join(rulesDir, name), &f)
+	var rules []rule
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			switch {
+			case alerts && r.Alert == "":
+				t.Errorf("group %s: recording rule %q in the alerts file", g.Name, r.Record)
+			case !alerts && r.Record == "":
+				t.Errorf("group %s: alert %q in the recording rules file", g.Name, r.Alert)
+			default:
+				rules = append(rules, r)
+			}
+		}
+	}
+	switch {
+	case len(rules) > 0:
+	case alerts:
+		t.Fatal("no alerts found")
+	default:
+		t.Fatal("no recording rules found")
+	}
+	return rules
 }
 
 // ruleTestFile is the part of a promtool test file these checks read.
@@ -113,8 +147,7 @@ var (
 // severity and annotations, that its runbook line exists in README.md, and
 // that its unit tests see it both fire and stay silent.
 func TestAlertsFollowPrometheusConventions(t *testing.T) {
-	var alerts ruleFile
-	readYAML(t, filepath.Join(rulesDir, "hostd-alerts.yml"), &alerts)
+	alerts := rulesOfKind(t, "hostd-alerts.yml", true)
 	var tests ruleTestFile
 	readYAML(t, filepath.Join(rulesDir, "hostd-alerts_test.yml"), &tests)
 	fires, silent := map[string]bool{}, map[string]bool{}
@@ -136,60 +169,36 @@ func TestAlertsFollowPrometheusConventions(t *testing.T) {
 		anchors[m[1]] = true
 	}
 
-	n := 0
-	for _, g := range alerts.Groups {
-		for _, r := range g.Rules {
-			if r.Alert == "" {
-				t.Errorf("group %s: recording rule %q in the alerts file", g.Name, r.Record)
-				continue
-			}
-			n++
-			if !alertName.MatchString(r.Alert) {
-				t.Errorf("%s: want a CamelCase name starting with Hostd", r.Alert)
-			}
-			if r.For == "" {
-				t.Errorf("%s: no for:", r.Alert)
-			}
-			if s := r.Labels["severity"]; s != "critical" && s != "warning" {
-				t.Errorf("%s: severity %q, want critical or warning", r.Alert, s)
-			}
-			for _, a := range []string{"summary", "description", "runbook_url"} {
-				if r.Annotations[a] == "" {
-					t.Errorf("%s: no %s annotation", r.Alert, a)
-				}
-			}
-			anchor, ok := strings.CutPrefix(r.Annotations["runbook_url"], runbookBase)
-			if !ok || !anchors[anchor] {
-				t.Errorf("%s: runbook_url %q is not one of README.md's troubleshooting anchors (%s<id>)", r.Alert, r.Annotations["runbook_url"], runbookBase)
-			}
-			if !fires[r.Alert] || !silent[r.Alert] {
-				t.Errorf("%s: its unit tests must see it fire (%v) and stay silent (%v)", r.Alert, fires[r.Alert], silent[r.Alert])
+	for _, r := range alerts {
+		if !alertName.MatchString(r.Alert) {
+			t.Errorf("%s: want a CamelCase name starting with Hostd", r.Alert)
+		}
+		if r.For == "" {
+			t.Errorf("%s: no for:", r.Alert)
+		}
+		if s := r.Labels["severity"]; s != "critical" && s != "warning" {
+			t.Errorf("%s: severity %q, want critical or warning", r.Alert, s)
+		}
+		for _, a := range []string{"summary", "description", "runbook_url"} {
+			if r.Annotations[a] == "" {
+				t.Errorf("%s: no %s annotation", r.Alert, a)
 			}
 		}
-	}
-	if n == 0 {
-		t.Fatal("no alerts found")
+		anchor, ok := strings.CutPrefix(r.Annotations["runbook_url"], runbookBase)
+		if !ok || !anchors[anchor] {
+			t.Errorf("%s: runbook_url %q is not one of README.md's troubleshooting anchors (%s<id>)", r.Alert, r.Annotations["runbook_url"], runbookBase)
+		}
+		if !fires[r.Alert] || !silent[r.Alert] {
+			t.Errorf("%s: its unit tests must see it fire (%v) and stay silent (%v)", r.Alert, fires[r.Alert], silent[r.Alert])
+		}
 	}
 }
 
 func TestRecordingRulesFollowPrometheusConventions(t *testing.T) {
-	var records ruleFile
-	readYAML(t, filepath.Join(rulesDir, "hostd-records.yml"), &records)
-	n := 0
-	for _, g := range records.Groups {
-		for _, r := range g.Rules {
-			if r.Record == "" {
-				t.Errorf("group %s: alert %q in the recording rules file", g.Name, r.Alert)
-				continue
-			}
-			n++
-			if !recordName.MatchString(r.Record) {
-				t.Errorf("recording rule %s: want level:hostd_metric:operations", r.Record)
-			}
+	for _, r := range rulesOfKind(t, "hostd-records.yml", false) {
+		if !recordName.MatchString(r.Record) {
+			t.Errorf("recording rule %s: want level:hostd_metric:operations", r.Record)
 		}
-	}
-	if n == 0 {
-		t.Fatal("no recording rules found")
 	}
 }
 
