@@ -272,19 +272,22 @@ func (v *Vault) portWasTaken() bool {
 // ServerLog returns the server log so far.
 func (v *Vault) ServerLog(t testing.TB) string {
 	t.Helper()
-	data, err := os.ReadFile(v.LogPath)
-	if err != nil {
-		t.Fatalf("reading the Vault server log: %v", err)
-	}
-	return string(data)
+	return readServerFile(t, "the Vault server log", v.LogPath)
 }
 
 // Stdout returns what the server printed on standard output so far.
 func (v *Vault) Stdout(t testing.TB) string {
 	t.Helper()
-	data, err := os.ReadFile(v.StdoutPath)
+	return readServerFile(t, "the Vault server output", v.StdoutPath)
+}
+
+// readServerFile returns what the server has written to path so far; what
+// names the file if it cannot be read, which fails the test.
+func readServerFile(t testing.TB, what, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("reading the Vault server output: %v", err)
+		t.Fatalf("reading %s: %v", what, err)
 	}
 	return string(data)
 }
