@@ -19,7 +19,7 @@ import (
 	vaultplugin "github.com/hashicorp/vault/sdk/plugin"
 )
 
-func TestRun_PrintsVersion(t *testing.T) {
+func TestRunPrintsVersion(t *testing.T) {
 	var out bytes.Buffer
 	if err := run([]string{"-version"}, &out); err != nil {
 		t.Fatal(err)
@@ -29,13 +29,13 @@ func TestRun_PrintsVersion(t *testing.T) {
 	}
 }
 
-func TestRun_RefusesUnknownFlags(t *testing.T) {
+func TestRunRefusesUnknownFlags(t *testing.T) {
 	if err := run([]string{"-no-such-flag"}, &bytes.Buffer{}); err == nil {
 		t.Fatal("an unknown flag was accepted")
 	}
 }
 
-func TestServedVersion_AlwaysSemver(t *testing.T) {
+func TestServedVersionAlwaysSemver(t *testing.T) {
 	for stamp, want := range map[string]string{
 		"v1.2.3":          "v1.2.3",
 		"0.4.0":           "0.4.0",
@@ -57,7 +57,7 @@ func TestServedVersion_AlwaysSemver(t *testing.T) {
 // The built binary, with its version set by -ldflags, serves the engine to a
 // go-plugin client exactly as Vault starts it (handshake cookie, AutoMTLS,
 // protocol v5, multiplexed).
-func TestBinary_ServesOverGoPluginWithBuildVersion(t *testing.T) {
+func TestBinaryServesOverGoPluginWithBuildVersion(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "vault-plugin-sigsci")
 	build := exec.Command("go", "build", "-o", bin, "-ldflags", "-X main.version=v9.8.7", ".")
 	if out, err := build.CombinedOutput(); err != nil {
