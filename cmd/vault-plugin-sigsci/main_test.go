@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/sigsci-keys/sigsci-keys/plugin/plugintest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/pluginutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	vaultplugin "github.com/hashicorp/vault/sdk/plugin"
+
+	"github.com/sigsci-keys/sigsci-keys/plugin/plugintest"
 )
 
 func TestRunPrintsVersion(t *testing.T) {
