@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
+
+	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 )
 
-// rateLimitMessage is how the API words a rate limit it answers with 400.
-const rateLimitMessage = "rate limit exceeded"
-
-// maxPeekBytes bounds how much of a 400 answer is read to find that wording.
+// maxPeekBytes bounds how much of a 400 answer is read to find the API's
+// rate-limit wording (sigsci.IsRateLimitMessage).
 const maxPeekBytes = 64 << 10
 
 // callOutcome is what one call tells the window.
@@ -107,7 +106,7 @@ func outcomeOf(resp *http.Response) callOutcome {
 		io.Reader
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(body), rest), rest}
-	if err == nil && strings.Contains(strings.ToLower(string(body)), rateLimitMessage) {
+	if err == nil && sigsci.IsRateLimitMessage(string(body)) {
 		return callRateLimited
 	}
 	return callAnswered

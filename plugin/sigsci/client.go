@@ -393,7 +393,7 @@ func (c *Client) apiError(method, path string, a attempt) *APIError {
 	if c.token != "" {
 		e.Message = strings.ReplaceAll(e.Message, c.token, "[redacted]")
 	}
-	e.RateLimited = a.status == http.StatusTooManyRequests || a.status == http.StatusBadRequest && isRateLimitMessage(e.Message)
+	e.RateLimited = a.status == http.StatusTooManyRequests || a.status == http.StatusBadRequest && IsRateLimitMessage(e.Message)
 	return e
 }
 

@@ -89,9 +89,10 @@ func decodeErrorMessage(body []byte, contentType string) (message, detail string
 	return "", fmt.Sprintf("the answer carries no JSON message: %s, %d bytes", shorten(media), len(body))
 }
 
-// isRateLimitMessage reports whether an API message says the rate limit was
-// exceeded.
-func isRateLimitMessage(msg string) bool {
+// IsRateLimitMessage reports whether an API message (or an answer's body
+// holding one) says the rate limit was exceeded: how the API words a rate
+// limit it answers with 400.
+func IsRateLimitMessage(msg string) bool {
 	return strings.Contains(strings.ToLower(msg), strings.ToLower(wire.RateLimitMessage))
 }
 
