@@ -419,10 +419,7 @@ func freshConnClient() *http.Client {
 func TestDropBeforeHandling(t *testing.T) {
 	f := start(t, testSeed())
 	f.sim.DropNext(1)
-	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+APIPrefix+"/corps/acme/sites/www/agentKeys", nil)
-	req.Header.Set("x-api-user", userA)
-	req.Header.Set("x-api-token", tokenA)
-	if _, err := freshConnClient().Do(req); err == nil {
+	if err := f.postCreateCtx(context.Background()); err == nil {
 		t.Fatal("dropped call answered")
 	}
 	if n := len(f.sim.KeySets(corpA, "www")); n != 1 {
@@ -436,10 +433,7 @@ func TestDropBeforeHandling(t *testing.T) {
 func TestDropAfterHandling(t *testing.T) {
 	f := start(t, testSeed())
 	f.sim.DropNextAfterHandling(1)
-	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+APIPrefix+"/corps/acme/sites/www/agentKeys", nil)
-	req.Header.Set("x-api-user", userA)
-	req.Header.Set("x-api-token", tokenA)
-	if _, err := freshConnClient().Do(req); err == nil {
+	if err := f.postCreateCtx(context.Background()); err == nil {
 		t.Fatal("dropped call answered")
 	}
 	if n := len(f.sim.KeySets(corpA, "www")); n != 2 {
