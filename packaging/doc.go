@@ -3,7 +3,8 @@
 // example configuration, the maintainer scripts, the Prometheus rules and
 // the Vault side (plugin registration, policies, AppRole example). Its Go
 // code is only the tests of what `make release` produces (and of the rules,
-// with promtool). They use no product package but the systemd
-// test harness (hostd/systemdtest), so they see the product exactly as an
+// with promtool). They use no product package but the host test
+// helpers (hostd/systemdtest for a real systemd manager, hostd/hosttest for
+// reading files), so they see the product exactly as an
 // operator installs it; they must not change the product.
 package packaging

@@ -9,7 +9,8 @@
 // records which access key it runs with. With -recheck it proves the pair
 // again at that interval, as the real agent does each time it talks to the
 // cloud, and exits non-zero once the pair is no longer live. It never prints
-// the secret key.
+// the secret key. It owns only -state-file; it reads agent.conf and never
+// writes it.
 package main
 
 import (

@@ -15,5 +15,6 @@
 //
 // It owns only the processes and files of a test run (temporary directories
 // and the Vault build cache); it must not reach into the product's packages
-// beyond the simulator, and must not touch anything else on the machine.
+// beyond the simulator (and the client's KeySet, which the simulator's
+// control API returns) and internal/poll, and must not touch anything else on the machine.
 package harness

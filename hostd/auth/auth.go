@@ -4,7 +4,10 @@
 // again (also when the token reaches its max TTL or Vault rejects it), backing
 // off (capped, jittered) between failed logins. Every credential file is read
 // again at each login: a rotated secret-id, a renewed short-lived client
-// certificate or a new JWT is used without a restart.
+// certificate or a new JWT is used without a restart. A response-wrapped
+// secret-id is unwrapped first, and with remove_secret_id_file_after_reading
+// the secret-id file is deleted once read (secretid.go): the one file this
+// package changes.
 //
 // It publishes an event.Auth for every login and renewal attempt and hands the
 // current token out through Token(). It never writes the token anywhere: not

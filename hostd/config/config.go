@@ -8,6 +8,8 @@
 // A setting's default and its allowed names (auth methods, buses) belong to
 // the package that uses the setting (auth, render, write, rollout, restart,
 // report); config refers to them, and those packages never import config.
+// config holds only the host-wide defaults no stage owns: the restart
+// debounce and splay, the metrics address, the status socket and logging.
 package config
 
 import (

@@ -4,9 +4,11 @@
 // rollout/restart → report: each stage passes its result to the next as plain
 // values (render's changed files to rollout) and publishes what happened as
 // one of the values below, which the report side (the fleet report to Vault,
-// metrics, status) consumes. Four calls run back up the chain, each wired by
-// hostd/daemon through a function value or a small interface, so that no
-// stage imports one above it:
+// metrics, status) consumes. A stage may import the types and pure functions
+// of one above it (render uses vaultproxy's address and its creds path
+// parser; rollout uses write's Snapshot and reads a backup back with
+// write.ReadSnapshot), but it never calls into a running stage above it. Five calls run back up the chain, each
+// wired by hostd/daemon through a function value or a small interface:
 //
 //   - vaultproxy tells auth that Vault rejected the token (TokenRejected), so
 //     that auth logs in again at once;
@@ -15,7 +17,9 @@
 //   - status reads live views at each snapshot (auth's state, systemd's state
 //     of each unit) and, for `hostd refresh`, has the renderer read every
 //     secret again and rollout try rejected content again;
-//   - the fleet report writes to Vault with auth's current token.
+//   - the fleet report writes to Vault with auth's current token;
+//   - rollout puts the previous files back through write.Put when a unit did
+//     not survive new content (rollout's RestoreFunc).
 //
 // Nothing else flows back. The types carry names, times, states, error text
 // and access key ids (identifiers, not secrets) only, never a token or a

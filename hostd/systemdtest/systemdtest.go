@@ -8,9 +8,11 @@
 // users the way PID 1 does: its bus admits them, polkit decides what they
 // may do, and they reach its notify socket.
 //
-// The package owns that manager process and the unit files it installs; it
-// must not touch the host's systemd, the caller's environment, or any unit
-// outside its own directory.
+// The package owns that manager process, the unit files it installs or links
+// (LinkUnit links a unit file that stays where the caller keeps it), its
+// directory (under /var/lib when started ForServiceUsers) and one cgroup per
+// manager (cgroup.go); it must not touch the host's systemd, the caller's
+// environment, or any other unit.
 package systemdtest
 
 import (

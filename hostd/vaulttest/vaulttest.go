@@ -5,7 +5,10 @@
 // skip with a message saying so, except when CI=true, where they fail: CI must
 // run them. The server uses file storage on a temporary directory, so it can be
 // stopped and started again with its data (an outage), and it listens on
-// 127.0.0.1 only. This package is for tests; hostd itself never imports it.
+// 127.0.0.1 only. It also serves Vault over TLS with a CA of its own that
+// issues client certificates and a revocation list (certs.go), and puts a
+// front end before a server that can compress its answers or go down
+// (frontend.go). This package is for tests; hostd itself never imports it.
 package vaulttest
 
 import (

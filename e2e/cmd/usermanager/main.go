@@ -3,14 +3,15 @@
 // lives in a private mount namespace with its runtime and unit directories
 // under -dir. Once the manager answers on its bus, usermanager writes the
 // environment that reaches it (XDG_RUNTIME_DIR, DBUS_SESSION_BUS_ADDRESS,
-// XDG_CONFIG_HOME) to -env-file as shell assignments, prints the same lines, and stays in the
-// foreground until SIGINT or SIGTERM; then it stops the manager, which stops
-// its units first. It needs root. It owns only that manager and -env-file.
+// XDG_CONFIG_HOME) to -env-file, when given, as shell assignments, prints the
+// same lines, and stays in the foreground until SIGINT or SIGTERM; then it
+// stops the manager, which stops its units first. It needs root. It owns
+// only that manager and -env-file.
 //
-//	usermanager -dir DIR -env-file DIR.env
+//	usermanager -dir DIR [-env-file FILE]
 //
-// Exit status: 0 after a clean stop; 2 when this machine cannot run a user
-// manager (the message says what is missing); 1 on any other failure,
+// Exit status: 0 after a clean stop; 2 on a usage error or when this machine
+// cannot run a user manager (the message says what is missing); 1 on any other failure,
 // including the manager exiting on its own.
 package main
 

@@ -4,6 +4,8 @@
 // standard error; the path alone goes to standard output:
 //
 //	SIGSCI_VAULT_BIN=$(cd e2e && go run ./cmd/vaultbin)
+//
+// It owns only its entry in that cache; it changes nothing in the checkout.
 package main
 
 import (

@@ -2,7 +2,9 @@
 // project's API design note, for unit tests (through httptest) and for the
 // sigsci-sim binary. It owns the simulated corps, users, sites and key sets
 // and the injected faults; it must not be used by production code, and it
-// encodes the upstream JSON shapes only through the client's wire package.
+// encodes the upstream JSON shapes only through the client's wire package
+// (adding, where it lists sites, the extra agentLevel field a client must
+// ignore).
 //
 // # API (under APIPrefix, "/api/v0")
 //

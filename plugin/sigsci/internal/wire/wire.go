@@ -2,7 +2,9 @@
 // module reads or writes. The client (package sigsci) decodes these shapes and
 // the simulator (package sigscisim) encodes them, so an assumption about the
 // upstream API is corrected here, in one place. Nothing outside plugin/sigsci
-// may import this package; it must not contain behaviour, only shapes.
+// may import this package; it must not contain behaviour, only shapes and the
+// words that go with them: header names, the rate-limit wording and the
+// API's time format.
 //
 // Shapes confirmed by public documentation say so; every other shape is marked
 // "Assumption:" and mirrors the "Assumed" section of the API design note.
