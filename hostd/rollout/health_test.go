@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 )
 
@@ -15,12 +16,12 @@ func TestStableForCatchesAnAgentThatDiesLater(t *testing.T) {
 	h := newHost(t, "die-later", rollout.Options{StableFor: 4 * time.Second, WatchInterval: 200 * time.Millisecond, ActiveTimeout: 5 * time.Second})
 
 	h.rollout.Submit(h.writeConf("agent.conf", "bad key"))
-	first := h.events.waitRestart(t, h.ctx)
+	first := eventtest.Take[event.Restart](t, h.ctx, h.events)
 	if first.Result != event.ResultUnhealthy {
 		t.Fatalf("restart on keys the agent dies on after 2 s: %+v, want unhealthy", first)
 	}
 	t.Logf("caught after %s: %s", first.Duration, first.Err)
-	if second := h.events.waitRestart(t, h.ctx); second.Result != event.ResultRolledBack {
+	if second := eventtest.Take[event.Restart](t, h.ctx, h.events); second.Result != event.ResultRolledBack {
 		t.Fatalf("rollback: %+v", second)
 	}
 	if got := h.readConf("agent.conf"); got != "good 1" {
@@ -47,12 +48,12 @@ func TestFailingCheckRollsBack(t *testing.T) {
 	})
 
 	h.rollout.Submit(h.writeConf("agent.conf", "good 2"))
-	if r := h.events.waitRestart(t, h.ctx); r.Result != event.ResultDone {
+	if r := eventtest.Take[event.Restart](t, h.ctx, h.events); r.Result != event.ResultDone {
 		t.Fatalf("restart with a passing check: %+v", r)
 	}
 
 	h.rollout.Submit(h.writeConf("agent.conf", "wrong 3")) // the agent runs on it
-	first := h.events.waitRestart(t, h.ctx)
+	first := eventtest.Take[event.Restart](t, h.ctx, h.events)
 	if first.Result != event.ResultUnhealthy || !strings.Contains(first.Err, "check /bin/sh failed (exit status 1)") ||
 		!strings.Contains(first.Err, `stderr: "agent refused key [redacted] for fakeagent.service"`) {
 		t.Fatalf("restart with a failing check: %+v", first)
@@ -60,7 +61,7 @@ func TestFailingCheckRollsBack(t *testing.T) {
 	if strings.Contains(first.Err, "AKIA") || strings.Contains(first.Err, "noise") || strings.Contains(first.Err, "grep") {
 		t.Fatalf("the check's error text shows more than the last scrubbed stderr line: %s", first.Err)
 	}
-	if second := h.events.waitRestart(t, h.ctx); second.Result != event.ResultRolledBack || second.Err == "" {
+	if second := eventtest.Take[event.Restart](t, h.ctx, h.events); second.Result != event.ResultRolledBack || second.Err == "" {
 		t.Fatalf("rollback after a failing check: %+v", second)
 	}
 	if got := h.readConf("agent.conf"); got != "good 2" {
@@ -72,14 +73,14 @@ func TestCheckThatHangsIsAFailure(t *testing.T) {
 	h := newHost(t, "exit", rollout.Options{Check: &rollout.Check{Command: []string{"/bin/sh", "-c", "sleep 60"}, Timeout: 300 * time.Millisecond}})
 
 	h.rollout.Submit(h.writeConf("agent.conf", "good 2"))
-	first := h.events.waitRestart(t, h.ctx)
+	first := eventtest.Take[event.Restart](t, h.ctx, h.events)
 	if first.Result != event.ResultUnhealthy || !strings.Contains(first.Err, "did not finish within 300ms") {
 		t.Fatalf("restart with a hanging check: %+v", first)
 	}
 	t.Logf("check timed out; restart and check took %s", first.Duration)
 	// The rollback's check hangs too: the unit counts as not healthy on the
 	// restored files either.
-	if second := h.events.waitRestart(t, h.ctx); second.Result != event.ResultRollbackFailed {
+	if second := eventtest.Take[event.Restart](t, h.ctx, h.events); second.Result != event.ResultRollbackFailed {
 		t.Fatalf("rollback with a hanging check: %+v", second)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/running"
 )
@@ -15,15 +16,15 @@ func TestObserveSeesAnAgentStartedByHand(t *testing.T) {
 	h := newHost(t, "exit", rollout.Options{})
 	in := h.start(t.TempDir(), rollout.Options{})
 	in.rollout.Reconcile(h.ctx, h.watched())
-	waitRunning(t, h.ctx, in.events)
+	eventtest.Take[event.Running](t, h.ctx, in.events)
 	if err := h.m.StopUnit(h.ctx, h.unit); err != nil {
 		t.Fatal(err)
 	}
 	in.rollout.Submit(h.writeConf("agent.conf", "good 2"))
-	if r := in.events.waitRestart(t, h.ctx); r.Result != event.ResultNotRunning {
+	if r := eventtest.Take[event.Restart](t, h.ctx, in.events); r.Result != event.ResultNotRunning {
 		t.Fatalf("restart of the stopped agent: %+v", r)
 	}
-	if r := waitRunning(t, h.ctx, in.events); len(r.Files) != 0 {
+	if r := eventtest.Take[event.Running](t, h.ctx, in.events); len(r.Files) != 0 {
 		t.Fatalf("the stopped agent runs on %+v", r.Files)
 	}
 
@@ -33,7 +34,7 @@ func TestObserveSeesAnAgentStartedByHand(t *testing.T) {
 	h.waitStarts(2) // newHost's start, and this one
 	in.rollout.Observe(h.ctx)
 	want := running.Digest([]byte("good 2\n"))
-	if r := waitRunning(t, h.ctx, in.events); len(r.Files) != 1 || r.Files[0].Digest != want || r.Files[0].Since.IsZero() {
+	if r := eventtest.Take[event.Running](t, h.ctx, in.events); len(r.Files) != 1 || r.Files[0].Digest != want || r.Files[0].Since.IsZero() {
 		t.Fatalf("after the start by hand the agent runs on %+v, want digest %s", r.Files, want)
 	}
 	if h.starts() != 2 {
@@ -47,9 +48,9 @@ func TestObserveSeesAnAgentRestartedByHandWhileItsRestartWaits(t *testing.T) {
 	h := newHost(t, "exit", rollout.Options{})
 	in := h.start(t.TempDir(), rollout.Options{Window: laterWindow()})
 	in.rollout.Reconcile(h.ctx, h.watched())
-	waitRunning(t, h.ctx, in.events)
+	eventtest.Take[event.Running](t, h.ctx, in.events)
 	in.rollout.Submit(h.writeConf("agent.conf", "good 2"))
-	in.events.waitPending(t, h.ctx)
+	eventtest.Take[event.Pending](t, h.ctx, in.events)
 
 	if err := h.m.StopUnit(h.ctx, h.unit); err != nil {
 		t.Fatal(err)
@@ -60,7 +61,7 @@ func TestObserveSeesAnAgentRestartedByHandWhileItsRestartWaits(t *testing.T) {
 	h.waitStarts(2) // newHost's start, and the operator's
 	in.rollout.Observe(h.ctx)
 	want := running.Digest([]byte("good 2\n"))
-	if r := waitRunning(t, h.ctx, in.events); len(r.Files) != 1 || r.Files[0].Digest != want {
+	if r := eventtest.Take[event.Running](t, h.ctx, in.events); len(r.Files) != 1 || r.Files[0].Digest != want {
 		t.Fatalf("after the restart by hand the agent runs on %+v, want digest %s", r.Files, want)
 	}
 }

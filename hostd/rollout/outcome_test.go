@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
@@ -57,20 +58,20 @@ func TestOperatorStopDuringTheRestartIsRetriedNotRolledBack(t *testing.T) {
 	h.touch("slow") // from now on a start takes 30 s
 
 	h.rollout.Submit(h.writeConf("agent.conf", "good 2"))
-	h.events.waitPending(t, h.ctx)
+	eventtest.Take[event.Pending](t, h.ctx, h.events)
 	h.waitActiveState(func(s restart.State) bool { return s.ActiveState == "activating" }) // hostd's job runs
 	if err := h.m.StopUnit(h.ctx, h.unit); err != nil {                                    // systemctl --user stop
 		t.Fatal(err)
 	}
 
-	first := h.events.waitRestart(t, h.ctx)
+	first := eventtest.Take[event.Restart](t, h.ctx, h.events)
 	if first.Result != "canceled" || first.RolledBack || !strings.Contains(first.Err, "retrying at") {
 		t.Fatalf("restart whose job an operator canceled: %+v, want canceled and retried", first)
 	}
-	if p := h.events.waitPending(t, h.ctx); p.Unit != h.unit {
+	if p := eventtest.Take[event.Pending](t, h.ctx, h.events); p.Unit != h.unit {
 		t.Fatalf("no retry scheduled after the canceled job: %+v", p)
 	}
-	retry := h.events.waitRestart(t, h.ctx)
+	retry := eventtest.Take[event.Restart](t, h.ctx, h.events)
 	if retry.Result != event.ResultNotRunning || retry.RolledBack || retry.Err != "" {
 		t.Fatalf("retry of a stopped agent: %+v, want %s", retry, event.ResultNotRunning)
 	}
@@ -94,7 +95,7 @@ func TestJobTimeoutIsRetriedNotRolledBack(t *testing.T) {
 	h.touch("slow")
 
 	h.rollout.Submit(h.writeConf("agent.conf", "good 2"))
-	first := h.events.waitRestart(t, h.ctx)
+	first := eventtest.Take[event.Restart](t, h.ctx, h.events)
 	if first.Result != event.ResultJobTimeout || first.RolledBack {
 		t.Fatalf("first restart: %+v, want %s and no rollback", first, event.ResultJobTimeout)
 	}
@@ -106,7 +107,7 @@ func TestJobTimeoutIsRetriedNotRolledBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		r := h.events.waitRestart(t, h.ctx)
+		r := eventtest.Take[event.Restart](t, h.ctx, h.events)
 		if r.RolledBack {
 			t.Fatalf("rolled back after a job timeout: %+v", r)
 		}
@@ -129,7 +130,7 @@ func TestStoppedAgentIsNotStarted(t *testing.T) {
 	}
 
 	h.rollout.Submit(h.writeConf("agent.conf", "good 2"))
-	r := h.events.waitRestart(t, h.ctx)
+	r := eventtest.Take[event.Restart](t, h.ctx, h.events)
 	if r.Result != event.ResultNotRunning || r.RolledBack || r.Err != "" || r.ActiveState != "inactive" {
 		t.Fatalf("change for a stopped agent: %+v, want %s", r, event.ResultNotRunning)
 	}
@@ -154,7 +155,7 @@ func TestOperatorStopDuringTheHealthCheckIsNotRolledBack(t *testing.T) {
 	if err := h.m.StopUnit(h.ctx, h.unit); err != nil {
 		t.Fatal(err)
 	}
-	r := h.events.waitRestart(t, h.ctx)
+	r := eventtest.Take[event.Restart](t, h.ctx, h.events)
 	if r.Result != event.ResultNotRunning || r.RolledBack {
 		t.Fatalf("agent stopped during the health check: %+v, want %s", r, event.ResultNotRunning)
 	}
@@ -174,7 +175,7 @@ func TestFailedAgentIsNotStarted(t *testing.T) {
 	failed := h.waitActiveState(func(s restart.State) bool { return s.ActiveState == "failed" })
 
 	h.rollout.Submit(h.writeConf("agent.conf", "good 2"))
-	if r := h.events.waitRestart(t, h.ctx); r.Result != event.ResultNotRunning || r.RolledBack {
+	if r := eventtest.Take[event.Restart](t, h.ctx, h.events); r.Result != event.ResultNotRunning || r.RolledBack {
 		t.Fatalf("change for a failed agent: %+v, want %s", r, event.ResultNotRunning)
 	}
 	if st := h.state(); st.ActiveState != "failed" || st.InvocationID != failed.InvocationID {
@@ -249,7 +250,7 @@ func TestOnlyAFailedJobIsAReasonToRollBack(t *testing.T) {
 			sd := &scriptedSystemd{job: tc.job, stateErr: tc.stateErr}
 			restored := make(chan string, 1)
 			restore := func(dest string, _ *write.Snapshot) error { restored <- dest; return nil }
-			rec := newRecorder()
+			rec := eventtest.New[event.Event]()
 			r := rollout.New(sd, restore, rec, rollout.Options{
 				ActiveTimeout: 200 * time.Millisecond, StableFor: 10 * time.Millisecond, WatchInterval: 10 * time.Millisecond,
 				RetryInterval: time.Minute, Clock: stage.Clock{Now: clock.Now}, After: clock.After,
@@ -259,13 +260,13 @@ func TestOnlyAFailedJobIsAReasonToRollBack(t *testing.T) {
 			runtest.UntilEnd(t, 10*time.Second, nil, r.Run)
 
 			r.Submit(rollout.Change{Unit: "agent.service", Destination: "/etc/agent.conf", Previous: &write.Snapshot{}})
-			rec.waitPending(t, ctx)
-			first := rec.waitRestart(t, ctx)
+			eventtest.Take[event.Pending](t, ctx, rec)
+			first := eventtest.Take[event.Restart](t, ctx, rec)
 			if first.Result != tc.result || first.RolledBack {
 				t.Fatalf("first event %+v, want result %s", first, tc.result)
 			}
 			if tc.rollback {
-				if second := rec.waitRestart(t, ctx); second.Result != event.ResultRolledBack {
+				if second := eventtest.Take[event.Restart](t, ctx, rec); second.Result != event.ResultRolledBack {
 					t.Fatalf("after a failed job: %+v, want a rollback", second)
 				}
 				return
@@ -273,7 +274,7 @@ func TestOnlyAFailedJobIsAReasonToRollBack(t *testing.T) {
 			if verbs := sd.verbsUsed(); len(verbs) != 1 || verbs[0] != "try-restart" {
 				t.Fatalf("restarts %v, want one try-restart", verbs)
 			}
-			retry := rec.waitPending(t, ctx)
+			retry := eventtest.Take[event.Pending](t, ctx, rec)
 			if want := clock.Now().Add(time.Minute); !retry.Due.Equal(want) || !strings.Contains(first.Err, want.Format(time.RFC3339)) {
 				t.Fatalf("retry due %s (error %q), want %s", retry.Due, first.Err, want)
 			}
@@ -294,5 +295,3 @@ func (s *scriptedSystemd) verbsUsed() []string {
 	defer s.mu.Unlock()
 	return append([]string(nil), s.verbs...)
 }
-
-var _ event.Sink = (*recorder)(nil)

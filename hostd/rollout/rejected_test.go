@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 )
@@ -15,10 +16,10 @@ import (
 func (h *host) rejectBad(content string) {
 	h.t.Helper()
 	h.rollout.Submit(h.writeConf("agent.conf", content))
-	if first := h.events.waitRestart(h.t, h.ctx); first.Result != event.ResultFailed {
+	if first := eventtest.Take[event.Restart](h.t, h.ctx, h.events); first.Result != event.ResultFailed {
 		h.t.Fatalf("restart on %q: %+v, want a failed job", content, first)
 	}
-	if second := h.events.waitRestart(h.t, h.ctx); second.Result != event.ResultRolledBack {
+	if second := eventtest.Take[event.Restart](h.t, h.ctx, h.events); second.Result != event.ResultRolledBack {
 		h.t.Fatalf("rollback of %q: %+v", content, second)
 	}
 }
@@ -77,10 +78,10 @@ func TestRejectedContentIsWhatTheUnitRanOn(t *testing.T) {
 	h.rollout.Submit(h.writeConf("agent.conf", "good N2")) // t2: a refresh during the check
 	h.touch("release")                                     // t3: the check on N1 fails
 
-	if first := h.events.waitRestart(t, h.ctx); first.Result != event.ResultUnhealthy {
+	if first := eventtest.Take[event.Restart](t, h.ctx, h.events); first.Result != event.ResultUnhealthy {
 		t.Fatalf("restart on N1: %+v", first)
 	}
-	if second := h.events.waitRestart(t, h.ctx); second.Result != event.ResultRolledBack {
+	if second := eventtest.Take[event.Restart](t, h.ctx, h.events); second.Result != event.ResultRolledBack {
 		t.Fatalf("rollback: %+v", second)
 	}
 	if err := h.rollout.Refuse(dest, []byte("bad N1\n")); err == nil {
@@ -90,7 +91,7 @@ func TestRejectedContentIsWhatTheUnitRanOn(t *testing.T) {
 		t.Errorf("N2, written during the check and never run, is refused: %v", err)
 	}
 	// The batch queued for N2 runs next, on the restored file.
-	if next := h.events.waitRestart(t, h.ctx); next.Result != event.ResultDone || next.RolledBack {
+	if next := eventtest.Take[event.Restart](t, h.ctx, h.events); next.Result != event.ResultDone || next.RolledBack {
 		t.Fatalf("the batch queued during the check: %+v", next)
 	}
 }
@@ -131,7 +132,7 @@ if [ $n -eq 1 ]; then touch "$0/check-started"; while [ ! -e "$0/release" ]; do 
 	h.touch("release")
 
 	for i, want := range []string{event.ResultUnhealthy, event.ResultRolledBack, event.ResultUnhealthy, event.ResultRolledBack} {
-		if r := h.events.waitRestart(t, h.ctx); r.Result != want {
+		if r := eventtest.Take[event.Restart](t, h.ctx, h.events); r.Result != want {
 			t.Fatalf("event %d: %+v, want %s", i+1, r, want)
 		}
 	}

@@ -8,11 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
@@ -34,7 +34,7 @@ type host struct {
 	conn    *restart.Conn
 	dir     string
 	unit    string
-	events  *recorder
+	events  *eventtest.Recorder[event.Event]
 	rollout *rollout.Rollout
 }
 
@@ -93,7 +93,7 @@ func newHostWith(t *testing.T, refuse string, jobTimeout time.Duration, optsFor 
 	m := systemdtest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
 	t.Cleanup(cancel)
-	h := &host{t: t, ctx: ctx, m: m, dir: filepath.Join(m.Dir(), "agent"), unit: "fakeagent.service", events: newRecorder()}
+	h := &host{t: t, ctx: ctx, m: m, dir: filepath.Join(m.Dir(), "agent"), unit: "fakeagent.service", events: eventtest.New[event.Event]()}
 	if err := os.MkdirAll(h.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -202,11 +202,11 @@ func TestChangedConfigRestartsTheAgent(t *testing.T) {
 
 	h.rollout.Submit(h.writeConf("agent.conf", "good 2"))
 
-	p := h.events.waitPending(t, h.ctx)
+	p := eventtest.Take[event.Pending](t, h.ctx, h.events)
 	if p.Unit != h.unit || !strings.HasSuffix(p.Cause, "agent.conf") || p.Due.Before(p.Time) {
 		t.Fatalf("pending event: %+v", p)
 	}
-	r := h.events.waitRestart(t, h.ctx)
+	r := eventtest.Take[event.Restart](t, h.ctx, h.events)
 	if r.Result != event.ResultDone || r.RolledBack || r.Err != "" || r.ActiveState != "active" || r.SubState != "running" {
 		t.Fatalf("restart event: %+v", r)
 	}
@@ -225,7 +225,7 @@ func TestManyChangesToSeveralFilesMakeOneRestart(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		h.rollout.Submit(h.writeConf("agent.conf", fmt.Sprintf("good %d", i+2)))
 		h.rollout.Submit(h.writeConf("extra.conf", fmt.Sprintf("good extra %d", i)))
-		dues = append(dues, h.events.waitPending(t, h.ctx).Due, h.events.waitPending(t, h.ctx).Due)
+		dues = append(dues, eventtest.Take[event.Pending](t, h.ctx, h.events).Due, eventtest.Take[event.Pending](t, h.ctx, h.events).Due)
 	}
 	for i := 1; i < len(dues); i++ {
 		if dues[i].Before(dues[i-1]) {
@@ -233,7 +233,7 @@ func TestManyChangesToSeveralFilesMakeOneRestart(t *testing.T) {
 		}
 	}
 
-	r := h.events.waitRestart(t, h.ctx)
+	r := eventtest.Take[event.Restart](t, h.ctx, h.events)
 	if r.Result != event.ResultDone {
 		t.Fatalf("restart event: %+v", r)
 	}
@@ -253,12 +253,12 @@ func TestAgentThatRejectsTheChangeIsRolledBack(t *testing.T) {
 
 			h.rollout.Submit(h.writeConf("agent.conf", "bad key"))
 
-			first := h.events.waitRestart(t, h.ctx)
+			first := eventtest.Take[event.Restart](t, h.ctx, h.events)
 			if first.RolledBack || first.Result == event.ResultDone || first.Err == "" {
 				t.Fatalf("first restart event: %+v", first)
 			}
 			t.Logf("first attempt: result %s after %s: %s", first.Result, first.Duration, first.Err)
-			second := h.events.waitRestart(t, h.ctx)
+			second := eventtest.Take[event.Restart](t, h.ctx, h.events)
 			if !second.RolledBack || second.Result != event.ResultRolledBack || !strings.Contains(second.Err, "agent.conf") {
 				t.Fatalf("rollback event: %+v", second)
 			}
@@ -281,7 +281,7 @@ func TestAgentThatRejectsTheChangeIsRolledBack(t *testing.T) {
 			// back without another restart (no restart loop)...
 			inv := h.state().InvocationID
 			h.rollout.Submit(h.writeConf("agent.conf", "bad key"))
-			again := h.events.waitRestart(t, h.ctx)
+			again := eventtest.Take[event.Restart](t, h.ctx, h.events)
 			if again.Result != event.ResultRejected || !again.RolledBack || h.state().InvocationID != inv {
 				t.Fatalf("same bad content again: %+v, invocation %s → %s", again, inv, h.state().InvocationID)
 			}
@@ -290,7 +290,7 @@ func TestAgentThatRejectsTheChangeIsRolledBack(t *testing.T) {
 			}
 			// ...while different content is tried normally.
 			h.rollout.Submit(h.writeConf("agent.conf", "good 2"))
-			if r := h.events.waitRestart(t, h.ctx); r.Result != event.ResultDone || h.state().InvocationID == inv {
+			if r := eventtest.Take[event.Restart](t, h.ctx, h.events); r.Result != event.ResultDone || h.state().InvocationID == inv {
 				t.Fatalf("new content after a rejection: %+v (invocation still %s)", r, inv)
 			}
 		})
@@ -305,10 +305,10 @@ func TestRollbackRestoresTheContentBeforeTheBatch(t *testing.T) {
 	h.rollout.Submit(h.writeConf("agent.conf", "good 2, never run"))
 	h.rollout.Submit(h.writeConf("agent.conf", "bad 3"))
 
-	if first := h.events.waitRestart(t, h.ctx); first.RolledBack || first.Err == "" {
+	if first := eventtest.Take[event.Restart](t, h.ctx, h.events); first.RolledBack || first.Err == "" {
 		t.Fatalf("first restart event: %+v", first)
 	}
-	if second := h.events.waitRestart(t, h.ctx); second.Result != event.ResultRolledBack {
+	if second := eventtest.Take[event.Restart](t, h.ctx, h.events); second.Result != event.ResultRolledBack {
 		t.Fatalf("rollback event: %+v", second)
 	}
 	if got := h.readConf("agent.conf"); got != "good 1" {
@@ -323,67 +323,15 @@ func TestChangesDuringARestartMakeTheNextBatch(t *testing.T) {
 	h := newHost(t, "exit", rollout.Options{Debounce: 50 * time.Millisecond})
 
 	h.rollout.Submit(h.writeConf("agent.conf", "good 2"))
-	h.events.waitPending(t, h.ctx)
+	eventtest.Take[event.Pending](t, h.ctx, h.events)
 	h.rollout.Submit(h.writeConf("agent.conf", "good 3"))
-	h.events.waitPending(t, h.ctx)
-	if r := h.events.waitRestart(t, h.ctx); r.Result != event.ResultDone {
+	eventtest.Take[event.Pending](t, h.ctx, h.events)
+	if r := eventtest.Take[event.Restart](t, h.ctx, h.events); r.Result != event.ResultDone {
 		t.Fatalf("restart: %+v", r)
 	}
 	h.rollout.Submit(h.writeConf("agent.conf", "good 4"))
-	if r := h.events.waitRestart(t, h.ctx); r.Result != event.ResultDone {
+	if r := eventtest.Take[event.Restart](t, h.ctx, h.events); r.Result != event.ResultDone {
 		t.Fatalf("second restart: %+v", r)
 	}
 	h.waitStarts(3)
-}
-
-// recorder is an event.Sink the tests wait on.
-type recorder struct {
-	mu      sync.Mutex
-	events  []event.Event
-	changed chan struct{}
-}
-
-func newRecorder() *recorder { return &recorder{changed: make(chan struct{}, 1)} }
-
-func (r *recorder) Publish(e event.Event) {
-	r.mu.Lock()
-	r.events = append(r.events, e)
-	r.mu.Unlock()
-	select {
-	case r.changed <- struct{}{}:
-	default:
-	}
-}
-
-// next removes and returns the first recorded event of type T, waiting
-// until one arrives or ctx ends.
-func next[T event.Event](t *testing.T, ctx context.Context, r *recorder) T {
-	t.Helper()
-	for {
-		r.mu.Lock()
-		for i, e := range r.events {
-			if v, ok := e.(T); ok {
-				r.events = append(r.events[:i], r.events[i+1:]...)
-				r.mu.Unlock()
-				return v
-			}
-		}
-		r.mu.Unlock()
-		select {
-		case <-r.changed:
-		case <-ctx.Done():
-			var zero T
-			t.Fatalf("no %T event before the deadline", zero)
-		}
-	}
-}
-
-func (r *recorder) waitPending(t *testing.T, ctx context.Context) event.Pending {
-	t.Helper()
-	return next[event.Pending](t, ctx, r)
-}
-
-func (r *recorder) waitRestart(t *testing.T, ctx context.Context) event.Restart {
-	t.Helper()
-	return next[event.Restart](t, ctx, r)
 }

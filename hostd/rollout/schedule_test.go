@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
@@ -105,7 +106,7 @@ func TestSplayIsAddedOncePerBatchWithinBounds(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, r := range []float64{0, 0.25, 0.999} {
 		clock := newFakeClock(start)
-		rec := newRecorder()
+		rec := eventtest.New[event.Event]()
 		rnd := r
 		ro := rollout.New(nil, nil, rec, rollout.Options{
 			Debounce: 2 * time.Second, Splay: 10 * time.Minute,
@@ -113,7 +114,7 @@ func TestSplayIsAddedOncePerBatchWithinBounds(t *testing.T) {
 		})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		ro.Submit(rollout.Change{Unit: "a.service", Destination: "/etc/a.conf"})
-		first := rec.waitPending(t, ctx)
+		first := eventtest.Take[event.Pending](t, ctx, rec)
 		want := start.Add(2*time.Second + time.Duration(r*float64(10*time.Minute)))
 		if !first.Due.Equal(want) || first.Due.Sub(start) >= 2*time.Second+10*time.Minute {
 			t.Fatalf("rand %v: due %s, want %s (within debounce + splay)", r, first.Due, want)
@@ -121,7 +122,7 @@ func TestSplayIsAddedOncePerBatchWithinBounds(t *testing.T) {
 		// A later change restarts the debounce but keeps the batch's splay.
 		clock.Advance(start.Add(time.Second))
 		ro.Submit(rollout.Change{Unit: "a.service", Destination: "/etc/a.conf"})
-		if second := rec.waitPending(t, ctx); !second.Due.Equal(want.Add(time.Second)) {
+		if second := eventtest.Take[event.Pending](t, ctx, rec); !second.Due.Equal(want.Add(time.Second)) {
 			t.Fatalf("rand %v: second due %s, want %s", r, second.Due, want.Add(time.Second))
 		}
 		cancel()
@@ -135,7 +136,7 @@ func TestMaintenanceWindowDefersTheRestart(t *testing.T) {
 
 	h.rollout.Submit(h.writeConf("agent.conf", "good 2"))
 	opens := time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC)
-	if p := h.events.waitPending(t, h.ctx); !p.Due.Equal(opens) {
+	if p := eventtest.Take[event.Pending](t, h.ctx, h.events); !p.Due.Equal(opens) {
 		t.Fatalf("pending restart due %s, want the window's opening %s", p.Due, opens)
 	}
 
@@ -150,7 +151,7 @@ func TestMaintenanceWindowDefersTheRestart(t *testing.T) {
 	}
 
 	clock.Advance(opens)
-	if r := h.events.waitRestart(t, h.ctx); r.Result != event.ResultDone || !r.Time.Equal(opens) {
+	if r := eventtest.Take[event.Restart](t, h.ctx, h.events); r.Result != event.ResultDone || !r.Time.Equal(opens) {
 		t.Fatalf("restart in the window: %+v", r)
 	}
 	h.waitStarts(2)
@@ -173,18 +174,18 @@ func TestRestartOfAnUnknownUnitIsRetriedWithBackoff(t *testing.T) {
 	// The agent's package is not installed yet: its unit is unknown.
 	missing := rollout.Change{Unit: "later.service", Destination: h.dir + "/later.conf"}
 	h.rollout.Submit(missing)
-	h.events.waitPending(t, h.ctx)
+	eventtest.Take[event.Pending](t, h.ctx, h.events)
 	var due time.Time
 	for i, wait := range []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Minute, 3 * time.Minute} {
 		if i > 0 {
 			advanceOnceRunWaits(t, h.ctx, clock, due)
 		}
-		r := h.events.waitRestart(t, h.ctx)
+		r := eventtest.Take[event.Restart](t, h.ctx, h.events)
 		due = clock.Now().Add(wait)
 		if r.Result != event.ResultError || !strings.Contains(r.Err, "no such unit") || !strings.Contains(r.Err, due.Format(time.RFC3339)) {
 			t.Fatalf("attempt %d: %+v, want an error retried at %s", i+1, r, due)
 		}
-		if p := h.events.waitPending(t, h.ctx); !p.Due.Equal(due) || p.Unit != "later.service" {
+		if p := eventtest.Take[event.Pending](t, h.ctx, h.events); !p.Due.Equal(due) || p.Unit != "later.service" {
 			t.Fatalf("attempt %d: pending after the failure: %+v, want due %s", i+1, p, due)
 		}
 	}
@@ -197,7 +198,7 @@ func TestRestartOfAnUnknownUnitIsRetriedWithBackoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	advanceOnceRunWaits(t, h.ctx, clock, due)
-	r := h.events.waitRestart(t, h.ctx)
+	r := eventtest.Take[event.Restart](t, h.ctx, h.events)
 	if r.Unit != "later.service" || r.Result != event.ResultDone {
 		t.Fatalf("restart once the unit exists: %+v", r)
 	}
@@ -282,7 +283,7 @@ func TestSplayIsSpreadInsideTheWindow(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := newFakeClock(tc.now)
-			rec := newRecorder()
+			rec := eventtest.New[event.Event]()
 			ro := rollout.New(nil, nil, rec, rollout.Options{
 				Debounce: 2 * time.Second, Splay: tc.splay, Window: window,
 				Clock: stage.Clock{Now: clock.Now, Rand: func() float64 { return tc.rand }}, After: clock.After,
@@ -290,7 +291,7 @@ func TestSplayIsSpreadInsideTheWindow(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			ro.Submit(rollout.Change{Unit: "a.service", Destination: "/etc/a.conf"})
-			if p := rec.waitPending(t, ctx); !p.Due.Equal(tc.want) {
+			if p := eventtest.Take[event.Pending](t, ctx, rec); !p.Due.Equal(tc.want) {
 				t.Fatalf("due %s, want %s", p.Due, tc.want)
 			}
 		})
@@ -318,7 +319,7 @@ func (refusingSystemd) UnitState(context.Context, string) (restart.State, error)
 func TestRetryKeepsTheSplayInsideTheWindow(t *testing.T) {
 	start := time.Date(2026, 3, 1, 3, 59, 0, 0, time.UTC)
 	clock := newFakeClock(start)
-	rec := newRecorder()
+	rec := eventtest.New[event.Event]()
 	window := &rollout.Window{Start: 2 * time.Hour, End: 4 * time.Hour, Location: time.UTC}
 	ro := rollout.New(refusingSystemd{}, nil, rec, rollout.Options{
 		Splay: 30 * time.Minute, Window: window, RetryInterval: 5 * time.Minute,
@@ -329,15 +330,15 @@ func TestRetryKeepsTheSplayInsideTheWindow(t *testing.T) {
 	runtest.UntilEnd(t, 10*time.Second, nil, ro.Run)
 
 	ro.Submit(rollout.Change{Unit: "a.service", Destination: "/etc/a.conf"})
-	first := rec.waitPending(t, ctx)
+	first := eventtest.Take[event.Pending](t, ctx, rec)
 	if want := start.Add(30 * time.Second); !first.Due.Equal(want) { // half of the minute left
 		t.Fatalf("due %s, want %s", first.Due, want)
 	}
 	advanceOnceRunWaits(t, ctx, clock, first.Due)
-	if r := rec.waitRestart(t, ctx); r.Result != event.ResultError {
+	if r := eventtest.Take[event.Restart](t, ctx, rec); r.Result != event.ResultError {
 		t.Fatalf("restart of an unknown unit: %+v", r)
 	}
-	if retry, want := rec.waitPending(t, ctx), time.Date(2026, 3, 2, 2, 15, 0, 0, time.UTC); !retry.Due.Equal(want) {
+	if retry, want := eventtest.Take[event.Pending](t, ctx, rec), time.Date(2026, 3, 2, 2, 15, 0, 0, time.UTC); !retry.Due.Equal(want) {
 		t.Fatalf("retry due %s, want %s (next window plus the splay)", retry.Due, want)
 	}
 }
@@ -347,7 +348,7 @@ func TestRetryKeepsTheSplayInsideTheWindow(t *testing.T) {
 func TestAHandOverKeepsTheRetryBackoff(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clock := newFakeClock(start)
-	rec := newRecorder()
+	rec := eventtest.New[event.Event]()
 	opts := rollout.Options{Debounce: time.Second, RetryInterval: 5 * time.Minute, Clock: stage.Clock{Now: clock.Now}, After: clock.After}
 	ro := rollout.New(refusingSystemd{}, nil, rec, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -355,18 +356,18 @@ func TestAHandOverKeepsTheRetryBackoff(t *testing.T) {
 	runtest.UntilEnd(t, 10*time.Second, nil, ro.Run)
 
 	ro.Submit(rollout.Change{Unit: "a.service", Destination: "/etc/a.conf"})
-	first := rec.waitPending(t, ctx)
+	first := eventtest.Take[event.Pending](t, ctx, rec)
 	advanceOnceRunWaits(t, ctx, clock, first.Due)
-	if r := rec.waitRestart(t, ctx); r.Result != event.ResultError {
+	if r := eventtest.Take[event.Restart](t, ctx, rec); r.Result != event.ResultError {
 		t.Fatalf("restart of an unknown unit: %+v", r)
 	}
-	retry := rec.waitPending(t, ctx)
+	retry := eventtest.Take[event.Pending](t, ctx, rec)
 	if want := first.Due.Add(5 * time.Minute); !retry.Due.Equal(want) {
 		t.Fatalf("retry due %s, want %s", retry.Due, want)
 	}
 
 	ro.HandOver(rollout.New(refusingSystemd{}, nil, rec, opts))
-	if moved := rec.waitPending(t, ctx); !moved.Due.Equal(retry.Due) {
+	if moved := eventtest.Take[event.Pending](t, ctx, rec); !moved.Due.Equal(retry.Due) {
 		t.Fatalf("after the hand-over the retry is due %s, want %s (its backoff)", moved.Due, retry.Due)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/running"
@@ -23,7 +24,7 @@ import (
 // instance is one Rollout running on the test host, as one hostd would.
 type instance struct {
 	rollout *rollout.Rollout
-	events  *recorder
+	events  *eventtest.Recorder[event.Event]
 	stop    func() // cancels Run and waits (within the test's deadline) until it returns
 }
 
@@ -37,7 +38,7 @@ func (h *host) start(stateDir string, opts rollout.Options) *instance {
 		opts.ActiveTimeout = 5 * time.Second
 	}
 	opts.Running = running.New(stateDir, slog.New(slog.DiscardHandler))
-	in := &instance{events: newRecorder()}
+	in := &instance{events: eventtest.New[event.Event]()}
 	in.rollout = rollout.New(h.conn, write.Put, in.events, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -120,11 +121,6 @@ func laterWindow() *rollout.Window {
 	return &rollout.Window{Start: start, End: start + time.Minute, Location: time.UTC}
 }
 
-func waitRunning(t *testing.T, ctx context.Context, r *recorder) event.Running {
-	t.Helper()
-	return next[event.Running](t, ctx, r)
-}
-
 // A hostd stopped (or killed) after writing the agent's file and before its
 // restart: the next one sees that the agent's process is older than the file
 // and restarts it.
@@ -133,23 +129,23 @@ func TestAUnitStartedBeforeItsFileIsRestartedByTheNextHostd(t *testing.T) {
 	state := t.TempDir()
 	first := h.start(state, rollout.Options{Window: laterWindow()})
 	first.rollout.Submit(h.writeConf("agent.conf", "good 2"))
-	first.events.waitPending(t, h.ctx)
+	eventtest.Take[event.Pending](t, h.ctx, first.events)
 	first.stop() // the restart waits for a window: it is dropped
 
 	next := h.start(state, rollout.Options{})
 	next.rollout.Reconcile(h.ctx, h.watched())
-	if r := waitRunning(t, h.ctx, next.events); len(r.Files) != 1 || r.Files[0].Digest != "" {
+	if r := eventtest.Take[event.Running](t, h.ctx, next.events); len(r.Files) != 1 || r.Files[0].Digest != "" {
 		t.Fatalf("before the restart, the agent runs on content older than its file: %+v", r)
 	}
-	if p := next.events.waitPending(t, h.ctx); p.Unit != h.unit {
+	if p := eventtest.Take[event.Pending](t, h.ctx, next.events); p.Unit != h.unit {
 		t.Fatalf("pending: %+v", p)
 	}
-	if r := next.events.waitRestart(t, h.ctx); r.Result != event.ResultDone {
+	if r := eventtest.Take[event.Restart](t, h.ctx, next.events); r.Result != event.ResultDone {
 		t.Fatalf("the owed restart: %+v", r)
 	}
 	h.waitStarts(2)
 	want := running.Digest([]byte("good 2\n"))
-	if r := waitRunning(t, h.ctx, next.events); len(r.Files) != 1 || r.Files[0].Digest != want || r.Files[0].Since.IsZero() {
+	if r := eventtest.Take[event.Running](t, h.ctx, next.events); len(r.Files) != 1 || r.Files[0].Digest != want || r.Files[0].Since.IsZero() {
 		t.Fatalf("after the restart the agent runs on %+v, want digest %s", r.Files, want)
 	}
 }
@@ -171,19 +167,17 @@ func TestAUnitStartedAfterItsFileIsLeftAlone(t *testing.T) {
 	next := h.start(t.TempDir(), rollout.Options{})
 	next.rollout.Reconcile(h.ctx, h.watched())
 	want := running.Digest([]byte("good 2\n"))
-	if r := waitRunning(t, h.ctx, next.events); len(r.Files) != 1 || r.Files[0].Digest != want {
+	if r := eventtest.Take[event.Running](t, h.ctx, next.events); len(r.Files) != 1 || r.Files[0].Digest != want {
 		t.Fatalf("the agent runs on %+v, want digest %s", r.Files, want)
 	}
 	// Reconcile schedules what it finds owed before it returns.
-	next.events.checkNoPending(t)
+	checkNoPending(t, next.events)
 }
 
 // checkNoPending fails the test if a restart was scheduled.
-func (r *recorder) checkNoPending(t *testing.T) {
+func checkNoPending(t *testing.T, r *eventtest.Recorder[event.Event]) {
 	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, e := range r.events {
+	for _, e := range r.Untaken() {
 		if _, ok := e.(event.Pending); ok {
 			t.Fatalf("a restart was scheduled: %+v", e)
 		}
@@ -200,7 +194,7 @@ func TestARestartLeftUnfinishedByAStopIsCheckedAndRolledBackAtTheNextStart(t *te
 	first.rollout.Submit(h.writeConf("agent.conf", "bad key"))
 	h.waitStarts(2) // the restart onto the bad key was issued
 	first.stop()    // returns after the grace, not after an hour
-	if r := first.events.waitRestart(t, h.ctx); r.RolledBack || r.Result == event.ResultRolledBack {
+	if r := eventtest.Take[event.Restart](t, h.ctx, first.events); r.RolledBack || r.Result == event.ResultRolledBack {
 		t.Fatalf("the stop must not roll back without a verdict: %+v", r)
 	}
 	if got := h.readConf("agent.conf"); got != "bad key" {
@@ -209,11 +203,11 @@ func TestARestartLeftUnfinishedByAStopIsCheckedAndRolledBackAtTheNextStart(t *te
 
 	next := h.start(state, rollout.Options{WatchInterval: 500 * time.Millisecond, ActiveTimeout: 4 * time.Second})
 	next.rollout.Reconcile(h.ctx, h.watched())
-	checked := next.events.waitRestart(t, h.ctx)
+	checked := eventtest.Take[event.Restart](t, h.ctx, next.events)
 	if checked.Err == "" || checked.RolledBack {
 		t.Fatalf("the check of the unfinished restart: %+v", checked)
 	}
-	if back := next.events.waitRestart(t, h.ctx); back.Result != event.ResultRolledBack {
+	if back := eventtest.Take[event.Restart](t, h.ctx, next.events); back.Result != event.ResultRolledBack {
 		t.Fatalf("rollback at the next start: %+v", back)
 	}
 	if got := h.readConf("agent.conf"); got != "good 1" {
@@ -235,23 +229,23 @@ func TestAHandOverDoesNotWaitForTheRestartUnderWay(t *testing.T) {
 	open := h.gate()
 	old := h.start(t.TempDir(), rollout.Options{})
 	old.rollout.Submit(h.writeConf("agent.conf", "good 2"))
-	old.events.waitPending(t, h.ctx)
+	eventtest.Take[event.Pending](t, h.ctx, old.events)
 	h.waitState("restarting", func(st restart.State) bool { return st.SubState == "start-pre" })
 
 	next := h.start(t.TempDir(), rollout.Options{})
 	old.rollout.HandOver(next.rollout)
 	old.stop() // must return while the restart waits for the gate
 	old.rollout.Submit(h.writeConf("agent.conf", "good 3"))
-	next.events.waitPending(t, h.ctx)
+	eventtest.Take[event.Pending](t, h.ctx, next.events)
 	if n := next.rollout.BatchesStarted(); n != 0 {
 		t.Fatalf("the next Rollout restarted the unit while the old one still did")
 	}
 
 	open()
-	if r := old.events.waitRestart(t, h.ctx); r.Result != event.ResultDone {
+	if r := eventtest.Take[event.Restart](t, h.ctx, old.events); r.Result != event.ResultDone {
 		t.Fatalf("the restart under way at the hand-over: %+v", r)
 	}
-	if r := next.events.waitRestart(t, h.ctx); r.Result != event.ResultDone {
+	if r := eventtest.Take[event.Restart](t, h.ctx, next.events); r.Result != event.ResultDone {
 		t.Fatalf("the change submitted after the hand-over: %+v", r)
 	}
 	h.waitStarts(3)
@@ -272,10 +266,10 @@ func TestAnUnfinishedRestartOfAStoppedUnitIsDropped(t *testing.T) {
 
 	next := h.start(state, rollout.Options{})
 	next.rollout.Reconcile(h.ctx, h.watched())
-	if r := waitRunning(t, h.ctx, next.events); len(r.Files) != 0 {
+	if r := eventtest.Take[event.Running](t, h.ctx, next.events); len(r.Files) != 0 {
 		t.Fatalf("a stopped agent runs on nothing: %+v", r)
 	}
-	next.events.checkNoPending(t)
+	checkNoPending(t, next.events)
 	if st := h.state(); st.ActiveState != "inactive" {
 		t.Fatalf("the stopped agent was started: %+v", st)
 	}
@@ -298,10 +292,10 @@ func TestARollbackLeftUnfinishedIsRestartedAtOnceByTheNextHostd(t *testing.T) {
 
 	next := h.start(state, rollout.Options{Window: laterWindow()})
 	next.rollout.Reconcile(h.ctx, h.watched())
-	if p := next.events.waitPending(t, h.ctx); !p.Due.Equal(p.Time) {
+	if p := eventtest.Take[event.Pending](t, h.ctx, next.events); !p.Due.Equal(p.Time) {
 		t.Fatalf("the rollback's restart waits until %s: %+v", p.Due, p)
 	}
-	if r := next.events.waitRestart(t, h.ctx); r.Result != event.ResultDone {
+	if r := eventtest.Take[event.Restart](t, h.ctx, next.events); r.Result != event.ResultDone {
 		t.Fatalf("the rollback's restart: %+v", r)
 	}
 	h.waitStarts(2)
@@ -314,7 +308,7 @@ func TestAHandOverDropsTheBatchOfAUnitTheNextConfigurationLacks(t *testing.T) {
 	h := newHost(t, "exit", rollout.Options{})
 	old := h.start(t.TempDir(), rollout.Options{Debounce: time.Hour})
 	old.rollout.Submit(h.writeConf("agent.conf", "good 2"))
-	old.events.waitPending(t, h.ctx)
+	eventtest.Take[event.Pending](t, h.ctx, old.events)
 
 	next := h.start(t.TempDir(), rollout.Options{Debounce: time.Hour, Units: []string{"other.service"}})
 	old.rollout.HandOver(next.rollout)

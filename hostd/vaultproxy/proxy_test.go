@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 )
 
@@ -48,25 +49,6 @@ func (s *tokens) rejections() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.rejected...)
-}
-
-type events struct {
-	mu  sync.Mutex
-	all []event.VaultRequest
-}
-
-func (e *events) Publish(ev event.Event) {
-	if r, ok := ev.(event.VaultRequest); ok {
-		e.mu.Lock()
-		e.all = append(e.all, r)
-		e.mu.Unlock()
-	}
-}
-
-func (e *events) list() []event.VaultRequest {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]event.VaultRequest(nil), e.all...)
 }
 
 // seen is what the fake Vault received.
@@ -121,14 +103,14 @@ type setup struct {
 	proxy  *Proxy
 	client *http.Client
 	tokens *tokens
-	events *events
+	events *eventtest.Recorder[event.VaultRequest]
 	logs   *logbuf.Buffer
 	seen   *seen
 	delays *delays
 }
 
 func newSetup(t *testing.T, upstream string, opts Options) *setup {
-	s := &setup{tokens: newTokens(tokenA), events: &events{}, logs: &logbuf.Buffer{}, seen: &seen{}}
+	s := &setup{tokens: newTokens(tokenA), events: eventtest.New[event.VaultRequest](), logs: &logbuf.Buffer{}, seen: &seen{}}
 	if upstream == "" {
 		upstream = fakeVault(t, s.seen).URL
 	}
@@ -151,7 +133,7 @@ func newSetup(t *testing.T, upstream string, opts Options) *setup {
 		if logs := s.logs.String(); strings.Contains(logs, tokenA) || strings.Contains(logs, tokenB) {
 			t.Errorf("a token appeared in the proxy's logs:\n%s", logs)
 		}
-		if evs := fmt.Sprintf("%+v", s.events.list()); strings.Contains(evs, tokenA) || strings.Contains(evs, tokenB) {
+		if evs := fmt.Sprintf("%+v", s.events.All()); strings.Contains(evs, tokenA) || strings.Contains(evs, tokenB) {
 			t.Errorf("a token appeared in an event: %s", evs)
 		}
 	})
@@ -248,7 +230,7 @@ func TestUnreachableVaultIsAnEventAndA502(t *testing.T) {
 	if code != http.StatusBadGateway || !bytes.Contains(body, []byte("could not reach Vault")) {
 		t.Fatalf("status %d body %s, want 502 with the reason", code, body)
 	}
-	evs := s.events.list()
+	evs := s.events.All()
 	if len(evs) != 1 || evs[0].StatusCode != 0 || !strings.Contains(evs[0].Err, "connection refused") {
 		t.Fatalf("events %+v, want one transport error", evs)
 	}
@@ -260,7 +242,7 @@ func TestEveryRequestIsAnEvent(t *testing.T) {
 	s.get(t, "/v1/nothing", nil)
 	s.get(t, "/v1/secret/denied", nil)
 	var codes []int
-	for _, e := range s.events.list() {
+	for _, e := range s.events.All() {
 		codes = append(codes, e.StatusCode)
 	}
 	if fmt.Sprint(codes) != "[200 404 403]" {
@@ -312,7 +294,7 @@ func TestVaultThatDoesNotAnswerIsAnEventAndA504(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("the proxy answered after %s, want about its 200ms response timeout", took)
 	}
-	evs := s.events.list()
+	evs := s.events.All()
 	if len(evs) != 1 || evs[0].StatusCode != 0 || evs[0].Err != "vault did not answer within 200ms" {
 		t.Fatalf("events %+v, want one saying Vault did not answer", evs)
 	}

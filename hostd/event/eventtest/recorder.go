@@ -3,6 +3,7 @@
 package eventtest
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 type Recorder[T event.Event] struct {
 	mu     sync.Mutex
 	events []T
+	taken  []bool // taken[i]: events[i] was returned by Take
 	notify chan struct{}
 }
 
@@ -33,6 +35,7 @@ func (r *Recorder[T]) Publish(e event.Event) {
 	}
 	r.mu.Lock()
 	r.events = append(r.events, v)
+	r.taken = append(r.taken, false)
 	r.mu.Unlock()
 	select {
 	case r.notify <- struct{}{}:
@@ -75,6 +78,47 @@ func (r *Recorder[T]) WaitFor(t testing.TB, from int, timeout time.Duration, wha
 			return zero, from
 		}
 	}
+}
+
+// Take returns the first event kept in r that is an E and was not taken
+// yet, and marks it taken: the next Take of an E returns the one after it,
+// while events of other types wait for their own Take. It waits for one
+// until ctx ends, and fails the test then. A taken event stays kept: All,
+// Len and WaitFor still see it.
+func Take[E, T event.Event](t testing.TB, ctx context.Context, r *Recorder[T]) E {
+	t.Helper()
+	for {
+		r.mu.Lock()
+		for i, e := range r.events {
+			if v, ok := any(e).(E); ok && !r.taken[i] {
+				r.taken[i] = true
+				r.mu.Unlock()
+				return v
+			}
+		}
+		r.mu.Unlock()
+		select {
+		case <-r.notify:
+		case <-ctx.Done():
+			var zero E
+			t.Fatalf("no %T before the context ended (%v); events not taken: %s", zero, ctx.Err(), tail(r.Untaken(), 15))
+			return zero
+		}
+	}
+}
+
+// Untaken returns a copy of the events kept so far that Take has not
+// returned.
+func (r *Recorder[T]) Untaken() []T {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var evs []T
+	for i, e := range r.events {
+		if !r.taken[i] {
+			evs = append(evs, e)
+		}
+	}
+	return evs
 }
 
 // tail formats the last n events, one per line, for a failure message.
