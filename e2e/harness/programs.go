@@ -66,8 +66,10 @@ func Main(m *testing.M, p *Programs, commands ...string) int {
 	return code
 }
 
-// BuildCommands builds this repository's commands cmd/<name> into dir, as
-// static binaries (CGO_ENABLED=0), from the current checkout.
+// BuildCommands builds this repository's commands cmd/<name> into dir, from
+// the current checkout, the way make build and the release do: static
+// (CGO_ENABLED=0), stripped (-s -w) and with -trimpath, so that what the
+// tests run, and the sizes the benchmark reports, are what ships.
 func BuildCommands(ctx context.Context, dir string, names ...string) error {
 	if len(names) == 0 {
 		return nil
@@ -76,7 +78,7 @@ func BuildCommands(ctx context.Context, dir string, names ...string) error {
 	if err != nil {
 		return err
 	}
-	args := []string{"build", "-trimpath", "-o", dir + string(filepath.Separator)}
+	args := []string{"build", "-trimpath", "-ldflags=-s -w", "-o", dir + string(filepath.Separator)}
 	for _, name := range names {
 		args = append(args, "./cmd/"+name)
 	}

@@ -39,7 +39,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -154,8 +153,8 @@ func compareTools(t testing.TB, programs *harness.Programs, o options) {
 }
 
 // buildPrograms finds the cached Vault (building it if needed) and builds the
-// plugin and hostd stripped, as make build and the release do, so that the
-// binary sizes compare what is shipped.
+// plugin and hostd as they ship (harness.BuildCommands), so that the binary
+// sizes compare what is shipped.
 func buildPrograms(t testing.TB) *harness.Programs {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Minute)
@@ -164,17 +163,9 @@ func buildPrograms(t testing.TB) *harness.Programs {
 	if err != nil {
 		harness.Unavailable(t, "%v", err)
 	}
-	root, err := harness.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	bin := t.TempDir()
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w",
-		"-o", bin+string(filepath.Separator), "./cmd/vault-plugin-sigsci", "./cmd/hostd")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the plugin and hostd: %v\n%s", err, out)
+	if err := harness.BuildCommands(ctx, bin, "vault-plugin-sigsci", "hostd"); err != nil {
+		t.Fatalf("building the plugin and hostd: %v", err)
 	}
 	return &harness.Programs{Vault: vault, Bin: bin}
 }
