@@ -17,11 +17,12 @@ import (
 // sd and recording in the daemon's tracker.
 func (d *daemon) newRollout(cfg *config.Config, sd *restart.LazyConn) *rollout.Rollout {
 	opts := rolloutOptions(cfg)
+	opts.Restarter, opts.Restore, opts.Sink = sd, write.Put, d.sink
 	opts.Running = d.tracker
 	opts.StopGrace = d.opts.stopGrace
 	opts.Heartbeat = d.watchdog.beater(loopRollout)
 	opts.HeartbeatInterval = d.watchdog.period()
-	return rollout.New(sd, write.Put, d.sink, opts)
+	return rollout.New(opts)
 }
 
 // startRollout runs roll until the part is stopped; stopping waits for a

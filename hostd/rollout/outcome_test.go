@@ -251,7 +251,8 @@ func TestOnlyAFailedJobIsAReasonToRollBack(t *testing.T) {
 			restored := make(chan string, 1)
 			restore := func(dest string, _ *write.Snapshot) error { restored <- dest; return nil }
 			rec := eventtest.New[event.Event]()
-			r := rollout.New(sd, restore, rec, rollout.Options{
+			r := rollout.New(rollout.Options{
+				Restarter: sd, Restore: restore, Sink: rec,
 				ActiveTimeout: 200 * time.Millisecond, StableFor: 10 * time.Millisecond, WatchInterval: 10 * time.Millisecond,
 				RetryInterval: time.Minute, Clock: stage.Clock{Now: clock.Now}, After: clock.After,
 			})

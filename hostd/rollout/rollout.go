@@ -74,6 +74,17 @@ const (
 // Options is the restart policy. Zero durations take the defaults above,
 // except Debounce and Splay, where zero means none.
 type Options struct {
+	// Restarter restarts the units and reads their state: systemd, through
+	// a *restart.LazyConn. Required.
+	Restarter Restarter
+	// Restore puts a file's previous content back when its unit did not
+	// survive the new content; write.Put is one. Required unless no change
+	// carries previous content.
+	Restore RestoreFunc
+	// Sink receives event.Pending, event.Restart and event.AgentKeys;
+	// default event.Discard.
+	Sink event.Sink
+
 	// Debounce: a unit is restarted once no change arrived for this long.
 	Debounce time.Duration
 	// Splay: a random delay in [0, Splay) added once per batch, so a fleet
@@ -140,6 +151,9 @@ func (o Options) withDefaults() Options {
 	o.Clock = o.Clock.WithDefaults()
 	if o.After == nil {
 		o.After = time.After
+	}
+	if o.Sink == nil {
+		o.Sink = event.Discard
 	}
 	return o
 }
@@ -210,18 +224,16 @@ func (b *batch) destinations() string {
 	return strings.Join(names, ", ")
 }
 
-// New returns a Rollout restarting through r, putting previous content back
-// with restore and reporting to sink.
-func New(r Restarter, restore RestoreFunc, sink event.Sink, opts Options) *Rollout {
-	if sink == nil {
-		sink = event.Discard
-	}
+// New returns a Rollout restarting through opts.Restarter, putting previous
+// content back with opts.Restore and reporting to opts.Sink.
+func New(opts Options) *Rollout {
+	opts = opts.withDefaults()
 	c := newCrew()
 	return &Rollout{
-		restarter: r,
-		restore:   restore,
-		sink:      sink,
-		opts:      opts.withDefaults(),
+		restarter: opts.Restarter,
+		restore:   opts.Restore,
+		sink:      opts.Sink,
+		opts:      opts,
 		wake:      make(chan struct{}, 1),
 		crew:      c,
 		stopping:  c.stopping,

@@ -121,7 +121,8 @@ func newHostWith(t *testing.T, refuse string, jobTimeout time.Duration, optsFor 
 	if opts.ActiveTimeout == 0 {
 		opts.ActiveTimeout = 5 * time.Second
 	}
-	h.rollout = rollout.New(conn, write.Put, h.events, opts)
+	opts.Restarter, opts.Restore, opts.Sink = conn, write.Put, h.events
+	h.rollout = rollout.New(opts)
 	runtest.UntilEnd(t, time.Minute, nil, h.rollout.Run)
 	return h
 }

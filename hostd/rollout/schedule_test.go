@@ -108,7 +108,8 @@ func TestSplayIsAddedOncePerBatchWithinBounds(t *testing.T) {
 		clock := newFakeClock(start)
 		rec := eventtest.New[event.Event]()
 		rnd := r
-		ro := rollout.New(nil, nil, rec, rollout.Options{
+		ro := rollout.New(rollout.Options{
+			Sink:     rec,
 			Debounce: 2 * time.Second, Splay: 10 * time.Minute,
 			Clock: stage.Clock{Now: clock.Now, Rand: func() float64 { return rnd }}, After: clock.After,
 		})
@@ -236,7 +237,7 @@ func TestStopDuringAHealthCheckSystemdNoLongerAnswers(t *testing.T) {
 	sd := &unreachableSystemd{asked: make(chan struct{}, 1)}
 	restored := make(chan string, 1)
 	restore := func(dest string, _ *write.Snapshot) error { restored <- dest; return nil }
-	r := rollout.New(sd, restore, nil, rollout.Options{ActiveTimeout: time.Hour, WatchInterval: 10 * time.Millisecond})
+	r := rollout.New(rollout.Options{Restarter: sd, Restore: restore, ActiveTimeout: time.Hour, WatchInterval: 10 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -284,7 +285,8 @@ func TestSplayIsSpreadInsideTheWindow(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := newFakeClock(tc.now)
 			rec := eventtest.New[event.Event]()
-			ro := rollout.New(nil, nil, rec, rollout.Options{
+			ro := rollout.New(rollout.Options{
+				Sink:     rec,
 				Debounce: 2 * time.Second, Splay: tc.splay, Window: window,
 				Clock: stage.Clock{Now: clock.Now, Rand: func() float64 { return tc.rand }}, After: clock.After,
 			})
@@ -321,7 +323,8 @@ func TestRetryKeepsTheSplayInsideTheWindow(t *testing.T) {
 	clock := newFakeClock(start)
 	rec := eventtest.New[event.Event]()
 	window := &rollout.Window{Start: 2 * time.Hour, End: 4 * time.Hour, Location: time.UTC}
-	ro := rollout.New(refusingSystemd{}, nil, rec, rollout.Options{
+	ro := rollout.New(rollout.Options{
+		Restarter: refusingSystemd{}, Sink: rec,
 		Splay: 30 * time.Minute, Window: window, RetryInterval: 5 * time.Minute,
 		Clock: stage.Clock{Now: clock.Now, Rand: func() float64 { return 0.5 }}, After: clock.After,
 	})
@@ -349,8 +352,11 @@ func TestAHandOverKeepsTheRetryBackoff(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clock := newFakeClock(start)
 	rec := eventtest.New[event.Event]()
-	opts := rollout.Options{Debounce: time.Second, RetryInterval: 5 * time.Minute, Clock: stage.Clock{Now: clock.Now}, After: clock.After}
-	ro := rollout.New(refusingSystemd{}, nil, rec, opts)
+	opts := rollout.Options{
+		Restarter: refusingSystemd{}, Sink: rec,
+		Debounce: time.Second, RetryInterval: 5 * time.Minute, Clock: stage.Clock{Now: clock.Now}, After: clock.After,
+	}
+	ro := rollout.New(opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	runtest.UntilEnd(t, 10*time.Second, nil, ro.Run)
@@ -366,7 +372,7 @@ func TestAHandOverKeepsTheRetryBackoff(t *testing.T) {
 		t.Fatalf("retry due %s, want %s", retry.Due, want)
 	}
 
-	ro.HandOver(rollout.New(refusingSystemd{}, nil, rec, opts))
+	ro.HandOver(rollout.New(opts))
 	if moved := eventtest.Take[event.Pending](t, ctx, rec); !moved.Due.Equal(retry.Due) {
 		t.Fatalf("after the hand-over the retry is due %s, want %s (its backoff)", moved.Due, retry.Due)
 	}

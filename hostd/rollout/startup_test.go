@@ -39,7 +39,8 @@ func (h *host) start(stateDir string, opts rollout.Options) *instance {
 	}
 	opts.Running = running.New(stateDir, slog.New(slog.DiscardHandler))
 	in := &instance{events: eventtest.New[event.Event]()}
-	in.rollout = rollout.New(h.conn, write.Put, in.events, opts)
+	opts.Restarter, opts.Restore, opts.Sink = h.conn, write.Put, in.events
+	in.rollout = rollout.New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
