@@ -23,7 +23,7 @@ func TestKeysRotateIntoTheAgent(t *testing.T) {
 	// The agent stays up only with a secret key it accepts (one starting
 	// with "S-"), like the real agent refusing bad keys.
 	agent := newAgentHost(t, "")
-	vault, dir, conf := agent.vault, agent.dir, agent.conf
+	vault, dir, conf := agent.Vault, agent.Dir, agent.Conf
 	vault.WritePolicy("agent", `path "kv/agent" { capabilities = ["read"] }`)
 	role := vault.EnableAppRole("approle", "waf", map[string]any{"token_policies": "agent", "token_ttl": "1h"})
 	for name, content := range map[string]string{"role-id": role.RoleID, "secret-id": vault.NewSecretID(role)} {
@@ -134,14 +134,14 @@ func waitTemplate(t *testing.T, socket string, ok func(status.Template) bool) st
 // the new renderer finds the file already up to date.
 func TestRestartOwedSurvivesAReload(t *testing.T) {
 	agent := newAgentHost(t, "")
-	conf := agent.conf
+	conf := agent.Conf
 
 	now := time.Now().UTC()
 	clock := func(d time.Duration) string { return now.Add(d).Format("15:04") }
 	text := func(socket, start, end string) string {
 		return hosttest.Config{
-			VaultAddress: agent.vault.Addr,
-			TokenFile:    agent.token,
+			VaultAddress: agent.Vault.Addr,
+			TokenFile:    agent.Token,
 			Templates:    []hosttest.Template{hosttest.AgentConfTemplate(conf)},
 			Restart:      hosttest.RestartAtOnce(maintenanceWindow(start, end)),
 			Socket:       socket,
