@@ -100,16 +100,37 @@ func parse(fs *flag.FlagSet, args []string) bool {
 	return true
 }
 
-func runDaemon(args []string, stderr io.Writer) int {
-	fs := newFlags("run", stderr)
-	path := fs.String("config", defaultConfig, "configuration `file`")
-	if !parse(fs, args) {
-		return exitUnknown
+// configFlags is the flag set of a command that works from a
+// configuration file: -config, and the flags the command adds.
+type configFlags struct {
+	*flag.FlagSet
+	path *string
+}
+
+func newConfigFlags(name string, stderr io.Writer) configFlags {
+	fs := newFlags(name, stderr)
+	return configFlags{FlagSet: fs, path: fs.String("config", defaultConfig, "configuration `file`")}
+}
+
+// load parses args and loads the configuration file -config names. When
+// either fails it has said why (a load error after prefix) and returns no
+// configuration and the exit code.
+func (fs configFlags) load(args []string, prefix string) (*config.Config, int) {
+	if !parse(fs.FlagSet, args) {
+		return nil, exitUnknown
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := config.Load(*fs.path)
 	if err != nil {
-		fmt.Fprintf(stderr, "hostd: %v\n", err)
-		return exitFailure
+		fmt.Fprintf(fs.Output(), "%s: %v\n", prefix, err)
+		return nil, exitFailure
+	}
+	return cfg, exitOK
+}
+
+func runDaemon(args []string, stderr io.Writer) int {
+	cfg, code := newConfigFlags("run", stderr).load(args, "hostd")
+	if cfg == nil {
+		return code
 	}
 	logger, level := daemon.NewLogger(stderr, cfg.Log)
 
@@ -183,19 +204,19 @@ func runRefresh(args []string, stdout, stderr io.Writer) int {
 }
 
 func runValidate(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("validate", stderr)
-	path := fs.String("config", defaultConfig, "configuration `file`")
-	if !parse(fs, args) {
+	fs := newConfigFlags("validate", stderr)
+	if !parse(fs.FlagSet, args) {
 		return exitUnknown
 	}
-	cfg, err := config.Load(*path)
+	path := *fs.path
+	cfg, err := config.Load(path)
 	var cfgErr *config.Error
 	switch {
 	case errors.As(err, &cfgErr):
 		for _, p := range cfgErr.Problems {
 			fmt.Fprintln(stderr, p.String())
 		}
-		fmt.Fprintf(stderr, "%s: %d problem(s)\n", *path, len(cfgErr.Problems))
+		fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, len(cfgErr.Problems))
 		return exitFailure
 	case err != nil:
 		fmt.Fprintf(stderr, "hostd validate: %v\n", err)
@@ -207,11 +228,11 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	if err := daemon.CheckTemplates(cfg); err != nil {
 		lines := strings.Split(err.Error(), "\n")
 		for _, line := range lines {
-			fmt.Fprintf(stderr, "%s: %s\n", *path, line)
+			fmt.Fprintf(stderr, "%s: %s\n", path, line)
 		}
-		fmt.Fprintf(stderr, "%s: %d problem(s)\n", *path, len(lines))
+		fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, len(lines))
 		return exitFailure
 	}
-	fmt.Fprintf(stdout, "%s: valid (%d template(s), auth %s, vault %s)\n", *path, len(cfg.Templates), cfg.AutoAuth.Method, cfg.Vault.Address)
+	fmt.Fprintf(stdout, "%s: valid (%d template(s), auth %s, vault %s)\n", path, len(cfg.Templates), cfg.AutoAuth.Method, cfg.Vault.Address)
 	return exitOK
 }

@@ -6,23 +6,17 @@ import (
 	"io"
 	"time"
 
-	"github.com/sigsci-keys/sigsci-keys/hostd/config"
 	"github.com/sigsci-keys/sigsci-keys/hostd/daemon"
 )
 
 // runRender is `hostd render`: every template rendered and written once,
 // no restart, for image baking, first boot and checking a template in CI.
 func runRender(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("render", stderr)
-	path := fs.String("config", defaultConfig, "configuration `file`")
+	fs := newConfigFlags("render", stderr)
 	timeout := fs.Duration("timeout", time.Minute, "give up on Vault (the login and every secret) after this `duration`")
-	if !parse(fs, args) {
-		return exitUnknown
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintf(stderr, "hostd render: %v\n", err)
-		return exitFailure
+	cfg, code := fs.load(args, "hostd render")
+	if cfg == nil {
+		return code
 	}
 	logger, _ := daemon.NewLogger(stderr, cfg.Log)
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -13,9 +12,8 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest/agenthost"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
-	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
-	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 )
 
 // These tests kill hostd for real (SIGKILL: no hand-over, no grace) with a
@@ -23,55 +21,31 @@ import (
 // out from systemd and the files alone (and its state directory) that the
 // agent runs on older content, and restart it.
 
-const (
-	agentKeysOne    = "accesskeyid=A1\nsecretaccesskey=S-one\n"
-	agentKeysBroken = "accesskeyid=A3\nsecretaccesskey=broken\n"
-)
-
-// host is a Vault, a systemd user manager running the agent, and the
-// files and state directory hostd processes share across restarts.
+// host is the agent's host, and the status socket and state directory
+// hostd processes share across restarts.
 type host struct {
-	t       *testing.T
-	vault   *vaulttest.Server
-	manager *systemdtest.Manager
-	dir     string
-	conf    string
-	state   string
-	socket  string
+	*agenthost.Host
+	t      *testing.T
+	socket string
+	state  string
+	starts string // the agent's ExecStartPre appends a line here at every start
 }
 
 // newHost starts the agent (with extra [Service] lines) on a hand-written
 // agent.conf it accepts. The agent stays up only on a secret key starting
-// "S-" and records every start in the file "starts".
+// "S-" and records every start in h.starts.
 func newHost(t *testing.T, service string) *host {
 	t.Helper()
-	h := &host{t: t, vault: vaulttest.Start(t), manager: systemdtest.Start(t), dir: t.TempDir(), state: t.TempDir()}
-	h.vault.Mount("kv", "kv", nil)
-	h.vault.Write("kv/agent", hosttest.AgentKeys("A1", "S-one"))
-	h.conf = filepath.Join(h.dir, "agent.conf")
-	h.socket = filepath.Join(h.dir, "hostd.sock")
-	if err := os.WriteFile(filepath.Join(h.dir, "token"), []byte(h.vault.RootToken), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	service += fmt.Sprintf("ExecStartPre=/bin/sh -c 'echo start >> %s'\n", filepath.Join(h.dir, "starts"))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	hosttest.StartAgentOnOldKeys(ctx, t, h.manager, h.conf, hosttest.AgentUnit(h.conf, service))
-	return h
+	starts := filepath.Join(t.TempDir(), "starts")
+	a := agenthost.Start(t, service+fmt.Sprintf("ExecStartPre=/bin/sh -c 'echo start >> %s'\n", starts))
+	return &host{Host: a, t: t, socket: filepath.Join(a.Dir, "hostd.sock"), state: t.TempDir(), starts: starts}
 }
 
 // hostd runs hostd with restartSettings until the test kills it.
 func (h *host) hostd(restartSettings string) *hostdProcess {
 	h.t.Helper()
-	path := writeConfig(h.t, h.dir, hosttest.Config{
-		VaultAddress:   h.vault.Addr,
-		TokenFile:      filepath.Join(h.dir, "token"),
-		TemplateConfig: []string{`max_backoff = "1s"`},
-		Templates:      []hosttest.Template{hosttest.AgentConfTemplate(h.conf)},
-		Restart:        hosttest.RestartAtOnce(`active_timeout = "3s"`, restartSettings),
-		Socket:         h.socket,
-	}.Text())
-	return startHostd(h.t, path, "STATE_DIRECTORY="+h.state, "DBUS_SESSION_BUS_ADDRESS="+h.manager.BusAddress())
+	path := writeConfig(h.t, h.Dir, h.Config(h.socket, `active_timeout = "3s"`, restartSettings))
+	return startHostd(h.t, path, "STATE_DIRECTORY="+h.state, "DBUS_SESSION_BUS_ADDRESS="+h.Manager.BusAddress())
 }
 
 // kill SIGKILLs hostd and waits until it is gone.
@@ -90,11 +64,11 @@ func (h *host) waitUnit(what string, ok func(status.Unit) bool) status.Unit {
 
 func (h *host) waitConf(want string) {
 	h.t.Helper()
-	hosttest.WaitFile(h.t, h.conf, want)
+	hosttest.WaitFile(h.t, h.Conf, want)
 }
 
-func (h *host) starts() int {
-	b, _ := os.ReadFile(filepath.Join(h.dir, "starts"))
+func (h *host) startCount() int {
+	b, _ := os.ReadFile(h.starts)
 	return strings.Count(string(b), "start\n")
 }
 
@@ -114,10 +88,10 @@ func TestARestartOwedSurvivesASIGKILLOfHostd(t *testing.T) {
 
 	// The new keys are written; their restart waits for tonight's window.
 	first := h.hostd(laterWindow())
-	h.waitConf(agentKeysOne)
+	h.waitConf(agenthost.KeysOne)
 	h.waitUnit("a restart scheduled", func(u status.Unit) bool { return !u.PendingDue.IsZero() })
 	kill(t, first)
-	if n := h.starts(); n != 1 {
+	if n := h.startCount(); n != 1 {
 		t.Fatalf("the agent started %d times before the window", n)
 	}
 
@@ -127,11 +101,11 @@ func TestARestartOwedSurvivesASIGKILLOfHostd(t *testing.T) {
 	h.hostd("")
 	u := h.waitUnit("the owed restart", func(u status.Unit) bool { return u.Restarts >= 1 })
 	owed := time.Since(started)
-	if u.LastResult != event.ResultDone || h.starts() != 2 {
-		t.Fatalf("the owed restart: %+v, agent started %d times", u, h.starts())
+	if u.LastResult != event.ResultDone || h.startCount() != 2 {
+		t.Fatalf("the owed restart: %+v, agent started %d times", u, h.startCount())
 	}
 	u = h.waitUnit("what the agent runs on", func(u status.Unit) bool { return len(u.RunningOn) == 1 && u.RunningOn[0].Digest != "" })
-	if u.RunningOn[0].Digest != digest(agentKeysOne) {
+	if u.RunningOn[0].Digest != digest(agenthost.KeysOne) {
 		t.Errorf("the agent runs on %+v, want the digest of the new keys", u.RunningOn)
 	}
 	t.Logf("from the start of the next hostd to the owed restart of the agent: %s", owed.Round(time.Millisecond))
@@ -142,23 +116,23 @@ func TestARestartOwedSurvivesASIGKILLOfHostd(t *testing.T) {
 func TestAnAgentStartedAfterItsFileIsLeftAloneByTheNextHostd(t *testing.T) {
 	h := newHost(t, "")
 	first := h.hostd("")
-	h.waitConf(agentKeysOne)
+	h.waitConf(agenthost.KeysOne)
 	// Killed once the restart has settled (what the agent runs on is
 	// recorded): a kill between the restart and its record leaves an
 	// unfinished batch, which the next hostd checks (and counts), the case
 	// TestARestartCutShortByASIGKILLIsRolledBackByTheNextHostd covers.
 	h.waitUnit("the restart onto the new keys, settled", func(u status.Unit) bool {
-		return u.Restarts >= 1 && u.LastResult == event.ResultDone && len(u.RunningOn) == 1 && u.RunningOn[0].Digest == digest(agentKeysOne)
+		return u.Restarts >= 1 && u.LastResult == event.ResultDone && len(u.RunningOn) == 1 && u.RunningOn[0].Digest == digest(agenthost.KeysOne)
 	})
 	kill(t, first)
 
 	h.hostd("")
 	u := h.waitUnit("what the agent runs on", func(u status.Unit) bool { return len(u.RunningOn) == 1 && u.RunningOn[0].Digest != "" })
-	if u.RunningOn[0].Digest != digest(agentKeysOne) {
+	if u.RunningOn[0].Digest != digest(agenthost.KeysOne) {
 		t.Errorf("the agent runs on %+v, want the digest of its keys", u.RunningOn)
 	}
-	if u.Restarts != 0 || !u.PendingDue.IsZero() || h.starts() != 2 {
-		t.Errorf("the next hostd restarted an agent that runs on its current file: %+v, %d starts", u, h.starts())
+	if u.Restarts != 0 || !u.PendingDue.IsZero() || h.startCount() != 2 {
+		t.Errorf("the next hostd restarted an agent that runs on its current file: %+v, %d starts", u, h.startCount())
 	}
 }
 
@@ -177,8 +151,8 @@ func TestARestartCutShortByASIGKILLIsRolledBackByTheNextHostd(t *testing.T) {
 	if err := os.Remove(gate); err != nil {
 		t.Fatal(err)
 	}
-	h.vault.Write("kv/agent", map[string]any{"accessKey": "A3", "secretKey": "broken", "rotation_period": 60, "ttl": 1})
-	h.waitConf(agentKeysBroken)
+	h.Vault.Write("kv/agent", map[string]any{"accessKey": "A3", "secretKey": "broken", "rotation_period": 60, "ttl": 1})
+	h.waitConf(agenthost.KeysBroken)
 	h.waitUnit("a restart under way", func(u status.Unit) bool { return u.ActiveState == "activating" })
 	kill(t, first)
 	if err := os.WriteFile(gate, nil, 0o644); err != nil {
@@ -187,7 +161,7 @@ func TestARestartCutShortByASIGKILLIsRolledBackByTheNextHostd(t *testing.T) {
 
 	started := time.Now()
 	h.hostd("")
-	h.waitConf(agentKeysOne)
+	h.waitConf(agenthost.KeysOne)
 	u := h.waitUnit("the rollback", func(u status.Unit) bool { return u.RolledBack })
 	if u.LastResult != event.ResultRolledBack {
 		t.Fatalf("at the next start: %+v", u)

@@ -13,9 +13,9 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest/agenthost"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
-	"github.com/sigsci-keys/sigsci-keys/hostd/systemdtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 )
@@ -24,59 +24,28 @@ import (
 // depend on Vault or on a restart batch: starting during a Vault outage,
 // reloading while the agent restarts slowly, stopping while a restart fails.
 
-const (
-	keysOne    = "accesskeyid=A1\nsecretaccesskey=S-one\n"
-	keysTwo    = "accesskeyid=A2\nsecretaccesskey=S-two\n"
-	keysBroken = "accesskeyid=A3\nsecretaccesskey=broken\n"
-)
-
-// agentHost is a Vault with the agent's keys and a systemd user manager
-// running the agent, which stays up only on a secret key starting "S-".
+// agentHost is the agent's host and a connection to its user manager.
 type agentHost struct {
-	t       *testing.T
-	vault   *vaulttest.Server
-	manager *systemdtest.Manager
-	conn    *restart.Conn
-	dir     string
-	conf    string
-	token   string
+	*agenthost.Host
+	t    *testing.T
+	conn *restart.Conn
 }
 
 // newAgentHost installs and starts agent.service with extra [Service]
 // lines, on a hand-written agent.conf the agent accepts.
 func newAgentHost(t *testing.T, service string) *agentHost {
 	t.Helper()
-	h := &agentHost{t: t, vault: vaulttest.Start(t), manager: systemdtest.Start(t), dir: t.TempDir()}
-	t.Setenv("DBUS_SESSION_BUS_ADDRESS", h.manager.BusAddress())
-	h.vault.Mount("kv", "kv", nil)
-	h.vault.Write("kv/agent", hosttest.AgentKeys("A1", "S-one"))
-	h.conf = filepath.Join(h.dir, "agent.conf")
-	h.token = filepath.Join(h.dir, "token")
-	if err := os.WriteFile(h.token, []byte(h.vault.RootToken), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	h := &agentHost{Host: agenthost.Start(t, service), t: t}
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", h.Manager.BusAddress())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	hosttest.StartAgentOnOldKeys(ctx, t, h.manager, h.conf, hosttest.AgentUnit(h.conf, service))
-	conn, err := restart.Dial(ctx, restart.Options{Bus: restart.UserBus, Address: h.manager.BusAddress()})
+	conn, err := restart.Dial(ctx, restart.Options{Bus: restart.UserBus, Address: h.Manager.BusAddress()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(conn.Close)
 	h.conn = conn
 	return h
-}
-
-// config is hostd's configuration for the agent with these restart settings.
-func (h *agentHost) config(socket, restartSettings string) string {
-	return hosttest.Config{
-		VaultAddress:   h.vault.Addr,
-		TokenFile:      h.token,
-		TemplateConfig: []string{`max_backoff = "1s"`},
-		Templates:      []hosttest.Template{hosttest.AgentConfTemplate(h.conf)},
-		Restart:        hosttest.RestartAtOnce(restartSettings),
-		Socket:         socket,
-	}.Text()
 }
 
 // waitAgent polls the agent's state until ok holds, for 30 s at most.
@@ -129,7 +98,7 @@ func TestReadyDuringAVaultOutageAndRendersOnceVaultIsBack(t *testing.T) {
 
 	vault.Resume()
 	back := time.Now()
-	hosttest.WaitFile(t, conf, keysOne)
+	hosttest.WaitFile(t, conf, agenthost.KeysOne)
 	firstRender := time.Since(back)
 	h.notes.waitCount(t, statusLine("running; every template rendered"), 1)
 	hosttest.WaitStatus(t, h.socket, "healthy", func(s status.Snapshot) bool { ok, _ := status.Healthy(s); return ok })
@@ -147,7 +116,7 @@ func TestAReloadDuringASlowRestartReturnsAndTheWatchdogIsFed(t *testing.T) {
 	a := newAgentHost(t, fmt.Sprintf("ExecStartPre=/bin/sh -c 'while [ ! -e %s ]; do sleep 0.02; done'\n", gate))
 	notes := newRecorder()
 	notes.watchdog = 400 * time.Millisecond
-	h := startWith(t, notes, func(_, socket string) string { return a.config(socket, `active_timeout = "3s"`) })
+	h := startWith(t, notes, func(_, socket string) string { return a.Config(socket, `active_timeout = "3s"`) })
 	first := waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts >= 1 })
 	if first.LastResult != event.ResultDone {
 		t.Fatalf("first restart: %+v", first)
@@ -157,12 +126,12 @@ func TestAReloadDuringASlowRestartReturnsAndTheWatchdogIsFed(t *testing.T) {
 	if err := os.Remove(gate); err != nil {
 		t.Fatal(err)
 	}
-	a.vault.Write("kv/agent", hosttest.AgentKeys("A2", "S-two"))
-	hosttest.WaitFile(t, a.conf, keysTwo)
+	a.Vault.Write("kv/agent", hosttest.AgentKeys("A2", "S-two"))
+	hosttest.WaitFile(t, a.Conf, agenthost.KeysTwo)
 	a.waitAgent("restarting", func(st restart.State) bool { return st.SubState == "start-pre" })
 
 	pings := notes.count(notifyWatchdog)
-	h.write(a.config(h.socket, `active_timeout = "4s"`)) // a new restart policy: a new rollout
+	h.write(a.Config(h.socket, `active_timeout = "4s"`)) // a new restart policy: a new rollout
 	h.triggerReload()
 	if st := a.waitAgent("still restarting", func(restart.State) bool { return true }); st.SubState != "start-pre" {
 		t.Fatalf("the restart ended before the reload did (%+v): nothing was shown", st)
@@ -187,27 +156,27 @@ func TestAReloadDuringASlowRestartReturnsAndTheWatchdogIsFed(t *testing.T) {
 func TestAStopDuringAFailingRestartIsFinishedAtTheNextStart(t *testing.T) {
 	a := newAgentHost(t, "Restart=always\nRestartSec=100ms\n")
 	state := t.TempDir()
-	first := startWith(t, newRecorder(), func(_, socket string) string { return a.config(socket, `active_timeout = "1h"`) },
+	first := startWith(t, newRecorder(), func(_, socket string) string { return a.Config(socket, `active_timeout = "1h"`) },
 		WithStateDirectory(state), WithStopGrace(200*time.Millisecond))
 	waitUnit(t, first.socket, func(u status.Unit) bool { return u.Restarts >= 1 && u.LastResult == event.ResultDone })
-	hosttest.WaitFile(t, a.conf, keysOne)
+	hosttest.WaitFile(t, a.Conf, agenthost.KeysOne)
 
-	a.vault.Write("kv/agent", hosttest.AgentKeys("A3", "broken"))
-	hosttest.WaitFile(t, a.conf, keysBroken)
+	a.Vault.Write("kv/agent", hosttest.AgentKeys("A3", "broken"))
+	hosttest.WaitFile(t, a.Conf, agenthost.KeysBroken)
 	a.waitAgent("crash-looping on the broken keys", func(st restart.State) bool { return st.NRestarts > 0 })
 	stopping := time.Now()
 	if err := first.stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	stopped := time.Since(stopping)
-	if got, _ := os.ReadFile(a.conf); string(got) != keysBroken {
+	if got, _ := os.ReadFile(a.Conf); string(got) != agenthost.KeysBroken {
 		t.Fatalf("agent.conf after the stop = %q: rolled back without a verdict", got)
 	}
 
 	restarted := time.Now()
-	second := startWith(t, newRecorder(), func(_, socket string) string { return a.config(socket, `active_timeout = "3s"`) },
+	second := startWith(t, newRecorder(), func(_, socket string) string { return a.Config(socket, `active_timeout = "3s"`) },
 		WithStateDirectory(state))
-	hosttest.WaitFile(t, a.conf, keysOne)
+	hosttest.WaitFile(t, a.Conf, agenthost.KeysOne)
 	u := waitUnit(t, second.socket, func(u status.Unit) bool { return u.RolledBack && u.LastResult != "" })
 	if u.LastResult != event.ResultRolledBack {
 		t.Fatalf("at the next start: %+v", u)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest/agenthost"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 )
@@ -23,7 +24,7 @@ func TestKeysRotateIntoTheAgent(t *testing.T) {
 	// The agent stays up only with a secret key it accepts (one starting
 	// with "S-"), like the real agent refusing bad keys.
 	agent := newAgentHost(t, "")
-	vault, dir, conf := agent.vault, agent.dir, agent.conf
+	vault, dir, conf := agent.Vault, agent.Dir, agent.Conf
 	vault.WritePolicy("agent", `path "kv/agent" { capabilities = ["read"] }`)
 	role := vault.EnableAppRole("approle", "waf", map[string]any{"token_policies": "agent", "token_ttl": "1h"})
 	for name, content := range map[string]string{"role-id": role.RoleID, "secret-id": vault.NewSecretID(role)} {
@@ -45,7 +46,7 @@ func TestKeysRotateIntoTheAgent(t *testing.T) {
 	})
 
 	h.notes.waitCount(t, notifyReady, 1)
-	hosttest.WaitFile(t, conf, "accesskeyid=A1\nsecretaccesskey=S-one\n")
+	hosttest.WaitFile(t, conf, agenthost.KeysOne)
 	if info, err := os.Stat(conf); err != nil || info.Mode().Perm() != 0o600 {
 		t.Errorf("agent.conf: %v, %v; want mode 0600", info, err)
 	}
@@ -57,7 +58,7 @@ func TestKeysRotateIntoTheAgent(t *testing.T) {
 
 	// Rotation: the new keys reach the file and the agent is restarted once.
 	vault.Write("kv/agent", hosttest.AgentKeys("A2", "S-two"))
-	hosttest.WaitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
+	hosttest.WaitFile(t, conf, agenthost.KeysTwo)
 	u = waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts > restarts })
 	if u.LastResult != event.ResultDone || u.RolledBack {
 		t.Errorf("after the rotation: %+v", u)
@@ -68,7 +69,7 @@ func TestKeysRotateIntoTheAgent(t *testing.T) {
 	// runs on it.
 	vault.Write("kv/agent", hosttest.AgentKeys("A3", "broken"))
 	u = waitUnit(t, h.socket, func(u status.Unit) bool { return u.Restarts > restarts && u.RolledBack })
-	hosttest.WaitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
+	hosttest.WaitFile(t, conf, agenthost.KeysTwo)
 	snap := fetch(t, h.socket)
 	if healthy, reasons := status.Healthy(snap); healthy || !strings.Contains(strings.Join(reasons, "\n"), "rolled back") {
 		t.Errorf("a rollback must make status unhealthy: %v", reasons)
@@ -79,7 +80,7 @@ func TestKeysRotateIntoTheAgent(t *testing.T) {
 	// The next refreshes render the same broken keys: hostd refuses to
 	// write them again and says so, and the agent is left alone.
 	waitTemplate(t, h.socket, func(tpl status.Template) bool { return strings.Contains(tpl.LastError, "rolled back") })
-	if got, err := os.ReadFile(conf); err != nil || string(got) != "accesskeyid=A2\nsecretaccesskey=S-two\n" {
+	if got, err := os.ReadFile(conf); err != nil || string(got) != agenthost.KeysTwo {
 		t.Errorf("agent.conf = %q, %v after a refused render", got, err)
 	}
 	if now := fetch(t, h.socket).Units[0]; now.Restarts != u.Restarts {
@@ -96,7 +97,7 @@ func TestKeysRotateIntoTheAgent(t *testing.T) {
 	if u.LastResult != event.ResultRolledBack || u.ActiveState != "active" {
 		t.Errorf("after hostd refresh retried the refused keys: %+v", u)
 	}
-	hosttest.WaitFile(t, conf, "accesskeyid=A2\nsecretaccesskey=S-two\n")
+	hosttest.WaitFile(t, conf, agenthost.KeysTwo)
 
 	// The journal tells the same story.
 	logs := h.logs.String()
@@ -134,14 +135,14 @@ func waitTemplate(t *testing.T, socket string, ok func(status.Template) bool) st
 // the new renderer finds the file already up to date.
 func TestRestartOwedSurvivesAReload(t *testing.T) {
 	agent := newAgentHost(t, "")
-	conf := agent.conf
+	conf := agent.Conf
 
 	now := time.Now().UTC()
 	clock := func(d time.Duration) string { return now.Add(d).Format("15:04") }
 	text := func(socket, start, end string) string {
 		return hosttest.Config{
-			VaultAddress: agent.vault.Addr,
-			TokenFile:    agent.token,
+			VaultAddress: agent.Vault.Addr,
+			TokenFile:    agent.Token,
 			Templates:    []hosttest.Template{hosttest.AgentConfTemplate(conf)},
 			Restart:      hosttest.RestartAtOnce(maintenanceWindow(start, end)),
 			Socket:       socket,
@@ -149,7 +150,7 @@ func TestRestartOwedSurvivesAReload(t *testing.T) {
 	}
 	h := start(t, func(_, socket string) string { return text(socket, clock(3*time.Hour), clock(4*time.Hour)) })
 
-	hosttest.WaitFile(t, conf, "accesskeyid=A1\nsecretaccesskey=S-one\n")
+	hosttest.WaitFile(t, conf, agenthost.KeysOne)
 	u := waitUnit(t, h.socket, func(u status.Unit) bool { return !u.PendingDue.IsZero() })
 	if u.Restarts != 0 || u.PendingDue.Before(now.Add(2*time.Hour)) {
 		t.Fatalf("the restart must wait for the window: %+v", u)

@@ -6,6 +6,7 @@
 //
 // It owns no Vault and no systemd: hostd/vaulttest and hostd/systemdtest
 // start those; it only writes the files and units a test puts on them.
+// hostd/hosttest/agenthost starts a whole agent host from the three.
 package hosttest
 
 import (
