@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,72 +13,22 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
-	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
 	"github.com/sigsci-keys/sigsci-keys/internal/poll"
+	"github.com/sigsci-keys/sigsci-keys/internal/selfexec"
 )
 
 const waitFor = 15 * time.Second
 
 // TestMain lets the tests run this test binary as hostd itself, to drive the
 // real main with real signals.
-func TestMain(m *testing.M) {
-	if os.Getenv("HOSTD_TEST_RUN_MAIN") == "1" {
-		main()
-		return
-	}
-	os.Exit(m.Run())
-}
-
-// hostdProcess is this test binary running as hostd (see TestMain), its
-// standard error kept in logs.
-type hostdProcess struct {
-	cmd    *exec.Cmd
-	logs   *logbuf.Buffer
-	exited chan struct{} // closed once the process has exited; err is set
-	err    error
-}
+// The test binary doubles as hostd in the processes startHostd begins.
+func TestMain(m *testing.M) { selfexec.Main(m, main) }
 
 // startHostd runs `hostd run -config config` as a process of its own with
-// env added to the test's environment. It is killed, if still running,
-// when the test ends, and its logs are shown if the test failed.
-func startHostd(t *testing.T, config string, env ...string) *hostdProcess {
+// env added to the test's environment (selfexec.Start).
+func startHostd(t *testing.T, config string, env ...string) *selfexec.Process {
 	t.Helper()
-	p := &hostdProcess{cmd: exec.Command(os.Args[0], "run", "-config", config), logs: &logbuf.Buffer{}, exited: make(chan struct{})}
-	p.cmd.Env = append(append(os.Environ(), "HOSTD_TEST_RUN_MAIN=1"), env...)
-	p.cmd.Stderr = p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill() // no-op once it has exited
-		<-p.exited
-		if t.Failed() {
-			t.Logf("hostd (pid %d) logs:\n%s", p.cmd.Process.Pid, p.logs.String())
-		}
-	})
-	return p
-}
-
-// signal sends sig to hostd.
-func (p *hostdProcess) signal(t *testing.T, sig os.Signal) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitExit waits for hostd to exit and returns how it ended; it fails the
-// test if hostd is still running after waitFor.
-func (p *hostdProcess) waitExit(t *testing.T, after string) error {
-	t.Helper()
-	select {
-	case <-p.exited:
-		return p.err
-	case <-time.After(waitFor):
-		t.Fatalf("hostd did not stop on %s; logs:\n%s", after, p.logs.String())
-		return nil
-	}
+	return selfexec.Start(t, selfexec.Options{Env: env}, "run", "-config", config)
 }
 
 func execute(args ...string) (code int, stdout, stderr string) {
@@ -234,7 +183,7 @@ func TestDaemonProcess(t *testing.T) {
 	path := writeConfig(t, dir, validConfig(dir))
 	socket := filepath.Join(dir, "hostd.sock")
 	hostd := startHostd(t, path)
-	logs := hostd.logs
+	logs := hostd.Stderr
 
 	waitStatus := func() {
 		t.Helper()
@@ -249,7 +198,7 @@ func TestDaemonProcess(t *testing.T) {
 	}
 
 	writeConfig(t, dir, "vault {\n")
-	hostd.signal(t, syscall.SIGHUP)
+	hostd.Signal(t, syscall.SIGHUP)
 	// The broken file is rejected and hostd keeps answering.
 	poll.Within(t, waitFor, 20*time.Millisecond, "SIGHUP with a broken file to be reported", func() (bool, string) {
 		return strings.Contains(logs.String(), "configuration reload rejected"), "logs:\n" + logs.String()
@@ -259,8 +208,8 @@ func TestDaemonProcess(t *testing.T) {
 	}
 	waitStatus()
 
-	hostd.signal(t, syscall.SIGTERM)
-	if err := hostd.waitExit(t, "SIGTERM"); err != nil {
+	hostd.Signal(t, syscall.SIGTERM)
+	if err := hostd.Wait(t, "SIGTERM", waitFor); err != nil {
 		t.Fatalf("hostd exited with %v; logs:\n%s", err, logs.String())
 	}
 	if _, err := os.Lstat(socket); err == nil {

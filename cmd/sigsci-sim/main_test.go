@@ -11,53 +11,37 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
+	"github.com/sigsci-keys/sigsci-keys/internal/selfexec"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
 
-// The test binary doubles as the command when this variable is set, so the
-// signal handling of the real main is tested in a real process.
-const runMainEnv = "SIGSCI_SIM_TEST_RUN_MAIN"
+// The test binary doubles as the simulator in the processes startProcess
+// begins, so the signal handling of the real main is tested in a real process.
+func TestMain(m *testing.M) { selfexec.Main(m, main) }
 
-func TestMain(m *testing.M) {
-	if os.Getenv(runMainEnv) == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+// processWait bounds the simulator's start and its exit on a signal.
+const processWait = 30 * time.Second
 
-// startProcess runs the command with args and returns its base URL once it
-// printed it.
-func startProcess(t *testing.T, args ...string) (*exec.Cmd, string, *logbuf.Buffer) {
+// startProcess runs the simulator with args (selfexec.Start) and returns it
+// with its base URL once it printed it.
+func startProcess(t *testing.T, args ...string) (*selfexec.Process, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), runMainEnv+"=1")
-	stdout, err := cmd.StdoutPipe()
+	stdout, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &logbuf.Buffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
+	p := selfexec.Start(t, selfexec.Options{Stdout: w}, args...)
+	w.Close() // the process has its own copy: stdout ends when it exits
 	lines := make(chan string, 1)
 	go func() {
+		defer stdout.Close()
 		line, _ := bufio.NewReader(stdout).ReadString('\n')
 		lines <- strings.TrimSpace(line)
 		_, _ = io.Copy(io.Discard, stdout)
@@ -65,26 +49,13 @@ func startProcess(t *testing.T, args ...string) (*exec.Cmd, string, *logbuf.Buff
 	select {
 	case line := <-lines:
 		if !strings.HasPrefix(line, "http://127.0.0.1:") {
-			t.Fatalf("first stdout line = %q; stderr: %s", line, stderr)
+			t.Fatalf("first stdout line = %q; stderr: %s", line, p.Stderr)
 		}
-		return cmd, line, stderr
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no address printed; stderr: %s", stderr)
+		return p, line
+	case <-time.After(processWait):
+		t.Fatalf("no address printed; stderr: %s", p.Stderr)
 	}
-	return nil, "", nil
-}
-
-func waitExit(t *testing.T, cmd *exec.Cmd) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(30 * time.Second):
-		t.Fatal("the process did not stop")
-		return nil
-	}
+	return nil, ""
 }
 
 func TestProcessServesFlagSeedAndStopsOnSignals(t *testing.T) {
@@ -95,7 +66,7 @@ func TestProcessServesFlagSeedAndStopsOnSignals(t *testing.T) {
 	}
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		addrFile := filepath.Join(dir, "addr")
-		cmd, base, stderr := startProcess(t, "-listen", "127.0.0.1:0", "-corp", "acme", "-user", "ops@acme.test",
+		sim, base := startProcess(t, "-listen", "127.0.0.1:0", "-corp", "acme", "-user", "ops@acme.test",
 			"-token-file", tokenFile, "-sites", "www, api", "-addr-file", addrFile, "-v")
 		if b, err := os.ReadFile(addrFile); err != nil || strings.TrimSpace(string(b)) != base {
 			t.Errorf("address file = %q, %v; want %q", b, err, base)
@@ -124,13 +95,11 @@ func TestProcessServesFlagSeedAndStopsOnSignals(t *testing.T) {
 			t.Errorf("agent check = %+v", check)
 		}
 
-		if err := cmd.Process.Signal(sig); err != nil {
-			t.Fatal(err)
+		sim.Signal(t, sig)
+		if err := sim.Wait(t, sig.String(), processWait); err != nil {
+			t.Errorf("%v: exit = %v; stderr: %s", sig, err, sim.Stderr)
 		}
-		if err := waitExit(t, cmd); err != nil {
-			t.Errorf("%v: exit = %v; stderr: %s", sig, err, stderr)
-		}
-		log := stderr.String()
+		log := sim.Stderr.String()
 		if !strings.Contains(log, "stopped") || !strings.Contains(log, "GET /api/v0/corps/acme/sites 200") {
 			t.Errorf("%v: stderr = %s", sig, log)
 		}
@@ -148,7 +117,7 @@ func TestProcessLoadsSeedFileWithFaults(t *testing.T) {
 	if err := os.WriteFile(path, []byte(seed), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd, base, _ := startProcess(t, "-listen", "127.0.0.1:0", "-seed", path)
+	sim, base := startProcess(t, "-listen", "127.0.0.1:0", "-seed", path)
 	c, err := sigsci.New(sigsci.Config{BaseURL: base + sigscisim.APIPrefix, Email: "b@globex.test", Token: "t2",
 		MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
 	if err != nil {
@@ -168,8 +137,8 @@ func TestProcessLoadsSeedFileWithFaults(t *testing.T) {
 	if calls[sigscisim.EndpointListSites] != 2 {
 		t.Errorf("calls = %v, want the seeded failure and its retry", calls)
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	if err := waitExit(t, cmd); err != nil {
+	sim.Signal(t, syscall.SIGTERM)
+	if err := sim.Wait(t, "SIGTERM", processWait); err != nil {
 		t.Errorf("exit = %v", err)
 	}
 }
