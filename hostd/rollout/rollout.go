@@ -82,7 +82,9 @@ type Options struct {
 	// carries previous content.
 	Restore RestoreFunc
 	// Sink receives event.Pending, event.Restart and event.AgentKeys;
-	// default event.Discard.
+	// default event.Discard. Submit publishes while it holds the Rollout's
+	// lock (so a batch is announced before Run can start it): the Sink must
+	// not call back into the Rollout.
 	Sink event.Sink
 
 	// Debounce: a unit is restarted once no change arrived for this long.
@@ -253,7 +255,6 @@ func (r *Rollout) Submit(changes ...Change) {
 		return
 	}
 	now := r.opts.Now()
-	var scheduled []event.Pending
 	r.mu.Lock()
 	touched := make(map[string]bool)
 	for _, c := range changes {
@@ -272,14 +273,14 @@ func (r *Rollout) Submit(changes ...Change) {
 		b.due = r.batchDue(b)
 		touched[c.Unit] = true
 	}
+	// Announced before the lock is let go, so that Run, which takes a due
+	// batch under it, cannot start the batch (and report its restart)
+	// before the announcement is out. The sinks only record.
 	for unit := range touched {
 		b := r.pending[unit]
-		scheduled = append(scheduled, event.Pending{Time: now, Unit: unit, Due: b.due, Cause: b.destinations()})
+		r.sink.Publish(event.Pending{Time: now, Unit: unit, Due: b.due, Cause: b.destinations()})
 	}
 	r.mu.Unlock()
-	for _, p := range scheduled {
-		r.sink.Publish(p)
-	}
 	r.poke()
 }
 
