@@ -83,27 +83,25 @@ func TestPackagedHostdKilledWithARestartOwed(t *testing.T) {
 	h := setUpPackagedHost(t, packagedOptions{debounce: owedDebounce})
 	h.startHostdService(t, t)
 	h.waitHealthy(t)
-	old := readState(t, h.stateFile)
-	rotated := h.rotateWithRestartOwed(t)
+	owed := h.rotateWithRestartOwed(t)
 
-	before := h.propsOf(t, hostdUnit)
 	var killed time.Time
 	harness.StepT(t, "hostd is killed before the restart is due", func(t *testing.T) {
 		killed = time.Now()
 		h.systemctl(t, "kill", "--signal=KILL", hostdUnit)
-		if s := readState(t, h.stateFile); s != old {
-			t.Fatalf("the agent was restarted before hostd was killed (now %+v, was %+v): the debounce of %s did not hold the restart back", s, old, owedDebounce)
+		if s := readState(t, h.stateFile); s != owed.agentBefore {
+			t.Fatalf("the agent was restarted before hostd was killed (now %+v, was %+v): the debounce of %s did not hold the restart back", s, owed.agentBefore, owedDebounce)
 		}
 	})
 
 	harness.StepT(t, "systemd starts hostd again, and it restarts the agent onto the new keys", func(t *testing.T) {
 		waitFor(t, "systemd to start hostd again", func() (bool, string) {
 			p := h.propsOf(t, hostdUnit)
-			return p.MainPID != before.MainPID && p.NRestarts != before.NRestarts && p.SubState == "running", fmt.Sprintf("%+v", p)
+			return p.MainPID != owed.hostdBefore.MainPID && p.NRestarts != owed.hostdBefore.NRestarts && p.SubState == "running", fmt.Sprintf("%+v", p)
 		})
 		t.Logf("systemd started hostd again %s after SIGKILL", time.Since(killed).Round(time.Millisecond))
 		h.checkRunsAsHostd(t)
-		waitFor(t, "the agent to run on the rotated pair", agentRunsOn(h.stateFile, rotated.AccessKey))
+		waitFor(t, "the agent to run on the rotated pair", agentRunsOn(h.stateFile, owed.rotated.AccessKey))
 		t.Logf("recovery: the agent runs on the new keys %s after hostd was killed", time.Since(killed).Round(time.Millisecond))
 		h.waitRestartedByThisHostd(t)
 		h.checkNoSecrets(t)
@@ -165,10 +163,8 @@ func TestPackageUpgradeWithARestartOwed(t *testing.T) {
 	if snap := h.waitHealthy(t); snap.Version != firstRelease {
 		t.Fatalf("hostd status reports version %q, want %q", snap.Version, firstRelease)
 	}
-	old := readState(t, h.stateFile)
-	rotated := h.rotateWithRestartOwed(t)
+	owed := h.rotateWithRestartOwed(t)
 
-	before := h.propsOf(t, hostdUnit)
 	var upgrading time.Time
 	harness.StepT(t, "the operator upgrades the package; its postinst restarts hostd", func(t *testing.T) {
 		upgrading = time.Now()
@@ -180,17 +176,17 @@ func TestPackageUpgradeWithARestartOwed(t *testing.T) {
 		if v := h.installedVersion(t); v != nextRelease+"-1" {
 			t.Fatalf("installed hostd %s after the upgrade, want %s-1", v, nextRelease)
 		}
-		if p := h.propsOf(t, hostdUnit); p.MainPID == before.MainPID || p.SubState != "running" {
-			t.Fatalf("hostd.service after the upgrade: %+v (before %+v): the postinst did not restart it", p, before)
+		if p := h.propsOf(t, hostdUnit); p.MainPID == owed.hostdBefore.MainPID || p.SubState != "running" {
+			t.Fatalf("hostd.service after the upgrade: %+v (before %+v): the postinst did not restart it", p, owed.hostdBefore)
 		}
 		h.checkRunsAsHostd(t)
-		if s := readState(t, h.stateFile); s == old {
+		if s := readState(t, h.stateFile); s == owed.agentBefore {
 			t.Logf("when dpkg returned the agent still ran on the old keys: the restart is owed by the new hostd")
 		}
 	})
 
 	harness.StepT(t, "the new hostd restarts the agent onto the new keys", func(t *testing.T) {
-		waitFor(t, "the agent to run on the rotated pair", agentRunsOn(h.stateFile, rotated.AccessKey))
+		waitFor(t, "the agent to run on the rotated pair", agentRunsOn(h.stateFile, owed.rotated.AccessKey))
 		t.Logf("recovery: the agent runs on the new keys %s after dpkg --install began", time.Since(upgrading).Round(time.Millisecond))
 		if snap := h.waitRestartedByThisHostd(t); snap.Version != nextRelease {
 			t.Errorf("hostd status reports version %q after the upgrade, want %q", snap.Version, nextRelease)
@@ -214,10 +210,18 @@ func (h *host) rotate(t *testing.T, what string) sigsci.KeySet {
 	return rotated
 }
 
+// restartOwed is where a story about a restart owed starts from.
+type restartOwed struct {
+	agentBefore agentState    // what the agent ran on before the rotation
+	rotated     sigsci.KeySet // the new primary pair, rendered
+	hostdBefore unitProps     // hostd.service once it owes the restart
+}
+
 // rotateWithRestartOwed rotates the site's keys and returns once hostd has
 // rendered them and holds the agent's restart for later.
-func (h *host) rotateWithRestartOwed(t *testing.T) sigsci.KeySet {
+func (h *host) rotateWithRestartOwed(t *testing.T) restartOwed {
 	t.Helper()
+	agentBefore := readState(t, h.stateFile)
 	rotated := h.rotate(t, "the site's keys rotate")
 	harness.StepT(t, "hostd renders the new keys and owes the agent a restart", func(t *testing.T) {
 		waitFor(t, "hostd to render the new keys with the agent's restart pending", func() (bool, string) {
@@ -225,7 +229,7 @@ func (h *host) rotateWithRestartOwed(t *testing.T) sigsci.KeySet {
 			return strings.Contains(readFile(h.agentConf), rotated.AccessKey) && !u.PendingDue.IsZero(), fmt.Sprintf("unit %+v", u)
 		})
 	})
-	return rotated
+	return restartOwed{agentBefore: agentBefore, rotated: rotated, hostdBefore: h.propsOf(t, hostdUnit)}
 }
 
 // waitRestartedByThisHostd waits until the running hostd reports a
