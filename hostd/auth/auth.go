@@ -39,12 +39,6 @@ const (
 	MethodTokenFile = "token_file"
 )
 
-// Defaults used when the matching Options field is zero.
-const (
-	DefaultMaxBackoff = 5 * time.Minute
-	DefaultMinBackoff = time.Second
-)
-
 // minTokenLife: a token that stops being usable sooner than this after the
 // login counts as a failure for backoff, so a token that is born expiring (or
 // rejected) cannot drive a tight login loop.
@@ -86,7 +80,7 @@ type Options struct {
 	TokenFile string // token_file: read at every login
 
 	// MinBackoff and MaxBackoff bound the wait between failed attempts
-	// (defaults DefaultMinBackoff, DefaultMaxBackoff).
+	// (defaults backoff.DefaultBase, backoff.DefaultCeiling).
 	MinBackoff, MaxBackoff time.Duration
 
 	stage.Reporting // its Sink receives event.Auth
@@ -154,7 +148,7 @@ func New(opts Options) (*Authenticator, error) {
 }
 
 func withDefaults(o Options) Options {
-	o.MinBackoff, o.MaxBackoff = backoff.Bounds(o.MinBackoff, o.MaxBackoff, DefaultMinBackoff, DefaultMaxBackoff)
+	o.MinBackoff, o.MaxBackoff = backoff.Bounds(o.MinBackoff, o.MaxBackoff)
 	o.Reporting = o.Reporting.WithDefaults()
 	o.Clock = o.Clock.WithDefaults()
 	if o.MountPath == "" {

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 	"github.com/sigsci-keys/sigsci-keys/hostd/render"
 	"github.com/sigsci-keys/sigsci-keys/hostd/write"
 )
@@ -97,7 +98,7 @@ func (c *converter) templateConfig(r *rawTemplateConfig) TemplateConfig {
 	}
 	return TemplateConfig{
 		RefreshInterval: c.duration(r.RefreshInterval, render.DefaultRefreshInterval, 5*time.Second, 24*time.Hour),
-		MaxBackoff:      c.duration(r.MaxBackoff, render.DefaultMaxBackoff, time.Second, time.Hour),
+		MaxBackoff:      c.duration(r.MaxBackoff, backoff.DefaultCeiling, time.Second, time.Hour),
 	}
 }
 

@@ -52,25 +52,16 @@ func checkTemplate(t Template) error {
 	return nil
 }
 
-// loadTemplate validates t and reads its source, so that the template is
-// fixed for the Renderer's life and an unreadable file is reported now.
+// loadTemplate validates t. The renderer reads no template file: config
+// read each source once, into Contents, when it loaded.
 func loadTemplate(t Template) (Template, error) {
 	switch {
 	case t.Destination == "":
 		return t, errors.New("destination is required")
-	case t.Source != "" && t.Contents != "":
-		return t, fmt.Errorf("%s: give source or contents, not both", t.Destination)
-	case t.Source == "" && t.Contents == "":
-		return t, fmt.Errorf("%s: source or contents is required", t.Destination)
+	case t.Contents == "":
+		return t, fmt.Errorf("%s: contents are required", t.Destination)
 	case t.Perms&^os.ModePerm != 0:
 		return t, fmt.Errorf("%s: perms %#o: only permission bits are allowed", t.Destination, uint32(t.Perms))
-	}
-	if t.Source != "" {
-		b, err := os.ReadFile(t.Source)
-		if err != nil {
-			return t, fmt.Errorf("%s: read template source: %w", t.Destination, err)
-		}
-		t.Contents = string(b)
 	}
 	return t, nil
 }

@@ -31,6 +31,6 @@ func redact(msg, contents string) string {
 		if inner == "" || strings.Contains(contents, inner) {
 			return q
 		}
-		return `"[redacted]"`
+		return `"` + vaulttoken.Redacted + `"`
 	})
 }

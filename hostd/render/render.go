@@ -34,8 +34,6 @@ import (
 // Defaults used when the matching Options field is zero.
 const (
 	DefaultRefreshInterval = 30 * time.Second
-	DefaultMinBackoff      = time.Second
-	DefaultMaxBackoff      = 5 * time.Minute
 )
 
 // healthyRun: a runner that ran this long before failing starts the backoff
@@ -44,8 +42,7 @@ const healthyRun = time.Minute
 
 // Template is one file to render.
 type Template struct {
-	Source      string // template file, read once when the Renderer is created
-	Contents    string // or the template text itself
+	Contents    string // the template text (config reads the source file)
 	Destination string
 	Perms       os.FileMode // 0 means write.DefaultPerms
 	User, Group string
@@ -72,7 +69,7 @@ type Options struct {
 	// interval into every secret without a lease instead; this value only
 	// matters for listings.
 	RefreshInterval        time.Duration
-	MinBackoff, MaxBackoff time.Duration
+	MinBackoff, MaxBackoff time.Duration // defaults backoff.DefaultBase, backoff.DefaultCeiling
 	// OnChange receives the changed files of units whose every template has
 	// rendered, one batch per render pass. It must not block.
 	OnChange func([]Change)
@@ -167,7 +164,7 @@ func New(opts Options) (*Renderer, error) {
 
 func withDefaults(o Options) Options {
 	o.RefreshInterval = stage.OrDefault(o.RefreshInterval, DefaultRefreshInterval)
-	o.MinBackoff, o.MaxBackoff = backoff.Bounds(o.MinBackoff, o.MaxBackoff, DefaultMinBackoff, DefaultMaxBackoff)
+	o.MinBackoff, o.MaxBackoff = backoff.Bounds(o.MinBackoff, o.MaxBackoff)
 	o.Reporting = o.Reporting.WithDefaults()
 	o.Clock = o.Clock.WithDefaults()
 	return o

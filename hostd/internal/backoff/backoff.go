@@ -25,15 +25,23 @@ func Delay(failures int, base, ceiling time.Duration, random func() float64) tim
 	return half + time.Duration(random()*float64(d-half))
 }
 
+// The bounds of a stage's wait when its options leave them out: the first
+// wait, and the cap, which template_config.max_backoff sets for every stage
+// that retries with it (hostd/config).
+const (
+	DefaultBase    = time.Second
+	DefaultCeiling = 5 * time.Minute
+)
+
 // Bounds returns the bounds a stage waits between: a zero or negative base
-// or ceiling is replaced by its default, and the ceiling is raised to the
-// base when lower.
-func Bounds(base, ceiling, defaultBase, defaultCeiling time.Duration) (time.Duration, time.Duration) {
+// or ceiling is replaced by DefaultBase or DefaultCeiling, and the ceiling
+// is raised to the base when lower.
+func Bounds(base, ceiling time.Duration) (time.Duration, time.Duration) {
 	if base <= 0 {
-		base = defaultBase
+		base = DefaultBase
 	}
 	if ceiling <= 0 {
-		ceiling = defaultCeiling
+		ceiling = DefaultCeiling
 	}
 	return base, max(ceiling, base)
 }

@@ -41,14 +41,14 @@ func TestBoundsFillDefaultsAndKeepTheCeilingAboveTheBase(t *testing.T) {
 	for _, c := range []struct {
 		base, ceiling, wantBase, wantCeiling time.Duration
 	}{
-		{0, 0, time.Second, time.Minute},
-		{-1, -1, time.Second, time.Minute},
-		{2 * time.Second, 0, 2 * time.Second, time.Minute},
+		{0, 0, time.Second, 5 * time.Minute},
+		{-1, -1, time.Second, 5 * time.Minute},
+		{2 * time.Second, 0, 2 * time.Second, 5 * time.Minute},
 		{0, 10 * time.Second, time.Second, 10 * time.Second},
-		{2 * time.Minute, 0, 2 * time.Minute, 2 * time.Minute},
+		{10 * time.Minute, 0, 10 * time.Minute, 10 * time.Minute},
 		{5 * time.Second, time.Second, 5 * time.Second, 5 * time.Second},
 	} {
-		b, m := Bounds(c.base, c.ceiling, time.Second, time.Minute)
+		b, m := Bounds(c.base, c.ceiling)
 		if b != c.wantBase || m != c.wantCeiling {
 			t.Errorf("Bounds(%s, %s) = %s, %s; want %s, %s", c.base, c.ceiling, b, m, c.wantBase, c.wantCeiling)
 		}
