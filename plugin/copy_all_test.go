@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
@@ -64,9 +65,9 @@ func (e *testEnv) copyStatus(role string) map[string]interface{} {
 func (e *testEnv) awaitCopy(role string) map[string]interface{} {
 	e.t.Helper()
 	var st map[string]interface{}
-	waitFor(e.t, "the copy of all sites to end", func() bool {
+	poll.Within(e.t, 10*time.Second, 5*time.Millisecond, "the copy of all sites to end", func() (bool, string) {
 		st = e.copyStatus(role)
-		return st["state"] != copyRunning
+		return st["state"] != copyRunning, fmt.Sprintf("copy status %v", st)
 	})
 	return st
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/internal/clocktest"
 	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
@@ -595,22 +597,6 @@ func containsAny(s string, subs ...string) bool {
 
 func secondsToDuration(n int) time.Duration { return time.Duration(n) * time.Second }
 
-// waitFor waits until cond holds, and fails the test after a deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
-}
-
 // assertCleanStops starts a background job of the backend with start and,
 // once the job has asked the API (where the call hangs), checks that
 // Cleanup stops it: what names the job in the failures.
@@ -622,8 +608,9 @@ func (e *testEnv) assertCleanStops(what string, start func() error) {
 	if err := start(); err != nil {
 		e.t.Fatal(err)
 	}
-	waitFor(e.t, what+" to ask the API", func() bool {
-		return e.sim.Calls(sigscisim.EndpointListKeySets) > lists
+	poll.Within(e.t, 10*time.Second, 5*time.Millisecond, what+" to ask the API", func() (bool, string) {
+		n := e.sim.Calls(sigscisim.EndpointListKeySets)
+		return n > lists, fmt.Sprintf("%d key-set lists, %d before", n, lists)
 	})
 	cleaned := make(chan struct{})
 	go func() {

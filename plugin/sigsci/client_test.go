@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
@@ -87,18 +88,14 @@ func recordSleeps(c *sigsci.Client) *[]time.Duration {
 	return waits
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitCalls waits until the simulator has answered at least n calls of
+// endpoint.
+func waitCalls(t *testing.T, sim *sigscisim.Server, endpoint string, n int, what string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	poll.Within(t, 10*time.Second, time.Millisecond, what, func() (bool, string) {
+		got := sim.Calls(endpoint)
+		return got >= n, fmt.Sprintf("%d calls of %s", got, endpoint)
+	})
 }
 
 func TestRotationAgainstSimulator(t *testing.T) {
@@ -347,7 +344,10 @@ func TestPerAttemptTimeout(t *testing.T) {
 	if took := time.Since(began); took > 5*time.Second {
 		t.Errorf("took %s", took)
 	}
-	waitFor(t, "two attempts at the simulator", func() bool { return sim.Calls(sigscisim.EndpointListSites) == 2 })
+	waitCalls(t, sim, sigscisim.EndpointListSites, 2, "two attempts at the simulator")
+	if n := sim.Calls(sigscisim.EndpointListSites); n != 2 {
+		t.Errorf("%d attempts at the simulator, want 2", n)
+	}
 }
 
 func TestCallerDeadlineStopsTheCall(t *testing.T) {
@@ -639,7 +639,7 @@ func TestCreateIsNotRepeatedAfter5xxOrTimeout(t *testing.T) {
 	if !errors.Is(err, sigsci.ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("timeout: err = %v", err)
 	}
-	waitFor(t, "the second POST to arrive", func() bool { return sim.Calls(sigscisim.EndpointCreateKeySet) >= 2 })
+	waitCalls(t, sim, sigscisim.EndpointCreateKeySet, 2, "the second POST to arrive")
 	sim.SetLatency(0)
 	if got := sim.Calls(sigscisim.EndpointCreateKeySet); got != 2 {
 		t.Errorf("POST sent %d times, want 2 (one per CreateKeySet)", got)
