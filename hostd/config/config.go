@@ -66,13 +66,14 @@ type TemplateConfig struct {
 	// RefreshInterval is how often secrets are re-read (jittered by the
 	// renderer).
 	RefreshInterval time.Duration
-	// MaxBackoff caps every retry delay of hostd, the templates' and
+	// MaxBackoff caps hostd's retry delays, the templates' and
 	// beyond: consul-template's retries of a failed Vault read and the
 	// renderer's restarts of its runner (render), the waits between failed
 	// logins and failed token renewals (auth, from 1s, doubling), and the
 	// waits before retrying a restart that said nothing about the new files
 	// or a unit whose process could not be read (rollout, from 30s,
-	// doubling).
+	// doubling). The fleet report is the exception: its retries go from 5s
+	// up to 5m or its interval, whichever is shorter (hostd/report).
 	MaxBackoff time.Duration
 }
 
