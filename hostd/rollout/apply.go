@@ -51,7 +51,7 @@ func (r *Rollout) retry(b *batch, a attempt) {
 	r.publish(b.unit, a, false, fmt.Sprintf("%v; retrying at %s", a.err, due.Format(time.RFC3339)))
 	// Still scheduled: say so after the failure, so a consumer tracking
 	// "pending" sees the retry.
-	r.sink.Publish(event.Pending{Time: r.opts.Now(), Unit: b.unit, Due: due, Cause: b.destinations()})
+	r.opts.Sink.Publish(event.Pending{Time: r.opts.Now(), Unit: b.unit, Due: due, Cause: b.destinations()})
 }
 
 // rollBack puts back what the batch's destinations held before it,
@@ -77,7 +77,7 @@ func (r *Rollout) rollBack(ctx context.Context, b *batch, issued map[string]dige
 		// restarts the unit on that.
 		if due := r.requeue(b); !due.IsZero() {
 			why += fmt.Sprintf("; the restart on it said nothing (%v), retrying at %s", second.err, due.Format(time.RFC3339))
-			defer r.sink.Publish(event.Pending{Time: r.opts.Now(), Unit: b.unit, Due: due, Cause: b.destinations()})
+			defer r.opts.Sink.Publish(event.Pending{Time: r.opts.Now(), Unit: b.unit, Due: due, Cause: b.destinations()})
 		}
 	case unhealthy:
 		result = event.ResultRollbackFailed
@@ -98,7 +98,7 @@ func (r *Rollout) restoreBackups(b *batch) (restored, problems []string) {
 			problems = append(problems, fmt.Sprintf("%s had no previous content to restore", c.Destination))
 			continue
 		}
-		if err := r.restore(c.Destination, c.Previous); err != nil {
+		if err := r.opts.Restore(c.Destination, c.Previous); err != nil {
 			problems = append(problems, err.Error())
 			continue
 		}
@@ -131,7 +131,7 @@ func (r *Rollout) rebase(b *batch, restored []string) {
 }
 
 func (r *Rollout) publish(unit string, a attempt, rolledBack bool, errText string) {
-	r.sink.Publish(event.Restart{
+	r.opts.Sink.Publish(event.Restart{
 		Time:        r.opts.Now(),
 		Unit:        unit,
 		Result:      a.result,

@@ -66,7 +66,7 @@ func (r *Rollout) HandOver(next *Rollout) {
 	next.mu.Unlock()
 	r.mu.Unlock()
 	for _, p := range moved {
-		next.sink.Publish(p)
+		next.opts.Sink.Publish(p)
 	}
 	next.poke()
 }

@@ -52,12 +52,12 @@ func (r *Rollout) restartAndCheck(ctx context.Context, unit string, whenFailed f
 	if err != nil {
 		return attempt{result: event.ResultError, state: before, duration: time.Since(start), err: err, verdict: retryLater}
 	}
-	restartUnit := r.restarter.TryRestart
+	restartUnit := r.opts.Restarter.TryRestart
 	switch {
 	case before.ActiveState == "inactive", before.ActiveState == "failed" && whenFailed == leaveFailed:
 		return attempt{result: event.ResultNotRunning, state: before, verdict: notRunning}
 	case before.ActiveState == "failed":
-		restartUnit = r.restarter.Restart
+		restartUnit = r.opts.Restarter.Restart
 	}
 	res, err := restartUnit(ctx, unit)
 	if err != nil {
@@ -135,7 +135,7 @@ func (r *Rollout) waitHealthy(ctx context.Context, unit string) (restart.State, 
 	var upSince time.Time
 	var lastErr error
 	for {
-		st, err := r.restarter.UnitState(ctx, unit)
+		st, err := r.opts.Restarter.UnitState(ctx, unit)
 		switch {
 		case err != nil && r.isStopping():
 			return last, retryLater, fmt.Errorf("%w: %w", errUnanswered, err)
@@ -209,7 +209,7 @@ func (r *Rollout) checkRunning(ctx context.Context, unit string, up restart.Stat
 func (r *Rollout) unitState(ctx context.Context, unit string) (restart.State, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.ActiveTimeout)
 	defer cancel()
-	return r.restarter.UnitState(ctx, unit)
+	return r.opts.Restarter.UnitState(ctx, unit)
 }
 
 func (r *Rollout) isStopping() bool {

@@ -15,7 +15,7 @@ import (
 // systemd restarted. A unit systemd does not answer for is skipped until
 // the next call. Call it after Reconcile.
 func (r *Rollout) Observe(ctx context.Context) {
-	reader, ok := r.restarter.(ProcessReader)
+	reader, ok := r.opts.Restarter.(ProcessReader)
 	if !ok || r.opts.Running == nil {
 		return
 	}
@@ -41,7 +41,7 @@ func (r *Rollout) Observe(ctx context.Context) {
 			continue // no answer, or a restart began meanwhile: it reports itself
 		}
 		a := r.opts.Running.Assess(unit, p, files[unit])
-		r.sink.Publish(a.Event(r.opts.Now()))
+		r.opts.Sink.Publish(a.Event(r.opts.Now()))
 	}
 }
 

@@ -163,10 +163,7 @@ func (o Options) withDefaults() Options {
 // Rollout schedules and runs restarts. Submit may be called from any
 // goroutine, before or while Run runs.
 type Rollout struct {
-	restarter Restarter
-	restore   RestoreFunc
-	sink      event.Sink
-	opts      Options
+	opts Options // with defaults: Restarter, Restore and Sink are its fields
 
 	wake chan struct{}
 	// crew is shared with the rollouts that take over at a reload.
@@ -232,18 +229,15 @@ func New(opts Options) *Rollout {
 	opts = opts.withDefaults()
 	c := newCrew()
 	return &Rollout{
-		restarter: opts.Restarter,
-		restore:   opts.Restore,
-		sink:      opts.Sink,
-		opts:      opts,
-		wake:      make(chan struct{}, 1),
-		crew:      c,
-		stopping:  c.stopping,
-		pending:   make(map[string]*batch),
-		busy:      make(map[string]bool),
-		retries:   make(map[string]int),
-		rejected:  make(map[string]rejection),
-		files:     make(map[string][]string),
+		opts:     opts,
+		wake:     make(chan struct{}, 1),
+		crew:     c,
+		stopping: c.stopping,
+		pending:  make(map[string]*batch),
+		busy:     make(map[string]bool),
+		retries:  make(map[string]int),
+		rejected: make(map[string]rejection),
+		files:    make(map[string][]string),
 	}
 }
 
@@ -278,7 +272,7 @@ func (r *Rollout) Submit(changes ...Change) {
 	// before the announcement is out. The sinks only record.
 	for unit := range touched {
 		b := r.pending[unit]
-		r.sink.Publish(event.Pending{Time: now, Unit: unit, Due: b.due, Cause: b.destinations()})
+		r.opts.Sink.Publish(event.Pending{Time: now, Unit: unit, Due: b.due, Cause: b.destinations()})
 	}
 	r.mu.Unlock()
 	r.poke()

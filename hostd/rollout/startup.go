@@ -45,7 +45,7 @@ const processTimeout = 10 * time.Second
 // processes, Reconcile only notes which files each unit reads.
 func (r *Rollout) Reconcile(ctx context.Context, files []Watched) {
 	byUnit := r.watch(files)
-	reader, ok := r.restarter.(ProcessReader)
+	reader, ok := r.opts.Restarter.(ProcessReader)
 	if !ok || r.opts.Running == nil {
 		return
 	}
@@ -108,7 +108,7 @@ func (r *Rollout) reconcile(unit string, p restart.Process, watched []Watched) {
 		return
 	}
 	a := tracker.Assess(unit, p, destinations(watched))
-	r.sink.Publish(a.Event(r.opts.Now()))
+	r.opts.Sink.Publish(a.Event(r.opts.Now()))
 	var owed []Change
 	for _, w := range watched {
 		if slices.Contains(a.Owed(), w.Destination) {
@@ -156,7 +156,7 @@ func (r *Rollout) resume(unit string, p restart.Process, b running.Batch, watche
 	case every(b.Files, func(f running.BatchFile) bool { return f.Previous != "" && now[f.Destination] == f.Previous }):
 		tracker.Settle(unit)
 		a := tracker.Assess(unit, p, destinations(watched))
-		r.sink.Publish(a.Event(r.opts.Now()))
+		r.opts.Sink.Publish(a.Event(r.opts.Now()))
 		if owed := a.Owed(); len(owed) > 0 {
 			rollback := &batch{unit: unit}
 			for _, dest := range owed {
@@ -178,7 +178,7 @@ func (r *Rollout) schedule(b *batch) {
 	r.mu.Lock()
 	r.pending[b.unit] = b
 	r.mu.Unlock()
-	r.sink.Publish(event.Pending{Time: now, Unit: b.unit, Due: now, Cause: b.destinations()})
+	r.opts.Sink.Publish(event.Pending{Time: now, Unit: b.unit, Due: now, Cause: b.destinations()})
 	r.poke()
 }
 
@@ -191,7 +191,7 @@ func (r *Rollout) scheduled(unit string) bool {
 // firstAttempt is the batch's restart and health check; a resumed batch
 // whose restart was issued already is only checked.
 func (r *Rollout) firstAttempt(ctx context.Context, b *batch) attempt {
-	if reader, ok := r.restarter.(ProcessReader); ok && b.resumed {
+	if reader, ok := r.opts.Restarter.(ProcessReader); ok && b.resumed {
 		if p, err := reader.MainProcess(ctx, b.unit); err == nil && p.Started.After(b.begun) {
 			return r.judge(ctx, b.unit, time.Now())
 		}
@@ -227,7 +227,7 @@ func (r *Rollout) begin(b *batch) {
 // a process it started is known to run on the content it restarted with.
 func (r *Rollout) settle(ctx context.Context, b *batch) {
 	tracker := r.opts.Running
-	reader, ok := r.restarter.(ProcessReader)
+	reader, ok := r.opts.Restarter.(ProcessReader)
 	if tracker == nil {
 		return
 	}
@@ -250,7 +250,7 @@ func (r *Rollout) settle(ctx context.Context, b *batch) {
 		}
 	}
 	a := tracker.Assess(b.unit, p, files)
-	r.sink.Publish(a.Event(r.opts.Now()))
+	r.opts.Sink.Publish(a.Event(r.opts.Now()))
 }
 
 // backup returns w's backup as the content to roll back to, when w keeps
