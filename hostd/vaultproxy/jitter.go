@@ -33,15 +33,6 @@ func (p *Proxy) failureDelay() time.Duration {
 	return time.Duration(p.opts.Rand() * float64(p.opts.FailureJitter))
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
 // jitteredWriter delays an unavailable answer before its status goes out.
 type jitteredWriter struct {
 	http.ResponseWriter
@@ -53,7 +44,9 @@ type jitteredWriter struct {
 func (w *jitteredWriter) WriteHeader(code int) {
 	if !w.wrote && unavailable(code) {
 		if d := w.p.failureDelay(); d > 0 {
-			w.p.sleep(w.ctx, d)
+			// A request gone meanwhile ends the delay; its answer then
+			// goes nowhere, so there is nothing to do with the error.
+			_ = w.p.sleep(w.ctx, d)
 		}
 	}
 	w.wrote = true

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 )
 
@@ -93,8 +94,8 @@ type Proxy struct {
 	server   *http.Server
 	listener *pipeListener
 	served   chan struct{}
-	sleep    func(context.Context, time.Duration) // waits out a failure delay
-	keys     keyLog                               // creds answers' access keys
+	sleep    func(context.Context, time.Duration) error // waits out a failure delay
+	keys     keyLog                                     // creds answers' access keys
 }
 
 // New starts a Proxy. Close stops it.
@@ -107,7 +108,7 @@ func New(opts Options) (*Proxy, error) {
 		return nil, fmt.Errorf("vault proxy: vault address %q must be http(s)://host[:port]", opts.Upstream)
 	}
 	opts = withDefaults(opts)
-	p := &Proxy{opts: opts, upstream: u, listener: newPipeListener(), served: make(chan struct{}), sleep: sleep,
+	p := &Proxy{opts: opts, upstream: u, listener: newPipeListener(), served: make(chan struct{}), sleep: backoff.Sleep,
 		noAnswer: fmt.Errorf("vault did not answer within %s", opts.ResponseTimeout)}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewriteRequest,

@@ -4,7 +4,8 @@
 // sleep that a cancelled context ends early.
 //
 // It does not count failures or decide what a failure is: the stage that
-// retries (auth, render, report) does.
+// retries (auth, render, report) does. vaultproxy uses only the sleep, for
+// the delay of an answer saying Vault is unavailable.
 package backoff
 
 import (
