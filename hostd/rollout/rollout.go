@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/running"
@@ -65,7 +66,7 @@ const (
 	DefaultStableFor          = 5 * time.Second
 	DefaultWatchInterval      = time.Second
 	DefaultRetryInterval      = 30 * time.Second
-	DefaultMaxRetry           = 5 * time.Minute
+	DefaultMaxRetry           = backoff.DefaultCeiling
 	DefaultRetryRejectedAfter = time.Hour
 	DefaultCheckTimeout       = 10 * time.Second
 	DefaultStopGrace          = 20 * time.Second

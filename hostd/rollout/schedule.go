@@ -3,6 +3,8 @@ package rollout
 import (
 	"slices"
 	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 )
 
 // dueAt is when a batch whose restart may run from earliest on is due:
@@ -48,11 +50,7 @@ func (r *Rollout) requeue(b *batch) time.Time {
 		return time.Time{} // the configuration no longer restarts it
 	}
 	r.retries[b.unit]++
-	delay := r.opts.RetryInterval << (r.retries[b.unit] - 1)
-	if delay > r.opts.MaxRetry || delay <= 0 {
-		delay = r.opts.MaxRetry
-	}
-	b.retry = r.opts.Now().Add(delay)
+	b.retry = r.opts.Now().Add(backoff.Doubled(r.retries[b.unit], r.opts.RetryInterval, r.opts.MaxRetry))
 	due := r.dueAt(b.retry, b.share)
 	if newer := r.pending[b.unit]; newer != nil {
 		for _, c := range newer.changes {

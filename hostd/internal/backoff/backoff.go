@@ -4,7 +4,7 @@
 // sleep that a cancelled context ends early.
 //
 // It does not count failures or decide what a failure is: the stage that
-// retries (auth, render, report) does. vaultproxy uses only the sleep, for
+// retries (auth, render, report, and rollout's restarts) does. vaultproxy uses only the sleep, for
 // the delay of an answer saying Vault is unavailable.
 package backoff
 
@@ -13,17 +13,24 @@ import (
 	"time"
 )
 
-// Delay returns the wait before attempt number failures+1: base doubled per
-// failure, capped at ceiling, with "equal jitter" (a point in the upper half
-// chosen by random, which returns a value in [0, 1)).
+// Delay returns the wait before attempt number failures+1: Doubled with
+// "equal jitter" (a point in its upper half chosen by random, which returns
+// a value in [0, 1)), for a wait a fleet must not spend in step.
 func Delay(failures int, base, ceiling time.Duration, random func() float64) time.Duration {
+	d := Doubled(failures, base, ceiling)
+	half := d / 2
+	return half + time.Duration(random()*float64(d-half))
+}
+
+// Doubled returns base doubled for each failure after the first, capped at
+// ceiling: base after one failure, 2·base after two, and so on. It is the
+// wait without jitter, for a retry that only this host feels (a restart).
+func Doubled(failures int, base, ceiling time.Duration) time.Duration {
 	d := base
 	for i := 1; i < failures && d < ceiling; i++ {
 		d *= 2
 	}
-	d = min(d, ceiling)
-	half := d / 2
-	return half + time.Duration(random()*float64(d-half))
+	return min(d, ceiling)
 }
 
 // The bounds of a stage's wait when its options leave them out: the first

@@ -27,6 +27,16 @@ func TestDelayDoublesWithJitterUpToTheCap(t *testing.T) {
 	}
 }
 
+func TestDoubledDoublesPerFailureUpToTheCap(t *testing.T) {
+	for failures, want := range map[int]time.Duration{
+		0: time.Minute, 1: time.Minute, 2: 2 * time.Minute, 3: 3 * time.Minute, 4: 3 * time.Minute, 1000: 3 * time.Minute,
+	} {
+		if got := Doubled(failures, time.Minute, 3*time.Minute); got != want {
+			t.Errorf("Doubled(%d, 1m, 3m) = %s, want %s", failures, got, want)
+		}
+	}
+}
+
 func TestDelayIsCapped(t *testing.T) {
 	lo := func(n int) time.Duration { return Delay(n, time.Second, 8*time.Second, func() float64 { return 0 }) }
 	hi := func(n int) time.Duration {
