@@ -64,8 +64,6 @@ type Options struct {
 	StateDir        string
 	stage.Reporting // its Sink receives event.Report and event.AgentKeys
 	stage.Clock
-	// After is time.After, injectable for tests that fire the waits.
-	After func(time.Duration) <-chan time.Time
 }
 
 // Writer writes one report; VaultWriter is the real one.
@@ -102,9 +100,6 @@ type siteReport struct {
 func New(opts Options) *Reporter {
 	opts.Reporting = opts.Reporting.WithDefaults()
 	opts.Clock = opts.Clock.WithDefaults()
-	if opts.After == nil {
-		opts.After = time.After
-	}
 	r := &Reporter{opts: opts, wake: make(chan struct{}, 1), sites: map[Site]*siteReport{}}
 	r.settings = withDefaults(opts.Settings)
 	var path string
@@ -217,14 +212,14 @@ func (r *Reporter) poke() {
 func (r *Reporter) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		r.publishKeys()
-		j, wait := r.next()
+		j, due := r.next()
 		if j != nil {
 			r.send(ctx, *j)
 			continue
 		}
 		var timer <-chan time.Time
-		if wait > 0 {
-			timer = r.opts.After(wait)
+		if !due.IsZero() {
+			timer = r.opts.Until(due)
 		}
 		select {
 		case <-ctx.Done():
@@ -244,14 +239,14 @@ type job struct {
 	writer    Writer
 }
 
-// next returns the report due first if it is due now, else how long until
-// one is (0: none is scheduled, or there is no writer yet, or reports are
+// next returns the report due first if it is due now, else when one is
+// due (zero: none is scheduled, or there is no writer yet, or reports are
 // off).
-func (r *Reporter) next() (*job, time.Duration) {
+func (r *Reporter) next() (*job, time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.settings.Enabled || r.writer == nil || len(r.sites) == 0 {
-		return nil, 0
+		return nil, time.Time{}
 	}
 	var first *siteReport
 	for _, site := range sortedSites(r.sites) {
@@ -259,8 +254,8 @@ func (r *Reporter) next() (*job, time.Duration) {
 			first = st
 		}
 	}
-	if wait := first.due.Sub(r.opts.Now()); wait > 0 {
-		return nil, wait
+	if first.due.After(r.opts.Now()) {
+		return nil, first.due
 	}
 	w := first.want
 	return &job{
@@ -269,7 +264,7 @@ func (r *Reporter) next() (*job, time.Duration) {
 		path:      reportPath(w.Site, r.settings.Host),
 		data:      reportData(w, r.settings.Version),
 		writer:    r.writer,
-	}, 0
+	}, time.Time{}
 }
 
 // send writes j and schedules the site's next report: the heartbeat after

@@ -13,81 +13,18 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
+	"github.com/sigsci-keys/sigsci-keys/internal/clocktest"
 )
 
 const waitFor = 10 * time.Second
 
-// fakeClock is a clock the test moves; every After it hands out is told on
-// asked, so the test knows Run is waiting.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []fakeTimer
-	asked  chan time.Duration
-}
-
-type fakeTimer struct {
-	at time.Time
-	c  chan time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: t0, asked: make(chan time.Duration, 100)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	c.timers = append(c.timers, fakeTimer{at: c.now.Add(d), c: ch})
-	c.asked <- d
-	return ch
-}
-
-// advance moves the clock on by d and fires the timers due.
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.timers[:0]
-	for _, tm := range c.timers {
-		if tm.at.After(c.now) {
-			kept = append(kept, tm)
-			continue
-		}
-		tm.c <- c.now
-	}
-	c.timers = kept
-}
-
-// nudge fires every pending timer without moving the clock: a spurious
-// wake-up, after which Run looks at the clock again.
-func (c *fakeClock) nudge() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, tm := range c.timers {
-		tm.c <- c.now
-	}
-	c.timers = nil
-}
-
-// waitAsked waits until Run waits for d.
-func (c *fakeClock) waitAsked(t *testing.T, d time.Duration) {
+// awaitWait waits until Run waits until the time until.
+func awaitWait(t *testing.T, clock *clocktest.Clock, until time.Time) {
 	t.Helper()
-	deadline := time.After(waitFor)
-	for {
-		select {
-		case got := <-c.asked:
-			if got == d {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("Run never waited for %s", d)
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if _, err := clock.WaitBegun(ctx, func(w clocktest.Wait) bool { return w.Until.Equal(until) }); err != nil {
+		t.Fatalf("Run never waited until %s", until)
 	}
 }
 
@@ -139,33 +76,20 @@ func (w *fakeWriter) next(t *testing.T) written {
 	}
 }
 
-// after moves clock on by d once Run waits for d, and returns the write
-// that follows. Run may have read the clock just before the move and start
-// a wait from the old time after it: each wait it starts meanwhile is
-// nudged, so it reads the clock again.
-func (w *fakeWriter) after(t *testing.T, clock *fakeClock, d time.Duration) written {
+// after moves clock on by d once Run waits that long, and returns the write
+// that follows.
+func (w *fakeWriter) after(t *testing.T, clock *clocktest.Clock, d time.Duration) written {
 	t.Helper()
-	clock.waitAsked(t, d)
-	clock.advance(d)
-	deadline := time.After(waitFor)
-	for {
-		select {
-		case wr := <-w.writes:
-			return wr
-		case <-clock.asked:
-			clock.nudge()
-		case <-deadline:
-			t.Fatalf("no report written %s later", d)
-			return written{}
-		}
-	}
+	awaitWait(t, clock, clock.Now().Add(d))
+	clock.Add(d)
+	return w.next(t)
 }
 
 // reporter runs a Reporter until the test ends.
-func reporter(t *testing.T, clock *fakeClock, settings Settings, dir string) (*Reporter, *eventtest.Recorder[event.Event]) {
+func reporter(t *testing.T, clock *clocktest.Clock, settings Settings, dir string) (*Reporter, *eventtest.Recorder[event.Event]) {
 	t.Helper()
 	events := eventtest.New[event.Event]()
-	r := New(Options{Settings: settings, StateDir: dir, Reporting: stage.Reporting{Sink: events}, Clock: stage.Clock{Now: clock.Now, Rand: func() float64 { return 0.5 }}, After: clock.After})
+	r := New(Options{Settings: settings, StateDir: dir, Reporting: stage.Reporting{Sink: events}, Clock: stage.Clock{Now: clock.Now, Rand: func() float64 { return 0.5 }, Until: clock.Until}})
 	runtest.UntilEnd(t, waitFor, nil, r.Run)
 	return r, events
 }
@@ -180,7 +104,7 @@ func reportOf(ok, heartbeat bool) func(event.Event) bool {
 }
 
 func TestAReportIsSentAtOnceAndRepeatedAsAHeartbeat(t *testing.T) {
-	clock := newFakeClock()
+	clock := clocktest.New(t0)
 	r, events := reporter(t, clock, enabled, "")
 	w := newFakeWriter()
 	r.UseWriter(w)
@@ -218,7 +142,7 @@ func TestAReportIsSentAtOnceAndRepeatedAsAHeartbeat(t *testing.T) {
 }
 
 func TestAFailedReportIsRetriedWithBackoff(t *testing.T) {
-	clock := newFakeClock()
+	clock := clocktest.New(t0)
 	r, events := reporter(t, clock, enabled, "")
 	refused := errors.New("vault answered 403: permission denied")
 	w := newFakeWriter(refused, refused)
@@ -236,11 +160,11 @@ func TestAFailedReportIsRetriedWithBackoff(t *testing.T) {
 	_, next = events.WaitFor(t, next, waitFor, "the second failure", reportOf(false, false))
 	w.after(t, clock, 7500*time.Millisecond)
 	events.WaitFor(t, next, waitFor, "the retry that gets through", reportOf(true, false))
-	clock.waitAsked(t, 10*time.Minute)
+	awaitWait(t, clock, clock.Now().Add(10*time.Minute)) // the heartbeat after the success
 }
 
 func TestAReportThatHangsDelaysNoEvent(t *testing.T) {
-	clock := newFakeClock()
+	clock := clocktest.New(t0)
 	r, _ := reporter(t, clock, enabled, "")
 	w := newFakeWriter()
 	w.block = make(chan struct{})
@@ -268,7 +192,7 @@ func TestAReportThatHangsDelaysNoEvent(t *testing.T) {
 }
 
 func TestNothingIsReportedWhenReportsAreOff(t *testing.T) {
-	clock := newFakeClock()
+	clock := clocktest.New(t0)
 	off := enabled
 	off.Enabled = false
 	r, events := reporter(t, clock, off, "")
@@ -307,7 +231,7 @@ func TestARestartedHostdReportsTheKeyOfContentItRenderedBefore(t *testing.T) {
 
 	// hostd restarts before the unit's restart: the unit still runs d1,
 	// which the tracker knows; the new hostd renders d2 again.
-	clock := newFakeClock()
+	clock := clocktest.New(t0)
 	second, _ := reporter(t, clock, enabled, dir)
 	w := newFakeWriter()
 	second.UseWriter(w)
@@ -319,8 +243,8 @@ func TestARestartedHostdReportsTheKeyOfContentItRenderedBefore(t *testing.T) {
 }
 
 func TestRunReturnsWhenStoppedDuringAHungReport(t *testing.T) {
-	clock := newFakeClock()
-	r := New(Options{Settings: enabled, Clock: stage.Clock{Now: clock.Now}, After: clock.After})
+	clock := clocktest.New(t0)
+	r := New(Options{Settings: enabled, Clock: stage.Clock{Now: clock.Now, Until: clock.Until}})
 	w := newFakeWriter()
 	w.block = make(chan struct{}) // never closed: Vault does not answer
 	r.UseWriter(w)

@@ -1,7 +1,7 @@
 // Package stage holds what the Options of hostd's stages (auth, vaultproxy,
 // render, rollout, report) have in common, with the defaults a stage fills in
 // when hostd/daemon or a test leaves them out: where a stage reports
-// (Reporting), its clock and randomness (Clock), and the rule that a zero or
+// (Reporting), its clock, waits and randomness (Clock), and the rule that a zero or
 // negative setting takes its default (OrDefault).
 //
 // It imports only hostd/event of hostd: the stage packages import it, so it
@@ -34,10 +34,14 @@ func (r Reporting) WithDefaults() Reporting {
 	return r
 }
 
-// Clock is a stage's time and randomness, injectable for tests.
+// Clock is a stage's time, waits and randomness, injectable for tests.
 type Clock struct {
 	Now  func() time.Time // default time.Now
 	Rand func() float64   // a number in [0, 1), for jitter and splay; default math/rand/v2's Float64
+	// Until returns a channel that receives once the time is t or later,
+	// for the stages that wait until something is due (rollout, report);
+	// default a timer for time.Until(t).
+	Until func(t time.Time) <-chan time.Time
 }
 
 // WithDefaults returns c with every field left out filled in.
@@ -48,8 +52,13 @@ func (c Clock) WithDefaults() Clock {
 	if c.Rand == nil {
 		c.Rand = rand.Float64
 	}
+	if c.Until == nil {
+		c.Until = untilReal
+	}
 	return c
 }
+
+func untilReal(t time.Time) <-chan time.Time { return time.After(time.Until(t)) }
 
 // OrDefault returns v, or def when v is zero or negative: the rule for a
 // stage's durations and counts.

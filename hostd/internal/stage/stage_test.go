@@ -13,11 +13,21 @@ func TestLeftOutFieldsTakeTheirDefaults(t *testing.T) {
 		t.Errorf("Reporting{}.WithDefaults() = %+v, want event.Discard and a logger", r)
 	}
 	c := Clock{}.WithDefaults()
-	if c.Now == nil || c.Rand == nil {
+	if c.Now == nil || c.Rand == nil || c.Until == nil {
 		t.Fatalf("Clock{}.WithDefaults() left a func out: %+v", c)
 	}
 	if v := c.Rand(); v < 0 || v >= 1 {
 		t.Errorf("default Rand() = %v, want a number in [0, 1)", v)
+	}
+	select {
+	case <-c.Until(time.Now().Add(-time.Second)):
+	case <-time.After(10 * time.Second):
+		t.Error("the default Until did not fire for a time already past")
+	}
+	select {
+	case <-c.Until(time.Now().Add(time.Hour)):
+		t.Error("the default Until fired an hour early")
+	default:
 	}
 }
 
