@@ -17,6 +17,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/write"
+	"github.com/sigsci-keys/sigsci-keys/internal/clocktest"
 )
 
 // These tests are about what a restart says about the new content: only the
@@ -246,7 +247,7 @@ func TestOnlyAFailedJobIsAReasonToRollBack(t *testing.T) {
 		{job: event.ResultFailed, result: event.ResultFailed, rollback: true},
 	} {
 		t.Run(tc.result, func(t *testing.T) {
-			clock := newFakeClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+			clock := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 			sd := &scriptedSystemd{job: tc.job, stateErr: tc.stateErr}
 			restored := make(chan string, 1)
 			restore := func(dest string, _ *write.Snapshot) error { restored <- dest; return nil }
@@ -254,7 +255,7 @@ func TestOnlyAFailedJobIsAReasonToRollBack(t *testing.T) {
 			r := rollout.New(rollout.Options{
 				Restarter: sd, Restore: restore, Sink: rec,
 				ActiveTimeout: 200 * time.Millisecond, StableFor: 10 * time.Millisecond, WatchInterval: 10 * time.Millisecond,
-				RetryInterval: time.Minute, Clock: stage.Clock{Now: clock.Now}, After: clock.After,
+				RetryInterval: time.Minute, Clock: stage.Clock{Now: clock.Now, Until: clock.Until},
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()

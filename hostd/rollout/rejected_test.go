@@ -10,6 +10,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
+	"github.com/sigsci-keys/sigsci-keys/internal/clocktest"
 )
 
 // rejectBad submits content the agent refuses and waits for the rollback.
@@ -28,16 +29,16 @@ func (h *host) rejectBad(content string) {
 // tried again: the agent may have been fixed since.
 func TestRejectedContentIsTriedAgainAfterAWhile(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	clock := newFakeClock(start)
-	h := newHost(t, "refuse-start", rollout.Options{RetryRejectedAfter: time.Hour, Clock: stage.Clock{Now: clock.Now}, After: clock.After})
+	clock := clocktest.New(start)
+	h := newHost(t, "refuse-start", rollout.Options{RetryRejectedAfter: time.Hour, Clock: stage.Clock{Now: clock.Now, Until: clock.Until}})
 	dest := filepath.Join(h.dir, "agent.conf")
 
 	h.rejectBad("bad key")
-	clock.Advance(start.Add(59 * time.Minute))
+	clock.Set(start.Add(59 * time.Minute))
 	if err := h.rollout.Refuse(dest, []byte("bad key\n")); err == nil {
 		t.Fatal("rejected content written again within the hour")
 	}
-	clock.Advance(start.Add(time.Hour))
+	clock.Set(start.Add(time.Hour))
 	if err := h.rollout.Refuse(dest, []byte("bad key\n")); err != nil {
 		t.Fatalf("rejected content still refused after an hour: %v", err)
 	}

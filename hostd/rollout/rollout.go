@@ -134,8 +134,6 @@ type Options struct {
 	HeartbeatInterval time.Duration
 
 	stage.Clock
-	// After is time.After, injectable for tests that fire the waits.
-	After func(time.Duration) <-chan time.Time
 }
 
 func (o Options) withDefaults() Options {
@@ -152,9 +150,6 @@ func (o Options) withDefaults() Options {
 	o.MaxRetry = stage.OrDefault(o.MaxRetry, DefaultMaxRetry)
 	o.StopGrace = stage.OrDefault(o.StopGrace, DefaultStopGrace)
 	o.Clock = o.Clock.WithDefaults()
-	if o.After == nil {
-		o.After = time.After
-	}
 	if o.Sink == nil {
 		o.Sink = event.Discard
 	}
@@ -315,7 +310,7 @@ func (r *Rollout) Run(ctx context.Context) error {
 		next := r.startDue()
 		var timer <-chan time.Time
 		if !next.IsZero() {
-			timer = r.opts.After(next.Sub(r.opts.Now()))
+			timer = r.opts.Until(next)
 		}
 		select {
 		case <-ctx.Done():
@@ -341,7 +336,7 @@ func (r *Rollout) finish(heartbeat <-chan time.Time) {
 		return
 	}
 	r.crew.stop()
-	grace := r.opts.After(r.opts.StopGrace)
+	grace := r.opts.Until(r.opts.Now().Add(r.opts.StopGrace))
 	for r.restarting() > 0 {
 		r.beat()
 		select {

@@ -16,102 +16,28 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/write"
+	"github.com/sigsci-keys/sigsci-keys/internal/clocktest"
 )
 
-// fakeClock is a clock tests move by hand. After records each wait so a test
-// can tell when Run has looked at the clock again.
-//
-// After counts its wait from the time Now last returned, not from the time
-// the clock shows when After is called. Run reads the clock, works out how
-// long to wait until the next batch is due, then asks for that wait; a test
-// that moves the clock in between would otherwise make the wait end that much
-// after the batch is due, where no Advance reaches it. A real clock moves on
-// by itself, so there the same delay only makes the wait end a moment late.
-// The tests read the clock themselves only where it shows what Run last
-// read, so their readings do not move the time Run's next wait counts from.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	read    time.Time // what Now last returned
-	waiters []waiter
-	waits   chan time.Time // the reading each wait Run started counts from
-}
-
-type waiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newFakeClock(now time.Time) *fakeClock {
-	return &fakeClock{now: now, read: now, waits: make(chan time.Time, 100)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.read = c.now
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if at := c.read.Add(d); at.After(c.now) {
-		c.waiters = append(c.waiters, waiter{at: at, ch: ch})
-	} else {
-		ch <- c.now
-	}
-	select {
-	case c.waits <- c.read:
-	default:
-	}
-	return ch
-}
-
-// Advance moves the clock to t and fires every wait that has run out.
-func (c *fakeClock) Advance(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if w.at.After(t) {
-			kept = append(kept, w)
-			continue
-		}
-		w.ch <- t
-	}
-	c.waiters = kept
-}
-
-// waitForRunAt blocks until Run has started a wait worked out from a
-// reading of the clock at t or later: it has looked at the schedule since
-// the clock reached t.
-func (c *fakeClock) waitForRunAt(ctx context.Context, t *testing.T, at time.Time) {
+// waitForRunAt blocks until Run has started a wait while the clock showed
+// at or later: it has looked at the schedule since the clock reached at.
+func waitForRunAt(ctx context.Context, t *testing.T, clock *clocktest.Clock, at time.Time) {
 	t.Helper()
-	for {
-		select {
-		case w := <-c.waits:
-			if !w.Before(at) {
-				return
-			}
-		case <-ctx.Done():
-			t.Fatalf("Run did not look at the clock after %s", at)
-		}
+	if _, err := clock.WaitBegun(ctx, func(w clocktest.Wait) bool { return !w.Began.Before(at) }); err != nil {
+		t.Fatalf("Run did not look at the clock after %s", at)
 	}
 }
 
 func TestSplayIsAddedOncePerBatchWithinBounds(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, r := range []float64{0, 0.25, 0.999} {
-		clock := newFakeClock(start)
+		clock := clocktest.New(start)
 		rec := eventtest.New[event.Event]()
 		rnd := r
 		ro := rollout.New(rollout.Options{
 			Sink:     rec,
 			Debounce: 2 * time.Second, Splay: 10 * time.Minute,
-			Clock: stage.Clock{Now: clock.Now, Rand: func() float64 { return rnd }}, After: clock.After,
+			Clock: stage.Clock{Now: clock.Now, Rand: func() float64 { return rnd }, Until: clock.Until},
 		})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		ro.Submit(rollout.Change{Unit: "a.service", Destination: "/etc/a.conf"})
@@ -121,7 +47,7 @@ func TestSplayIsAddedOncePerBatchWithinBounds(t *testing.T) {
 			t.Fatalf("rand %v: due %s, want %s (within debounce + splay)", r, first.Due, want)
 		}
 		// A later change restarts the debounce but keeps the batch's splay.
-		clock.Advance(start.Add(time.Second))
+		clock.Set(start.Add(time.Second))
 		ro.Submit(rollout.Change{Unit: "a.service", Destination: "/etc/a.conf"})
 		if second := eventtest.Take[event.Pending](t, ctx, rec); !second.Due.Equal(want.Add(time.Second)) {
 			t.Fatalf("rand %v: second due %s, want %s", r, second.Due, want.Add(time.Second))
@@ -131,9 +57,9 @@ func TestSplayIsAddedOncePerBatchWithinBounds(t *testing.T) {
 }
 
 func TestMaintenanceWindowDefersTheRestart(t *testing.T) {
-	clock := newFakeClock(time.Date(2026, 3, 1, 1, 0, 0, 0, time.UTC))
+	clock := clocktest.New(time.Date(2026, 3, 1, 1, 0, 0, 0, time.UTC))
 	window := &rollout.Window{Start: 2 * time.Hour, End: 4 * time.Hour, Location: time.UTC}
-	h := newHost(t, "exit", rollout.Options{Debounce: 2 * time.Second, Window: window, Clock: stage.Clock{Now: clock.Now}, After: clock.After})
+	h := newHost(t, "exit", rollout.Options{Debounce: 2 * time.Second, Window: window, Clock: stage.Clock{Now: clock.Now, Until: clock.Until}})
 
 	h.rollout.Submit(h.writeConf("agent.conf", "good 2"))
 	opens := time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC)
@@ -144,14 +70,14 @@ func TestMaintenanceWindowDefersTheRestart(t *testing.T) {
 	// Run sleeps until the opening; make it look at the schedule a second
 	// before, and wait until it has.
 	justBefore := opens.Add(-time.Second)
-	clock.Advance(justBefore)
+	clock.Set(justBefore)
 	h.rollout.Poke()
-	clock.waitForRunAt(h.ctx, t, justBefore)
+	waitForRunAt(h.ctx, t, clock, justBefore)
 	if n := h.rollout.BatchesStarted(); n != 0 {
 		t.Fatalf("restart started before the window opened")
 	}
 
-	clock.Advance(opens)
+	clock.Set(opens)
 	if r := eventtest.Take[event.Restart](t, h.ctx, h.events); r.Result != event.ResultDone || !r.Time.Equal(opens) {
 		t.Fatalf("restart in the window: %+v", r)
 	}
@@ -161,16 +87,16 @@ func TestMaintenanceWindowDefersTheRestart(t *testing.T) {
 // advanceOnceRunWaits moves the clock to due once Run has started waiting
 // for the retry, so the retry shows that Run's own wait wakes it: moved
 // earlier, the clock would let Run find the retry due the next time it looks.
-func advanceOnceRunWaits(t *testing.T, ctx context.Context, clock *fakeClock, due time.Time) {
+func advanceOnceRunWaits(t *testing.T, ctx context.Context, clock *clocktest.Clock, due time.Time) {
 	t.Helper()
-	clock.waitForRunAt(ctx, t, clock.Now())
-	clock.Advance(due)
+	waitForRunAt(ctx, t, clock, clock.Now())
+	clock.Set(due)
 }
 
 func TestRestartOfAnUnknownUnitIsRetriedWithBackoff(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	clock := newFakeClock(start)
-	h := newHost(t, "exit", rollout.Options{RetryInterval: time.Minute, MaxRetry: 3 * time.Minute, Clock: stage.Clock{Now: clock.Now}, After: clock.After})
+	clock := clocktest.New(start)
+	h := newHost(t, "exit", rollout.Options{RetryInterval: time.Minute, MaxRetry: 3 * time.Minute, Clock: stage.Clock{Now: clock.Now, Until: clock.Until}})
 
 	// The agent's package is not installed yet: its unit is unknown.
 	missing := rollout.Change{Unit: "later.service", Destination: h.dir + "/later.conf"}
@@ -283,12 +209,12 @@ func TestSplayIsSpreadInsideTheWindow(t *testing.T) {
 		{"inside the window", at(3, 49, 58), 30 * time.Minute, 0.5, at(3, 55, 0)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := newFakeClock(tc.now)
+			clock := clocktest.New(tc.now)
 			rec := eventtest.New[event.Event]()
 			ro := rollout.New(rollout.Options{
 				Sink:     rec,
 				Debounce: 2 * time.Second, Splay: tc.splay, Window: window,
-				Clock: stage.Clock{Now: clock.Now, Rand: func() float64 { return tc.rand }}, After: clock.After,
+				Clock: stage.Clock{Now: clock.Now, Rand: func() float64 { return tc.rand }, Until: clock.Until},
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -320,13 +246,13 @@ func (refusingSystemd) UnitState(context.Context, string) (restart.State, error)
 // keeps the host's splay there too.
 func TestRetryKeepsTheSplayInsideTheWindow(t *testing.T) {
 	start := time.Date(2026, 3, 1, 3, 59, 0, 0, time.UTC)
-	clock := newFakeClock(start)
+	clock := clocktest.New(start)
 	rec := eventtest.New[event.Event]()
 	window := &rollout.Window{Start: 2 * time.Hour, End: 4 * time.Hour, Location: time.UTC}
 	ro := rollout.New(rollout.Options{
 		Restarter: refusingSystemd{}, Sink: rec,
 		Splay: 30 * time.Minute, Window: window, RetryInterval: 5 * time.Minute,
-		Clock: stage.Clock{Now: clock.Now, Rand: func() float64 { return 0.5 }}, After: clock.After,
+		Clock: stage.Clock{Now: clock.Now, Rand: func() float64 { return 0.5 }, Until: clock.Until},
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -350,11 +276,11 @@ func TestRetryKeepsTheSplayInsideTheWindow(t *testing.T) {
 // retry keeps its backoff there, it does not run at once.
 func TestAHandOverKeepsTheRetryBackoff(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	clock := newFakeClock(start)
+	clock := clocktest.New(start)
 	rec := eventtest.New[event.Event]()
 	opts := rollout.Options{
 		Restarter: refusingSystemd{}, Sink: rec,
-		Debounce: time.Second, RetryInterval: 5 * time.Minute, Clock: stage.Clock{Now: clock.Now}, After: clock.After,
+		Debounce: time.Second, RetryInterval: 5 * time.Minute, Clock: stage.Clock{Now: clock.Now, Until: clock.Until},
 	}
 	ro := rollout.New(opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/running"
 	"github.com/sigsci-keys/sigsci-keys/hostd/write"
@@ -81,21 +82,20 @@ func (r *Rollout) watch(files []Watched) map[string][]Watched {
 	return byUnit
 }
 
-// readProcess asks systemd for unit's process until it answers; a unit
-// systemd does not know is not asked again.
+// readProcess asks systemd for unit's process until it answers, with the
+// restart retries' backoff; a unit systemd does not know is not asked again.
 func (r *Rollout) readProcess(ctx context.Context, reader ProcessReader, unit string) (restart.Process, error) {
-	delay := r.opts.RetryInterval
-	for {
+	for failures := 1; ; failures++ {
 		p, err := reader.MainProcess(ctx, unit)
 		if err == nil || errors.Is(err, restart.ErrNoSuchUnit) {
 			return p, err
 		}
+		delay := backoff.Doubled(failures, r.opts.RetryInterval, r.opts.MaxRetry)
 		select {
 		case <-ctx.Done():
 			return p, ctx.Err()
-		case <-r.opts.After(delay):
+		case <-r.opts.Until(r.opts.Now().Add(delay)):
 		}
-		delay = min(2*delay, r.opts.MaxRetry)
 	}
 }
 
