@@ -83,7 +83,7 @@ func newDaemon(o options, logger *slog.Logger, version string, cfg *config.Confi
 		watchdog: newWatchdog(o.notifier.WatchdogInterval(), logger.With("component", "watchdog")),
 	}
 	d.state = status.NewState(d.statusOptions(cfg))
-	d.metrics = metrics.New(version)
+	d.metrics = metrics.New(metrics.Options{Version: version})
 	d.reporter = report.New(report.Options{
 		Settings: reportSettings(cfg, version),
 		StateDir: o.stateDir,

@@ -65,16 +65,21 @@ type Metrics struct {
 	templates, units map[string]bool
 }
 
-// New returns Metrics for a hostd of the given version, with the Go runtime
-// and process collectors (memory, file descriptors) registered too.
-func New(version string) *Metrics {
-	return newMetrics(version, time.Now)
+// Options configures Metrics.
+type Options struct {
+	Version string           // hostd's version, for hostd_build_info
+	Now     func() time.Time // the scrape time of the time-based gauges; default time.Now
 }
 
-func newMetrics(version string, now func() time.Time) *Metrics {
+// New returns Metrics with the Go runtime and process collectors (memory,
+// file descriptors) registered too.
+func New(opts Options) *Metrics {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	m := &Metrics{
 		reg:         prometheus.NewRegistry(),
-		now:         now,
+		now:         opts.Now,
 		lastPending: make(map[string]time.Time),
 		templates:   make(map[string]bool),
 		units:       make(map[string]bool),
@@ -128,7 +133,7 @@ func newMetrics(version string, now func() time.Time) *Metrics {
 	buildInfo := newGaugeVec("build_info",
 		"Always 1; labels say which hostd is running.",
 		"version", "goversion")
-	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	buildInfo.WithLabelValues(opts.Version, runtime.Version()).Set(1)
 	m.authenticatedFn = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "authenticated",
 		Help: "1 while hostd holds a Vault token that has not expired, else 0.",

@@ -20,7 +20,7 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func newTestMetrics() (*Metrics, *clocktest.Clock) {
 	c := clocktest.New(t0)
-	return newMetrics("1.2.3", c.Now), c
+	return New(Options{Version: "1.2.3", Now: c.Now}), c
 }
 
 func expect(t *testing.T, m *Metrics, want string, names ...string) {
@@ -242,7 +242,7 @@ hostd_unit_restart_pending{unit="sigsci-agent.service"} ` + map[int]string{0: "0
 }
 
 func TestErrorTextNeverReachesTheExposition(t *testing.T) {
-	m := New("1.2.3")
+	m := New(Options{Version: "1.2.3"})
 	const canary = "s.CanaryVaultToken0123456789"
 	var sink event.Sink = m
 	sink.Publish(event.Auth{Time: t0, Method: "approle", Err: "login failed with token " + canary})
