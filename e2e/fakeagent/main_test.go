@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 	"github.com/sigsci-keys/sigsci-keys/plugin/sigsci/sigscisim"
 )
 
@@ -87,17 +89,15 @@ func TestAgentStopsOnceItsPairIsRetired(t *testing.T) {
 
 func waitForState(t *testing.T, path string, cond func(State) bool) State {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if _, err := os.Stat(path); err == nil {
-			if s := readTestState(t, path); cond(s) {
-				return s
-			}
+	var s State
+	poll.Within(t, time.Minute, time.Millisecond, "the agent's state to show what the test waits for", func() (bool, string) {
+		if _, err := os.Stat(path); err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatal("the agent's state never showed what the test waits for")
-	return State{}
+		s = readTestState(t, path)
+		return cond(s), fmt.Sprintf("%+v", s)
+	})
+	return s
 }
 
 func readTestState(t *testing.T, path string) State {

@@ -3,10 +3,13 @@ package sigscisim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 )
 
 // postCreate sends one create for acme/www whose client gives up after wait.
@@ -35,13 +38,10 @@ func (f *fixture) postCreateCtx(ctx context.Context) error {
 // waitForSets polls until the site www of acme has n key sets.
 func (f *fixture) waitForSets(n int, within time.Duration) {
 	f.t.Helper()
-	deadline := time.Now().Add(within)
-	for len(f.sim.KeySets(corpA, "www")) != n {
-		if time.Now().After(deadline) {
-			f.t.Fatalf("www has %d key sets after %s, want %d", len(f.sim.KeySets(corpA, "www")), within, n)
-		}
-		time.Sleep(5 * time.Millisecond) // polling the simulator's state with a deadline
-	}
+	poll.Within(f.t, within, 5*time.Millisecond, fmt.Sprintf("www to have %d key sets", n), func() (bool, string) {
+		got := len(f.sim.KeySets(corpA, "www"))
+		return got == n, fmt.Sprintf("%d key sets", got)
+	})
 }
 
 func TestSlowCreateLandsAfterItsClientLeft(t *testing.T) {
