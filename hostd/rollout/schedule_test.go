@@ -19,11 +19,13 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/internal/clocktest"
 )
 
-// waitForRunAt blocks until Run has started a wait while the clock showed
-// at or later: it has looked at the schedule since the clock reached at.
+// waitForRunAt blocks until Run has started a wait worked out from a
+// reading of the clock at at or later: it has looked at the schedule since
+// the clock reached at. The tests do not read the clock themselves while
+// Run may (they use the times they set), so the readings are Run's.
 func waitForRunAt(ctx context.Context, t *testing.T, clock *clocktest.Clock, at time.Time) {
 	t.Helper()
-	if _, err := clock.WaitBegun(ctx, func(w clocktest.Wait) bool { return !w.Began.Before(at) }); err != nil {
+	if _, err := clock.WaitBegun(ctx, func(w clocktest.Wait) bool { return !w.Read.Before(at) }); err != nil {
 		t.Fatalf("Run did not look at the clock after %s", at)
 	}
 }
@@ -84,12 +86,13 @@ func TestMaintenanceWindowDefersTheRestart(t *testing.T) {
 	h.waitStarts(2)
 }
 
-// advanceOnceRunWaits moves the clock to due once Run has started waiting
-// for the retry, so the retry shows that Run's own wait wakes it: moved
-// earlier, the clock would let Run find the retry due the next time it looks.
-func advanceOnceRunWaits(t *testing.T, ctx context.Context, clock *clocktest.Clock, due time.Time) {
+// advanceOnceRunWaits moves the clock from now, where the test last set it,
+// to due once Run has started waiting for the retry, so the retry shows that
+// Run's own wait wakes it: moved earlier, the clock would let Run find the
+// retry due the next time it looks.
+func advanceOnceRunWaits(t *testing.T, ctx context.Context, clock *clocktest.Clock, now, due time.Time) {
 	t.Helper()
-	waitForRunAt(ctx, t, clock, clock.Now())
+	waitForRunAt(ctx, t, clock, now)
 	clock.Set(due)
 }
 
@@ -102,13 +105,14 @@ func TestRestartOfAnUnknownUnitIsRetriedWithBackoff(t *testing.T) {
 	missing := rollout.Change{Unit: "later.service", Destination: h.dir + "/later.conf"}
 	h.rollout.Submit(missing)
 	eventtest.Take[event.Pending](t, h.ctx, h.events)
-	var due time.Time
+	now, due := start, start
 	for i, wait := range []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Minute, 3 * time.Minute} {
 		if i > 0 {
-			advanceOnceRunWaits(t, h.ctx, clock, due)
+			advanceOnceRunWaits(t, h.ctx, clock, now, due)
+			now = due
 		}
 		r := eventtest.Take[event.Restart](t, h.ctx, h.events)
-		due = clock.Now().Add(wait)
+		due = now.Add(wait)
 		if r.Result != event.ResultError || !strings.Contains(r.Err, "no such unit") || !strings.Contains(r.Err, due.Format(time.RFC3339)) {
 			t.Fatalf("attempt %d: %+v, want an error retried at %s", i+1, r, due)
 		}
@@ -124,7 +128,7 @@ func TestRestartOfAnUnknownUnitIsRetriedWithBackoff(t *testing.T) {
 	if err := h.m.StartUnit(h.ctx, "later.service"); err != nil {
 		t.Fatal(err)
 	}
-	advanceOnceRunWaits(t, h.ctx, clock, due)
+	advanceOnceRunWaits(t, h.ctx, clock, now, due)
 	r := eventtest.Take[event.Restart](t, h.ctx, h.events)
 	if r.Unit != "later.service" || r.Result != event.ResultDone {
 		t.Fatalf("restart once the unit exists: %+v", r)
@@ -263,7 +267,7 @@ func TestRetryKeepsTheSplayInsideTheWindow(t *testing.T) {
 	if want := start.Add(30 * time.Second); !first.Due.Equal(want) { // half of the minute left
 		t.Fatalf("due %s, want %s", first.Due, want)
 	}
-	advanceOnceRunWaits(t, ctx, clock, first.Due)
+	advanceOnceRunWaits(t, ctx, clock, start, first.Due)
 	if r := eventtest.Take[event.Restart](t, ctx, rec); r.Result != event.ResultError {
 		t.Fatalf("restart of an unknown unit: %+v", r)
 	}
@@ -289,7 +293,7 @@ func TestAHandOverKeepsTheRetryBackoff(t *testing.T) {
 
 	ro.Submit(rollout.Change{Unit: "a.service", Destination: "/etc/a.conf"})
 	first := eventtest.Take[event.Pending](t, ctx, rec)
-	advanceOnceRunWaits(t, ctx, clock, first.Due)
+	advanceOnceRunWaits(t, ctx, clock, start, first.Due)
 	if r := eventtest.Take[event.Restart](t, ctx, rec); r.Result != event.ResultError {
 		t.Fatalf("restart of an unknown unit: %+v", r)
 	}

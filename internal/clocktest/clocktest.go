@@ -5,8 +5,9 @@
 //
 // A wait here is for a time, not a duration: it fires once the clock shows
 // its deadline, however a test's moves interleave with the piece that
-// reads the clock and then waits. Each wait is logged, so a test can tell
-// that the piece has started waiting before it moves the clock.
+// reads the clock and then waits. Each wait is logged with the clock's
+// latest reading, so a test can tell that the piece has looked at the
+// clock since a move and started waiting, before it moves the clock again.
 package clocktest
 
 import (
@@ -20,16 +21,19 @@ import (
 type Clock struct {
 	mu      sync.Mutex
 	now     time.Time
+	read    time.Time // what Now last returned
 	pending []pendingWait
 	log     []Wait        // every wait begun, oldest first
-	read    int           // how much of log WaitBegun has returned or passed over
+	cursor  int           // how much of log WaitBegun has returned or passed over
 	begun   chan struct{} // closed and replaced when a wait begins
 }
 
-// Wait is one call of Until: what the clock showed when the wait began,
-// and the time it waits for.
+// Wait is one call of Until: the time it waits for, and what Now last
+// returned before it. For a piece that reads the clock and then waits, Read
+// is the reading its wait was worked out from, provided the test itself
+// does not read the clock meanwhile (a test uses the times it set).
 type Wait struct {
-	Began, Until time.Time
+	Read, Until time.Time
 }
 
 type pendingWait struct {
@@ -37,13 +41,14 @@ type pendingWait struct {
 	ch    chan time.Time
 }
 
-// New returns a Clock showing now.
-func New(now time.Time) *Clock { return &Clock{now: now, begun: make(chan struct{})} }
+// New returns a Clock showing now. A Clock must be made with New.
+func New(now time.Time) *Clock { return &Clock{now: now, read: now, begun: make(chan struct{})} }
 
 // Now returns the time the clock shows; pass it as a Now func.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.read = c.now
 	return c.now
 }
 
@@ -87,21 +92,22 @@ func (c *Clock) Until(t time.Time) <-chan time.Time {
 	} else {
 		ch <- c.now
 	}
-	c.log = append(c.log, Wait{Began: c.now, Until: t})
+	c.log = append(c.log, Wait{Read: c.read, Until: t})
 	close(c.begun)
 	c.begun = make(chan struct{})
 	return ch
 }
 
-// WaitBegun returns the first wait begun since the last one it returned for
-// which match holds (nil matches any), passing over those that do not. It
-// blocks until such a wait begins, or returns ctx's error.
+// WaitBegun returns the first wait in the log, after those an earlier call
+// returned or passed over, for which match holds (nil matches any); the
+// waits before it are passed over. It blocks until such a wait begins, or
+// returns ctx's error.
 func (c *Clock) WaitBegun(ctx context.Context, match func(Wait) bool) (Wait, error) {
 	for {
 		c.mu.Lock()
-		for c.read < len(c.log) {
-			w := c.log[c.read]
-			c.read++
+		for c.cursor < len(c.log) {
+			w := c.log[c.cursor]
+			c.cursor++
 			if match == nil || match(w) {
 				c.mu.Unlock()
 				return w, nil

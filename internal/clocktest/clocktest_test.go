@@ -41,11 +41,16 @@ func TestWaitBegunReturnsEachMatchingWaitOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c.Until(t0.Add(time.Minute))
-	c.Set(t0.Add(time.Second))
+	moved := t0.Add(time.Second)
+	c.Set(moved)
+	// A wait worked out from a reading taken before the move, and one from
+	// a reading after it.
+	c.Until(t0.Add(30 * time.Minute))
+	c.Now()
 	c.Until(t0.Add(time.Hour))
-	later := func(w Wait) bool { return !w.Began.Before(t0.Add(time.Second)) }
-	if w, err := c.WaitBegun(ctx, later); err != nil || !w.Until.Equal(t0.Add(time.Hour)) {
-		t.Fatalf("WaitBegun = %+v, %v; want the wait begun after the move", w, err)
+	sinceMove := func(w Wait) bool { return !w.Read.Before(moved) }
+	if w, err := c.WaitBegun(ctx, sinceMove); err != nil || !w.Until.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("WaitBegun = %+v, %v; want the wait worked out from a reading after the move", w, err)
 	}
 
 	// The next call waits for a wait begun after that one.

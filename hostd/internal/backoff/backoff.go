@@ -4,7 +4,8 @@
 // sleep that a cancelled context ends early.
 //
 // It does not count failures or decide what a failure is: the stage that
-// retries (auth, render, report, and rollout's restarts) does. vaultproxy uses only the sleep, for
+// retries (auth, render, report, and rollout's restarts and process reads)
+// does. vaultproxy uses only the sleep, for
 // the delay of an answer saying Vault is unavailable.
 package backoff
 
@@ -28,6 +29,9 @@ func Delay(failures int, base, ceiling time.Duration, random func() float64) tim
 func Doubled(failures int, base, ceiling time.Duration) time.Duration {
 	d := base
 	for i := 1; i < failures && d < ceiling; i++ {
+		if d > ceiling/2 {
+			return ceiling // doubling would pass it, or overflow
+		}
 		d *= 2
 	}
 	return min(d, ceiling)

@@ -3,6 +3,7 @@ package backoff
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 )
@@ -34,6 +35,10 @@ func TestDoubledDoublesPerFailureUpToTheCap(t *testing.T) {
 		if got := Doubled(failures, time.Minute, 3*time.Minute); got != want {
 			t.Errorf("Doubled(%d, 1m, 3m) = %s, want %s", failures, got, want)
 		}
+	}
+	// A ceiling near the largest duration: no doubling overflows past it.
+	if huge := time.Duration(math.MaxInt64); Doubled(100, time.Hour, huge) != huge {
+		t.Errorf("Doubled(100, 1h, max) = %s, want the ceiling", Doubled(100, time.Hour, huge))
 	}
 }
 

@@ -40,7 +40,9 @@ type Clock struct {
 	Rand func() float64   // a number in [0, 1), for jitter and splay; default math/rand/v2's Float64
 	// Until returns a channel that receives once the time is t or later,
 	// for the stages that wait until something is due (rollout, report);
-	// default a timer for time.Until(t).
+	// default a timer for time.Until(t), on the real clock. Inject it
+	// together with Now: a fake Now with the real Until waits for the real
+	// time to reach the fake one.
 	Until func(t time.Time) <-chan time.Time
 }
 
