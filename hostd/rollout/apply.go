@@ -17,12 +17,11 @@ var errUnanswered = errors.New("hostd is stopping: the unit's health is unknown"
 
 // apply restarts the batch's unit. If the unit does not survive the change,
 // it restores the batch's backups and restarts once more; if the restart
-// says nothing about the change, the batch is tried again later. It returns
-// the events that end the batch (its result, and the retry's Pending): the
-// caller publishes them once it has published what the unit runs on now.
-func (r *Rollout) apply(ctx context.Context, b *batch) []event.Event {
+// says nothing about the change, the batch is tried again later.
+func (r *Rollout) apply(ctx context.Context, b *batch) {
 	if when, ok := r.rejectedBefore(b); ok {
-		return r.rejectAgain(ctx, b, when)
+		r.rejectAgain(ctx, b, when)
+		return
 	}
 	// The content this restart runs the unit on: what is rejected if the
 	// unit does not survive it, whatever lands on disk meanwhile.
@@ -30,45 +29,46 @@ func (r *Rollout) apply(ctx context.Context, b *batch) []event.Event {
 	first := r.firstAttempt(ctx, b)
 	switch first.verdict {
 	case retryLater:
-		return r.retry(b, first)
+		r.retry(b, first)
+		return
 	case healthy, notRunning:
 		r.resetRetries(b.unit)
-		return []event.Event{r.result(b.unit, first, false, "")}
+		r.publish(b.unit, first, false, "")
+		return
 	}
 	r.resetRetries(b.unit)
-	r.opts.Sink.Publish(r.result(b.unit, first, false, first.err.Error()))
-	return r.rollBack(ctx, b, issued, first)
+	r.publish(b.unit, first, false, first.err.Error())
+	r.rollBack(ctx, b, issued, first)
 }
 
 // retry requeues a batch whose restart said nothing about its content.
-func (r *Rollout) retry(b *batch, a attempt) []event.Event {
+func (r *Rollout) retry(b *batch, a attempt) {
 	due := r.requeue(b)
 	if due.IsZero() {
-		return []event.Event{r.result(b.unit, a, false, fmt.Sprintf("%v; not retried: the configuration no longer restarts %s", a.err, b.unit))}
+		r.publish(b.unit, a, false, fmt.Sprintf("%v; not retried: the configuration no longer restarts %s", a.err, b.unit))
+		return
 	}
+	r.publish(b.unit, a, false, fmt.Sprintf("%v; retrying at %s", a.err, due.Format(time.RFC3339)))
 	// Still scheduled: say so after the failure, so a consumer tracking
 	// "pending" sees the retry.
-	return []event.Event{
-		r.result(b.unit, a, false, fmt.Sprintf("%v; retrying at %s", a.err, due.Format(time.RFC3339))),
-		event.Pending{Time: r.opts.Now(), Unit: b.unit, Due: due, Cause: b.destinations()},
-	}
+	r.opts.Sink.Publish(event.Pending{Time: r.opts.Now(), Unit: b.unit, Due: due, Cause: b.destinations()})
 }
 
 // rollBack puts back what the batch's destinations held before it,
 // remembers the content the unit did not survive, and restarts the unit on
 // the restored files.
-func (r *Rollout) rollBack(ctx context.Context, b *batch, issued map[string]digest, first attempt) []event.Event {
+func (r *Rollout) rollBack(ctx context.Context, b *batch, issued map[string]digest, first attempt) {
 	restored, problems := r.restoreBackups(b)
 	r.remember(issued, restored)
 	r.rebase(b, restored)
 	if len(restored) == 0 {
 		problems = append(problems, "no backup to roll back to")
-		return []event.Event{r.result(b.unit, attempt{result: event.ResultRollbackFailed, state: first.state}, true, strings.Join(problems, "; "))}
+		r.publish(b.unit, attempt{result: event.ResultRollbackFailed, state: first.state}, true, strings.Join(problems, "; "))
+		return
 	}
 	second := r.restartAndCheck(ctx, b.unit, startFailed)
 	why := fmt.Sprintf("the unit did not survive the change to %s (%v); restored the previous content", strings.Join(restored, ", "), first.err)
 	result := event.ResultRolledBack
-	var retry []event.Event
 	switch second.verdict {
 	case notRunning:
 		why += "; the unit is stopped and uses it at its next start"
@@ -77,7 +77,7 @@ func (r *Rollout) rollBack(ctx context.Context, b *batch, issued map[string]dige
 		// restarts the unit on that.
 		if due := r.requeue(b); !due.IsZero() {
 			why += fmt.Sprintf("; the restart on it said nothing (%v), retrying at %s", second.err, due.Format(time.RFC3339))
-			retry = append(retry, event.Pending{Time: r.opts.Now(), Unit: b.unit, Due: due, Cause: b.destinations()})
+			defer r.opts.Sink.Publish(event.Pending{Time: r.opts.Now(), Unit: b.unit, Due: due, Cause: b.destinations()})
 		}
 	case unhealthy:
 		result = event.ResultRollbackFailed
@@ -87,7 +87,7 @@ func (r *Rollout) rollBack(ctx context.Context, b *batch, issued map[string]dige
 		why += "; " + strings.Join(problems, "; ")
 	}
 	second.result = result
-	return append([]event.Event{r.result(b.unit, second, true, why)}, retry...)
+	r.publish(b.unit, second, true, why)
 }
 
 // restoreBackups puts back the content every destination of the batch had
@@ -130,9 +130,8 @@ func (r *Rollout) rebase(b *batch, restored []string) {
 	}
 }
 
-// result is the event.Restart that reports attempt a on unit.
-func (r *Rollout) result(unit string, a attempt, rolledBack bool, errText string) event.Restart {
-	return event.Restart{
+func (r *Rollout) publish(unit string, a attempt, rolledBack bool, errText string) {
+	r.opts.Sink.Publish(event.Restart{
 		Time:        r.opts.Now(),
 		Unit:        unit,
 		Result:      a.result,
@@ -141,5 +140,5 @@ func (r *Rollout) result(unit string, a attempt, rolledBack bool, errText string
 		SubState:    a.state.SubState,
 		RolledBack:  rolledBack,
 		Err:         errText,
-	}
+	})
 }

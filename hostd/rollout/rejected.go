@@ -110,7 +110,7 @@ func (r *Rollout) Refuse(destination string, content []byte) error {
 }
 
 // rejectAgain puts the backups back without restarting the unit.
-func (r *Rollout) rejectAgain(ctx context.Context, b *batch, when time.Time) []event.Event {
+func (r *Rollout) rejectAgain(ctx context.Context, b *batch, when time.Time) {
 	restored, problems := r.restoreBackups(b)
 	why := fmt.Sprintf("%s got the content %s did not survive at %s again; restored the previous content without a restart",
 		strings.Join(restored, ", "), b.unit, when.Format(time.RFC3339))
@@ -118,5 +118,5 @@ func (r *Rollout) rejectAgain(ctx context.Context, b *batch, when time.Time) []e
 		why += "; " + strings.Join(problems, "; ")
 	}
 	state, _ := r.unitState(ctx, b.unit)
-	return []event.Event{r.result(b.unit, attempt{result: event.ResultRejected, state: state}, true, why)}
+	r.publish(b.unit, attempt{result: event.ResultRejected, state: state}, true, why)
 }

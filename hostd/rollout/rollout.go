@@ -379,14 +379,9 @@ func (r *Rollout) startDue() time.Time {
 			defer r.applies.Done()
 			ctx := r.crew.ctx
 			r.begin(b)
-			outcome := r.apply(ctx, b)
+			r.apply(ctx, b)
 			if ctx.Err() == nil {
 				r.settle(ctx, b)
-			}
-			// What the unit runs on first, then the result: a reader of
-			// status that sees the restart done sees its content too.
-			for _, e := range outcome {
-				r.opts.Sink.Publish(e)
 			}
 			r.release(unit)
 		}()

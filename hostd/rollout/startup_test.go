@@ -325,28 +325,3 @@ func TestAHandOverDropsTheBatchOfAUnitTheNextConfigurationLacks(t *testing.T) {
 		t.Fatalf("the next Rollout restarted %s", h.unit)
 	}
 }
-
-// A restart's result is published after what the restarted unit runs on, so
-// that status and the metrics, once they show the restart done, show the
-// content it restarted the unit with and not the one before.
-func TestARestartsResultFollowsWhatTheUnitRunsOn(t *testing.T) {
-	h := newHost(t, "exit", rollout.Options{})
-	in := h.start(t.TempDir(), rollout.Options{})
-	in.rollout.Submit(h.writeConf("agent.conf", "good 2"))
-	if r := eventtest.Take[event.Restart](t, h.ctx, in.events); r.Result != event.ResultDone {
-		t.Fatalf("restart: %+v", r)
-	}
-	want := running.Digest([]byte("good 2\n"))
-	var last *event.Running
-	for _, e := range in.events.All() {
-		if r, ok := e.(event.Running); ok {
-			last = &r
-		}
-		if _, ok := e.(event.Restart); ok {
-			break
-		}
-	}
-	if last == nil || len(last.Files) != 1 || last.Files[0].Digest != want {
-		t.Fatalf("when the restart's result came, the unit was last shown running on %+v, want digest %s", last, want)
-	}
-}
