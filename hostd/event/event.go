@@ -146,9 +146,10 @@ type Reload struct {
 }
 
 // Running reports what content a unit's running process started on, per
-// file it reads: after a restart that passed its health check, and whenever
-// hostd compares the process with its files (at start-up, after a reload,
-// and every refresh interval).
+// file it reads: when a restart batch ends, whatever its result, if systemd
+// answers for the process (published just after the batch's Restart), and
+// whenever hostd compares the process with its files (at start-up, after a
+// reload, and every refresh interval).
 type Running struct {
 	Time time.Time
 	Unit string

@@ -7,8 +7,8 @@
 //
 // It owns that report: the join of what each file's content came from
 // (event.Content, the renderer's, from Vault's own answers) with what each
-// unit's process runs on (event.Running, after a restart that passed its
-// health check and whenever hostd compares the process with its files), the
+// unit's process runs on (event.Running, when a restart batch ends and
+// whenever hostd compares the process with its files), the
 // heartbeat, the retries with backoff, and its state in report.json in the
 // state directory (digests, site names and access key ids only). A unit
 // whose process runs content hostd did not render (a restart owed since
