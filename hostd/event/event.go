@@ -102,6 +102,10 @@ type Restart struct {
 	Err         string
 }
 
+// Began is when the restart reported began: Time less Duration. A Pending
+// published after it belongs to the next batch, which is still waiting.
+func (e Restart) Began() time.Time { return e.Time.Add(-e.Duration) }
+
 // Restart results (Restart.Result). The first are systemd's job results as
 // hostd/restart reports them; systemd has others (canceled, timeout,
 // dependency, skipped, and newer ones), which pass through unchanged. The

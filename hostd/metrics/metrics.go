@@ -289,8 +289,7 @@ func (m *Metrics) restart(e event.Restart) {
 	// after that start belongs to the next batch, which is still waiting.
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	started := e.Time.Add(-e.Duration)
-	if last, ok := m.lastPending[e.Unit]; ok && last.After(started) {
+	if last, ok := m.lastPending[e.Unit]; ok && last.After(e.Began()) {
 		return
 	}
 	m.restartPending.WithLabelValues(e.Unit).Set(0)

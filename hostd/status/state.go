@@ -197,7 +197,9 @@ func (s *State) onRestart(e event.Restart) {
 		u.Rollbacks++
 	}
 	u.LastError = vaulttoken.Redact(e.Err)
-	if since, ok := s.pending[e.Unit]; ok && !since.After(e.Time) {
+	// The restart ends the batch it began with; a Pending published after
+	// that belongs to the next batch, which is still waiting.
+	if since, ok := s.pending[e.Unit]; ok && !since.After(e.Began()) {
 		delete(s.pending, e.Unit)
 		u.PendingDue, u.PendingCause = time.Time{}, ""
 	}

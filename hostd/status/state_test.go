@@ -51,6 +51,21 @@ func TestStateListsConfiguredTemplatesBeforeAnyEvent(t *testing.T) {
 	}
 }
 
+// A change that arrives while a restart runs is the next batch: the
+// restart's result does not clear its announcement (as in the metrics).
+func TestAPendingAnnouncedDuringARestartOutlivesItsResult(t *testing.T) {
+	st := newTestState(clocktest.New(t0))
+	const unit = "sigsci-agent.service"
+	st.Publish(event.Pending{Time: t0, Unit: unit, Due: t0.Add(2 * time.Second)})
+	// The batch starts at t0+2s; a change lands at t0+5s; the restart and
+	// its health check end at t0+10s.
+	st.Publish(event.Pending{Time: t0.Add(5 * time.Second), Unit: unit, Due: t0.Add(15 * time.Second)})
+	st.Publish(event.Restart{Time: t0.Add(10 * time.Second), Unit: unit, Result: event.ResultDone, Duration: 8 * time.Second})
+	if u := st.Snapshot(context.Background()).Units[0]; !u.PendingDue.Equal(t0.Add(15 * time.Second)) {
+		t.Fatalf("after the first batch's result the unit shows pending due %s, want the next batch's %s", u.PendingDue, t0.Add(15*time.Second))
+	}
+}
+
 func TestStateFollowsEvents(t *testing.T) {
 	c := clocktest.New(t0)
 	st := newTestState(c)
