@@ -43,7 +43,7 @@ func (r *Rollout) apply(ctx context.Context, b *batch) {
 
 // retry requeues a batch whose restart said nothing about its content.
 func (r *Rollout) retry(b *batch, a attempt) {
-	due := r.requeue(b)
+	due, cause := r.requeue(b)
 	if due.IsZero() {
 		r.publish(b.unit, a, false, fmt.Sprintf("%v; not retried: the configuration no longer restarts %s", a.err, b.unit))
 		return
@@ -51,7 +51,7 @@ func (r *Rollout) retry(b *batch, a attempt) {
 	r.publish(b.unit, a, false, fmt.Sprintf("%v; retrying at %s", a.err, due.Format(time.RFC3339)))
 	// Still scheduled: say so after the failure, so a consumer tracking
 	// "pending" sees the retry.
-	r.opts.Sink.Publish(event.Pending{Time: r.opts.Now(), Unit: b.unit, Due: due, Cause: b.destinations()})
+	r.opts.Sink.Publish(event.Pending{Time: r.opts.Now(), Unit: b.unit, Due: due, Cause: cause})
 }
 
 // rollBack puts back what the batch's destinations held before it,
@@ -75,9 +75,9 @@ func (r *Rollout) rollBack(ctx context.Context, b *batch, issued map[string]dige
 	case retryLater:
 		// The batch now holds the restored content: running it again
 		// restarts the unit on that.
-		if due := r.requeue(b); !due.IsZero() {
+		if due, cause := r.requeue(b); !due.IsZero() {
 			why += fmt.Sprintf("; the restart on it said nothing (%v), retrying at %s", second.err, due.Format(time.RFC3339))
-			defer r.opts.Sink.Publish(event.Pending{Time: r.opts.Now(), Unit: b.unit, Due: due, Cause: b.destinations()})
+			defer r.opts.Sink.Publish(event.Pending{Time: r.opts.Now(), Unit: b.unit, Due: due, Cause: cause})
 		}
 	case unhealthy:
 		result = event.ResultRollbackFailed

@@ -210,14 +210,18 @@ func (b *batch) add(c Change) {
 	b.changes = append(b.changes, c)
 }
 
-func (b *batch) destinations() string {
+// destinationList is the batch's files, sorted.
+func (b *batch) destinationList() []string {
 	names := make([]string, len(b.changes))
 	for i, c := range b.changes {
 		names[i] = c.Destination
 	}
 	sort.Strings(names)
-	return strings.Join(names, ", ")
+	return names
 }
+
+// destinations is the batch's files as an event's Cause.
+func (b *batch) destinations() string { return strings.Join(b.destinationList(), ", ") }
 
 // New returns a Rollout restarting through opts.Restarter, putting previous
 // content back with opts.Restore and reporting to opts.Sink.
@@ -375,13 +379,14 @@ func (r *Rollout) startDue() time.Time {
 		r.busy[unit] = true
 		r.started++
 		r.applies.Add(1)
+		dests := b.destinationList()
 		go func() {
 			defer r.applies.Done()
 			ctx := r.crew.ctx
 			r.begin(b)
 			r.apply(ctx, b)
 			if ctx.Err() == nil {
-				r.settle(ctx, b)
+				r.settle(ctx, b, dests)
 			}
 			r.release(unit)
 		}()

@@ -38,8 +38,10 @@ func (r *Rollout) manages(unit string) bool {
 
 // requeue puts a batch back whose restart said nothing about its content,
 // due after a backoff that doubles per retry in a row (and the batch's
-// splay), merged with any newer changes.
-func (r *Rollout) requeue(b *batch) time.Time {
+// splay), merged with any newer changes. It returns when the batch is due
+// (zero: dropped) and the files it now restarts for, read under the lock:
+// once back in pending, the batch takes the changes Submit adds.
+func (r *Rollout) requeue(b *batch) (time.Time, string) {
 	r.mu.Lock()
 	if next := r.next; next != nil {
 		r.mu.Unlock()
@@ -47,7 +49,7 @@ func (r *Rollout) requeue(b *batch) time.Time {
 	}
 	defer r.mu.Unlock()
 	if !r.manages(b.unit) {
-		return time.Time{} // the configuration no longer restarts it
+		return time.Time{}, "" // the configuration no longer restarts it
 	}
 	r.retries[b.unit]++
 	b.retry = r.opts.Now().Add(backoff.Doubled(r.retries[b.unit], r.opts.RetryInterval, r.opts.MaxRetry))
@@ -63,7 +65,7 @@ func (r *Rollout) requeue(b *batch) time.Time {
 	}
 	b.due = due
 	r.pending[b.unit] = b
-	return due
+	return due, b.destinations()
 }
 
 func (r *Rollout) resetRetries(unit string) {

@@ -175,10 +175,11 @@ func (r *Rollout) resume(unit string, p restart.Process, b running.Batch, watche
 func (r *Rollout) schedule(b *batch) {
 	now := r.opts.Now()
 	b.changed, b.due = now, now
+	cause := b.destinations() // before Submit can add to it
 	r.mu.Lock()
 	r.pending[b.unit] = b
 	r.mu.Unlock()
-	r.opts.Sink.Publish(event.Pending{Time: now, Unit: b.unit, Due: now, Cause: b.destinations()})
+	r.opts.Sink.Publish(event.Pending{Time: now, Unit: b.unit, Due: now, Cause: cause})
 	r.poke()
 }
 
@@ -222,10 +223,12 @@ func (r *Rollout) begin(b *batch) {
 	tracker.Begin(b.unit, rec)
 }
 
-// settle publishes what the batch's unit runs on now and records that the
-// batch has ended. The assessment comes first: while the batch is recorded,
-// a process it started is known to run on the content it restarted with.
-func (r *Rollout) settle(ctx context.Context, b *batch) {
+// settle publishes what the batch's unit runs on now, over the unit's files
+// and dests (the batch's own, read when it started: a batch requeued for a
+// retry takes new changes meanwhile), and records that the batch has ended.
+// The assessment comes first: while the batch is recorded, a process it
+// started is known to run on the content it restarted with.
+func (r *Rollout) settle(ctx context.Context, b *batch, dests []string) {
 	tracker := r.opts.Running
 	reader, ok := r.opts.Restarter.(ProcessReader)
 	if tracker == nil {
@@ -244,9 +247,9 @@ func (r *Rollout) settle(ctx context.Context, b *batch) {
 	r.mu.Lock()
 	files := slices.Clone(r.files[b.unit])
 	r.mu.Unlock()
-	for _, c := range b.changes {
-		if !slices.Contains(files, c.Destination) {
-			files = append(files, c.Destination)
+	for _, d := range dests {
+		if !slices.Contains(files, d) {
+			files = append(files, d)
 		}
 	}
 	a := tracker.Assess(b.unit, p, files)

@@ -2,6 +2,8 @@ package rollout_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/runtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/restart"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/running"
@@ -324,4 +327,59 @@ func TestAHandOverDropsTheBatchOfAUnitTheNextConfigurationLacks(t *testing.T) {
 	if n := next.rollout.BatchesStarted(); n != 0 {
 		t.Fatalf("the next Rollout restarted %s", h.unit)
 	}
+}
+
+// unreadableState accepts every restart and cannot read the unit's state
+// after it, so every batch is requeued for a retry; its process is read at
+// once.
+type unreadableState struct{}
+
+func (unreadableState) TryRestart(context.Context, string) (restart.Result, error) {
+	return restart.Result{Job: event.ResultDone}, nil
+}
+
+func (u unreadableState) Restart(ctx context.Context, unit string) (restart.Result, error) {
+	return u.TryRestart(ctx, unit)
+}
+
+func (unreadableState) UnitState(context.Context, string) (restart.State, error) {
+	return restart.State{}, errors.New("connection closed")
+}
+
+func (unreadableState) MainProcess(context.Context, string) (restart.Process, error) {
+	return restart.Process{Started: time.Now()}, nil
+}
+
+// Changes keep arriving while a batch requeued for its retry is settled:
+// they join the requeued batch, which settle and the retry's announcement
+// must read only under the lock (the race detector checks it).
+func TestChangesWhileARetriedBatchSettlesRaceNothing(t *testing.T) {
+	dir := t.TempDir()
+	rec := eventtest.New[event.Event]()
+	r := rollout.New(rollout.Options{
+		Restarter: unreadableState{}, Sink: rec, Running: running.New(dir, slog.New(slog.DiscardHandler)),
+		RetryInterval: time.Millisecond, MaxRetry: time.Millisecond,
+	})
+	runtest.UntilEnd(t, 10*time.Second, nil, r.Run)
+	r.Submit(rollout.Change{Unit: "a.service", Destination: filepath.Join(dir, "a.conf")})
+	stop := make(chan struct{})
+	submitted := make(chan struct{})
+	go func() {
+		defer close(submitted)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r.Submit(rollout.Change{Unit: "a.service", Destination: filepath.Join(dir, fmt.Sprintf("%d.conf", i%50))})
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 50 { // batches settled, each one retried
+		eventtest.Take[event.Running](t, ctx, rec)
+	}
+	close(stop)
+	<-submitted
 }
