@@ -1,12 +1,12 @@
 // Package backoff owns hostd's wait between failed attempts: how long the
-// wait is (doubled per failure, capped, with jitter so that a fleet of hosts
-// does not retry in step), the bounds a stage's options give it, and the
-// sleep that a cancelled context ends early.
+// wait is (doubled per failure and capped, with jitter where a fleet of
+// hosts must not retry in step), the bounds a stage's options give it, and
+// the sleep that a cancelled context ends early.
 //
 // It does not count failures or decide what a failure is: the stage that
 // retries (auth, render, report, and rollout's restarts and process reads)
-// does. vaultproxy uses only the sleep, for
-// the delay of an answer saying Vault is unavailable.
+// does. vaultproxy uses only the sleep, for the delay of an answer saying
+// Vault is unavailable.
 package backoff
 
 import (

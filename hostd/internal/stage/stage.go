@@ -1,8 +1,8 @@
 // Package stage holds what the Options of hostd's stages (auth, vaultproxy,
 // render, rollout, report) have in common, with the defaults a stage fills in
 // when hostd/daemon or a test leaves them out: where a stage reports
-// (Reporting), its clock, waits and randomness (Clock), and the rule that a zero or
-// negative setting takes its default (OrDefault).
+// (Reporting), its clock, waits and randomness (Clock), and the rule that a
+// zero or negative setting takes its default (OrDefault).
 //
 // It imports only hostd/event of hostd: the stage packages import it, so it
 // never imports one of them or hostd/config.
