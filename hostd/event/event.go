@@ -106,6 +106,19 @@ type Restart struct {
 // published after it belongs to the next batch, which is still waiting.
 func (e Restart) Began() time.Time { return e.Time.Add(-e.Duration) }
 
+// KeptProcess reports whether the unit's process is still the one from
+// before the restart: no job was queued, the unit was not running, or the
+// content was rejected without one. After any other result the process may
+// have been replaced, and what it runs on is known only from the
+// event.Running that follows.
+func (e Restart) KeptProcess() bool {
+	switch e.Result {
+	case ResultError, ResultNotRunning, ResultRejected:
+		return true
+	}
+	return false
+}
+
 // Restart results (Restart.Result). The first are systemd's job results as
 // hostd/restart reports them; systemd has others (canceled, timeout,
 // dependency, skipped, and newer ones), which pass through unchanged. The

@@ -197,6 +197,9 @@ func (s *State) onRestart(e event.Restart) {
 		u.Rollbacks++
 	}
 	u.LastError = vaulttoken.Redact(e.Err)
+	if !e.KeptProcess() {
+		u.RunningOn = nil // the old process's; the Running after the restart says the new one's
+	}
 	// The restart ends the batch it began with; a Pending published after
 	// that belongs to the next batch, which is still waiting.
 	if since, ok := s.pending[e.Unit]; ok && !since.After(e.Began()) {

@@ -224,6 +224,38 @@ func TestStateKeepsWhatAUnitRunsOn(t *testing.T) {
 	}
 }
 
+// A restart replaces the process whose content status showed: until the
+// check after it says what the new process runs on, status shows nothing
+// rather than the old process's digest beside the new result. A result
+// that restarted nothing keeps what was shown.
+func TestARestartForgetsWhatTheOldProcessRanOn(t *testing.T) {
+	st := newTestState(clocktest.New(t0))
+	const unit = "sigsci-agent.service"
+	running := func(digest string) event.Running {
+		return event.Running{Time: t0, Unit: unit, Files: []event.RunningFile{{Destination: "/etc/sigsci/agent.conf", Digest: digest, Since: t0}}}
+	}
+	runningOn := func() []RunningFile { return st.Snapshot(context.Background()).Units[0].RunningOn }
+
+	st.Publish(running("old"))
+	for _, result := range []string{event.ResultRejected, event.ResultError, event.ResultNotRunning} {
+		st.Publish(event.Restart{Time: t0, Unit: unit, Result: result})
+		if got := runningOn(); len(got) != 1 || got[0].Digest != "old" {
+			t.Fatalf("after a %s result, which restarted nothing, status shows running on %+v, want the old digest", result, got)
+		}
+	}
+	for _, result := range []string{event.ResultDone, event.ResultRolledBack, event.ResultJobTimeout, "canceled"} {
+		st.Publish(running("old"))
+		st.Publish(event.Restart{Time: t0, Unit: unit, Result: result})
+		if got := runningOn(); len(got) != 0 {
+			t.Fatalf("after a %s result status still shows the old process's content %+v", result, got)
+		}
+	}
+	st.Publish(running("new"))
+	if got := runningOn(); len(got) != 1 || got[0].Digest != "new" {
+		t.Fatalf("the check after the restart shows %+v, want the new digest", got)
+	}
+}
+
 func TestStateNeverShowsATokenFromAnErrorText(t *testing.T) {
 	c := clocktest.New(t0)
 	st := newTestState(c)
