@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +11,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/hosttest/agenthost"
+	"github.com/sigsci-keys/sigsci-keys/hostd/running"
 	"github.com/sigsci-keys/sigsci-keys/hostd/status"
 	"github.com/sigsci-keys/sigsci-keys/internal/selfexec"
 )
@@ -79,11 +78,6 @@ func laterWindow() string {
 	return fmt.Sprintf("maintenance_window {\n    start = %q\n    end = %q\n    timezone = \"UTC\"\n  }", start.Format("15:00"), start.Add(time.Hour).Format("15:00"))
 }
 
-func digest(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
-}
-
 func TestARestartOwedSurvivesASIGKILLOfHostd(t *testing.T) {
 	h := newHost(t, "")
 
@@ -109,7 +103,7 @@ func TestARestartOwedSurvivesASIGKILLOfHostd(t *testing.T) {
 	// read, just after the restart's result: until then status still shows
 	// what the agent ran on before (the digest Reconcile found).
 	h.waitUnit("the agent running on the new keys", func(u status.Unit) bool {
-		return len(u.RunningOn) == 1 && u.RunningOn[0].Digest == digest(agenthost.KeysOne)
+		return len(u.RunningOn) == 1 && u.RunningOn[0].Digest == running.Digest([]byte(agenthost.KeysOne))
 	})
 	t.Logf("from the start of the next hostd to the owed restart of the agent: %s", owed.Round(time.Millisecond))
 }
@@ -125,13 +119,13 @@ func TestAnAgentStartedAfterItsFileIsLeftAloneByTheNextHostd(t *testing.T) {
 	// unfinished batch, which the next hostd checks (and counts), the case
 	// TestARestartCutShortByASIGKILLIsRolledBackByTheNextHostd covers.
 	h.waitUnit("the restart onto the new keys, settled", func(u status.Unit) bool {
-		return u.Restarts >= 1 && u.LastResult == event.ResultDone && len(u.RunningOn) == 1 && u.RunningOn[0].Digest == digest(agenthost.KeysOne)
+		return u.Restarts >= 1 && u.LastResult == event.ResultDone && len(u.RunningOn) == 1 && u.RunningOn[0].Digest == running.Digest([]byte(agenthost.KeysOne))
 	})
 	kill(t, first)
 
 	h.hostd("")
 	u := h.waitUnit("what the agent runs on", func(u status.Unit) bool { return len(u.RunningOn) == 1 && u.RunningOn[0].Digest != "" })
-	if u.RunningOn[0].Digest != digest(agenthost.KeysOne) {
+	if u.RunningOn[0].Digest != running.Digest([]byte(agenthost.KeysOne)) {
 		t.Errorf("the agent runs on %+v, want the digest of its keys", u.RunningOn)
 	}
 	if u.Restarts != 0 || !u.PendingDue.IsZero() || h.startCount() != 2 {
