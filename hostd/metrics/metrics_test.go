@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -28,6 +27,17 @@ func expect(t *testing.T, m *Metrics, want string, names ...string) {
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// exposition scrapes m as Prometheus would.
+func exposition(t *testing.T, m *Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("scrape: %d %s", rec.Code, rec.Body)
+	}
+	return rec.Body.String()
 }
 
 func TestBuildInfo(t *testing.T) {
@@ -250,21 +260,7 @@ func TestErrorTextNeverReachesTheExposition(t *testing.T) {
 	sink.Publish(event.Render{Time: t0, Template: "/etc/sigsci/agent.conf", Err: "render: " + canary})
 	sink.Publish(event.Restart{Time: t0, Unit: "sigsci-agent.service", Result: event.ResultFailed, Err: canary})
 
-	srv := httptest.NewServer(m.Handler())
-	defer srv.Close()
-	resp, err := http.Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %d: %s", resp.StatusCode, body)
-	}
-	text := string(body)
+	text := exposition(t, m)
 	if strings.Contains(text, "CanaryVaultToken") {
 		t.Fatalf("the exposition contains an error text:\n%s", text)
 	}

@@ -1,8 +1,6 @@
 package metrics
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -100,17 +98,6 @@ func TestRejectedReloadKeepsTheSeries(t *testing.T) {
 	if got := testutil.CollectAndCount(m.renders); got != 1 {
 		t.Errorf("renders series after a rejected reload: %d, want 1", got)
 	}
-}
-
-// exposition scrapes m as Prometheus would.
-func exposition(t *testing.T, m *Metrics) string {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	if rec.Code != http.StatusOK {
-		t.Fatalf("scrape: %d %s", rec.Code, rec.Body)
-	}
-	return rec.Body.String()
 }
 
 func grepLines(text, s string) string {
