@@ -135,14 +135,7 @@ func startWith(t *testing.T, notes *recorder, text func(dir, socket string) stri
 	dir := t.TempDir()
 	h := &harness{t: t, dir: dir, path: filepath.Join(dir, "hostd.hcl"), socket: filepath.Join(dir, "hostd.sock"),
 		notes: notes, logs: &logbuf.Buffer{}, reload: make(chan struct{}), done: make(chan error, 1)}
-	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("not-a-real-token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	h.write(text(dir, h.socket))
-	cfg, err := config.Load(h.path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := loadConfig(t, dir, text(dir, h.socket))
 	logger, level := NewLogger(h.logs, cfg.Log)
 	h.level = level
 	ctx, cancel := context.WithCancel(context.Background())
@@ -159,6 +152,39 @@ func startWith(t *testing.T, notes *recorder, text func(dir, socket string) stri
 		}
 	})
 	return h
+}
+
+// loadConfig writes text to dir/hostd.hcl, with the token file it names
+// beside it, and loads it.
+func loadConfig(t *testing.T, dir, text string) *config.Config {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("not-a-real-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "hostd.hcl")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// runToStartFailure runs the daemon on the configuration in dir, which must
+// fail to start, and returns why.
+func runToStartFailure(t *testing.T, dir string, c testConfig) error {
+	t.Helper()
+	cfg := loadConfig(t, dir, configText(c))
+	logger, _ := NewLogger(&logbuf.Buffer{}, cfg.Log)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	err := Run(ctx, cfg, logger, "test", make(chan struct{}), WithNotifier(newRecorder()))
+	if ctx.Err() != nil {
+		t.Fatal("Run did not return promptly")
+	}
+	return err
 }
 
 func (h *harness) write(text string) {
@@ -376,26 +402,9 @@ func TestRunFailsWhenTheStatusSocketCannotBeCreated(t *testing.T) {
 	if err := os.WriteFile(socket, []byte("not a socket"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfgPath := filepath.Join(dir, "hostd.hcl")
-	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("t\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cfgPath, []byte(configText(testConfig{Dir: dir, Socket: socket})), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger, _ := NewLogger(&logbuf.Buffer{}, cfg.Log)
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	err = Run(ctx, cfg, logger, "test", make(chan struct{}), WithNotifier(newRecorder()))
+	err := runToStartFailure(t, dir, testConfig{Dir: dir, Socket: socket})
 	if err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Fatalf("Run = %v, want the socket error", err)
-	}
-	if ctx.Err() != nil {
-		t.Fatal("Run did not return promptly")
 	}
 }
 
@@ -461,16 +470,7 @@ func TestRunFailsWhenTheMetricsPortIsTaken(t *testing.T) {
 	defer taken.Close()
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "hostd.sock")
-	cfgPath := filepath.Join(dir, "hostd.hcl")
-	if err := os.WriteFile(cfgPath, []byte(configText(testConfig{Dir: dir, Socket: socket, Metrics: taken.Addr().String()})), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger, _ := NewLogger(&logbuf.Buffer{}, cfg.Log)
-	err = Run(context.Background(), cfg, logger, "test", make(chan struct{}), WithNotifier(newRecorder()))
+	err = runToStartFailure(t, dir, testConfig{Dir: dir, Socket: socket, Metrics: taken.Addr().String()})
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("Run = %v, want the port error", err)
 	}
