@@ -144,15 +144,3 @@ func quoteList(values []string) string {
 	}
 	return strings.Join(q, ", ")
 }
-
-// shortDuration prints 1h instead of Go's 1h0m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/durationtext"
 	"github.com/sigsci-keys/sigsci-keys/hostd/render"
 	"github.com/sigsci-keys/sigsci-keys/hostd/write"
 )
@@ -320,9 +321,9 @@ func (c *converter) duration(a *hcl.Attribute, def, lo, hi time.Duration) time.D
 	case d < lo && lo == 0:
 		c.errorf(a.Range, "Negative duration", "%s must not be negative, got %s", a.Name, value)
 	case d < lo:
-		c.errorf(a.Range, "Duration too short", "%s must be at least %s, got %s", a.Name, shortDuration(lo), value)
+		c.errorf(a.Range, "Duration too short", "%s must be at least %s, got %s", a.Name, durationtext.Short(lo), value)
 	case d > hi:
-		c.errorf(a.Range, "Duration too long", "%s must be at most %s, got %s", a.Name, shortDuration(hi), value)
+		c.errorf(a.Range, "Duration too long", "%s must be at most %s, got %s", a.Name, durationtext.Short(hi), value)
 	default:
 		return d
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/durationtext"
 )
 
 // WriteJSON writes s as indented JSON.
@@ -226,14 +228,7 @@ func duration(d time.Duration) string {
 		}
 		return fmt.Sprintf("%dd%dh", days, hours)
 	}
-	s := d.Round(time.Second).String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
+	return durationtext.Short(d.Round(time.Second))
 }
 
 func orDash(s string) string {

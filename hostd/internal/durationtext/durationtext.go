@@ -1,0 +1,22 @@
+// Package durationtext owns how hostd writes a duration for an operator, in
+// configuration errors and in status: Go's form without the zero units it
+// ends with (1h, not 1h0m0s), so that both say the same thing the same way.
+package durationtext
+
+import (
+	"strings"
+	"time"
+)
+
+// Short returns d as time.Duration.String does, less trailing zero minutes
+// and seconds: 1h, 5m, 1h30m, 1m30s, 250ms.
+func Short(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
