@@ -11,11 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -168,12 +169,8 @@ func TestDocumentedInstallCommandsGiveTheRegisteredChecksum(t *testing.T) {
 func TestSHA256SUMSCoversEveryArtifact(t *testing.T) {
 	sums := readSHA256SUMS(t)
 	want := []string{"vault-plugin-sigsci.tar.gz", "vault-plugin-sigsci", filepath.Base(release.deb), filepath.Base(release.rpm)}
-	var names []string
-	for name := range sums {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	sort.Strings(want)
+	names := slices.Sorted(maps.Keys(sums))
+	slices.Sort(want)
 	if strings.Join(names, " ") != strings.Join(want, " ") {
 		t.Fatalf("SHA256SUMS lists %v, want %v", names, want)
 	}

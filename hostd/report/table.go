@@ -2,6 +2,7 @@ package report
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"time"
 
@@ -149,14 +150,14 @@ func (t *table) keep(destinations, units []string) {
 func (t *table) resolve() (keys []event.AgentKey, wants []Want, waiting map[Site]bool) {
 	waiting = map[Site]bool{}
 	var entries []entry
-	for _, unit := range sortedKeys(t.running) {
+	for _, unit := range slices.Sorted(maps.Keys(t.running)) {
 		unitEntries, _, waits := t.unitEntries(unit)
 		entries = append(entries, unitEntries...)
 		for _, s := range waits {
 			waiting[s] = true
 		}
 	}
-	for _, dest := range sortedKeys(t.contents) {
+	for _, dest := range slices.Sorted(maps.Keys(t.contents)) {
 		c := t.contents[dest]
 		switch {
 		case c.Unit == "":
@@ -286,13 +287,4 @@ func (t *table) newestKeys() map[Site]string {
 		}
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"maps"
 	"slices"
 )
 
@@ -25,12 +26,7 @@ func (r *Rollout) Observe(ctx context.Context) {
 		files[unit] = slices.Clone(dests)
 	}
 	r.mu.Unlock()
-	units := make([]string, 0, len(files))
-	for unit := range files {
-		units = append(units, unit)
-	}
-	slices.Sort(units)
-	for _, unit := range units {
+	for _, unit := range slices.Sorted(maps.Keys(files)) {
 		if r.busyNow(unit) {
 			continue
 		}

@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"time"
 
@@ -50,12 +51,7 @@ func (r *Rollout) Reconcile(ctx context.Context, files []Watched) {
 	if !ok || r.opts.Running == nil {
 		return
 	}
-	units := make([]string, 0, len(byUnit))
-	for unit := range byUnit {
-		units = append(units, unit)
-	}
-	slices.Sort(units)
-	for _, unit := range units {
+	for _, unit := range slices.Sorted(maps.Keys(byUnit)) {
 		p, err := r.readProcess(ctx, reader, unit)
 		if ctx.Err() != nil {
 			return

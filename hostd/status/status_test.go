@@ -2,6 +2,7 @@ package status
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -184,14 +185,7 @@ func TestSnapshotJSONFieldNames(t *testing.T) {
 	if err := json.Unmarshal([]byte(b.String()), &m); err != nil {
 		t.Fatal(err)
 	}
-	keys := func(v any) []string {
-		var out []string
-		for k := range v.(map[string]any) {
-			out = append(out, k)
-		}
-		slices.Sort(out)
-		return out
-	}
+	keys := func(v any) []string { return slices.Sorted(maps.Keys(v.(map[string]any))) }
 	checks := map[string]struct {
 		got  []string
 		want []string

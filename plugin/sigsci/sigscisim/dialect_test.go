@@ -2,6 +2,7 @@ package sigscisim
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -36,11 +37,7 @@ func TestDialectNamesTheFlagAndTheCreatedTime(t *testing.T) {
 			t.Fatal(err)
 		}
 		item := f.listItem()
-		var names []string
-		for name := range item {
-			names = append(names, name)
-		}
-		slices.Sort(names)
+		names := slices.Sorted(maps.Keys(item))
 		want := []string{"accessKey", tc.create, "secretKey"}
 		if tc.flag != "" {
 			want = append(want, tc.flag)
