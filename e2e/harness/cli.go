@@ -49,6 +49,17 @@ func (r Result) Refused(t testing.TB) string {
 	return r.Stderr
 }
 
+// MustContain fails the test unless text (what a command printed, named by
+// what) contains every one of wants.
+func MustContain(t testing.TB, what, text string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(text, want) {
+			t.Fatalf("%s does not contain %q:\n%s", what, want, text)
+		}
+	}
+}
+
 // Run runs the vault CLI with args in dir, as the root token against this
 // server.
 func (v *Vault) Run(t testing.TB, dir string, args ...string) Result {

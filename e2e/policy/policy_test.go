@@ -45,7 +45,7 @@ func TestPoliciesFromPackaging(t *testing.T) {
 
 	harness.StepT(t, "register.sh installs, registers by checksum and mounts the plugin at sigsci/", func(t *testing.T) {
 		out := vault.Shell(t, download, register).OK(t)
-		mustContain(t, "register.sh output", out, "vault-plugin-sigsci.tar.gz: OK", "Registered plugin: vault-plugin-sigsci",
+		harness.MustContain(t, "register.sh output", out, "vault-plugin-sigsci.tar.gz: OK", "Registered plugin: vault-plugin-sigsci",
 			"Enabled the vault-plugin-sigsci secrets engine at: sigsci/", "Success! Uploaded policy: sigsci-operator")
 		if hosttest.ReadFile(t, filepath.Join(p.Bin, "vault-plugin-sigsci")) != hosttest.ReadFile(t, programs.Command("vault-plugin-sigsci")) {
 			t.Fatal("the binary in the plugin directory is not the released one")
@@ -65,15 +65,15 @@ func TestPoliciesFromPackaging(t *testing.T) {
 
 	harness.StepT(t, "register.sh run again (an upgrade) reloads the plugin and keeps the mount", func(t *testing.T) {
 		out := vault.Shell(t, download, register).OK(t)
-		mustContain(t, "register.sh output", out, "Success! Reloaded plugin: vault-plugin-sigsci")
-		mustContain(t, "the mount list", vault.Run(t, download, "secrets", "list", "-format=json").OK(t), `"sigsci/"`)
+		harness.MustContain(t, "register.sh output", out, "Success! Reloaded plugin: vault-plugin-sigsci")
+		harness.MustContain(t, "the mount list", vault.Run(t, download, "secrets", "list", "-format=json").OK(t), `"sigsci/"`)
 	})
 
 	harness.StepT(t, "register.sh refuses a tarball that does not match SHA256SUMS", func(t *testing.T) {
 		bad := t.TempDir()
 		vault.Shell(t, bad, "cp "+shellQuote(filepath.Join(download, "vault-plugin-sigsci.tar.gz"))+" . && echo tampered >> vault-plugin-sigsci.tar.gz && cp "+shellQuote(filepath.Join(download, "SHA256SUMS"))+" .").OK(t)
 		stderr := vault.Shell(t, bad, register).Refused(t)
-		mustContain(t, "the refusal", stderr, "does not match SHA256SUMS")
+		harness.MustContain(t, "the refusal", stderr, "does not match SHA256SUMS")
 		if hosttest.ReadFile(t, filepath.Join(p.Bin, "vault-plugin-sigsci")) != hosttest.ReadFile(t, programs.Command("vault-plugin-sigsci")) {
 			t.Fatal("the refused tarball's binary reached the plugin directory")
 		}
@@ -90,19 +90,19 @@ func TestPoliciesFromPackaging(t *testing.T) {
 	harness.StepT(t, "an operator with sigsci-operator runs roles, copy, read, rotate and retire", func(t *testing.T) {
 		as("operator.token", "vault write -f /sigsci/role/vault-user corp="+harness.CorpID+" email="+harness.EmailID+" token=@token.txt").OK(t)
 		as("operator.token", "vault write /sigsci/role/vault-user api_url="+sim.APIURL+" token=@token.txt").OK(t)
-		mustContain(t, "the role list", as("operator.token", "vault list sigsci/role").OK(t), "vault-user")
-		mustContain(t, "the role list", as("operator.token", "vault read /sigsci/role/").OK(t), "vault-user")
+		harness.MustContain(t, "the role list", as("operator.token", "vault list sigsci/role").OK(t), "vault-user")
+		harness.MustContain(t, "the role list", as("operator.token", "vault read /sigsci/role/").OK(t), "vault-user")
 		as("operator.token", "vault read /sigsci/role/vault-user").OK(t)
 		as("operator.token", "vault write -f /sigsci/creds/vault-user/sites/").OK(t)
-		mustContain(t, "the keys list", as("operator.token", "vault read /sigsci/creds/vault-user/sites/").OK(t), hostSite, otherSite)
+		harness.MustContain(t, "the keys list", as("operator.token", "vault read /sigsci/creds/vault-user/sites/").OK(t), hostSite, otherSite)
 		as("operator.token", "vault read /sigsci/creds/vault-user/sites/"+hostSite).OK(t)
 		as("operator.token", "vault write -f /sigsci/rotate/sites/"+hostSite).OK(t)
-		mustContain(t, "the rotation status", as("operator.token", "vault read /sigsci/rotate/sites/"+hostSite).OK(t), "demoted", "primary_access_key")
+		harness.MustContain(t, "the rotation status", as("operator.token", "vault read /sigsci/rotate/sites/"+hostSite).OK(t), "demoted", "primary_access_key")
 		as("operator.token", "vault read /sigsci/rotate/vault-user/sites/"+hostSite).OK(t)
 		// No host reports yet, and the old set was demoted just now.
-		mustContain(t, "the guarded retirement", as("operator.token", "vault delete /sigsci/rotate/sites/"+hostSite).Refused(t),
+		harness.MustContain(t, "the guarded retirement", as("operator.token", "vault delete /sigsci/rotate/sites/"+hostSite).Refused(t),
 			"no host reports for site", "force=true overrides")
-		mustContain(t, "the fleet view", as("operator.token", "vault read /sigsci/fleet/vault-user/sites/").OK(t), hostSite, otherSite)
+		harness.MustContain(t, "the fleet view", as("operator.token", "vault read /sigsci/fleet/vault-user/sites/").OK(t), hostSite, otherSite)
 	})
 
 	harness.StepT(t, "the operator policy grants nothing outside sigsci/", func(t *testing.T) {
@@ -113,7 +113,7 @@ func TestPoliciesFromPackaging(t *testing.T) {
 			"vault auth enable userpass",
 			"vault token create -policy=root",
 		} {
-			mustContain(t, command, as("operator.token", command).Refused(t), "permission denied")
+			harness.MustContain(t, command, as("operator.token", command).Refused(t), "permission denied")
 		}
 	})
 
@@ -133,7 +133,7 @@ func TestPoliciesFromPackaging(t *testing.T) {
 			harness.NoSecrets(t, "approle-example.sh output", out+r.Stderr, map[string]string{"the " + name: value})
 		}
 		policy := vault.Run(t, work, "policy", "read", "sigsci-host-"+hostSite).OK(t)
-		mustContain(t, "the host policy", policy, `path "sigsci/creds/vault-user/sites/`+hostSite+`"`)
+		harness.MustContain(t, "the host policy", policy, `path "sigsci/creds/vault-user/sites/`+hostSite+`"`)
 		if strings.Contains(policy, "<site-name>") {
 			t.Fatalf("the host policy still holds the placeholder:\n%s", policy)
 		}
@@ -191,7 +191,7 @@ func TestPoliciesFromPackaging(t *testing.T) {
 		if onOld, _, allowed := fleet(); onOld["web-1"] != oldKey || allowed {
 			t.Fatalf("the fleet view after a report of the old key: on_old_keys %v, retire_allowed %t", onOld, allowed)
 		}
-		mustContain(t, "the guarded retirement", as("operator.token", "vault delete /sigsci/rotate/sites/"+hostSite).Refused(t),
+		harness.MustContain(t, "the guarded retirement", as("operator.token", "vault delete /sigsci/rotate/sites/"+hostSite).Refused(t),
 			"1 host(s) still run a non-primary key: web-1 ("+oldKey+")")
 
 		as("host.token", report+newKey).OK(t)
@@ -231,27 +231,18 @@ func TestPoliciesFromPackaging(t *testing.T) {
 			"vault delete /sigsci/role/vault-user",
 			"vault policy read sigsci-operator",
 		} {
-			mustContain(t, command, as("host.token", command).Refused(t), "permission denied")
+			harness.MustContain(t, command, as("host.token", command).Refused(t), "permission denied")
 		}
 		// And nothing it tried changed anything.
-		mustContain(t, "the reporting hosts", as("operator.token", "vault list /sigsci/fleet/vault-user/sites/"+hostSite+"/hosts").OK(t), "web-1")
+		harness.MustContain(t, "the reporting hosts", as("operator.token", "vault list /sigsci/fleet/vault-user/sites/"+hostSite+"/hosts").OK(t), "web-1")
 		if out := as("operator.token", "vault list /sigsci/fleet/vault-user/sites/"+otherSite+"/hosts"); out.ExitCode == 0 {
 			t.Fatalf("the host reported for another site:\n%s", out.Stdout)
 		}
-		mustContain(t, "the role list", as("operator.token", "vault list sigsci/role").OK(t), "vault-user")
+		harness.MustContain(t, "the role list", as("operator.token", "vault list sigsci/role").OK(t), "vault-user")
 		if strings.Contains(as("operator.token", "vault list sigsci/role").OK(t), "other") {
 			t.Fatal("the host created a role")
 		}
 	})
-}
-
-func mustContain(t *testing.T, what, text string, wants ...string) {
-	t.Helper()
-	for _, want := range wants {
-		if !strings.Contains(text, want) {
-			t.Fatalf("%s does not contain %q:\n%s", what, want, text)
-		}
-	}
 }
 
 func decode(t *testing.T, out string, v any) {

@@ -143,13 +143,3 @@ func positiveNumber(t *testing.T, data map[string]any, key string) int64 {
 	}
 	return v
 }
-
-// mustContain fails unless text contains every want.
-func mustContain(t *testing.T, what, text string, wants ...string) {
-	t.Helper()
-	for _, want := range wants {
-		if !strings.Contains(text, want) {
-			t.Fatalf("%s does not contain %q:\n%s", what, want, text)
-		}
-	}
-}

@@ -50,26 +50,26 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 
 	harness.StepT(t, "the plugin is unknown to Vault before it is registered", func(t *testing.T) {
 		stderr := d.vault.Shell(t, programs.Bin, docEnable).Refused(t)
-		mustContain(t, "the refusal", stderr, "vault-plugin-sigsci")
+		harness.MustContain(t, "the refusal", stderr, "vault-plugin-sigsci")
 	})
 
 	harness.StepT(t, "operator registers the plugin binary by its checksum and enables it at sigsci/", func(t *testing.T) {
 		out := d.vault.Shell(t, programs.Bin, docRegister).OK(t)
-		mustContain(t, "the register output", out, "Registered plugin: vault-plugin-sigsci")
+		harness.MustContain(t, "the register output", out, "Registered plugin: vault-plugin-sigsci")
 		out = d.vault.Shell(t, programs.Bin, docEnable).OK(t)
-		mustContain(t, "the enable output", out, "Enabled the vault-plugin-sigsci secrets engine at: sigsci/")
+		harness.MustContain(t, "the enable output", out, "Enabled the vault-plugin-sigsci secrets engine at: sigsci/")
 		out = d.sh(t, "vault secrets list -format=json").OK(t)
-		mustContain(t, "the mount list", out, `"sigsci/"`, `"type": "vault-plugin-sigsci"`)
+		harness.MustContain(t, "the mount list", out, `"sigsci/"`, `"type": "vault-plugin-sigsci"`)
 	})
 
 	harness.StepT(t, "operator creates the role with the API token read from token.txt", func(t *testing.T) {
 		out := d.sh(t, documented(docCreateRole)).OK(t)
-		mustContain(t, "the create output", out, "Success! Data written to: sigsci/role/vault-user")
+		harness.MustContain(t, "the create output", out, "Success! Data written to: sigsci/role/vault-user")
 		// The documented command targets the real API; this desk's API is the
 		// simulator. Moving a role to another API host needs the token again,
 		// so that nobody can send the stored token to a host of their choice.
 		refused := d.sh(t, "vault write /sigsci/role/vault-user api_url="+d.sim.APIURL).Refused(t)
-		mustContain(t, "the refusal", refused, "give the token again")
+		harness.MustContain(t, "the refusal", refused, "give the token again")
 		d.sh(t, "vault write /sigsci/role/vault-user api_url="+d.sim.APIURL+" token=@token.txt").OK(t)
 	})
 
@@ -130,7 +130,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 		listed := map[string]string{}
 		for _, site := range corpSites {
 			ks := d.primary(t, site)
-			mustContain(t, docListKeys+" output", out, ks.AccessKey)
+			harness.MustContain(t, docListKeys+" output", out, ks.AccessKey)
 			listed["the secret key of "+site] = ks.SecretKey
 		}
 		harness.NoSecrets(t, docListKeys+" output", out, listed)
@@ -203,13 +203,13 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 
 	harness.StepT(t, "retiring waits until the hosts run the new key", func(t *testing.T) {
 		stderr := d.sh(t, documented(docRetire)).Refused(t)
-		mustContain(t, "the refusal", stderr, `no host reports for site "`+siteName+`"`, "force=true overrides")
+		harness.MustContain(t, "the refusal", stderr, `no host reports for site "`+siteName+`"`, "force=true overrides")
 		// A host reports the key its agent runs with a plain write, as hostd
 		// does with its own token.
 		report := "vault write /sigsci/fleet/vault-user/sites/" + siteName + "/hosts/web-1 access_key="
 		d.sh(t, report+first.AccessKey).OK(t)
 		stderr = d.sh(t, documented(docRetire)).Refused(t)
-		mustContain(t, "the refusal", stderr, "1 host(s) still run a non-primary key: web-1 ("+first.AccessKey+")")
+		harness.MustContain(t, "the refusal", stderr, "1 host(s) still run a non-primary key: web-1 ("+first.AccessKey+")")
 		d.sh(t, report+rotated).OK(t)
 		if got := field(t, d.sh(t, "vault read /sigsci/fleet/vault-user/sites/"+siteName).OK(t), "retire_allowed"); got != "true" {
 			t.Fatalf("retire_allowed = %s once the only host runs the new key", got)
@@ -234,7 +234,7 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 	harness.StepT(t, "deleting stored keys removes them from Vault only", func(t *testing.T) {
 		d.sh(t, documented(docDeleteKeys)).OK(t)
 		stderr := d.sh(t, documented(docReadKeys)).Refused(t)
-		mustContain(t, "the read of deleted keys", stderr, documented("No value found at sigsci/creds/vault-user/sites/<site-name>"))
+		harness.MustContain(t, "the read of deleted keys", stderr, documented("No value found at sigsci/creds/vault-user/sites/<site-name>"))
 		out := d.sh(t, docListKeys).OK(t)
 		if got := field(t, out, "keys"); got != "[api shop]" {
 			t.Fatalf("after deleting %s, stored sites are %s, want [api shop]", siteName, got)
@@ -246,12 +246,12 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 
 	harness.StepT(t, "deleting a role that still holds keys is refused unless forced", func(t *testing.T) {
 		stderr := d.sh(t, docDeleteRole).Refused(t)
-		mustContain(t, "the refusal", stderr, `role "vault-user" holds stored keys for 2 site(s)`, "force=true")
+		harness.MustContain(t, "the refusal", stderr, `role "vault-user" holds stored keys for 2 site(s)`, "force=true")
 		d.sh(t, docReadRole).OK(t)
 
 		d.sh(t, docDeleteRole+" force=true").OK(t)
 		stderr = d.sh(t, docReadRole).Refused(t)
-		mustContain(t, "the read of the deleted role", stderr, "No value found at sigsci/role/vault-user")
+		harness.MustContain(t, "the read of the deleted role", stderr, "No value found at sigsci/role/vault-user")
 		if out := d.sh(t, docListRolesList); out.ExitCode == 0 && strings.Contains(out.Stdout, "vault-user") {
 			t.Fatalf("the deleted role is still listed:\n%s", out)
 		}
@@ -267,12 +267,12 @@ func TestOperatorFollowsTheDocumentation(t *testing.T) {
 		if err != nil {
 			t.Fatalf("reading the audit log: %v", err)
 		}
-		mustContain(t, "the audit log", string(auditLog), `"path":"sigsci/rotate/sites/`+siteName+`"`, `"secretKey":"hmac-sha256:`)
+		harness.MustContain(t, "the audit log", string(auditLog), `"path":"sigsci/rotate/sites/`+siteName+`"`, `"secretKey":"hmac-sha256:`)
 		harness.NoSecrets(t, "the audit log", string(auditLog), secrets)
 
 		serverLog := d.vault.ServerLog(t)
 		// The plugin's own log lines reach this file.
-		mustContain(t, "the Vault server log", serverLog, "secrets.vault-plugin-sigsci.")
+		harness.MustContain(t, "the Vault server log", serverLog, "secrets.vault-plugin-sigsci.")
 		harness.NoSecrets(t, "the Vault server log", serverLog, secrets)
 		// The dev server prints its root token on standard output by design.
 		delete(secrets, "the Vault root token")

@@ -100,7 +100,7 @@ func TestCopyAllRidesOutAnUnsteadyAPI(t *testing.T) {
 		r := d.sh(t, docCopyAll)
 		sim.FailNext(0, 0)
 		t.Logf("the operator sees (exit %d): %s %s", r.ExitCode, strings.TrimSpace(r.Stdout), strings.TrimSpace(r.Stderr))
-		mustContain(t, "the copy-all output", r.Stdout+r.Stderr, "500")
+		harness.MustContain(t, "the copy-all output", r.Stdout+r.Stderr, "500")
 		harness.NoSecrets(t, "the copy-all output", r.Stdout+r.Stderr, map[string]string{"the API token": d.apiToken, "the secret key": held})
 		got := strings.TrimSpace(d.sh(t, "vault read -field=secretKey /sigsci/creds/vault-user/sites/"+siteName).OK(t))
 		if got != held {

@@ -28,7 +28,7 @@ func TestFleetAndScheduleThroughTheCLI(t *testing.T) {
 			"sigsci/role/vault-user":                                     "rotation_schedule",
 			"sigsci/config":                                              "fleet_stale_after",
 		} {
-			mustContain(t, "vault path-help "+path, d.sh(t, "vault path-help "+path).OK(t), want)
+			harness.MustContain(t, "vault path-help "+path, d.sh(t, "vault path-help "+path).OK(t), want)
 		}
 	})
 
@@ -42,12 +42,12 @@ func TestFleetAndScheduleThroughTheCLI(t *testing.T) {
 		d.sh(t, "vault write "+hosts+"web-2 access_key="+first.AccessKey).OK(t)
 		probe := "AKIA-not-a-key-" + harness.RandomHex(t)
 		stderr := d.sh(t, "vault write "+hosts+"web-3 access_key="+probe).Refused(t)
-		mustContain(t, "the refusal", stderr, "Code: 400", `access_key is not a key Vault handed out for site "`+siteName+`"`)
+		harness.MustContain(t, "the refusal", stderr, "Code: 400", `access_key is not a key Vault handed out for site "`+siteName+`"`)
 		if strings.Contains(stderr, probe) {
 			t.Fatalf("the refusal quotes the refused value:\n%s", stderr)
 		}
 		log := d.vault.ServerLog(t)
-		mustContain(t, "the Vault server log", log, "refused a host report of an access key Vault never handed out", "host=web-3")
+		harness.MustContain(t, "the Vault server log", log, "refused a host report of an access key Vault never handed out", "host=web-3")
 		harness.NoSecrets(t, "the Vault server log", log, map[string]string{"the refused value": probe})
 		if out := d.sh(t, "vault list "+hosts).OK(t); !strings.Contains(out, "web-1") || !strings.Contains(out, "web-2") || strings.Contains(out, "web-3") {
 			t.Fatalf("vault list %s:\n%s", hosts, out)
@@ -71,17 +71,17 @@ func TestFleetAndScheduleThroughTheCLI(t *testing.T) {
 			t.Fatalf("the rotation status: %v", status)
 		}
 		all := d.sh(t, "vault read -format=json /sigsci/fleet/vault-user/sites/").OK(t)
-		mustContain(t, "the all-sites fleet view", all, `"api"`, `"shop"`, `"`+siteName+`"`)
+		harness.MustContain(t, "the all-sites fleet view", all, `"api"`, `"shop"`, `"`+siteName+`"`)
 		raw, _ := json.Marshal(status)
 		harness.NoSecrets(t, "the fleet views and the rotation status", all+string(raw), secrets)
 	})
 
 	harness.StepT(t, "the guarded retirement names the host; force=true overrides and warns", func(t *testing.T) {
 		stderr := d.sh(t, "vault delete /sigsci/rotate/vault-user/sites/"+siteName).Refused(t)
-		mustContain(t, "the refusal", stderr, "Code: 409", "web-2 ("+first.AccessKey+")",
+		harness.MustContain(t, "the refusal", stderr, "Code: 409", "web-2 ("+first.AccessKey+")",
 			"force=true overrides: vault delete sigsci/rotate/vault-user/sites/"+siteName+" force=true")
 		resp := parseJSON(t, d.sh(t, "vault delete -format=json /sigsci/rotate/vault-user/sites/"+siteName+" force=true").OK(t))
-		mustContain(t, "the forced retirement's warnings", strings.Join(resp.Warnings, "\n"),
+		harness.MustContain(t, "the forced retirement's warnings", strings.Join(resp.Warnings, "\n"),
 			"retired with force=true although 1 host(s) still run a non-primary key: web-2 ("+first.AccessKey+")")
 		if sets := d.sim.KeySets(harness.CorpID, siteName); len(sets) != 1 || sets[0].AccessKey != rotated {
 			t.Fatalf("after the forced retirement the API holds %s", accessKeys(sets))
@@ -104,7 +104,7 @@ func TestFleetAndScheduleThroughTheCLI(t *testing.T) {
 			t.Errorf("next_rotation = %q", next)
 		}
 		stderr := d.sh(t, `vault write /sigsci/role/vault-user rotation_schedule="every monday"`).Refused(t)
-		mustContain(t, "the refusal", stderr, `rotation_schedule "every monday" is not a 5-field cron spec`)
+		harness.MustContain(t, "the refusal", stderr, `rotation_schedule "every monday" is not a 5-field cron spec`)
 		d.sh(t, "vault write /sigsci/config fleet_stale_after=10m").OK(t)
 		config := d.sh(t, "vault read /sigsci/config").OK(t)
 		if field(t, config, "fleet_stale_after") != "600" || field(t, config, "retire_min_overlap") != "120" {

@@ -20,7 +20,7 @@ func TestOperatorMistakesGetClearErrors(t *testing.T) {
 		r := d.sh(t, command)
 		stderr := r.Refused(t)
 		t.Logf("the operator sees: %s", strings.TrimSpace(stderr))
-		mustContain(t, "the error of "+command, stderr, wants...)
+		harness.MustContain(t, "the error of "+command, stderr, wants...)
 		harness.NoSecrets(t, "the error of "+command, r.Stdout+r.Stderr, noToken)
 	}
 
