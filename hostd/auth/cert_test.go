@@ -25,32 +25,11 @@ func certVault(t *testing.T, tokenTTL string) *vaulttest.Server {
 	return v
 }
 
-// tlsClient is the Vault client hostd builds at start: TLS files read once.
-func tlsClient(t *testing.T, addr string, files api.TLSConfig) (*api.Client, error) {
-	t.Helper()
-	cfg := api.DefaultConfig()
-	cfg.Address = addr
-	cfg.MaxRetries = 0
-	cfg.Timeout = 5 * time.Second
-	if err := cfg.ConfigureTLS(&files); err != nil {
-		return nil, err
-	}
-	c, err := api.NewClient(cfg)
-	if err != nil {
-		return nil, err
-	}
-	c.ClearToken()
-	return c, nil
-}
-
 // startCert runs a cert login on files, with the client hostd would build
 // from them, until the test ends.
 func startCert(t *testing.T, v *vaulttest.Server, dir string, files api.TLSConfig) (*harness, *Authenticator) {
 	t.Helper()
-	client, err := tlsClient(t, v.Addr, files)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := vaulttest.ClientFor(t, v.Addr, &files)
 	h := newHarness(v, dir)
 	opts := h.options(MethodCert)
 	opts.Client, opts.CertName, opts.TLS = client, "waf-hosts", &files
@@ -59,11 +38,8 @@ func startCert(t *testing.T, v *vaulttest.Server, dir string, files api.TLSConfi
 
 func certLogin(t *testing.T, v *vaulttest.Server, files api.TLSConfig) error {
 	t.Helper()
-	c, err := tlsClient(t, v.Addr, files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.Logical().Write("auth/cert/login", map[string]any{"name": "waf-hosts"})
+	c := vaulttest.ClientFor(t, v.Addr, &files)
+	_, err := c.Logical().Write("auth/cert/login", map[string]any{"name": "waf-hosts"})
 	return err
 }
 

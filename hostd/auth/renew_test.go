@@ -14,21 +14,6 @@ func isFailedRenewal(e event.Auth) bool { return e.Renewal && !e.OK }
 
 func isLoginAttempt(e event.Auth) bool { return !e.Renewal }
 
-// clientFor returns a client for addr without a token and without retries.
-func clientFor(t *testing.T, addr string) *api.Client {
-	t.Helper()
-	cfg := api.DefaultConfig()
-	cfg.Address = addr
-	cfg.MaxRetries = 0
-	cfg.Timeout = 5 * time.Second
-	c, err := api.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.ClearToken()
-	return c
-}
-
 // A network outage shorter than the token's remaining life: the renewals
 // that fail are retried and the token is kept. No login happens, so a
 // secret-id that allows one use is not spent.
@@ -125,7 +110,7 @@ func (h *harness) startBehindFrontEnd(t *testing.T) (*vaulttest.FrontEnd, *Authe
 	t.Helper()
 	front := vaulttest.NewFrontEnd(t, h.vault.Addr)
 	opts := h.options(MethodAppRole)
-	opts.Client = clientFor(t, front.URL)
+	opts.Client = vaulttest.ClientFor(t, front.URL, nil)
 	a := h.start(t, opts)
 	waitReady(t, a, 10*time.Second)
 	return front, a

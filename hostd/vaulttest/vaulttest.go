@@ -129,18 +129,30 @@ func (s *Server) Client() *api.Client {
 // retries, so tests see failures as they happen.
 func (s *Server) NewClient() *api.Client {
 	s.t.Helper()
+	var files *api.TLSConfig
+	if s.CACert != "" {
+		files = &api.TLSConfig{CACert: s.CACert}
+	}
+	return ClientFor(s.t, s.Addr, files)
+}
+
+// ClientFor returns a client for addr (a Server, or a FrontEnd before one)
+// without a token and without retries. With files, it reads them once, as
+// hostd does at start.
+func ClientFor(t testing.TB, addr string, files *api.TLSConfig) *api.Client {
+	t.Helper()
 	cfg := api.DefaultConfig()
-	cfg.Address = s.Addr
+	cfg.Address = addr
 	cfg.MaxRetries = 0
 	cfg.Timeout = 10 * time.Second
-	if s.CACert != "" {
-		if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: s.CACert}); err != nil {
-			s.t.Fatal(err)
+	if files != nil {
+		if err := cfg.ConfigureTLS(files); err != nil {
+			t.Fatal(err)
 		}
 	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
 	c.ClearToken()
 	return c
