@@ -1,14 +1,16 @@
 package config
 
 import (
-	"errors"
-	"strings"
 	"testing"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/auth"
 )
 
 const vaultBlock = "vault { address = \"https://v:8200\" }\n"
+
+// certVault is a vault block (five lines) with the client certificate a
+// cert login needs.
+const certVault = "vault {\n  address = \"https://v:8200\"\n  client_cert = \"/c.pem\"\n  client_key = \"/k.pem\"\n}\n"
 
 func authFile(method string) string {
 	return vaultBlock + "auto_auth {\n" + method + "}\n"
@@ -71,28 +73,13 @@ func TestParseAuthProblems(t *testing.T) {
 		{"wrapping path empty", approle(`secret_id_response_wrapping_path = "/"`), 6, []string{"Invalid secret_id_response_wrapping_path", "auth/approle/role/waf/secret-id"}},
 		{"wrapping path with /v1/", approle(`secret_id_response_wrapping_path = "/v1/auth/approle/role/waf/secret-id"`), 6, []string{"Invalid secret_id_response_wrapping_path"}},
 		{"wrapping path not a string", approle(`secret_id_response_wrapping_path = ["a"]`), 6, []string{"Unsuitable value", "string required"}},
-		{"wrapping path on cert", authFile("  method \"cert\" {\n    secret_id_response_wrapping_path = \"x\"\n  }\n"), 4, []string{"Unsupported argument"}},
+		{"wrapping path on cert", certVault + "auto_auth {\n  method \"cert\" {\n    secret_id_response_wrapping_path = \"x\"\n  }\n}\n", 8, []string{"Unsupported argument", `"secret_id_response_wrapping_path"`}},
 		{"unknown method names jwt", authFile("  method \"kubernetes\" {}\n"), 3, []string{"Unknown auth method", "approle, cert, jwt or token_file"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Parse("hostd.hcl", []byte(c.text))
-			var cerr *Error
-			if !errors.As(err, &cerr) {
-				t.Fatalf("Parse: %v, want a configuration error", err)
-			}
-			found := false
-			for _, p := range cerr.Problems {
-				s := p.String()
-				ok := p.Line == c.line
-				for _, w := range c.want {
-					ok = ok && strings.Contains(s, w)
-				}
-				found = found || ok
-			}
-			if !found {
-				t.Fatalf("no problem at line %d with %q in:\n%v", c.line, c.want, err)
-			}
+			assertOneProblem(t, err, "hostd.hcl", c.line, c.want...)
 		})
 	}
 }
