@@ -100,8 +100,8 @@ func TestARestartOwedSurvivesASIGKILLOfHostd(t *testing.T) {
 		t.Fatalf("the owed restart: %+v, agent started %d times", u, h.startCount())
 	}
 	// What the restarted agent runs on is recorded once its process is
-	// read, just after the restart's result: until then status still shows
-	// what the agent ran on before (the digest Reconcile found).
+	// read, just after the restart's result: until then status shows
+	// nothing for it.
 	h.waitUnit("the agent running on the new keys", func(u status.Unit) bool {
 		return len(u.RunningOn) == 1 && u.RunningOn[0].Digest == running.Digest([]byte(agenthost.KeysOne))
 	})

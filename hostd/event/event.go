@@ -106,18 +106,13 @@ type Restart struct {
 // published after it belongs to the next batch, which is still waiting.
 func (e Restart) Began() time.Time { return e.Time.Add(-e.Duration) }
 
-// KeptProcess reports whether the unit's process is still the one from
-// before the restart: no job was queued, the unit was not running, or the
-// content was rejected without one. After any other result the process may
-// have been replaced, and what it runs on is known only from the
-// event.Running that follows.
-func (e Restart) KeptProcess() bool {
-	switch e.Result {
-	case ResultError, ResultNotRunning, ResultRejected:
-		return true
-	}
-	return false
-}
+// KeptProcess reports whether the unit's process is certainly the one from
+// before: the content was rejected without a restart. After any other
+// result the process may have been replaced or be gone (an error may follow
+// a job systemd queued before its reply was lost; not_running also follows
+// a restart after which the unit was found stopped), and what it runs on is
+// known only from the event.Running that follows.
+func (e Restart) KeptProcess() bool { return e.Result == ResultRejected }
 
 // Restart results (Restart.Result). The first are systemd's job results as
 // hostd/restart reports them; systemd has others (canceled, timeout,

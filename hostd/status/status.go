@@ -128,7 +128,8 @@ type Unit struct {
 	PendingCause        string    `json:"pending_cause,omitempty"`
 	// RunningOn is what the unit's running process started on, per file,
 	// as last checked (at start-up, after each restart, every refresh
-	// interval). A restart's result clears it until the check after it.
+	// interval). A restart's result clears it until the check after it
+	// (but for a rejected change, which restarts nothing).
 	RunningOn []RunningFile `json:"running_on,omitempty"`
 }
 

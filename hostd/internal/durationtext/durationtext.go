@@ -1,6 +1,6 @@
-// Package durationtext owns how hostd writes a duration for an operator, in
-// configuration errors and in status: Go's form without the zero units it
-// ends with (1h, not 1h0m0s), so that both say the same thing the same way.
+// Package durationtext owns how hostd shortens a duration it writes for an
+// operator, in configuration errors and in the status table: Go's form
+// without the zero units it ends with (1h, not 1h0m0s).
 package durationtext
 
 import (
