@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -169,7 +168,7 @@ func (n *RaftNode) launchAndListen(t testing.TB) error {
 		return n.status(ctx, client, "/v1/sys/health", "") != 0
 	})
 	if err != nil {
-		n.kill()
+		n.proc.Kill()
 		return fmt.Errorf("%w\nlast lines of the server log:\n%s", err, n.logTail(30))
 	}
 	return nil
@@ -374,10 +373,7 @@ func (c *RaftCluster) running() []*RaftNode {
 // group), as a crash of the machine it runs on would.
 func (c *RaftCluster) Kill9(t testing.TB, n *RaftNode) {
 	t.Helper()
-	if err := syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("killing %s: %v", n.Name, err)
-	}
-	<-n.exited
+	n.proc.Kill()
 	n.down = true
 	t.Logf("killed %s (SIGKILL)", n.Name)
 }

@@ -37,9 +37,7 @@ type Vault struct {
 	Home       string // HOME of the server and of CLI commands, so no real ~/.vault-token is read or written
 
 	programs *Programs
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	exitErr  error
+	proc     *Process
 }
 
 // StartVault starts a Vault dev server for the test and waits until it serves
@@ -103,7 +101,7 @@ func (v *Vault) start(t testing.TB, config string) error {
 	ctx, cancel := context.WithTimeout(t.Context(), vaultStartTimeout)
 	defer cancel()
 	if err := v.waitReady(ctx); err != nil {
-		v.kill()
+		v.proc.Kill()
 		return fmt.Errorf("%w\nlast lines of the server log:\n%s", err, v.logTail(30))
 	}
 	t.Logf("Vault dev server ready at %s (log %s)", v.Addr, v.LogPath)
@@ -130,16 +128,11 @@ func (v *Vault) launch(args ...string) error {
 	cmd.Dir = v.Home
 	cmd.Stdout = stdoutFile
 	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", v.programs.Vault, err)
+	proc, err := StartProcess(cmd)
+	if err != nil {
+		return err
 	}
-	exited := make(chan struct{})
-	v.cmd, v.exited = cmd, exited
-	go func() {
-		v.exitErr = cmd.Wait()
-		close(exited)
-	}()
+	v.proc = proc
 	return nil
 }
 
@@ -164,8 +157,8 @@ func (v *Vault) waitUntil(ctx context.Context, what string, cond func(context.Co
 			return nil
 		}
 		select {
-		case <-v.exited:
-			return fmt.Errorf("vault server exited before it was %s: %v", what, v.exitErr)
+		case <-v.proc.Exited():
+			return fmt.Errorf("vault server exited before it was %s: %v", what, v.proc.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("vault server not %s at %s: %w", what, v.Addr, ctx.Err())
 		case <-tick.C:
@@ -196,13 +189,13 @@ func (v *Vault) status(ctx context.Context, client *http.Client, path, token str
 // when the test ends is resumed so that it can stop.
 func (v *Vault) Pause(t testing.TB) {
 	t.Helper()
-	if err := syscall.Kill(-v.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
+	if err := v.proc.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatalf("pausing the Vault server: %v", err)
 	}
 	// The signal stops the server's threads asynchronously; one still
 	// running could answer a request that follows Pause.
 	deadline := time.Now().Add(10 * time.Second)
-	for !allThreadsStopped(v.cmd.Process.Pid) {
+	for !allThreadsStopped(v.proc.Pid()) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the Vault server did not stop within 10s of SIGSTOP")
 		}
@@ -235,7 +228,7 @@ func allThreadsStopped(pid int) bool {
 // Resume continues a server stopped by Pause (SIGCONT to its process group).
 func (v *Vault) Resume(t testing.TB) {
 	t.Helper()
-	if err := syscall.Kill(-v.cmd.Process.Pid, syscall.SIGCONT); err != nil {
+	if err := v.proc.Signal(syscall.SIGCONT); err != nil {
 		t.Fatalf("resuming the Vault server: %v", err)
 	}
 }
@@ -246,20 +239,9 @@ func (v *Vault) stop(t testing.TB) {
 	if t.Failed() {
 		t.Logf("last lines of the Vault server log %s:\n%s", v.LogPath, v.logTail(60))
 	}
-	_ = syscall.Kill(-v.cmd.Process.Pid, syscall.SIGTERM)
-	_ = syscall.Kill(-v.cmd.Process.Pid, syscall.SIGCONT) // a paused server handles SIGTERM only once it runs
-	select {
-	case <-v.exited:
-	case <-time.After(vaultStopTimeout):
-		t.Errorf("vault server did not stop within %s of SIGTERM; killing it", vaultStopTimeout)
-		v.kill()
+	if !v.proc.Stop(vaultStopTimeout) {
+		t.Errorf("vault server did not stop within %s of SIGTERM; killed it", vaultStopTimeout)
 	}
-}
-
-// kill ends the server's process group and waits for the server to exit.
-func (v *Vault) kill() {
-	_ = syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
-	<-v.exited
 }
 
 // portWasTaken reports whether the server failed because its port was in use.

@@ -272,7 +272,7 @@ func (h *host) reload(t *testing.T) {
 	t.Helper()
 	const applied = "pipeline restarted with the new configuration"
 	before := strings.Count(readFile(h.hostdLog), applied)
-	if err := h.hostd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := syscall.Kill(h.hostd.Pid(), syscall.SIGHUP); err != nil { // hostd alone, as systemctl reload does
 		t.Fatalf("sending hostd SIGHUP: %v", err)
 	}
 	waitFor(t, "hostd to apply the new configuration", func() (bool, string) {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -104,13 +103,7 @@ func (o *onKeySince) observe(v fleetView) {
 // does, and waits until it is gone. The agent keeps running.
 func (h *host) stopHostd(t *testing.T) {
 	t.Helper()
-	pid := h.hostd.Process.Pid
-	if err := h.hostd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("stopping hostd of %s: %v", h.name, err)
-	}
-	waitFor(t, "hostd of "+h.name+" to exit", func() (bool, string) {
-		return syscall.Kill(pid, 0) == syscall.ESRCH, "still running"
-	})
+	h.hostd.stop(t)
 }
 
 // nextMinute is a cron spec that fires once, at the next full minute at

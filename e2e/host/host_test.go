@@ -3,13 +3,11 @@ package host
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -370,49 +368,47 @@ func startHostd(t, story *testing.T, configPath, logPath string, busEnv []string
 
 // background is a program a story runs beside it (hostd, Prometheus).
 type background struct {
-	*exec.Cmd
-	exited chan struct{} // closed once the program has exited
+	*harness.Process
+	name       string
+	stopWithin time.Duration
 }
 
 // startBackground starts cmd with its output in the file logPath and stops
-// it with SIGTERM when story ends, killing it (and failing the story) if it
-// is still running after stopWithin. Then its log goes to the secrets
-// sweep, and is shown if the story failed.
+// it when story ends (see stop). Then its log goes to the secrets sweep,
+// and is shown if the story failed.
 func startBackground(t, story *testing.T, cmd *exec.Cmd, logPath string, stopWithin time.Duration) *background {
 	t.Helper()
-	name := filepath.Base(cmd.Path)
+	b := &background{name: filepath.Base(cmd.Path), stopWithin: stopWithin}
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logFile.Close() // the program has its own copy once started
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
+	if b.Process, err = harness.StartProcess(cmd); err != nil {
+		t.Fatal(err)
 	}
-	b := &background{Cmd: cmd, exited: make(chan struct{})}
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(b.exited) }()
 	story.Cleanup(func() {
 		t := story
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-b.exited:
-			var exitErr *exec.ExitError
-			if waitErr != nil && !errors.As(waitErr, &exitErr) {
-				t.Errorf("waiting for %s: %v", name, waitErr)
-			}
-		case <-time.After(stopWithin):
-			t.Errorf("%s did not stop within %s of SIGTERM; killing it", name, stopWithin)
-			_ = cmd.Process.Kill()
-			<-b.exited
-		}
+		b.stop(t)
 		if t.Failed() {
-			t.Logf("%s log:\n%s", name, readFile(logPath))
+			t.Logf("%s log:\n%s", b.name, readFile(logPath))
 		}
-		harness.KeepFile(t, name+"'s log of "+t.Name(), logPath)
+		harness.KeepFile(t, b.name+"'s log of "+t.Name(), logPath)
 	})
 	return b
+}
+
+// stop ends the program with SIGTERM, as systemctl stop does, failing the
+// test (and killing it) if it still runs after its stopWithin.
+func (b *background) stop(t *testing.T) {
+	t.Helper()
+	if !b.Stop(b.stopWithin) {
+		t.Errorf("%s did not stop within %s of SIGTERM; killed it", b.name, b.stopWithin)
+	}
+	if err := b.WaitError(); err != nil {
+		t.Errorf("waiting for %s: %v", b.name, err)
+	}
 }
 
 // agentRunsOn reports whether the agent's state file names accessKey.

@@ -150,7 +150,7 @@ scrape_configs:
 	p.url = "http://" + addr
 	cmd := exec.Command(bin, "--config.file="+config, "--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
 	cmd.Dir = dir
-	p.waitReady(t, startBackground(t, t, cmd, p.logPath, prometheusTimeout).exited)
+	p.waitReady(t, startBackground(t, t, cmd, p.logPath, prometheusTimeout).Exited())
 	t.Logf("Prometheus ready at %s, scraping %s", p.url, target)
 	return p
 }

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -118,10 +116,9 @@ template {
 
 // process is a running tool.
 type process struct {
-	cmd     *exec.Cmd
+	*harness.Process
+	name    string
 	logPath string
-	exited  chan struct{}
-	err     error
 }
 
 // startTool writes the tool's configuration into h.dir and starts it in a
@@ -149,27 +146,21 @@ func startTool(t testing.TB, tl tool, h host) *process {
 	cmd.Env = append(harness.WithoutVaultEnv(os.Environ()), "HOME="+home, "TMPDIR="+tmp)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", tl.name, err)
+	proc, err := harness.StartProcess(cmd)
+	if err != nil {
+		t.Fatalf("%s: %v", tl.name, err)
 	}
-	p := &process{cmd: cmd, logPath: h.logPath, exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
+	p := &process{Process: proc, name: filepath.Base(tl.binary), logPath: h.logPath}
 	t.Cleanup(func() { p.stop(t) })
 	return p
 }
-
-func (p *process) pid() int { return p.cmd.Process.Pid }
 
 // alive fails t if the process has exited.
 func (p *process) alive(t testing.TB) {
 	t.Helper()
 	select {
-	case <-p.exited:
-		t.Fatalf("%s exited: %v\nlast lines of its log:\n%s", filepath.Base(p.cmd.Path), p.err, tail(p.logPath, 30))
+	case <-p.Exited():
+		t.Fatalf("%s exited: %v\nlast lines of its log:\n%s", p.name, p.Err(), tail(p.logPath, 30))
 	default:
 	}
 }
@@ -177,22 +168,11 @@ func (p *process) alive(t testing.TB) {
 // stop ends the process group with SIGTERM, then SIGKILL. It may be called
 // more than once.
 func (p *process) stop(t testing.TB) {
-	select {
-	case <-p.exited:
-		return
-	default:
+	if !p.Stop(stopTimeout) {
+		t.Logf("%s did not stop within %s of SIGTERM: killed it", p.name, stopTimeout)
 	}
-	_ = syscall.Kill(-p.pid(), syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(stopTimeout):
-		t.Logf("%s did not stop within %s of SIGTERM: killing it", filepath.Base(p.cmd.Path), stopTimeout)
-		_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
-		<-p.exited
-	}
-	var exitErr *exec.ExitError
-	if p.err != nil && !errors.As(p.err, &exitErr) {
-		t.Errorf("waiting for %s: %v", filepath.Base(p.cmd.Path), p.err)
+	if err := p.WaitError(); err != nil {
+		t.Errorf("waiting for %s: %v", p.name, err)
 	}
 }
 

@@ -78,7 +78,7 @@ func waitRendered(t testing.TB, p *process, h host, accessKey string, start time
 	defer cancel()
 	go func() { // stop waiting as soon as the tool exits
 		select {
-		case <-p.exited:
+		case <-p.Exited():
 			cancel()
 		case <-ctx.Done():
 		}
@@ -94,7 +94,7 @@ func waitRendered(t testing.TB, p *process, h host, accessKey string, start time
 func sample(t testing.TB, p *process) procSample {
 	t.Helper()
 	p.alive(t)
-	s, err := sampleProc(p.pid())
+	s, err := sampleProc(p.Pid())
 	if err != nil {
 		t.Fatal(err)
 	}
