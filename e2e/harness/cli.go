@@ -93,21 +93,16 @@ func (v *Vault) ShellQuietly(t testing.TB, dir, script string) Result {
 func (v *Vault) StartShell(t testing.TB, dir, script string) *Running {
 	t.Helper()
 	r := v.begin(t, exec.Command("sh", "-c", script), dir, script)
-	t.Cleanup(func() {
-		_ = r.cmd.Process.Kill() // no-op once it has exited
-		<-r.exited
-	})
+	t.Cleanup(r.proc.Kill) // with what the script started; at once if it has exited
 	return r
 }
 
 // Running is a CLI command started by StartShell.
 type Running struct {
 	display, dir   string
-	cmd            *exec.Cmd
+	proc           *Process
 	stdout, stderr bytes.Buffer
 	deadline       time.Time
-	exited         chan struct{}
-	err            error
 	quiet          bool // Wait logs nothing (ShellQuietly)
 }
 
@@ -118,18 +113,18 @@ func (v *Vault) run(t testing.TB, cmd *exec.Cmd, dir, display string) Result {
 
 func (v *Vault) begin(t testing.TB, cmd *exec.Cmd, dir, display string) *Running {
 	t.Helper()
-	r := &Running{display: display, dir: dir, cmd: cmd, deadline: time.Now().Add(cliTimeout), exited: make(chan struct{})}
+	r := &Running{display: display, dir: dir, deadline: time.Now().Add(cliTimeout)}
 	cmd.Dir = dir
 	cmd.Env = v.CLIEnv()
 	cmd.Stdout = &r.stdout
 	cmd.Stderr = &r.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %q: %v", display, err)
+	// A process group of its own: a kill reaches what a script started,
+	// which would otherwise hold the output open and the wait with it.
+	proc, err := StartProcess(cmd)
+	if err != nil {
+		t.Fatalf("%q: %v", display, err)
 	}
-	go func() {
-		r.err = cmd.Wait()
-		close(r.exited)
-	}()
+	r.proc = proc
 	return r
 }
 
@@ -140,21 +135,20 @@ func (r *Running) Wait(t testing.TB) Result {
 	ctx, cancel := context.WithDeadline(t.Context(), r.deadline)
 	defer cancel()
 	select {
-	case <-r.exited:
+	case <-r.proc.Exited():
 	case <-ctx.Done():
-		_ = r.cmd.Process.Kill()
-		<-r.exited
+		r.proc.Kill()
 		t.Fatalf("%q did not finish within %s", r.display, cliTimeout)
 	}
 
 	res := Result{Command: r.display, Dir: r.dir, Stdout: r.stdout.String(), Stderr: r.stderr.String()}
 	var exitErr *exec.ExitError
-	switch {
-	case r.err == nil:
-	case errors.As(r.err, &exitErr):
+	switch err := r.proc.Err(); {
+	case err == nil:
+	case errors.As(err, &exitErr):
 		res.ExitCode = exitErr.ExitCode()
 	default:
-		t.Fatalf("running %q: %v", r.display, r.err)
+		t.Fatalf("running %q: %v", r.display, err)
 	}
 	if !r.quiet {
 		t.Logf("$ %s  -> exit %d", r.display, res.ExitCode)

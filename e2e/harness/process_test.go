@@ -102,3 +102,27 @@ func TestStopEndsAPausedProgram(t *testing.T) {
 		t.Fatal("a paused program had to be killed")
 	}
 }
+
+// A shell command a test never waited for is killed with what it started:
+// the test's end does not wait for a child that still holds its output.
+func TestAnUnwaitedShellCommandEndsWithItsChildren(t *testing.T) {
+	v := &Vault{programs: &Programs{Vault: "/bin/true"}, Home: t.TempDir()}
+	pidFile := filepath.Join(t.TempDir(), "child")
+	ended := make(chan struct{})
+	var child int
+	go func() {
+		defer close(ended)
+		t.Run("story", func(t *testing.T) {
+			v.StartShell(t, t.TempDir(), "sleep 600 & echo $! > "+pidFile+"; wait")
+			child = readPid(t, pidFile)
+		})
+	}()
+	select {
+	case <-ended:
+	case <-time.After(time.Minute):
+		t.Fatal("the story's end waits for the shell's child")
+	}
+	poll.Within(t, 10*time.Second, 5*time.Millisecond, "the shell's child to end with the story", func() (bool, string) {
+		return child != 0 && gone(child), fmt.Sprintf("child %d still runs", child)
+	})
+}
