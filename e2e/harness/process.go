@@ -86,7 +86,9 @@ func (p *Process) Stop(within time.Duration) bool {
 }
 
 // Kill ends the process group at once (SIGKILL), as a crash of the machine
-// would, and returns once the program has exited.
+// would, and returns once the program has exited. It signals the group even
+// when the program has exited, for what it started may still run (Vault's
+// plugins); the group's id stays taken while any of them does.
 func (p *Process) Kill() {
 	if err := p.Signal(syscall.SIGKILL); err != nil {
 		_ = p.cmd.Process.Kill() // no group to signal: at least the program itself

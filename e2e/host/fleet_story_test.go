@@ -100,9 +100,16 @@ func (o *onKeySince) observe(v fleetView) {
 }
 
 // stopHostd stops the host's hostd with SIGTERM, as `systemctl stop hostd`
-// does, and waits until it is gone. The agent keeps running.
+// does, and waits until it is gone (failing the story, and killing it,
+// after 30s). The agent keeps running. A hostd that has already exited
+// fails the story: what follows would check a crash, not a stop.
 func (h *host) stopHostd(t *testing.T) {
 	t.Helper()
+	select {
+	case <-h.hostd.Exited():
+		t.Fatalf("hostd of %s exited before the story stopped it: %v", h.name, h.hostd.Err())
+	default:
+	}
 	h.hostd.stop(t)
 }
 
