@@ -64,14 +64,10 @@ func (p *Process) Signal(sig syscall.Signal) error {
 // Stop ends the process group as systemd stops a service: SIGTERM, then
 // SIGKILL once within has passed. It reports whether the program exited
 // before the SIGKILL, and returns once it has exited. SIGCONT follows the
-// SIGTERM, because a paused program handles it only once it runs. Stopping
-// a program that has exited returns true at once.
+// SIGTERM, because a paused program handles it only once it runs. Like
+// Kill, it signals the group even when the program has exited, for what it
+// started may still run; it then returns true at once.
 func (p *Process) Stop(within time.Duration) bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-	}
 	_ = p.Signal(syscall.SIGTERM)
 	_ = p.Signal(syscall.SIGCONT)
 	timer := time.NewTimer(within)
