@@ -123,96 +123,6 @@ func (b *backend) pathCreds() []*framework.Path {
 	}
 }
 
-// siteArgs validates the role and site of a creds request.
-func (b *backend) siteArgs(ctx context.Context, req *logical.Request, d *framework.FieldData) (string, *roleEntry, string, error) {
-	roleName := d.Get("role").(string)
-	site := d.Get("site").(string)
-	if err := validateSite(site); err != nil {
-		return "", nil, "", logical.CodedError(http.StatusBadRequest, err.Error())
-	}
-	r, err := b.requireRole(ctx, req, roleName)
-	if err != nil {
-		return "", nil, "", err
-	}
-	return roleName, r, site, nil
-}
-
-func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	roleName, _, site, err := b.siteArgs(ctx, req, d)
-	if err != nil {
-		return nil, err
-	}
-	k, err := b.loadKeysOr404(ctx, req.Storage, roleName, site, fmt.Sprintf(
-		"no keys stored for site %q under role %q; copy them with: vault write -f %s",
-		site, roleName, mountPath(req, "creds/"+roleName+"/sites/"+site)))
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := b.loadConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	data := keysData(k)
-	data["rotation_period"], data["ttl"] = refreshHints(cfg)
-	return &logical.Response{Data: data}, nil
-}
-
-func (b *backend) pathCredsCopy(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	defer b.rlockRole(d.Get("role").(string))()
-	roleName, r, site, err := b.siteArgs(ctx, req, d)
-	if err != nil {
-		return nil, err
-	}
-	client, err := b.client(roleName, r)
-	if err != nil {
-		return nil, err
-	}
-	k, outcome, err := b.copySite(ctx, req.Storage, roleName, r, client, site)
-	if err != nil {
-		return nil, err
-	}
-	data := keysData(k)
-	delete(data, "secretKey")
-	data["status"] = outcome
-	return &logical.Response{Data: data}, nil
-}
-
-func (b *backend) pathCredsDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	roleName, r, site, err := b.siteArgs(ctx, req, d)
-	if err != nil {
-		return nil, err
-	}
-	defer b.lockSite(r.Corp, site)()
-	k, err := b.loadKeysOr404(ctx, req.Storage, roleName, site, fmt.Sprintf(
-		"no keys stored for site %q under role %q", site, roleName))
-	if err != nil {
-		return nil, err
-	}
-	if err := req.Storage.Delete(ctx, credsKey(roleName, site)); err != nil {
-		return nil, fmt.Errorf("deleting stored keys of site %q: %w", site, err)
-	}
-	if len(k.NonPrimary) == 0 {
-		return nil, nil
-	}
-	resp := &logical.Response{}
-	resp.AddWarning(fmt.Sprintf(
-		"Vault no longer tracks %d non-primary key set(s) of site %q that may still be live at the API (%s); copy the site again and retire them with: vault delete %s",
-		len(k.NonPrimary), site, strings.Join(k.nonPrimaryAccessKeys(), ", "), mountPath(req, "rotate/sites/"+site)))
-	return resp, nil
-}
-
-func (b *backend) pathCredsList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	roleName := d.Get("role").(string)
-	if _, err := b.requireRole(ctx, req, roleName); err != nil {
-		return nil, err
-	}
-	sites, err := b.storedSites(ctx, req.Storage, roleName)
-	if err != nil {
-		return nil, err
-	}
-	return logical.ListResponse(sites), nil
-}
-
 func (b *backend) pathCredsReadAll(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	roleName := d.Get("role").(string)
 	if _, err := b.requireRole(ctx, req, roleName); err != nil {
@@ -294,11 +204,95 @@ func directoryData(k *storedKeys) map[string]interface{} {
 	return data
 }
 
-// Outcomes of copying one site.
-const (
-	outcomeCopied    = "copied"
-	outcomeUnchanged = "unchanged"
-)
+func (b *backend) pathCredsList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	roleName := d.Get("role").(string)
+	if _, err := b.requireRole(ctx, req, roleName); err != nil {
+		return nil, err
+	}
+	sites, err := b.storedSites(ctx, req.Storage, roleName)
+	if err != nil {
+		return nil, err
+	}
+	return logical.ListResponse(sites), nil
+}
+
+// siteArgs validates the role and site of a creds request.
+func (b *backend) siteArgs(ctx context.Context, req *logical.Request, d *framework.FieldData) (string, *roleEntry, string, error) {
+	roleName := d.Get("role").(string)
+	site := d.Get("site").(string)
+	if err := validateSite(site); err != nil {
+		return "", nil, "", logical.CodedError(http.StatusBadRequest, err.Error())
+	}
+	r, err := b.requireRole(ctx, req, roleName)
+	if err != nil {
+		return "", nil, "", err
+	}
+	return roleName, r, site, nil
+}
+
+func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	roleName, _, site, err := b.siteArgs(ctx, req, d)
+	if err != nil {
+		return nil, err
+	}
+	k, err := b.loadKeysOr404(ctx, req.Storage, roleName, site, fmt.Sprintf(
+		"no keys stored for site %q under role %q; copy them with: vault write -f %s",
+		site, roleName, mountPath(req, "creds/"+roleName+"/sites/"+site)))
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	data := keysData(k)
+	data["rotation_period"], data["ttl"] = refreshHints(cfg)
+	return &logical.Response{Data: data}, nil
+}
+
+func (b *backend) pathCredsCopy(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	defer b.rlockRole(d.Get("role").(string))()
+	roleName, r, site, err := b.siteArgs(ctx, req, d)
+	if err != nil {
+		return nil, err
+	}
+	client, err := b.client(roleName, r)
+	if err != nil {
+		return nil, err
+	}
+	k, outcome, err := b.copySite(ctx, req.Storage, roleName, r, client, site)
+	if err != nil {
+		return nil, err
+	}
+	data := keysData(k)
+	delete(data, "secretKey")
+	data["status"] = outcome
+	return &logical.Response{Data: data}, nil
+}
+
+func (b *backend) pathCredsDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	roleName, r, site, err := b.siteArgs(ctx, req, d)
+	if err != nil {
+		return nil, err
+	}
+	defer b.lockSite(r.Corp, site)()
+	k, err := b.loadKeysOr404(ctx, req.Storage, roleName, site, fmt.Sprintf(
+		"no keys stored for site %q under role %q", site, roleName))
+	if err != nil {
+		return nil, err
+	}
+	if err := req.Storage.Delete(ctx, credsKey(roleName, site)); err != nil {
+		return nil, fmt.Errorf("deleting stored keys of site %q: %w", site, err)
+	}
+	if len(k.NonPrimary) == 0 {
+		return nil, nil
+	}
+	resp := &logical.Response{}
+	resp.AddWarning(fmt.Sprintf(
+		"Vault no longer tracks %d non-primary key set(s) of site %q that may still be live at the API (%s); copy the site again and retire them with: vault delete %s",
+		len(k.NonPrimary), site, strings.Join(k.nonPrimaryAccessKeys(), ", "), mountPath(req, "rotate/sites/"+site)))
+	return resp, nil
+}
 
 // copySite copies the primary key set of one site from the API into Vault.
 // Nothing stored changes unless the API answered a complete key set. The
@@ -331,3 +325,9 @@ func (b *backend) copySite(ctx context.Context, s logical.Storage, roleName stri
 	}
 	return next, outcomeCopied, nil
 }
+
+// Outcomes of copying one site.
+const (
+	outcomeCopied    = "copied"
+	outcomeUnchanged = "unchanged"
+)

@@ -150,6 +150,100 @@ func (b *backend) hostReportArgs(ctx context.Context, req *logical.Request, d *f
 	return host, roleName, site, keys, nil
 }
 
+func (b *backend) pathFleetAllRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	roleName := d.Get("role").(string)
+	if _, err := b.requireRole(ctx, req, roleName); err != nil {
+		return nil, err
+	}
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	sites, err := b.storedSites(ctx, req.Storage, roleName)
+	if err != nil {
+		return nil, err
+	}
+	now := b.now()
+	all, keys, err := b.describeSites(ctx, req.Storage, roleName, sites, func(k *storedKeys) (map[string]interface{}, error) {
+		f, err := b.loadSiteFleet(ctx, req.Storage, k, cfg, now)
+		if err != nil {
+			return nil, err
+		}
+		return f.data(), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]interface{}{"keys": keys, "sites": all}}, nil
+}
+
+func (b *backend) pathFleetSiteRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	roleName, site, keys, err := b.fleetArgs(ctx, req, d)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	f, err := b.loadSiteFleet(ctx, req.Storage, keys, cfg, b.now())
+	if err != nil {
+		return nil, err
+	}
+	data := f.data()
+	data["role"] = roleName
+	data["site"] = site
+	return &logical.Response{Data: data}, nil
+}
+
+func (b *backend) pathFleetHostList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	roleName, site := d.Get("role").(string), d.Get("site").(string)
+	if err := validateSite(site); err != nil {
+		return nil, logical.CodedError(http.StatusBadRequest, err.Error())
+	}
+	if _, err := b.requireRole(ctx, req, roleName); err != nil {
+		return nil, err
+	}
+	hosts, err := b.reportingHosts(ctx, req.Storage, roleName, site)
+	if err != nil {
+		return nil, err
+	}
+	return logical.ListResponse(hosts), nil
+}
+
+func (b *backend) pathFleetHostRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	host, roleName, site, keys, err := b.hostReportArgs(ctx, req, d)
+	if err != nil {
+		return nil, err
+	}
+	r, err := b.loadReport(ctx, req.Storage, roleName, site, host)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("host %q has no report for site %q", host, site))
+	}
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	data := map[string]interface{}{
+		"role":        roleName,
+		"site":        site,
+		"host":        host,
+		"access_key":  r.AccessKey,
+		"on_primary":  r.AccessKey == keys.AccessKey,
+		"reported_at": r.ReportedAt.UTC().Format(time.RFC3339),
+		"stale":       isStale(*r, cfg, b.now()),
+		"unit":        r.Unit,
+		"version":     r.Version,
+	}
+	if !r.AgentStarted.IsZero() {
+		data["agent_started"] = r.AgentStarted.UTC().Format(time.RFC3339)
+	}
+	return &logical.Response{Data: data}, nil
+}
+
 func (b *backend) pathFleetHostWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	host, roleName, site, keys, err := b.hostReportArgs(ctx, req, d)
 	if err != nil {
@@ -209,39 +303,6 @@ func remoteAddr(req *logical.Request) string {
 	return req.Connection.RemoteAddr
 }
 
-func (b *backend) pathFleetHostRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	host, roleName, site, keys, err := b.hostReportArgs(ctx, req, d)
-	if err != nil {
-		return nil, err
-	}
-	r, err := b.loadReport(ctx, req.Storage, roleName, site, host)
-	if err != nil {
-		return nil, err
-	}
-	if r == nil {
-		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("host %q has no report for site %q", host, site))
-	}
-	cfg, err := b.loadConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	data := map[string]interface{}{
-		"role":        roleName,
-		"site":        site,
-		"host":        host,
-		"access_key":  r.AccessKey,
-		"on_primary":  r.AccessKey == keys.AccessKey,
-		"reported_at": r.ReportedAt.UTC().Format(time.RFC3339),
-		"stale":       isStale(*r, cfg, b.now()),
-		"unit":        r.Unit,
-		"version":     r.Version,
-	}
-	if !r.AgentStarted.IsZero() {
-		data["agent_started"] = r.AgentStarted.UTC().Format(time.RFC3339)
-	}
-	return &logical.Response{Data: data}, nil
-}
-
 func (b *backend) pathFleetHostDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	host, err := hostArg(d)
 	if err != nil {
@@ -260,65 +321,4 @@ func (b *backend) pathFleetHostDelete(ctx context.Context, req *logical.Request,
 		return nil, fmt.Errorf("deleting the report of host %q: %w", host, err)
 	}
 	return nil, nil
-}
-
-func (b *backend) pathFleetHostList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	roleName, site := d.Get("role").(string), d.Get("site").(string)
-	if err := validateSite(site); err != nil {
-		return nil, logical.CodedError(http.StatusBadRequest, err.Error())
-	}
-	if _, err := b.requireRole(ctx, req, roleName); err != nil {
-		return nil, err
-	}
-	hosts, err := b.reportingHosts(ctx, req.Storage, roleName, site)
-	if err != nil {
-		return nil, err
-	}
-	return logical.ListResponse(hosts), nil
-}
-
-func (b *backend) pathFleetSiteRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	roleName, site, keys, err := b.fleetArgs(ctx, req, d)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := b.loadConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	f, err := b.loadSiteFleet(ctx, req.Storage, keys, cfg, b.now())
-	if err != nil {
-		return nil, err
-	}
-	data := f.data()
-	data["role"] = roleName
-	data["site"] = site
-	return &logical.Response{Data: data}, nil
-}
-
-func (b *backend) pathFleetAllRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	roleName := d.Get("role").(string)
-	if _, err := b.requireRole(ctx, req, roleName); err != nil {
-		return nil, err
-	}
-	cfg, err := b.loadConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	sites, err := b.storedSites(ctx, req.Storage, roleName)
-	if err != nil {
-		return nil, err
-	}
-	now := b.now()
-	all, keys, err := b.describeSites(ctx, req.Storage, roleName, sites, func(k *storedKeys) (map[string]interface{}, error) {
-		f, err := b.loadSiteFleet(ctx, req.Storage, k, cfg, now)
-		if err != nil {
-			return nil, err
-		}
-		return f.data(), nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &logical.Response{Data: map[string]interface{}{"keys": keys, "sites": all}}, nil
 }

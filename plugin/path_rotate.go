@@ -112,6 +112,18 @@ func (b *backend) rotateOperations(scope string) map[logical.Operation]framework
 	}
 }
 
+func (b *backend) pathRotateRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	roleName, site, err := b.roleForSite(ctx, req, d)
+	if err != nil {
+		return nil, err
+	}
+	status, err := b.rotationStatus(ctx, req.Storage, roleName, site)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: status}, nil
+}
+
 func (b *backend) pathRotateWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	roleName, site, err := b.roleForSite(ctx, req, d)
 	if err != nil {
@@ -181,16 +193,4 @@ var expectedPrimaryField = &framework.FieldSchema{
 var forceRetireField = &framework.FieldSchema{
 	Type:        framework.TypeBool,
 	Description: "On delete: retire even though hosts may still run a non-primary key (the fleet guard refuses).",
-}
-
-func (b *backend) pathRotateRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	roleName, site, err := b.roleForSite(ctx, req, d)
-	if err != nil {
-		return nil, err
-	}
-	status, err := b.rotationStatus(ctx, req.Storage, roleName, site)
-	if err != nil {
-		return nil, err
-	}
-	return &logical.Response{Data: status}, nil
 }

@@ -4,8 +4,9 @@
 // waits for what hostd does to a host: a file's content, a status answer
 // (wait.go).
 //
-// It owns no Vault and no systemd: hostd/vaulttest and hostd/systemdtest
-// start those; it only writes the files and units a test puts on them.
+// It owns no Vault and no systemd manager: hostd/vaulttest and
+// hostd/systemdtest start those; it only writes the files and units a test
+// puts on them, and starts the agent unit it wrote (StartAgentOnOldKeys).
 // hostd/hosttest/agenthost starts a whole agent host from the three.
 package hosttest
 

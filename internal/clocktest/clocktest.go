@@ -8,6 +8,9 @@
 // reads the clock and then waits. Each wait is logged with the clock's
 // latest reading, so a test can tell that the piece has looked at the
 // clock since a move and started waiting, before it moves the clock again.
+//
+// Only tests import it: the code it stands in for takes its clock as a
+// plain func() time.Time (and a wait function) and knows nothing of it.
 package clocktest
 
 import (

@@ -1,6 +1,7 @@
 // Package durationtext owns how hostd shortens a duration it writes for an
 // operator, in configuration errors and in the status table: Go's form
-// without the zero units it ends with (1h, not 1h0m0s).
+// without the zero units it ends with (1h, not 1h0m0s). It only formats: it
+// parses nothing and rounds nothing.
 package durationtext
 
 import (
