@@ -17,3 +17,7 @@ func (r *Rollout) PendingUnits() []string {
 	}
 	return units
 }
+
+// Restarting is how many units are being restarted now; a batch counts
+// until it has published what the unit runs and recorded its end.
+func (r *Rollout) Restarting() int { return r.restarting() }

@@ -1,13 +1,27 @@
 package rollout_test
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/event/eventtest"
 	"github.com/sigsci-keys/sigsci-keys/hostd/rollout"
 	"github.com/sigsci-keys/sigsci-keys/hostd/running"
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 )
+
+// waitIdle waits until no restart of r is under way. A batch publishes
+// what its unit runs before it records its end, and Observe passes over a
+// unit whose restart has not ended.
+func waitIdle(t *testing.T, r *rollout.Rollout) {
+	t.Helper()
+	poll.Within(t, 10*time.Second, time.Millisecond, "the restart to end", func() (bool, string) {
+		n := r.Restarting()
+		return n == 0, fmt.Sprintf("%d units restarting", n)
+	})
+}
 
 // The agent was stopped when its file changed, so it was not restarted;
 // an operator starts it by hand later. Observe sees that it runs the new
@@ -27,6 +41,7 @@ func TestObserveSeesAnAgentStartedByHand(t *testing.T) {
 	if r := eventtest.Take[event.Running](t, h.ctx, in.events); len(r.Files) != 0 {
 		t.Fatalf("the stopped agent runs on %+v", r.Files)
 	}
+	waitIdle(t, in.rollout)
 
 	if err := h.m.StartUnit(h.ctx, h.unit); err != nil {
 		t.Fatal(err)
