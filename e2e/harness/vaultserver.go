@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 )
 
 // How long a dev server may take to become ready, and to stop.
@@ -194,13 +196,9 @@ func (v *Vault) Pause(t testing.TB) {
 	}
 	// The signal stops the server's threads asynchronously; one still
 	// running could answer a request that follows Pause.
-	deadline := time.Now().Add(10 * time.Second)
-	for !allThreadsStopped(v.proc.Pid()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the Vault server did not stop within 10s of SIGSTOP")
-		}
-		time.Sleep(time.Millisecond) // polling /proc with a deadline
-	}
+	poll.Within(t, 10*time.Second, time.Millisecond, "every thread of the Vault server to stop on SIGSTOP", func() (bool, string) {
+		return allThreadsStopped(v.proc.Pid()), "a thread still runs"
+	})
 }
 
 // allThreadsStopped reports whether every thread of pid is in state T

@@ -26,6 +26,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaultproxy"
 	"github.com/sigsci-keys/sigsci-keys/hostd/vaulttest"
 	"github.com/sigsci-keys/sigsci-keys/internal/logbuf"
+	"github.com/sigsci-keys/sigsci-keys/internal/poll"
 )
 
 // refresh is the one refresh interval of this test binary: consul-template
@@ -457,7 +458,9 @@ func TestFailingRunnerIsRestartedWithBackoffAndLeaksNothing(t *testing.T) {
 	}
 	goroutinesWhileFailing := runtime.NumGoroutine()
 
-	os.WriteFile(extra, []byte("extra"), 0o600)
+	if err := os.WriteFile(extra, []byte("extra"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	s.events.WaitFor(t, next, 10*time.Second, "render once the file exists", renderOf(tmpl.Destination, changed))
 	if got := hosttest.ReadFile(t, tmpl.Destination); got != "extra key-v1" {
 		t.Fatalf("file holds %q", got)
@@ -479,16 +482,15 @@ func TestFailingRunnerIsRestartedWithBackoffAndLeaksNothing(t *testing.T) {
 	// ends when the file changes (a consul-template v0.42.1 leak, one per
 	// runner that read an existing file).
 	s.upstream.CloseIdleConnections()
-	deadline := time.Now().Add(15 * time.Second)
-	for runtime.NumGoroutine() > baseline+1 {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines after Run returned, %d before it started (%d while failing):\n%s",
-				runtime.NumGoroutine(), baseline, goroutinesWhileFailing, buf[:runtime.Stack(buf, true)])
+	poll.Within(t, 15*time.Second, 50*time.Millisecond, "the runners' goroutines to end", func() (bool, string) {
+		n := runtime.NumGoroutine()
+		if n <= baseline+1 {
+			return true, ""
 		}
-		runtime.Gosched()
-		time.Sleep(50 * time.Millisecond) // polling a count with a deadline
-	}
+		buf := make([]byte, 1<<20)
+		return false, fmt.Sprintf("%d goroutines after Run returned, %d before it started (%d while failing):\n%s",
+			n, baseline, goroutinesWhileFailing, buf[:runtime.Stack(buf, true)])
+	})
 	t.Logf("goroutines: %d before, %d while failing, %d after (%d runner starts)", baseline, goroutinesWhileFailing, runtime.NumGoroutine(), starts)
 }
 
