@@ -3,7 +3,6 @@ package restart
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -22,7 +21,7 @@ type Process struct {
 // start: a process of its current run has read its files. A unit that is
 // stopped, failed or still starting reads its files when it starts.
 func (p Process) Running() bool {
-	return (p.ActiveState == "active" || p.ActiveState == "reloading") && !p.Started.IsZero()
+	return (p.Active() || p.ActiveState == reloadingState) && !p.Started.IsZero()
 }
 
 // MainProcess reads unit's state and when its current run started.
@@ -38,7 +37,7 @@ func (c *Conn) MainProcess(ctx context.Context, unit string) (Process, error) {
 	}
 	// A service's start time is kept after its process ended (a failed
 	// unit still tells when its last process started).
-	if strings.HasSuffix(unit, ".service") {
+	if IsService(unit) {
 		prop, err := conn.GetServicePropertyContext(ctx, unit, "ExecMainStartTimestamp")
 		if err != nil {
 			return p, fmt.Errorf("start time of %s: %w", unit, callError(err))

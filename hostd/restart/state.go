@@ -20,8 +20,42 @@ type State struct {
 	Result string
 }
 
-// Active reports ActiveState == "active".
-func (s State) Active() bool { return s.ActiveState == "active" }
+// The LoadState, ActiveState and SubState values hostd tells apart, as systemd spells
+// them, and the suffix of a service unit's name.
+const (
+	notFoundLoadState = "not-found"
+	activeState       = "active"
+	inactiveState     = "inactive"
+	failedState       = "failed"
+	deactivatingState = "deactivating"
+	reloadingState    = "reloading"
+	runningSubState   = "running"
+	serviceSuffix     = ".service"
+)
+
+// Active reports whether the unit is active.
+func (s State) Active() bool { return s.ActiveState == activeState }
+
+// Inactive reports whether the unit is stopped (and did not fail).
+func (s State) Inactive() bool { return s.ActiveState == inactiveState }
+
+// Failed reports whether the unit is in systemd's failed state.
+func (s State) Failed() bool { return s.ActiveState == failedState }
+
+// Changing reports whether the unit is being stopped or reloaded.
+func (s State) Changing() bool {
+	return s.ActiveState == deactivatingState || s.ActiveState == reloadingState
+}
+
+// Up reports whether unit is active and, for a service, its main process
+// runs (a oneshot service that exited is not up).
+func (s State) Up(unit string) bool {
+	return s.Active() && (!IsService(unit) || s.SubState == runningSubState)
+}
+
+// IsService reports whether unit is a service, the only kind of unit with
+// a main process.
+func IsService(unit string) bool { return strings.HasSuffix(unit, serviceSuffix) }
 
 // UnitState reads the unit's load, active and sub state, its invocation id
 // and, for services, NRestarts, the main PID and the result.
@@ -41,10 +75,10 @@ func (c *Conn) UnitState(ctx context.Context, unit string) (State, error) {
 		InvocationID: bytesPropHex(props, "InvocationID"),
 	}
 	// systemd answers for any well-formed name, loading it on demand.
-	if st.LoadState == "not-found" {
+	if st.LoadState == notFoundLoadState {
 		return st, fmt.Errorf("state of %s: %w", unit, ErrNoSuchUnit)
 	}
-	if !strings.HasSuffix(unit, ".service") {
+	if !IsService(unit) {
 		return st, nil
 	}
 	svc, err := conn.GetUnitTypePropertiesContext(ctx, unit, "Service")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
@@ -54,9 +53,9 @@ func (r *Rollout) restartAndCheck(ctx context.Context, unit string, whenFailed f
 	}
 	restartUnit := r.opts.Restarter.TryRestart
 	switch {
-	case before.ActiveState == "inactive", before.ActiveState == "failed" && whenFailed == leaveFailed:
+	case before.Inactive(), before.Failed() && whenFailed == leaveFailed:
 		return attempt{result: event.ResultNotRunning, state: before, verdict: notRunning}
-	case before.ActiveState == "failed":
+	case before.Failed():
 		restartUnit = r.opts.Restarter.Restart
 	}
 	res, err := restartUnit(ctx, unit)
@@ -141,18 +140,18 @@ func (r *Rollout) waitHealthy(ctx context.Context, unit string) (restart.State, 
 			return last, retryLater, fmt.Errorf("%w: %w", errUnanswered, err)
 		case err != nil:
 			lastErr = err
-		case st.ActiveState == "inactive":
+		case st.Inactive():
 			return st, notRunning, nil
-		case st.ActiveState == "failed":
+		case st.Failed():
 			return st, unhealthy, fmt.Errorf("%s is %s after the restart", unit, describe(st))
-		case st.ActiveState == "deactivating", st.ActiveState == "reloading":
+		case st.Changing():
 			// Being stopped or reloaded (an operator, most likely): judged
 			// once that is over.
 		case upSince.IsZero():
-			if isUp(unit, st) {
+			if st.Up(unit) {
 				up, upSince = st, time.Now()
 			}
-		case !isUp(unit, st) || !sameInstance(up, st):
+		case !st.Up(unit) || !sameInstance(up, st):
 			return st, unhealthy, fmt.Errorf("%s did not stay up: %s, %s after it came up", unit, describe(st), time.Since(upSince).Round(time.Millisecond))
 		case time.Since(upSince) >= r.opts.StableFor:
 			return st, healthy, nil
@@ -194,9 +193,9 @@ func (r *Rollout) checkRunning(ctx context.Context, unit string, up restart.Stat
 	switch {
 	case err != nil:
 		return up, retryLater, fmt.Errorf("state of %s could not be read after the check: %w", unit, err)
-	case st.ActiveState == "inactive":
+	case st.Inactive():
 		return st, notRunning, nil // stopped meanwhile: the check's verdict means nothing
-	case !isUp(unit, st) || !sameInstance(up, st):
+	case !st.Up(unit) || !sameInstance(up, st):
 		return st, unhealthy, fmt.Errorf("%s did not stay up during the check: %s", unit, describe(st))
 	case checkErr != nil:
 		return st, unhealthy, checkErr
@@ -219,13 +218,6 @@ func (r *Rollout) isStopping() bool {
 	default:
 		return false
 	}
-}
-
-func isUp(unit string, st restart.State) bool {
-	if !st.Active() {
-		return false
-	}
-	return !strings.HasSuffix(unit, ".service") || st.SubState == "running"
 }
 
 func sameInstance(a, b restart.State) bool {

@@ -129,7 +129,7 @@ func (r *Rollout) reconcile(unit string, p restart.Process, watched []Watched) {
 // compared as usual.
 func (r *Rollout) resume(unit string, p restart.Process, b running.Batch, watched []Watched) bool {
 	tracker := r.opts.Running
-	if p.ActiveState == "inactive" {
+	if p.Inactive() {
 		tracker.Settle(unit)
 		return false
 	}
