@@ -391,7 +391,7 @@ func (c *Client) apiError(method, path string, a attempt) *APIError {
 	e := &APIError{Method: method, Path: path, StatusCode: a.status}
 	e.Message, e.Detail = decodeErrorMessage(a.body, a.header.Get("Content-Type"))
 	if c.token != "" {
-		e.Message = strings.ReplaceAll(e.Message, c.token, "[redacted]")
+		e.Message = strings.ReplaceAll(e.Message, c.token, redactedMark)
 	}
 	e.RateLimited = a.status == http.StatusTooManyRequests || a.status == http.StatusBadRequest && IsRateLimitMessage(e.Message)
 	return e
