@@ -482,15 +482,18 @@ func TestFailingRunnerIsRestartedWithBackoffAndLeaksNothing(t *testing.T) {
 	// ends when the file changes (a consul-template v0.42.1 leak, one per
 	// runner that read an existing file).
 	s.upstream.CloseIdleConnections()
-	poll.Within(t, 15*time.Second, 50*time.Millisecond, "the runners' goroutines to end", func() (bool, string) {
-		n := runtime.NumGoroutine()
-		if n <= baseline+1 {
-			return true, ""
-		}
-		buf := make([]byte, 1<<20)
-		return false, fmt.Sprintf("%d goroutines after Run returned, %d before it started (%d while failing):\n%s",
-			n, baseline, goroutinesWhileFailing, buf[:runtime.Stack(buf, true)])
-	})
+	func() {
+		defer func() { // only when the wait fails: a dump stops the world
+			if t.Failed() {
+				buf := make([]byte, 1<<20)
+				t.Logf("goroutines left:\n%s", buf[:runtime.Stack(buf, true)])
+			}
+		}()
+		poll.Within(t, 15*time.Second, 50*time.Millisecond, "the runners' goroutines to end", func() (bool, string) {
+			n := runtime.NumGoroutine()
+			return n <= baseline+1, fmt.Sprintf("%d goroutines after Run returned, %d before it started (%d while failing)", n, baseline, goroutinesWhileFailing)
+		})
+	}()
 	t.Logf("goroutines: %d before, %d while failing, %d after (%d runner starts)", baseline, goroutinesWhileFailing, runtime.NumGoroutine(), starts)
 }
 
