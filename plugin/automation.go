@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -235,12 +236,12 @@ func (b *backend) tidyFleet(ctx context.Context, s logical.Storage, now time.Tim
 		return
 	}
 	forgotten := 0
-	err = walkReports(ctx, s, func(key string, r hostReport) error {
+	err = walkReports(ctx, s, func(role, site, host string, r hostReport) error {
 		if now.Sub(r.ReportedAt) < cfg.forgetAfter() {
 			return nil
 		}
-		if err := s.Delete(ctx, key); err != nil {
-			return err
+		if err := s.Delete(ctx, fleetKey(role, site, host)); err != nil {
+			return fmt.Errorf("forgetting %s: %w", reportWhat(host), err)
 		}
 		forgotten++
 		return nil
@@ -252,47 +253,6 @@ func (b *backend) tidyFleet(ctx context.Context, s logical.Storage, now time.Tim
 	if forgotten > 0 {
 		b.Logger().Info("forgot hosts not heard from for fleet_forget_after", "hosts", forgotten, "fleet_forget_after", cfg.forgetAfter())
 	}
-}
-
-// walkReports calls f with the storage key and content of every report.
-func walkReports(ctx context.Context, s logical.Storage, f func(key string, r hostReport) error) error {
-	roles, err := s.List(ctx, fleetPrefix)
-	if err != nil {
-		return err
-	}
-	for _, role := range roles {
-		sites, err := s.List(ctx, fleetPrefix+role)
-		if err != nil {
-			return err
-		}
-		for _, site := range sites {
-			prefix := fleetPrefix + role + site
-			hosts, err := s.List(ctx, prefix)
-			if err != nil {
-				return err
-			}
-			for _, host := range hosts {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				entry, err := s.Get(ctx, prefix+host)
-				if err != nil {
-					return err
-				}
-				if entry == nil {
-					continue // gone meanwhile
-				}
-				var r hostReport
-				if err := entry.DecodeJSON(&r); err != nil {
-					continue
-				}
-				if err := f(prefix+host, r); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // isCodedStatus reports whether err is a logical.CodedError with status.

@@ -1,10 +1,13 @@
 package plugin
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -290,5 +293,69 @@ func TestFleetTidyForgetsHostsNotHeardFrom(t *testing.T) {
 	e.tick()
 	if got := e.ok(logical.ListOperation, hostPath, nil).Data["keys"]; got != nil {
 		t.Fatalf("web-new not forgotten: %v", got)
+	}
+}
+
+// storageFailingAt fails the storage calls on one key (or prefix, for List)
+// with a storage error that names nothing, as a raft or Consul one may.
+type storageFailingAt struct {
+	logical.Storage
+	op, key string
+}
+
+var errStorageDown = errors.New("storage unavailable")
+
+func (f *storageFailingAt) List(ctx context.Context, prefix string) ([]string, error) {
+	if f.op == "list" && prefix == f.key {
+		return nil, errStorageDown
+	}
+	return f.Storage.List(ctx, prefix)
+}
+
+func (f *storageFailingAt) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
+	if f.op == "get" && key == f.key {
+		return nil, errStorageDown
+	}
+	return f.Storage.Get(ctx, key)
+}
+
+func (f *storageFailingAt) Delete(ctx context.Context, key string) error {
+	if f.op == "delete" && key == f.key {
+		return errStorageDown
+	}
+	return f.Storage.Delete(ctx, key)
+}
+
+// A tidy that storage stops says, in its log line, which role, site or
+// host it could not read or forget, and forgets nothing it did not reach.
+func TestFleetTidyThatStorageStopsSaysWhere(t *testing.T) {
+	for _, tc := range []struct {
+		op, key, want string
+	}{
+		{"list", "fleet/", "listing the roles with host reports: storage unavailable"},
+		{"list", "fleet/vault-user/", `listing the sites of role "vault-user" with host reports: storage unavailable`},
+		{"list", "fleet/vault-user/www/", `listing the hosts of site "www" of role "vault-user": storage unavailable`},
+		{"get", "fleet/vault-user/www/web-old", `reading the report of host "web-old": storage unavailable`},
+		{"delete", "fleet/vault-user/www/web-old", `forgetting the report of host "web-old": storage unavailable`},
+	} {
+		t.Run(tc.op+" "+tc.key, func(t *testing.T) {
+			e, primary := fleetEnv(t)
+			e.report("vault-user", "www", "web-old", primary)
+			e.clock.Add(721 * time.Hour)
+
+			storage := &storageFailingAt{Storage: e.storage, op: tc.op, key: tc.key}
+			req := &logical.Request{Operation: logical.RollbackOperation, Storage: storage, MountPoint: "sigsci/"}
+			if _, err := e.b.HandleRequest(context.Background(), req); err != nil {
+				t.Fatalf("rollback: %v", err)
+			}
+			e.b.auto.wg.Wait()
+			logs := e.logs.String()
+			if !strings.Contains(logs, "fleet tidy stopped") || !strings.Contains(logs, "error="+strconv.Quote(tc.want)) {
+				t.Fatalf("the tidy's log does not say %q:\n%s", tc.want, logs)
+			}
+			if got := e.ok(logical.ListOperation, hostPath, nil).Data["keys"]; !reflect.DeepEqual(got, []string{"web-old"}) {
+				t.Fatalf("a tidy that could not finish forgot: %v", got)
+			}
+		})
 	}
 }

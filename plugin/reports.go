@@ -87,6 +87,53 @@ func (b *backend) loadReports(ctx context.Context, s logical.Storage, role, site
 	return out, nil
 }
 
+// walkReports calls f with every host report of every role and site. A
+// report that does not decode is passed over.
+func walkReports(ctx context.Context, s logical.Storage, f func(role, site, host string, r hostReport) error) error {
+	roles, err := s.List(ctx, fleetPrefix)
+	if err != nil {
+		return fmt.Errorf("listing the roles with host reports: %w", err)
+	}
+	for _, role := range roles {
+		role = strings.TrimSuffix(role, "/")
+		sites, err := s.List(ctx, fleetPrefix+role+"/")
+		if err != nil {
+			return fmt.Errorf("listing the sites of role %q with host reports: %w", role, err)
+		}
+		for _, site := range sites {
+			site = strings.TrimSuffix(site, "/")
+			if err := walkSiteReports(ctx, s, role, site, f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func walkSiteReports(ctx context.Context, s logical.Storage, role, site string, f func(role, site, host string, r hostReport) error) error {
+	hosts, err := s.List(ctx, fleetSitePrefix(role, site))
+	if err != nil {
+		return fmt.Errorf("listing the hosts of site %q of role %q: %w", site, role, err)
+	}
+	for _, host := range hosts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		entry, err := s.Get(ctx, fleetKey(role, site, host))
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", reportWhat(host), err)
+		}
+		var r hostReport
+		if entry == nil || entry.DecodeJSON(&r) != nil {
+			continue // gone meanwhile, or not a report
+		}
+		if err := f(role, site, host, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // parseReport validates the fields of a host report.
 func parseReport(d *framework.FieldData) (*hostReport, error) {
 	r := &hostReport{
