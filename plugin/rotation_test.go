@@ -2,9 +2,11 @@ package plugin
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,9 +60,12 @@ func TestPromoteKeepsTheOldPrimaryAndIsIdempotent(t *testing.T) {
 
 func TestStoredKeysFormattingHidesSecrets(t *testing.T) {
 	k := storedKeys{AccessKey: "a", SecretKey: "very-secret", NonPrimary: []keyRecord{{AccessKey: "b", SecretKey: "also-secret"}}}
-	for _, s := range []string{k.String(), k.GoString(), k.NonPrimary[0].String()} {
-		if len(s) == 0 || containsAny(s, "very-secret", "also-secret") {
-			t.Fatalf("formatted keys show a secret: %s", s)
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		for _, v := range []any{k, &k, k.NonPrimary, k.NonPrimary[0], &k.NonPrimary[0]} {
+			s := fmt.Sprintf(verb, v)
+			if !strings.Contains(s, "redacted") || containsAny(s, "very-secret", "also-secret") {
+				t.Fatalf("%s of %T shows a secret or no redaction: %s", verb, v, s)
+			}
 		}
 	}
 }
