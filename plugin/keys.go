@@ -54,16 +54,16 @@ func (k storedKeys) String() string {
 		k.Role, k.Corp, k.Site, k.AccessKey, len(k.NonPrimary))
 }
 
-// GoString keeps secrets out of %#v.
-func (k storedKeys) GoString() string { return k.String() }
+// Format keeps secrets out of every fmt verb.
+func (k storedKeys) Format(f fmt.State, verb rune) { formatRedacted(f, verb, k) }
 
 // String keeps the secret out of any formatted output.
 func (k keyRecord) String() string {
 	return fmt.Sprintf("key{access_key=%s secret_key=<redacted>}", k.AccessKey)
 }
 
-// GoString keeps the secret out of %#v.
-func (k keyRecord) GoString() string { return k.String() }
+// Format keeps the secret out of every fmt verb.
+func (k keyRecord) Format(f fmt.State, verb rune) { formatRedacted(f, verb, k) }
 
 func (k *storedKeys) nonPrimaryAccessKeys() []string {
 	out := make([]string, 0, len(k.NonPrimary))

@@ -144,8 +144,8 @@ func (r roleEntry) String() string {
 	return fmt.Sprintf("role{corp=%s email=%s api_url=%s token=<redacted>}", r.Corp, r.Email, r.APIURL)
 }
 
-// GoString keeps the token out of %#v.
-func (r roleEntry) GoString() string { return r.String() }
+// Format keeps the token out of every fmt verb.
+func (r roleEntry) Format(f fmt.State, verb rune) { formatRedacted(f, verb, r) }
 
 // loadRole returns the role, from memory once read, or nil if there is none.
 func (b *backend) loadRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
