@@ -122,6 +122,13 @@ type Authenticator struct {
 	lastWrapping string     // approle: the wrapping token lastSecretID came from
 }
 
+// Format prints the Authenticator as its login method alone, for every fmt
+// verb: formatted by mistake into a log line or an error, it must not show
+// the token, the secret-id or the wrapping token it holds.
+func (a *Authenticator) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "auth.Authenticator{method=%s}", a.opts.Method)
+}
+
 // New checks opts and returns an Authenticator that has not logged in yet.
 func New(opts Options) (*Authenticator, error) {
 	if opts.Client == nil {

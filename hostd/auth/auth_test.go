@@ -384,3 +384,27 @@ func TestCertLoginWithTheClientsCertificate(t *testing.T) {
 	_, next := h.events.WaitFor(t, 0, time.Second, "login", isLogin(true))
 	h.events.WaitFor(t, next, 6*time.Second, "renewal", isRenewal)
 }
+
+// An Authenticator formatted into a log line or an error by mistake shows
+// its method, never the token, the secret-id or the wrapping token it holds.
+func TestFormattedAuthenticatorShowsNoCredential(t *testing.T) {
+	h := newAppRoleHarness(t, nil)
+	secretID, err := os.ReadFile(filepath.Join(h.dir, "secret-id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := h.start(t, h.options(MethodAppRole))
+	waitReady(t, a, 10*time.Second)
+	token := h.seeToken(t)
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
+		for _, v := range []any{a, []*Authenticator{a}} {
+			out := fmt.Sprintf(verb, v)
+			if strings.Contains(out, token) || strings.Contains(out, strings.TrimSpace(string(secretID))) {
+				t.Errorf("%s of %T shows a credential", verb, v)
+			}
+		}
+	}
+	if out := fmt.Sprintf("%v", a); !strings.Contains(out, MethodAppRole) {
+		t.Errorf("%%v = %q, want the method", out)
+	}
+}
