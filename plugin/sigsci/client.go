@@ -77,6 +77,11 @@ type Config struct {
 	Logger Logger
 }
 
+// Format prints the Config with its token redacted, for every fmt verb.
+func (cfg Config) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "sigsci.Config{BaseURL:%s Email:%s Token:%s}", cfg.BaseURL, cfg.Email, redact(cfg.Token))
+}
+
 // Logger is where the client reports answers of an unexpected shape, with
 // key/value pairs; an hclog.Logger is one.
 type Logger interface {
@@ -104,6 +109,12 @@ type Client struct {
 	// now and sleep are replaced in tests so that waits are observed, not slept.
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Format prints where the Client talks to and as whom, for every fmt verb;
+// never its token.
+func (c *Client) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "sigsci.Client{base_url=%s email=%s}", c.baseURL, c.email)
 }
 
 // New validates cfg and returns a Client.

@@ -36,3 +36,27 @@ func TestKeySetFormatNeverPrintsSecret(t *testing.T) {
 		t.Errorf("%%#v = %q, want Go syntax with the access key", got)
 	}
 }
+
+// A Config or Client formatted by mistake into a log line or an error
+// shows where it talks to and as whom, never the API token.
+func TestConfigAndClientFormatNeverPrintTheToken(t *testing.T) {
+	const token = "tok-that-must-not-leak"
+	cfg := Config{BaseURL: "https://api.example.test", Email: "ops@example.test", Token: token}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := []any{cfg, &cfg, c, []*Client{c}, map[string]Config{"a": cfg}}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
+		for _, v := range values {
+			if out := fmt.Sprintf(verb, v); strings.Contains(out, token) {
+				t.Errorf("fmt %s of %T printed the token: %s", verb, v, out)
+			}
+		}
+	}
+	for _, v := range values[:3] {
+		if out := fmt.Sprintf("%v", v); !strings.Contains(out, "ops@example.test") {
+			t.Errorf("%%v of %T lost the email: %s", v, out)
+		}
+	}
+}
