@@ -29,6 +29,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/vaulterr"
 )
 
 // Login methods.
@@ -244,7 +245,7 @@ func (a *Authenticator) attemptLogin(ctx context.Context) (*api.Secret, error) {
 	}
 	now := a.opts.Now()
 	if err != nil {
-		msg := describe(err)
+		msg := vaulterr.Describe(err)
 		a.mu.Lock()
 		a.state.ConsecutiveFailures++
 		a.state.LastError, a.state.LastErrorTime = "login: "+msg, now
@@ -291,18 +292,4 @@ func expiryOf(now time.Time, leaseSeconds int) time.Time {
 		return time.Time{}
 	}
 	return now.Add(time.Duration(leaseSeconds) * time.Second)
-}
-
-// describe turns a Vault client error into one operator-readable line:
-// the HTTP status and Vault's messages, or the transport error.
-func describe(err error) string {
-	var re *api.ResponseError
-	if errors.As(err, &re) {
-		msgs := make([]string, 0, len(re.Errors))
-		for _, e := range re.Errors {
-			msgs = append(msgs, strings.Join(strings.Fields(strings.ReplaceAll(e, "*", "")), " "))
-		}
-		return fmt.Sprintf("vault answered %d: %s", re.StatusCode, strings.Join(msgs, "; "))
-	}
-	return err.Error()
 }

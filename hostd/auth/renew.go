@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/vaulterr"
 )
 
 // The renewal schedule, as fractions of a token's lease (its TTL when it was
@@ -120,7 +122,7 @@ func (a *Authenticator) keepAlive(ctx context.Context, secret *api.Secret) (rene
 			l.extend(a.opts.Now(), time.Duration(out.Auth.LeaseDuration)*time.Second, a.opts.Rand)
 			l.renewable = l.renewable && out.Auth.Renewable
 			a.recordRenewal(out)
-		case isInvalidToken(err):
+		case vaulterr.IsInvalidToken(err):
 			a.dropRejected()
 			return renewed
 		case isPastMaxTTL(err):
@@ -131,7 +133,7 @@ func (a *Authenticator) keepAlive(ctx context.Context, secret *api.Secret) (rene
 				l.renewable = false // the policy does not allow renewing: use the token while it lasts
 			}
 			failures++
-			a.recordRenewalFailure(describe(err), failures, l.expiry().Add(-l.grace))
+			a.recordRenewalFailure(vaulterr.Describe(err), failures, l.expiry().Add(-l.grace))
 		}
 	}
 }
@@ -161,24 +163,10 @@ func isPastMaxTTL(err error) bool {
 }
 
 // isForbidden reports a 403 answer: the token may not be renewed, or it is
-// no longer valid (see isInvalidToken).
+// no longer valid (see vaulterr.IsInvalidToken).
 func isForbidden(err error) bool {
 	var re *api.ResponseError
 	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden
-}
-
-// isInvalidToken reports Vault's answer for a revoked or expired token.
-func isInvalidToken(err error) bool {
-	var re *api.ResponseError
-	if !errors.As(err, &re) || re.StatusCode != http.StatusForbidden {
-		return false
-	}
-	for _, e := range re.Errors {
-		if strings.Contains(e, "invalid token") {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *Authenticator) recordRenewal(out *api.Secret) {

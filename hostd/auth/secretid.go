@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/vaulterr"
 )
 
 // readSecretID returns the secret-id for this login: what the secret-id file
@@ -56,7 +58,7 @@ func (a *Authenticator) unwrapSecretID(ctx context.Context, wrappingToken string
 	client.ClearToken()
 	info, err := client.Logical().WriteWithContext(ctx, "sys/wrapping/lookup", map[string]any{"token": wrappingToken})
 	if err != nil {
-		return "", fmt.Errorf("look up the wrapping token in secret_id_file: %s", describe(err))
+		return "", fmt.Errorf("look up the wrapping token in secret_id_file: %s", vaulterr.Describe(err))
 	}
 	if info == nil || info.Data == nil {
 		return "", errors.New("look up the wrapping token in secret_id_file: empty answer from vault")
@@ -68,7 +70,7 @@ func (a *Authenticator) unwrapSecretID(ctx context.Context, wrappingToken string
 	}
 	secret, err := client.Logical().UnwrapWithContext(ctx, wrappingToken)
 	if err != nil {
-		return "", fmt.Errorf("unwrap the secret-id: %s", describe(err))
+		return "", fmt.Errorf("unwrap the secret-id: %s", vaulterr.Describe(err))
 	}
 	if secret == nil {
 		return "", errors.New("unwrap the secret-id: empty answer from vault")

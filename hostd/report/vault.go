@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/vaulterr"
 )
 
 // TokenSource hands out hostd's current Vault token ("" when there is
@@ -43,20 +44,7 @@ func (w *VaultWriter) Write(ctx context.Context, path string, data map[string]an
 	}
 	c.SetToken(token)
 	if _, err := c.Logical().WriteWithContext(ctx, path, data); err != nil {
-		return describe(err)
+		return vaulterr.Error(err)
 	}
 	return nil
-}
-
-// describe shortens a Vault client error to what Vault said.
-func describe(err error) error {
-	var resp *api.ResponseError
-	if errors.As(err, &resp) {
-		msg := strings.Join(resp.Errors, "; ")
-		if msg == "" {
-			msg = "no reason given"
-		}
-		return fmt.Errorf("vault answered %d: %s", resp.StatusCode, msg)
-	}
-	return err
 }

@@ -59,6 +59,9 @@ func TestVaultWriterReportsWithTheHostsOwnPolicy(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "vault answered 403: ") || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("report for another site: %v, want vault's 403", err)
 	}
+	if strings.ContainsAny(err.Error(), "\n\t*") {
+		t.Fatalf("the refusal is not one line of what Vault said: %q", err)
+	}
 	if strings.Contains(err.Error(), token) {
 		t.Fatal("the error holds the token")
 	}

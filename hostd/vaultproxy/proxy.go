@@ -31,6 +31,7 @@ import (
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/backoff"
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/stage"
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/vaulterr"
 )
 
 // Address is the Vault address to give consul-template: its requests go to
@@ -221,7 +222,7 @@ func (p *Proxy) checkRejectedToken(resp *http.Response) error {
 		return err
 	}
 	rejecter, ok := p.opts.Tokens.(TokenRejecter)
-	if ok && bytes.Contains(body, []byte("invalid token")) {
+	if ok && bytes.Contains(body, []byte(vaulterr.InvalidToken)) {
 		p.opts.Logger.Warn("vault rejected the token as invalid", "path", resp.Request.URL.Path)
 		rejecter.TokenRejected(resp.Request.Header.Get("X-Vault-Token"))
 	}

@@ -1,0 +1,57 @@
+package vaulterr
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/hashicorp/vault/api"
+)
+
+func TestDescribe(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"multi-error form", &api.ResponseError{StatusCode: 403, Errors: []string{"1 error occurred:\n\t* permission denied\n\n"}},
+			"vault answered 403: 1 error occurred: permission denied"},
+		{"several messages", &api.ResponseError{StatusCode: 400, Errors: []string{"missing role_id", " bad  input "}},
+			"vault answered 400: missing role_id; bad input"},
+		{"no message", &api.ResponseError{StatusCode: 500}, "vault answered 500: no reason given"},
+		{"blank messages", &api.ResponseError{StatusCode: 502, Errors: []string{"", " * "}}, "vault answered 502: no reason given"},
+		{"wrapped", errors.Join(errors.New("login"), &api.ResponseError{StatusCode: 503, Errors: []string{"Vault is sealed"}}),
+			"vault answered 503: Vault is sealed"},
+		{"not Vault's answer", errors.New("dial tcp 127.0.0.1:8200: connect: connection refused"),
+			"dial tcp 127.0.0.1:8200: connect: connection refused"},
+	} {
+		if got := Describe(tc.err); got != tc.want {
+			t.Errorf("%s: Describe = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestIsInvalidToken(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"revoked token", &api.ResponseError{StatusCode: 403, Errors: []string{"2 errors occurred:\n\t* permission denied\n\t* invalid token\n\n"}}, true},
+		{"permission denied", &api.ResponseError{StatusCode: 403, Errors: []string{"1 error occurred:\n\t* permission denied\n\n"}}, false},
+		{"the phrase on another status", &api.ResponseError{StatusCode: 400, Errors: []string{"invalid token"}}, false},
+		{"not Vault's answer", errors.New("invalid token"), false},
+	} {
+		if got := IsInvalidToken(tc.err); got != tc.want {
+			t.Errorf("%s: IsInvalidToken = %t, want %t", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestErrorKeepsWhatItWraps(t *testing.T) {
+	answer := &api.ResponseError{StatusCode: 403, Errors: []string{"1 error occurred:\n\t* permission denied\n\n"}}
+	err := Error(answer)
+	var re *api.ResponseError
+	if err.Error() != "vault answered 403: 1 error occurred: permission denied" || !errors.As(err, &re) || re != answer {
+		t.Fatalf("Error = %q (As %v)", err, re)
+	}
+}
