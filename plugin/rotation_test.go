@@ -2,13 +2,10 @@ package plugin
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -36,50 +33,6 @@ func TestNewKeySetsSortsWhatAppearedSinceBefore(t *testing.T) {
 	}
 	if got := untrackedSets(after, stored); !reflect.DeepEqual(got, []string{"x1", "p1"}) {
 		t.Fatalf("untracked = %v", got)
-	}
-}
-
-func TestPromoteKeepsTheOldPrimaryAndIsIdempotent(t *testing.T) {
-	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	t1 := t0.Add(time.Hour)
-	k := &storedKeys{AccessKey: "a", SecretKey: "sa", Created: t0, NonPrimary: []keyRecord{{AccessKey: "b", SecretKey: "sb"}}}
-
-	k.promote(sigsci.KeySet{AccessKey: "b", SecretKey: "sb"}, t1)
-	if k.AccessKey != "b" || k.SecretKey != "sb" || !k.Created.Equal(t1) {
-		t.Fatalf("primary after promote: %v", k)
-	}
-	want := []keyRecord{{AccessKey: "a", SecretKey: "sa", Stored: t0, DemotedAt: t1}}
-	if !reflect.DeepEqual(k.NonPrimary, want) {
-		t.Fatalf("non-primary after promote: %v, want %v", k.NonPrimary, want)
-	}
-	k.promote(sigsci.KeySet{AccessKey: "b", SecretKey: "sb"}, t1.Add(time.Hour))
-	if !k.Created.Equal(t1) || !reflect.DeepEqual(k.NonPrimary, want) {
-		t.Fatal("promoting the current primary again changed something")
-	}
-}
-
-// Every fmt verb of a stored type that holds a secret prints its redacted
-// form, alone or inside a slice, map or struct.
-func TestStoredTypesFormattingHidesSecrets(t *testing.T) {
-	k := storedKeys{AccessKey: "a", SecretKey: "very-secret", NonPrimary: []keyRecord{{AccessKey: "b", SecretKey: "also-secret"}}}
-	r := roleEntry{Corp: "acme", Email: acmeEmail, Token: "token-secret"}
-	holder := struct {
-		Keys storedKeys
-		Role *roleEntry
-	}{k, &r}
-	values := []any{k, &k, k.NonPrimary, k.NonPrimary[0], &k.NonPrimary[0], r, &r, map[string]roleEntry{"x": r}, holder}
-	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%10v", "%T %v"} {
-		for _, v := range values {
-			s := fmt.Sprintf(verb, v)
-			if containsAny(s, "very-secret", "also-secret", "token-secret") {
-				t.Errorf("%s of %T shows a secret: %s", verb, v, s)
-			}
-		}
-	}
-	for _, v := range values[:7] {
-		if s := fmt.Sprintf("%v", v); !strings.Contains(s, "<redacted>") {
-			t.Errorf("%%v of %T does not say what it left out: %s", v, s)
-		}
 	}
 }
 
