@@ -60,6 +60,13 @@ type Snapshot struct {
 	meta    meta
 }
 
+// Format prints the snapshot's size, mode and owner, for every fmt verb:
+// never its content, which holds whatever the template rendered (the
+// agent's secret key).
+func (s Snapshot) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "write.Snapshot{%d bytes, mode %#o, uid %d, gid %d}", len(s.content), uint32(s.meta.mode), s.meta.uid, s.meta.gid)
+}
+
 // Content returns the snapshot's bytes; the caller must not modify them.
 func (s *Snapshot) Content() []byte { return s.content }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -485,4 +486,29 @@ func skipUnlessCI(t *testing.T, why string) {
 		t.Fatalf("%s (CI=true: this test must run)", why)
 	}
 	t.Skip(why)
+}
+
+// A Result or Snapshot formatted into a log line or an error shows the
+// content's size and mode, never the content: a rendered file holds the
+// agent's secret key.
+func TestFormattedSnapshotShowsNoContent(t *testing.T) {
+	const secret = "secret_key = \"s3cr3t-must-not-leak\"\n"
+	_, dest := existingConf(t, secret, 0o600)
+	res := mustWrite(t, dest, []byte("secret_key = \"next\"\n"), Options{Perms: 0o600})
+	if res.Previous == nil {
+		t.Fatal("no previous content kept")
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
+		for _, v := range []any{res, &res, res.Previous, *res.Previous, []*Snapshot{res.Previous}} {
+			out := fmt.Sprintf(verb, v)
+			for _, leak := range []string{"s3cr3t", fmt.Sprintf("%x", secret), fmt.Sprint([]byte("s3cr3t"))} {
+				if strings.Contains(out, strings.Trim(leak, "[]")) {
+					t.Errorf("%s of %T shows the content: %s", verb, v, out)
+				}
+			}
+		}
+	}
+	if out := fmt.Sprint(res.Previous); !strings.Contains(out, fmt.Sprint(len(secret))) || !strings.Contains(out, "0600") {
+		t.Errorf("%%v of a snapshot = %q, want its size and mode", out)
+	}
 }
