@@ -203,7 +203,7 @@ func (b *backend) automateSite(ctx context.Context, req *logical.Request, r *rol
 		return
 	}
 	b.auto.forget("rotate-error " + tag)
-	log.Info("scheduled rotation", "access_key", resp.Data["accessKey"])
+	log.Info("scheduled rotation", "access_key", resp.Data[fieldAccessKey])
 	for _, w := range resp.Warnings {
 		log.Warn("scheduled rotation: " + w)
 	}

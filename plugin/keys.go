@@ -253,11 +253,26 @@ func (k *storedKeys) demoted() []map[string]interface{} {
 	return out
 }
 
-// keysData is the data returned for one stored site.
+// The names of the key set's fields in every answer: the API's own, which
+// agent.ctmpl reads.
+const (
+	fieldAccessKey = "accessKey"
+	fieldSecretKey = "secretKey"
+)
+
+// keysData is what a read of one stored site returns: the primary set,
+// secret included, and its metadata.
 func keysData(k *storedKeys) map[string]interface{} {
+	data := keysMetadata(k)
+	data[fieldSecretKey] = k.SecretKey
+	return data
+}
+
+// keysMetadata is what every other answer shows of a stored site: its
+// metadata and primary access key, never a secret.
+func keysMetadata(k *storedKeys) map[string]interface{} {
 	data := map[string]interface{}{
-		"accessKey":               k.AccessKey,
-		"secretKey":               k.SecretKey,
+		fieldAccessKey:            k.AccessKey,
 		"site":                    k.Site,
 		"corp":                    k.Corp,
 		"created":                 k.Created.UTC().Format(time.RFC3339),

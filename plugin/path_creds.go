@@ -198,8 +198,7 @@ func pageAfter(sorted []string, after string, limit int) ([]string, string) {
 // directoryData is what the all-sites read shows of one site: its keys'
 // metadata, never a secret.
 func directoryData(k *storedKeys) map[string]interface{} {
-	data := keysData(k)
-	delete(data, "secretKey")
+	data := keysMetadata(k)
 	data["demoted"] = k.demoted()
 	return data
 }
@@ -264,8 +263,7 @@ func (b *backend) pathCredsCopy(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return nil, err
 	}
-	data := keysData(k)
-	delete(data, "secretKey")
+	data := keysMetadata(k)
 	data["status"] = outcome
 	return &logical.Response{Data: data}, nil
 }

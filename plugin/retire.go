@@ -293,7 +293,7 @@ func retireData(roleName string, res retireResult) map[string]interface{} {
 	if res.keys != nil {
 		data["site"] = res.keys.Site
 		data["corp"] = res.keys.Corp
-		data["accessKey"] = res.keys.AccessKey
+		data[fieldAccessKey] = res.keys.AccessKey
 		data["non_primary_access_keys"] = res.keys.nonPrimaryAccessKeys()
 	}
 	return data

@@ -317,8 +317,7 @@ func (b *backend) withSecret(ctx context.Context, client keysAPI, op walOp, fres
 }
 
 func rotateData(roleName string, res rotationResult) map[string]interface{} {
-	data := keysData(res.keys)
-	delete(data, "secretKey")
+	data := keysMetadata(res.keys)
 	data["role"] = roleName
 	data["untracked"] = res.untracked
 	return data
