@@ -24,7 +24,14 @@ func WriteTable(w io.Writer, s Snapshot) error {
 	now := s.GeneratedAt
 	healthy, reasons := Healthy(s)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
+	p := func(format string, args ...any) {
+		for i, a := range args {
+			if text, ok := a.(string); ok {
+				args[i] = oneLine(text)
+			}
+		}
+		fmt.Fprintf(tw, format, args...)
+	}
 
 	health := "healthy"
 	if !healthy {
@@ -60,13 +67,18 @@ func WriteTable(w io.Writer, s Snapshot) error {
 		var b strings.Builder
 		b.WriteString("\nproblems:\n")
 		for _, r := range reasons {
-			b.WriteString("  - " + r + "\n")
+			b.WriteString("  - " + oneLine(r) + "\n")
 		}
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
 	return nil
 }
+
+// oneLine folds the line breaks and tabs of a cell (Vault's client and
+// consul-template write errors over several lines) into single spaces, so
+// that every row stays one line of the table.
+func oneLine(text string) string { return strings.Join(strings.Fields(text), " ") }
 
 // writeRunningOn lists, when known, what each unit's process runs on: a
 // short digest of each file's content, or that it started before the file.

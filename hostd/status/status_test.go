@@ -237,3 +237,37 @@ func TestWriteTableShowsTheLastReportPerSite(t *testing.T) {
 		"sigsci/vault-user/sites/api  web-1    ak-api      5s ago       error: vault answered 403: permission denied (last taken 1h ago)",
 	)
 }
+
+// Vault's client and consul-template write errors over several lines, with
+// tabs; the table shows each on its row, as one line, and the problems
+// list likewise.
+func TestWriteTableKeepsAMultiLineErrorOnItsRow(t *testing.T) {
+	const vaultErr = "vault.read(sigsci/creds/vault-user/sites/www): Error making API request.\n\nURL: GET http://hostd/v1/sigsci/creds/vault-user/sites/www\nCode: 403. Errors:\n\n* 1 error occurred:\n\t* permission denied\n\n"
+	const folded = "vault.read(sigsci/creds/vault-user/sites/www): Error making API request. URL: GET http://hostd/v1/sigsci/creds/vault-user/sites/www Code: 403. Errors: * 1 error occurred: * permission denied"
+	s := healthySnapshot()
+	s.Reports = []Report{{Mount: "sigsci", Role: "vault-user", Site: "www", Host: "web-1", AccessKey: "ak-1", LastAttempt: t0.Add(-5 * time.Second)}}
+	lines := strings.Count(table(t, s), "\n")
+
+	s.Templates[0].LastError = vaultErr
+	s.Auth.LastError, s.Auth.LastErrorTime = vaultErr, t0.Add(-time.Minute)
+	s.Vault.LastError = vaultErr
+	s.Reports[0].LastError = vaultErr
+	got := table(t, s)
+	if n := strings.Count(got, "\n"); n != lines+3 { // the problems list: a blank line, its header, the template's line
+		t.Errorf("the table has %d lines, want %d:\n%s", n, lines+3, got)
+	}
+	if strings.Contains(got, "\t") {
+		t.Errorf("the table holds a tab:\n%s", got)
+	}
+	for _, want := range []string{
+		"/etc/sigsci/agent.conf  sigsci-agent.service  4s ago       3h ago       error: " + folded,
+		"last error 1m ago: " + folded,
+		"; last error: " + folded,
+		"ak-1        5s ago       error: " + folded,
+		"  - template /etc/sigsci/agent.conf: last render failed: " + folded + "\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q:\n%s", want, got)
+		}
+	}
+}
