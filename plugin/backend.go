@@ -169,6 +169,12 @@ type backend struct {
 	recovered chan struct{} // closed when start-up recovery has finished
 }
 
+func (b *backend) String() string { return "plugin.backend" }
+
+// Format keeps the cached roles and clients out of every fmt verb (see
+// formatRedacted).
+func (b *backend) Format(f fmt.State, verb rune) { formatRedacted(f, verb, b) }
+
 func newBackend(pluginVersion string, newClient clientFactory) *backend {
 	b := &backend{
 		newClient: newClient,

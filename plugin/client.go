@@ -55,6 +55,13 @@ type cachedClient struct {
 	ceiling   int // copy_max_concurrency when it was built
 }
 
+func (c cachedClient) String() string {
+	return fmt.Sprintf("plugin.cachedClient{corp=%s ceiling=%d}", c.role.Corp, c.ceiling)
+}
+
+// Format keeps the role's token out of every fmt verb (see formatRedacted).
+func (c cachedClient) Format(f fmt.State, verb rune) { formatRedacted(f, verb, c) }
+
 // client returns the cached API client of a role, building it on first use
 // or when the role's settings differ from those the cached client was built
 // with, so a client never outlives the credentials it was built with (even

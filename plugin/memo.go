@@ -1,6 +1,9 @@
 package plugin
 
-import "sync"
+import (
+	"fmt"
+	"sync"
+)
 
 // entryMemo keeps decoded copies of the role entries and of the mount config,
 // so that a creds read, the hot path of the engine, costs one storage round
@@ -14,6 +17,12 @@ type entryMemo struct {
 	roles map[string]roleEntry
 	cfg   *mountConfig
 }
+
+func (m *entryMemo) String() string { return "plugin.entryMemo" }
+
+// Format keeps the remembered roles out of every fmt verb (see
+// formatRedacted).
+func (m *entryMemo) Format(f fmt.State, verb rune) { formatRedacted(f, verb, m) }
 
 func newEntryMemo() *entryMemo {
 	return &entryMemo{roles: make(map[string]roleEntry)}
