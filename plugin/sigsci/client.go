@@ -113,7 +113,7 @@ type Client struct {
 
 // Format prints where the Client talks to and as whom, for every fmt verb;
 // never its token.
-func (c *Client) Format(f fmt.State, _ rune) {
+func (c Client) Format(f fmt.State, _ rune) {
 	fmt.Fprintf(f, "sigsci.Client{base_url=%s email=%s}", c.baseURL, c.email)
 }
 

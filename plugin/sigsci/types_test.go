@@ -46,7 +46,7 @@ func TestConfigAndClientFormatNeverPrintTheToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	values := []any{cfg, &cfg, c, []*Client{c}, map[string]Config{"a": cfg}}
+	values := []any{cfg, &cfg, c, *c, []*Client{c}, map[string]Config{"a": cfg}}
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
 		for _, v := range values {
 			if out := fmt.Sprintf(verb, v); strings.Contains(out, token) {
@@ -54,7 +54,7 @@ func TestConfigAndClientFormatNeverPrintTheToken(t *testing.T) {
 			}
 		}
 	}
-	for _, v := range values[:3] {
+	for _, v := range values[:4] {
 		if out := fmt.Sprintf("%v", v); !strings.Contains(out, "ops@example.test") {
 			t.Errorf("%%v of %T lost the email: %s", v, out)
 		}
