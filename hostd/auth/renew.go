@@ -10,7 +10,6 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/sigsci-keys/sigsci-keys/hostd/event"
-
 	"github.com/sigsci-keys/sigsci-keys/hostd/internal/vaulterr"
 )
 

@@ -44,7 +44,7 @@ func (w *VaultWriter) Write(ctx context.Context, path string, data map[string]an
 	}
 	c.SetToken(token)
 	if _, err := c.Logical().WriteWithContext(ctx, path, data); err != nil {
-		return vaulterr.Error(err)
+		return vaulterr.Wrap(err)
 	}
 	return nil
 }

@@ -222,7 +222,7 @@ func (p *Proxy) checkRejectedToken(resp *http.Response) error {
 		return err
 	}
 	rejecter, ok := p.opts.Tokens.(TokenRejecter)
-	if ok && bytes.Contains(body, []byte(vaulterr.InvalidToken)) {
+	if ok && bytes.Contains(body, []byte(vaulterr.InvalidTokenMessage)) {
 		p.opts.Logger.Warn("vault rejected the token as invalid", "path", resp.Request.URL.Path)
 		rejecter.TokenRejected(resp.Request.Header.Get("X-Vault-Token"))
 	}

@@ -15,32 +15,50 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
-// InvalidToken is the phrase of Vault's 403 for a token it does not know
-// (revoked, expired, or never issued).
-const InvalidToken = "invalid token"
+// InvalidTokenMessage is the message of Vault's 403 for a token it does
+// not know (revoked, expired, or never issued).
+const InvalidTokenMessage = "invalid token"
 
 // Describe turns an error of Vault's client into one line: the HTTP status
 // and Vault's messages, without the bullets and line breaks of its
-// multi-error form; any other error is its own text.
+// multi-error form, and with whatever the callers wrapped around the answer
+// ("token lookup: ..."). Any other error is its own text, on one line; a
+// nil error is "".
 func Describe(err error) string {
+	if err == nil {
+		return ""
+	}
 	var re *api.ResponseError
 	if !errors.As(err, &re) {
-		return err.Error()
+		return oneLine(err.Error())
 	}
 	msgs := make([]string, 0, len(re.Errors))
 	for _, e := range re.Errors {
-		if m := strings.Join(strings.Fields(strings.ReplaceAll(e, "*", "")), " "); m != "" {
+		if m := oneLine(strings.ReplaceAll(e, "*", "")); m != "" {
 			msgs = append(msgs, m)
 		}
 	}
 	if len(msgs) == 0 {
 		msgs = append(msgs, "no reason given")
 	}
-	return fmt.Sprintf("vault answered %d: %s", re.StatusCode, strings.Join(msgs, "; "))
+	answer := fmt.Sprintf("vault answered %d: %s", re.StatusCode, strings.Join(msgs, "; "))
+	before, after, wrapped := strings.Cut(err.Error(), re.Error())
+	if !wrapped {
+		return answer
+	}
+	return oneLine(before + answer + after)
 }
 
-// Error is err with Describe's text; errors.Is and errors.As still see err.
-func Error(err error) error { return described{err} }
+func oneLine(text string) string { return strings.Join(strings.Fields(text), " ") }
+
+// Wrap is err with Describe's text; errors.Is and errors.As still see err.
+// A nil err stays nil.
+func Wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	return described{err}
+}
 
 type described struct{ err error }
 
@@ -55,7 +73,7 @@ func IsInvalidToken(err error) bool {
 		return false
 	}
 	for _, e := range re.Errors {
-		if strings.Contains(e, InvalidToken) {
+		if strings.Contains(e, InvalidTokenMessage) {
 			return true
 		}
 	}

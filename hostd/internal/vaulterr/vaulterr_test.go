@@ -2,6 +2,7 @@ package vaulterr
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/hashicorp/vault/api"
@@ -19,10 +20,14 @@ func TestDescribe(t *testing.T) {
 			"vault answered 400: missing role_id; bad input"},
 		{"no message", &api.ResponseError{StatusCode: 500}, "vault answered 500: no reason given"},
 		{"blank messages", &api.ResponseError{StatusCode: 502, Errors: []string{"", " * "}}, "vault answered 502: no reason given"},
-		{"wrapped", errors.Join(errors.New("login"), &api.ResponseError{StatusCode: 503, Errors: []string{"Vault is sealed"}}),
-			"vault answered 503: Vault is sealed"},
+		{"wrapped", fmt.Errorf("token lookup: %w", &api.ResponseError{StatusCode: 503, Errors: []string{"Vault is sealed"}}),
+			"token lookup: vault answered 503: Vault is sealed"},
+		{"wrapped twice, with a suffix", fmt.Errorf("login: %w (gave up)", fmt.Errorf("token lookup: %w", &api.ResponseError{StatusCode: 403, Errors: []string{"permission denied"}})),
+			"login: token lookup: vault answered 403: permission denied (gave up)"},
 		{"not Vault's answer", errors.New("dial tcp 127.0.0.1:8200: connect: connection refused"),
 			"dial tcp 127.0.0.1:8200: connect: connection refused"},
+		{"not Vault's answer, over lines", errors.New("read secret_id_file:\n\tpermission denied"), "read secret_id_file: permission denied"},
+		{"no error", nil, ""},
 	} {
 		if got := Describe(tc.err); got != tc.want {
 			t.Errorf("%s: Describe = %q, want %q", tc.name, got, tc.want)
@@ -47,11 +52,14 @@ func TestIsInvalidToken(t *testing.T) {
 	}
 }
 
-func TestErrorKeepsWhatItWraps(t *testing.T) {
+func TestWrapKeepsWhatItWraps(t *testing.T) {
 	answer := &api.ResponseError{StatusCode: 403, Errors: []string{"1 error occurred:\n\t* permission denied\n\n"}}
-	err := Error(answer)
+	err := Wrap(answer)
 	var re *api.ResponseError
 	if err.Error() != "vault answered 403: 1 error occurred: permission denied" || !errors.As(err, &re) || re != answer {
-		t.Fatalf("Error = %q (As %v)", err, re)
+		t.Fatalf("Wrap = %q (As %v)", err, re)
+	}
+	if Wrap(nil) != nil {
+		t.Fatal("Wrap(nil) is not nil")
 	}
 }
