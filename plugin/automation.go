@@ -241,7 +241,7 @@ func (b *backend) tidyFleet(ctx context.Context, s logical.Storage, now time.Tim
 			return nil
 		}
 		if err := s.Delete(ctx, fleetKey(role, site, host)); err != nil {
-			return fmt.Errorf("forgetting %s: %w", reportWhat(host), err)
+			return fmt.Errorf("forgetting %s: %w", reportWhat(role, site, host), err)
 		}
 		forgotten++
 		return nil

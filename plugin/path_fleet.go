@@ -265,7 +265,7 @@ func (b *backend) pathFleetHostWrite(ctx context.Context, req *logical.Request, 
 		return nil, err
 	}
 	report.ReportedAt = b.now().UTC()
-	if err := putJSON(ctx, req.Storage, fleetKey(roleName, site, host), reportWhat(host), report); err != nil {
+	if err := putJSON(ctx, req.Storage, fleetKey(roleName, site, host), reportWhat(roleName, site, host), report); err != nil {
 		return nil, err
 	}
 	return &logical.Response{Data: map[string]interface{}{

@@ -335,8 +335,8 @@ func TestFleetTidyThatStorageStopsSaysWhere(t *testing.T) {
 		{"list", "fleet/", "listing the roles with host reports: storage unavailable"},
 		{"list", "fleet/vault-user/", `listing the sites of role "vault-user" with host reports: storage unavailable`},
 		{"list", "fleet/vault-user/www/", `listing the hosts of site "www" of role "vault-user": storage unavailable`},
-		{"get", "fleet/vault-user/www/web-old", `reading the report of host "web-old": storage unavailable`},
-		{"delete", "fleet/vault-user/www/web-old", `forgetting the report of host "web-old": storage unavailable`},
+		{"get", "fleet/vault-user/www/web-old", `reading the report of host "web-old" of site "www" of role "vault-user": storage unavailable`},
+		{"delete", "fleet/vault-user/www/web-old", `forgetting the report of host "web-old" of site "www" of role "vault-user": storage unavailable`},
 	} {
 		t.Run(tc.op+" "+tc.key, func(t *testing.T) {
 			e, primary := fleetEnv(t)

@@ -50,12 +50,13 @@ func fleetKey(role, site, host string) string {
 }
 
 func (b *backend) loadReport(ctx context.Context, s logical.Storage, role, site, host string) (*hostReport, error) {
-	return getJSON[hostReport](ctx, s, fleetKey(role, site, host), reportWhat(host))
+	return getJSON[hostReport](ctx, s, fleetKey(role, site, host), reportWhat(role, site, host))
 }
 
-// reportWhat names a host's report in a storage error.
-func reportWhat(host string) string {
-	return fmt.Sprintf("the report of host %q", host)
+// reportWhat names a host's report in a storage error: the tidy walks the
+// reports of every role and site, and host names repeat across sites.
+func reportWhat(role, site, host string) string {
+	return fmt.Sprintf("the report of host %q of site %q of role %q", host, site, role)
 }
 
 // reportingHosts lists the hosts with a report for the site, sorted.
@@ -121,7 +122,7 @@ func walkSiteReports(ctx context.Context, s logical.Storage, role, site string, 
 		}
 		entry, err := s.Get(ctx, fleetKey(role, site, host))
 		if err != nil {
-			return fmt.Errorf("reading %s: %w", reportWhat(host), err)
+			return fmt.Errorf("reading %s: %w", reportWhat(role, site, host), err)
 		}
 		var r hostReport
 		if entry == nil || entry.DecodeJSON(&r) != nil {
