@@ -265,7 +265,7 @@ func TestSecretChangeReachesTheFileWithinTheRefreshInterval(t *testing.T) {
 	b := c.next(t, 5*time.Second)
 	if len(b) != 1 || b[0].Unit != "sigsci-agent.service" || b[0].Destination != tmpl.Destination ||
 		b[0].Previous == nil || string(b[0].Previous.Content()) != "access_key = \"key-v1\"\n" {
-		t.Fatalf("batch %+v, want the change of %s with the previous content", b, tmpl.Destination)
+		t.Fatalf("batch %+v (previous contents %q), want the change of %s with the previous content", b, previousContents(b), tmpl.Destination)
 	}
 	if r.Starts() != 1 {
 		t.Fatalf("%d runner starts, want 1", r.Starts())
@@ -415,7 +415,7 @@ func TestUnitIsReportedOnlyAfterAllItsTemplatesRendered(t *testing.T) {
 		t.Fatalf("batch %+v, want both files of sigsci-agent.service together", b)
 	}
 	if b[0].Previous == nil || string(b[0].Previous.Content()) != installed || b[1].Previous != nil {
-		t.Fatalf("previous contents %+v, %+v: want %q for the first file and none for the new second", b[0].Previous, b[1].Previous, installed)
+		t.Fatalf("previous contents %q: want %q for the first file and none for the new second", previousContents(b), installed)
 	}
 }
 
@@ -728,4 +728,18 @@ func TestRefreshReadsSecretsAgainAtOnce(t *testing.T) {
 	if strings.Contains(s.logs.String(), "restarting consul-template runner after backoff") {
 		t.Fatalf("a refresh was treated as a runner failure:\n%s", s.logs.String())
 	}
+}
+
+// previousContents lists what each change's file held before it ("<none>"
+// without a previous file), for a failure message: a Snapshot formats as
+// its size and mode alone.
+func previousContents(batch []Change) []string {
+	out := make([]string, len(batch))
+	for i, c := range batch {
+		out[i] = "<none>"
+		if c.Previous != nil {
+			out[i] = string(c.Previous.Content())
+		}
+	}
+	return out
 }

@@ -62,7 +62,8 @@ type Snapshot struct {
 
 // Format prints the snapshot's size, mode and owner, for every fmt verb:
 // never its content, which holds whatever the template rendered (the
-// agent's secret key).
+// agent's secret key). Its receiver is a value, unlike the other methods',
+// so that a Snapshot copied into a value formats the same way.
 func (s Snapshot) Format(f fmt.State, _ rune) {
 	fmt.Fprintf(f, "write.Snapshot{%d bytes, mode %#o, uid %d, gid %d}", len(s.content), uint32(s.meta.mode), s.meta.uid, s.meta.gid)
 }
