@@ -386,25 +386,35 @@ func TestCertLoginWithTheClientsCertificate(t *testing.T) {
 }
 
 // An Authenticator formatted into a log line or an error by mistake shows
-// its method, never the token, the secret-id or the wrapping token it holds.
+// its method, never the token, the secret-id or the wrapping token it holds
+// (a plain secret-id, then a wrapped one).
 func TestFormattedAuthenticatorShowsNoCredential(t *testing.T) {
-	h := newAppRoleHarness(t, nil)
-	secretID, err := os.ReadFile(filepath.Join(h.dir, "secret-id"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := h.start(t, h.options(MethodAppRole))
-	waitReady(t, a, 10*time.Second)
-	token := h.seeToken(t)
-	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
-		for _, v := range []any{a, []*Authenticator{a}} {
-			out := fmt.Sprintf(verb, v)
-			if strings.Contains(out, token) || strings.Contains(out, strings.TrimSpace(string(secretID))) {
-				t.Errorf("%s of %T shows a credential", verb, v)
+	for _, wrapped := range []bool{false, true} {
+		t.Run(fmt.Sprintf("wrapped=%t", wrapped), func(t *testing.T) {
+			h := newAppRoleHarness(t, nil)
+			opts := h.options(MethodAppRole)
+			if wrapped {
+				h.writeFile(t, "secret-id", wrappedSecretID(t, h.vault))
+				opts.SecretIDResponseWrappingPath = wrappingPath
 			}
-		}
-	}
-	if out := fmt.Sprintf("%v", a); !strings.Contains(out, MethodAppRole) {
-		t.Errorf("%%v = %q, want the method", out)
+			credential, err := os.ReadFile(opts.SecretIDFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := h.start(t, opts)
+			waitReady(t, a, 10*time.Second)
+			token := h.seeToken(t)
+			for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
+				for _, v := range []any{a, []*Authenticator{a}} {
+					out := fmt.Sprintf(verb, v)
+					if strings.Contains(out, token) || strings.Contains(out, strings.TrimSpace(string(credential))) {
+						t.Errorf("%s of %T shows a credential", verb, v)
+					}
+				}
+			}
+			if out := fmt.Sprintf("%v", a); !strings.Contains(out, MethodAppRole) {
+				t.Errorf("%%v = %q, want the method", out)
+			}
+		})
 	}
 }
