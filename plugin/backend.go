@@ -1,15 +1,15 @@
 // Package plugin is the Vault secrets engine for Signal Sciences agent keys.
 //
 // It owns the mount's paths (config, role, creds, rotate, fleet), the mount's
-// storage layout, per-site locking, the write-ahead log that makes rotation
-// and retirement crash-safe, the hosts' reports that guard retirement, and
-// the background work: scheduled rotation, auto_retire and the fleet tidy
+// storage layout, per-site locking, the write-ahead log that makes rotation and
+// retirement crash-safe, the hosts' reports that guard retirement, and the
+// background work: scheduled rotation, auto_retire and the fleet tidy
 // (automation.go), and the copy of all sites a role sees (copy_job.go). It
 // paces its API calls per role (pacing.go, pacing_transport.go). It talks to
 // the Signal Sciences API only through the keysAPI interface (client.go),
-// beneath which the pacing transport counts each answer, and must not know
-// the API's JSON shapes or wording, which belong to package sigsci. It keeps no package-level mutable state: every
-// mount gets its own backend.
+// beneath which the pacing transport counts each answer, and must not know the
+// API's JSON shapes or wording, which belong to package sigsci. It keeps no
+// package-level mutable state: every mount gets its own backend.
 package plugin
 
 import (

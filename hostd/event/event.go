@@ -2,13 +2,14 @@
 //
 // Data flows down the chain auth → vaultproxy → render → write →
 // rollout/restart → report: each stage passes its result to the next as plain
-// values (render's changed files to rollout) and publishes what happened as
-// one of the values below, which the report side (the fleet report to Vault,
-// metrics, status) consumes. A stage may import the types and pure functions
-// of one above it (render uses vaultproxy's address and its creds path
-// parser; rollout uses write's Snapshot and reads a backup back with
-// write.ReadSnapshot), but it never calls into a running stage above it. Five calls run back up the chain, each
-// wired by hostd/daemon through a function value or a small interface:
+// values (render's changed files to rollout) and publishes what happened as one
+// of the values below, which the report side (the fleet report to Vault,
+// metrics, status) consumes. A stage may import the types and pure functions of
+// one above it (render uses vaultproxy's address and its creds path parser;
+// rollout uses write's Snapshot and reads a backup back with
+// write.ReadSnapshot), but it never calls into a running stage above it. Five
+// calls run back up the chain, each wired by hostd/daemon through a function
+// value or a small interface:
 //
 //   - vaultproxy tells auth that Vault rejected the token (TokenRejected), so
 //     that auth logs in again at once;

@@ -1,15 +1,16 @@
 // Package metrics turns hostd's events into Prometheus metrics and serves
 // them.
 //
-// It owns a private registry (never the global one) with every hostd_
-// metric, declared here with its help text, and the HTTP handler exposing
-// it. It only consumes events: it never calls back into auth, render or
-// rollout. Error texts are never used as label values, so nothing an error
-// says (let alone a secret) reaches the exposition; labels are the auth
-// method, HTTP status codes, template destinations, unit names, outcomes
-// from a fixed set (result) and hostd's own version, all few per host. When a reload removes a template or a unit, its series are
-// deleted. The fleet report's metrics (fleet.go) also label sites and access
-// key ids: identifiers, one or two key ids per site at a time.
+// It owns a private registry (never the global one) with every hostd_ metric,
+// declared here with its help text, and the HTTP handler exposing it. It only
+// consumes events: it never calls back into auth, render or rollout. Error
+// texts are never used as label values, so nothing an error says (let alone a
+// secret) reaches the exposition; labels are the auth method, HTTP status
+// codes, template destinations, unit names, outcomes from a fixed set (result)
+// and hostd's own version, all few per host. When a reload removes a template
+// or a unit, its series are deleted. The fleet report's metrics (fleet.go) also
+// label sites and access key ids: identifiers, one or two key ids per site at a
+// time.
 package metrics
 
 import (
