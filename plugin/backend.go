@@ -169,6 +169,7 @@ type backend struct {
 	recovered chan struct{} // closed when start-up recovery has finished
 }
 
+// String names the backend, and nothing it holds.
 func (b *backend) String() string { return "plugin.backend" }
 
 // Format keeps the cached roles and clients out of every fmt verb (see

@@ -55,6 +55,7 @@ type cachedClient struct {
 	ceiling   int // copy_max_concurrency when it was built
 }
 
+// String names the client's corp and ceiling; never the role's token.
 func (c cachedClient) String() string {
 	return fmt.Sprintf("plugin.cachedClient{corp=%s ceiling=%d}", c.role.Corp, c.ceiling)
 }

@@ -18,6 +18,7 @@ type entryMemo struct {
 	cfg   *mountConfig
 }
 
+// String names the memo, and nothing it holds.
 func (m *entryMemo) String() string { return "plugin.entryMemo" }
 
 // Format keeps the remembered roles out of every fmt verb (see

@@ -318,7 +318,7 @@ func (b *backend) pathFleetHostDelete(ctx context.Context, req *logical.Request,
 	// No role or stored keys needed: the report of a host of a site (or
 	// role) that is gone must still be removable.
 	if err := req.Storage.Delete(ctx, fleetKey(roleName, site, host)); err != nil {
-		return nil, fmt.Errorf("deleting the report of host %q: %w", host, err)
+		return nil, fmt.Errorf("deleting %s: %w", reportWhat(roleName, site, host), err)
 	}
 	return nil, nil
 }

@@ -404,11 +404,19 @@ func TestFormattedAuthenticatorShowsNoCredential(t *testing.T) {
 			a := h.start(t, opts)
 			waitReady(t, a, 10*time.Second)
 			token := h.seeToken(t)
+			a.secretIDMu.Lock()
+			secretID := a.lastSecretID // the unwrapped one, when wrapped
+			a.secretIDMu.Unlock()
+			if secretID == "" {
+				t.Fatal("no secret-id kept after the login")
+			}
 			for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
 				for _, v := range []any{a, []*Authenticator{a}} {
 					out := fmt.Sprintf(verb, v)
-					if strings.Contains(out, token) || strings.Contains(out, strings.TrimSpace(string(credential))) {
-						t.Errorf("%s of %T shows a credential", verb, v)
+					for _, held := range []string{token, strings.TrimSpace(string(credential)), secretID} {
+						if strings.Contains(out, held) {
+							t.Errorf("%s of %T shows a credential", verb, v)
+						}
 					}
 				}
 			}

@@ -112,7 +112,8 @@ type Client struct {
 }
 
 // Format prints where the Client talks to and as whom, for every fmt verb;
-// never its token.
+// never its token. Its receiver is a value, unlike the other methods', so
+// that a copied Client formats the same way.
 func (c Client) Format(f fmt.State, _ rune) {
 	fmt.Fprintf(f, "sigsci.Client{base_url=%s email=%s}", c.baseURL, c.email)
 }

@@ -19,19 +19,44 @@ import (
 // not know (revoked, expired, or never issued).
 const InvalidTokenMessage = "invalid token"
 
-// Describe turns an error of Vault's client into one line: the HTTP status
-// and Vault's messages, without the bullets and line breaks of its
-// multi-error form, and with whatever the callers wrapped around the answer
-// ("token lookup: ..."). Any other error is its own text, on one line; a
-// nil error is "".
+// Describe turns an error of Vault's client into one line: each Vault
+// answer in err's tree becomes its HTTP status and Vault's messages, without
+// the request's URL and the bullets and line breaks of Vault's multi-error
+// form; what callers wrapped around an answer ("token lookup: ...") stays.
+// Any other error is its own text, on one line; a nil error is "".
 func Describe(err error) string {
 	if err == nil {
 		return ""
 	}
-	var re *api.ResponseError
-	if !errors.As(err, &re) {
-		return oneLine(err.Error())
+	text := err.Error()
+	for _, re := range answers(err) {
+		text = strings.Replace(text, re.Error(), answerLine(re), 1)
 	}
+	return oneLine(text)
+}
+
+// answers lists the Vault answers in err's tree, in the order errors.As
+// visits it.
+func answers(err error) []*api.ResponseError {
+	if re, ok := err.(*api.ResponseError); ok {
+		return []*api.ResponseError{re}
+	}
+	var out []*api.ResponseError
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		if inner := u.Unwrap(); inner != nil {
+			out = answers(inner)
+		}
+	case interface{ Unwrap() []error }:
+		for _, inner := range u.Unwrap() {
+			out = append(out, answers(inner)...)
+		}
+	}
+	return out
+}
+
+// answerLine is one Vault answer as "vault answered <status>: <messages>".
+func answerLine(re *api.ResponseError) string {
 	msgs := make([]string, 0, len(re.Errors))
 	for _, e := range re.Errors {
 		if m := oneLine(strings.ReplaceAll(e, "*", "")); m != "" {
@@ -41,14 +66,11 @@ func Describe(err error) string {
 	if len(msgs) == 0 {
 		msgs = append(msgs, "no reason given")
 	}
-	answer := fmt.Sprintf("vault answered %d: %s", re.StatusCode, strings.Join(msgs, "; "))
-	before, after, wrapped := strings.Cut(err.Error(), re.Error())
-	if !wrapped {
-		return answer
-	}
-	return oneLine(before + answer + after)
+	return fmt.Sprintf("vault answered %d: %s", re.StatusCode, strings.Join(msgs, "; "))
 }
 
+// oneLine folds text's line breaks, tabs and runs of spaces into single
+// spaces.
 func oneLine(text string) string { return strings.Join(strings.Fields(text), " ") }
 
 // Wrap is err with Describe's text; errors.Is and errors.As still see err.
