@@ -77,11 +77,6 @@ type Config struct {
 	Logger Logger
 }
 
-// Format prints the Config with its token redacted, for every fmt verb.
-func (cfg Config) Format(f fmt.State, _ rune) {
-	fmt.Fprintf(f, "sigsci.Config{BaseURL:%s Email:%s Token:%s}", cfg.BaseURL, cfg.Email, redact(cfg.Token))
-}
-
 // Logger is where the client reports answers of an unexpected shape, with
 // key/value pairs; an hclog.Logger is one.
 type Logger interface {
@@ -109,13 +104,6 @@ type Client struct {
 	// now and sleep are replaced in tests so that waits are observed, not slept.
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
-}
-
-// Format prints where the Client talks to and as whom, for every fmt verb;
-// never its token. Its receiver is a value, unlike the other methods', so
-// that a copied Client formats the same way.
-func (c Client) Format(f fmt.State, _ rune) {
-	fmt.Fprintf(f, "sigsci.Client{base_url=%s email=%s}", c.baseURL, c.email)
 }
 
 // New validates cfg and returns a Client.
