@@ -8,6 +8,8 @@ import (
 
 	ctconfig "github.com/hashicorp/consul-template/config"
 	"github.com/hashicorp/consul-template/manager"
+
+	"github.com/sigsci-keys/sigsci-keys/hostd/internal/vaulterr"
 )
 
 // Outcome is what Once did with one template.
@@ -76,7 +78,7 @@ func (r *Renderer) Once(ctx context.Context) ([]Outcome, error) {
 // prefixes it with the dependency, "vault.read(kv/agent): ...") and logs a
 // new one: until ctx ends, it is only retried.
 func (r *Renderer) recordVaultError(errs map[string]string, err error) {
-	msg := strings.Join(strings.Fields(err.Error()), " ")
+	msg := vaulterr.Describe(err)
 	dependency, _, _ := strings.Cut(msg, ": ")
 	if errs[dependency] != msg {
 		r.opts.Logger.Warn("reading from Vault failed; retrying", "err", redact(msg, ""))

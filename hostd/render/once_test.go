@@ -135,10 +135,13 @@ func TestOnceNamesTheVaultErrorOfASecretItCannotRead(t *testing.T) {
 		t.Errorf("the readable template was not written: %+v", outcomes[0])
 	}
 	msg := outcomes[1].Err
-	for _, want := range []string{"vault.read(forbidden/agent)", "403", "permission denied"} {
+	for _, want := range []string{"vault.read(forbidden/agent)", "vault answered 403: 1 error occurred: permission denied"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("outcome %q lacks %q", msg, want)
 		}
+	}
+	if strings.Contains(msg, "URL:") || strings.ContainsAny(msg, "\n\t*") {
+		t.Errorf("outcome %q is not one line of what Vault answered", msg)
 	}
 	if !strings.Contains(err.Error(), "template "+denied.Destination+": not rendered") {
 		t.Errorf("error %v does not name the denied template", err)
