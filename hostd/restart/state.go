@@ -20,8 +20,8 @@ type State struct {
 	Result string
 }
 
-// The LoadState, ActiveState and SubState values hostd tells apart, as systemd spells
-// them, and the suffix of a service unit's name.
+// The LoadState, ActiveState and SubState values hostd tells apart, as
+// systemd spells them, and the suffix of a service unit's name.
 const (
 	notFoundLoadState = "not-found"
 	activeState       = "active"
